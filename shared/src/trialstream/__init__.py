@@ -1,0 +1,1 @@
+"""trialstream shared library: contracts and plumbing every service imports."""

@@ -1,0 +1,240 @@
+"""Our at-least-once batch consumer path: decode per record, retry, dead-letter, then commit.
+
+FastStream gives us batches and manual commits; the policy is ours:
+- a record that does not decode into the contract goes to the dead-letter topic
+  with the validation errors, and the rest of the batch is processed;
+- a transient failure (database or broker unreachable) retries the whole batch
+  with backoff, for as long as it takes: nothing is skipped or dead-lettered
+  because PostgreSQL restarted;
+- any other failure retries a few times, then the batch is split and each event
+  retried alone, so only the poison ones are dead-lettered;
+- offsets are committed only after the handler's transaction and the dead
+  letters were acknowledged. Commits can still fail (and are then re-read), so
+  every handler must be idempotent on event_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
+
+from trialstream.events.deadletter import DeadLetter
+from trialstream.events.topics import Topic
+from trialstream.publishing import publish_events
+
+log = structlog.get_logger(__name__)
+
+E = TypeVar("E", bound=BaseModel)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+MESSAGES = Counter("trialstream_messages_total", "Records consumed", ["group", "outcome"])
+BATCH_SECONDS = Histogram(
+    "trialstream_batch_seconds",
+    "Time to process one consumed batch, commit included",
+    ["group"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts_before_split: int = 3
+    first_backoff_seconds: float = 0.2
+    max_backoff_seconds: float = 10.0
+
+    def backoff(self, attempt: int) -> float:
+        return float(min(self.first_backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds))
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A compact, field-level sentence: 'value: Input should be a valid number; ...'."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(record)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def dead_letter_for(record: ConsumerRecord[Any, Any], group: str, exc: BaseException) -> DeadLetter:
+    raw: bytes = record.value or b""
+    try:
+        payload, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(raw).decode("ascii"), "base64"
+    reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+    return DeadLetter(
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        consumer_group=group,
+        key=record.key.decode("utf-8", "replace") if record.key else None,
+        payload=payload,
+        payload_encoding=encoding,  # type: ignore[arg-type]
+        error_type=type(exc).__name__,
+        reason=reason or type(exc).__name__,
+    )
+
+
+Handle = Callable[[Sequence[E]], Awaitable[None]]
+SendDeadLetters = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+
+
+class BatchConsumer(Generic[E]):
+    """Runs one consumed batch through `handle` with the policy described above."""
+
+    def __init__(
+        self,
+        *,
+        model: type[E],
+        group: str,
+        handle: Handle[E],
+        send_dead_letters: SendDeadLetters,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self.model = model
+        self.group = group
+        self._handle = handle
+        self._send_dead_letters = send_dead_letters
+        self._retry = retry
+
+    def decode(
+        self, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> tuple[list[tuple[ConsumerRecord[Any, Any], E]], list[DeadLetter]]:
+        good: list[tuple[ConsumerRecord[Any, Any], E]] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            try:
+                if not record.value:
+                    raise ValueError("empty record value (no event payload)")
+                good.append((record, self.model.model_validate_json(record.value)))
+            except (ValidationError, ValueError) as exc:
+                dead.append(dead_letter_for(record, self.group, exc))
+        return good, dead
+
+    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        good, dead = self.decode(records)
+        if good:
+            dead.extend(await self._handle_with_retry(good))
+        if dead:
+            await self._send_dead_letters(dead)
+            for letter in dead:
+                log.warning(
+                    "dead-lettered record",
+                    group=self.group,
+                    topic=letter.source_topic,
+                    partition=letter.partition,
+                    offset=letter.offset,
+                    error_type=letter.error_type,
+                    reason=letter.reason[:500],
+                )
+        MESSAGES.labels(self.group, "processed").inc(len(good))
+        MESSAGES.labels(self.group, "dead-lettered").inc(len(dead))
+
+    async def _handle_with_retry(
+        self, items: list[tuple[ConsumerRecord[Any, Any], E]]
+    ) -> list[DeadLetter]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._handle([event for _, event in items])
+                return []
+            except TRANSIENT_ERRORS as exc:
+                # Infrastructure is down: wait for it, never dead-letter because of it.
+                log.warning("transient failure, retrying batch", group=self.group, error=repr(exc))
+                await asyncio.sleep(self._retry.backoff(min(attempt, 8)))
+            except Exception as exc:
+                if attempt < self._retry.attempts_before_split:
+                    log.warning("batch failed, retrying", group=self.group, error=repr(exc))
+                    await asyncio.sleep(self._retry.backoff(attempt))
+                    continue
+                if len(items) == 1:
+                    return [dead_letter_for(items[0][0], self.group, exc)]
+                log.warning(
+                    "batch keeps failing, isolating records", group=self.group, error=repr(exc)
+                )
+                return await self._isolate(items)
+
+    async def _isolate(self, items: list[tuple[ConsumerRecord[Any, Any], E]]) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        for item in items:
+            dead.extend(await self._handle_with_retry([item]))
+        return dead
+
+
+async def _raw_decoder(msg: Any) -> Any:
+    # Decoding is per record in BatchConsumer, so one bad record cannot fail the batch.
+    return msg.body
+
+
+def dead_letter_sender(broker: KafkaBroker) -> SendDeadLetters:
+    async def send(letters: Sequence[DeadLetter]) -> None:
+        await publish_events(
+            broker, Topic.DEAD_LETTER, [(letter.key, letter) for letter in letters]
+        )
+
+    return send
+
+
+def subscribe_batches(
+    broker: KafkaBroker,
+    topic: Topic,
+    consumer: BatchConsumer[Any],
+    *,
+    max_records: int = 5000,
+    batch_timeout_ms: int = 50,
+) -> BatchSubscriber:
+    """Register `consumer` on `topic`: earliest offsets for a new group, manual commits
+    after processing, and a rewind of every partition in the batch if processing is
+    interrupted (shutdown, rebalance), so the batch is read again rather than skipped."""
+
+    subscriber = broker.subscriber(
+        str(topic),
+        group_id=consumer.group,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_decoder,
+        max_poll_interval_ms=600_000,
+    )
+
+    async def on_batch(body: Any, message: KafkaMessage) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await consumer.process(message.raw_message)  # type: ignore[arg-type]
+        except BaseException:
+            await message.nack()
+            raise
+        await message.ack()
+        BATCH_SECONDS.labels(consumer.group).observe(loop.time() - started)
+
+    subscriber(on_batch)
+    return subscriber  # type: ignore[return-value]

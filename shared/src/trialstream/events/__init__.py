@@ -1,0 +1,23 @@
+"""Event contracts, one module per producing domain. Consumers read them tolerantly."""
+
+from trialstream.events.alerts import AlertAcknowledged, AlertKind, AlertRaised, Severity
+from trialstream.events.base import Event, ParticipantId
+from trialstream.events.deadletter import DeadLetter
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.readings import UNITS, Metric, ReadingReceived
+from trialstream.events.topics import Topic
+
+__all__ = [
+    "UNITS",
+    "AlertAcknowledged",
+    "AlertKind",
+    "AlertRaised",
+    "DeadLetter",
+    "Event",
+    "Metric",
+    "ParticipantEnrolled",
+    "ParticipantId",
+    "ReadingReceived",
+    "Severity",
+    "Topic",
+]

@@ -1,0 +1,54 @@
+"""Alerts raised by scoring, and what staff did with them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field
+
+from trialstream.events.base import Event, ParticipantId
+from trialstream.events.readings import Metric
+
+
+class Severity(StrEnum):
+    """NEWS2-style bands: low wants review, medium a prompt call, high urgent action."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class AlertKind(StrEnum):
+    CLINICAL = "clinical"
+    DEVICE_QUALITY = "device-quality"
+
+
+class AlertRaised(Event):
+    """An explainable alert. The event_id is derived from the episode, so a re-scored
+    batch produces the same id and consumers dedupe it."""
+
+    schema_version: Literal[1] = 1
+    participant_id: ParticipantId
+    kind: AlertKind = AlertKind.CLINICAL
+    metric: Metric
+    severity: Severity
+    rule: str = Field(description="Rule or model that fired, e.g. 'clinical-limit/heart-rate-high'")
+    detected_at: AwareDatetime = Field(description="measured_at of the reading that triggered it")
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    observed: list[float] = Field(description="The values in the window that fired")
+    threshold: float | None = None
+    baseline: float | None = None
+    model_version: str
+    explanation: str
+
+
+class AlertAcknowledged(Event):
+    schema_version: Literal[1] = 1
+    alert_id: UUID
+    participant_id: ParticipantId
+    site_id: str
+    staff_id: str
+    note: str | None = None

@@ -1,0 +1,15 @@
+"""Topic names: the only place they are spelled. A breaking contract change gets a new version."""
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    READINGS = "trialstream.readings.v1"
+    ALERTS = "trialstream.alerts.v1"
+    ALERT_ACKNOWLEDGEMENTS = "trialstream.alert-acknowledgements.v1"
+    PARTICIPANTS = "trialstream.participants.v1"
+    DEAD_LETTER = "trialstream.dead-letter.v1"
+
+
+# Topics whose latest value per key is the state (participant -> site): compacted.
+COMPACTED: frozenset[Topic] = frozenset({Topic.PARTICIPANTS})

@@ -1,0 +1,63 @@
+"""Broker construction in one place, so client options (acks, offsets) are never forgotten."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream.kafka import KafkaBroker
+
+from trialstream.events.topics import COMPACTED, Topic
+
+log = structlog.get_logger(__name__)
+
+_TOPIC_EXISTS = 36
+
+
+def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+    """acks=all: a publish returns only once every in-sync replica has the record.
+    No idempotent producer: the embedded broker lacks it, and consumers dedupe anyway."""
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        max_request_size=8 * 1024 * 1024,
+        logger=None,
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str, *, partitions: int, topics: Iterable[Topic] = tuple(Topic)
+) -> list[str]:
+    """Create missing topics (keyed topics need their partitions before the first
+    publish, or a broker may auto-create them with one). Returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="trialstream-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=str(t),
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if t in COMPACTED else {},
+            )
+            for t in topics
+            if str(t) not in existing
+        ]
+        if not wanted:
+            return []
+        response = await admin.create_topics(wanted)
+        created = []
+        for name, code, message in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != _TOPIC_EXISTS:
+                raise RuntimeError(f"could not create topic {name}: {message} (error {code})")
+        log.info("topics created", topics=created)
+        return created
+    finally:
+        await admin.close()

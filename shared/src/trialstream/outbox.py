@@ -1,0 +1,115 @@
+"""Transactional outbox: write events with the state change, relay them to Kafka after commit.
+
+The relay claims unsent rows with FOR UPDATE SKIP LOCKED inside a transaction,
+publishes them, waits for the broker's acks, then marks them sent. Polling on
+"id > last id seen" would skip rows from transactions that commit out of order;
+row locks do not. Several relays (replicas) share the work; a crash between the
+broker ack and the commit re-sends those rows, which consumers dedupe by event_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from trialstream.events.base import Event
+from trialstream.events.topics import Topic
+
+log = structlog.get_logger(__name__)
+
+_INSERT = "INSERT INTO outbox (topic, key, payload) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])"
+_CLAIM = """
+SELECT id, topic, key, payload FROM outbox
+WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+"""
+_MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+_PURGE = "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)"
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    topic: str
+    key: str | None
+    payload: bytes
+
+
+# Publishes every message and returns once the broker acknowledged all of them.
+PublishMany = Callable[[Sequence[OutboxMessage]], Awaitable[None]]
+
+
+async def enqueue(
+    conn: asyncpg.Connection, topic: Topic, events: Sequence[tuple[str | None, Event]]
+) -> None:
+    """Add (key, event) pairs to the outbox on `conn`, inside the caller's transaction."""
+    if not events:
+        return
+    await conn.execute(
+        _INSERT,
+        [str(topic)] * len(events),
+        [key for key, _ in events],
+        [event.model_dump_json().encode() for _, event in events],
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publish: PublishMany,
+        *,
+        batch_size: int = 500,
+        idle_seconds: float = 0.05,
+        keep_sent_seconds: float = 86_400,
+    ) -> None:
+        self._pool = pool
+        self._publish = publish
+        self._batch_size = batch_size
+        self._idle = idle_seconds
+        self._keep_sent = keep_sent_seconds
+
+    async def relay_once(self) -> int:
+        """Relay up to one batch; returns how many rows were sent."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_CLAIM, self._batch_size)
+            if not rows:
+                return 0
+            await self._publish(
+                [OutboxMessage(r["topic"], r["key"], bytes(r["payload"])) for r in rows]
+            )
+            await conn.execute(_MARK_SENT, [r["id"] for r in rows])
+        return len(rows)
+
+    async def purge_sent(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(_PURGE, self._keep_sent)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set; a failure is logged and retried, never dropped."""
+        failures = 0
+        loops = 0
+        while not stop.is_set():
+            try:
+                sent = await self.relay_once()
+                failures = 0
+                loops += 1
+                if loops % 20_000 == 0:
+                    await self.purge_sent()
+            except (TimeoutError, OSError, asyncpg.PostgresError, RuntimeError) as exc:
+                failures += 1
+                log.warning("outbox relay failed, will retry", error=repr(exc), attempt=failures)
+                sent = 0
+                await _sleep_or_stop(stop, min(0.1 * 2**failures, 5.0))
+                continue
+            if sent < self._batch_size:
+                await _sleep_or_stop(stop, self._idle)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,30 @@
+"""How the CLI finds services without importing them by name: entry points.
+
+Each service package declares `[project.entry-points."trialstream.services"]`
+pointing at a ServiceInfo; `trialstream up` and `migrate` iterate over them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from importlib.resources.abc import Traversable
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    name: str
+    module: str  # run as `python -m <module>`
+    schema: str  # its own PostgreSQL schema
+    migrations: Traversable
+    base_port: int  # replica i listens on base_port + i
+    env_prefix: str  # e.g. "INGEST_" for its settings
+    order: int = 50  # start order (lower first)
+
+
+def discover_services() -> list[ServiceInfo]:
+    found = [ep.load() for ep in entry_points(group="trialstream.services")]
+    for info in found:
+        if not isinstance(info, ServiceInfo):
+            raise TypeError(f"entry point for {info!r} is not a ServiceInfo")
+    return sorted(found, key=lambda s: (s.order, s.name))

@@ -1,0 +1,128 @@
+"""Per-record validation of device readings: one set of rules for ingest and for replay.
+
+A record that fails gets a RecordRejected with the field, a machine-readable code
+and a sentence; the caller keeps the rest of the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from trialstream.events.base import DeviceId, ParticipantId
+from trialstream.events.readings import UNITS, Metric, ReadingReceived
+
+# Outside these a value is not a measurement of a living participant but a device
+# or transmission fault. Wider than any alerting limit on purpose: a reading of
+# 35 breaths/min is alarming, not impossible.
+PLAUSIBLE_RANGE: dict[Metric, tuple[float, float]] = {
+    Metric.HEART_RATE: (20.0, 300.0),
+    Metric.OXYGEN_SATURATION: (50.0, 100.0),
+    Metric.BODY_TEMPERATURE: (25.0, 45.0),
+    Metric.RESPIRATORY_RATE: (2.0, 80.0),
+    Metric.STEP_COUNT: (0.0, 100_000.0),
+}
+
+FAHRENHEIT = "F"
+
+
+class ReadingUpload(BaseModel):
+    """A reading exactly as a device sends it (the contract in ARCHITECTURE.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    event_id: UUID
+    participant_id: ParticipantId
+    device_id: DeviceId
+    metric: Metric
+    value: float
+    unit: str
+    measured_at: AwareDatetime
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class RecordRejected(Exception):
+    """One record is invalid; `errors` says which fields and why."""
+
+    def __init__(self, *errors: FieldError) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def one(cls, field: str, code: str, message: str) -> RecordRejected:
+        return cls(FieldError(field, code, message))
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        return [e.as_dict() for e in self.errors]
+
+
+def _field_errors(exc: ValidationError) -> RecordRejected:
+    return RecordRejected(
+        *(
+            FieldError(".".join(str(p) for p in err["loc"]) or "(record)", err["type"], err["msg"])
+            for err in exc.errors(include_url=False)
+        )
+    )
+
+
+def parse_upload(raw: object) -> ReadingUpload:
+    """Shape check of one record (a dict from JSON). Raises RecordRejected."""
+    try:
+        return ReadingUpload.model_validate(raw)
+    except ValidationError as exc:
+        raise _field_errors(exc) from None
+
+
+def normalise(
+    upload: ReadingUpload, *, received_at: datetime, max_clock_skew: timedelta
+) -> ReadingReceived:
+    """Unit and range checks; Fahrenheit temperatures become Celsius. Raises RecordRejected."""
+    expected = UNITS[upload.metric]
+    value = upload.value
+    unit = upload.unit
+    if upload.metric is Metric.BODY_TEMPERATURE and unit == FAHRENHEIT:
+        value, unit = round((value - 32.0) * 5.0 / 9.0, 3), expected
+    if unit != expected:
+        accepted = f"'{expected}'" + (" or 'F'" if upload.metric is Metric.BODY_TEMPERATURE else "")
+        raise RecordRejected.one(
+            "unit", "wrong_unit", f"{upload.metric} must be in {accepted}, got '{upload.unit}'"
+        )
+    low, high = PLAUSIBLE_RANGE[upload.metric]
+    if not low <= value <= high:
+        raise RecordRejected.one(
+            "value",
+            "implausible_value",
+            f"{upload.metric} of {upload.value} {upload.unit} is outside the physiologically "
+            f"possible range {low:g}-{high:g} {expected}",
+        )
+    if upload.metric is Metric.STEP_COUNT and value != int(value):
+        raise RecordRejected.one("value", "not_whole_steps", "step-count must be a whole number")
+    if upload.measured_at > received_at + max_clock_skew:
+        raise RecordRejected.one(
+            "measured_at",
+            "in_future",
+            f"measured_at is {(upload.measured_at - received_at).total_seconds():.0f} s ahead of "
+            f"the server clock; at most {max_clock_skew.total_seconds():.0f} s of clock skew is allowed",
+        )
+    return ReadingReceived(
+        event_id=upload.event_id,
+        occurred_at=received_at,
+        participant_id=upload.participant_id,
+        device_id=upload.device_id,
+        metric=upload.metric,
+        value=value,
+        unit=unit,
+        measured_at=upload.measured_at,
+    )
