@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import secrets
 
-from fastapi import Header
+from collections.abc import Callable
+
+from fastapi import Depends, Header
 
 from trialstream.http import ApiError
 
@@ -35,3 +37,15 @@ def bearer_token(authorization: str | None = Header(default=None)) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "invalid_credentials", "Authorization must be 'Bearer <token>'.")
     return token.strip()
+
+
+def require_admin(admin_token: str | None) -> Callable[[str], None]:
+    """FastAPI dependency factory: the request must carry the configured admin token."""
+
+    def check(token: str = Depends(bearer_token)) -> None:
+        if admin_token is None:
+            raise ApiError(403, "admin_disabled", "No TRIALSTREAM_ADMIN_TOKEN is configured.")
+        if not tokens_match(token, admin_token):
+            raise ApiError(401, "invalid_credentials", "The admin token is not valid.")
+
+    return check

@@ -206,6 +206,7 @@ def subscribe_batches(
     topic: Topic,
     consumer: BatchConsumer[Any],
     *,
+    session_timeout_ms: int,
     max_records: int = 5000,
     batch_timeout_ms: int = 50,
 ) -> BatchSubscriber:
@@ -223,6 +224,8 @@ def subscribe_batches(
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_decoder,
         max_poll_interval_ms=600_000,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(100, session_timeout_ms // 5),
     )
 
     async def on_batch(body: Any, message: KafkaMessage) -> None:

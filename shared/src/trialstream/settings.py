@@ -30,6 +30,12 @@ class CommonSettings(BaseSettings):
     )
     log_json: bool = True
     topic_partitions: int = Field(default=6, ge=1)
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="Consumer group session timeout. Apache Kafka accepts >= 6000 by default; "
+        "the embedded broker holds a group join for about half of it, so dev and tests use less.",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("TRIALSTREAM_ADMIN_TOKEN", "ADMIN_TOKEN"),

@@ -1,0 +1,102 @@
+"""Pure upload logic: which records of a batch are accepted, and why the others are not."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from trialstream.events.readings import ReadingReceived
+from trialstream.validation import FieldError, RecordRejected, normalise, parse_upload
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """The device behind the credential, and the participant it is enrolled to."""
+
+    device_id: str
+    participant_id: str
+
+
+@dataclass
+class RecordResult:
+    index: int
+    status: Status
+    event_id: str | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "status": str(self.status),
+            "event_id": self.event_id,
+        }
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+@dataclass
+class CheckedBatch:
+    results: list[RecordResult]
+    # Valid readings with the position of their result, ready for dedupe and publish.
+    valid: list[tuple[int, ReadingReceived]]
+
+
+def _event_id_of(raw: Any) -> str | None:
+    value = raw.get("event_id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def check_batch(
+    raw_records: Sequence[Any],
+    uploader: Uploader,
+    *,
+    received_at: datetime,
+    max_clock_skew: timedelta,
+) -> CheckedBatch:
+    results: list[RecordResult] = []
+    valid: list[tuple[int, ReadingReceived]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_records):
+        try:
+            upload = parse_upload(raw)
+            if upload.participant_id != uploader.participant_id:
+                raise RecordRejected.one(
+                    "participant_id",
+                    "participant_not_enrolled_to_device",
+                    f"this device is enrolled to another participant, not '{upload.participant_id}'",
+                )
+            if upload.device_id != uploader.device_id:
+                raise RecordRejected.one(
+                    "device_id",
+                    "device_mismatch",
+                    f"the credential belongs to device '{uploader.device_id}', "
+                    f"not '{upload.device_id}'",
+                )
+            reading = normalise(upload, received_at=received_at, max_clock_skew=max_clock_skew)
+        except RecordRejected as rejected:
+            results.append(
+                RecordResult(index, Status.REJECTED, _event_id_of(raw), rejected.as_dicts())
+            )
+            continue
+        event_id = str(reading.event_id)
+        if event_id in seen:
+            results.append(RecordResult(index, Status.DUPLICATE, event_id))
+            continue
+        seen.add(event_id)
+        results.append(RecordResult(index, Status.ACCEPTED, event_id))
+        valid.append((index, reading))
+    return CheckedBatch(results, valid)
+
+
+def not_a_list_error() -> FieldError:
+    return FieldError("readings", "list_type", 'Body must be {"readings": [ ... ]}')

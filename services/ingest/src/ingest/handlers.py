@@ -1,0 +1,183 @@
+"""Thin adapters: HTTP routes and the archive subscriber, calling the use cases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from ingest import repository, service
+from ingest.domain import Uploader
+from ingest.settings import IngestSettings
+from trialstream.auth import bearer_token, hash_token, require_admin
+from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
+from trialstream.events.base import DeviceId, ParticipantId, SiteId
+from trialstream.events.readings import Metric, ReadingReceived
+from trialstream.events.topics import Topic
+from trialstream.http import ApiError
+from trialstream.publishing import publish_events
+from trialstream.runtime import Runtime
+
+ARCHIVE_GROUP = "ingest-archive"
+
+
+class EnrollParticipant(BaseModel):
+    participant_id: ParticipantId = Field(
+        description="Pseudonymous study id; never a name, email or phone"
+    )
+    site_id: SiteId
+    timezone: str = "UTC"
+
+
+class EnrollDevice(BaseModel):
+    device_id: DeviceId
+    participant_id: ParticipantId
+
+
+async def _read_json_body(request: Request, max_bytes: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, "request_too_large", f"The body is larger than {max_bytes} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise ApiError(413, "request_too_large", f"The body is larger than {max_bytes} bytes.")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(
+            422,
+            "malformed_json",
+            "The request body is not valid JSON.",
+            [{"field": "body", "message": str(exc)}],
+        ) from None
+
+
+def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
+    router = APIRouter()
+    admin = Depends(
+        require_admin(settings.admin_token.get_secret_value() if settings.admin_token else None)
+    )
+    skew = timedelta(seconds=settings.max_clock_skew_seconds)
+
+    async def publish(readings: Sequence[ReadingReceived]) -> None:
+        await publish_events(
+            runtime.broker, Topic.READINGS, [(r.participant_id, r) for r in readings]
+        )
+
+    async def uploader(token: str = Depends(bearer_token)) -> Uploader:
+        device = await repository.device_for_token(runtime.pool, hash_token(token))
+        if device is None:
+            raise ApiError(401, "invalid_credentials", "Unknown or revoked device credential.")
+        return Uploader(device.device_id, device.participant_id)
+
+    @router.post(
+        "/v1/readings",
+        tags=["devices"],
+        summary="Upload a batch of readings; each record gets its own result",
+        responses={401: {}, 413: {}, 422: {}, 503: {}},
+    )
+    async def upload(request: Request, who: Uploader = Depends(uploader)) -> JSONResponse:
+        body = await _read_json_body(request, settings.max_request_bytes)
+        records = body.get("readings") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise ApiError(
+                422,
+                "invalid_request",
+                'The body must be a JSON object {"readings": [ ... ]}.',
+                [
+                    {
+                        "field": "readings",
+                        "code": "list_type",
+                        "message": "a list of readings is required",
+                    }
+                ],
+            )
+        if len(records) > settings.max_readings_per_request:
+            raise ApiError(
+                413,
+                "too_many_readings",
+                f"{len(records)} readings in one request; at most {settings.max_readings_per_request}.",
+            )
+        try:
+            result = await service.upload_readings(
+                runtime.pool, publish, who, records, max_clock_skew=skew
+            )
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            raise ApiError(
+                503,
+                "unavailable",
+                f"Could not store the readings, retry later ({type(exc).__name__}).",
+            ) from None
+        return JSONResponse(result.as_dict())
+
+    @router.post("/v1/admin/participants", tags=["admin"], status_code=201, dependencies=[admin])
+    async def enroll_participant(body: EnrollParticipant) -> dict[str, str]:
+        try:
+            await service.enroll_participant(
+                runtime.pool,
+                repository.Participant(body.participant_id, body.site_id, body.timezone),
+            )
+        except service.AlreadyExists as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return {"participant_id": body.participant_id, "site_id": body.site_id}
+
+    @router.post("/v1/admin/devices", tags=["admin"], status_code=201, dependencies=[admin])
+    async def enroll_device(body: EnrollDevice) -> dict[str, str]:
+        try:
+            token = await service.enroll_device(runtime.pool, body.device_id, body.participant_id)
+        except service.UnknownParticipant as exc:
+            raise ApiError(404, "unknown_participant", str(exc)) from None
+        except service.AlreadyExists as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return {"device_id": body.device_id, "participant_id": body.participant_id, "token": token}
+
+    @router.post("/v1/admin/devices/{device_id}/revoke", tags=["admin"], dependencies=[admin])
+    async def revoke_device(device_id: str) -> dict[str, str]:
+        if not await repository.revoke_device(runtime.pool, device_id):
+            raise ApiError(404, "unknown_device", f"no active device '{device_id}'")
+        return {"device_id": device_id, "status": "revoked"}
+
+    @router.get("/v1/participants/{participant_id}/readings", tags=["admin"], dependencies=[admin])
+    async def list_readings(
+        participant_id: str,
+        start: Annotated[AwareDatetime, Query(alias="from")],
+        end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+        metric: Metric | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> dict[str, Any]:
+        rows = await repository.readings_for(
+            runtime.pool, participant_id, start, end or datetime.now(UTC), metric, limit
+        )
+        return {"participant_id": participant_id, "readings": [_row(r) for r in rows]}
+
+    return router
+
+
+def _row(record: Any) -> dict[str, Any]:
+    out = dict(record)
+    out["event_id"] = str(out["event_id"])
+    return out
+
+
+def subscribe_archive(runtime: Runtime) -> None:
+    async def archive(readings: Sequence[ReadingReceived]) -> None:
+        await repository.archive(runtime.pool, readings)
+
+    subscribe_batches(
+        runtime.broker,
+        Topic.READINGS,
+        BatchConsumer(
+            model=ReadingReceived,
+            group=ARCHIVE_GROUP,
+            handle=archive,
+            send_dead_letters=dead_letter_sender(runtime.broker),
+        ),
+        session_timeout_ms=runtime.settings.kafka_session_timeout_ms,
+    )

@@ -1,0 +1,38 @@
+"""Composition root: settings -> broker, routes, subscriber -> one ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ingest.handlers import build_router, subscribe_archive
+from ingest.service_info import SERVICE
+from ingest.settings import IngestSettings
+from trialstream.http import install_error_handlers, ops_router
+from trialstream.kafka import make_broker
+from trialstream.runtime import Runtime, running
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+    runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="ingest"))
+    subscribe_archive(runtime)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with running(SERVICE, runtime, relay_outbox=True):
+            yield
+
+    app = FastAPI(
+        title="trialstream ingest",
+        version="1.0",
+        description="Device uploads of wearable readings; device and participant enrolment.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(build_router(runtime, settings))
+    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.state.runtime = runtime
+    return app

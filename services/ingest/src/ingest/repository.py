@@ -1,0 +1,155 @@
+"""Ingest's SQL, behind small functions taking a connection or pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from trialstream.events.readings import ReadingReceived
+
+_DEVICE_BY_TOKEN = """
+SELECT d.device_id, d.participant_id, p.site_id
+FROM devices d JOIN participants p USING (participant_id)
+WHERE d.token_hash = $1 AND d.revoked_at IS NULL
+"""
+_INSERT_PARTICIPANT = """
+INSERT INTO participants (participant_id, site_id, timezone) VALUES ($1, $2, $3)
+ON CONFLICT (participant_id) DO NOTHING
+RETURNING participant_id
+"""
+_PARTICIPANT = (
+    "SELECT participant_id, site_id, timezone FROM participants WHERE participant_id = $1"
+)
+_INSERT_DEVICE = """
+INSERT INTO devices (device_id, participant_id, token_hash) VALUES ($1, $2, $3)
+ON CONFLICT (device_id) DO NOTHING
+RETURNING device_id
+"""
+_REVOKE_DEVICE = """
+UPDATE devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL RETURNING device_id
+"""
+_CLAIM_EVENT_IDS = """
+INSERT INTO accepted_readings (event_id, participant_id)
+SELECT * FROM unnest($1::uuid[], $2::text[])
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+_ARCHIVE_STAGE = """
+CREATE TEMP TABLE readings_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DROP
+"""
+_ARCHIVE_COLUMNS = (
+    "event_id",
+    "participant_id",
+    "device_id",
+    "metric",
+    "value",
+    "unit",
+    "measured_at",
+    "received_at",
+)
+_ARCHIVE_MERGE = f"""
+INSERT INTO readings ({", ".join(_ARCHIVE_COLUMNS)})
+SELECT {", ".join(_ARCHIVE_COLUMNS)} FROM readings_stage
+ON CONFLICT (event_id) DO NOTHING
+"""
+_READINGS_FOR = """
+SELECT event_id, participant_id, device_id, metric, value, unit, measured_at, received_at
+FROM readings
+WHERE participant_id = $1 AND measured_at >= $2 AND measured_at < $3
+  AND ($4::text IS NULL OR metric = $4)
+ORDER BY measured_at, event_id
+LIMIT $5
+"""
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    participant_id: str
+    site_id: str
+
+
+@dataclass(frozen=True)
+class Participant:
+    participant_id: str
+    site_id: str
+    timezone: str
+
+
+async def device_for_token(pool: asyncpg.Pool, token_hash: str) -> Device | None:
+    row = await pool.fetchrow(_DEVICE_BY_TOKEN, token_hash)
+    return Device(row["device_id"], row["participant_id"], row["site_id"]) if row else None
+
+
+async def insert_participant(conn: asyncpg.Connection, participant: Participant) -> bool:
+    row = await conn.fetchrow(
+        _INSERT_PARTICIPANT, participant.participant_id, participant.site_id, participant.timezone
+    )
+    return row is not None
+
+
+async def get_participant(
+    conn: asyncpg.Connection | asyncpg.Pool, participant_id: str
+) -> Participant | None:
+    row = await conn.fetchrow(_PARTICIPANT, participant_id)
+    return Participant(row["participant_id"], row["site_id"], row["timezone"]) if row else None
+
+
+async def insert_device(
+    conn: asyncpg.Connection, device_id: str, participant_id: str, token_hash: str
+) -> bool:
+    return await conn.fetchrow(_INSERT_DEVICE, device_id, participant_id, token_hash) is not None
+
+
+async def revoke_device(pool: asyncpg.Pool, device_id: str) -> bool:
+    return await pool.fetchrow(_REVOKE_DEVICE, device_id) is not None
+
+
+async def claim_event_ids(
+    conn: asyncpg.Connection, readings: Sequence[ReadingReceived]
+) -> set[UUID]:
+    """Record event ids as accepted; return those never seen before. Inside a transaction,
+    a concurrent upload of the same id waits on the row lock, then sees it as a duplicate."""
+    rows = await conn.fetch(
+        _CLAIM_EVENT_IDS, [r.event_id for r in readings], [r.participant_id for r in readings]
+    )
+    return {row["event_id"] for row in rows}
+
+
+async def archive(pool: asyncpg.Pool, readings: Sequence[ReadingReceived]) -> None:
+    """COPY into a staging table, then merge: COPY is the fast path, the merge makes it
+    idempotent (a re-delivered batch inserts nothing twice)."""
+    records = [
+        (
+            r.event_id,
+            r.participant_id,
+            r.device_id,
+            str(r.metric),
+            r.value,
+            r.unit,
+            r.measured_at,
+            r.occurred_at,
+        )
+        for r in readings
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_ARCHIVE_STAGE)
+        await conn.copy_records_to_table(
+            "readings_stage", records=records, columns=_ARCHIVE_COLUMNS
+        )
+        await conn.execute(_ARCHIVE_MERGE)
+
+
+async def readings_for(
+    pool: asyncpg.Pool,
+    participant_id: str,
+    start: datetime,
+    end: datetime,
+    metric: str | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    return list(await pool.fetch(_READINGS_FOR, participant_id, start, end, metric, limit))

@@ -1,0 +1,105 @@
+"""Ingest use cases, with their dependencies passed in explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from ingest import repository
+from ingest.domain import CheckedBatch, RecordResult, Status, Uploader, check_batch
+from trialstream.auth import hash_token, new_token
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.readings import ReadingReceived
+from trialstream.events.topics import Topic
+from trialstream.outbox import enqueue
+
+PublishReadings = Callable[[Sequence[ReadingReceived]], Awaitable[None]]
+
+
+@dataclass
+class UploadResult:
+    results: list[RecordResult]
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.count(Status.ACCEPTED),
+            "duplicates": self.count(Status.DUPLICATE),
+            "rejected": self.count(Status.REJECTED),
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+async def upload_readings(
+    pool: asyncpg.Pool,
+    publish: PublishReadings,
+    uploader: Uploader,
+    raw_records: Sequence[Any],
+    *,
+    max_clock_skew: timedelta,
+) -> UploadResult:
+    """Validate each record, then publish the ones never accepted before.
+
+    The dedupe rows and the publish share one transaction: the rows commit only
+    after the broker acknowledged every record (acks=all). If publishing fails the
+    transaction rolls back, the device gets an error and its retry publishes again;
+    if the commit fails after the acks, the retry re-publishes and consumers dedupe.
+    """
+    checked: CheckedBatch = check_batch(
+        raw_records, uploader, received_at=datetime.now(UTC), max_clock_skew=max_clock_skew
+    )
+    if checked.valid:
+        async with pool.acquire() as conn, conn.transaction():
+            fresh = await repository.claim_event_ids(conn, [r for _, r in checked.valid])
+            to_publish = []
+            for index, reading in checked.valid:
+                if reading.event_id in fresh:
+                    to_publish.append(reading)
+                else:
+                    checked.results[index].status = Status.DUPLICATE
+            await publish(to_publish)
+    return UploadResult(checked.results)
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+class UnknownParticipant(Exception):
+    pass
+
+
+async def enroll_participant(pool: asyncpg.Pool, participant: repository.Participant) -> None:
+    """Register a participant with its site; announce it (outbox) so other services can
+    scope data per site. Re-enrolling with the same site is a no-op; another site conflicts."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await repository.insert_participant(conn, participant):
+            event = ParticipantEnrolled(
+                participant_id=participant.participant_id,
+                site_id=participant.site_id,
+                timezone=participant.timezone,
+            )
+            await enqueue(conn, Topic.PARTICIPANTS, [(participant.participant_id, event)])
+            return
+        existing = await repository.get_participant(conn, participant.participant_id)
+        if existing is not None and existing.site_id != participant.site_id:
+            raise AlreadyExists(
+                f"participant '{participant.participant_id}' is enrolled at site '{existing.site_id}'"
+            )
+
+
+async def enroll_device(pool: asyncpg.Pool, device_id: str, participant_id: str) -> str:
+    """Create a device credential; the token is returned once and stored only as a hash."""
+    token = new_token("dev")
+    async with pool.acquire() as conn, conn.transaction():
+        if await repository.get_participant(conn, participant_id) is None:
+            raise UnknownParticipant(f"participant '{participant_id}' is not enrolled")
+        if not await repository.insert_device(conn, device_id, participant_id, hash_token(token)):
+            raise AlreadyExists(f"device '{device_id}' is already enrolled")
+    return token

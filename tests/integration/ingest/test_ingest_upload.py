@@ -1,0 +1,186 @@
+"""Upload -> broker -> archive, on the real broker and real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from helpers import eventually, read_topic, reading, serving, unique_id
+from ingest.main import create_app
+from ingest.settings import IngestSettings
+from trialstream.events.topics import Topic
+
+pytestmark = pytest.mark.integration
+ADMIN = "test-admin-token"
+
+
+@pytest.fixture
+async def ingest(kafka: str, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings = IngestSettings(
+        kafka_bootstrap_servers=kafka,
+        database_url=database_url,
+        admin_token=ADMIN,
+        max_readings_per_request=50,
+        kafka_session_timeout_ms=2000,
+    )
+    async with serving(create_app(settings)) as client:
+        yield client
+
+
+async def enrol(client: httpx.AsyncClient, site: str = "site-a") -> tuple[str, str, str]:
+    participant, device = unique_id("P"), unique_id("dev")
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    r = await client.post(
+        "/v1/admin/participants",
+        json={"participant_id": participant, "site_id": site},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        "/v1/admin/devices",
+        json={"device_id": device, "participant_id": participant},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    return participant, device, r.json()["token"]
+
+
+async def archived(database_url: str, participant: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return list(
+            await conn.fetch("SELECT * FROM ingest.readings WHERE participant_id = $1", participant)
+        )
+    finally:
+        await conn.close()
+
+
+async def test_uploaded_readings_are_published_and_archived(
+    ingest: httpx.AsyncClient, kafka: str, database_url: str
+) -> None:
+    participant, device, token = await enrol(ingest)
+    batch = [reading(participant, device, value=70 + i) for i in range(10)]
+    r = await ingest.post(
+        "/v1/readings", json={"readings": batch}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 10
+
+    rows = await eventually(lambda: _rows_if(database_url, participant, 10))
+    assert sorted(row["value"] for row in rows) == [70.0 + i for i in range(10)]
+    on_topic = await read_topic(
+        kafka, Topic.READINGS, match=lambda v: v.get("participant_id") == participant
+    )
+    assert len(on_topic) == 10
+
+
+async def _rows_if(database_url: str, participant: str, n: int) -> list[Any] | None:
+    rows = await archived(database_url, participant)
+    return rows if len(rows) >= n else None
+
+
+async def test_duplicate_upload_is_stored_and_published_once(
+    ingest: httpx.AsyncClient, kafka: str, database_url: str
+) -> None:
+    participant, device, token = await enrol(ingest)
+    batch = [reading(participant, device) for _ in range(3)]
+    auth = {"Authorization": f"Bearer {token}"}
+    first = await ingest.post("/v1/readings", json={"readings": batch}, headers=auth)
+    retry = await ingest.post("/v1/readings", json={"readings": batch}, headers=auth)
+    assert first.json()["accepted"] == 3
+    assert retry.status_code == 200
+    assert retry.json()["duplicates"] == 3 and retry.json()["accepted"] == 0
+
+    await eventually(lambda: _rows_if(database_url, participant, 3))
+    on_topic = await read_topic(
+        kafka, Topic.READINGS, match=lambda v: v.get("participant_id") == participant
+    )
+    assert len(on_topic) == 3
+    assert len(await archived(database_url, participant)) == 3
+
+
+async def test_bad_records_are_rejected_precisely_and_good_ones_kept(
+    ingest: httpx.AsyncClient, database_url: str
+) -> None:
+    participant, device, token = await enrol(ingest)
+    future = datetime.now(UTC) + timedelta(hours=2)
+    batch = [
+        reading(participant, device, value=71),
+        reading(participant, device, metric="blood-glucose"),
+        reading(participant, device, unit="bpm"),
+        reading(participant, device, value=900),
+        reading(participant, device, measured_at=future),
+        {"event_id": "not-a-uuid", "participant_id": participant},
+        reading(participant, device, metric="body-temperature", value=100.4, unit="F"),
+        reading("P-someone-else", device),
+    ]
+    r = await ingest.post(
+        "/v1/readings", json={"readings": batch}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["accepted"], body["rejected"]) == (2, 6)
+    codes = {
+        res["index"]: {e["field"]: e["code"] for e in res.get("errors", [])}
+        for res in body["results"]
+    }
+    assert codes[1] == {"metric": "enum"}
+    assert codes[2] == {"unit": "wrong_unit"}
+    assert codes[3] == {"value": "implausible_value"}
+    assert codes[4] == {"measured_at": "in_future"}
+    assert "event_id" in codes[5] and "measured_at" in codes[5]
+    assert codes[7] == {"participant_id": "participant_not_enrolled_to_device"}
+
+    rows = await eventually(lambda: _rows_if(database_url, participant, 2))
+    temps = [row["value"] for row in rows if row["metric"] == "body-temperature"]
+    assert temps == [38.0]  # 100.4 F converted, stored in Open mHealth's unit C
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({}, {"readings": []}, 401, "missing_credentials"),
+        ({"Authorization": "Bearer nope"}, {"readings": []}, 401, "invalid_credentials"),
+    ],
+)
+async def test_bad_credentials_are_refused(
+    ingest: httpx.AsyncClient, headers: dict[str, str], body: Any, status: int, code: str
+) -> None:
+    r = await ingest.post("/v1/readings", json=body, headers=headers)
+    assert r.status_code == status
+    assert r.json()["error"]["code"] == code
+
+
+async def test_whole_request_errors_have_json_bodies(ingest: httpx.AsyncClient) -> None:
+    participant, device, token = await enrol(ingest)
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    malformed = await ingest.post("/v1/readings", content=b'{"readings": [', headers=auth)
+    assert malformed.status_code == 422
+    assert malformed.json()["error"]["code"] == "malformed_json"
+    too_many = await ingest.post(
+        "/v1/readings", json={"readings": [reading(participant, device)] * 51}, headers=auth
+    )
+    assert too_many.status_code == 413
+    assert too_many.json()["error"]["code"] == "too_many_readings"
+    not_a_list = await ingest.post("/v1/readings", json={"readings": "x"}, headers=auth)
+    assert not_a_list.status_code == 422
+    assert not_a_list.json()["error"]["details"][0]["field"] == "readings"
+
+
+async def test_revoked_device_cannot_upload(ingest: httpx.AsyncClient) -> None:
+    participant, device, token = await enrol(ingest)
+    r = await ingest.post(
+        f"/v1/admin/devices/{device}/revoke", headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert r.status_code == 200
+    r = await ingest.post(
+        "/v1/readings",
+        json={"readings": [reading(participant, device)]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 401
