@@ -17,9 +17,12 @@ class ServiceInfo:
     module: str  # run as `python -m <module>`
     schema: str  # its own PostgreSQL schema
     migrations: Traversable
-    base_port: int  # replica i listens on base_port + i
+    base_port: int  # replica i listens on base_port + 10 * i
     env_prefix: str  # e.g. "INGEST_" for its settings
     order: int = 50  # start order (lower first)
+
+    def port_of(self, replica: int) -> int:
+        return self.base_port + 10 * replica
 
 
 def discover_services() -> list[ServiceInfo]:

@@ -1,0 +1,33 @@
+"""The readings subscriber: a thin adapter over score_batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from anomaly.domain import ScoringConfig
+from anomaly.service import score_batch
+from anomaly.settings import AnomalySettings
+from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
+from trialstream.events.readings import ReadingReceived
+from trialstream.events.topics import Topic
+from trialstream.runtime import Runtime
+
+GROUP = "anomaly"
+
+
+def subscribe_scoring(runtime: Runtime, settings: AnomalySettings, config: ScoringConfig) -> None:
+    async def score(readings: Sequence[ReadingReceived]) -> None:
+        await score_batch(runtime.pool, readings, config)
+
+    subscribe_batches(
+        runtime.broker,
+        Topic.READINGS,
+        BatchConsumer(
+            model=ReadingReceived,
+            group=GROUP,
+            handle=score,
+            send_dead_letters=dead_letter_sender(runtime.broker),
+        ),
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        max_records=settings.max_batch,
+    )

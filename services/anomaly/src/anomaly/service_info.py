@@ -1,0 +1,13 @@
+from importlib.resources import files
+
+from trialstream.services import ServiceInfo
+
+SERVICE = ServiceInfo(
+    name="anomaly",
+    module="anomaly",
+    schema="anomaly",
+    migrations=files("anomaly") / "migrations",
+    base_port=8003,
+    env_prefix="ANOMALY_",
+    order=20,
+)

@@ -1,0 +1,210 @@
+"""A simulated fleet of wearables for demos and load: enrols participants, devices and
+site staff through the admin APIs, then uploads readings over HTTP like a phone app.
+
+Time runs fast while catching up from `backfill_minutes` ago (so scripted episodes and
+their alerts show up within a minute), then in real time. Each participant follows a
+scenario; only some scenarios should raise alerts, which makes the demo a sanity check:
+  normal           resting heart rate, light walking
+  exercise         bouts of 120-150 beats/min while walking briskly (no alert expected)
+  tachycardia      125-140 beats/min at rest for 25 min (alert expected)
+  desaturation     SpO2 88-91 % for 40 min (alert expected)
+  fever            38.6-39.4 C for 60 min (alert expected)
+  artefacts        single-sample spikes of 185 beats/min (no alert expected)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("trialstream.simulate")
+
+SCENARIOS = ("normal", "exercise", "tachycardia", "desaturation", "fever", "artefacts")
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    participants: int
+    sites: int
+    speed: float
+    backfill_minutes: int
+    duration_seconds: float
+    ingest_url: str
+    monitoring_url: str
+    admin_token: str
+    credentials_out: Path | None = None
+    seed: int = 7
+
+
+@dataclass
+class SimParticipant:
+    participant_id: str
+    site_id: str
+    device_id: str
+    scenario: str
+    resting_hr: float
+    token: str = ""
+    rng: random.Random = field(default_factory=random.Random)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    def minute(self, at: datetime, offset_min: int) -> list[dict[str, Any]]:
+        """Readings for one simulated minute `offset_min` minutes after the start."""
+        r = self.rng
+        steps = r.choice([0, 0, 0, 0, 5, 12, 30]) if 6 <= at.hour < 23 else 0
+        hr = self.resting_hr + r.gauss(0, 2.5)
+        spo2, temp, rr = 97.0 + r.gauss(0, 0.8), 36.7 + r.gauss(0, 0.2), 15.0 + r.gauss(0, 1.2)
+        cycle = offset_min % 180  # scenarios repeat every 3 simulated hours
+        if self.scenario == "exercise" and 20 <= cycle < 45:
+            steps, hr, rr = r.randint(110, 135), 120 + r.gauss(10, 6), 22 + r.gauss(0, 1.5)
+        elif self.scenario == "tachycardia" and 30 <= cycle < 55:
+            steps, hr = 0, 125 + r.uniform(0, 15)
+        elif self.scenario == "desaturation" and 30 <= cycle < 70:
+            spo2 = r.uniform(88, 91)
+        elif self.scenario == "fever" and 30 <= cycle < 90:
+            temp, hr = r.uniform(38.6, 39.4), hr + 8
+        elif self.scenario == "artefacts" and cycle % 17 == 0:
+            hr = 185.0
+        out = [
+            self._reading("heart-rate", round(min(max(hr, 30), 220), 1), "beats/min", at),
+            self._reading("step-count", float(steps), "steps", at),
+        ]
+        if offset_min % 5 == 0:
+            out += [
+                self._reading("oxygen-saturation", round(min(spo2, 100.0), 1), "%", at),
+                self._reading("body-temperature", round(temp, 2), "C", at),
+                self._reading("respiratory-rate", round(max(rr, 6), 1), "breaths/min", at),
+            ]
+        return out
+
+    def _reading(self, metric: str, value: float, unit: str, at: datetime) -> dict[str, Any]:
+        return {
+            "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "participant_id": self.participant_id,
+            "device_id": self.device_id,
+            "metric": metric,
+            "value": value,
+            "unit": unit,
+            "measured_at": at.isoformat(),
+        }
+
+
+def build_fleet(config: FleetConfig, run_id: str) -> list[SimParticipant]:
+    rng = random.Random(config.seed)
+    fleet = []
+    for i in range(config.participants):
+        pid = f"P-{i + 1:04d}"
+        fleet.append(
+            SimParticipant(
+                participant_id=pid,
+                site_id=f"site-{chr(ord('a') + i % config.sites)}",
+                device_id=f"wear-{pid}-{run_id}",
+                scenario=SCENARIOS[i % len(SCENARIOS)],
+                resting_hr=rng.uniform(55, 78),
+                rng=random.Random(rng.getrandbits(64)),
+            )
+        )
+    return fleet
+
+
+async def enrol(
+    client: httpx.AsyncClient, config: FleetConfig, fleet: list[SimParticipant], run_id: str
+) -> list[dict[str, str]]:
+    admin = {"Authorization": f"Bearer {config.admin_token}"}
+    for p in fleet:
+        r = await client.post(
+            f"{config.ingest_url}/v1/admin/participants",
+            headers=admin,
+            json={"participant_id": p.participant_id, "site_id": p.site_id},
+        )
+        if r.status_code not in (201, 409):
+            r.raise_for_status()
+        r = await client.post(
+            f"{config.ingest_url}/v1/admin/devices",
+            headers=admin,
+            json={"device_id": p.device_id, "participant_id": p.participant_id},
+        )
+        r.raise_for_status()
+        p.token = r.json()["token"]
+    staff = []
+    for site in sorted({p.site_id for p in fleet}):
+        staff_id = f"nurse-{site}-{run_id}"
+        r = await client.post(
+            f"{config.monitoring_url}/v1/admin/staff",
+            headers=admin,
+            json={"staff_id": staff_id, "site_id": site, "role": "site_staff"},
+        )
+        r.raise_for_status()
+        staff.append({"staff_id": staff_id, "site_id": site, "token": r.json()["token"]})
+    return staff
+
+
+async def upload(client: httpx.AsyncClient, url: str, p: SimParticipant) -> None:
+    """Send what is pending; on failure keep it for the next tick (event ids make retries safe)."""
+    if not p.pending:
+        return
+    batch, p.pending = p.pending[:5000], p.pending[5000:]
+    try:
+        r = await client.post(
+            f"{url}/v1/readings",
+            json={"readings": batch},
+            headers={"Authorization": f"Bearer {p.token}"},
+        )
+        r.raise_for_status()
+        body = r.json()
+        if body["rejected"]:
+            log.warning(
+                "%s: %d readings rejected: %s",
+                p.participant_id,
+                body["rejected"],
+                next(x for x in body["results"] if x["status"] == "rejected"),
+            )
+    except httpx.HTTPError as exc:
+        log.warning("%s: upload failed (%s), will retry", p.participant_id, exc)
+        p.pending = batch + p.pending
+
+
+async def run_fleet(config: FleetConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run_id = uuid.uuid4().hex[:6]
+    fleet = build_fleet(config, run_id)
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        staff = await enrol(client, config, fleet, run_id)
+        if config.credentials_out is not None:
+            config.credentials_out.write_text(
+                json.dumps(
+                    {
+                        "staff": staff,
+                        "monitoring_url": config.monitoring_url,
+                        "ingest_url": config.ingest_url,
+                    },
+                    indent=2,
+                )
+            )
+        log.info("enrolled %d participants at %d sites; streaming", len(fleet), config.sites)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sim_start = (datetime.now(UTC) - timedelta(minutes=config.backfill_minutes)).replace(
+            second=0, microsecond=0
+        )
+        next_minute = 0
+        while not config.duration_seconds or loop.time() - started < config.duration_seconds:
+            elapsed_min = (loop.time() - started) * config.speed / 60.0
+            now_min = int((datetime.now(UTC) - sim_start).total_seconds() // 60)
+            target = min(int(elapsed_min), now_min)
+            while next_minute <= target:
+                at = sim_start + timedelta(minutes=next_minute)
+                for p in fleet:
+                    p.pending.extend(p.minute(at, next_minute))
+                next_minute += 1
+            await asyncio.gather(*(upload(client, config.ingest_url, p) for p in fleet))
+            await asyncio.sleep(1.0)

@@ -1,0 +1,86 @@
+"""The outbox relay never skips a row, even when transactions commit out of id order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from trialstream.db import create_pool, migrate
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.topics import Topic
+from trialstream.outbox import OutboxMessage, OutboxRelay, enqueue
+
+pytestmark = pytest.mark.integration
+
+
+async def test_concurrent_writers_committing_out_of_order_lose_nothing(database_url: str) -> None:
+    await migrate(database_url, schema="outboxtest", directories=[])
+    pool = await create_pool(database_url, schema="outboxtest", max_size=30)
+    published: list[bytes] = []
+
+    async def publish(messages: Sequence[OutboxMessage]) -> None:
+        await asyncio.sleep(random.uniform(0, 0.005))  # a broker round trip
+        published.extend(m.payload for m in messages)
+
+    relays = [OutboxRelay(pool, publish, batch_size=7, idle_seconds=0.001) for _ in range(2)]
+    stop = asyncio.Event()
+    relay_tasks = [asyncio.create_task(r.run(stop)) for r in relays]
+    rng = random.Random(3)
+
+    async def writer(n: int) -> list[bytes]:
+        written = []
+        for i in range(25):
+            event = ParticipantEnrolled(participant_id=f"P-{n}-{i}", site_id="s1")
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, Topic.PARTICIPANTS, [(event.participant_id, event)])
+                # Hold the transaction open: later ids commit before this one.
+                await asyncio.sleep(rng.uniform(0, 0.02))
+            written.append(event.model_dump_json().encode())
+        return written
+
+    try:
+        batches = await asyncio.gather(*(writer(n) for n in range(12)))
+        expected = {payload for batch in batches for payload in batch}
+        for _ in range(200):
+            if expected <= set(published):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*relay_tasks)
+        unsent = await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        await pool.close()
+    assert expected <= set(published), f"{len(expected - set(published))} events never relayed"
+    assert unsent == 0
+    assert len(published) == len(expected), (
+        "row locks must keep two relays from sending a row twice"
+    )
+
+
+async def test_a_failed_publish_leaves_rows_for_the_next_attempt(database_url: str) -> None:
+    await migrate(database_url, schema="outboxtest", directories=[])
+    pool = await create_pool(database_url, schema="outboxtest")
+    calls = 0
+    sent: list[bytes] = []
+
+    async def flaky(messages: Sequence[OutboxMessage]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("broker unreachable")
+        sent.extend(m.payload for m in messages)
+
+    event = ParticipantEnrolled(participant_id="P-flaky", site_id="s1")
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, Topic.PARTICIPANTS, [(event.participant_id, event)])
+    relay = OutboxRelay(pool, flaky)
+    try:
+        with pytest.raises(OSError, match="unreachable"):
+            await relay.relay_once()
+        assert await relay.relay_once() == 1
+    finally:
+        await pool.close()
+    assert sent == [event.model_dump_json().encode()]
