@@ -40,7 +40,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python -m benchmarks.ingest_throughput
+	$(BIN)/python -m benchmarks.platform_bench $(ARGS)
 
 # Re-pin after changing a dependency: names and versions only, no download addresses.
 constraints:

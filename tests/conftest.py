@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
-
 from trialstream.embedded import EmbeddedKafka, EmbeddedPostgres
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-
 from collections.abc import Callable
 
 from fastapi import Depends, Header

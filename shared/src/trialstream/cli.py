@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -233,10 +234,8 @@ def simulate(
         credentials_out=credentials_out,
         seed=seed,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_fleet(config))
-    except KeyboardInterrupt:
-        pass
 
 
 def _register_plugin_commands() -> None:

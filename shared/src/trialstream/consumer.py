@@ -94,7 +94,7 @@ def dead_letter_for(record: ConsumerRecord[Any, Any], group: str, exc: BaseExcep
         consumer_group=group,
         key=record.key.decode("utf-8", "replace") if record.key else None,
         payload=payload,
-        payload_encoding=encoding,  # type: ignore[arg-type]
+        payload_encoding=encoding,
         error_type=type(exc).__name__,
         reason=reason or type(exc).__name__,
     )
@@ -232,7 +232,7 @@ def subscribe_batches(
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            await consumer.process(message.raw_message)  # type: ignore[arg-type]
+            await consumer.process(message.raw_message)
         except BaseException:
             await message.nack()
             raise
@@ -240,4 +240,4 @@ def subscribe_batches(
         BATCH_SECONDS.labels(consumer.group).observe(loop.time() - started)
 
     subscriber(on_batch)
-    return subscriber  # type: ignore[return-value]
+    return subscriber

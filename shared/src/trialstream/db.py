@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from typing import Any, Union
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 log = structlog.get_logger(__name__)
+
+# What `pool.acquire()` and `asyncpg.connect()` give; repositories accept either.
+DbConnection = Union["asyncpg.Connection[Any]", "PoolConnectionProxy[Any]"]
 
 SHARED_MIGRATIONS: Traversable = files("trialstream") / "migrations"
 

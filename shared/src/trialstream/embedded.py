@@ -128,11 +128,11 @@ def _ensure_readable_by_all(binaries: Path) -> None:
                     p.chmod(p.stat().st_mode | 0o005)
 
 
-def _run_as(user: str | None) -> dict[str, object]:
+def _uid_gid(user: str | None) -> tuple[int | None, int | None]:
     if user is None:
-        return {}
+        return None, None
     entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    return entry.pw_uid, entry.pw_gid
 
 
 def _ensure_system_user(name: str) -> str:
@@ -173,7 +173,8 @@ class EmbeddedPostgres:
             self._owns_dir = True
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.parent.chmod(0o777)
-        as_user = _run_as(user)
+        uid, gid = _uid_gid(user)
+        groups: list[int] | None = [] if uid is not None else None
         if not (self.data_dir / "PG_VERSION").exists():
             init = subprocess.run(  # noqa: S603
                 [
@@ -188,7 +189,9 @@ class EmbeddedPostgres:
                 ],
                 capture_output=True,
                 check=False,
-                **as_user,  # type: ignore[arg-type]
+                user=uid,
+                group=gid,
+                extra_groups=groups,
             )
             if init.returncode != 0:
                 raise EmbeddedError(f"initdb failed: {init.stderr.decode(errors='replace')}")
@@ -210,7 +213,9 @@ class EmbeddedPostgres:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **as_user,  # type: ignore[arg-type]
+                user=uid,
+                group=gid,
+                extra_groups=groups,
             )
         wait_for_port(
             self.port, timeout=30, process=self.process, what="PostgreSQL", log=self.log_path

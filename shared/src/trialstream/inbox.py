@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-import asyncpg
+from trialstream.db import DbConnection
 
 _CLAIM = """
 INSERT INTO inbox (consumer, event_id)
@@ -15,9 +15,7 @@ RETURNING event_id
 """
 
 
-async def claim_new(
-    conn: asyncpg.Connection, consumer: str, event_ids: Sequence[UUID]
-) -> set[UUID]:
+async def claim_new(conn: DbConnection, consumer: str, event_ids: Sequence[UUID]) -> set[UUID]:
     """Record `event_ids` as processed by `consumer`; return the ones not seen before.
     Call inside the transaction that applies their effect, so both commit or neither."""
     if not event_ids:

@@ -10,12 +10,14 @@ broker ack and the commit re-sends those rows, which consumers dedupe by event_i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import structlog
 
+from trialstream.db import DbConnection
 from trialstream.events.base import Event
 from trialstream.events.topics import Topic
 
@@ -42,7 +44,7 @@ PublishMany = Callable[[Sequence[OutboxMessage]], Awaitable[None]]
 
 
 async def enqueue(
-    conn: asyncpg.Connection, topic: Topic, events: Sequence[tuple[str | None, Event]]
+    conn: DbConnection, topic: Topic, events: Sequence[tuple[str | None, Event]]
 ) -> None:
     """Add (key, event) pairs to the outbox on `conn`, inside the caller's transaction."""
     if not events:
@@ -109,7 +111,5 @@ class OutboxRelay:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass

@@ -6,6 +6,7 @@ pointing at a ServiceInfo; `trialstream up` and `migrate` iterate over them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from importlib.resources.abc import Traversable
@@ -25,8 +26,13 @@ class ServiceInfo:
         return self.base_port + 10 * replica
 
 
-def discover_services() -> list[ServiceInfo]:
-    found = [ep.load() for ep in entry_points(group="trialstream.services")]
+def discover_services(only: Iterable[str] | None = None) -> list[ServiceInfo]:
+    wanted = None if only is None else set(only)
+    found = [
+        ep.load()
+        for ep in entry_points(group="trialstream.services")
+        if wanted is None or ep.name in wanted
+    ]
     for info in found:
         if not isinstance(info, ServiceInfo):
             raise TypeError(f"entry point for {info!r} is not a ServiceInfo")

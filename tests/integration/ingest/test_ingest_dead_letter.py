@@ -7,7 +7,6 @@ import uuid
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-
 from helpers import eventually, read_topic, reading, serving, unique_id
 from ingest.handlers import ARCHIVE_GROUP
 from ingest.main import create_app

@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-
 from helpers import eventually, read_topic, reading, serving, unique_id
 from ingest.main import create_app
 from ingest.settings import IngestSettings
@@ -94,7 +93,8 @@ async def test_duplicate_upload_is_stored_and_published_once(
     retry = await ingest.post("/v1/readings", json={"readings": batch}, headers=auth)
     assert first.json()["accepted"] == 3
     assert retry.status_code == 200
-    assert retry.json()["duplicates"] == 3 and retry.json()["accepted"] == 0
+    assert retry.json()["duplicates"] == 3
+    assert retry.json()["accepted"] == 0
 
     await eventually(lambda: _rows_if(database_url, participant, 3))
     on_topic = await read_topic(
@@ -133,7 +133,8 @@ async def test_bad_records_are_rejected_precisely_and_good_ones_kept(
     assert codes[2] == {"unit": "wrong_unit"}
     assert codes[3] == {"value": "implausible_value"}
     assert codes[4] == {"measured_at": "in_future"}
-    assert "event_id" in codes[5] and "measured_at" in codes[5]
+    assert "event_id" in codes[5]
+    assert "measured_at" in codes[5]
     assert codes[7] == {"participant_id": "participant_not_enrolled_to_device"}
 
     rows = await eventually(lambda: _rows_if(database_url, participant, 2))

@@ -7,7 +7,6 @@ import random
 from collections.abc import Sequence
 
 import pytest
-
 from trialstream.db import create_pool, migrate
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic

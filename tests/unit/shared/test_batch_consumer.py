@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import ConsumerRecord
-
 from trialstream.consumer import BatchConsumer, RetryPolicy
 from trialstream.events.deadletter import DeadLetter
 from trialstream.events.readings import Metric, ReadingReceived

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from trialstream.events.readings import Metric
 from trialstream.validation import RecordRejected, normalise, parse_upload
 

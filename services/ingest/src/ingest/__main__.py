@@ -1,8 +1,9 @@
 """`python -m ingest`: serve the ingest API and run its archive consumer."""
 
+from trialstream.serve import serve
+
 from ingest.main import create_app
 from ingest.settings import IngestSettings
-from trialstream.serve import serve
 
 if __name__ == "__main__":
     settings = IngestSettings()

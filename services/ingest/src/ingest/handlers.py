@@ -10,10 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
-
-from ingest import repository, service
-from ingest.domain import Uploader
-from ingest.settings import IngestSettings
 from trialstream.auth import bearer_token, hash_token, require_admin
 from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.base import DeviceId, ParticipantId, SiteId
@@ -22,6 +18,10 @@ from trialstream.events.topics import Topic
 from trialstream.http import ApiError
 from trialstream.publishing import publish_events
 from trialstream.runtime import Runtime
+
+from ingest import repository, service
+from ingest.domain import Uploader
+from ingest.settings import IngestSettings
 
 ARCHIVE_GROUP = "ingest-archive"
 

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from trialstream.http import install_error_handlers, ops_router
+from trialstream.kafka import make_broker
+from trialstream.runtime import Runtime, running
 
 from ingest.handlers import build_router, subscribe_archive
 from ingest.service_info import SERVICE
 from ingest.settings import IngestSettings
-from trialstream.http import install_error_handlers, ops_router
-from trialstream.kafka import make_broker
-from trialstream.runtime import Runtime, running
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:

@@ -8,14 +8,14 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-
+from trialstream.db import DbConnection
 from trialstream.events.readings import ReadingReceived
 
 _DEVICE_BY_TOKEN = """
 SELECT d.device_id, d.participant_id, p.site_id
 FROM devices d JOIN participants p USING (participant_id)
 WHERE d.token_hash = $1 AND d.revoked_at IS NULL
-"""
+"""  # noqa: S105 - a query, not a secret
 _INSERT_PARTICIPANT = """
 INSERT INTO participants (participant_id, site_id, timezone) VALUES ($1, $2, $3)
 ON CONFLICT (participant_id) DO NOTHING
@@ -55,7 +55,7 @@ _ARCHIVE_MERGE = f"""
 INSERT INTO readings ({", ".join(_ARCHIVE_COLUMNS)})
 SELECT {", ".join(_ARCHIVE_COLUMNS)} FROM readings_stage
 ON CONFLICT (event_id) DO NOTHING
-"""
+"""  # noqa: S608 - built from the constant column list
 _READINGS_FOR = """
 SELECT event_id, participant_id, device_id, metric, value, unit, measured_at, received_at
 FROM readings
@@ -85,7 +85,7 @@ async def device_for_token(pool: asyncpg.Pool, token_hash: str) -> Device | None
     return Device(row["device_id"], row["participant_id"], row["site_id"]) if row else None
 
 
-async def insert_participant(conn: asyncpg.Connection, participant: Participant) -> bool:
+async def insert_participant(conn: DbConnection, participant: Participant) -> bool:
     row = await conn.fetchrow(
         _INSERT_PARTICIPANT, participant.participant_id, participant.site_id, participant.timezone
     )
@@ -93,14 +93,14 @@ async def insert_participant(conn: asyncpg.Connection, participant: Participant)
 
 
 async def get_participant(
-    conn: asyncpg.Connection | asyncpg.Pool, participant_id: str
+    conn: DbConnection | asyncpg.Pool, participant_id: str
 ) -> Participant | None:
     row = await conn.fetchrow(_PARTICIPANT, participant_id)
     return Participant(row["participant_id"], row["site_id"], row["timezone"]) if row else None
 
 
 async def insert_device(
-    conn: asyncpg.Connection, device_id: str, participant_id: str, token_hash: str
+    conn: DbConnection, device_id: str, participant_id: str, token_hash: str
 ) -> bool:
     return await conn.fetchrow(_INSERT_DEVICE, device_id, participant_id, token_hash) is not None
 
@@ -109,9 +109,7 @@ async def revoke_device(pool: asyncpg.Pool, device_id: str) -> bool:
     return await pool.fetchrow(_REVOKE_DEVICE, device_id) is not None
 
 
-async def claim_event_ids(
-    conn: asyncpg.Connection, readings: Sequence[ReadingReceived]
-) -> set[UUID]:
+async def claim_event_ids(conn: DbConnection, readings: Sequence[ReadingReceived]) -> set[UUID]:
     """Record event ids as accepted; return those never seen before. Inside a transaction,
     a concurrent upload of the same id waits on the row lock, then sees it as a duplicate."""
     rows = await conn.fetch(

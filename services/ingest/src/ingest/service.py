@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-
-from ingest import repository
-from ingest.domain import CheckedBatch, RecordResult, Status, Uploader, check_batch
 from trialstream.auth import hash_token, new_token
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
+
+from ingest import repository
+from ingest.domain import CheckedBatch, RecordResult, Status, Uploader, check_batch
 
 PublishReadings = Callable[[Sequence[ReadingReceived]], Awaitable[None]]
 
