@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from anomaly.domain import ScoringConfig
-from anomaly.service import score_batch
-from anomaly.settings import AnomalySettings
 from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.runtime import Runtime
+
+from anomaly.rules import ScoringConfig
+from anomaly.service import score_batch
+from anomaly.settings import AnomalySettings
 
 GROUP = "anomaly"
 

@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-
-from anomaly.domain import ScoringConfig
-from anomaly.handlers import subscribe_scoring
-from anomaly.service_info import SERVICE
-from anomaly.settings import AnomalySettings
 from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
+
+from anomaly.handlers import subscribe_scoring
+from anomaly.rules import ScoringConfig
+from anomaly.service_info import SERVICE
+from anomaly.settings import AnomalySettings
 
 
 def create_app(

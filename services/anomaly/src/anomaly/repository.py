@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
+from trialstream.events.readings import ReadingReceived
 
 from anomaly import repository
-from anomaly.domain import Scorer, ScoringConfig
-from trialstream.events.readings import ReadingReceived
+from anomaly.domain import Scorer
+from anomaly.rules import ScoringConfig
 
 
 async def score_batch(
