@@ -11,11 +11,11 @@ import asyncpg
 from trialstream.db import DbConnection
 from trialstream.events.readings import ReadingReceived
 
-_DEVICE_BY_TOKEN = """
+_DEVICE_BY_CREDENTIAL_HASH = """
 SELECT d.device_id, d.participant_id, p.site_id
 FROM devices d JOIN participants p USING (participant_id)
 WHERE d.token_hash = $1 AND d.revoked_at IS NULL
-"""  # noqa: S105 - a query, not a secret
+"""
 _INSERT_PARTICIPANT = """
 INSERT INTO participants (participant_id, site_id, timezone) VALUES ($1, $2, $3)
 ON CONFLICT (participant_id) DO NOTHING
@@ -81,7 +81,7 @@ class Participant:
 
 
 async def device_for_token(pool: asyncpg.Pool, token_hash: str) -> Device | None:
-    row = await pool.fetchrow(_DEVICE_BY_TOKEN, token_hash)
+    row = await pool.fetchrow(_DEVICE_BY_CREDENTIAL_HASH, token_hash)
     return Device(row["device_id"], row["participant_id"], row["site_id"]) if row else None
 
 

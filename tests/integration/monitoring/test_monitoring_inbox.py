@@ -1,0 +1,251 @@
+"""Alerts and enrolments from the real broker into the staff inbox; site scoping; audit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from helpers import eventually, read_topic, serving, unique_id
+from monitoring.handlers import ALERTS_GROUP
+from monitoring.main import create_app
+from monitoring.settings import MonitoringSettings
+from trialstream.events.alerts import AlertRaised, Severity
+from trialstream.events.base import Event
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.readings import Metric
+from trialstream.events.topics import Topic
+from trialstream.kafka import make_broker
+from trialstream.publishing import publish_events
+
+pytestmark = pytest.mark.integration
+ADMIN = "monitoring-admin"
+
+
+@dataclass
+class Inbox:
+    client: httpx.AsyncClient
+    kafka: str
+    database_url: str
+
+    async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
+        broker = make_broker(self.kafka, client_id="test")
+        await broker.start()
+        try:
+            await publish_events(broker, topic, list(events))
+        finally:
+            await broker.stop()
+
+    async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
+        r = await self.client.post(
+            "/v1/admin/staff",
+            json={"staff_id": unique_id("nurse"), "site_id": site, "role": role},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        assert r.status_code == 201, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    async def alerts(self, auth: dict[str, str], **params: str) -> list[dict[str, object]]:
+        r = await self.client.get("/v1/alerts", params=params, headers=auth)
+        assert r.status_code == 200, r.text
+        return list(r.json()["alerts"])
+
+
+@pytest.fixture
+async def inbox(kafka: str, database_url: str) -> AsyncIterator[Inbox]:
+    settings = MonitoringSettings(
+        kafka_bootstrap_servers=kafka,
+        database_url=database_url,
+        admin_token=ADMIN,
+        kafka_session_timeout_ms=2000,
+    )
+    async with serving(create_app(settings)) as client:
+        yield Inbox(client, kafka, database_url)
+
+
+def alert_for(participant: str) -> AlertRaised:
+    t = datetime.now(UTC) - timedelta(minutes=5)
+    return AlertRaised(
+        participant_id=participant,
+        metric=Metric.HEART_RATE,
+        severity=Severity.HIGH,
+        rule="clinical-limit/heart-rate-high",
+        detected_at=t,
+        window_start=t - timedelta(minutes=4),
+        window_end=t,
+        observed=[140.0, 141.0, 142.0, 140.0, 139.0],
+        threshold=131,
+        model_version="rules-1.0",
+        explanation="Heart rate 139-142 beats/min over 5 readings in 4 min.",
+    )
+
+
+async def enrolled(inbox: Inbox, site: str) -> str:
+    participant = unique_id("P")
+    await inbox.publish(
+        Topic.PARTICIPANTS,
+        [(participant, ParticipantEnrolled(participant_id=participant, site_id=site))],
+    )
+    return participant
+
+
+async def test_alert_reaches_site_inbox_and_can_be_acknowledged(inbox: Inbox) -> None:
+    site = unique_id("site")
+    nurse = await inbox.staff(site)
+    participant = await enrolled(inbox, site)
+    alert = alert_for(participant)
+    await inbox.publish(Topic.ALERTS, [(participant, alert)])
+
+    listed = await eventually(lambda: inbox.alerts(nurse))
+    assert [(a["alert_id"], a["site_id"], a["observed"]) for a in listed] == [
+        (str(alert.event_id), site, alert.observed)
+    ]
+    r = await inbox.client.post(
+        f"/v1/alerts/{alert.event_id}/acknowledge", json={"note": "called, resting"}, headers=nurse
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["ack_note"]) == ("acknowledged", "called, resting")
+    assert await inbox.alerts(nurse) == []
+    again = await inbox.client.post(
+        f"/v1/alerts/{alert.event_id}/acknowledge", json={}, headers=nurse
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_acknowledged"
+
+    audit = (await inbox.client.get(f"/v1/alerts/{alert.event_id}/audit", headers=nurse)).json()[
+        "entries"
+    ]
+    assert [(e["action"], e["old_status"], e["new_status"]) for e in audit] == [
+        ("alert.acknowledged", "open", "acknowledged")
+    ]
+    acks = await read_topic(
+        inbox.kafka,
+        Topic.ALERT_ACKNOWLEDGEMENTS,
+        match=lambda v: v.get("alert_id") == str(alert.event_id),
+    )
+    assert len(acks) == 1
+    assert acks[0]["site_id"] == site
+
+
+async def test_duplicate_alert_event_creates_one_inbox_row(inbox: Inbox) -> None:
+    site = unique_id("site")
+    nurse = await inbox.staff(site)
+    participant = await enrolled(inbox, site)
+    alert = alert_for(participant)
+    await inbox.publish(Topic.ALERTS, [(participant, alert), (participant, alert)])
+    await inbox.publish(Topic.ALERTS, [(participant, alert)])
+    await eventually(lambda: inbox.alerts(nurse))
+    conn = await asyncpg.connect(inbox.database_url)
+    try:
+        rows = await conn.fetchval(
+            "SELECT count(*) FROM monitoring.alerts WHERE participant_id = $1", participant
+        )
+    finally:
+        await conn.close()
+    assert rows == 1
+
+
+async def test_staff_of_another_site_never_see_or_ack_the_alert(inbox: Inbox) -> None:
+    site_a, site_b = unique_id("site"), unique_id("site")
+    nurse_a, nurse_b = await inbox.staff(site_a), await inbox.staff(site_b)
+    participant = await enrolled(inbox, site_a)
+    alert = alert_for(participant)
+    await inbox.publish(Topic.ALERTS, [(participant, alert)])
+    await eventually(lambda: inbox.alerts(nurse_a))
+
+    assert await inbox.alerts(nurse_b) == []
+    assert await inbox.alerts(nurse_b, status="all") == []
+    cross = await inbox.client.get("/v1/alerts", params={"site": site_a}, headers=nurse_b)
+    assert (cross.status_code, cross.json()["error"]["code"]) == (403, "forbidden_site")
+    assert (
+        await inbox.client.get(f"/v1/alerts/{alert.event_id}", headers=nurse_b)
+    ).status_code == 404
+    ack = await inbox.client.post(
+        f"/v1/alerts/{alert.event_id}/acknowledge", json={}, headers=nurse_b
+    )
+    assert ack.status_code == 404
+    assert [a["status"] for a in await inbox.alerts(nurse_a)] == ["open"]
+
+
+async def test_alert_arriving_before_enrolment_appears_once_enrolled(inbox: Inbox) -> None:
+    site = unique_id("site")
+    nurse = await inbox.staff(site)
+    participant = unique_id("P")
+    alert = alert_for(participant)
+    await inbox.publish(Topic.ALERTS, [(participant, alert)])
+    monitor = await inbox.staff("cro", role="monitor")
+    await eventually(lambda: inbox.alerts(monitor, status="all"))
+    assert await inbox.alerts(nurse) == []
+    await inbox.publish(
+        Topic.PARTICIPANTS,
+        [(participant, ParticipantEnrolled(participant_id=participant, site_id=site))],
+    )
+    listed = await eventually(lambda: inbox.alerts(nurse))
+    assert [a["alert_id"] for a in listed] == [str(alert.event_id)]
+
+
+async def test_monitor_role_reads_all_sites_but_cannot_acknowledge(inbox: Inbox) -> None:
+    site = unique_id("site")
+    participant = await enrolled(inbox, site)
+    alert = alert_for(participant)
+    await inbox.publish(Topic.ALERTS, [(participant, alert)])
+    monitor = await inbox.staff("cro", role="monitor")
+    listed = await eventually(lambda: inbox.alerts(monitor, site=site))
+    assert [a["alert_id"] for a in listed] == [str(alert.event_id)]
+    r = await inbox.client.post(
+        f"/v1/alerts/{alert.event_id}/acknowledge", json={}, headers=monitor
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "read_only_role")
+
+
+async def test_invalid_alert_event_goes_to_dead_letter_topic(inbox: Inbox) -> None:
+    site = unique_id("site")
+    nurse = await inbox.staff(site)
+    participant = await enrolled(inbox, site)
+    producer = AIOKafkaProducer(bootstrap_servers=inbox.kafka, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(Topic.ALERTS, key=participant.encode(), value=b"\x00garbage")
+        await producer.send_and_wait(
+            Topic.ALERTS,
+            key=participant.encode(),
+            value=b'{"participant_id": "%s"}' % participant.encode(),
+        )
+    finally:
+        await producer.stop()
+    good = alert_for(participant)
+    await inbox.publish(Topic.ALERTS, [(participant, good)])
+    listed = await eventually(lambda: inbox.alerts(nurse))
+    assert [a["alert_id"] for a in listed] == [str(good.event_id)]
+    letters = await read_topic(
+        inbox.kafka,
+        Topic.DEAD_LETTER,
+        match=lambda v: v.get("key") == participant and v.get("consumer_group") == ALERTS_GROUP,
+    )
+    assert len(letters) == 2
+    assert all(letter["source_topic"] == Topic.ALERTS and letter["reason"] for letter in letters)
+
+
+async def test_audit_log_rejects_updates_and_deletes(inbox: Inbox) -> None:
+    conn = await asyncpg.connect(inbox.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO monitoring.audit_log (actor, action, entity, entity_id) VALUES ('x', 'test', 'alert', $1)",
+            str(uuid.uuid4()),
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute("UPDATE monitoring.audit_log SET note = 'rewritten'")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute("DELETE FROM monitoring.audit_log")
+    finally:
+        await conn.close()
+
+
+async def test_unknown_staff_token_is_refused(inbox: Inbox) -> None:
+    r = await inbox.client.get("/v1/alerts", headers={"Authorization": "Bearer staff_nope"})
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_credentials")
