@@ -63,13 +63,13 @@ class SimParticipant:
         hr = self.resting_hr + r.gauss(0, 2.5)
         spo2, temp, rr = 97.0 + r.gauss(0, 0.8), 36.7 + r.gauss(0, 0.2), 15.0 + r.gauss(0, 1.2)
         cycle = offset_min % 180  # scenarios repeat every 3 simulated hours
-        if self.scenario == "exercise" and 20 <= cycle < 45:
+        if self.scenario == "exercise" and 5 <= cycle < 30:
             steps, hr, rr = r.randint(110, 135), 120 + r.gauss(10, 6), 22 + r.gauss(0, 1.5)
-        elif self.scenario == "tachycardia" and 30 <= cycle < 55:
+        elif self.scenario == "tachycardia" and 10 <= cycle < 35:
             steps, hr = 0, 125 + r.uniform(0, 15)
-        elif self.scenario == "desaturation" and 30 <= cycle < 70:
+        elif self.scenario == "desaturation" and 10 <= cycle < 50:
             spo2 = r.uniform(88, 91)
-        elif self.scenario == "fever" and 30 <= cycle < 90:
+        elif self.scenario == "fever" and 10 <= cycle < 70:
             temp, hr = r.uniform(38.6, 39.4), hr + 8
         elif self.scenario == "artefacts" and cycle % 17 == 0:
             hr = 185.0
