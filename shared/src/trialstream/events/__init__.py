@@ -3,9 +3,17 @@
 from trialstream.events.alerts import AlertAcknowledged, AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event, ParticipantId
 from trialstream.events.deadletter import DeadLetter
+from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import UNITS, Metric, ReadingReceived
 from trialstream.events.topics import Topic
+from trialstream.events.visits import (
+    UrgentVisitProposed,
+    VisitChanged,
+    VisitReminderDue,
+    VisitStatus,
+    VisitType,
+)
 
 __all__ = [
     "UNITS",
@@ -17,7 +25,15 @@ __all__ = [
     "Metric",
     "ParticipantEnrolled",
     "ParticipantId",
+    "QuestionnaireDue",
+    "QuestionnaireMissed",
     "ReadingReceived",
+    "ResponseSubmitted",
     "Severity",
     "Topic",
+    "UrgentVisitProposed",
+    "VisitChanged",
+    "VisitReminderDue",
+    "VisitStatus",
+    "VisitType",
 ]

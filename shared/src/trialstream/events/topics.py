@@ -9,6 +9,14 @@ class Topic(StrEnum):
     ALERT_ACKNOWLEDGEMENTS = "trialstream.alert-acknowledgements.v1"
     PARTICIPANTS = "trialstream.participants.v1"
     DEAD_LETTER = "trialstream.dead-letter.v1"
+    # ePRO (QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted)
+    EPRO_DUE = "trialstream.epro-due.v1"
+    EPRO_MISSED = "trialstream.epro-missed.v1"
+    EPRO_RESPONSES = "trialstream.epro-responses.v1"
+    # telehealth (VisitChanged, VisitReminderDue, UrgentVisitProposed)
+    VISITS = "trialstream.visits.v1"
+    VISIT_REMINDERS = "trialstream.visit-reminders.v1"
+    VISIT_PROPOSALS = "trialstream.visit-proposals.v1"
 
 
 # Topics whose latest value per key is the state (participant -> site): compacted.
