@@ -1,68 +1,116 @@
+"""`trialstream replay`: JSONL in, alerts out, bad lines reported, same alerts as live."""
+
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import typer
 from anomaly.cli import replay
+from anomaly.domain import Scorer
+from anomaly.replay import CHUNK, parse_line, replay_file
+from anomaly_streams import T0, write_fleet
 from typer.testing import CliRunner
 
 
-def write_readings(path: Path, values: list[float], bad_lines: dict[int, str]) -> None:
-    t0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-    lines = [
-        json.dumps(
-            {
-                "event_id": str(uuid.uuid4()),
-                "participant_id": "P-0001",
-                "device_id": "wear-1",
-                "metric": "heart-rate",
-                "value": v,
-                "unit": "beats/min",
-                "measured_at": (t0 + timedelta(minutes=i)).isoformat(),
-            }
-        )
-        for i, v in enumerate(values)
-    ]
-    for index, text in sorted(bad_lines.items()):
-        lines.insert(index, text)
-    path.write_text("\n".join(lines) + "\n")
+def record(minute: int, value: float, **overrides: object) -> str:
+    base = {
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"replay/{minute}")),
+        "participant_id": "P-0001",
+        "device_id": "wear-1",
+        "metric": "heart-rate",
+        "value": value,
+        "unit": "beats/min",
+        "measured_at": (T0 + timedelta(minutes=minute)).isoformat(),
+    }
+    return json.dumps(base | overrides)
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def run(*args: str) -> tuple[int, str, str]:
+    """The command as the trialstream CLI mounts it: a function passed to Typer.command."""
     app = typer.Typer()
     app.command("replay")(replay)
-    app.command("noop")(lambda: None)
+    app.command("version")(lambda: None)  # a second command, so `replay` must be named
     result = CliRunner().invoke(app, ["replay", *args])
     return result.exit_code, result.stdout, result.stderr
 
 
 def test_replay_cli_writes_alerts_and_reports_bad_lines(tmp_path: Path) -> None:
     source, sink = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    write_readings(source, [70, 71] + [140] * 8, {3: "{not json", 5: '{"metric": "heart-rate"}'})
+    lines = [record(i, v) for i, v in enumerate([70, 71] + [140] * 8)]
+    lines[3:3] = ["{not json"]
+    lines[5:5] = [record(99, 72, unit="bpm")]
+    lines[7:7] = [""]  # blank lines are skipped silently
+    write_lines(source, lines)
     code, out, err = run("--input", str(source), "--output", str(sink))
-    assert code == 0
-    assert "10 readings, 2 rejected, 1 alerts" in out
-    assert "line 4:" in err
-    assert "line 6:" in err
+    assert code == 0, err
+    assert out.startswith("10 readings, 2 rejected, 1 alerts in ")
+    assert out.rstrip().endswith(" readings/s)")
+    assert "line 4: (line): not JSON: " in err
+    assert "line 6: unit: heart-rate must be in 'beats/min', got 'bpm'" in err
     alerts = [json.loads(line) for line in sink.read_text().splitlines()]
-    assert [(a["participant_id"], a["severity"]) for a in alerts] == [("P-0001", "high")]
+    assert [(a["participant_id"], a["severity"], a["rule"]) for a in alerts] == [
+        ("P-0001", "high", "clinical-limit/heart-rate-high")
+    ]
 
 
-def test_replay_strict_stops_at_first_bad_line(tmp_path: Path) -> None:
+def test_replay_reports_each_invalid_field(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    write_lines(source, [record(0, 70, metric="pulse", participant_id="jane@example.com")])
+    code, out, err = run("--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    assert code == 0
+    assert "0 readings, 1 rejected" in out
+    assert "line 1: participant_id: " in err
+    assert "line 1: metric: " in err
+
+
+def test_replay_strict_stops_at_first_bad_line_and_writes_nothing(tmp_path: Path) -> None:
     source, sink = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    write_readings(source, [70, 71], {1: '{"value": "x"}'})
+    write_lines(source, [record(i, 140) for i in range(8)] + [record(9, 400)])
     code, _, err = run("--input", str(source), "--output", str(sink), "--strict")
+    assert code == 1
+    assert "line 9: value: heart-rate of 400.0 beats/min is outside" in err
+    assert not sink.exists()
+    assert list(tmp_path.iterdir()) == [source]  # no partial file left behind
+
+
+def test_replay_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = run("--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o"))
     assert code == 2
-    assert "line 2:" in err
+    assert "does not exist" in err
 
 
-def test_replay_is_identical_to_live_scoring_of_the_same_readings(tmp_path: Path) -> None:
-    source, out_a, out_b = tmp_path / "in.jsonl", tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    write_readings(source, [70] * 3 + [118] * 7 + [135] * 7 + [70] * 8 + [140] * 6, {})
-    assert run("--input", str(source), "--output", str(out_a))[0] == 0
-    assert run("--input", str(source), "--output", str(out_b))[0] == 0
-    assert out_a.read_text() == out_b.read_text()
-    assert len(out_a.read_text().splitlines()) == 3
+def test_replay_writes_what_live_scoring_emits(tmp_path: Path) -> None:
+    """Same Scorer, same chunking as the consumer's batches: byte-identical alerts."""
+    source, sink = tmp_path / "fleet.jsonl", tmp_path / "alerts.jsonl"
+    lines = write_fleet(source, participants=24, minutes=400)
+    assert lines > CHUNK
+    stats = replay_file(source, sink, strict=True)
+    readings = [parse_line(line) for line in source.read_text().splitlines()]
+    scorer = Scorer()
+    live = [
+        a for i in range(0, len(readings), CHUNK) for a in scorer.score(readings[i : i + CHUNK])
+    ]
+    assert sink.read_text().splitlines() == [a.model_dump_json() for a in live]
+    assert (stats.readings, stats.rejected, stats.alerts) == (lines, 0, len(live))
+    assert {a.rule.split("/")[1] for a in live} >= {"heart-rate-high", "oxygen-saturation-low"}
+
+
+def test_replay_converts_fahrenheit_like_ingest(tmp_path: Path) -> None:
+    source, sink = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    fever_f = [
+        record(i * 5, 102.2, metric="body-temperature", unit="F", event_id=str(uuid.uuid4()))
+        for i in range(4)
+    ]
+    write_lines(source, fever_f)
+    stats = replay_file(source, sink)
+    (alert,) = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert stats.rejected == 0
+    assert alert["observed"] == [39.0] * 3
+    assert alert["severity"] == "low"

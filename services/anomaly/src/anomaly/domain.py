@@ -1,260 +1,265 @@
-"""Pure, batch-vectorised scoring of wearable readings with per-participant state.
+"""Readings in, explainable alerts out: pure, vectorised per batch, resumable from JSON state.
 
-A batch becomes numpy arrays once; limit bands are computed for every reading at
-once. The run/episode state machine then visits only (participant, metric) groups
-that have a breach or an open run: in the common case (normal readings) a group
-costs a few array operations and no per-reading Python.
-
-Readings older than the last one already scored for a participant and metric
-(late uploads) are ignored by the state machine: they cannot reorder a run that
-has already been judged. The same applies to a re-delivered batch, which is why
-re-scoring after a crash adds nothing.
+The behaviour, in one place:
+1. Order. A participant's readings are scored in arrival order. A reading that is not newer
+   than the newest already scored for its participant and metric (a re-delivery, a late or
+   out-of-order reading) is ignored, as is a non-finite value: a late reading cannot
+   rewrite a run that may already have alerted, and ignoring it keeps the result
+   independent of where the stream is cut into batches.
+2. Bands. Each vital-sign reading gets a NEWS2-style band per limit (see rules.py). A high
+   heart or respiratory rate while the participant walked >= `activity_steps` steps in the
+   trailing window is exercise and counts as in range. Only step readings that arrived
+   before the reading count (batch cuts again must not matter).
+3. Persistence. Band >= b is sustained at a reading that ends a run of >= `min_readings`
+   consecutive readings at band >= b spanning >= `min_minutes`. A silence longer than
+   `max_gap_minutes` breaks the run and closes any episode.
+4. Episodes. The first sustained band raises an alert; a higher band sustained later in the
+   same episode raises one escalation alert; `recovery_readings` in-range readings in a row
+   close the episode.
+5. Identity. event_id = uuid5(participant|rule|severity|event_id of the run's first reading)
+   and occurred_at = detected_at, so re-scoring the same readings yields the same JSON.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from trialstream.events.alerts import AlertKind, AlertRaised
+from trialstream.events.alerts import AlertRaised
 from trialstream.events.readings import Metric, ReadingReceived
 
-from anomaly.explain import explain
-from anomaly.rules import METRIC_CODE, SEVERITY_OF_BAND, Limit, ScoringConfig
+from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cummax, shift
+from anomaly.episodes import Rows, score_limit
+from anomaly.rules import METRIC_CODE, METRICS, ScoringConfig
+from anomaly.state import ParticipantState, SeriesState
 
-ALERT_NAMESPACE = uuid.UUID("5b7f5a2e-9a53-4bd4-8a0c-6f1f2d8a4c11")
-MAX_OBSERVED = 30  # values kept per run for the explanation
+__all__ = ["Scorer", "ScoringConfig"]
 
-
-def _epoch(ts: datetime) -> float:
-    return ts.timestamp()
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+FloatArray = npt.NDArray[np.float64]
+US_PER_MINUTE = 60_000_000
+NEVER = np.iinfo(np.int64).min
+STEP = METRIC_CODE[Metric.STEP_COUNT]
 
 
-@dataclass
-class Batch:
-    """A batch as arrays, in arrival order."""
+@dataclass(frozen=True)
+class _Batch:
+    """A batch as arrays, one row per reading, sorted by (participant, metric) and within
+    that in arrival order. `arrival` indexes `readings`; times are int64 microseconds."""
 
-    participant: npt.NDArray[np.int64]  # index into participant_ids
-    metric: npt.NDArray[np.int8]
-    value: npt.NDArray[np.float64]
-    time: npt.NDArray[np.float64]  # epoch seconds of measured_at
-    participant_ids: list[str]
     readings: Sequence[ReadingReceived]
+    participants: list[str]
+    arrival: IntArray
+    p: IntArray
+    m: IntArray
+    v: FloatArray
+    t: IntArray
 
     @classmethod
-    def of(cls, readings: Sequence[ReadingReceived]) -> Batch:
+    def of(cls, readings: Sequence[ReadingReceived]) -> _Batch:
+        n = len(readings)
         index: dict[str, int] = {}
-        participant = np.fromiter(
-            (index.setdefault(r.participant_id, len(index)) for r in readings),
-            np.int64,
-            len(readings),
+        p = np.fromiter(
+            (index.setdefault(r.participant_id, len(index)) for r in readings), np.int64, n
         )
-        return cls(
-            participant=participant,
-            metric=np.fromiter((METRIC_CODE[r.metric] for r in readings), np.int8, len(readings)),
-            value=np.fromiter((r.value for r in readings), np.float64, len(readings)),
-            time=np.fromiter((_epoch(r.measured_at) for r in readings), np.float64, len(readings)),
-            participant_ids=list(index),
-            readings=readings,
+        m = np.fromiter((METRIC_CODE[r.metric] for r in readings), np.int64, n)
+        v = np.fromiter((r.value for r in readings), np.float64, n)
+        # timestamp() is within 0.12 us of the truth, so rounding recovers exact microseconds.
+        seconds = np.fromiter((r.measured_at.timestamp() for r in readings), np.float64, n)
+        t = np.rint(seconds * 1e6).astype(np.int64)
+        rows = np.flatnonzero(np.isfinite(v))
+        rows = rows[np.argsort(p[rows] * len(METRICS) + m[rows], kind="stable")]
+        return cls(readings, list(index), rows, p[rows], m[rows], v[rows], t[rows])
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> _Batch:
+        return _Batch(
+            self.readings,
+            self.participants,
+            self.arrival[mask],
+            self.p[mask],
+            self.m[mask],
+            self.v[mask],
+            self.t[mask],
         )
+
+    def groups(self) -> tuple[IntArray, IntArray]:
+        """Group number of each row and first row of each group (one participant's metric)."""
+        key = self.p * len(METRICS) + self.m
+        start = np.ones(len(key), dtype=np.bool_)
+        start[1:] = key[1:] != key[:-1]
+        return np.cumsum(start) - 1, np.flatnonzero(start)
+
+    def group_keys(self, first: IntArray) -> Iterator[tuple[int, int]]:
+        """(participant index, metric code) of each group, given its first rows."""
+        return zip(self.p[first].tolist(), self.m[first].tolist(), strict=True)
+
+
+def _unseen(t: IntArray, group: IntArray, first: IntArray, last_in: IntArray) -> BoolArray:
+    """Rows newer than every earlier reading of their participant and metric."""
+    prior = shift(segmented_cummax(t, group), 0)
+    prior[first] = NEVER
+    result: BoolArray = t > np.maximum(prior, last_in[group])
+    return result
+
+
+def _steps_known_at(
+    steps: tuple[IntArray, IntArray, FloatArray, IntArray],
+    qp: IntArray,
+    qt: IntArray,
+    qa: IntArray,
+    window: int,
+    horizon: int,
+) -> tuple[FloatArray, IntArray]:
+    """Sum and count of the step readings each query (participant qp, time qt, arrival qa)
+    may see: same participant, arrived before it, measured in (qt - window, qt], and newer
+    than the newest of them minus `horizon` (what the checkpointed history still holds).
+
+    `steps` = (participant, time, count, arrival; -1 for history), sorted by participant
+    then arrival; within a participant, times grow with arrival (late readings are gone),
+    so every bound is a searchsorted and each answer a contiguous slice."""
+    sp, st, sv, sa = steps
+    width = int(max(sa.max(initial=0), qa.max(initial=0))) + 2
+    arrived = np.searchsorted(sp * width + sa + 1, qp * width + qa + 1)  # one past the last
+    block = np.searchsorted(sp, qp)  # the participant's first step
+    newest = st[np.maximum(arrived - 1, 0)]
+    hi = np.minimum(arrived, grouped_count_le(sp, st, qp, qt))
+    lo = np.maximum(
+        grouped_count_le(sp, st, qp, qt - window),
+        np.where(arrived > block, grouped_count_le(sp, st, qp, newest - horizon), block),
+    )
+    count = np.maximum(hi - lo, 0)
+    csum = np.concatenate([[0.0], np.cumsum(sv)])  # whole step counts: exact in float64
+    return np.where(count > 0, csum[hi] - csum[np.minimum(lo, hi)], 0.0), count
 
 
 class Scorer:
+    """Scores batches of readings one after another, carrying per-participant state.
+
+    `snapshot`/`restore` move that state through JSON: a scorer restored from a snapshot
+    continues exactly as the one that took it would have."""
+
     def __init__(self, config: ScoringConfig | None = None) -> None:
         self.config = config or ScoringConfig()
         self.model_version = self.config.model_version
-        # participant -> {"steps": [[t, steps], ...], "last": {metric: t}, "runs": {rule: run}}
-        self._states: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, ParticipantState] = {}
+        suppressible = {lim.metric for lim in self.config.limits if lim.suppressed_by_activity}
+        self._activity_codes = np.array([METRIC_CODE[m] for m in suppressible], dtype=np.int64)
 
-    # -- checkpointing -------------------------------------------------------------
-    def snapshot(self, participant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        return {p: self._states[p] for p in participant_ids if p in self._states}
-
-    def restore(self, states: Mapping[str, Mapping[str, Any]]) -> None:
-        for participant_id, state in states.items():
-            self._states[participant_id] = {
-                "steps": [list(pair) for pair in state.get("steps", [])],
-                "last": dict(state.get("last", {})),
-                "runs": {rule: dict(run) for rule, run in state.get("runs", {}).items()},
-            }
-
-    # -- scoring -------------------------------------------------------------------
     def score(self, readings: Sequence[ReadingReceived]) -> list[AlertRaised]:
-        if not readings:
+        """Alerts raised by this batch, ordered by detection time, participant and rule."""
+        batch = _Batch.of(readings)
+        states = [self._states.setdefault(pid, ParticipantState()) for pid in batch.participants]
+        group, first = batch.groups()
+        known = [states[p].series.get(METRICS[m]) for p, m in batch.group_keys(first)]
+        last_in = np.array([NEVER if s is None else s.last_us for s in known], dtype=np.int64)
+        keep = _unseen(batch.t, group, first, last_in)
+        batch = batch.select(keep)
+        if not len(batch.t):
             return []
-        batch = Batch.of(readings)
-        bands = {limit.rule: limit.band_of(batch.value) for limit in self.config.limits}
-        metric_masks = {m: batch.metric == code for m, code in METRIC_CODE.items()}
+        kept = group[keep]  # groups that still have rows, renumbered below
+        group, first = batch.groups()
+        series = self._advance_series(batch, states, first, [known[g] for g in kept[first]])
+        steps, step_readings = self._activity(batch, states)
+        last_in = last_in[kept[first]]
         alerts: list[AlertRaised] = []
-        for p, participant_id in enumerate(batch.participant_ids):
-            state = self._states.setdefault(participant_id, {"steps": [], "last": {}, "runs": {}})
-            mine = batch.participant == p
-            steps_mask = mine & metric_masks[Metric.STEP_COUNT]
-            steps = (np.flatnonzero(steps_mask), batch.time[steps_mask], batch.value[steps_mask])
-            for metric in self.config.persistence:
-                rows = np.flatnonzero(mine & metric_masks[metric])
-                if rows.size == 0:
-                    continue
-                alerts.extend(
-                    self._score_group(state, participant_id, metric, rows, batch, bands, steps)
-                )
-                latest = float(batch.time[rows].max())
-                state["last"][str(metric)] = max(state["last"].get(str(metric), latest), latest)
-            self._remember_steps(state, steps[1], steps[2])
+        for limit in self.config.limits:
+            rows = np.flatnonzero(batch.m == METRIC_CODE[limit.metric])
+            if not len(rows):
+                continue
+            view = Rows.of(
+                rows,
+                group[rows],
+                t=batch.t,
+                v=batch.v,
+                p=batch.p,
+                arrival=batch.arrival,
+                series=series,
+                last_in=last_in,
+                steps=steps,
+                step_readings=step_readings,
+            )
+            alerts += score_limit(
+                limit, view, self.config, batch.readings, batch.participants, self.model_version
+            )
         alerts.sort(key=lambda a: (a.detected_at, a.participant_id, a.rule))
         return alerts
 
-    def _score_group(
-        self,
-        state: dict[str, Any],
-        participant_id: str,
-        metric: Metric,
-        rows: npt.NDArray[np.int64],
-        batch: Batch,
-        bands: dict[str, npt.NDArray[np.int8]],
-        steps: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]],
-    ) -> list[AlertRaised]:
-        last_seen = state["last"].get(str(metric), -np.inf)
-        order = rows[np.argsort(batch.time[rows], kind="stable")]
-        order = order[batch.time[order] > last_seen]  # late or re-delivered readings
-        out: list[AlertRaised] = []
-        for limit in self.config.limits_for(metric):
-            band = bands[limit.rule][order]
-            run = state["runs"].get(limit.rule)
-            if not band.any() and run is None:
-                continue  # the common case: nothing breaching, nothing open
-            out.extend(self._walk(state, participant_id, limit, order, band, batch, steps))
-        return out
+    def snapshot(self, participant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """JSON-ready state of each given participant the scorer knows (others are left out)."""
+        return {pid: self._states[pid].to_json() for pid in participant_ids if pid in self._states}
 
-    def _walk(
-        self,
-        state: dict[str, Any],
-        participant_id: str,
-        limit: Limit,
-        order: npt.NDArray[np.int64],
-        band: npt.NDArray[np.int8],
-        batch: Batch,
-        steps: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]],
-    ) -> list[AlertRaised]:
-        p = self.config.persistence[limit.metric]
-        out: list[AlertRaised] = []
-        run: dict[str, Any] | None = state["runs"].get(limit.rule)
-        for row, b in zip(order.tolist(), band.tolist(), strict=True):
-            t = float(batch.time[row])
-            active_steps = None
-            if b and limit.suppressed_by_activity:
-                active_steps = self._steps_before(state, steps, row, t)
-                if active_steps >= self.config.activity_steps:
-                    b = 0  # exercise, not an alert
-            if run is not None and t - run["last_t"] > p.max_gap_minutes * 60:
-                run = self._after_gap(run)
-            if not b:
-                run = self._in_range(run, p.recovery_readings)
-                continue
-            if run is None:
-                run = {"alerted": 0, "n": 0, "values": [], "bands": [], "recovery": 0}
-            if run["n"] == 0:
-                run["start_t"], run["start_id"] = t, str(batch.readings[row].event_id)
-            run["n"] += 1
-            run["recovery"] = 0
-            run["last_t"] = t
-            run["values"] = (run["values"] + [float(batch.value[row])])[-MAX_OBSERVED:]
-            run["bands"] = (run["bands"] + [b])[-p.min_readings :]
-            if run["n"] < p.min_readings or t - run["start_t"] < p.min_minutes * 60:
-                continue
-            sustained = min(run["bands"])  # the band held by the last min_readings readings
-            if sustained > run["alerted"]:
-                escalated_from = str(SEVERITY_OF_BAND[run["alerted"]]) if run["alerted"] else None
-                out.append(
-                    self._alert(
-                        participant_id, limit, sustained, run, t, active_steps, escalated_from
-                    )
-                )
-                run["alerted"] = sustained
-        if run is None:
-            state["runs"].pop(limit.rule, None)
-        else:
-            state["runs"][limit.rule] = run
-        return out
+    def restore(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Take over checkpointed states (from `snapshot`), replacing what is held for them.
+        Raises anomaly.state.StateError for a state this version cannot read."""
+        for pid, data in states.items():
+            self._states[pid] = ParticipantState.from_json(data)
 
     @staticmethod
-    def _after_gap(run: dict[str, Any]) -> dict[str, Any] | None:
-        """A long silence breaks the run; an alerted episode stays open (no re-alert)
-        until enough in-range readings end it."""
-        if not run["alerted"]:
-            return None
-        run["n"], run["values"], run["bands"] = 0, [], []
-        return run
+    def _advance_series(
+        batch: _Batch,
+        states: list[ParticipantState],
+        first: IntArray,
+        known: list[SeriesState | None],
+    ) -> list[SeriesState]:
+        """Each group's series state (created if new), moved on to its newest reading."""
+        newest = batch.t[np.append(first[1:], len(batch.t)) - 1]  # kept rows only grow in time
+        series: list[SeriesState] = []
+        for (p, m), t, state in zip(batch.group_keys(first), newest.tolist(), known, strict=True):
+            if state is None:
+                state = states[p].series[METRICS[m]] = SeriesState(t)
+            state.last_us = t
+            series.append(state)
+        return series
+
+    def _activity(
+        self, batch: _Batch, states: list[ParticipantState]
+    ) -> tuple[FloatArray, IntArray]:
+        """Steps (and step readings) in the trailing window known when each row arrived, for
+        rows of metrics that activity can explain (0 elsewhere); advances step histories."""
+        cfg = self.config
+        horizon = round(cfg.step_history_minutes * US_PER_MINUTE)
+        query = np.isin(batch.m, self._activity_codes)
+        new = batch.m == STEP
+        steps, readings = np.zeros(len(batch.t)), np.zeros(len(batch.t), dtype=np.int64)
+        if not new.any() and not query.any():
+            return steps, readings
+        people = np.unique(batch.p[query | new]).tolist()
+        held = [(p, states[p]) for p in people if len(states[p].step_us)]
+        sizes = [len(s.step_us) for _, s in held]
+        held_p = np.array([p for p, _ in held], dtype=np.int64)
+        sp = np.concatenate([np.repeat(held_p, sizes), batch.p[new]])
+        st = np.concatenate([s.step_us for _, s in held] + [batch.t[new]])
+        sv = np.concatenate([s.steps for _, s in held] + [batch.v[new]])
+        sa = np.concatenate([np.full(sum(sizes), -1), batch.arrival[new]])
+        order = np.lexsort((sa, sp))  # per participant: history, then new steps as they came
+        sp, st, sv, sa = sp[order], st[order], sv[order], sa[order]
+        if query.any() and len(st):
+            window = round(cfg.activity_window_minutes * US_PER_MINUTE)
+            found = _steps_known_at(
+                (sp, st, sv, sa),
+                batch.p[query],
+                batch.t[query],
+                batch.arrival[query],
+                window,
+                horizon,
+            )
+            steps[query], readings[query] = found
+        self._keep_step_history(np.unique(batch.p[new]), sp, st, sv, states, horizon)
+        return steps, readings
 
     @staticmethod
-    def _in_range(run: dict[str, Any] | None, recovery_readings: int) -> dict[str, Any] | None:
-        """An in-range reading breaks the run; enough of them in a row end the episode."""
-        if run is None or not run["alerted"]:
-            return None
-        run["n"], run["values"], run["bands"] = 0, [], []
-        run["recovery"] += 1
-        return None if run["recovery"] >= recovery_readings else run
-
-    def _steps_before(
-        self,
-        state: dict[str, Any],
-        steps: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]],
-        row: int,
-        t: float,
-    ) -> float:
-        """Steps in the activity window before `t`, counting only step readings that
-        arrived before this reading, so batch boundaries never change the answer."""
-        since = t - self.config.activity_window_minutes * 60
-        total = sum(v for st, v in state["steps"] if since < st <= t)
-        positions, times, values = steps
-        known = (positions < row) & (times > since) & (times <= t)
-        return float(total + values[known].sum())
-
-    def _remember_steps(
-        self, state: dict[str, Any], times: npt.NDArray[np.float64], values: npt.NDArray[np.float64]
+    def _keep_step_history(
+        people: IntArray,
+        sp: IntArray,
+        st: IntArray,
+        sv: FloatArray,
+        states: list[ParticipantState],
+        horizon: int,
     ) -> None:
-        merged = state["steps"] + [[float(t), float(v)] for t, v in zip(times, values, strict=True)]
-        if not merged:
-            return
-        horizon = max(t for t, _ in merged) - self.config.activity_window_minutes * 60
-        state["steps"] = [pair for pair in merged if pair[0] > horizon]
-
-    def _alert(
-        self,
-        participant_id: str,
-        limit: Limit,
-        band: int,
-        run: dict[str, Any],
-        t: float,
-        steps: float | None,
-        escalated_from: str | None,
-    ) -> AlertRaised:
-        severity = SEVERITY_OF_BAND[band]
-        start, end = _utc(run["start_t"]), _utc(t)
-        key = f"{participant_id}|{limit.rule}|{severity}|{run['start_id']}"
-        return AlertRaised(
-            event_id=uuid.uuid5(ALERT_NAMESPACE, key),
-            occurred_at=end,
-            participant_id=participant_id,
-            kind=AlertKind.CLINICAL,
-            metric=limit.metric,
-            severity=severity,
-            rule=limit.rule,
-            detected_at=end,
-            window_start=start,
-            window_end=end,
-            observed=list(run["values"]),
-            threshold=limit.threshold_for(band),
-            baseline=None,
-            model_version=self.model_version,
-            explanation=explain(limit, band, run["values"], start, end, steps, escalated_from),
-        )
+        """Keep each participant's steps newer than their newest step minus the horizon."""
+        ends = np.searchsorted(sp, people, side="right")
+        cuts = grouped_count_le(sp, st, people, st[ends - 1] - horizon)
+        for p, cut, end in zip(people.tolist(), cuts.tolist(), ends.tolist(), strict=True):
+            states[p].step_us, states[p].steps = st[cut:end].copy(), sv[cut:end].copy()

@@ -1,52 +1,125 @@
-"""The sentence every alert carries: what was seen, for how long, against which limit."""
+"""What an alert says: its derived identity, its fields, and the sentence it carries (what
+was seen, for how long, in what context, against which limit). Deterministic: no clock, no
+locale, times in UTC, so replay and live write the same JSON."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from anomaly.rules import Limit
+from trialstream.events.alerts import AlertKind, AlertRaised
+from trialstream.events.readings import UNITS, Metric
+
+from anomaly.rules import SEVERITY_OF_BAND, Direction, Limit
+from anomaly.state import Run
+
+# Fixed forever: alert ids are derived from it, and consumers dedupe on them.
+ALERT_NAMESPACE = uuid.UUID("5b7f5a2e-9a53-4bd4-8a0c-6f1f2d8a4c11")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 NAMES = {
-    "heart-rate": "Heart rate",
-    "oxygen-saturation": "Oxygen saturation",
-    "body-temperature": "Body temperature",
-    "respiratory-rate": "Respiratory rate",
-}
-UNITS = {
-    "heart-rate": "beats/min",
-    "oxygen-saturation": "%",
-    "body-temperature": "C",
-    "respiratory-rate": "breaths/min",
+    Metric.HEART_RATE: "Heart rate",
+    Metric.OXYGEN_SATURATION: "Oxygen saturation",
+    Metric.BODY_TEMPERATURE: "Body temperature",
+    Metric.RESPIRATORY_RATE: "Respiratory rate",
+    Metric.STEP_COUNT: "Step count",
 }
 
 
-def _num(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+@dataclass(frozen=True)
+class Activity:
+    """Step readings known at detection time in the trailing activity window."""
+
+    steps: float
+    readings: int
+    window_minutes: float
+
+
+def number(value: float) -> str:
+    """142.0 -> '142', 38.65 -> '38.65', 93.333 -> '93.33'."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _span(start: datetime, end: datetime) -> str:
+    """Times are UTC already (the scorer builds them from epoch microseconds)."""
+    if start.date() == end.date():
+        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+    return f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"
+
+
+def _context(activity: Activity) -> str:
+    window = f"in the previous {number(activity.window_minutes)} min"
+    if activity.readings == 0:
+        return f" with no step data {window} (activity unknown)"
+    return f" at rest ({number(activity.steps)} steps {window})"
 
 
 def explain(
     limit: Limit,
     band: int,
-    values: list[float],
+    values: Sequence[float],
     start: datetime,
     end: datetime,
-    steps_in_window: float | None,
-    escalated_from: str | None,
+    activity: Activity | None,
+    escalated_from: int = 0,
 ) -> str:
-    metric = str(limit.metric)
-    unit = UNITS[metric]
+    unit = UNITS[limit.metric]
     low, high = min(values), max(values)
-    observed = f"{_num(low)} {unit}" if low == high else f"{_num(low)}-{_num(high)} {unit}"
+    observed = number(low) if low == high else f"{number(low)}-{number(high)}"
     minutes = round((end - start).total_seconds() / 60)
-    span = f"{start.astimezone(UTC):%Y-%m-%d %H:%M}-{end.astimezone(UTC):%H:%M} UTC"
-    context = ""
-    if limit.suppressed_by_activity and steps_in_window is not None:
-        context = f" at rest ({steps_in_window:.0f} steps in the previous 10 min),"
-    side = "at or above" if limit.direction == "high" else "at or below"
+    context = _context(activity) if limit.suppressed_by_activity and activity else ""
+    side = "at or above" if limit.direction is Direction.HIGH else "at or below"
     sentence = (
-        f"{NAMES[metric]} {observed} over {len(values)} readings in {minutes} min ({span}),"
-        f"{context} {side} the limit of {_num(limit.threshold_for(band))} {unit} (NEWS2 band {band})."
+        f"{NAMES[limit.metric]} {observed} {unit} for {minutes} min ({_span(start, end)}, "
+        f"{len(values)} readings){context}, {side} the limit of "
+        f"{number(limit.threshold_for(band))} {unit} (NEWS2 band {band})."
     )
     if escalated_from:
-        sentence = f"Escalated from {escalated_from}: {sentence}"
+        rise = f"{SEVERITY_OF_BAND[escalated_from]} to {SEVERITY_OF_BAND[band]}"
+        sentence = f"Escalated from {rise}: {sentence}"
     return sentence
+
+
+def to_datetime(us: int) -> datetime:
+    """Epoch microseconds to an exact UTC datetime."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def alert_id(participant_id: str, rule: str, band: int, first_event_id: str) -> uuid.UUID:
+    """The same episode always gets the same id, so a re-scored batch is deduplicated."""
+    key = f"{participant_id}|{rule}|{SEVERITY_OF_BAND[band]}|{first_event_id}"
+    return uuid.uuid5(ALERT_NAMESPACE, key)
+
+
+def build_alert(
+    limit: Limit,
+    band: int,
+    participant_id: str,
+    run: Run,
+    detected_us: int,
+    activity: Activity,
+    *,
+    escalated_from: int,
+    model_version: str,
+) -> AlertRaised:
+    """The alert for `run` sustaining `band`, detected by the reading at `detected_us`."""
+    start, end = to_datetime(run.start_us), to_datetime(detected_us)
+    return AlertRaised(
+        event_id=alert_id(participant_id, limit.rule, band, run.first),
+        occurred_at=end,  # not the wall clock: replay and live must write the same JSON
+        participant_id=participant_id,
+        kind=AlertKind.CLINICAL,
+        metric=limit.metric,
+        severity=SEVERITY_OF_BAND[band],
+        rule=limit.rule,
+        detected_at=end,
+        window_start=start,
+        window_end=end,
+        observed=run.values,
+        threshold=limit.threshold_for(band),
+        baseline=None,
+        model_version=model_version,
+        explanation=explain(limit, band, run.values, start, end, activity, escalated_from),
+    )

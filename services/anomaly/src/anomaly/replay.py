@@ -1,8 +1,17 @@
-"""Offline scoring of a JSONL file of readings with the very code the live consumer runs."""
+"""Offline scoring of a JSONL file of readings with the very Scorer the live consumer runs.
+
+Each line is one reading in the device contract. Lines are validated by the shared rules
+(trialstream.validation) and scored in chunks, in file order, which plays the role of
+arrival order. Offline there is no server clock, so a reading counts as received when it
+was measured (no clock skew allowed or needed).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -11,23 +20,30 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
 from trialstream.events.readings import ReadingReceived
-from trialstream.validation import RecordRejected, normalise, parse_upload
+from trialstream.validation import ReadingUpload, RecordRejected, normalise, parse_upload
 
 from anomaly.domain import Scorer
 from anomaly.rules import ScoringConfig
 
-CHUNK = 5000
+CHUNK = 5000  # the live consumer's batch size
+NO_SKEW = timedelta(0)
 
 
 class ReplayError(Exception):
-    """A line could not be scored and --strict was given."""
+    """An invalid line under strict mode; `line` is its 1-based number."""
+
+    def __init__(self, line: int, rejected: RecordRejected) -> None:
+        super().__init__(f"line {line}: {rejected}")
+        self.line = line
+        self.rejected = rejected
 
 
 @dataclass
 class ReplayStats:
-    readings: int = 0
-    rejected: int = 0
+    readings: int = 0  # valid readings scored
+    rejected: int = 0  # invalid lines skipped
     alerts: int = 0
     seconds: float = 0.0
 
@@ -35,15 +51,29 @@ class ReplayStats:
     def per_second(self) -> float:
         return self.readings / self.seconds if self.seconds else 0.0
 
+    def summary(self) -> str:
+        return (
+            f"{self.readings} readings, {self.rejected} rejected, {self.alerts} alerts "
+            f"in {self.seconds:.2f} s ({self.per_second:,.0f} readings/s)"
+        )
 
-def _parse(line: str) -> ReadingReceived:
+
+def describe(line: int, rejected: RecordRejected) -> list[str]:
+    """'line N: field: message', one per invalid field."""
+    return [f"line {line}: {e.field}: {e.message}" for e in rejected.errors]
+
+
+def parse_line(line: str) -> ReadingReceived:
+    """One JSONL line to a validated reading. Raises RecordRejected."""
     try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise RecordRejected.one("(line)", "malformed_json", str(exc)) from None
-    upload = parse_upload(raw)
-    # Offline there is no server clock: a reading is "received" when it was measured.
-    return normalise(upload, received_at=upload.measured_at, max_clock_skew=timedelta(0))
+        upload = ReadingUpload.model_validate_json(line)  # fast path: the same model as below
+    except ValidationError:
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordRejected.one("(line)", "malformed_json", f"not JSON: {exc}") from None
+        upload = parse_upload(raw)  # raises with the shared per-field messages
+    return normalise(upload, received_at=upload.measured_at, max_clock_skew=NO_SKEW)
 
 
 def _chunks(
@@ -54,19 +84,32 @@ def _chunks(
         if not line.strip():
             continue
         try:
-            chunk.append(_parse(line))
+            chunk.append(parse_line(line))
         except RecordRejected as rejected:
             stats.rejected += 1
-            message = f"line {number}: {rejected}"
             if strict:
-                raise ReplayError(message) from None
-            print(message, file=errors)
+                raise ReplayError(number, rejected) from None
+            print(*describe(number, rejected), sep="\n", file=errors)
             continue
         if len(chunk) >= CHUNK:
             yield chunk
             chunk = []
     if chunk:
         yield chunk
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Replay makes millions of short-lived, acyclic objects (pydantic models) that
+    reference counting frees at once; the cyclic collector rescanning them cost about a
+    third of the run time. Paused for the replay only, then restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def replay_file(
@@ -77,18 +120,29 @@ def replay_file(
     config: ScoringConfig | None = None,
     errors: TextIO | None = None,
 ) -> ReplayStats:
+    """Score `input_path` and write one AlertRaised JSON per line to `output_path`.
+
+    Invalid lines are reported to `errors` (default: stderr) and skipped, or with
+    `strict` raise ReplayError. The output appears only when the replay completes."""
     errors = errors or sys.stderr  # looked up per call, so a redirected stderr is honoured
     scorer = Scorer(config)
     stats = ReplayStats()
+    partial = output_path.with_name(output_path.name + ".partial")
     started = time.perf_counter()
-    with (
-        input_path.open(encoding="utf-8") as source,
-        output_path.open("w", encoding="utf-8") as sink,
-    ):
-        for chunk in _chunks(source, stats, strict, errors):
-            stats.readings += len(chunk)
-            for alert in scorer.score(chunk):
-                sink.write(alert.model_dump_json() + "\n")
-                stats.alerts += 1
+    try:
+        with (
+            _cyclic_gc_paused(),
+            input_path.open(encoding="utf-8") as source,
+            partial.open("w", encoding="utf-8") as sink,
+        ):
+            for chunk in _chunks(source, stats, strict, errors):
+                stats.readings += len(chunk)
+                alerts = scorer.score(chunk)
+                sink.writelines(alert.model_dump_json() + "\n" for alert in alerts)
+                stats.alerts += len(alerts)
+        os.replace(partial, output_path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
     stats.seconds = time.perf_counter() - started
     return stats

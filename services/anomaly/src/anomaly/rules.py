@@ -1,48 +1,70 @@
 """Clinical limits and persistence settings, in the spirit of NEWS2.
 
-NEWS2 scores each vital sign 0-3. We alert on sustained readings in the bands that
-score 2 or 3 (1 for temperature, where NEWS2 has no 2 on the high side below 39.1):
-  heart-rate        >= 131 -> 3, 111-130 -> 2, <= 40 -> 3
-  oxygen-saturation <= 91 -> 3, 92-93 -> 2             (NEWS2 SpO2 scale 1)
-  body-temperature  >= 39.1 -> 2, 38.1-39.0 -> 1, <= 35.0 -> 3
-  respiratory-rate  >= 25 -> 3, 21-24 -> 2, <= 8 -> 3
-Band 3 is severity high, 2 medium, 1 low.
+NEWS2 (Royal College of Physicians, 2017) scores each vital sign 0-3. We alert on sustained
+readings in these bands (thresholds inclusive; a value between NEWS2's integer bands, such as
+130.5 beats/min, falls to the milder side):
+  heart-rate         >= 131 -> 3, 111-130 -> 2, <= 40 -> 3
+  oxygen-saturation  <= 91 -> 3, 92-93 -> 2                     (SpO2 scale 1)
+  body-temperature   >= 39.1 -> 2, 38.1-39.0 -> 1, <= 35.0 -> 3
+  respiratory-rate   >= 25 -> 3, 21-24 -> 2, <= 8 -> 3
+Band 3 is severity high, 2 medium, 1 low. The NEWS2 band-1 ranges of heart rate, SpO2 and
+respiratory rate are left out: a wearable sees them daily in healthy participants.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 from trialstream.events.alerts import Severity
 from trialstream.events.readings import Metric
 
-SEVERITY_OF_BAND: dict[int, Severity] = {1: Severity.LOW, 2: Severity.MEDIUM, 3: Severity.HIGH}
+SEVERITY_OF_BAND: Mapping[int, Severity] = MappingProxyType(
+    {1: Severity.LOW, 2: Severity.MEDIUM, 3: Severity.HIGH}
+)
 
 # Metric order fixes the integer codes used in the vectorised arrays.
 METRICS: tuple[Metric, ...] = tuple(Metric)
-METRIC_CODE: dict[Metric, int] = {m: i for i, m in enumerate(METRICS)}
+METRIC_CODE: Mapping[Metric, int] = MappingProxyType({m: i for i, m in enumerate(METRICS)})
+
+
+class Direction(StrEnum):
+    HIGH = "high"
+    LOW = "low"
 
 
 @dataclass(frozen=True)
 class Limit:
-    """One direction of one metric: bands as (threshold, band), most severe first."""
+    """One direction of one metric: `bands` as (threshold, band), most severe first."""
 
     metric: Metric
-    direction: str  # "high" or "low"
+    direction: Direction
     bands: tuple[tuple[float, int], ...]
-    suppressed_by_activity: bool = False
+    suppressed_by_activity: bool = False  # a breach while walking is exercise, not an alert
+
+    def __post_init__(self) -> None:
+        levels = [band for _, band in self.bands]
+        if not self.bands or levels != sorted(levels, reverse=True) or levels[-1] < 1:
+            raise ValueError(f"{self.rule}: bands must be >= 1 and listed most severe first")
 
     @property
     def rule(self) -> str:
         return f"clinical-limit/{self.metric}-{self.direction}"
 
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The bands this limit can raise, mildest first."""
+        return tuple(sorted(band for _, band in self.bands))
+
     def band_of(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
-        """Vectorised: the NEWS2-style band of every value (0 = within limits)."""
+        """Vectorised: the band of every value (0 = within limits)."""
         out = np.zeros(values.shape, dtype=np.int8)
-        for threshold, band in reversed(self.bands):  # least severe first, overwritten by worse
-            hit = values >= threshold if self.direction == "high" else values <= threshold
+        for threshold, band in reversed(self.bands):  # mildest first, overwritten by worse
+            hit = values >= threshold if self.direction is Direction.HIGH else values <= threshold
             out[hit] = band
         return out
 
@@ -52,35 +74,59 @@ class Limit:
 
 @dataclass(frozen=True)
 class Persistence:
-    min_readings: int  # consecutive breaching readings
-    min_minutes: float  # and spanning at least this long
-    max_gap_minutes: float  # a longer silence breaks the run
-    recovery_readings: int  # in-range readings in a row that end an episode
+    """When a breach counts: `min_readings` consecutive readings beyond the limit spanning
+    at least `min_minutes`. A silence longer than `max_gap_minutes` breaks the run and ends
+    the episode; `recovery_readings` in-range readings in a row also end the episode."""
+
+    min_readings: int
+    min_minutes: float
+    max_gap_minutes: float
+    recovery_readings: int
+
+    def __post_init__(self) -> None:
+        if self.min_readings < 1 or self.recovery_readings < 1 or self.max_gap_minutes <= 0:
+            raise ValueError("min_readings and recovery_readings must be >= 1, max_gap > 0")
+
+
+def _default_persistence() -> Mapping[Metric, Persistence]:
+    # Heart rate arrives about every minute, the other vitals about every 5 minutes.
+    five_minutely = Persistence(3, 10, 15, 3)
+    return MappingProxyType(
+        {
+            Metric.HEART_RATE: Persistence(5, 4, 15, 5),
+            Metric.OXYGEN_SATURATION: five_minutely,
+            Metric.BODY_TEMPERATURE: five_minutely,
+            Metric.RESPIRATORY_RATE: five_minutely,
+        }
+    )
 
 
 @dataclass(frozen=True)
 class ScoringConfig:
     limits: tuple[Limit, ...] = (
-        Limit(Metric.HEART_RATE, "high", ((131, 3), (111, 2)), suppressed_by_activity=True),
-        Limit(Metric.HEART_RATE, "low", ((40, 3),)),
-        Limit(Metric.OXYGEN_SATURATION, "low", ((91, 3), (93, 2))),
-        Limit(Metric.BODY_TEMPERATURE, "high", ((39.1, 2), (38.1, 1))),
-        Limit(Metric.BODY_TEMPERATURE, "low", ((35.0, 3),)),
-        Limit(Metric.RESPIRATORY_RATE, "high", ((25, 3), (21, 2)), suppressed_by_activity=True),
-        Limit(Metric.RESPIRATORY_RATE, "low", ((8, 3),)),
+        Limit(Metric.HEART_RATE, Direction.HIGH, ((131, 3), (111, 2)), suppressed_by_activity=True),
+        Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),)),
+        Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3), (93, 2))),
+        Limit(Metric.BODY_TEMPERATURE, Direction.HIGH, ((39.1, 2), (38.1, 1))),
+        Limit(Metric.BODY_TEMPERATURE, Direction.LOW, ((35.0, 3),)),
+        Limit(
+            Metric.RESPIRATORY_RATE, Direction.HIGH, ((25, 3), (21, 2)), suppressed_by_activity=True
+        ),
+        Limit(Metric.RESPIRATORY_RATE, Direction.LOW, ((8, 3),)),
     )
-    # Heart rate comes about every minute, the other vitals about every 5 minutes.
-    persistence: dict[Metric, Persistence] = field(
-        default_factory=lambda: {
-            Metric.HEART_RATE: Persistence(5, 4, 15, 5),
-            Metric.OXYGEN_SATURATION: Persistence(3, 10, 20, 2),
-            Metric.BODY_TEMPERATURE: Persistence(3, 10, 20, 2),
-            Metric.RESPIRATORY_RATE: Persistence(3, 10, 20, 2),
-        }
-    )
+    persistence: Mapping[Metric, Persistence] = field(default_factory=_default_persistence)
     activity_window_minutes: float = 10
-    activity_steps: float = 300  # steps in the window that make a raised heart rate exercise
-    model_version: str = "rules-1.0"
+    activity_steps: float = 300  # steps in the window that make a raised rate exercise
+    # Step history kept behind the newest step reading. A vital reading that lags the step
+    # stream by more than (this - activity window) sees a truncated window.
+    step_history_minutes: float = 30
+    model_version: str = "rules-1.0"  # bump whenever a threshold or rule changes
 
-    def limits_for(self, metric: Metric) -> tuple[Limit, ...]:
-        return tuple(limit for limit in self.limits if limit.metric is metric)
+    def __post_init__(self) -> None:
+        for limit in self.limits:
+            if limit.metric is Metric.STEP_COUNT or limit.metric not in self.persistence:
+                raise ValueError(f"{limit.rule}: no persistence settings for {limit.metric}")
+        if len({limit.rule for limit in self.limits}) != len(self.limits):
+            raise ValueError("two limits share a rule name")
+        if self.step_history_minutes < self.activity_window_minutes:
+            raise ValueError("step_history_minutes must cover the activity window")

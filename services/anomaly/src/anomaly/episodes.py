@@ -1,0 +1,283 @@
+"""Runs and episodes of one limit over every participant of a batch at once.
+
+Rows are one metric's readings grouped by participant (in time order, already cleared of
+late readings). Each group may continue state from earlier batches ("carry"). Every step
+is an array operation over all rows; Python only visits groups whose state changes and
+the rows that raise alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from trialstream.events.alerts import AlertRaised
+from trialstream.events.readings import ReadingReceived
+
+from anomaly.arrays import BoolArray, IntArray, consecutive, shift
+from anomaly.explain import Activity, build_alert
+from anomaly.rules import Limit, ScoringConfig
+from anomaly.state import RuleState, Run, SeriesState
+
+US_PER_MINUTE = 60_000_000
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Rows:
+    t: IntArray
+    v: FloatArray
+    p: IntArray  # participant index
+    arrival: IntArray  # index into the batch's readings
+    group: IntArray  # 0..groups-1, non-decreasing
+    first: IntArray  # first row of each group
+    last: IntArray  # last row of each group
+    series: list[SeriesState]  # per group
+    last_in: IntArray  # per group: newest time scored before this batch (int64 min if none)
+    steps: FloatArray  # per row: steps in the activity window
+    step_readings: IntArray  # per row: step readings in the activity window
+
+    @classmethod
+    def of(
+        cls,
+        rows: IntArray,
+        batch_group: IntArray,
+        *,
+        t: IntArray,
+        v: FloatArray,
+        p: IntArray,
+        arrival: IntArray,
+        series: list[SeriesState],
+        last_in: IntArray,
+        steps: FloatArray,
+        step_readings: IntArray,
+    ) -> Rows:
+        starts = np.ones(len(rows), dtype=np.bool_)
+        starts[1:] = batch_group[1:] != batch_group[:-1]
+        first = np.flatnonzero(starts)
+        picked = batch_group[first]  # this metric's groups among the batch's
+        return cls(
+            t[rows],
+            v[rows],
+            p[rows],
+            arrival[rows],
+            np.cumsum(starts) - 1,
+            first,
+            np.append(first[1:], len(rows)) - 1,
+            [series[g] for g in picked.tolist()],
+            last_in[picked],
+            steps[rows],
+            step_readings[rows],
+        )
+
+
+def _segments(rows: Rows, max_gap: int) -> tuple[BoolArray, BoolArray]:
+    """Where runs must restart (a group's first row, or after a gap longer than max_gap),
+    and which rows continue the state carried from earlier batches (those before the
+    group's first gap, when its first row is itself within max_gap of the last scored)."""
+    t, g, first = rows.t, rows.group, rows.first
+    is_first = np.zeros(len(t), dtype=np.bool_)
+    is_first[first] = True
+    gap = ~is_first & (t - shift(t, 0) > max_gap)
+    seen = rows.last_in > np.iinfo(np.int64).min
+    continues = seen & (t[first] - np.where(seen, rows.last_in, 0) <= max_gap)
+    gaps = np.cumsum(gap)
+    carried = continues[g] & (gaps == gaps[first][g])
+    return is_first | gap, carried
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Per row, for one band: in a run at or beyond it, its length and start (counting
+    the carried part), index of its first row here, and whether it began in an earlier batch."""
+
+    mask: BoolArray
+    n: IntArray
+    start_us: IntArray
+    first: IntArray
+    carried: BoolArray
+
+
+def _runs(
+    mask: BoolArray,
+    seg_start: BoolArray,
+    carried: BoolArray,
+    rows: Rows,
+    n0: IntArray,
+    s0: IntArray,
+) -> _Runs:
+    length, first = consecutive(mask, seg_start)
+    g = rows.group
+    from_carry = mask & carried & (first == rows.first[g]) & (n0[g] > 0)
+    n = length + np.where(from_carry, n0[g], 0)
+    start = np.where(from_carry, s0[g], rows.t[first])
+    return _Runs(mask, n, start, first, from_carry)
+
+
+@dataclass(frozen=True)
+class _Episodes:
+    alerted: IntArray  # band alerted in the open episode after each row (0 = none)
+    before: IntArray  # the same just before each row
+    recovery: IntArray  # in-range readings in a row up to each row
+
+
+def _episodes(
+    sustained: IntArray,
+    in_range: BoolArray,
+    seg_start: BoolArray,
+    carried: BoolArray,
+    rows: Rows,
+    carry: tuple[IntArray, IntArray],
+    recovery_readings: int,
+) -> _Episodes:
+    """Within an episode the alerted band is the running maximum of the sustained band,
+    so episodes become segments and the state machine a segmented cumulative maximum."""
+    g, first = rows.group, rows.first
+    alerted0, recovery0 = carry
+    length, run_first = consecutive(in_range, seg_start)
+    recovery = length + np.where(in_range & carried & (run_first == first[g]), recovery0[g], 0)
+    ended = in_range & (recovery >= recovery_readings)
+    epoch_start = seg_start | ended
+    epoch = np.cumsum(epoch_start)
+    width = int(max(sustained.max(initial=0), alerted0.max(initial=0))) + 1
+    alerted = np.maximum.accumulate(epoch * width + sustained) - epoch * width
+    in_carried_epoch = carried & (epoch == epoch[first][g]) & ~ended[first][g]
+    alerted = np.where(in_carried_epoch, np.maximum(alerted, alerted0[g]), alerted)
+    before = np.where(epoch_start, np.where(in_carried_epoch, alerted0[g], 0), shift(alerted, 0))
+    return _Episodes(alerted, before, recovery)
+
+
+def score_limit(
+    limit: Limit,
+    rows: Rows,
+    config: ScoringConfig,
+    readings: Sequence[ReadingReceived],
+    participants: Sequence[str],
+    model_version: str,
+) -> list[AlertRaised]:
+    """Alerts of one limit for these rows; updates the limit's state in `rows.series`."""
+    per = config.persistence[limit.metric]
+    band = limit.band_of(rows.v)
+    if limit.suppressed_by_activity:
+        band[rows.steps >= config.activity_steps] = 0  # exercise, not an alert
+    rule = limit.rule
+    carry = [s.rules.get(rule) for s in rows.series]
+    held = [i for i, c in enumerate(carry) if c is not None]
+    if not held and not band.any():
+        return []  # the common case: nothing breaching, nothing open
+    seg_start, carried = _segments(rows, round(per.max_gap_minutes * US_PER_MINUTE))
+    t = rows.t
+    runs: dict[int, _Runs] = {}
+    sustained = np.zeros(len(t), dtype=np.int64)
+    for level in limit.levels:
+        n0, s0 = _carried_runs(carry, held, level)
+        run = _runs(band >= level, seg_start, carried, rows, n0, s0)
+        ok = run.mask & (run.n >= per.min_readings)
+        ok &= t - run.start_us >= round(per.min_minutes * US_PER_MINUTE)
+        sustained[ok] = level
+        runs[level] = run
+    alerted0 = _per_group(carry, held, lambda c: c.alerted)
+    recovery0 = _per_group(carry, held, lambda c: c.recovery)
+    episodes = _episodes(
+        sustained, band == 0, seg_start, carried, rows, (alerted0, recovery0), per.recovery_readings
+    )
+    found = _Found(limit, rows, runs, carry, episodes, sustained)
+    alerts = [
+        _alert(found, i, config, readings, participants, model_version)
+        for i in np.flatnonzero(sustained > episodes.before).tolist()
+    ]
+    _carry_out(found, band == 0, per.recovery_readings, readings)
+    return alerts
+
+
+def _per_group(
+    carry: list[RuleState | None], held: list[int], get: Callable[[RuleState], int]
+) -> IntArray:
+    out = np.zeros(len(carry), dtype=np.int64)
+    out[held] = [get(c) for c in carry if c is not None]
+    return out
+
+
+def _carried_runs(
+    carry: list[RuleState | None], held: list[int], level: int
+) -> tuple[IntArray, IntArray]:
+    runs = [c.runs.get(level) for c in carry if c is not None]
+    n0, s0 = np.zeros(len(carry), dtype=np.int64), np.zeros(len(carry), dtype=np.int64)
+    n0[held] = [r.n if r else 0 for r in runs]
+    s0[held] = [r.start_us if r else 0 for r in runs]
+    return n0, s0
+
+
+@dataclass(frozen=True)
+class _Found:
+    limit: Limit
+    rows: Rows
+    runs: dict[int, _Runs]
+    carry: list[RuleState | None]
+    episodes: _Episodes
+    sustained: IntArray
+
+    def run_at(self, level: int, i: int, readings: Sequence[ReadingReceived]) -> Run:
+        """The run at or beyond `level` that row i belongs to (carried part included)."""
+        run, rows = self.runs[level], self.rows
+        first = int(run.first[i])
+        values = rows.v[first : i + 1].tolist()
+        carried = self.carry[rows.group[i]] if run.carried[i] else None
+        if carried is not None:
+            earlier = carried.runs[level]
+            return Run(int(run.n[i]), earlier.start_us, earlier.first, earlier.values + values)
+        event_id = str(readings[rows.arrival[first]].event_id)
+        return Run(int(run.n[i]), int(run.start_us[i]), event_id, values)
+
+
+def _alert(
+    found: _Found,
+    i: int,
+    config: ScoringConfig,
+    readings: Sequence[ReadingReceived],
+    participants: Sequence[str],
+    model_version: str,
+) -> AlertRaised:
+    rows, band = found.rows, int(found.sustained[i])
+    activity = Activity(
+        float(rows.steps[i]), int(rows.step_readings[i]), config.activity_window_minutes
+    )
+    return build_alert(
+        found.limit,
+        band,
+        participants[rows.p[i]],
+        found.run_at(band, i, readings),
+        int(rows.t[i]),
+        activity,
+        escalated_from=int(found.episodes.before[i]),
+        model_version=model_version,
+    )
+
+
+def _carry_out(
+    found: _Found, in_range: BoolArray, recovery_readings: int, readings: Sequence[ReadingReceived]
+) -> None:
+    """Write each touched group's state as of its last row; drop states that became empty."""
+    rows, episodes, rule = found.rows, found.episodes, found.limit.rule
+    last = rows.last
+    alerted = episodes.alerted[last]
+    touched = (alerted > 0) | np.array([c is not None for c in found.carry])
+    for run in found.runs.values():
+        touched |= run.mask[last]
+    for g in np.flatnonzero(touched).tolist():
+        end = int(last[g])
+        state = RuleState(int(alerted[g]))
+        if state.alerted and in_range[end]:
+            state.recovery = min(int(episodes.recovery[end]), recovery_readings)
+        for level, run in found.runs.items():
+            if run.mask[end]:
+                kept = found.run_at(level, end, readings)
+                if level <= state.alerted:
+                    kept.values = []  # cannot alert again in this episode
+                state.runs[level] = kept
+        if state.alerted or state.runs:
+            rows.series[g].rules[rule] = state
+        else:
+            rows.series[g].rules.pop(rule, None)
