@@ -89,7 +89,7 @@ async def insert_alerts(pool: asyncpg.Pool, alerts: Sequence[AlertRaised]) -> No
         [a.event_id for a in alerts],
         [a.participant_id for a in alerts],
         [str(a.kind) for a in alerts],
-        [str(a.metric) for a in alerts],
+        [None if a.metric is None else str(a.metric) for a in alerts],
         [str(a.severity) for a in alerts],
         [a.rule for a in alerts],
         [a.detected_at for a in alerts],

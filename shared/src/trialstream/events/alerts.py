@@ -23,6 +23,7 @@ class Severity(StrEnum):
 class AlertKind(StrEnum):
     CLINICAL = "clinical"
     DEVICE_QUALITY = "device-quality"
+    EPRO_SAFETY = "epro-safety"  # e.g. PHQ-9 item 9 (self-harm) answered above 0
 
 
 class AlertRaised(Event):
@@ -32,7 +33,7 @@ class AlertRaised(Event):
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
     kind: AlertKind = AlertKind.CLINICAL
-    metric: Metric
+    metric: Metric | None = Field(default=None, description="Absent for non-wearable alerts")
     severity: Severity
     rule: str = Field(description="Rule or model that fired, e.g. 'clinical-limit/heart-rate-high'")
     detected_at: AwareDatetime = Field(description="measured_at of the reading that triggered it")
