@@ -89,6 +89,24 @@ def normalise(
     upload: ReadingUpload, *, received_at: datetime, max_clock_skew: timedelta
 ) -> ReadingReceived:
     """Unit and range checks; Fahrenheit temperatures become Celsius. Raises RecordRejected."""
+    checked = check(upload, received_at=received_at, max_clock_skew=max_clock_skew)
+    return ReadingReceived(
+        event_id=checked.event_id,
+        occurred_at=received_at,
+        participant_id=checked.participant_id,
+        device_id=checked.device_id,
+        metric=checked.metric,
+        value=checked.value,
+        unit=checked.unit,
+        measured_at=checked.measured_at,
+    )
+
+
+def check(
+    upload: ReadingUpload, *, received_at: datetime, max_clock_skew: timedelta
+) -> ReadingUpload:
+    """The rules of `normalise` without building the event: the upload itself, or a copy
+    in Celsius for a Fahrenheit temperature. Raises RecordRejected."""
     expected = UNITS[upload.metric]
     value = upload.value
     unit = upload.unit
@@ -116,13 +134,6 @@ def normalise(
             f"measured_at is {(upload.measured_at - received_at).total_seconds():.0f} s ahead of "
             f"the server clock; at most {max_clock_skew.total_seconds():.0f} s of clock skew is allowed",
         )
-    return ReadingReceived(
-        event_id=upload.event_id,
-        occurred_at=received_at,
-        participant_id=upload.participant_id,
-        device_id=upload.device_id,
-        metric=upload.metric,
-        value=value,
-        unit=unit,
-        measured_at=upload.measured_at,
-    )
+    if unit is upload.unit and value is upload.value:
+        return upload
+    return upload.model_copy(update={"value": value, "unit": unit})

@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 from anomaly.domain import Scorer
+from anomaly.rules import ScoringConfig
 from anomaly_reference import ReferenceScorer
 from anomaly_streams import random_stream
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.readings import ReadingReceived
 
 SEEDS = range(40)
+# The reference states the clinical-limit rules only; the other detectors have tests of their own.
+LIMITS_ONLY = ScoringConfig(device_quality=False, personal_baselines=False)
 
 
 def in_order(alerts: Sequence[AlertRaised]) -> list[AlertRaised]:
@@ -34,13 +37,13 @@ def score_in_pieces(
     """Score batch by batch; with `checkpoint`, every batch runs in a fresh scorer restored
     from the JSON snapshot of the batch's participants (as the service does)."""
     bounds = cuts(rng, len(readings))
-    scorer, alerts = Scorer(), []
+    scorer, alerts = Scorer(LIMITS_ONLY), []
     stored: dict[str, dict[str, Any]] = {}
     for lo, hi in itertools.pairwise(bounds):
         batch = readings[lo:hi]
         if checkpoint:
             ids = list(dict.fromkeys(r.participant_id for r in batch))
-            scorer = Scorer()
+            scorer = Scorer(LIMITS_ONLY)
             scorer.restore({p: stored[p] for p in ids if p in stored})
         alerts += scorer.score(batch)
         if checkpoint:
@@ -51,14 +54,14 @@ def score_in_pieces(
 @pytest.mark.parametrize("seed", SEEDS)
 def test_scorer_matches_reference_on_random_streams(seed: int) -> None:
     readings = random_stream(seed)
-    expected = in_order(ReferenceScorer().score(readings))
-    assert in_order(Scorer().score(readings)) == expected
+    expected = in_order(ReferenceScorer(LIMITS_ONLY).score(readings))
+    assert in_order(Scorer(LIMITS_ONLY).score(readings)) == expected
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_batch_cuts_and_checkpoints_do_not_change_alerts(seed: int) -> None:
     readings = random_stream(seed)
-    expected = in_order(ReferenceScorer().score(readings))
+    expected = in_order(ReferenceScorer(LIMITS_ONLY).score(readings))
     rng = random.Random(seed)
     assert in_order(score_in_pieces(readings, rng, checkpoint=False)) == expected
     assert in_order(score_in_pieces(readings, rng, checkpoint=True)) == expected
@@ -66,7 +69,7 @@ def test_batch_cuts_and_checkpoints_do_not_change_alerts(seed: int) -> None:
 
 def test_random_streams_exercise_every_kind_of_alert() -> None:
     """Guards the generator: equivalence on streams that never alert would prove little."""
-    alerts = [a for seed in SEEDS for a in ReferenceScorer().score(random_stream(seed))]
+    alerts = [a for seed in SEEDS for a in ReferenceScorer(LIMITS_ONLY).score(random_stream(seed))]
     rules = {a.rule for a in alerts}
     assert len(rules) == 7
     assert {a.severity for a in alerts} == {"low", "medium", "high"}

@@ -22,6 +22,7 @@ The behaviour, in one place:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +30,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from trialstream.events.alerts import AlertRaised
-from trialstream.events.readings import Metric, ReadingReceived
+from trialstream.events.readings import Metric
 
 from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cummax, shift
-from anomaly.episodes import Rows, score_limit
+from anomaly.baseline import BaselineShiftRule, deviations
+from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
+from anomaly.quality import FlatlineRule, dropout_alert, flatline_bands, silences
+from anomaly.reading import Reading
 from anomaly.rules import METRIC_CODE, METRICS, ScoringConfig
 from anomaly.state import ParticipantState, SeriesState
 
@@ -42,6 +46,7 @@ FloatArray = npt.NDArray[np.float64]
 US_PER_MINUTE = 60_000_000
 NEVER = np.iinfo(np.int64).min
 STEP = METRIC_CODE[Metric.STEP_COUNT]
+HEART_RATE = METRIC_CODE[Metric.HEART_RATE]
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class _Batch:
     """A batch as arrays, one row per reading, sorted by (participant, metric) and within
     that in arrival order. `arrival` indexes `readings`; times are int64 microseconds."""
 
-    readings: Sequence[ReadingReceived]
+    readings: Sequence[Reading]
     participants: list[str]
     arrival: IntArray
     p: IntArray
@@ -58,7 +63,7 @@ class _Batch:
     t: IntArray
 
     @classmethod
-    def of(cls, readings: Sequence[ReadingReceived]) -> _Batch:
+    def of(cls, readings: Sequence[Reading]) -> _Batch:
         n = len(readings)
         index: dict[str, int] = {}
         p = np.fromiter(
@@ -94,6 +99,36 @@ class _Batch:
     def group_keys(self, first: IntArray) -> Iterator[tuple[int, int]]:
         """(participant index, metric code) of each group, given its first rows."""
         return zip(self.p[first].tolist(), self.m[first].tolist(), strict=True)
+
+
+@dataclass(frozen=True)
+class _RowsOf:
+    """What every rule's view of a batch is cut from."""
+
+    batch: _Batch
+    group: IntArray
+    series: list[SeriesState]
+    last_in: IntArray
+    steps: FloatArray
+    step_readings: IntArray
+    v_before: FloatArray
+
+    def view(self, mask: BoolArray) -> Rows:
+        rows = np.flatnonzero(mask)
+        b = self.batch
+        return Rows.of(
+            rows,
+            self.group[rows],
+            t=b.t,
+            v=b.v,
+            p=b.p,
+            arrival=b.arrival,
+            series=self.series,
+            last_in=self.last_in,
+            steps=self.steps,
+            step_readings=self.step_readings,
+            v_before=self.v_before,
+        )
 
 
 def _unseen(t: IntArray, group: IntArray, first: IntArray, last_in: IntArray) -> BoolArray:
@@ -144,10 +179,13 @@ class Scorer:
         self.config = config or ScoringConfig()
         self.model_version = self.config.model_version
         self._states: dict[str, ParticipantState] = {}
+        self._clock = NEVER  # stream time: the newest measured_at scored so far
         suppressible = {lim.metric for lim in self.config.limits if lim.suppressed_by_activity}
+        if self.config.personal_baselines:
+            suppressible.add(Metric.HEART_RATE)  # rest is judged from steps
         self._activity_codes = np.array([METRIC_CODE[m] for m in suppressible], dtype=np.int64)
 
-    def score(self, readings: Sequence[ReadingReceived]) -> list[AlertRaised]:
+    def score(self, readings: Sequence[Reading]) -> list[AlertRaised]:
         """Alerts raised by this batch, ordered by detection time, participant and rule."""
         batch = _Batch.of(readings)
         states = [self._states.setdefault(pid, ParticipantState()) for pid in batch.participants]
@@ -156,35 +194,87 @@ class Scorer:
         last_in = np.array([NEVER if s is None else s.last_us for s in known], dtype=np.int64)
         keep = _unseen(batch.t, group, first, last_in)
         batch = batch.select(keep)
-        if not len(batch.t):
-            return []
-        kept = group[keep]  # groups that still have rows, renumbered below
-        group, first = batch.groups()
-        series = self._advance_series(batch, states, first, [known[g] for g in kept[first]])
-        steps, step_readings = self._activity(batch, states)
-        last_in = last_in[kept[first]]
         alerts: list[AlertRaised] = []
-        for limit in self.config.limits:
-            rows = np.flatnonzero(batch.m == METRIC_CODE[limit.metric])
-            if not len(rows):
-                continue
-            view = Rows.of(
-                rows,
-                group[rows],
-                t=batch.t,
-                v=batch.v,
-                p=batch.p,
-                arrival=batch.arrival,
-                series=series,
-                last_in=last_in,
-                steps=steps,
-                step_readings=step_readings,
+        if len(batch.t):
+            kept = group[keep]  # groups that still have rows, renumbered below
+            group, first = batch.groups()
+            series, v_before = self._advance_series(
+                batch, states, first, [known[g] for g in kept[first]]
             )
-            alerts += score_limit(
-                limit, view, self.config, batch.readings, batch.participants, self.model_version
+            steps, step_readings = self._activity(batch, states)
+            rows = _RowsOf(
+                batch, group, series, last_in[kept[first]], steps, step_readings, v_before
             )
+            alerts += self._rules(rows, batch, states)
+            if self.config.device_quality:
+                alerts += self._silences_in(batch, states)
+        if self.config.device_quality:
+            alerts += self._silences_at_end()
         alerts.sort(key=lambda a: (a.detected_at, a.participant_id, a.rule))
         return alerts
+
+    def _rules(
+        self, rows: _RowsOf, batch: _Batch, states: list[ParticipantState]
+    ) -> list[AlertRaised]:
+        cfg, out = self.config, []
+        score = functools.partial(
+            score_rule,
+            config=cfg,
+            readings=batch.readings,
+            participants=batch.participants,
+            model_version=self.model_version,
+        )
+        for limit in cfg.limits:
+            if len(view := rows.view(batch.m == METRIC_CODE[limit.metric])):
+                out += score(LimitRule(limit), limit_bands(limit, view, cfg), view)
+        if cfg.device_quality:
+            for metric in cfg.flatline_metrics:
+                if len(view := rows.view(batch.m == METRIC_CODE[metric])):
+                    out += score(FlatlineRule(metric), flatline_bands(view), view)
+        if cfg.personal_baselines:
+            resting = (batch.m == HEART_RATE) & (rows.step_readings > 0)
+            if len(view := rows.view(resting & (rows.steps <= cfg.rest_steps))):
+                learned = [states[p].resting for p in view.p[view.first].tolist()]
+                deviation = deviations(view, learned, cfg)
+                out += score(BaselineShiftRule(deviation), deviation.bands(cfg), view)
+        return out
+
+    def _silences_in(self, batch: _Batch, states: list[ParticipantState]) -> list[AlertRaised]:
+        """Dropouts revealed inside the batch; advances each participant's newest time and
+        the stream clock."""
+        order = np.argsort(batch.arrival, kind="stable")
+        p, t = batch.p[order], batch.t[order]
+        seen = np.array([NEVER if s.seen_us is None else s.seen_us for s in states], dtype=np.int64)
+        limit_us = round(self.config.dropout_minutes * US_PER_MINUTE)
+        found = silences(p, t, seen, self._clock, limit_us)
+        out = []
+        for pi, start in zip(*(a.tolist() for a in found), strict=True):
+            state = states[pi]
+            if state.dropout_alerted_us != start:
+                state.dropout_alerted_us = start
+                out.append(self._dropout(batch.participants[pi], start))
+        newest = np.full(len(states), NEVER, dtype=np.int64)
+        np.maximum.at(newest, p, t)
+        for state, n in zip(states, newest.tolist(), strict=True):
+            if n != NEVER:
+                state.seen_us = n if state.seen_us is None else max(state.seen_us, n)
+        self._clock = max(self._clock, int(t.max()))
+        return out
+
+    def _silences_at_end(self) -> list[AlertRaised]:
+        """Participants whose silence the stream clock has now run past."""
+        limit_us = round(self.config.dropout_minutes * US_PER_MINUTE)
+        out = []
+        for pid, state in self._states.items():
+            seen = state.seen_us
+            silent = seen is not None and self._clock - seen >= limit_us
+            if silent and seen is not None and state.dropout_alerted_us != seen:
+                state.dropout_alerted_us = seen
+                out.append(self._dropout(pid, seen))
+        return out
+
+    def _dropout(self, participant_id: str, last_us: int) -> AlertRaised:
+        return dropout_alert(participant_id, last_us, self.config, self.model_version)
 
     def snapshot(self, participant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """JSON-ready state of each given participant the scorer knows (others are left out)."""
@@ -202,16 +292,22 @@ class Scorer:
         states: list[ParticipantState],
         first: IntArray,
         known: list[SeriesState | None],
-    ) -> list[SeriesState]:
-        """Each group's series state (created if new), moved on to its newest reading."""
-        newest = batch.t[np.append(first[1:], len(batch.t)) - 1]  # kept rows only grow in time
+    ) -> tuple[list[SeriesState], FloatArray]:
+        """Each group's series state (created if new), moved on to its newest reading, and
+        each group's newest value before this batch (NaN if none)."""
+        last_row = np.append(first[1:], len(batch.t)) - 1  # kept rows only grow in time
+        newest, newest_v = batch.t[last_row].tolist(), batch.v[last_row].tolist()
         series: list[SeriesState] = []
-        for (p, m), t, state in zip(batch.group_keys(first), newest.tolist(), known, strict=True):
+        before = np.full(len(first), np.nan)
+        keys = batch.group_keys(first)
+        for g, ((p, m), t, state) in enumerate(zip(keys, newest, known, strict=True)):
             if state is None:
                 state = states[p].series[METRICS[m]] = SeriesState(t)
-            state.last_us = t
+            elif state.last_v is not None:
+                before[g] = state.last_v
+            state.last_us, state.last_v = t, newest_v[g]
             series.append(state)
-        return series
+        return series, before
 
     def _activity(
         self, batch: _Batch, states: list[ParticipantState]

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from trialstream.events.alerts import AlertRaised
-from trialstream.events.readings import ReadingReceived
 
 from anomaly.arrays import BoolArray, IntArray, consecutive, shift
 from anomaly.explain import Activity, build_alert
-from anomaly.rules import Limit, ScoringConfig
+from anomaly.reading import Reading
+from anomaly.rules import Limit, Persistence, ScoringConfig
 from anomaly.state import RuleState, Run, SeriesState
 
 US_PER_MINUTE = 60_000_000
@@ -38,6 +39,10 @@ class Rows:
     last_in: IntArray  # per group: newest time scored before this batch (int64 min if none)
     steps: FloatArray  # per row: steps in the activity window
     step_readings: IntArray  # per row: step readings in the activity window
+    v_before: FloatArray  # per group: value of the newest reading before this batch (NaN: none)
+
+    def __len__(self) -> int:
+        return len(self.t)
 
     @classmethod
     def of(
@@ -53,6 +58,7 @@ class Rows:
         last_in: IntArray,
         steps: FloatArray,
         step_readings: IntArray,
+        v_before: FloatArray,
     ) -> Rows:
         starts = np.ones(len(rows), dtype=np.bool_)
         starts[1:] = batch_group[1:] != batch_group[:-1]
@@ -70,6 +76,7 @@ class Rows:
             last_in[picked],
             steps[rows],
             step_readings[rows],
+            v_before[picked],
         )
 
 
@@ -149,20 +156,102 @@ def _episodes(
     return _Episodes(alerted, before, recovery)
 
 
+class BandRule(Protocol):
+    """A rule judged by the run/episode machine below: each row gets a band (0 = fine);
+    a band held by enough consecutive rows for long enough raises an alert."""
+
+    @property
+    def rule(self) -> str: ...
+
+    @property
+    def levels(self) -> tuple[int, ...]: ...
+
+    def persistence(self, config: ScoringConfig) -> Persistence: ...
+
+    def build(self, hit: Hit) -> AlertRaised: ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Everything an alert is built from: the band sustained at row `i` of `rows`."""
+
+    band: int
+    participant_id: str
+    run: Run
+    detected_us: int
+    rows: Rows
+    i: int
+    escalated_from: int
+    config: ScoringConfig
+    model_version: str
+
+
+def limit_bands(limit: Limit, rows: Rows, config: ScoringConfig) -> npt.NDArray[np.int8]:
+    band = limit.band_of(rows.v)
+    if limit.suppressed_by_activity:
+        band[rows.steps >= config.activity_steps] = 0  # exercise, not an alert
+    return band
+
+
+@dataclass(frozen=True)
+class LimitRule:
+    """A NEWS2-style clinical limit as a BandRule."""
+
+    limit: Limit
+
+    @property
+    def rule(self) -> str:
+        return self.limit.rule
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        return self.limit.levels
+
+    def persistence(self, config: ScoringConfig) -> Persistence:
+        return config.persistence[self.limit.metric]
+
+    def build(self, hit: Hit) -> AlertRaised:
+        rows, i, cfg = hit.rows, hit.i, hit.config
+        activity = Activity(
+            float(rows.steps[i]), int(rows.step_readings[i]), cfg.activity_window_minutes
+        )
+        return build_alert(
+            self.limit,
+            hit.band,
+            hit.participant_id,
+            hit.run,
+            hit.detected_us,
+            activity,
+            escalated_from=hit.escalated_from,
+            model_version=hit.model_version,
+        )
+
+
 def score_limit(
     limit: Limit,
     rows: Rows,
     config: ScoringConfig,
-    readings: Sequence[ReadingReceived],
+    readings: Sequence[Reading],
     participants: Sequence[str],
     model_version: str,
 ) -> list[AlertRaised]:
-    """Alerts of one limit for these rows; updates the limit's state in `rows.series`."""
-    per = config.persistence[limit.metric]
-    band = limit.band_of(rows.v)
-    if limit.suppressed_by_activity:
-        band[rows.steps >= config.activity_steps] = 0  # exercise, not an alert
-    rule = limit.rule
+    """Alerts of one clinical limit for these rows; updates its state in `rows.series`."""
+    band = limit_bands(limit, rows, config)
+    return score_rule(LimitRule(limit), band, rows, config, readings, participants, model_version)
+
+
+def score_rule(
+    spec: BandRule,
+    band: npt.NDArray[np.int8],
+    rows: Rows,
+    config: ScoringConfig,
+    readings: Sequence[Reading],
+    participants: Sequence[str],
+    model_version: str,
+) -> list[AlertRaised]:
+    """Alerts of one rule given each row's band; updates the rule's state in `rows.series`."""
+    per = spec.persistence(config)
+    rule = spec.rule
     carry = [s.rules.get(rule) for s in rows.series]
     held = [i for i, c in enumerate(carry) if c is not None]
     if not held and not band.any():
@@ -171,7 +260,7 @@ def score_limit(
     t = rows.t
     runs: dict[int, _Runs] = {}
     sustained = np.zeros(len(t), dtype=np.int64)
-    for level in limit.levels:
+    for level in spec.levels:
         n0, s0 = _carried_runs(carry, held, level)
         run = _runs(band >= level, seg_start, carried, rows, n0, s0)
         ok = run.mask & (run.n >= per.min_readings)
@@ -183,7 +272,7 @@ def score_limit(
     episodes = _episodes(
         sustained, band == 0, seg_start, carried, rows, (alerted0, recovery0), per.recovery_readings
     )
-    found = _Found(limit, rows, runs, carry, episodes, sustained)
+    found = _Found(spec, rows, runs, carry, episodes, sustained)
     alerts = [
         _alert(found, i, config, readings, participants, model_version)
         for i in np.flatnonzero(sustained > episodes.before).tolist()
@@ -212,14 +301,14 @@ def _carried_runs(
 
 @dataclass(frozen=True)
 class _Found:
-    limit: Limit
+    spec: BandRule
     rows: Rows
     runs: dict[int, _Runs]
     carry: list[RuleState | None]
     episodes: _Episodes
     sustained: IntArray
 
-    def run_at(self, level: int, i: int, readings: Sequence[ReadingReceived]) -> Run:
+    def run_at(self, level: int, i: int, readings: Sequence[Reading]) -> Run:
         """The run at or beyond `level` that row i belongs to (carried part included)."""
         run, rows = self.runs[level], self.rows
         first = int(run.first[i])
@@ -236,31 +325,30 @@ def _alert(
     found: _Found,
     i: int,
     config: ScoringConfig,
-    readings: Sequence[ReadingReceived],
+    readings: Sequence[Reading],
     participants: Sequence[str],
     model_version: str,
 ) -> AlertRaised:
     rows, band = found.rows, int(found.sustained[i])
-    activity = Activity(
-        float(rows.steps[i]), int(rows.step_readings[i]), config.activity_window_minutes
-    )
-    return build_alert(
-        found.limit,
+    hit = Hit(
         band,
         participants[rows.p[i]],
         found.run_at(band, i, readings),
         int(rows.t[i]),
-        activity,
-        escalated_from=int(found.episodes.before[i]),
-        model_version=model_version,
+        rows,
+        i,
+        int(found.episodes.before[i]),
+        config,
+        model_version,
     )
+    return found.spec.build(hit)
 
 
 def _carry_out(
-    found: _Found, in_range: BoolArray, recovery_readings: int, readings: Sequence[ReadingReceived]
+    found: _Found, in_range: BoolArray, recovery_readings: int, readings: Sequence[Reading]
 ) -> None:
     """Write each touched group's state as of its last row; drop states that became empty."""
-    rows, episodes, rule = found.rows, found.episodes, found.limit.rule
+    rows, episodes, rule = found.rows, found.episodes, found.spec.rule
     last = rows.last
     alerted = episodes.alerted[last]
     touched = (alerted > 0) | np.array([c is not None for c in found.carry])

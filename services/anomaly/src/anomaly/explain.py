@@ -42,7 +42,7 @@ def number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _span(start: datetime, end: datetime) -> str:
+def span(start: datetime, end: datetime) -> str:
     """Times are UTC already (the scorer builds them from epoch microseconds)."""
     if start.date() == end.date():
         return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
@@ -72,7 +72,7 @@ def explain(
     context = _context(activity) if limit.suppressed_by_activity and activity else ""
     side = "at or above" if limit.direction is Direction.HIGH else "at or below"
     sentence = (
-        f"{NAMES[limit.metric]} {observed} {unit} for {minutes} min ({_span(start, end)}, "
+        f"{NAMES[limit.metric]} {observed} {unit} for {minutes} min ({span(start, end)}, "
         f"{len(values)} readings){context}, {side} the limit of "
         f"{number(limit.threshold_for(band))} {unit} (NEWS2 band {band})."
     )

@@ -120,7 +120,25 @@ class ScoringConfig:
     # Step history kept behind the newest step reading. A vital reading that lags the step
     # stream by more than (this - activity window) sees a truncated window.
     step_history_minutes: float = 30
-    model_version: str = "rules-1.0"  # bump whenever a threshold or rule changes
+    # Device data quality. Flatline: this many identical readings in a row spanning this
+    # long (a living heart rate varies minute to minute); only for metrics measured finely
+    # enough that a constant value is implausible (SpO2 sits at 98 % for hours in health).
+    device_quality: bool = True
+    flatline_metrics: tuple[Metric, ...] = (Metric.HEART_RATE,)
+    flatline: Persistence = Persistence(20, 20, 15, 1)
+    dropout_minutes: float = 45  # silence (no metric at all) from a participant who was sending
+    # Personal resting heart-rate baseline: median of each completed hour's resting readings
+    # (at most `rest_steps` steps in the activity window), compared by time of day (+/- 1 h)
+    # over the previous week; a trailing mean this far above it is a personal deviation.
+    personal_baselines: bool = True
+    rest_steps: float = 30
+    baseline_min_hours: int = 3  # hours of history at this time of day before judging
+    baseline_window_minutes: float = 30
+    baseline_min_readings: int = 10  # resting readings in that window
+    shift_min_bpm: float = 20
+    shift_spread_factor: float = 5  # and at least this many times the usual spread
+    shift: Persistence = Persistence(20, 30, 15, 20)
+    model_version: str = "rules-2.0"  # bump whenever a threshold or rule changes
 
     def __post_init__(self) -> None:
         for limit in self.limits:

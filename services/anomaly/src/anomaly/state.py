@@ -71,9 +71,12 @@ class SeriesState:
 
     last_us: int
     rules: dict[str, RuleState] = field(default_factory=dict)
+    last_v: float | None = None  # value of the newest reading (flatline detection)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"last_us": self.last_us}
+        if self.last_v is not None:
+            out["last_v"] = self.last_v
         if self.rules:
             out["rules"] = {rule: state.to_json() for rule, state in self.rules.items()}
         return out
@@ -81,7 +84,43 @@ class SeriesState:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SeriesState:
         rules = {rule: RuleState.from_json(s) for rule, s in data.get("rules", {}).items()}
-        return cls(int(data["last_us"]), rules)
+        last_v = data.get("last_v")
+        return cls(int(data["last_us"]), rules, None if last_v is None else float(last_v))
+
+
+@dataclass
+class RestingBaseline:
+    """What the personal resting heart-rate baseline is learned from: the median resting
+    heart rate of each completed UTC hour (kept for a week), the resting readings of the
+    hour in progress, and the resting readings of the trailing window."""
+
+    hours: dict[int, float] = field(default_factory=dict)  # UTC hour index -> median
+    pending_hour: int = -1
+    pending: list[float] = field(default_factory=list)
+    recent_us: list[int] = field(default_factory=list)
+    recent: list[float] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.hours or self.pending or self.recent)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "hours": [[h, m] for h, m in sorted(self.hours.items())],
+            "pending_hour": self.pending_hour,
+            "pending": self.pending,
+            "recent_us": self.recent_us,
+            "recent": self.recent,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RestingBaseline:
+        return cls(
+            {int(h): float(m) for h, m in data["hours"]},
+            int(data["pending_hour"]),
+            [float(x) for x in data["pending"]],
+            [int(x) for x in data["recent_us"]],
+            [float(x) for x in data["recent"]],
+        )
 
 
 @dataclass
@@ -90,6 +129,10 @@ class ParticipantState:
     # Recent step-count readings (time, steps), oldest first, for activity context.
     step_us: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
     steps: FloatArray = field(default_factory=lambda: np.empty(0, np.float64))
+    resting: RestingBaseline = field(default_factory=RestingBaseline)
+    # Newest measured_at of any metric, and the silence (by its start) already alerted.
+    seen_us: int | None = None
+    dropout_alerted_us: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -98,6 +141,12 @@ class ParticipantState:
         }
         if len(self.step_us):
             out["steps"] = {"t_us": self.step_us.tolist(), "steps": self.steps.tolist()}
+        if not self.resting.is_empty():
+            out["resting"] = self.resting.to_json()
+        if self.seen_us is not None:
+            out["seen_us"] = self.seen_us
+        if self.dropout_alerted_us is not None:
+            out["dropout_alerted_us"] = self.dropout_alerted_us
         return out
 
     @classmethod
@@ -109,8 +158,17 @@ class ParticipantState:
             steps = data.get("steps", {"t_us": [], "steps": []})
             step_us = np.asarray(steps["t_us"], dtype=np.int64)
             counts = np.asarray(steps["steps"], dtype=np.float64)
+            resting = RestingBaseline.from_json(data["resting"]) if "resting" in data else None
+            seen, alerted = data.get("seen_us"), data.get("dropout_alerted_us")
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
         if step_us.shape != counts.shape:
             raise StateError("malformed scoring state: step times and counts differ in length")
-        return cls(series, step_us, counts)
+        return cls(
+            series,
+            step_us,
+            counts,
+            resting or RestingBaseline(),
+            None if seen is None else int(seen),
+            None if alerted is None else int(alerted),
+        )

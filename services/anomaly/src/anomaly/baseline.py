@@ -1,0 +1,177 @@
+"""Personal resting heart-rate baselines and the deviations absolute limits miss.
+
+Each participant's baseline is learned online from their own resting readings (few steps
+in the activity window): the median of every completed UTC hour is kept for a week, and
+the baseline for a reading is the median of those hourly medians at the same time of day
+(+/- 1 hour) on earlier days, with their median absolute deviation as the usual spread.
+Comparing by time of day is what makes sleep and waking rest separate contexts without
+knowing the participant's timezone or bedtime; an athlete's 45 beats/min is simply their
+own normal. Only hours at least 22 h old count, so an episode in progress never becomes
+its own baseline, and every hour that counts is complete before any reading that uses
+it arrives: the result does not depend on where the stream is cut into batches.
+
+A resting reading is elevated when the mean of the resting readings in the trailing
+window is `shift_min_bpm` (and `shift_spread_factor` spreads) above the baseline; the
+run/episode machine then asks for it to persist, like any other rule.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from trialstream.events.alerts import AlertKind, AlertRaised, Severity
+from trialstream.events.readings import Metric
+
+from anomaly.episodes import Hit, Rows
+from anomaly.explain import ALERT_NAMESPACE, number, span, to_datetime
+from anomaly.rules import Persistence, ScoringConfig
+from anomaly.state import RestingBaseline
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+HOUR_US = 3_600_000_000
+US_PER_MINUTE = 60_000_000
+WEEK_HOURS = 7 * 24
+MIN_SPREAD = 2.0  # beats/min: hourly medians of a calm participant can agree closely
+
+
+def _fold_hours(state: RestingBaseline, t: IntArray, v: FloatArray) -> None:
+    """Add resting readings (time order) to the hour in progress; each hour that completes
+    becomes one hourly median."""
+    hours = t // HOUR_US
+    if hours[-1] == state.pending_hour:  # the common case: still the same hour
+        state.pending += v.tolist()
+        return
+    values = np.concatenate([state.pending, v]) if state.pending else v
+    owner = np.concatenate([np.full(len(state.pending), state.pending_hour), hours])
+    edges = np.flatnonzero(np.diff(owner)) + 1
+    for chunk_hours, chunk in zip(np.split(owner, edges), np.split(values, edges), strict=True):
+        state.hours[int(chunk_hours[0])] = float(np.median(chunk))
+    last = int(owner[-1])
+    del state.hours[last]  # still in progress
+    state.pending_hour, state.pending = last, values[owner == last].tolist()
+    for old in [h for h in state.hours if h < last - WEEK_HOURS - 24]:
+        del state.hours[old]
+
+
+def _baseline_at(hours: dict[int, float], hour: int, min_hours: int) -> tuple[float, float]:
+    """(median, spread) of the hourly medians at this time of day on earlier days; NaN
+    when fewer than `min_hours` of them are known."""
+    picked = [
+        m
+        for h, m in hours.items()
+        if hour - WEEK_HOURS - 1 <= h <= hour - 22 and (hour - h) % 24 in (23, 0, 1)
+    ]
+    if len(picked) < min_hours:
+        return float("nan"), float("nan")
+    values = np.asarray(picked)
+    median = float(np.median(values))
+    spread = max(float(np.median(np.abs(values - median))), MIN_SPREAD)
+    return median, spread
+
+
+def _trailing_mean(
+    state: RestingBaseline, t: IntArray, v: FloatArray, window_us: int
+) -> tuple[FloatArray, IntArray]:
+    """Mean and count of the resting readings in (t - window, t] for each reading, the
+    carried ones included; keeps the window's readings for the next batch."""
+    all_t = np.concatenate([np.asarray(state.recent_us, dtype=np.int64), t])
+    all_v = np.concatenate([np.asarray(state.recent, dtype=np.float64), v])
+    # Sums in integer thousandths are exact, so a window's mean does not depend on how
+    # much history precedes it in this call (float prefix sums would, in the last digit).
+    milli = np.rint(all_v * 1000).astype(np.int64)
+    csum = np.concatenate([[0], np.cumsum(milli)])
+    hi = np.arange(len(state.recent_us) + 1, len(all_t) + 1)
+    lo = np.searchsorted(all_t, t - window_us, side="right")
+    count = hi - lo
+    keep = all_t > all_t[-1] - window_us
+    state.recent_us, state.recent = all_t[keep].tolist(), all_v[keep].tolist()
+    return (csum[hi] - csum[lo]) / 1000 / np.maximum(count, 1), count
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """Per resting heart-rate row: the baseline, its spread and the trailing mean."""
+
+    baseline: FloatArray
+    spread: FloatArray
+    mean: FloatArray
+    count: IntArray
+
+    def bands(self, config: ScoringConfig) -> npt.NDArray[np.int8]:
+        margin = np.maximum(config.shift_min_bpm, config.shift_spread_factor * self.spread)
+        with np.errstate(invalid="ignore"):
+            high = (self.count >= config.baseline_min_readings) & (
+                self.mean - self.baseline >= margin
+            )
+        band: npt.NDArray[np.int8] = np.where(high, 2, 0).astype(np.int8)
+        return band
+
+
+def deviations(rows: Rows, states: list[RestingBaseline], config: ScoringConfig) -> Deviation:
+    """Learn from and judge resting heart-rate rows (one group per participant; `states`
+    are the groups' baselines)."""
+    n = len(rows.t)
+    baseline, spread, mean = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
+    count = np.zeros(n, dtype=np.int64)
+    window = round(config.baseline_window_minutes * US_PER_MINUTE)
+    for g, state in enumerate(states):
+        lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
+        t, v = rows.t[lo:hi], rows.v[lo:hi]
+        _fold_hours(state, t, v)
+        mean[lo:hi], count[lo:hi] = _trailing_mean(state, t, v, window)
+        hours = t // HOUR_US
+        for hour in np.unique(hours).tolist():
+            at = np.flatnonzero(hours == hour) + lo
+            baseline[at], spread[at] = _baseline_at(state.hours, hour, config.baseline_min_hours)
+    return Deviation(baseline, spread, mean, count)
+
+
+@dataclass(frozen=True)
+class BaselineShiftRule:
+    """Resting heart rate far above the participant's own baseline, though maybe still
+    under any absolute limit (e.g. 95 beats/min for someone who rests at 62)."""
+
+    deviation: Deviation
+
+    rule = "personal-baseline/heart-rate-resting-high"
+    levels = (2,)
+
+    def persistence(self, config: ScoringConfig) -> Persistence:
+        return config.shift
+
+    def build(self, hit: Hit) -> AlertRaised:
+        i, run, dev = hit.i, hit.run, self.deviation
+        base, spread, mean = float(dev.baseline[i]), float(dev.spread[i]), float(dev.mean[i])
+        start, end = to_datetime(run.start_us), to_datetime(hit.detected_us)
+        minutes = round((hit.detected_us - run.start_us) / US_PER_MINUTE)
+        margin = max(hit.config.shift_min_bpm, hit.config.shift_spread_factor * spread)
+        explanation = (
+            f"Resting heart rate averaged {number(mean)} beats/min over the last "
+            f"{number(hit.config.baseline_window_minutes)} min ({int(dev.count[i])} readings "
+            f"at rest), {number(mean - base)} beats/min above this participant's own resting "
+            f"baseline of {number(base)} beats/min at this time of day (usual spread "
+            f"{number(spread)}); raised for {minutes} min ({span(start, end)}). Personal "
+            f"deviation rule: alert at {number(margin)} beats/min above baseline."
+        )
+        key = f"{hit.participant_id}|{self.rule}|{Severity.MEDIUM}|{run.first}"
+        return AlertRaised(
+            event_id=uuid.uuid5(ALERT_NAMESPACE, key),
+            occurred_at=end,
+            participant_id=hit.participant_id,
+            kind=AlertKind.CLINICAL,
+            metric=Metric.HEART_RATE,
+            severity=Severity.MEDIUM,
+            rule=self.rule,
+            detected_at=end,
+            window_start=start,
+            window_end=end,
+            observed=run.values[-30:],
+            threshold=base + margin,
+            baseline=base,
+            model_version=hit.model_version,
+            explanation=explanation,
+        )

@@ -1,0 +1,133 @@
+"""Device data quality as its own kind of alert: a value stuck for too long (flatline) and a
+participant who was sending falling silent (dropout).
+
+Both are judged on stream time (measured_at), so replay and live agree; the live service
+also checks silences against the wall clock (service.check_silences) because a silent
+participant sends nothing that could move their own stream time on."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from trialstream.events.alerts import AlertKind, AlertRaised, Severity
+from trialstream.events.readings import UNITS, Metric
+
+from anomaly.arrays import segmented_cummax
+from anomaly.episodes import Hit, Rows
+from anomaly.explain import ALERT_NAMESPACE, NAMES, number, span, to_datetime
+from anomaly.rules import Persistence, ScoringConfig
+
+US_PER_MINUTE = 60_000_000
+DROPOUT_RULE = "device-quality/dropout"
+
+
+def flatline_bands(rows: Rows) -> npt.NDArray[np.int8]:
+    """1 where a reading repeats the value before it (the carried one for a group's first)."""
+    prev = np.empty_like(rows.v)
+    prev[1:] = rows.v[:-1]
+    prev[rows.first] = rows.v_before
+    same: npt.NDArray[np.int8] = (rows.v == prev).astype(np.int8)
+    return same
+
+
+@dataclass(frozen=True)
+class FlatlineRule:
+    metric: Metric
+
+    @property
+    def rule(self) -> str:
+        return f"device-quality/flatline-{self.metric}"
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        return (1,)
+
+    def persistence(self, config: ScoringConfig) -> Persistence:
+        return config.flatline
+
+    def build(self, hit: Hit) -> AlertRaised:
+        run, unit = hit.run, UNITS[self.metric]
+        start, end = to_datetime(run.start_us), to_datetime(hit.detected_us)
+        value = number(run.values[-1]) if run.values else "?"
+        minutes = round((hit.detected_us - run.start_us) / US_PER_MINUTE)
+        explanation = (
+            f"{NAMES[self.metric]} stuck at exactly {value} {unit} for {minutes} min "
+            f"({span(start, end)}, {run.n + 1} identical readings in a row): a living "
+            f"{NAMES[self.metric].lower()} varies from reading to reading, so the sensor is "
+            "faulty or the device is not being worn. Check the device with the participant."
+        )
+        key = f"{hit.participant_id}|{self.rule}|{Severity.LOW}|{run.first}"
+        return AlertRaised(
+            event_id=uuid.uuid5(ALERT_NAMESPACE, key),
+            occurred_at=end,
+            participant_id=hit.participant_id,
+            kind=AlertKind.DEVICE_QUALITY,
+            metric=self.metric,
+            severity=Severity.LOW,
+            rule=self.rule,
+            detected_at=end,
+            window_start=start,
+            window_end=end,
+            observed=run.values[-30:],
+            model_version=hit.model_version,
+            explanation=explanation,
+        )
+
+
+def dropout_alert(
+    participant_id: str, last_us: int, config: ScoringConfig, model_version: str
+) -> AlertRaised:
+    """The alert for a silence that began after the reading measured at `last_us`. It is
+    detected the moment the silence reached `dropout_minutes`, whoever noticed it (a later
+    reading, the stream clock, the wall clock), so every path builds the same alert."""
+    detected_us = last_us + round(config.dropout_minutes * US_PER_MINUTE)
+    start, end = to_datetime(last_us), to_datetime(detected_us)
+    explanation = (
+        f"No readings of any kind for {number(config.dropout_minutes)} min since "
+        f"{start:%Y-%m-%d %H:%M} UTC from a participant who was sending: the device may be "
+        "off, not worn, out of battery or unable to upload. Contact the participant."
+    )
+    return AlertRaised(
+        event_id=uuid.uuid5(ALERT_NAMESPACE, f"{participant_id}|{DROPOUT_RULE}|{last_us}"),
+        occurred_at=end,
+        participant_id=participant_id,
+        kind=AlertKind.DEVICE_QUALITY,
+        metric=None,
+        severity=Severity.LOW,
+        rule=DROPOUT_RULE,
+        detected_at=end,
+        window_start=start,
+        window_end=end,
+        observed=[],
+        model_version=model_version,
+        explanation=explanation,
+    )
+
+
+def silences(
+    p: npt.NDArray[np.int64],
+    t: npt.NDArray[np.int64],
+    seen_before: npt.NDArray[np.int64],
+    clock_before: int,
+    limit_us: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Silences revealed inside a batch (rows in arrival order, `p` participant indices,
+    `t` measured times, non-late rows only). Each participant's newest time so far is
+    compared with the stream clock (newest time of anyone so far) at each of their next
+    readings: a gap the clock crossed by `limit_us` is a dropout. `seen_before[p]` is a
+    participant's newest time before the batch (int64 min if none), `clock_before` the
+    stream clock before it. Returns (participant, silence start) pairs."""
+    clock = np.maximum.accumulate(np.maximum(t, clock_before))
+    order = np.argsort(p, kind="stable")  # per participant, in arrival order
+    ps, ts, cs = p[order], t[order], clock[order]
+    start = np.ones(len(ps), dtype=np.bool_)
+    start[1:] = ps[1:] != ps[:-1]
+    own = segmented_cummax(ts, np.cumsum(start) - 1)
+    prev = np.empty_like(own)
+    prev[1:] = own[:-1]
+    prev[start] = seen_before[ps[start]]
+    hit = (prev > np.iinfo(np.int64).min) & (cs - prev >= limit_us)
+    return ps[hit], prev[hit]

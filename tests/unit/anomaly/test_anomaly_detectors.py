@@ -1,0 +1,170 @@
+"""Device data quality (flatline, dropout) and personal resting baselines, on crafted streams."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+from anomaly.domain import Scorer
+from anomaly_streams import T0, interleave, stream
+from trialstream.events.alerts import AlertKind, AlertRaised, Severity
+from trialstream.events.readings import Metric, ReadingReceived
+
+HR, STEPS = Metric.HEART_RATE, Metric.STEP_COUNT
+DAY = 24 * 60
+
+
+def noisy(level: float, minutes: int, seed: int = 1, spread: float = 2.0) -> list[float]:
+    rng = random.Random(seed)
+    return [round(rng.gauss(level, spread), 1) for _ in range(minutes)]
+
+
+def resting_days(
+    level: float, days: int, pid: str = "P-0001", seed: int = 1
+) -> list[ReadingReceived]:
+    minutes = days * DAY
+    return interleave(
+        stream(HR, noisy(level, minutes, seed), pid=pid),
+        stream(STEPS, [0] * minutes, start_min=0.5, pid=pid),
+    )
+
+
+def rules(alerts: Sequence[AlertRaised]) -> list[str]:
+    return [a.rule for a in alerts]
+
+
+def test_heart_rate_stuck_at_one_value_is_a_device_quality_alert() -> None:
+    readings = stream(HR, noisy(70, 10) + [72.0] * 40)
+    (alert,) = Scorer().score(readings)
+    assert (alert.kind, alert.severity) == (AlertKind.DEVICE_QUALITY, Severity.LOW)
+    assert alert.rule == "device-quality/flatline-heart-rate"
+    # The run of repeats starts at minute 11 and must span 20 min: detected at minute 31.
+    assert alert.detected_at == T0 + timedelta(minutes=31)
+    assert "stuck at exactly 72 beats/min for 20 min" in alert.explanation
+    assert "22 identical readings in a row" in alert.explanation
+
+
+def test_naturally_varying_heart_rate_is_not_a_flatline() -> None:
+    assert Scorer().score(stream(HR, noisy(70, 300, spread=1.5))) == []
+
+
+def test_participant_falling_silent_gets_one_dropout_alert_on_stream_time() -> None:
+    quiet = stream(HR, noisy(70, 30), pid="P-0001")
+    busy = stream(HR, noisy(70, 180, seed=2), pid="P-0002")
+    scorer = Scorer()
+    alerts = [a for i in range(0, 210, 30) for a in scorer.score(interleave(quiet, busy)[i : i + 30])]
+    (alert,) = alerts
+    assert (alert.participant_id, alert.rule) == ("P-0001", "device-quality/dropout")
+    assert alert.window_start == T0 + timedelta(minutes=29)  # the last reading
+    assert alert.detected_at == T0 + timedelta(minutes=29 + 45)
+    assert alert.metric is None
+    assert "No readings of any kind for 45 min" in alert.explanation
+
+
+def test_dropout_is_found_when_the_participant_comes_back() -> None:
+    readings = stream(HR, noisy(70, 20)) + stream(HR, noisy(70, 20), start_min=140)
+    (alert,) = Scorer().score(readings)
+    assert alert.rule == "device-quality/dropout"
+    assert alert.detected_at == T0 + timedelta(minutes=19 + 45)
+
+
+def test_a_short_break_is_not_a_dropout() -> None:
+    readings = stream(HR, noisy(70, 20)) + stream(HR, noisy(70, 20), start_min=50)
+    assert Scorer().score(readings) == []
+
+
+def test_resting_heart_rate_far_above_own_baseline_alerts_below_the_clinical_limit() -> None:
+    history = resting_days(58, 3)
+    raised = interleave(
+        stream(HR, noisy(90, 120, seed=9), start_min=3 * DAY),
+        stream(STEPS, [0] * 120, start_min=3 * DAY + 0.5),
+    )
+    alerts = Scorer().score(history + raised)
+    (alert,) = alerts
+    assert alert.rule == "personal-baseline/heart-rate-resting-high"
+    assert (alert.kind, alert.metric, alert.severity) == (AlertKind.CLINICAL, HR, Severity.MEDIUM)
+    assert alert.baseline is not None and 56 <= alert.baseline <= 60
+    assert max(alert.observed) < 111  # no clinical limit would have fired
+    assert alert.detected_at <= T0 + timedelta(minutes=3 * DAY + 60)
+    assert "above this participant's own resting baseline of" in alert.explanation
+
+
+def test_the_same_heart_rate_is_normal_for_one_participant_and_raised_for_another() -> None:
+    day4 = 3 * DAY
+    calm = resting_days(58, 3, pid="P-0001") + stream(HR, noisy(88, 90), start_min=day4)
+    high = resting_days(84, 3, pid="P-0002", seed=3) + stream(
+        HR, noisy(88, 90, seed=4), start_min=day4, pid="P-0002"
+    )
+    steps = [
+        s
+        for pid in ("P-0001", "P-0002")
+        for s in stream(STEPS, [0] * 90, start_min=day4 + 0.5, pid=pid)
+    ]
+    alerts = Scorer().score(interleave(calm, high, steps))
+    assert [(a.participant_id, a.rule) for a in alerts] == [
+        ("P-0001", "personal-baseline/heart-rate-resting-high")
+    ]
+
+
+def test_a_raised_heart_rate_while_walking_is_not_a_baseline_deviation() -> None:
+    walking = interleave(
+        stream(HR, noisy(95, 90), start_min=3 * DAY),
+        stream(STEPS, [80] * 90, start_min=3 * DAY + 0.5),
+    )
+    assert rules(Scorer().score(resting_days(58, 3) + walking)) == []
+
+
+def test_no_baseline_judgement_before_enough_history() -> None:
+    first_day = interleave(
+        stream(HR, noisy(58, 600) + noisy(92, 120, seed=5)),
+        stream(STEPS, [0] * 720, start_min=0.5),
+    )
+    assert Scorer().score(first_day) == []
+
+
+def mixed_stream() -> list[ReadingReceived]:
+    """Three days of history, then a baseline shift, a flatline and a dropout with return."""
+    day4 = 3 * DAY
+    return interleave(
+        resting_days(60, 3, pid="P-0001"),
+        resting_days(66, 3, pid="P-0002", seed=7),
+        stream(HR, noisy(95, 100, seed=8), start_min=day4, pid="P-0001"),
+        stream(STEPS, [0] * 100, start_min=day4 + 0.5, pid="P-0001"),
+        stream(HR, [81.0] * 40, start_min=day4, pid="P-0002"),
+        stream(HR, noisy(66, 30, seed=6), start_min=day4 + 150, pid="P-0002"),
+    )
+
+
+@pytest.fixture(scope="module")
+def whole() -> list[AlertRaised]:
+    alerts = Scorer().score(mixed_stream())
+    assert sorted(set(rules(alerts))) == [
+        "device-quality/dropout",
+        "device-quality/flatline-heart-rate",
+        "personal-baseline/heart-rate-resting-high",
+    ]
+    return alerts
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_detectors_do_not_depend_on_batch_cuts_or_checkpoints(
+    whole: list[AlertRaised], seed: int
+) -> None:
+    readings = mixed_stream()
+    rng = random.Random(seed)
+    bounds = [0, *sorted(rng.sample(range(1, len(readings)), k=40)), len(readings)]
+    stored: dict[str, dict[str, object]] = {}
+    alerts: list[AlertRaised] = []
+    for lo, hi in itertools.pairwise(bounds):
+        batch = readings[lo:hi]
+        ids = list(dict.fromkeys(r.participant_id for r in batch))
+        scorer = Scorer()  # as the service does: fresh, from the checkpoint of this batch
+        scorer.restore({p: stored[p] for p in ids if p in stored})
+        alerts += scorer.score(batch)
+        stored |= json.loads(json.dumps(scorer.snapshot(ids)))
+    key = lambda a: (a.detected_at, a.participant_id, a.rule)  # noqa: E731
+    assert sorted(alerts, key=key) == sorted(whole, key=key)
