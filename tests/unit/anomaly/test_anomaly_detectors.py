@@ -56,7 +56,9 @@ def test_participant_falling_silent_gets_one_dropout_alert_on_stream_time() -> N
     quiet = stream(HR, noisy(70, 30), pid="P-0001")
     busy = stream(HR, noisy(70, 180, seed=2), pid="P-0002")
     scorer = Scorer()
-    alerts = [a for i in range(0, 210, 30) for a in scorer.score(interleave(quiet, busy)[i : i + 30])]
+    alerts = [
+        a for i in range(0, 210, 30) for a in scorer.score(interleave(quiet, busy)[i : i + 30])
+    ]
     (alert,) = alerts
     assert (alert.participant_id, alert.rule) == ("P-0001", "device-quality/dropout")
     assert alert.window_start == T0 + timedelta(minutes=29)  # the last reading
@@ -87,7 +89,8 @@ def test_resting_heart_rate_far_above_own_baseline_alerts_below_the_clinical_lim
     (alert,) = alerts
     assert alert.rule == "personal-baseline/heart-rate-resting-high"
     assert (alert.kind, alert.metric, alert.severity) == (AlertKind.CLINICAL, HR, Severity.MEDIUM)
-    assert alert.baseline is not None and 56 <= alert.baseline <= 60
+    assert alert.baseline is not None
+    assert 56 <= alert.baseline <= 60
     assert max(alert.observed) < 111  # no clinical limit would have fired
     assert alert.detected_at <= T0 + timedelta(minutes=3 * DAY + 60)
     assert "above this participant's own resting baseline of" in alert.explanation
