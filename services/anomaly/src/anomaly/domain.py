@@ -261,6 +261,12 @@ class Scorer:
         self._clock = max(self._clock, int(t.max()))
         return out
 
+    def silences_until(self, clock_us: int) -> list[AlertRaised]:
+        """Dropouts that a clock at `clock_us` (the wall clock, live) reveals among the
+        participants held; they are then remembered as reported."""
+        self._clock = max(self._clock, clock_us)
+        return self._silences_at_end() if self.config.device_quality else []
+
     def _silences_at_end(self) -> list[AlertRaised]:
         """Participants whose silence the stream clock has now run past."""
         limit_us = round(self.config.dropout_minutes * US_PER_MINUTE)

@@ -10,14 +10,17 @@ from trialstream.events.topics import Topic
 from trialstream.runtime import Runtime
 
 from anomaly.rules import ScoringConfig
-from anomaly.service import score_batch
+from anomaly.service import Backlog, score_batch
 from anomaly.settings import AnomalySettings
 
 GROUP = "anomaly"
 
 
-def subscribe_scoring(runtime: Runtime, settings: AnomalySettings, config: ScoringConfig) -> None:
+def subscribe_scoring(
+    runtime: Runtime, settings: AnomalySettings, config: ScoringConfig, backlog: Backlog
+) -> None:
     async def score(readings: Sequence[ReadingReceived]) -> None:
+        backlog.note_batch(len(readings))
         await score_batch(runtime.pool, readings, config)
 
     subscribe_batches(

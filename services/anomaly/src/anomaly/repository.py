@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+from trialstream.db import DbConnection
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
@@ -15,9 +17,23 @@ _LOAD_STATE = (
     "SELECT participant_id, state FROM participant_state WHERE participant_id = ANY($1::text[])"
 )
 _SAVE_STATE = """
-INSERT INTO participant_state (participant_id, state, updated_at)
-SELECT p, s::jsonb, now() FROM unnest($1::text[], $2::text[]) AS t(p, s)
-ON CONFLICT (participant_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()
+INSERT INTO participant_state (participant_id, state, updated_at, last_received_at)
+SELECT p, s::jsonb, now(), r FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS t(p, s, r)
+ON CONFLICT (participant_id) DO UPDATE SET
+    state = EXCLUDED.state,
+    updated_at = now(),
+    last_received_at = GREATEST(participant_state.last_received_at, EXCLUDED.last_received_at)
+"""
+# Participants whose newest reading is not yet known to be a reported silence, and from
+# whom nothing arrived since the cutoff. Locked, so two replicas never check one twice.
+_SILENT = """
+SELECT participant_id, state FROM participant_state
+WHERE last_received_at < $1
+  AND state ? 'seen_us'
+  AND (state -> 'seen_us') IS DISTINCT FROM (state -> 'dropout_alerted_us')
+ORDER BY last_received_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
 """
 _INSERT_ALERTS = """
 INSERT INTO alerts (event_id, participant_id, rule, severity, detected_at, model_version)
@@ -35,29 +51,61 @@ async def load_states(
 
 
 async def commit_scores(
-    pool: asyncpg.Pool, states: Mapping[str, Mapping[str, Any]], alerts: Sequence[AlertRaised]
+    pool: asyncpg.Pool,
+    states: Mapping[str, Mapping[str, Any]],
+    alerts: Sequence[AlertRaised],
+    received: Mapping[str, datetime] | None = None,
 ) -> int:
     """Checkpoint states, record alerts, and queue the new ones for Kafka, atomically.
+    `received` is when each participant's newest reading arrived (None: unchanged).
     Returns how many alerts were new (the rest were emitted by an earlier delivery)."""
     async with pool.acquire() as conn, conn.transaction():
-        if states:
-            await conn.execute(
-                _SAVE_STATE,
-                list(states),
-                [json.dumps(s, separators=(",", ":")) for s in states.values()],
-            )
-        if not alerts:
+        return await _write(conn, states, alerts, received or {})
+
+
+async def check_silent(
+    pool: asyncpg.Pool,
+    cutoff: datetime,
+    decide: Callable[
+        [dict[str, dict[str, Any]]], tuple[Mapping[str, Mapping[str, Any]], Sequence[AlertRaised]]
+    ],
+    limit: int = 1000,
+) -> int:
+    """Hand the states of participants silent since `cutoff` to `decide`, then write the
+    states and alerts it returns, in one transaction that holds their rows."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(_SILENT, cutoff, limit)
+        if not rows:
             return 0
-        rows = await conn.fetch(
-            _INSERT_ALERTS,
-            [a.event_id for a in alerts],
-            [a.participant_id for a in alerts],
-            [a.rule for a in alerts],
-            [str(a.severity) for a in alerts],
-            [a.detected_at for a in alerts],
-            [a.model_version for a in alerts],
+        states, alerts = decide({r["participant_id"]: json.loads(r["state"]) for r in rows})
+        return await _write(conn, states, alerts, {})
+
+
+async def _write(
+    conn: DbConnection,
+    states: Mapping[str, Mapping[str, Any]],
+    alerts: Sequence[AlertRaised],
+    received: Mapping[str, datetime],
+) -> int:
+    if states:
+        await conn.execute(
+            _SAVE_STATE,
+            list(states),
+            [json.dumps(s, separators=(",", ":")) for s in states.values()],
+            [received.get(p) for p in states],
         )
-        fresh = {row["event_id"] for row in rows}
-        new_alerts = [a for a in alerts if a.event_id in fresh]
-        await enqueue(conn, Topic.ALERTS, [(a.participant_id, a) for a in new_alerts])
-        return len(new_alerts)
+    if not alerts:
+        return 0
+    rows = await conn.fetch(
+        _INSERT_ALERTS,
+        [a.event_id for a in alerts],
+        [a.participant_id for a in alerts],
+        [a.rule for a in alerts],
+        [str(a.severity) for a in alerts],
+        [a.detected_at for a in alerts],
+        [a.model_version for a in alerts],
+    )
+    fresh = {row["event_id"] for row in rows}
+    new_alerts = [a for a in alerts if a.event_id in fresh]
+    await enqueue(conn, Topic.ALERTS, [(a.participant_id, a) for a in new_alerts])
+    return len(new_alerts)

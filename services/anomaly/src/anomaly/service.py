@@ -1,14 +1,21 @@
-"""Score a batch against checkpointed state; persist state and alerts together."""
+"""Score a batch against checkpointed state; persist state and alerts together. And the
+live half of dropout detection: participants silent on the wall clock."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
+from trialstream.events.alerts import AlertRaised
 from trialstream.events.readings import ReadingReceived
 
 from anomaly import repository
 from anomaly.domain import Scorer
+from anomaly.explain import EPOCH
 from anomaly.rules import ScoringConfig
 
 
@@ -18,8 +25,48 @@ async def score_batch(
     """The database is the source of truth for state: each batch starts from the last
     committed checkpoint of its participants, so a rebalance (another replica scored
     them meanwhile) or a re-delivered batch never works from stale memory."""
-    participant_ids = list(dict.fromkeys(r.participant_id for r in readings))
+    received: dict[str, datetime] = {}
+    for r in readings:
+        if r.participant_id not in received or r.occurred_at > received[r.participant_id]:
+            received[r.participant_id] = r.occurred_at
+    participant_ids = list(received)
     scorer = Scorer(config)
     scorer.restore(await repository.load_states(pool, participant_ids))
     alerts = scorer.score(readings)
-    return await repository.commit_scores(pool, scorer.snapshot(participant_ids), alerts)
+    return await repository.commit_scores(pool, scorer.snapshot(participant_ids), alerts, received)
+
+
+@dataclass
+class Backlog:
+    """Whether the readings consumer is catching up. While it is, the wall-clock silence
+    check waits: participants whose readings are still queued would look silent."""
+
+    max_batch: int
+    quiet_seconds: float = 30.0
+    _last_full: float | None = None
+
+    def note_batch(self, size: int) -> None:
+        if size >= self.max_batch:
+            self._last_full = time.monotonic()
+
+    def catching_up(self) -> bool:
+        last = self._last_full
+        return last is not None and time.monotonic() - last < self.quiet_seconds
+
+
+async def check_silences(pool: asyncpg.Pool, config: ScoringConfig, now: datetime) -> int:
+    """Dropout alerts for participants from whom nothing arrived for `dropout_minutes` of
+    wall-clock time. The alert is the one the stream would raise (same id), so a
+    participant found both ways is alerted once."""
+    clock_us = (now - EPOCH) // timedelta(microseconds=1)
+
+    def decide(
+        states: dict[str, dict[str, Any]],
+    ) -> tuple[Mapping[str, Mapping[str, Any]], Sequence[AlertRaised]]:
+        scorer = Scorer(config)
+        scorer.restore(states)
+        alerts = scorer.silences_until(clock_us)
+        return scorer.snapshot([a.participant_id for a in alerts]), alerts
+
+    cutoff = now - timedelta(minutes=config.dropout_minutes)
+    return await repository.check_silent(pool, cutoff, decide)

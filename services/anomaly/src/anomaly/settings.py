@@ -10,3 +10,8 @@ class AnomalySettings(ServiceSettings):
 
     port: int = Field(default=8003, ge=1, le=65535)
     max_batch: int = Field(default=5000, ge=1, description="Readings per consumed batch.")
+    silence_check_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often participants silent on the wall clock are looked for (dropout).",
+    )
