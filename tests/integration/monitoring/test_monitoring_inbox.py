@@ -15,7 +15,7 @@ from helpers import eventually, read_topic, serving, unique_id
 from monitoring.handlers import ALERTS_GROUP
 from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
-from trialstream.events.alerts import AlertRaised, Severity
+from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import Metric
@@ -249,3 +249,38 @@ async def test_audit_log_rejects_updates_and_deletes(inbox: Inbox) -> None:
 async def test_unknown_staff_token_is_refused(inbox: Inbox) -> None:
     r = await inbox.client.get("/v1/alerts", headers={"Authorization": "Bearer staff_nope"})
     assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_credentials")
+
+
+async def test_ended_episode_marks_its_alerts_auto_resolved_but_still_open(inbox: Inbox) -> None:
+    site = unique_id("site")
+    nurse = await inbox.staff(site)
+    participant = await enrolled(inbox, site)
+    alert = alert_for(participant)
+    later = alert_for(unique_id("P"))  # another participant's alert stays untouched
+    await inbox.publish(Topic.ALERTS, [(participant, alert), (later.participant_id, later)])
+    await eventually(lambda: inbox.alerts(nurse))
+    ended = AlertEpisodeEnded(
+        participant_id=participant,
+        kind=AlertKind.CLINICAL,
+        metric=Metric.HEART_RATE,
+        rule=alert.rule,
+        ended_at=alert.detected_at + timedelta(minutes=20),
+        explanation="Back to normal: 5 readings in a row clear of clinical-limit/heart-rate-high.",
+    )
+    await inbox.publish(Topic.ALERT_EPISODES_ENDED, [(participant, ended), (participant, ended)])
+
+    async def marked() -> dict[str, object] | None:
+        (row,) = await inbox.alerts(nurse)
+        return row if row["episode_ended_at"] else None
+
+    row = await eventually(marked)
+    assert row["status"] == "open"  # staff still review it
+    assert str(row["episode_end_note"]).startswith("Back to normal")
+    conn = await asyncpg.connect(inbox.database_url)
+    try:
+        untouched = await conn.fetchval(
+            "SELECT episode_ended_at FROM monitoring.alerts WHERE alert_id = $1", later.event_id
+        )
+    finally:
+        await conn.close()
+    assert untouched is None

@@ -171,3 +171,35 @@ def test_detectors_do_not_depend_on_batch_cuts_or_checkpoints(
         stored |= json.loads(json.dumps(scorer.snapshot(ids)))
     key = lambda a: (a.detected_at, a.participant_id, a.rule)  # noqa: E731
     assert sorted(alerts, key=key) == sorted(whole, key=key)
+
+
+def test_an_episode_ends_when_readings_are_back_in_range() -> None:
+    readings = stream(HR, noisy(140, 10) + noisy(70, 10))
+    scored = Scorer().score_all(readings)
+    assert [a.rule for a in scored.alerts] == ["clinical-limit/heart-rate-high"]
+    (ended,) = scored.ended
+    assert (ended.rule, ended.kind, ended.metric) == (
+        "clinical-limit/heart-rate-high",
+        AlertKind.CLINICAL,
+        HR,
+    )
+    assert ended.ended_at == T0 + timedelta(minutes=14)  # the 5th reading back in range
+    assert ended.explanation.startswith("Back to normal: 5 readings in a row")
+
+
+def test_a_silence_does_not_end_an_episode() -> None:
+    readings = stream(HR, noisy(140, 10)) + stream(HR, noisy(70, 10), start_min=30)
+    scored = Scorer().score_all(readings)
+    assert "clinical-limit/heart-rate-high" in rules(scored.alerts)
+    assert scored.ended == []
+
+
+def test_ended_episodes_do_not_depend_on_batch_cuts() -> None:
+    readings = stream(HR, noisy(140, 10) + noisy(70, 10) + noisy(140, 10) + noisy(70, 10))
+    whole = Scorer().score_all(readings).ended
+    assert len(whole) == 2
+    scorer = Scorer()
+    pieces = [
+        e for i in range(0, len(readings), 7) for e in scorer.score_all(readings[i : i + 7]).ended
+    ]
+    assert pieces == whole

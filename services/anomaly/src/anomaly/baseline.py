@@ -139,6 +139,8 @@ class BaselineShiftRule:
 
     rule = "personal-baseline/heart-rate-resting-high"
     levels = (2,)
+    kind = AlertKind.CLINICAL
+    metric = Metric.HEART_RATE
 
     def persistence(self, config: ScoringConfig) -> Persistence:
         return config.shift

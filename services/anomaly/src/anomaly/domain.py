@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from trialstream.events.alerts import AlertRaised
+from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.readings import Metric
 
 from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cummax, shift
@@ -99,6 +99,12 @@ class _Batch:
     def group_keys(self, first: IntArray) -> Iterator[tuple[int, int]]:
         """(participant index, metric code) of each group, given its first rows."""
         return zip(self.p[first].tolist(), self.m[first].tolist(), strict=True)
+
+
+@dataclass(frozen=True)
+class Scored:
+    alerts: list[AlertRaised]
+    ended: list[AlertEpisodeEnded]
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,10 @@ class Scorer:
 
     def score(self, readings: Sequence[Reading]) -> list[AlertRaised]:
         """Alerts raised by this batch, ordered by detection time, participant and rule."""
+        return self.score_all(readings).alerts
+
+    def score_all(self, readings: Sequence[Reading]) -> Scored:
+        """Alerts raised and alert episodes ended by this batch."""
         batch = _Batch.of(readings)
         states = [self._states.setdefault(pid, ParticipantState()) for pid in batch.participants]
         group, first = batch.groups()
@@ -195,6 +205,7 @@ class Scorer:
         keep = _unseen(batch.t, group, first, last_in)
         batch = batch.select(keep)
         alerts: list[AlertRaised] = []
+        ended: list[AlertEpisodeEnded] = []
         if len(batch.t):
             kept = group[keep]  # groups that still have rows, renumbered below
             group, first = batch.groups()
@@ -205,18 +216,21 @@ class Scorer:
             rows = _RowsOf(
                 batch, group, series, last_in[kept[first]], steps, step_readings, v_before
             )
-            alerts += self._rules(rows, batch, states)
+            found, ended = self._rules(rows, batch, states)
+            alerts += found
             if self.config.device_quality:
                 alerts += self._silences_in(batch, states)
         if self.config.device_quality:
             alerts += self._silences_at_end()
         alerts.sort(key=lambda a: (a.detected_at, a.participant_id, a.rule))
-        return alerts
+        ended.sort(key=lambda e: (e.ended_at, e.participant_id, e.rule))
+        return Scored(alerts, ended)
 
     def _rules(
         self, rows: _RowsOf, batch: _Batch, states: list[ParticipantState]
-    ) -> list[AlertRaised]:
-        cfg, out = self.config, []
+    ) -> tuple[list[AlertRaised], list[AlertEpisodeEnded]]:
+        cfg = self.config
+        out: list[tuple[list[AlertRaised], list[AlertEpisodeEnded]]] = []
         score = functools.partial(
             score_rule,
             config=cfg,
@@ -226,18 +240,18 @@ class Scorer:
         )
         for limit in cfg.limits:
             if len(view := rows.view(batch.m == METRIC_CODE[limit.metric])):
-                out += score(LimitRule(limit), limit_bands(limit, view, cfg), view)
+                out.append(score(LimitRule(limit), limit_bands(limit, view, cfg), view))
         if cfg.device_quality:
             for metric in cfg.flatline_metrics:
                 if len(view := rows.view(batch.m == METRIC_CODE[metric])):
-                    out += score(FlatlineRule(metric), flatline_bands(view), view)
+                    out.append(score(FlatlineRule(metric), flatline_bands(view), view))
         if cfg.personal_baselines:
             resting = (batch.m == HEART_RATE) & (rows.step_readings > 0)
             if len(view := rows.view(resting & (rows.steps <= cfg.rest_steps))):
                 learned = [states[p].resting for p in view.p[view.first].tolist()]
                 deviation = deviations(view, learned, cfg)
-                out += score(BaselineShiftRule(deviation), deviation.bands(cfg), view)
-        return out
+                out.append(score(BaselineShiftRule(deviation), deviation.bands(cfg), view))
+        return [a for found in out for a in found[0]], [e for found in out for e in found[1]]
 
     def _silences_in(self, batch: _Batch, states: list[ParticipantState]) -> list[AlertRaised]:
         """Dropouts revealed inside the batch; advances each participant's newest time and

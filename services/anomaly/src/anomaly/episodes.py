@@ -8,16 +8,19 @@ the rows that raise alerts.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from trialstream.events.alerts import AlertRaised
+from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised
+from trialstream.events.readings import UNITS, Metric
 
 from anomaly.arrays import BoolArray, IntArray, consecutive, shift
-from anomaly.explain import Activity, build_alert
+from anomaly.explain import ALERT_NAMESPACE, Activity, build_alert, number
 from anomaly.reading import Reading
 from anomaly.rules import Limit, Persistence, ScoringConfig
 from anomaly.state import RuleState, Run, SeriesState
@@ -128,6 +131,7 @@ class _Episodes:
     alerted: IntArray  # band alerted in the open episode after each row (0 = none)
     before: IntArray  # the same just before each row
     recovery: IntArray  # in-range readings in a row up to each row
+    closing: BoolArray  # rows whose in-range reading ends an alerted episode (not a gap)
 
 
 def _episodes(
@@ -153,7 +157,14 @@ def _episodes(
     in_carried_epoch = carried & (epoch == epoch[first][g]) & ~ended[first][g]
     alerted = np.where(in_carried_epoch, np.maximum(alerted, alerted0[g]), alerted)
     before = np.where(epoch_start, np.where(in_carried_epoch, alerted0[g], 0), shift(alerted, 0))
-    return _Episodes(alerted, before, recovery)
+    # Open just before the row: the previous row's episode, or the carried one at a group's
+    # first row; a gap closes an episode without a recovery, so it does not count.
+    was_open = shift(alerted, 0)
+    was_open[first] = np.where(carried[first], alerted0, 0)
+    is_first = np.zeros(len(was_open), dtype=np.bool_)
+    is_first[first] = True
+    was_open[seg_start & ~is_first] = 0
+    return _Episodes(alerted, before, recovery, ended & (was_open > 0))
 
 
 class BandRule(Protocol):
@@ -165,6 +176,12 @@ class BandRule(Protocol):
 
     @property
     def levels(self) -> tuple[int, ...]: ...
+
+    @property
+    def kind(self) -> AlertKind: ...
+
+    @property
+    def metric(self) -> Metric: ...
 
     def persistence(self, config: ScoringConfig) -> Persistence: ...
 
@@ -207,6 +224,14 @@ class LimitRule:
     def levels(self) -> tuple[int, ...]:
         return self.limit.levels
 
+    @property
+    def kind(self) -> AlertKind:
+        return AlertKind.CLINICAL
+
+    @property
+    def metric(self) -> Metric:
+        return self.limit.metric
+
     def persistence(self, config: ScoringConfig) -> Persistence:
         return config.persistence[self.limit.metric]
 
@@ -237,7 +262,10 @@ def score_limit(
 ) -> list[AlertRaised]:
     """Alerts of one clinical limit for these rows; updates its state in `rows.series`."""
     band = limit_bands(limit, rows, config)
-    return score_rule(LimitRule(limit), band, rows, config, readings, participants, model_version)
+    alerts, _ = score_rule(
+        LimitRule(limit), band, rows, config, readings, participants, model_version
+    )
+    return alerts
 
 
 def score_rule(
@@ -248,14 +276,15 @@ def score_rule(
     readings: Sequence[Reading],
     participants: Sequence[str],
     model_version: str,
-) -> list[AlertRaised]:
-    """Alerts of one rule given each row's band; updates the rule's state in `rows.series`."""
+) -> tuple[list[AlertRaised], list[AlertEpisodeEnded]]:
+    """Alerts of one rule given each row's band, and the episodes that ended; updates the
+    rule's state in `rows.series`."""
     per = spec.persistence(config)
     rule = spec.rule
     carry = [s.rules.get(rule) for s in rows.series]
     held = [i for i, c in enumerate(carry) if c is not None]
     if not held and not band.any():
-        return []  # the common case: nothing breaching, nothing open
+        return [], []  # the common case: nothing breaching, nothing open
     seg_start, carried = _segments(rows, round(per.max_gap_minutes * US_PER_MINUTE))
     t = rows.t
     runs: dict[int, _Runs] = {}
@@ -277,8 +306,33 @@ def score_rule(
         _alert(found, i, config, readings, participants, model_version)
         for i in np.flatnonzero(sustained > episodes.before).tolist()
     ]
+    ended = [
+        episode_ended(spec, participants[rows.p[i]], readings[rows.arrival[i]], per)
+        for i in np.flatnonzero(episodes.closing).tolist()
+    ]
     _carry_out(found, band == 0, per.recovery_readings, readings)
-    return alerts
+    return alerts, ended
+
+
+def episode_ended(
+    spec: BandRule, participant_id: str, closing: Reading, per: Persistence
+) -> AlertEpisodeEnded:
+    ended_at = closing.measured_at.astimezone(UTC)
+    key = f"{participant_id}|{spec.rule}|ended|{closing.event_id}"
+    return AlertEpisodeEnded(
+        event_id=uuid.uuid5(ALERT_NAMESPACE, key),
+        occurred_at=ended_at,
+        participant_id=participant_id,
+        kind=spec.kind,
+        metric=spec.metric,
+        rule=spec.rule,
+        ended_at=ended_at,
+        explanation=(
+            f"Back to normal: {per.recovery_readings} readings in a row clear of "
+            f"{spec.rule} (the last at {ended_at:%Y-%m-%d %H:%M} UTC, {number(closing.value)} "
+            f"{UNITS[spec.metric]}). The episode is over; its alerts still want review."
+        ),
+    )
 
 
 def _per_group(

@@ -45,6 +45,10 @@ class FlatlineRule:
     def levels(self) -> tuple[int, ...]:
         return (1,)
 
+    @property
+    def kind(self) -> AlertKind:
+        return AlertKind.DEVICE_QUALITY
+
     def persistence(self, config: ScoringConfig) -> Persistence:
         return config.flatline
 

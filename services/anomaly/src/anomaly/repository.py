@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 from trialstream.db import DbConnection
-from trialstream.events.alerts import AlertRaised
+from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 
@@ -55,11 +55,16 @@ async def commit_scores(
     states: Mapping[str, Mapping[str, Any]],
     alerts: Sequence[AlertRaised],
     received: Mapping[str, datetime] | None = None,
+    ended: Sequence[AlertEpisodeEnded] = (),
 ) -> int:
-    """Checkpoint states, record alerts, and queue the new ones for Kafka, atomically.
-    `received` is when each participant's newest reading arrived (None: unchanged).
-    Returns how many alerts were new (the rest were emitted by an earlier delivery)."""
+    """Checkpoint states, record alerts, and queue the new ones and the episodes that ended
+    for Kafka, atomically. `received` is when each participant's newest reading arrived.
+    Returns how many alerts were new (the rest were emitted by an earlier delivery).
+    Ended episodes need no ledger: the checkpoint moves past the readings that closed
+    them in the same transaction, so a re-delivered batch cannot close them again."""
     async with pool.acquire() as conn, conn.transaction():
+        if ended:
+            await enqueue(conn, Topic.ALERT_EPISODES_ENDED, [(e.participant_id, e) for e in ended])
         return await _write(conn, states, alerts, received or {})
 
 

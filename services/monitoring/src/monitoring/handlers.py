@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, hash_token, require_admin
 from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
-from trialstream.events.alerts import AlertRaised
+from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.base import SiteId
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
@@ -23,6 +23,7 @@ from monitoring.settings import MonitoringSettings
 
 ALERTS_GROUP = "monitoring-alerts"
 PARTICIPANTS_GROUP = "monitoring-participants"
+EPISODES_GROUP = "monitoring-episodes-ended"
 
 
 class NewStaff(BaseModel):
@@ -121,6 +122,9 @@ def subscribe(runtime: Runtime) -> None:
     async def on_alerts(alerts: Sequence[AlertRaised]) -> None:
         await repository.insert_alerts(runtime.pool, alerts)
 
+    async def on_episodes_ended(events: Sequence[AlertEpisodeEnded]) -> None:
+        await repository.end_episodes(runtime.pool, events)
+
     async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
         await repository.upsert_participants(runtime.pool, events)
 
@@ -131,6 +135,17 @@ def subscribe(runtime: Runtime) -> None:
         Topic.ALERTS,
         BatchConsumer(
             model=AlertRaised, group=ALERTS_GROUP, handle=on_alerts, send_dead_letters=dead_letters
+        ),
+        session_timeout_ms=session,
+    )
+    subscribe_batches(
+        runtime.broker,
+        Topic.ALERT_EPISODES_ENDED,
+        BatchConsumer(
+            model=AlertEpisodeEnded,
+            group=EPISODES_GROUP,
+            handle=on_episodes_ended,
+            send_dead_letters=dead_letters,
         ),
         session_timeout_ms=session,
     )

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 from trialstream.db import DbConnection
-from trialstream.events.alerts import AlertRaised
+from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.participants import ParticipantEnrolled
 
 from monitoring.domain import Role, Staff
@@ -34,7 +34,8 @@ ON CONFLICT (alert_id) DO NOTHING
 _ALERT_COLUMNS = """
 a.alert_id, a.participant_id, p.site_id, a.kind, a.metric, a.severity, a.rule, a.detected_at,
 a.window_start, a.window_end, a.observed, a.threshold, a.baseline, a.model_version, a.explanation,
-a.status, a.received_at, a.acknowledged_by, a.acknowledged_at, a.ack_note
+a.status, a.received_at, a.acknowledged_by, a.acknowledged_at, a.ack_note,
+a.episode_ended_at, a.episode_end_note
 """
 _LIST_ALERTS = f"""
 SELECT {_ALERT_COLUMNS}
@@ -54,6 +55,14 @@ FROM alerts a LEFT JOIN participants p USING (participant_id)
 WHERE a.alert_id = $1
 FOR UPDATE OF a
 """  # noqa: S608 - constant column list
+# An episode's end closes every alert of that participant and rule raised before it (the
+# first alert and its escalations). Idempotent: a re-delivered event matches nothing.
+_END_EPISODES = """
+UPDATE alerts a SET episode_ended_at = e.ended, episode_end_note = e.note
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS e(p, rule, ended, note)
+WHERE a.participant_id = e.p AND a.rule = e.rule AND a.detected_at <= e.ended
+  AND a.episode_ended_at IS NULL
+"""
 _ACKNOWLEDGE = """
 UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now(), ack_note = $3
 WHERE alert_id = $1
@@ -159,3 +168,13 @@ async def insert_staff(pool: asyncpg.Pool, staff: Staff, token_hash: str) -> boo
 async def staff_for_token(pool: asyncpg.Pool, token_hash: str) -> Staff | None:
     row = await pool.fetchrow(_STAFF_BY_CREDENTIAL_HASH, token_hash)
     return Staff(row["staff_id"], row["site_id"], Role(row["role"])) if row else None
+
+
+async def end_episodes(pool: asyncpg.Pool, events: Sequence[AlertEpisodeEnded]) -> None:
+    await pool.execute(
+        _END_EPISODES,
+        [e.participant_id for e in events],
+        [e.rule for e in events],
+        [e.ended_at for e in events],
+        [e.explanation for e in events],
+    )

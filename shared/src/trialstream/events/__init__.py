@@ -1,6 +1,12 @@
 """Event contracts, one module per producing domain. Consumers read them tolerantly."""
 
-from trialstream.events.alerts import AlertAcknowledged, AlertKind, AlertRaised, Severity
+from trialstream.events.alerts import (
+    AlertAcknowledged,
+    AlertEpisodeEnded,
+    AlertKind,
+    AlertRaised,
+    Severity,
+)
 from trialstream.events.base import Event, ParticipantId
 from trialstream.events.deadletter import DeadLetter
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
@@ -18,6 +24,7 @@ from trialstream.events.visits import (
 __all__ = [
     "UNITS",
     "AlertAcknowledged",
+    "AlertEpisodeEnded",
     "AlertKind",
     "AlertRaised",
     "DeadLetter",

@@ -53,3 +53,17 @@ class AlertAcknowledged(Event):
     site_id: str
     staff_id: str
     note: str | None = None
+
+
+class AlertEpisodeEnded(Event):
+    """The readings behind an alert are back to normal (the rule's recovery condition held),
+    so the episode is over: monitoring marks its alerts auto-resolved. Staff still review
+    them; a silence is not a recovery and ends no episode."""
+
+    schema_version: Literal[1] = 1
+    participant_id: ParticipantId
+    kind: AlertKind
+    metric: Metric | None = None
+    rule: str
+    ended_at: AwareDatetime = Field(description="measured_at of the reading that closed it")
+    explanation: str

@@ -7,6 +7,7 @@ class Topic(StrEnum):
     READINGS = "trialstream.readings.v1"
     ALERTS = "trialstream.alerts.v1"
     ALERT_ACKNOWLEDGEMENTS = "trialstream.alert-acknowledgements.v1"
+    ALERT_EPISODES_ENDED = "trialstream.alert-episodes-ended.v1"  # AlertEpisodeEnded
     PARTICIPANTS = "trialstream.participants.v1"
     DEAD_LETTER = "trialstream.dead-letter.v1"
     # ePRO (QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted)
