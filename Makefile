@@ -7,7 +7,7 @@ PACKAGES := -e shared -e services/ingest -e services/anomaly -e services/monitor
 STAMP := $(VENV)/.installed
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test test-unit test-integration lint format bench constraints clean
+.PHONY: install run test test-unit test-integration lint format bench bench-anomaly constraints clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ format: install
 
 bench: install
 	$(BIN)/python -m benchmarks.platform_bench $(ARGS)
+
+# Anomaly scoring on labelled synthetic streams (recall, precision, latency, replay speed);
+# `python -m benchmarks.anomaly.live` measures the live consumer.
+bench-anomaly: install
+	$(BIN)/python -m benchmarks.anomaly $(ARGS)
 
 # Re-pin after changing a dependency: names and versions only, no download addresses.
 constraints:

@@ -203,3 +203,22 @@ def test_ended_episodes_do_not_depend_on_batch_cuts() -> None:
         e for i in range(0, len(readings), 7) for e in scorer.score_all(readings[i : i + 7]).ended
     ]
     assert pieces == whole
+
+
+def test_live_scoring_does_not_judge_silence_by_other_partitions_clocks() -> None:
+    """A consumed batch can hold one partition hours ahead of another while catching up:
+    live, only a participant's own readings (and the wall clock) reveal their silence."""
+    behind = stream(HR, noisy(70, 30), pid="P-0001")
+    ahead = stream(HR, noisy(70, 30, seed=2), start_min=180, pid="P-0002")
+    live = Scorer(stream_clock=False)
+    assert live.score(ahead + behind[:15]) == []
+    assert live.score(behind[15:]) == []
+    (found,) = Scorer().score(interleave(ahead, behind))  # replay: one clock, time order
+    assert found.participant_id == "P-0001"
+
+
+def test_live_scoring_finds_a_gap_when_the_participant_resumes() -> None:
+    readings = stream(HR, noisy(70, 20)) + stream(HR, noisy(70, 20), start_min=140)
+    (alert,) = Scorer(stream_clock=False).score(readings)
+    assert alert.rule == "device-quality/dropout"
+    assert alert.detected_at == T0 + timedelta(minutes=19 + 45)

@@ -53,7 +53,8 @@ def _fold_hours(state: RestingBaseline, t: IntArray, v: FloatArray) -> None:
     last = int(owner[-1])
     del state.hours[last]  # still in progress
     state.pending_hour, state.pending = last, values[owner == last].tolist()
-    for old in [h for h in state.hours if h < last - WEEK_HOURS - 24]:
+    # Pruned from this call's first hour, so its earliest readings still find their week.
+    for old in [h for h in state.hours if h < int(hours[0]) - WEEK_HOURS - 1]:
         del state.hours[old]
 
 
@@ -92,6 +93,35 @@ def _trailing_mean(
     return (csum[hi] - csum[lo]) / 1000 / np.maximum(count, 1), count
 
 
+def _baseline_cached(state: RestingBaseline, hour: int, min_hours: int) -> tuple[float, float]:
+    found = state.known.get(hour)
+    if found is None:
+        found = _baseline_at(state.hours, hour, min_hours)
+        if len(state.known) > 48:
+            state.known.clear()
+        state.known[hour] = found
+    return found
+
+
+def baselines(
+    rows: Rows, states: list[RestingBaseline], min_hours: int
+) -> tuple[FloatArray, FloatArray]:
+    """The baseline (median, spread) at each row's hour (NaN where not yet known)."""
+    median, spread = np.full(len(rows.t), np.nan), np.full(len(rows.t), np.nan)
+    hours = rows.t // HOUR_US
+    for g, state in enumerate(states):
+        if not state.hours:
+            continue
+        lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
+        if hours[lo] == hours[hi - 1]:  # the common case: one hour
+            median[lo:hi], spread[lo:hi] = _baseline_cached(state, int(hours[lo]), min_hours)
+            continue
+        for hour in np.unique(hours[lo:hi]).tolist():
+            at = np.flatnonzero(hours[lo:hi] == hour) + lo
+            median[at], spread[at] = _baseline_cached(state, hour, min_hours)
+    return median, spread
+
+
 @dataclass(frozen=True)
 class Deviation:
     """Per resting heart-rate row: the baseline, its spread and the trailing mean."""
@@ -114,19 +144,14 @@ class Deviation:
 def deviations(rows: Rows, states: list[RestingBaseline], config: ScoringConfig) -> Deviation:
     """Learn from and judge resting heart-rate rows (one group per participant; `states`
     are the groups' baselines)."""
-    n = len(rows.t)
-    baseline, spread, mean = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
-    count = np.zeros(n, dtype=np.int64)
+    mean, count = np.zeros(len(rows.t)), np.zeros(len(rows.t), dtype=np.int64)
     window = round(config.baseline_window_minutes * US_PER_MINUTE)
     for g, state in enumerate(states):
         lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
         t, v = rows.t[lo:hi], rows.v[lo:hi]
         _fold_hours(state, t, v)
         mean[lo:hi], count[lo:hi] = _trailing_mean(state, t, v, window)
-        hours = t // HOUR_US
-        for hour in np.unique(hours).tolist():
-            at = np.flatnonzero(hours == hour) + lo
-            baseline[at], spread[at] = _baseline_at(state.hours, hour, config.baseline_min_hours)
+    baseline, spread = baselines(rows, states, config.baseline_min_hours)
     return Deviation(baseline, spread, mean, count)
 
 

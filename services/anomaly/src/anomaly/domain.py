@@ -33,9 +33,9 @@ from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.readings import Metric
 
 from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cummax, shift
-from anomaly.baseline import BaselineShiftRule, deviations
+from anomaly.baseline import BaselineShiftRule, baselines, deviations
 from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
-from anomaly.quality import FlatlineRule, dropout_alert, flatline_bands, silences
+from anomaly.quality import FlatlineRule, dropout_alert, flatline_bands, gaps
 from anomaly.reading import Reading
 from anomaly.rules import METRIC_CODE, METRICS, ScoringConfig
 from anomaly.state import ParticipantState, SeriesState
@@ -179,9 +179,16 @@ class Scorer:
     """Scores batches of readings one after another, carrying per-participant state.
 
     `snapshot`/`restore` move that state through JSON: a scorer restored from a snapshot
-    continues exactly as the one that took it would have."""
+    continues exactly as the one that took it would have.
 
-    def __init__(self, config: ScoringConfig | None = None) -> None:
+    Silences: a participant's own next reading reveals a gap. With `stream_clock` (replay:
+    a file in time order), at the end of each batch the newest measured_at of anyone also
+    reveals silences still going on. Live, a consumed batch mixes partitions that may be
+    at different stream times while catching up, so ongoing silences are left to the
+    wall clock (silences_until)."""
+
+    def __init__(self, config: ScoringConfig | None = None, *, stream_clock: bool = True) -> None:
+        self.stream_clock = stream_clock
         self.config = config or ScoringConfig()
         self.model_version = self.config.model_version
         self._states: dict[str, ParticipantState] = {}
@@ -220,7 +227,7 @@ class Scorer:
             alerts += found
             if self.config.device_quality:
                 alerts += self._silences_in(batch, states)
-        if self.config.device_quality:
+        if self.config.device_quality and self.stream_clock:
             alerts += self._silences_at_end()
         alerts.sort(key=lambda a: (a.detected_at, a.participant_id, a.rule))
         ended.sort(key=lambda e: (e.ended_at, e.participant_id, e.rule))
@@ -238,19 +245,25 @@ class Scorer:
             participants=batch.participants,
             model_version=self.model_version,
         )
-        for limit in cfg.limits:
-            if len(view := rows.view(batch.m == METRIC_CODE[limit.metric])):
-                out.append(score(LimitRule(limit), limit_bands(limit, view, cfg), view))
-        if cfg.device_quality:
-            for metric in cfg.flatline_metrics:
-                if len(view := rows.view(batch.m == METRIC_CODE[metric])):
-                    out.append(score(FlatlineRule(metric), flatline_bands(view), view))
-        if cfg.personal_baselines:
+        if cfg.personal_baselines:  # first: learning folds this batch's completed hours
             resting = (batch.m == HEART_RATE) & (rows.step_readings > 0)
             if len(view := rows.view(resting & (rows.steps <= cfg.rest_steps))):
                 learned = [states[p].resting for p in view.p[view.first].tolist()]
                 deviation = deviations(view, learned, cfg)
                 out.append(score(BaselineShiftRule(deviation), deviation.bands(cfg), view))
+        for limit in cfg.limits:
+            if not len(view := rows.view(batch.m == METRIC_CODE[limit.metric])):
+                continue
+            own = None
+            if cfg.personal_baselines and limit.personal_margin is not None:
+                held = [states[p].resting for p in view.p[view.first].tolist()]
+                own, _ = baselines(view, held, cfg.baseline_min_hours)
+            band = limit_bands(limit, view, cfg, own)
+            out.append(score(LimitRule(limit, own), band, view))
+        if cfg.device_quality:
+            for metric in cfg.flatline_metrics:
+                if len(view := rows.view(batch.m == METRIC_CODE[metric])):
+                    out.append(score(FlatlineRule(metric), flatline_bands(view), view))
         return [a for found in out for a in found[0]], [e for found in out for e in found[1]]
 
     def _silences_in(self, batch: _Batch, states: list[ParticipantState]) -> list[AlertRaised]:
@@ -260,7 +273,7 @@ class Scorer:
         p, t = batch.p[order], batch.t[order]
         seen = np.array([NEVER if s.seen_us is None else s.seen_us for s in states], dtype=np.int64)
         limit_us = round(self.config.dropout_minutes * US_PER_MINUTE)
-        found = silences(p, t, seen, self._clock, limit_us)
+        found = gaps(p, t, seen, limit_us)
         out = []
         for pi, start in zip(*(a.tolist() for a in found), strict=True):
             state = states[pi]

@@ -22,7 +22,7 @@ from trialstream.events.readings import UNITS, Metric
 from anomaly.arrays import BoolArray, IntArray, consecutive, shift
 from anomaly.explain import ALERT_NAMESPACE, Activity, build_alert, number
 from anomaly.reading import Reading
-from anomaly.rules import Limit, Persistence, ScoringConfig
+from anomaly.rules import Direction, Limit, Persistence, ScoringConfig
 from anomaly.state import RuleState, Run, SeriesState
 
 US_PER_MINUTE = 60_000_000
@@ -203,18 +203,27 @@ class Hit:
     model_version: str
 
 
-def limit_bands(limit: Limit, rows: Rows, config: ScoringConfig) -> npt.NDArray[np.int8]:
+def limit_bands(
+    limit: Limit, rows: Rows, config: ScoringConfig, baseline: FloatArray | None = None
+) -> npt.NDArray[np.int8]:
     band = limit.band_of(rows.v)
     if limit.suppressed_by_activity:
         band[rows.steps >= config.activity_steps] = 0  # exercise, not an alert
+    if limit.personal_margin is not None and baseline is not None:
+        sign = 1 if limit.direction is Direction.LOW else -1
+        with np.errstate(invalid="ignore"):  # NaN: no baseline yet, the limit stands
+            own = sign * (baseline - rows.v) < limit.personal_margin
+        band[own] = 0  # within the participant's own normal range
     return band
 
 
 @dataclass(frozen=True)
 class LimitRule:
-    """A NEWS2-style clinical limit as a BandRule."""
+    """A NEWS2-style clinical limit as a BandRule; `baseline` per row when it was judged
+    against the participant's own baseline."""
 
     limit: Limit
+    baseline: FloatArray | None = None
 
     @property
     def rule(self) -> str:
@@ -240,6 +249,7 @@ class LimitRule:
         activity = Activity(
             float(rows.steps[i]), int(rows.step_readings[i]), cfg.activity_window_minutes
         )
+        own = None if self.baseline is None else float(self.baseline[i])
         return build_alert(
             self.limit,
             hit.band,
@@ -249,6 +259,7 @@ class LimitRule:
             activity,
             escalated_from=hit.escalated_from,
             model_version=hit.model_version,
+            baseline=None if own is None or np.isnan(own) else own,
         )
 
 

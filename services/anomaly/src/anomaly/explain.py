@@ -103,6 +103,7 @@ def build_alert(
     *,
     escalated_from: int,
     model_version: str,
+    baseline: float | None = None,
 ) -> AlertRaised:
     """The alert for `run` sustaining `band`, detected by the reading at `detected_us`."""
     start, end = to_datetime(run.start_us), to_datetime(detected_us)
@@ -119,7 +120,12 @@ def build_alert(
         window_end=end,
         observed=run.values,
         threshold=limit.threshold_for(band),
-        baseline=None,
+        baseline=baseline,
         model_version=model_version,
-        explanation=explain(limit, band, run.values, start, end, activity, escalated_from),
+        explanation=explain(limit, band, run.values, start, end, activity, escalated_from)
+        + (
+            ""
+            if baseline is None
+            else f" Own resting baseline at this time of day: {number(baseline)}."
+        ),
     )

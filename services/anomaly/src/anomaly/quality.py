@@ -111,27 +111,26 @@ def dropout_alert(
     )
 
 
-def silences(
+def gaps(
     p: npt.NDArray[np.int64],
     t: npt.NDArray[np.int64],
     seen_before: npt.NDArray[np.int64],
-    clock_before: int,
     limit_us: int,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Silences revealed inside a batch (rows in arrival order, `p` participant indices,
-    `t` measured times, non-late rows only). Each participant's newest time so far is
-    compared with the stream clock (newest time of anyone so far) at each of their next
-    readings: a gap the clock crossed by `limit_us` is a dropout. `seen_before[p]` is a
-    participant's newest time before the batch (int64 min if none), `clock_before` the
-    stream clock before it. Returns (participant, silence start) pairs."""
-    clock = np.maximum.accumulate(np.maximum(t, clock_before))
+    """Silences revealed inside a batch by a participant's own next reading: rows in
+    arrival order (`p` participant indices, `t` measured times, non-late rows only);
+    each row's time is compared with the newest of the participant's earlier ones
+    (`seen_before[p]` before the batch, int64 min if none). Only the participant's own
+    readings count: another participant's clock may be ahead (a lagging partition, a
+    late upload) without this one having been silent. Returns (participant, silence
+    start) pairs."""
     order = np.argsort(p, kind="stable")  # per participant, in arrival order
-    ps, ts, cs = p[order], t[order], clock[order]
+    ps, ts = p[order], t[order]
     start = np.ones(len(ps), dtype=np.bool_)
     start[1:] = ps[1:] != ps[:-1]
     own = segmented_cummax(ts, np.cumsum(start) - 1)
     prev = np.empty_like(own)
     prev[1:] = own[:-1]
     prev[start] = seen_before[ps[start]]
-    hit = (prev > np.iinfo(np.int64).min) & (cs - prev >= limit_us)
+    hit = (prev > np.iinfo(np.int64).min) & (ts - prev >= limit_us)
     return ps[hit], prev[hit]

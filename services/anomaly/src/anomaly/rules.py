@@ -45,6 +45,9 @@ class Limit:
     direction: Direction
     bands: tuple[tuple[float, int], ...]
     suppressed_by_activity: bool = False  # a breach while walking is exercise, not an alert
+    # With a personal baseline known: a breach within this many units of the participant's
+    # own resting value at this time of day is their normal (an athlete asleep at 40).
+    personal_margin: float | None = None
 
     def __post_init__(self) -> None:
         levels = [band for _, band in self.bands]
@@ -90,7 +93,8 @@ class Persistence:
 
 def _default_persistence() -> Mapping[Metric, Persistence]:
     # Heart rate arrives about every minute, the other vitals about every 5 minutes.
-    five_minutely = Persistence(3, 10, 15, 3)
+    # Two readings in a row, 5 min apart: a lone motion artefact never has a twin next to it.
+    five_minutely = Persistence(2, 5, 15, 3)
     return MappingProxyType(
         {
             Metric.HEART_RATE: Persistence(5, 4, 15, 5),
@@ -105,7 +109,7 @@ def _default_persistence() -> Mapping[Metric, Persistence]:
 class ScoringConfig:
     limits: tuple[Limit, ...] = (
         Limit(Metric.HEART_RATE, Direction.HIGH, ((131, 3), (111, 2)), suppressed_by_activity=True),
-        Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),)),
+        Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),), personal_margin=10),
         Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3), (93, 2))),
         Limit(Metric.BODY_TEMPERATURE, Direction.HIGH, ((39.1, 2), (38.1, 1))),
         Limit(Metric.BODY_TEMPERATURE, Direction.LOW, ((35.0, 3),)),

@@ -30,7 +30,7 @@ async def score_batch(
         if r.participant_id not in received or r.occurred_at > received[r.participant_id]:
             received[r.participant_id] = r.occurred_at
     participant_ids = list(received)
-    scorer = Scorer(config)
+    scorer = Scorer(config, stream_clock=False)  # a batch mixes partitions: see Scorer
     scorer.restore(await repository.load_states(pool, participant_ids))
     alerts = scorer.score(readings)
     return await repository.commit_scores(pool, scorer.snapshot(participant_ids), alerts, received)
@@ -63,7 +63,7 @@ async def check_silences(pool: asyncpg.Pool, config: ScoringConfig, now: datetim
     def decide(
         states: dict[str, dict[str, Any]],
     ) -> tuple[Mapping[str, Mapping[str, Any]], Sequence[AlertRaised]]:
-        scorer = Scorer(config)
+        scorer = Scorer(config, stream_clock=False)
         scorer.restore(states)
         alerts = scorer.silences_until(clock_us)
         return scorer.snapshot([a.participant_id for a in alerts]), alerts

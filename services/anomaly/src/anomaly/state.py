@@ -99,6 +99,9 @@ class RestingBaseline:
     pending: list[float] = field(default_factory=list)
     recent_us: list[int] = field(default_factory=list)
     recent: list[float] = field(default_factory=list)
+    # Not checkpointed: the baseline at an hour uses only hours >= 22 h older, which are
+    # final, so once computed it never changes.
+    known: dict[int, tuple[float, float]] = field(default_factory=dict, compare=False)
 
     def is_empty(self) -> bool:
         return not (self.hours or self.pending or self.recent)
