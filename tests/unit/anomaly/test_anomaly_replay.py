@@ -114,3 +114,21 @@ def test_replay_converts_fahrenheit_like_ingest(tmp_path: Path) -> None:
     assert stats.rejected == 0
     assert alert["observed"] == [39.0] * 2  # two readings in a row, 5 min apart
     assert alert["severity"] == "low"
+
+
+def test_parsing_in_worker_processes_changes_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    write_fleet(source, participants=6, minutes=3 * CHUNK // 18)
+    with source.open("a") as f:  # a bad line in the middle of the later chunks
+        f.write("{not json}\n")
+    write_fleet(tmp_path / "more.jsonl", participants=6, minutes=60, seed=3)
+    with source.open("a") as f:
+        f.write((tmp_path / "more.jsonl").read_text())
+    outputs = []
+    for workers in (0, 1, 2):
+        sink = tmp_path / f"out{workers}.jsonl"
+        stats = replay_file(source, sink, workers=workers)
+        outputs.append((sink.read_text(), stats.readings, stats.rejected, stats.alerts))
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0][2] == 1
+    assert outputs[0][3] > 0

@@ -34,6 +34,7 @@ from trialstream.events.readings import Metric
 
 from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cummax, shift
 from anomaly.baseline import BaselineShiftRule, baselines, deviations
+from anomaly.columns import ColumnReadings, Columns
 from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
 from anomaly.quality import FlatlineRule, dropout_alert, flatline_bands, gaps
 from anomaly.reading import Reading
@@ -63,20 +64,14 @@ class _Batch:
     t: IntArray
 
     @classmethod
-    def of(cls, readings: Sequence[Reading]) -> _Batch:
-        n = len(readings)
-        index: dict[str, int] = {}
-        p = np.fromiter(
-            (index.setdefault(r.participant_id, len(index)) for r in readings), np.int64, n
-        )
-        m = np.fromiter((METRIC_CODE[r.metric] for r in readings), np.int64, n)
-        v = np.fromiter((r.value for r in readings), np.float64, n)
-        # timestamp() is within 0.12 us of the truth, so rounding recovers exact microseconds.
-        seconds = np.fromiter((r.measured_at.timestamp() for r in readings), np.float64, n)
-        t = np.rint(seconds * 1e6).astype(np.int64)
-        rows = np.flatnonzero(np.isfinite(v))
-        rows = rows[np.argsort(p[rows] * len(METRICS) + m[rows], kind="stable")]
-        return cls(readings, list(index), rows, p[rows], m[rows], v[rows], t[rows])
+    def of(cls, readings: Sequence[Reading] | Columns) -> _Batch:
+        if isinstance(readings, Columns):
+            c, readings = readings, ColumnReadings(readings)
+        else:
+            c = Columns.of(readings)
+        rows = np.flatnonzero(np.isfinite(c.v))
+        rows = rows[np.argsort(c.p[rows] * len(METRICS) + c.m[rows], kind="stable")]
+        return cls(readings, c.participants, rows, c.p[rows], c.m[rows], c.v[rows], c.t[rows])
 
     def select(self, mask: npt.NDArray[np.bool_]) -> _Batch:
         return _Batch(
@@ -198,11 +193,11 @@ class Scorer:
             suppressible.add(Metric.HEART_RATE)  # rest is judged from steps
         self._activity_codes = np.array([METRIC_CODE[m] for m in suppressible], dtype=np.int64)
 
-    def score(self, readings: Sequence[Reading]) -> list[AlertRaised]:
+    def score(self, readings: Sequence[Reading] | Columns) -> list[AlertRaised]:
         """Alerts raised by this batch, ordered by detection time, participant and rule."""
         return self.score_all(readings).alerts
 
-    def score_all(self, readings: Sequence[Reading]) -> Scored:
+    def score_all(self, readings: Sequence[Reading] | Columns) -> Scored:
         """Alerts raised and alert episodes ended by this batch."""
         batch = _Batch.of(readings)
         states = [self._states.setdefault(pid, ParticipantState()) for pid in batch.participants]

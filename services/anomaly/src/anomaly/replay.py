@@ -11,18 +11,22 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import multiprocessing
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
 from pydantic import ValidationError
-from trialstream.validation import ReadingUpload, RecordRejected, check, parse_upload
+from trialstream.validation import FieldError, ReadingUpload, RecordRejected, check, parse_upload
 
+from anomaly.columns import Columns
 from anomaly.domain import Scorer
 from anomaly.rules import ScoringConfig
 
@@ -77,26 +81,48 @@ def parse_line(line: str) -> ReadingUpload:
     return check(upload, received_at=upload.measured_at, max_clock_skew=NO_SKEW)
 
 
-def _chunks(
-    source: TextIO, stats: ReplayStats, strict: bool, errors: TextIO
-) -> Iterator[list[ReadingUpload]]:
-    chunk: list[ReadingUpload] = []
+Lines = list[tuple[int, str]]  # (1-based line number, text)
+Rejections = list[tuple[int, tuple[FieldError, ...]]]
+
+
+def _line_chunks(source: TextIO) -> Iterator[Lines]:
+    chunk: Lines = []
     for number, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
-        try:
-            chunk.append(parse_line(line))
-        except RecordRejected as rejected:
-            stats.rejected += 1
-            if strict:
-                raise ReplayError(number, rejected) from None
-            print(*describe(number, rejected), sep="\n", file=errors)
-            continue
-        if len(chunk) >= CHUNK:
-            yield chunk
-            chunk = []
+        if line.strip():
+            chunk.append((number, line))
+            if len(chunk) >= CHUNK:
+                yield chunk
+                chunk = []
     if chunk:
         yield chunk
+
+
+def parse_chunk(lines: Lines) -> tuple[Columns, Rejections]:
+    """Validate lines (in a worker process) into columns, and say which were rejected."""
+    valid: list[ReadingUpload] = []
+    rejected: Rejections = []
+    for number, line in lines:
+        try:
+            valid.append(parse_line(line))
+        except RecordRejected as exc:
+            rejected.append((number, exc.errors))
+    return Columns.of(valid), rejected
+
+
+def _parsed(source: TextIO, workers: int) -> Iterator[tuple[Columns, Rejections]]:
+    """Chunks parsed in order; with workers, parsing runs ahead in other processes while
+    the caller scores (parsing is half of replay's work, and the machine has cores)."""
+    if workers <= 0:
+        yield from map(parse_chunk, _line_chunks(source))
+        return
+    ahead: deque[Future[tuple[Columns, Rejections]]] = deque()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for lines in _line_chunks(source):
+            ahead.append(pool.submit(parse_chunk, lines))
+            if len(ahead) > 2 * workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 @contextlib.contextmanager
@@ -120,11 +146,16 @@ def replay_file(
     strict: bool = False,
     config: ScoringConfig | None = None,
     errors: TextIO | None = None,
+    workers: int | None = None,
 ) -> ReplayStats:
     """Score `input_path` and write one AlertRaised JSON per line to `output_path`.
 
     Invalid lines are reported to `errors` (default: stderr) and skipped, or with
-    `strict` raise ReplayError. The output appears only when the replay completes."""
+    `strict` raise ReplayError. The output appears only when the replay completes.
+    `workers` parsing processes (default: one per core beyond the scoring one; 0 parses
+    in this process)."""
+    if workers is None:
+        workers = max(1, (os.cpu_count() or 1) - 1)
     errors = errors or sys.stderr  # looked up per call, so a redirected stderr is honoured
     scorer = Scorer(config)
     stats = ReplayStats()
@@ -136,9 +167,14 @@ def replay_file(
             input_path.open(encoding="utf-8") as source,
             partial.open("w", encoding="utf-8") as sink,
         ):
-            for chunk in _chunks(source, stats, strict, errors):
-                stats.readings += len(chunk)
-                alerts = scorer.score(chunk)
+            for columns, rejected in _parsed(source, workers):
+                for number, field_errors in rejected:
+                    stats.rejected += 1
+                    if strict:
+                        raise ReplayError(number, RecordRejected(*field_errors))
+                    print(*describe(number, RecordRejected(*field_errors)), sep="\n", file=errors)
+                stats.readings += len(columns)
+                alerts = scorer.score(columns)
                 sink.writelines(alert.model_dump_json() + "\n" for alert in alerts)
                 stats.alerts += len(alerts)
         os.replace(partial, output_path)
