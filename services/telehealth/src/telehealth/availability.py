@@ -88,7 +88,9 @@ def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datet
     return a_start < b_end and b_start < a_end
 
 
-def free(slots: Iterable[Slot], busy: Mapping[str, Sequence[tuple[datetime, datetime]]]) -> list[Slot]:
+def free(
+    slots: Iterable[Slot], busy: Mapping[str, Sequence[tuple[datetime, datetime]]]
+) -> list[Slot]:
     """Slots that overlap none of their staff member's busy ranges."""
     return [
         s

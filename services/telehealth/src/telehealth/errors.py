@@ -1,0 +1,24 @@
+"""Why a use case refused, as data the HTTP layer maps to our error body."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class Kind(IntEnum):
+    INVALID = 422
+    FORBIDDEN = 403
+    NOT_FOUND = 404
+    CONFLICT = 409
+
+
+class Refused(Exception):
+    def __init__(
+        self, kind: Kind, code: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.details = details or []
