@@ -68,8 +68,13 @@ WHERE p.participant_id = v.participant_id AND v.status IN ('open', 'booked') AND
 RETURNING v.visit_id, v.participant_id, p.site_id, v.name, v.visit_type, v.window_start, v.window_end
 """
 _CLAIM_ALERT = """
-INSERT INTO urgent_alerts (alert_id, participant_id, outcome) VALUES ($1, $2, 'no_free_slot')
+INSERT INTO urgent_alerts (alert_id, participant_id, outcome, received_at) VALUES ($1, $2, 'no_free_slot', $3)
 ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id
+"""
+_WAITING_ALERTS = """
+SELECT alert_id FROM urgent_alerts
+WHERE participant_id = $1 AND outcome = 'unknown_participant' AND received_at > $2
+ORDER BY received_at FOR UPDATE
 """
 _ALERT_OUTCOME = "UPDATE urgent_alerts SET outcome = $2, booking_id = $3 WHERE alert_id = $1"
 _PROPOSALS = f"""
@@ -184,8 +189,14 @@ async def mark_missed(conn: DbConnection, now: datetime) -> list[dict[str, Any]]
     return [dict(r) for r in await conn.fetch(_MISS, now)]
 
 
-async def claim_alert(conn: DbConnection, alert_id: UUID, participant_id: str) -> bool:
-    return await conn.fetchval(_CLAIM_ALERT, alert_id, participant_id) is not None
+async def claim_alert(
+    conn: DbConnection, alert_id: UUID, participant_id: str, now: datetime
+) -> bool:
+    return await conn.fetchval(_CLAIM_ALERT, alert_id, participant_id, now) is not None
+
+
+async def waiting_alerts(conn: DbConnection, participant_id: str, since: datetime) -> list[UUID]:
+    return [r["alert_id"] for r in await conn.fetch(_WAITING_ALERTS, participant_id, since)]
 
 
 async def set_alert_outcome(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -11,7 +11,8 @@ import structlog
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.inbox import claim_new
 
-from telehealth import repository
+from telehealth import repository, urgent
+from telehealth.booking import Policy
 from telehealth.errors import Kind, Refused
 from telehealth.windows import ProtocolVisit, UnknownTimezone, local_date, plan_schedule, zone
 
@@ -29,10 +30,15 @@ def _timezone_or_utc(name: str, participant_id: str) -> str:
 
 
 async def on_enrolled(
-    pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled], protocol: Sequence[ProtocolVisit]
+    pool: asyncpg.Pool,
+    events: Sequence[ParticipantEnrolled],
+    protocol: Sequence[ProtocolVisit],
+    urgent_policy: tuple[Policy, timedelta],
+    now: datetime,
 ) -> None:
     """Upsert site and timezone; the first enrolment fixes the baseline (the enrolment's
-    local date) and plans the visits. Redelivery and compaction replays change nothing."""
+    local date) and plans the visits, and alerts that arrived first get their proposal.
+    Redelivery and compaction replays change nothing."""
     async with pool.acquire() as conn, conn.transaction():
         fresh = await claim_new(conn, CONSUMER, [e.event_id for e in events])
         for event in events:
@@ -50,6 +56,7 @@ async def on_enrolled(
             if created:
                 planned = plan_schedule(baseline, list(protocol), tz)
                 await repository.insert_visits(conn, event.participant_id, planned)
+                await urgent.retry_waiting(conn, event.participant_id, *urgent_policy, now)
 
 
 async def set_baseline(

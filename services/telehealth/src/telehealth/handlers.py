@@ -29,7 +29,9 @@ def subscribe(ctx: Context) -> None:
         await urgent.on_alerts(ctx.pool, alerts, ctx.policy, ctx.urgent_horizon, ctx.clock())
 
     async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
-        await enrolment.on_enrolled(ctx.pool, events, ctx.settings.protocol)
+        await enrolment.on_enrolled(
+            ctx.pool, events, ctx.settings.protocol, (ctx.policy, ctx.urgent_horizon), ctx.clock()
+        )
 
     broker = ctx.runtime.broker
     dead_letters = dead_letter_sender(broker)

@@ -43,23 +43,37 @@ async def on_alerts(
 async def _propose(
     conn: DbConnection, alert: AlertRaised, policy: Policy, horizon: timedelta, now: datetime
 ) -> None:
-    if not await bookings_repo.claim_alert(conn, alert.event_id, alert.participant_id):
+    if not await bookings_repo.claim_alert(conn, alert.event_id, alert.participant_id, now):
         return  # this alert was handled before
-    who = await repository.participant(conn, alert.participant_id)
+    await propose(conn, alert.event_id, alert.participant_id, policy, horizon, now)
+
+
+async def retry_waiting(
+    conn: DbConnection, participant_id: str, policy: Policy, horizon: timedelta, now: datetime
+) -> None:
+    """Alerts and enrolments travel on different topics: an alert may come first. When
+    the participant arrives, alerts that waited for it (within the horizon) are proposed."""
+    for alert_id in await bookings_repo.waiting_alerts(conn, participant_id, now - horizon):
+        await propose(conn, alert_id, participant_id, policy, horizon, now)
+
+
+async def propose(
+    conn: DbConnection,
+    alert_id: UUID,
+    participant_id: str,
+    policy: Policy,
+    horizon: timedelta,
+    now: datetime,
+) -> None:
+    who = await repository.participant(conn, participant_id)
     if who is None:
-        await bookings_repo.set_alert_outcome(conn, alert.event_id, "unknown_participant", None)
-        log.warning("urgent visit not proposed: participant unknown", alert_id=str(alert.event_id))
+        await bookings_repo.set_alert_outcome(conn, alert_id, "unknown_participant", None)
+        log.warning("urgent visit waits for the participant's enrolment", alert_id=str(alert_id))
         return
     window = (now, now + horizon)
     visit_id = uuid4()
     await repository.insert_visit(
-        conn,
-        visit_id,
-        alert.participant_id,
-        f"Urgent {str(alert.event_id)[:8]}",
-        "video",
-        window,
-        "proposed",
+        conn, visit_id, participant_id, f"Urgent {alert_id}", "video", window, "proposed"
     )
     for slot in await slots.free_slots(
         conn, who["site_id"], now, now + horizon, policy.slot_minutes
@@ -84,20 +98,21 @@ async def _propose(
                 )
         except asyncpg.ExclusionViolationError:
             continue
-        await bookings_repo.set_alert_outcome(conn, alert.event_id, "proposed", booking_id)
+        await bookings_repo.set_alert_outcome(conn, alert_id, "proposed", booking_id)
         proposal = UrgentVisitProposed(
-            participant_id=alert.participant_id,
+            participant_id=participant_id,
             site_id=who["site_id"],
             proposal_id=booking_id,
-            alert_id=alert.event_id,
+            alert_id=alert_id,
             staff_id=slot.staff_id,
             starts_at=slot.starts_at,
             ends_at=slot.ends_at,
         )
-        await enqueue(conn, Topic.VISIT_PROPOSALS, [(alert.participant_id, proposal)])
+        await enqueue(conn, Topic.VISIT_PROPOSALS, [(participant_id, proposal)])
         return
     await repository.set_visit_status(conn, visit_id, "cancelled")
-    log.warning("urgent visit not proposed: no free slot", alert_id=str(alert.event_id))
+    await bookings_repo.set_alert_outcome(conn, alert_id, "no_free_slot", None)
+    log.warning("urgent visit not proposed: no free slot", alert_id=str(alert_id))
 
 
 async def decide(

@@ -106,8 +106,9 @@ CREATE TABLE urgent_alerts (
     participant_id text        NOT NULL,
     outcome        text        NOT NULL CHECK (outcome IN ('proposed', 'unknown_participant', 'no_free_slot')),
     booking_id     uuid,
-    received_at    timestamptz NOT NULL DEFAULT now()
+    received_at    timestamptz NOT NULL
 );
+CREATE INDEX urgent_alerts_waiting ON urgent_alerts (participant_id) WHERE outcome = 'unknown_participant';
 
 -- Calendar feed secrets (hashed): calendar apps cannot send a bearer header.
 CREATE TABLE calendar_feeds (
