@@ -260,8 +260,18 @@ async def test_calendar_feeds_for_staff_and_participant(telehealth: Telehealth) 
         assert f"UID:{booking['booking_id']}@telehealth.trialstream\r\n" in ics
         assert "DTSTART:20300112T080000Z\r\nDTEND:20300112T083000Z\r\n" in ics
         assert f"URL:{booking['room_url']}\r\n" in ics.replace("\r\n ", "")
+    assert "SEQUENCE:0\r\n" in staff_ics
     assert f"with {participant}" in staff_ics
     assert participant not in participant_ics.split("SUMMARY:", 1)[1].split("\r\n", 1)[0]
+    moved = await telehealth.client.post(
+        f"/v1/bookings/{booking['booking_id']}/reschedule",
+        json={"starts_at": "2030-01-13T08:00:00Z", "reason": "clinic closed"},
+        headers=auth,
+    )
+    assert moved.status_code == 200, moved.text
+    updated = await feed({"staff_id": staff_id})
+    assert "DTSTART:20300113T080000Z\r\n" in updated
+    assert "SEQUENCE:1\r\n" in updated
     unknown = await telehealth.client.get("/v1/calendars/cal_nope.ics")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_feed")
     both = await telehealth.client.post(

@@ -16,7 +16,7 @@ LIVE = ("proposed", "booked", "completed", "no-show")  # statuses that hold a st
 
 _BOOKING_COLUMNS = """
 b.booking_id, b.visit_id, b.staff_id, b.starts_at, b.ends_at, b.status, b.room_token,
-b.deviation_reason, b.reason, b.created_by, b.created_at, b.updated_at,
+b.deviation_reason, b.reason, b.created_by, b.created_at, b.updated_at, b.revision,
 v.participant_id, p.site_id, p.timezone, v.name AS visit_name, v.visit_type, v.sequence,
 v.window_start, v.window_end, v.status AS visit_status
 """
@@ -28,11 +28,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 _LOCK = f"SELECT {_BOOKING_COLUMNS} {_FROM} WHERE b.booking_id = $1 FOR UPDATE OF b, v"
 _GET = f"SELECT {_BOOKING_COLUMNS} {_FROM} WHERE b.booking_id = $1"
-_CONFIRM = "UPDATE bookings SET status = 'booked', scheduled_at = $2, updated_at = now() WHERE booking_id = $1"
-_SET_STATUS = "UPDATE bookings SET status = $2, reason = coalesce($3, reason), updated_at = now() WHERE booking_id = $1"
+_CONFIRM = """
+UPDATE bookings SET status = 'booked', scheduled_at = $2, revision = revision + 1, updated_at = now()
+WHERE booking_id = $1
+"""
+_SET_STATUS = """
+UPDATE bookings SET status = $2, reason = coalesce($3, reason), revision = revision + 1, updated_at = now()
+WHERE booking_id = $1
+"""
 _MOVE = """
 UPDATE bookings SET starts_at = $2, ends_at = $3, staff_id = $4, staff_key = $5, reason = $6,
-                    deviation_reason = $7, scheduled_at = $8, updated_at = now()
+                    deviation_reason = $7, scheduled_at = $8, revision = revision + 1, updated_at = now()
 WHERE booking_id = $1
 """
 _BUSY = """

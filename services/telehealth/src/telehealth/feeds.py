@@ -29,7 +29,7 @@ def _event(row: dict[str, Any], for_staff: bool, policy: Policy) -> CalendarEven
         description="\n".join(details),
         url=room,
         cancelled=row["status"] == "cancelled",
-        sequence=int(row["updated_at"].timestamp()),  # grows with every change
+        sequence=row["revision"],  # grows with every change, so calendar apps update
     )
 
 

@@ -75,6 +75,7 @@ CREATE TABLE bookings (
     reason           text,       -- of the last reschedule / cancellation
     created_by       text        NOT NULL,
     scheduled_at     timestamptz NOT NULL,  -- when the current time was agreed (reminder cut-off)
+    revision         integer     NOT NULL DEFAULT 0,  -- +1 per change: the iCalendar SEQUENCE
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     -- The guarantee: one staff member is never in two live bookings at once. The staff
