@@ -69,14 +69,21 @@ class Telehealth:
         return staff_id, auth
 
     async def enrol(
-        self, count: int = 1, timezone: str = "Europe/Berlin", site: str | None = None
+        self,
+        count: int = 1,
+        timezone: str = "Europe/Berlin",
+        site: str | None = None,
+        enrolled_at: datetime = T0,
     ) -> list[str]:
         ids = [unique_id("P") for _ in range(count)]
         events = [
             (
                 p,
                 ParticipantEnrolled(
-                    participant_id=p, site_id=site or self.site, timezone=timezone, occurred_at=T0
+                    participant_id=p,
+                    site_id=site or self.site,
+                    timezone=timezone,
+                    occurred_at=enrolled_at,
                 ),
             )
             for p in ids

@@ -295,3 +295,48 @@ async def test_invalid_booking_body_gets_field_level_errors(telehealth: Teleheal
     assert r.status_code == 422
     fields = {d["field"] for d in r.json()["error"]["details"]}
     assert fields == {"visit_id", "staff_id", "starts_at"}  # starts_at lacks a timezone
+
+
+async def test_weekly_hours_follow_site_clock_across_new_york_dst_switch(
+    telehealth: Telehealth,
+) -> None:
+    r = await telehealth.admin(
+        "PUT", f"/v1/admin/sites/{telehealth.site}", {"timezone": "America/New_York"}
+    )
+    assert r.status_code == 200
+    staff_id, auth = await telehealth.staff(hours="09:00-10:00")
+    telehealth.clock.now = utc(2030, 3, 4, 12)
+    (participant,) = await telehealth.enrol(
+        timezone="America/New_York", enrolled_at=utc(2030, 3, 4, 12)
+    )
+    day1 = await telehealth.visit(participant, auth, "Day 1")
+    day7 = await telehealth.visit(participant, auth, "Day 7")
+    visit_id = day7["visit_id"]
+    assert (day7["window_start"], day7["window_end"]) == (
+        "2030-03-08T05:00:00Z",
+        "2030-03-13T04:00:00Z",
+    )
+    url = f"/v1/participants/{participant}/slots"
+    assert (await telehealth.client.get(url, headers=auth)).json()["visit"]["visit_id"] == day1[
+        "visit_id"
+    ]
+    r = await telehealth.client.get(url, params={"visit_id": visit_id}, headers=auth)
+    slots = [s["starts_at"] for s in r.json()["slots"] if s["staff_id"] == staff_id]
+    # 09:00-09:30 and 09:30-10:00 local: 14:00Z under EST, 13:00Z from Sunday 10 March (EDT).
+    assert [s[:16] for s in slots[::2]] == [
+        "2030-03-08T14:00",
+        "2030-03-09T14:00",
+        "2030-03-10T13:00",
+        "2030-03-11T13:00",
+        "2030-03-12T13:00",
+    ]
+    booked = await telehealth.book(auth, visit_id, staff_id, utc(2030, 3, 10, 13))
+    assert booked.status_code == 201, booked.text
+    wrong = await telehealth.book(
+        auth,
+        day1["visit_id"],
+        staff_id,
+        utc(2030, 3, 10, 14),
+        deviation_reason="test the old offset",
+    )
+    assert wrong.json()["error"]["code"] == "not_an_available_slot"
