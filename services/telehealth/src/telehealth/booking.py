@@ -20,7 +20,7 @@ from trialstream.db import DbConnection
 from trialstream.events.visits import VisitStatus, VisitType
 
 from telehealth import bookings_repo, repository, slots, visit_events
-from telehealth.errors import Kind, Refused
+from telehealth.errors import Kind, Refused, about_field
 from telehealth.windows import within
 
 
@@ -43,23 +43,11 @@ def _not_found(what: str, ident: object) -> Refused:
     return Refused(Kind.NOT_FOUND, f"unknown_{what}", f"no {what} {ident} at your site")
 
 
-async def _bookable_staff(
-    conn: DbConnection, actor: Actor, staff_id: str, site_id: str
-) -> dict[str, Any]:
+async def _bookable_staff(conn: DbConnection, staff_id: str, site_id: str) -> dict[str, Any]:
     member = await repository.staff(conn, staff_id)
     if member is None or member["site_id"] != site_id:
-        raise Refused(
-            Kind.INVALID,
-            "unknown_staff",
-            f"no staff member '{staff_id}' at site '{site_id}'",
-            [
-                {
-                    "field": "staff_id",
-                    "code": "unknown_staff",
-                    "message": "not a staff member of this site",
-                }
-            ],
-        )
+        message = f"no staff member '{staff_id}' at site '{site_id}'"
+        raise about_field(Kind.INVALID, "unknown_staff", message, "staff_id", "not of this site")
     return member
 
 
@@ -76,63 +64,40 @@ async def _check_time(
     visit's window unless the booking is an accepted, reasoned deviation."""
     ends_at = starts_at + timedelta(minutes=policy.slot_minutes)
     if starts_at <= now:
-        raise Refused(
-            Kind.INVALID,
-            "in_the_past",
-            "a visit can only be booked in the future",
-            [{"field": "starts_at", "code": "in_the_past", "message": "must be in the future"}],
+        message = "a visit can only be booked in the future"
+        raise about_field(
+            Kind.INVALID, "in_the_past", message, "starts_at", "must be in the future"
         )
     offered = await slots.offered(
         conn, visit["site_id"], starts_at, ends_at, policy.slot_minutes, [staff_id]
     )
     if not any(s.starts_at == starts_at for s in offered):
-        raise Refused(
-            Kind.INVALID,
-            "not_an_available_slot",
-            f"{staff_id} does not offer a {policy.slot_minutes}-minute slot at {starts_at.isoformat()}",
-            [
-                {
-                    "field": "starts_at",
-                    "code": "not_an_available_slot",
-                    "message": "not one of the staff member's slots",
-                }
-            ],
+        message = f"{staff_id} does not offer a {policy.slot_minutes}-minute slot at {starts_at.isoformat()}"
+        raise about_field(
+            Kind.INVALID, "not_an_available_slot", message, "starts_at", "not one of their slots"
         )
-    if (
-        not within(starts_at, ends_at, visit["window_start"], visit["window_end"])
-        and not deviation_reason
-    ):
-        raise Refused(
+    w0, w1 = visit["window_start"], visit["window_end"]
+    if not within(starts_at, ends_at, w0, w1) and not deviation_reason:
+        message = (
+            f"{visit['name']} must take place between {w0.isoformat()} and {w1.isoformat()}; "
+            "to book outside it, send deviation_reason"
+        )
+        raise about_field(
             Kind.INVALID,
             "outside_window",
-            f"{visit['name']} must take place between {visit['window_start'].isoformat()} and "
-            f"{visit['window_end'].isoformat()}; to book outside it, send deviation_reason",
-            [
-                {
-                    "field": "starts_at",
-                    "code": "outside_window",
-                    "message": "outside the protocol window",
-                    "window_start": visit["window_start"].isoformat(),
-                    "window_end": visit["window_end"].isoformat(),
-                }
-            ],
+            message,
+            "starts_at",
+            "outside the protocol window",
+            window_start=w0.isoformat(),
+            window_end=w1.isoformat(),
         )
     return ends_at
 
 
 def _slot_taken(staff_id: str, starts_at: datetime) -> Refused:
-    return Refused(
-        Kind.CONFLICT,
-        "slot_taken",
-        f"{staff_id} is already booked at {starts_at.isoformat()}; choose another slot",
-        [
-            {
-                "field": "starts_at",
-                "code": "slot_taken",
-                "message": "overlaps another booking of this staff member",
-            }
-        ],
-    )
+    message = f"{staff_id} is already booked at {starts_at.isoformat()}; choose another slot"
+    detail = "overlaps another booking of this staff member"
+    return about_field(Kind.CONFLICT, "slot_taken", message, "starts_at", detail)
 
 
 async def book(
@@ -155,7 +120,7 @@ async def book(
                 raise Refused(
                     Kind.CONFLICT, "visit_not_bookable", f"the visit is {visit['status']}, not open"
                 )
-            member = await _bookable_staff(conn, actor, staff_id, visit["site_id"])
+            member = await _bookable_staff(conn, staff_id, visit["site_id"])
             ends_at = await _check_time(
                 conn, visit, staff_id, starts_at, deviation_reason, policy, now
             )
@@ -212,7 +177,7 @@ async def reschedule(
         async with pool.acquire() as conn, conn.transaction():
             row = await _locked(conn, actor, booking_id, "booked")
             target = staff_id or row["staff_id"]
-            member = await _bookable_staff(conn, actor, target, row["site_id"])
+            member = await _bookable_staff(conn, target, row["site_id"])
             visit = {**row, "name": row["visit_name"]}
             ends_at = await _check_time(
                 conn, visit, target, starts_at, deviation_reason, policy, now

@@ -22,3 +22,12 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.details = details or []
+
+
+def about_field(
+    kind: Kind, code: str, message: str, field: str, detail: str, **extra: str
+) -> Refused:
+    """A refusal that points at one request field, in the shared error body's detail shape."""
+    return Refused(
+        kind, code, message, [{"field": field, "code": code, "message": detail, **extra}]
+    )
