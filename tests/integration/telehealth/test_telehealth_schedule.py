@@ -136,3 +136,35 @@ async def test_weekly_hours_follow_site_clock_across_new_york_dst_switch(
         deviation_reason="test the old offset",
     )
     assert wrong.json()["error"]["code"] == "not_an_available_slot"
+
+
+async def test_a_day_off_removes_slots_until_the_exception_is_deleted(
+    telehealth: Telehealth,
+) -> None:
+    staff_id, auth = await telehealth.staff()
+    participant, other = await telehealth.enrol(count=2)
+    day7 = await telehealth.visit(participant, auth, "Day 7")
+    url = f"/v1/participants/{participant}/slots"
+
+    async def days() -> list[str]:
+        r = await telehealth.client.get(url, params={"visit_id": day7["visit_id"]}, headers=auth)
+        return sorted({s["starts_at"][:10] for s in r.json()["slots"]})
+
+    assert await days() == [f"2030-01-{d}" for d in range(11, 16)]
+    exception = f"/v1/staff/{staff_id}/exceptions/2030-01-12"
+    r = await telehealth.client.put(exception, json={"hours": []}, headers=auth)
+    assert r.status_code == 200, r.text
+    assert "2030-01-12" not in await days()
+    off = await telehealth.book(auth, day7["visit_id"], staff_id, utc(2030, 1, 12, 8))
+    assert off.json()["error"]["code"] == "not_an_available_slot"
+    r = await telehealth.client.put(
+        exception, json={"hours": [{"start": "14:00", "end": "15:00"}]}, headers=auth
+    )
+    assert r.status_code == 200
+    assert (
+        await telehealth.book(auth, day7["visit_id"], staff_id, utc(2030, 1, 12, 13))
+    ).status_code == 201
+    assert (await telehealth.client.delete(exception, headers=auth)).status_code == 200
+    other_day7 = await telehealth.visit(other, auth, "Day 7")
+    back = await telehealth.book(auth, other_day7["visit_id"], staff_id, utc(2030, 1, 12, 8))
+    assert back.status_code == 201, back.text  # weekly hours again

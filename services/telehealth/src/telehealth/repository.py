@@ -202,6 +202,10 @@ async def replace_exception(
     await conn.execute(_INSERT_EXCEPTION, staff_id, on, starts, ends)
 
 
+async def delete_exception(conn: Conn, staff_id: str, on: date) -> None:
+    await conn.execute(_DELETE_EXCEPTION, staff_id, on)
+
+
 async def hours_of(
     conn: Conn, staff_ids: Sequence[str], first: date, last: date
 ) -> tuple[dict[str, list[WeeklyHours]], dict[str, dict[date, list[Hours]]]]:

@@ -73,6 +73,14 @@ def build(ctx: Context) -> APIRouter:
             )
         return {"staff_id": staff_id, "date": on_date, "hours": body.hours}
 
+    @router.delete("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
+    async def delete_exception(
+        staff_id: str, on_date: date, actor: Actor = staff
+    ) -> dict[str, Any]:
+        await colleague(actor, staff_id)
+        await repository.delete_exception(ctx.pool, staff_id, on_date)
+        return {"staff_id": staff_id, "date": on_date, "hours": "weekly"}
+
     @router.get("/v1/participants/{participant_id}/visits", tags=["visits"])
     async def visits(participant_id: str, actor: Actor = staff) -> dict[str, Any]:
         who = await repository.participant(ctx.pool, participant_id)
