@@ -1,0 +1,237 @@
+"""Booking use cases: book, reschedule, cancel, complete, no-show.
+
+Each runs in one transaction that locks the visit (and booking), checks the rules,
+writes, and queues the VisitChanged event on the outbox. The database has the last
+word on double booking: the exclusion constraint `no_double_booking` turns a race
+between two requests for one staff member's time into exactly one winner and an
+ExclusionViolationError for the others, which becomes a 409 `slot_taken`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+from trialstream.db import DbConnection
+from trialstream.events.visits import VisitStatus, VisitType
+
+from telehealth import bookings_repo, repository, slots, visit_events
+from telehealth.errors import Kind, Refused, about_field
+from telehealth.windows import within
+
+
+@dataclass(frozen=True)
+class Actor:
+    staff_id: str
+    site_id: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    slot_minutes: int
+    video_base_url: str
+
+    def room_url(self, token: str | None) -> str | None:
+        return None if token is None else f"{self.video_base_url.rstrip('/')}/{token}"
+
+
+def _not_found(what: str, ident: object) -> Refused:
+    return Refused(Kind.NOT_FOUND, f"unknown_{what}", f"no {what} {ident} at your site")
+
+
+async def _bookable_staff(conn: DbConnection, staff_id: str, site_id: str) -> dict[str, Any]:
+    member = await repository.staff(conn, staff_id)
+    if member is None or member["site_id"] != site_id:
+        message = f"no staff member '{staff_id}' at site '{site_id}'"
+        raise about_field(Kind.INVALID, "unknown_staff", message, "staff_id", "not of this site")
+    return member
+
+
+async def _check_time(
+    conn: DbConnection,
+    visit: dict[str, Any],
+    staff_id: str,
+    starts_at: datetime,
+    deviation_reason: str | None,
+    policy: Policy,
+    now: datetime,
+) -> datetime:
+    """The slot must be offered by that staff member, in the future, and inside the
+    visit's window unless the booking is an accepted, reasoned deviation."""
+    ends_at = starts_at + timedelta(minutes=policy.slot_minutes)
+    if starts_at <= now:
+        message = "a visit can only be booked in the future"
+        raise about_field(
+            Kind.INVALID, "in_the_past", message, "starts_at", "must be in the future"
+        )
+    offered = await slots.offered(
+        conn, visit["site_id"], starts_at, ends_at, policy.slot_minutes, [staff_id]
+    )
+    if not any(s.starts_at == starts_at for s in offered):
+        message = f"{staff_id} does not offer a {policy.slot_minutes}-minute slot at {starts_at.isoformat()}"
+        raise about_field(
+            Kind.INVALID, "not_an_available_slot", message, "starts_at", "not one of their slots"
+        )
+    w0, w1 = visit["window_start"], visit["window_end"]
+    if not within(starts_at, ends_at, w0, w1) and not deviation_reason:
+        message = (
+            f"{visit['name']} must take place between {w0.isoformat()} and {w1.isoformat()}; "
+            "to book outside it, send deviation_reason"
+        )
+        raise about_field(
+            Kind.INVALID,
+            "outside_window",
+            message,
+            "starts_at",
+            "outside the protocol window",
+            window_start=w0.isoformat(),
+            window_end=w1.isoformat(),
+        )
+    return ends_at
+
+
+def _slot_taken(staff_id: str, starts_at: datetime) -> Refused:
+    message = f"{staff_id} is already booked at {starts_at.isoformat()}; choose another slot"
+    detail = "overlaps another booking of this staff member"
+    return about_field(Kind.CONFLICT, "slot_taken", message, "starts_at", detail)
+
+
+async def book(
+    pool: asyncpg.Pool,
+    actor: Actor,
+    visit_id: UUID,
+    staff_id: str,
+    starts_at: datetime,
+    deviation_reason: str | None,
+    policy: Policy,
+    now: datetime,
+) -> dict[str, Any]:
+    booking_id = uuid4()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            visit = await repository.lock_visit(conn, visit_id)
+            if visit is None or visit["site_id"] != actor.site_id:
+                raise _not_found("visit", visit_id)
+            if visit["status"] != "open":
+                raise Refused(
+                    Kind.CONFLICT, "visit_not_bookable", f"the visit is {visit['status']}, not open"
+                )
+            member = await _bookable_staff(conn, staff_id, visit["site_id"])
+            ends_at = await _check_time(
+                conn, visit, staff_id, starts_at, deviation_reason, policy, now
+            )
+            token = secrets.token_urlsafe(24) if visit["visit_type"] == VisitType.VIDEO else None
+            await bookings_repo.insert_booking(
+                conn,
+                booking_id=booking_id,
+                visit_id=visit_id,
+                staff=member,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                status="booked",
+                room_token=token,
+                deviation_reason=deviation_reason,
+                created_by=actor.staff_id,
+                now=now,
+            )
+            await repository.set_visit_status(conn, visit_id, "booked")
+            row = await bookings_repo.get_booking(conn, booking_id)
+            assert row is not None
+            await visit_events.emit(conn, [visit_events.from_booking(row, VisitStatus.SCHEDULED)])
+    except asyncpg.ExclusionViolationError:
+        raise _slot_taken(staff_id, starts_at) from None
+    except asyncpg.UniqueViolationError:
+        raise Refused(
+            Kind.CONFLICT, "visit_already_booked", "this visit already has a booking"
+        ) from None
+    return present(row, policy)
+
+
+async def _locked(
+    conn: DbConnection, actor: Actor, booking_id: UUID, *allowed: str
+) -> dict[str, Any]:
+    row = await bookings_repo.lock_booking(conn, booking_id)
+    if row is None or row["site_id"] != actor.site_id:
+        raise _not_found("booking", booking_id)
+    if row["status"] not in allowed:
+        raise Refused(Kind.CONFLICT, "invalid_transition", f"the booking is {row['status']}")
+    return row
+
+
+async def reschedule(
+    pool: asyncpg.Pool,
+    actor: Actor,
+    booking_id: UUID,
+    starts_at: datetime,
+    staff_id: str | None,
+    reason: str,
+    deviation_reason: str | None,
+    policy: Policy,
+    now: datetime,
+) -> dict[str, Any]:
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await _locked(conn, actor, booking_id, "booked")
+            target = staff_id or row["staff_id"]
+            member = await _bookable_staff(conn, target, row["site_id"])
+            visit = {**row, "name": row["visit_name"]}
+            ends_at = await _check_time(
+                conn, visit, target, starts_at, deviation_reason, policy, now
+            )
+            await bookings_repo.move(
+                conn, booking_id, starts_at, ends_at, member, reason, deviation_reason, now
+            )
+            moved = await bookings_repo.get_booking(conn, booking_id)
+            assert moved is not None
+            await visit_events.emit(
+                conn, [visit_events.from_booking(moved, VisitStatus.RESCHEDULED, reason)]
+            )
+    except asyncpg.ExclusionViolationError:
+        raise _slot_taken(target, starts_at) from None
+    return present(moved, policy)
+
+
+_OUTCOMES = {
+    # action: (booking statuses allowed, new booking status, new visit status, event status)
+    "cancel": (("booked",), "cancelled", "open", VisitStatus.CANCELLED),
+    "complete": (("booked",), "completed", "completed", VisitStatus.COMPLETED),
+    "no-show": (("booked",), "no-show", "open", VisitStatus.NO_SHOW),
+}
+
+
+async def finish(
+    pool: asyncpg.Pool,
+    actor: Actor,
+    booking_id: UUID,
+    action: str,
+    reason: str | None,
+    policy: Policy,
+    now: datetime,
+) -> dict[str, Any]:
+    """Cancel (the visit can be booked again), complete, or record a no-show (ditto)."""
+    allowed, booking_status, visit_status, event_status = _OUTCOMES[action]
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _locked(conn, actor, booking_id, *allowed)
+        if action != "cancel" and row["starts_at"] > now:
+            raise Refused(Kind.CONFLICT, "not_started", "the visit has not started yet")
+        if row["sequence"] == 0 and visit_status == "open":
+            visit_status = "cancelled"  # an urgent visit is not rebooked
+        if row["visit_status"] == "missed" and visit_status == "open":
+            visit_status = "missed"  # the window has closed meanwhile
+        await bookings_repo.set_status(conn, booking_id, booking_status, reason)
+        await repository.set_visit_status(conn, row["visit_id"], visit_status)
+        done = await bookings_repo.get_booking(conn, booking_id)
+        assert done is not None
+        await visit_events.emit(conn, [visit_events.from_booking(done, event_status, reason)])
+    return present(done, policy)
+
+
+def present(row: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """A booking as the API shows it: the room token only as part of the room URL."""
+    shown = {k: v for k, v in row.items() if k != "room_token"}
+    shown["room_url"] = policy.room_url(row["room_token"])
+    return shown

@@ -1,0 +1,50 @@
+"""Calendar feeds: a staff member's or a participant's bookings as iCalendar."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from telehealth import bookings_repo
+from telehealth.booking import Policy
+from telehealth.ical import CalendarEvent, render
+
+SHOWN = ("booked", "completed", "no-show", "cancelled")
+PAST, FUTURE = timedelta(days=90), timedelta(days=400)
+
+
+def _event(row: dict[str, Any], for_staff: bool, policy: Policy) -> CalendarEvent:
+    what = f"{row['visit_name']} ({row['visit_type']} visit)"
+    room = policy.room_url(row["room_token"]) if row["status"] == "booked" else None
+    details = [f"Status: {row['status']}"]
+    if room:
+        details.append(f"Join: {room}")
+    return CalendarEvent(
+        uid=f"{row['booking_id']}@telehealth.trialstream",
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        summary=f"{what} with {row['participant_id']}" if for_staff else what,
+        description="\n".join(details),
+        url=room,
+        cancelled=row["status"] == "cancelled",
+        sequence=row["revision"],  # grows with every change, so calendar apps update
+    )
+
+
+async def calendar_for(
+    pool: asyncpg.Pool, owner: tuple[str, str], policy: Policy, now: datetime
+) -> str:
+    kind, owner_id = owner
+    for_staff = kind == "staff"
+    rows = await bookings_repo.in_range(
+        pool,
+        now - PAST,
+        now + FUTURE,
+        staff_id=owner_id if for_staff else None,
+        participant_id=None if for_staff else owner_id,
+        statuses=SHOWN,
+    )
+    name = f"Visits: {owner_id}"
+    return render(name, [_event(r, for_staff, policy) for r in rows], now)

@@ -1,0 +1,59 @@
+"""Thin adapters: the two subscribers and the assembled HTTP router."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
+from trialstream.events.alerts import AlertRaised
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.topics import Topic
+
+from telehealth import enrolment, routes_bookings, routes_people, urgent
+from telehealth.context import Context
+
+ALERTS_GROUP = "telehealth-alerts"
+PARTICIPANTS_GROUP = "telehealth-participants"
+
+
+def build_router(ctx: Context) -> APIRouter:
+    router = APIRouter()
+    router.include_router(routes_people.build(ctx))
+    router.include_router(routes_bookings.build(ctx))
+    return router
+
+
+def subscribe(ctx: Context) -> None:
+    async def on_alerts(alerts: Sequence[AlertRaised]) -> None:
+        await urgent.on_alerts(ctx.pool, alerts, ctx.policy, ctx.urgent_horizon, ctx.clock())
+
+    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+        await enrolment.on_enrolled(
+            ctx.pool, events, ctx.settings.protocol, (ctx.policy, ctx.urgent_horizon), ctx.clock()
+        )
+
+    broker = ctx.runtime.broker
+    dead_letters = dead_letter_sender(broker)
+    session = ctx.settings.kafka_session_timeout_ms
+    for topic, consumer in (
+        (
+            Topic.ALERTS,
+            BatchConsumer(
+                model=AlertRaised,
+                group=ALERTS_GROUP,
+                handle=on_alerts,
+                send_dead_letters=dead_letters,
+            ),
+        ),
+        (
+            Topic.PARTICIPANTS,
+            BatchConsumer(
+                model=ParticipantEnrolled,
+                group=PARTICIPANTS_GROUP,
+                handle=on_participants,
+                send_dead_letters=dead_letters,
+            ),
+        ),
+    ):
+        subscribe_batches(broker, topic, consumer, session_timeout_ms=session)

@@ -1,0 +1,161 @@
+"""Admin routes (staff, site timezone), availability, participants' visits, site schedules,
+and iCalendar feeds."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Response
+from trialstream.auth import hash_token, new_token, require_admin
+from trialstream.http import ApiError
+
+from telehealth import bookings_repo, enrolment, repository
+from telehealth.availability import Hours, WeeklyHours
+from telehealth.booking import Actor
+from telehealth.context import Context, api_error, same_site
+from telehealth.errors import Refused
+from telehealth.feeds import calendar_for
+from telehealth.schemas import (
+    Baseline,
+    DayException,
+    NewFeed,
+    NewStaff,
+    SiteSettings,
+    WeeklySchedule,
+)
+from telehealth.windows import local_midnight, zone
+
+
+def build(ctx: Context) -> APIRouter:
+    router = APIRouter()
+    admin_token = ctx.settings.admin_token
+    admin = Depends(require_admin(admin_token.get_secret_value() if admin_token else None))
+    staff: Any = Depends(ctx.staff_dependency())
+
+    @router.post("/v1/admin/staff", tags=["admin"], status_code=201, dependencies=[admin])
+    async def create_staff(body: NewStaff) -> dict[str, str]:
+        token = new_token("staff")
+        if not await repository.insert_staff(
+            ctx.pool, body.staff_id, body.site_id, hash_token(token)
+        ):
+            raise ApiError(409, "conflict", f"staff '{body.staff_id}' already exists")
+        return {"staff_id": body.staff_id, "site_id": body.site_id, "token": token}
+
+    @router.put("/v1/admin/sites/{site_id}", tags=["admin"], dependencies=[admin])
+    async def set_site(site_id: str, body: SiteSettings) -> dict[str, str]:
+        await repository.upsert_site(ctx.pool, site_id, body.timezone)
+        return {"site_id": site_id, "timezone": body.timezone}
+
+    async def colleague(actor: Actor, staff_id: str) -> None:
+        member = await repository.staff(ctx.pool, staff_id)
+        if member is None or member["site_id"] != actor.site_id:
+            raise ApiError(404, "unknown_staff", f"no staff member '{staff_id}' at your site")
+
+    @router.put("/v1/staff/{staff_id}/weekly-hours", tags=["availability"])
+    async def set_weekly(
+        staff_id: str, body: WeeklySchedule, actor: Actor = staff
+    ) -> dict[str, Any]:
+        await colleague(actor, staff_id)
+        hours = [WeeklyHours(h.weekday, Hours(h.start, h.end)) for h in body.hours]
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await repository.replace_weekly_hours(conn, staff_id, hours)
+        return {"staff_id": staff_id, "hours": body.hours}
+
+    @router.put("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
+    async def set_exception(
+        staff_id: str, on_date: date, body: DayException, actor: Actor = staff
+    ) -> dict[str, Any]:
+        await colleague(actor, staff_id)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await repository.replace_exception(
+                conn, staff_id, on_date, [Hours(h.start, h.end) for h in body.hours]
+            )
+        return {"staff_id": staff_id, "date": on_date, "hours": body.hours}
+
+    @router.delete("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
+    async def delete_exception(
+        staff_id: str, on_date: date, actor: Actor = staff
+    ) -> dict[str, Any]:
+        await colleague(actor, staff_id)
+        await repository.delete_exception(ctx.pool, staff_id, on_date)
+        return {"staff_id": staff_id, "date": on_date, "hours": "weekly"}
+
+    @router.get("/v1/participants/{participant_id}/visits", tags=["visits"])
+    async def visits(participant_id: str, actor: Actor = staff) -> dict[str, Any]:
+        who = await repository.participant(ctx.pool, participant_id)
+        if who is None or who["site_id"] != actor.site_id:
+            raise ApiError(
+                404, "unknown_participant", f"no participant {participant_id} at your site"
+            )
+        return {**who, "visits": await repository.visits_of(ctx.pool, participant_id)}
+
+    @router.put("/v1/participants/{participant_id}/baseline", tags=["visits"])
+    async def set_baseline(
+        participant_id: str, body: Baseline, actor: Actor = staff
+    ) -> dict[str, Any]:
+        try:
+            planned = await enrolment.set_baseline(
+                ctx.pool, actor.site_id, participant_id, body.baseline_date, ctx.settings.protocol
+            )
+        except Refused as exc:
+            raise api_error(exc) from None
+        return {
+            "participant_id": participant_id,
+            "baseline_date": body.baseline_date,
+            "visits": planned,
+        }
+
+    @router.get(
+        "/v1/sites/{site_id}/schedule",
+        tags=["visits"],
+        summary="A site's bookings for a day or a week",
+    )
+    async def site_schedule(
+        site_id: str, on: date, span: Literal["day", "week"] = "day", actor: Actor = staff
+    ) -> dict[str, Any]:
+        same_site(actor, site_id)
+        tz_name = await repository.site_timezone(ctx.pool, site_id)
+        tz = zone(tz_name)
+        first = on - timedelta(days=on.weekday()) if span == "week" else on
+        last = first + timedelta(days=7 if span == "week" else 1)
+        start, end = local_midnight(first, tz), local_midnight(last, tz)
+        rows = await bookings_repo.in_range(ctx.pool, start, end, site_id=site_id)
+        return {
+            "site_id": site_id,
+            "timezone": tz_name,
+            "from": start,
+            "until": end,
+            "bookings": [
+                {
+                    **{k: v for k, v in r.items() if k != "room_token"},
+                    "local_start": r["starts_at"].astimezone(tz).isoformat(),
+                }
+                for r in rows
+            ],
+        }
+
+    @router.post("/v1/calendar-feeds", tags=["calendar"], status_code=201)
+    async def create_feed(body: NewFeed, actor: Actor = staff) -> dict[str, str]:
+        if body.staff_id is not None:
+            await colleague(actor, body.staff_id)
+            kind, owner = "staff", body.staff_id
+        else:
+            assert body.participant_id is not None
+            who = await repository.participant(ctx.pool, body.participant_id)
+            if who is None or who["site_id"] != actor.site_id:
+                raise ApiError(404, "unknown_participant", "no such participant at your site")
+            kind, owner = "participant", body.participant_id
+        token = new_token("cal")
+        await repository.insert_feed(ctx.pool, hash_token(token), kind, owner, actor.staff_id)
+        return {"url": f"{ctx.settings.public_base_url.rstrip('/')}/v1/calendars/{token}.ics"}
+
+    @router.get("/v1/calendars/{token}.ics", tags=["calendar"], response_class=Response)
+    async def calendar(token: str) -> Response:
+        owner = await repository.feed(ctx.pool, hash_token(token))
+        if owner is None:
+            raise ApiError(404, "unknown_feed", "no calendar feed with this address")
+        body = await calendar_for(ctx.pool, owner, ctx.policy, ctx.clock())
+        return Response(body, media_type="text/calendar; charset=utf-8")
+
+    return router

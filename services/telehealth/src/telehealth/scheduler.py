@@ -1,0 +1,61 @@
+"""Time-driven events: reminders 24 h and 1 h before a booked visit, missed visits.
+
+Restart-safe and said once: each tick claims what is due with a unique key
+(reminders_sent's primary key; the visit's status moving to `missed`) and queues the
+events on the outbox in the same transaction. A crash before commit loses nothing
+(the next tick claims it again); replicas ticking together cannot both claim a row.
+A scheduler that was down catches up on its next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+import structlog
+from trialstream.events.topics import Topic
+from trialstream.events.visits import VisitReminderDue, VisitType
+from trialstream.outbox import enqueue
+
+from telehealth import bookings_repo, visit_events
+
+log = structlog.get_logger(__name__)
+
+
+async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
+    """Emit what is due at `now`; returns (reminders, missed visits)."""
+    async with pool.acquire() as conn, conn.transaction():
+        due = await bookings_repo.claim_due_reminders(conn, now)
+        reminders = [
+            VisitReminderDue(
+                participant_id=r["participant_id"],
+                visit_id=r["visit_id"],
+                booking_id=r["booking_id"],
+                visit_name=r["visit_name"],
+                visit_type=VisitType(r["visit_type"]),
+                starts_at=r["starts_at"],
+                lead=r["lead"],
+            )
+            for r in due
+        ]
+        await enqueue(conn, Topic.VISIT_REMINDERS, [(r.participant_id, r) for r in reminders])
+        missed = await bookings_repo.mark_missed(conn, now)
+        await visit_events.emit(conn, [visit_events.missed(m) for m in missed])
+    return len(reminders), len(missed)
+
+
+async def run(
+    pool: asyncpg.Pool, clock: Callable[[], datetime], interval: float, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        try:
+            reminders, missed = await tick(pool, clock())
+            if reminders or missed:
+                log.info("scheduler tick", reminders=reminders, missed=missed)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning("scheduler tick failed, will retry", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -1,0 +1,13 @@
+from importlib.resources import files
+
+from trialstream.services import ServiceInfo
+
+SERVICE = ServiceInfo(
+    name="telehealth",
+    module="telehealth",
+    schema="telehealth",
+    migrations=files("telehealth") / "migrations",
+    base_port=8005,
+    env_prefix="TELEHEALTH_",
+    order=40,
+)

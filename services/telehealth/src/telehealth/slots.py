@@ -1,0 +1,48 @@
+"""Free slots of a site's staff, read from the database and computed by availability.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from telehealth import bookings_repo, repository
+from telehealth.availability import Slot, free, slots_between
+from telehealth.repository import Conn
+from telehealth.windows import zone
+
+
+async def offered(
+    conn: Conn,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    slot_minutes: int,
+    staff_ids: Sequence[str] | None = None,
+) -> list[Slot]:
+    """Every slot the site's staff (or the given ones) offer in [start, end), booked or not."""
+    tz = zone(await repository.site_timezone(conn, site_id))
+    members = [s["staff_id"] for s in await repository.site_staff(conn, site_id)]
+    if staff_ids is not None:
+        members = [s for s in members if s in staff_ids]
+    first = start.astimezone(tz).date() - timedelta(days=1)
+    last = end.astimezone(tz).date() + timedelta(days=1)
+    weekly, exceptions = await repository.hours_of(conn, members, first, last)
+    found: list[Slot] = []
+    for member in members:
+        found += slots_between(
+            weekly[member], exceptions[member], tz, start, end, slot_minutes, member
+        )
+    return sorted(found)
+
+
+async def free_slots(
+    conn: Conn,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    slot_minutes: int,
+    staff_ids: Sequence[str] | None = None,
+) -> list[Slot]:
+    candidates = await offered(conn, site_id, start, end, slot_minutes, staff_ids)
+    members = sorted({s.staff_id for s in candidates})
+    return free(candidates, await bookings_repo.busy(conn, members, start, end))

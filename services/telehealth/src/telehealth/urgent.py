@@ -1,0 +1,154 @@
+"""High-severity alert -> an urgent video visit proposed at the site's earliest free slot.
+
+The proposal holds the slot (a booking in status `proposed`, covered by the exclusion
+constraint) so nobody else takes it before staff confirm or dismiss it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import structlog
+from trialstream.db import DbConnection
+from trialstream.events.alerts import AlertRaised, Severity
+from trialstream.events.topics import Topic
+from trialstream.events.visits import UrgentVisitProposed, VisitStatus, VisitType
+from trialstream.outbox import enqueue
+
+from telehealth import bookings_repo, repository, slots, visit_events
+from telehealth.booking import Actor, Policy, present
+from telehealth.errors import Kind, Refused
+
+log = structlog.get_logger(__name__)
+
+
+async def on_alerts(
+    pool: asyncpg.Pool,
+    alerts: Sequence[AlertRaised],
+    policy: Policy,
+    horizon: timedelta,
+    now: datetime,
+) -> None:
+    for alert in alerts:
+        if alert.severity is Severity.HIGH:
+            async with pool.acquire() as conn, conn.transaction():
+                await _propose(conn, alert, policy, horizon, now)
+
+
+async def _propose(
+    conn: DbConnection, alert: AlertRaised, policy: Policy, horizon: timedelta, now: datetime
+) -> None:
+    if not await bookings_repo.claim_alert(conn, alert.event_id, alert.participant_id, now):
+        return  # this alert was handled before
+    await propose(conn, alert.event_id, alert.participant_id, policy, horizon, now)
+
+
+async def retry_waiting(
+    conn: DbConnection, participant_id: str, policy: Policy, horizon: timedelta, now: datetime
+) -> None:
+    """Alerts and enrolments travel on different topics: an alert may come first. When
+    the participant arrives, alerts that waited for it (within the horizon) are proposed."""
+    for alert_id in await bookings_repo.waiting_alerts(conn, participant_id, now - horizon):
+        await propose(conn, alert_id, participant_id, policy, horizon, now)
+
+
+async def propose(
+    conn: DbConnection,
+    alert_id: UUID,
+    participant_id: str,
+    policy: Policy,
+    horizon: timedelta,
+    now: datetime,
+) -> None:
+    who = await repository.participant(conn, participant_id)
+    if who is None:
+        await bookings_repo.set_alert_outcome(conn, alert_id, "unknown_participant", None)
+        log.warning("urgent visit waits for the participant's enrolment", alert_id=str(alert_id))
+        return
+    window = (now, now + horizon)
+    visit_id = uuid4()
+    await repository.insert_visit(
+        conn, visit_id, participant_id, f"Urgent {alert_id}", "video", window, "proposed"
+    )
+    for slot in await slots.free_slots(
+        conn, who["site_id"], now, now + horizon, policy.slot_minutes
+    ):
+        member = await repository.staff(conn, slot.staff_id)
+        assert member is not None
+        booking_id = uuid4()
+        try:
+            async with conn.transaction():  # a savepoint: a lost race tries the next slot
+                await bookings_repo.insert_booking(
+                    conn,
+                    booking_id=booking_id,
+                    visit_id=visit_id,
+                    staff=member,
+                    starts_at=slot.starts_at,
+                    ends_at=slot.ends_at,
+                    status="proposed",
+                    room_token=secrets.token_urlsafe(24),
+                    deviation_reason=None,
+                    created_by="telehealth",
+                    now=now,
+                )
+        except asyncpg.ExclusionViolationError:
+            continue
+        await bookings_repo.set_alert_outcome(conn, alert_id, "proposed", booking_id)
+        proposal = UrgentVisitProposed(
+            participant_id=participant_id,
+            site_id=who["site_id"],
+            proposal_id=booking_id,
+            alert_id=alert_id,
+            staff_id=slot.staff_id,
+            starts_at=slot.starts_at,
+            ends_at=slot.ends_at,
+        )
+        await enqueue(conn, Topic.VISIT_PROPOSALS, [(participant_id, proposal)])
+        return
+    await repository.set_visit_status(conn, visit_id, "cancelled")
+    await bookings_repo.set_alert_outcome(conn, alert_id, "no_free_slot", None)
+    log.warning("urgent visit not proposed: no free slot", alert_id=str(alert_id))
+
+
+async def decide(
+    pool: asyncpg.Pool,
+    actor: Actor,
+    proposal_id: UUID,
+    confirm: bool,
+    note: str | None,
+    policy: Policy,
+    now: datetime,
+) -> dict[str, Any]:
+    """Confirm (the visit is scheduled) or dismiss (the slot is freed) a proposal."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await bookings_repo.lock_booking(conn, proposal_id)
+        if row is None or row["site_id"] != actor.site_id or row["sequence"] != 0:
+            raise Refused(
+                Kind.NOT_FOUND, "unknown_proposal", f"no proposal {proposal_id} at your site"
+            )
+        if row["status"] != "proposed":
+            raise Refused(
+                Kind.CONFLICT, "already_decided", f"the proposal is already {row['status']}"
+            )
+        if confirm:
+            if row["starts_at"] <= now:
+                raise Refused(
+                    Kind.CONFLICT, "proposal_expired", "the proposed slot has passed; dismiss it"
+                )
+            await bookings_repo.confirm(conn, proposal_id, now)
+            await repository.set_visit_status(conn, row["visit_id"], "booked")
+        else:
+            await bookings_repo.set_status(conn, proposal_id, "dismissed", note)
+            await repository.set_visit_status(conn, row["visit_id"], "cancelled")
+        done = await bookings_repo.get_booking(conn, proposal_id)
+        assert done is not None
+        if confirm:
+            event = visit_events.from_booking(done, VisitStatus.SCHEDULED, note or "urgent visit")
+            await visit_events.emit(conn, [event])
+    assert done["visit_type"] == VisitType.VIDEO
+    return present(done, policy)

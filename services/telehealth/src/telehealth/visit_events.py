@@ -1,0 +1,47 @@
+"""VisitChanged events built from a booking or visit row, queued on the outbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trialstream.db import DbConnection
+from trialstream.events.topics import Topic
+from trialstream.events.visits import VisitChanged, VisitStatus, VisitType
+from trialstream.outbox import enqueue
+
+
+def from_booking(
+    row: dict[str, Any], status: VisitStatus, reason: str | None = None
+) -> VisitChanged:
+    return VisitChanged(
+        participant_id=row["participant_id"],
+        site_id=row["site_id"],
+        visit_id=row["visit_id"],
+        visit_name=row["visit_name"],
+        visit_type=VisitType(row["visit_type"]),
+        status=status,
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        booking_id=row["booking_id"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        reason=reason,
+    )
+
+
+def missed(row: dict[str, Any]) -> VisitChanged:
+    return VisitChanged(
+        participant_id=row["participant_id"],
+        site_id=row["site_id"],
+        visit_id=row["visit_id"],
+        visit_name=row["name"],
+        visit_type=VisitType(row["visit_type"]),
+        status=VisitStatus.MISSED,
+        window_start=row["window_start"],
+        window_end=row["window_end"],
+        reason="the visit window closed without a completed visit",
+    )
+
+
+async def emit(conn: DbConnection, events: list[VisitChanged]) -> None:
+    await enqueue(conn, Topic.VISITS, [(e.participant_id, e) for e in events])

@@ -1,0 +1,122 @@
+"""Test harness: a telehealth app on the real broker and database, with a clock tests move."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+from helpers import eventually, unique_id
+from trialstream.events.base import Event
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.topics import Topic
+from trialstream.kafka import make_broker
+from trialstream.publishing import publish_events
+
+ADMIN = "telehealth-admin"
+T0 = datetime(2030, 1, 7, 6, 0, tzinfo=UTC)  # Monday, 07:00 in Berlin
+VIDEO_BASE = "https://video.test/room"
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Telehealth:
+    client: httpx.AsyncClient
+    kafka: str
+    database_url: str
+    clock: Clock
+    app: Any
+    site: str = field(default_factory=lambda: unique_id("site"))
+
+    async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
+        broker = make_broker(self.kafka, client_id="test")
+        await broker.start()
+        try:
+            await publish_events(broker, topic, list(events))
+        finally:
+            await broker.stop()
+
+    async def admin(self, method: str, url: str, body: dict[str, Any]) -> httpx.Response:
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        return await self.client.request(method, url, json=body, headers=auth)
+
+    async def staff(
+        self, site: str | None = None, hours: str = "09:00-12:00"
+    ) -> tuple[str, dict[str, str]]:
+        """A staff member of `site` available every day during `hours` (site time)."""
+        staff_id = unique_id("nurse")
+        r = await self.admin(
+            "POST", "/v1/admin/staff", {"staff_id": staff_id, "site_id": site or self.site}
+        )
+        assert r.status_code == 201, r.text
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        start, end = hours.split("-")
+        weekly = [{"weekday": d, "start": start, "end": end} for d in range(7)]
+        r = await self.client.put(
+            f"/v1/staff/{staff_id}/weekly-hours", json={"hours": weekly}, headers=auth
+        )
+        assert r.status_code == 200, r.text
+        return staff_id, auth
+
+    async def enrol(
+        self,
+        count: int = 1,
+        timezone: str = "Europe/Berlin",
+        site: str | None = None,
+        enrolled_at: datetime = T0,
+    ) -> list[str]:
+        ids = [unique_id("P") for _ in range(count)]
+        events = [
+            (
+                p,
+                ParticipantEnrolled(
+                    participant_id=p,
+                    site_id=site or self.site,
+                    timezone=timezone,
+                    occurred_at=enrolled_at,
+                ),
+            )
+            for p in ids
+        ]
+        await self.publish(Topic.PARTICIPANTS, events)
+        return ids
+
+    async def visits(self, participant: str, auth: dict[str, str]) -> list[dict[str, Any]]:
+        async def ready() -> list[dict[str, Any]] | None:
+            r = await self.client.get(f"/v1/participants/{participant}/visits", headers=auth)
+            return list(r.json()["visits"]) if r.status_code == 200 else None
+
+        return await eventually(ready)
+
+    async def visit(self, participant: str, auth: dict[str, str], name: str) -> dict[str, Any]:
+        return next(v for v in await self.visits(participant, auth) if v["name"] == name)
+
+    async def book(
+        self, auth: dict[str, str], visit_id: str, staff_id: str, starts_at: datetime, **extra: str
+    ) -> httpx.Response:
+        body = {
+            "visit_id": visit_id,
+            "staff_id": staff_id,
+            "starts_at": starts_at.isoformat(),
+            **extra,
+        }
+        return await self.client.post("/v1/bookings", json=body, headers=auth)
+
+    async def sql(self, query: str, *args: Any) -> Any:
+        conn = await asyncpg.connect(
+            self.database_url, server_settings={"search_path": "telehealth"}
+        )
+        try:
+            return await conn.fetchval(query, *args)
+        finally:
+            await conn.close()
