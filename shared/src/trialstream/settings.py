@@ -8,13 +8,23 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _common(name: str, *more: str) -> AliasChoices:
+    """A platform-wide setting is always spelled TRIALSTREAM_<NAME>: the alias pins it,
+    because a service's subclass replaces the env prefix (INGEST_, ...) for every field
+    that has no alias of its own."""
+    return AliasChoices(f"TRIALSTREAM_{name}", *more)
+
+
 class CommonSettings(BaseSettings):
     """Connection and mode settings. The two URLs are read without a prefix so every
     service, the CLI and docker-compose agree on one spelling."""
 
-    model_config = SettingsConfigDict(env_prefix="TRIALSTREAM_", extra="ignore")
+    # validate_by_name: tests and the CLI build settings by field name, aliases or not.
+    model_config = SettingsConfigDict(
+        env_prefix="TRIALSTREAM_", extra="ignore", validate_by_name=True
+    )
 
-    mode: Literal["dev", "production"] = "dev"
+    mode: Literal["dev", "production"] = Field(default="dev", validation_alias=_common("MODE"))
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices(
@@ -28,11 +38,12 @@ class CommonSettings(BaseSettings):
     log_level: str = Field(
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "TRIALSTREAM_LOG_LEVEL")
     )
-    log_json: bool = True
-    topic_partitions: int = Field(default=6, ge=1)
+    log_json: bool = Field(default=True, validation_alias=_common("LOG_JSON"))
+    topic_partitions: int = Field(default=6, ge=1, validation_alias=_common("TOPIC_PARTITIONS"))
     kafka_session_timeout_ms: int = Field(
         default=10_000,
         ge=1000,
+        validation_alias=_common("KAFKA_SESSION_TIMEOUT_MS"),
         description="Consumer group session timeout. Apache Kafka accepts >= 6000 by default; "
         "the embedded broker holds a group join for about half of it, so dev and tests use less.",
     )
