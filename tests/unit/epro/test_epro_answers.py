@@ -52,7 +52,10 @@ def test_unknown_option_is_refused() -> None:
     assert codes(Q["phq-9"], answers) == [("answers.phq9-2", "unknown_option")]
 
 
-@pytest.mark.parametrize(("value", "code"), [(11, "out_of_range"), (-1, "out_of_range"), (True, "wrong_type"), ("5", "wrong_type")])
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [(11, "out_of_range"), (-1, "out_of_range"), (True, "wrong_type"), ("5", "wrong_type")],
+)
 def test_pain_rating_outside_0_to_10_or_not_a_number_is_refused(value: object, code: str) -> None:
     assert codes(Q["pain-nrs"], {"pain": value}) == [("answers.pain", code)]
 
@@ -68,7 +71,9 @@ def test_diary_branches_on_yes_no_and_on_a_selected_option() -> None:
     yes = {**base, "new-symptoms": True}
     assert codes(q, yes) == [("answers.symptoms", "required")]
     assert codes(q, {**yes, "symptoms": ["headache"]}) == []
-    assert codes(q, {**yes, "symptoms": ["headache", "other"]}) == [("answers.symptoms-other", "required")]
+    assert codes(q, {**yes, "symptoms": ["headache", "other"]}) == [
+        ("answers.symptoms-other", "required")
+    ]
     assert codes(q, {**yes, "symptoms": ["other"], "symptoms-other": "itchy eyes"}) == []
     assert codes(q, {**base, "symptoms": ["headache"]}) == [("answers.symptoms", "not_enabled")]
 
@@ -97,7 +102,9 @@ def test_dates_and_text_are_checked() -> None:
 def test_multiple_choice_needs_distinct_known_codes() -> None:
     q = Q["daily-diary"]
     base = {"wellbeing": 7, "new-symptoms": True, "took-medication": True}
-    assert codes(q, {**base, "symptoms": ["rash", "rash"]}) == [("answers.symptoms", "invalid_selection")]
+    assert codes(q, {**base, "symptoms": ["rash", "rash"]}) == [
+        ("answers.symptoms", "invalid_selection")
+    ]
     assert codes(q, {**base, "symptoms": ["flu"]})[0] == ("answers.symptoms", "unknown_option")
 
 

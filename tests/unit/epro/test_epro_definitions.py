@@ -106,4 +106,5 @@ def test_catalog_keeps_the_first_published_content_of_a_version() -> None:
     catalog.add(Questionnaire.model_validate(minimal(version=2)))
     assert catalog.get("mini", 1) == first
     latest = catalog.latest("mini")
-    assert latest is not None and latest.version == 2
+    assert latest is not None
+    assert latest.version == 2

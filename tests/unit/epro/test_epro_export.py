@@ -81,11 +81,16 @@ def test_a_correction_exports_as_an_amended_response_with_typed_answers() -> Non
         {},  # status is required
         {"status": "completed", "item": [{"answer": [{"valueInteger": 1}]}]},  # linkId required
         {"status": "completed", "item": [{"linkId": "a", "answer": [{"valueInteger": "x"}]}]},
-        {"status": "completed", "item": [{"linkId": "a", "answer": [{"valueInteger": 1, "valueBoolean": True}]}]},
+        {
+            "status": "completed",
+            "item": [{"linkId": "a", "answer": [{"valueInteger": 1, "valueBoolean": True}]}],
+        },
         {"status": "completed", "authored": "yesterday"},
     ],
 )
-def test_the_fhir_library_really_rejects_structurally_invalid_resources(broken: dict[str, Any]) -> None:
+def test_the_fhir_library_really_rejects_structurally_invalid_resources(
+    broken: dict[str, Any],
+) -> None:
     # It checks structure, cardinality and types; code bindings (status values) it does not.
     with pytest.raises(ValidationError):
         QuestionnaireResponse.model_validate({"resourceType": "QuestionnaireResponse", **broken})

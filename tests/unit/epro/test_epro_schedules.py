@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,7 +35,9 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def due_times(schedule: Schedule, zone: ZoneInfo, after: datetime, until: datetime) -> list[datetime]:
+def due_times(
+    schedule: Schedule, zone: ZoneInfo, after: datetime, until: datetime
+) -> list[datetime]:
     found = occurrences(schedule, "P-1", zone, after=after, until=until, enrolled_at=LONG_AGO)
     return [o.due_at for o in found]
 
@@ -76,7 +79,14 @@ def test_spring_day_has_23_hours_and_autumn_day_25_between_diaries() -> None:
 
 def test_window_is_elapsed_time_even_across_the_switch() -> None:
     night = diary(Daily(at=time(23, 30), window_minutes=240))
-    [o] = occurrences(night, "P-1", NEW_YORK, after=utc(2026, 3, 8, 0), until=utc(2026, 3, 8, 12), enrolled_at=LONG_AGO)
+    [o] = occurrences(
+        night,
+        "P-1",
+        NEW_YORK,
+        after=utc(2026, 3, 8, 0),
+        until=utc(2026, 3, 8, 12),
+        enrolled_at=LONG_AGO,
+    )
     assert o.expires_at - o.due_at == timedelta(hours=4)
     assert o.expires_at.astimezone(NEW_YORK).time() == time(4, 30)  # 23:30 EST + 4 h = 04:30 EDT
 
@@ -102,9 +112,9 @@ def test_a_gap_time_schedule_still_fires_exactly_once_that_day() -> None:
 def test_computing_the_same_range_twice_or_in_pieces_gives_the_same_ids() -> None:
     s, start, mid, end = diary(), utc(2026, 3, 1), utc(2026, 3, 12, 3, 17), utc(2026, 3, 20)
     whole = occurrences(s, "P-1", NEW_YORK, after=start, until=end, enrolled_at=LONG_AGO)
-    pieces = occurrences(s, "P-1", NEW_YORK, after=start, until=mid, enrolled_at=LONG_AGO) + occurrences(
-        s, "P-1", NEW_YORK, after=mid, until=end, enrolled_at=LONG_AGO
-    )
+    pieces = occurrences(
+        s, "P-1", NEW_YORK, after=start, until=mid, enrolled_at=LONG_AGO
+    ) + occurrences(s, "P-1", NEW_YORK, after=mid, until=end, enrolled_at=LONG_AGO)
     assert [o.occurrence_id for o in whole] == [o.occurrence_id for o in pieces]
     assert len({o.occurrence_id for o in whole}) == len(whole) == 20  # 28 Feb .. 19 March, local
 
@@ -112,42 +122,70 @@ def test_computing_the_same_range_twice_or_in_pieces_gives_the_same_ids() -> Non
 def test_weekly_schedule_fires_on_its_weekday_at_local_time() -> None:
     s = diary(Weekly(weekday=0, at=time(10, 0)))
     dues = due_times(s, BERLIN, utc(2026, 3, 20), utc(2026, 4, 10))
-    assert [d.astimezone(BERLIN).date() for d in dues] == [date(2026, 3, 23), date(2026, 3, 30), date(2026, 4, 6)]
+    assert [d.astimezone(BERLIN).date() for d in dues] == [
+        date(2026, 3, 23),
+        date(2026, 3, 30),
+        date(2026, 4, 6),
+    ]
     assert [d.astimezone(UTC).hour for d in dues] == [9, 8, 8]
 
 
 def test_enrolment_relative_schedule_counts_days_in_local_time() -> None:
     s = diary(AfterEnrollment(days=(0, 14), at=time(10, 0)))
     enrolled = utc(2026, 3, 2, 4)  # still 1 March in New York
-    found = occurrences(s, "P-1", NEW_YORK, after=enrolled, until=utc(2026, 4, 1), enrolled_at=enrolled)
-    assert [o.due_at.astimezone(NEW_YORK).date() for o in found] == [date(2026, 3, 15)]  # day 0 was before enrolment
+    found = occurrences(
+        s, "P-1", NEW_YORK, after=enrolled, until=utc(2026, 4, 1), enrolled_at=enrolled
+    )
+    assert [o.due_at.astimezone(NEW_YORK).date() for o in found] == [
+        date(2026, 3, 15)
+    ]  # day 0 was before enrolment
 
 
 def test_visit_anchored_schedule_fires_three_days_after_each_visit() -> None:
     s = diary(AfterVisit(days=(3,), at=time(18, 0)))
     visits = [utc(2026, 3, 2, 15), utc(2026, 3, 16, 15)]
-    found = occurrences(s, "P-1", BERLIN, after=utc(2026, 3, 1), until=utc(2026, 4, 1), enrolled_at=LONG_AGO, visits=visits)
+    found = occurrences(
+        s,
+        "P-1",
+        BERLIN,
+        after=utc(2026, 3, 1),
+        until=utc(2026, 4, 1),
+        enrolled_at=LONG_AGO,
+        visits=visits,
+    )
     assert [o.due_at.astimezone(BERLIN) for o in found] == [
         datetime(2026, 3, 5, 18, tzinfo=BERLIN), datetime(2026, 3, 19, 18, tzinfo=BERLIN),
     ]  # fmt: skip
 
 
 def test_random_prompts_fall_within_waking_hours_apart_and_are_reproducible() -> None:
-    rule = Random(per_day=4, wake=time(9, 0), sleep=time(21, 0), min_gap_minutes=60, window_minutes=30)
+    rule = Random(
+        per_day=4, wake=time(9, 0), sleep=time(21, 0), min_gap_minutes=60, window_minutes=30
+    )
     s = diary(rule)
-    first = occurrences(s, "P-1", BERLIN, after=utc(2026, 3, 26), until=utc(2026, 4, 2), enrolled_at=LONG_AGO)
-    again = occurrences(s, "P-1", BERLIN, after=utc(2026, 3, 26), until=utc(2026, 4, 2), enrolled_at=LONG_AGO)
-    other = occurrences(s, "P-2", BERLIN, after=utc(2026, 3, 26), until=utc(2026, 4, 2), enrolled_at=LONG_AGO)
+    first = occurrences(
+        s, "P-1", BERLIN, after=utc(2026, 3, 26), until=utc(2026, 4, 2), enrolled_at=LONG_AGO
+    )
+    again = occurrences(
+        s, "P-1", BERLIN, after=utc(2026, 3, 26), until=utc(2026, 4, 2), enrolled_at=LONG_AGO
+    )
+    other = occurrences(
+        s, "P-2", BERLIN, after=utc(2026, 3, 26), until=utc(2026, 4, 2), enrolled_at=LONG_AGO
+    )
     assert first == again
     assert [o.due_at for o in first] != [o.due_at for o in other]
     by_day: dict[date, list[datetime]] = {}
     for o in first:
         local = o.due_at.astimezone(BERLIN)
-        assert time(9, 0) <= local.time() and (o.expires_at.astimezone(BERLIN)).time() <= time(21, 0)
+        assert time(9, 0) <= local.time()
+        assert (o.expires_at.astimezone(BERLIN)).time() <= time(
+            21, 0
+        )
         by_day.setdefault(local.date(), []).append(o.due_at)
-    assert all(len(v) == 4 for v in by_day.values()) and len(by_day) == 7
+    assert all(len(v) == 4 for v in by_day.values())
+    assert len(by_day) == 7
     for dues in by_day.values():
-        assert all(b - a >= timedelta(minutes=60) for a, b in zip(dues, dues[1:], strict=False))
+        assert all(b - a >= timedelta(minutes=60) for a, b in itertools.pairwise(dues))
 
 
 def test_range_is_half_open_so_consecutive_ticks_never_overlap() -> None:

@@ -34,7 +34,17 @@ def test_phq9_total_and_band(values: tuple[int, ...], total: int, band: str) -> 
     assert (s.name, s.value, s.band) == ("phq9_total", total, band)
 
 
-@pytest.mark.parametrize(("total", "band"), [(0, "minimal"), (5, "mild"), (10, "moderate"), (14, "moderate"), (15, "severe"), (21, "severe")])
+@pytest.mark.parametrize(
+    ("total", "band"),
+    [
+        (0, "minimal"),
+        (5, "mild"),
+        (10, "moderate"),
+        (14, "moderate"),
+        (15, "severe"),
+        (21, "severe"),
+    ],
+)
 def test_gad7_total_and_band(total: int, band: str) -> None:
     values = [min(3, max(0, total - 3 * i)) for i in range(7)]
     [s] = score(Q["gad-7"], {f"gad7-{i}": str(v) for i, v in enumerate(values, 1)})
