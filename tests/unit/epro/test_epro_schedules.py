@@ -192,3 +192,11 @@ def test_range_is_half_open_so_consecutive_ticks_never_overlap() -> None:
     due = utc(2026, 3, 10, 0)  # 20:00 EDT on 9 March
     assert due_times(diary(), NEW_YORK, due - timedelta(hours=1), due) == [due]
     assert due_times(diary(), NEW_YORK, due, due + timedelta(hours=1)) == []
+
+
+def test_an_unknown_timezone_name_schedules_in_utc_instead_of_failing() -> None:
+    from epro.scheduler import _zone
+
+    assert _zone("Mars/Olympus_Mons") == ZoneInfo("UTC")
+    assert _zone("../etc/passwd") == ZoneInfo("UTC")
+    assert _zone("Europe/Berlin") == BERLIN
