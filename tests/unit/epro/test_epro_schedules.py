@@ -178,9 +178,7 @@ def test_random_prompts_fall_within_waking_hours_apart_and_are_reproducible() ->
     for o in first:
         local = o.due_at.astimezone(BERLIN)
         assert time(9, 0) <= local.time()
-        assert (o.expires_at.astimezone(BERLIN)).time() <= time(
-            21, 0
-        )
+        assert (o.expires_at.astimezone(BERLIN)).time() <= time(21, 0)
         by_day.setdefault(local.date(), []).append(o.due_at)
     assert all(len(v) == 4 for v in by_day.values())
     assert len(by_day) == 7
