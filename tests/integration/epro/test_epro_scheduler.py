@@ -191,3 +191,37 @@ async def test_late_answer_is_accepted_flagged_and_counted_in_compliance(
             await epro.client.get("/v1/fhir/Questionnaire/phq-9", headers=nurse)
         ).json()
         assert questionnaire["url"] == "urn:trialstream:questionnaire:phq-9"
+
+
+async def test_answer_made_in_time_but_uploaded_after_the_window_counts_as_on_time(
+    kafka: str, database_url: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    async with running_epro(kafka, database_url, protocol_now(tmp_path, now)) as (epro, pool):
+        participant, app = await epro.enroll(
+            site="site-z", timezone=ZONE, enrolled_at=now - timedelta(days=3)
+        )
+        await scheduler.tick(pool, now)
+        assert await scheduler.tick(pool, now + timedelta(hours=3)) == (
+            0,
+            1,
+        )  # "open" closed as missed
+        [occ] = await epro.sql(
+            "SELECT occurrence_id FROM occurrences WHERE participant_id = $1 AND schedule_id = 'open'",
+            participant,
+        )
+        r = await epro.submit(app, {
+            "response_id": "00000000-0000-4000-8000-0000000000aa", "questionnaire_id": "pain-nrs",
+            "questionnaire_version": 1, "occurrence_id": str(occ["occurrence_id"]),
+            "authored_at": (now - timedelta(minutes=10)).isoformat(), "answers": {"pain": 1},
+        })  # fmt: skip
+        assert (r.json()["response"]["on_time"], r.json()["response"]["flags"]) == (
+            True,
+            ["uploaded_after_window"],
+        )
+        nurse = await epro.staff("site-z")
+        report = (
+            await epro.client.get(f"/v1/compliance?participant_id={participant}", headers=nurse)
+        ).json()
+        [row] = report["participants"]
+        assert (row["on_time"], row["late"], row["missed"]) == (1, 0, 1)

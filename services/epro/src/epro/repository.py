@@ -77,11 +77,13 @@ SELECT occurrence_id, participant_id, questionnaire_id, questionnaire_version, d
        status, response_id
 FROM occurrences WHERE occurrence_id = $1 AND participant_id = $2 FOR UPDATE
 """
+# An on-time answer completes the occurrence even if its window was already closed as
+# missed: an offline app may upload hours after the participant answered in time.
 _ANSWER_OCCURRENCE = """
 UPDATE occurrences
-SET response_id = $2, responded_late = NOT $3,
-    status = CASE WHEN $3 AND status = 'open' THEN 'completed' ELSE status END,
-    closed_at = CASE WHEN $3 AND status = 'open' THEN now() ELSE closed_at END
+SET response_id = $2, answered_outside_window = NOT $3,
+    status = CASE WHEN $3 THEN 'completed' ELSE status END,
+    closed_at = CASE WHEN $3 THEN now() ELSE closed_at END
 WHERE occurrence_id = $1
 """
 _INSERT_RESPONSE = """

@@ -157,6 +157,8 @@ async def _timing(conn: DbConnection, participant_id: str, s: Submission) -> tup
     if occ["response_id"] is not None:
         return on_time, [*flags, "repeat"]  # an earlier response already answered it
     await repository.answer_occurrence(conn, s.occurrence_id, s.response_id, on_time)
+    if on_time and occ["status"] == "missed":
+        flags = [*flags, "uploaded_after_window"]  # answered in time, offline until after it
     return on_time, flags
 
 
@@ -207,6 +209,16 @@ async def _submit_new(
     return Stored(True, row)
 
 
+async def _check_again(
+    pool: asyncpg.Pool, catalog: Catalog, stored: dict[str, Any], answers: dict[str, Any]
+) -> Checked:
+    """Check answers against the questionnaire version of a stored response."""
+    key = (stored["questionnaire_id"], stored["questionnaire_version"])
+    if catalog.get(*key) is None:
+        await refresh(pool, catalog)
+    return check(catalog, *key, stored["language"], answers)
+
+
 def _retry_of(existing: list[dict[str, Any]], participant_id: str, request_digest: str) -> Stored:
     first = existing[0]
     if first["participant_id"] != participant_id or first["request_digest"] != request_digest:
@@ -245,22 +257,10 @@ async def _correct(
             raise Conflict(
                 "stale_version", f"version {latest['version']} is current; correct that one"
             )
-        checked = check(
-            catalog,
-            latest["questionnaire_id"],
-            latest["questionnaire_version"],
-            latest["language"],
-            c.answers,
-        )
+        checked = await _check_again(pool, catalog, latest, c.answers)
         before = {
-            s.rule.rule
-            for s in check(
-                catalog,
-                latest["questionnaire_id"],
-                latest["questionnaire_version"],
-                latest["language"],
-                latest["answers"],
-            ).signals
+            x.rule.rule
+            for x in (await _check_again(pool, catalog, latest, latest["answers"])).signals
         }
         row = {
             **latest,

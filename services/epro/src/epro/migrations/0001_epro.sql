@@ -63,7 +63,7 @@ CREATE TABLE occurrences (
     status                text        NOT NULL DEFAULT 'open'
                           CHECK (status IN ('open', 'completed', 'missed')),
     response_id           uuid,
-    responded_late        boolean     NOT NULL DEFAULT false,
+    answered_outside_window boolean   NOT NULL DEFAULT false,  -- answered, but late or early
     closed_at             timestamptz
 );
 CREATE INDEX occurrences_open_by_expiry ON occurrences (expires_at) WHERE status = 'open';
