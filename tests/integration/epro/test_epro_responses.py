@@ -144,3 +144,23 @@ async def test_responses_table_refuses_updates_and_deletes(epro: Epro) -> None:
         await epro.sql("UPDATE responses SET answers = '{}'::jsonb")
     with pytest.raises(Exception, match="append-only"):
         await epro.sql("DELETE FROM responses")
+
+
+async def test_site_staff_can_correct_with_a_reason_and_are_recorded_as_author(epro: Epro) -> None:
+    participant, app = await epro.enroll(site="site-s")
+    nurse = await epro.staff("site-s")
+    monitor, stranger = await epro.staff("site-s", "monitor"), await epro.staff("site-t")
+    body = {**phq9_body(), "questionnaire_id": "pain-nrs", "answers": {"pain": 9}}
+    assert (await epro.submit(app, body)).status_code == 201
+    url = f"/v1/participants/{participant}/responses/{body['response_id']}/corrections"
+    fix = {"based_on_version": 1, "reason": "participant phoned: meant 2", "answers": {"pain": 2}}
+    assert (await epro.client.post(url, json=fix, headers=monitor)).status_code == 403
+    assert (await epro.client.post(url, json=fix, headers=stranger)).status_code == 404
+    r = await epro.client.post(url, json=fix, headers=nurse)
+    assert r.status_code == 201, r.text
+    stored = r.json()["response"]
+    assert (stored["version"], stored["reason"], stored["author"].startswith("nurse-")) == (
+        2,
+        "participant phoned: meant 2",
+        True,
+    )

@@ -45,12 +45,12 @@ def invalid(exc: Invalid) -> ApiError:
     )
 
 
-def _stored(result: service.Stored) -> JSONResponse:
-    body = {"created": result.created, "response": _public(result.response)}
+def stored_response(result: service.Stored) -> JSONResponse:
+    body = {"created": result.created, "response": public(result.response)}
     return JSONResponse(body, status_code=201 if result.created else 200)
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
+def public(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k != "request_digest"}
     return {
         k: (str(v) if isinstance(v, UUID) else v.isoformat() if hasattr(v, "isoformat") else v)
@@ -88,7 +88,9 @@ def app_router(runtime: Runtime, settings: EproSettings, catalog: Catalog) -> AP
     @router.post("/v1/responses", status_code=201, responses={200: {}, 401: {}, 409: {}, 422: {}})
     async def submit(body: Submission, who: str = Depends(participant)) -> JSONResponse:
         try:
-            return _stored(await service.submit(runtime.pool, catalog, who, body, max_skew=skew))
+            return stored_response(
+                await service.submit(runtime.pool, catalog, who, body, max_skew=skew)
+            )
         except Invalid as exc:
             raise invalid(exc) from None
         except service.Conflict as exc:
@@ -103,7 +105,9 @@ def app_router(runtime: Runtime, settings: EproSettings, catalog: Catalog) -> AP
         response_id: UUID, body: Correction, who: str = Depends(participant)
     ) -> JSONResponse:
         try:
-            return _stored(await service.correct(runtime.pool, catalog, who, response_id, body))
+            return stored_response(
+                await service.correct(runtime.pool, catalog, who, response_id, body)
+            )
         except Invalid as exc:
             raise invalid(exc) from None
         except service.NotFound as exc:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import csv
 import io
 from typing import Any
+from uuid import UUID
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from trialstream.auth import bearer_token
 from trialstream.http import ApiError
 from trialstream.runtime import Runtime
 
-from epro import accounts, compliance, fhir, repository
-from epro.accounts import Staff
+from epro import accounts, compliance, fhir, repository, service
+from epro.accounts import Role, Staff
 from epro.definitions import Catalog
-from epro.handlers import _public
+from epro.handlers import invalid, public, stored_response
+from epro.submissions import Correction, Invalid
 
 CSV_COLUMNS = [
     "participant_id", "response_id", "version", "current", "questionnaire_id",
@@ -56,6 +58,34 @@ def staff_router(runtime: Runtime, catalog: Catalog) -> APIRouter:
             )
         return participant_id
 
+    @router.post(
+        "/v1/participants/{participant_id}/responses/{response_id}/corrections",
+        status_code=201,
+        responses={200: {}, 403: {}, 404: {}, 409: {}, 422: {}},
+        summary="Correct a response on the participant's behalf (site staff; reason required)",
+    )
+    async def staff_correct(
+        response_id: UUID,
+        body: Correction,
+        participant_id: str = Depends(readable),
+        staff: Staff = Depends(current_staff),
+    ) -> JSONResponse:
+        if staff.role is not Role.SITE_STAFF:
+            raise ApiError(
+                403, "read_only_role", "monitors can read responses but not correct them"
+            )
+        try:
+            result = await service.correct(
+                runtime.pool, catalog, participant_id, response_id, body, author=staff.staff_id
+            )
+        except Invalid as exc:
+            raise invalid(exc) from None
+        except service.NotFound as exc:
+            raise ApiError(404, "unknown_response", str(exc)) from None
+        except service.Conflict as exc:
+            raise ApiError(409, exc.code, str(exc)) from None
+        return stored_response(result)
+
     @router.get("/v1/compliance", summary="On-time %, late and missed per participant and site")
     async def compliance_report(
         site: str | None = None,
@@ -74,7 +104,7 @@ def staff_router(runtime: Runtime, catalog: Catalog) -> APIRouter:
         rows = await repository.responses_of(runtime.pool, participant_id)
         grouped: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            grouped.setdefault(str(r["response_id"]), []).append(_public(r))
+            grouped.setdefault(str(r["response_id"]), []).append(public(r))
         return {
             "participant_id": participant_id,
             "responses": [{"current": v[-1], "history": v} for v in grouped.values()],
@@ -103,6 +133,10 @@ def staff_router(runtime: Runtime, catalog: Catalog) -> APIRouter:
     ) -> dict[str, Any]:
         """A Bundle (collection); current versions only unless `history=true`."""
         rows = await repository.responses_of(runtime.pool, participant_id)
+        if any(
+            catalog.get(r["questionnaire_id"], r["questionnaire_version"]) is None for r in rows
+        ):
+            await service.refresh(runtime.pool, catalog)  # published through another replica
         latest = {r["response_id"]: r["version"] for r in rows}
         chosen = [r for r in rows if history or r["version"] == latest[r["response_id"]]]
         resources = []

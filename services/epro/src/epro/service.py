@@ -227,12 +227,19 @@ def _retry_of(existing: list[dict[str, Any]], participant_id: str, request_diges
 
 
 async def correct(
-    pool: asyncpg.Pool, catalog: Catalog, participant_id: str, response_id: UUID, c: Correction
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    participant_id: str,
+    response_id: UUID,
+    c: Correction,
+    *,
+    author: str = "participant",
 ) -> Stored:
-    """A new version with a reason; earlier versions stay as they were."""
-    request_digest = digest(c.model_dump(mode="json"))
+    """A new version with a reason and its author (the participant or a staff id);
+    earlier versions stay as they were."""
+    request_digest = digest({**c.model_dump(mode="json"), "author": author})
     try:
-        return await _correct(pool, catalog, participant_id, response_id, c, request_digest)
+        return await _correct(pool, catalog, participant_id, response_id, c, request_digest, author)
     except _Raced:
         raise Conflict("stale_version", "another correction was stored at the same time") from None
 
@@ -244,6 +251,7 @@ async def _correct(
     response_id: UUID,
     c: Correction,
     request_digest: str,
+    author: str,
 ) -> Stored:
     async with pool.acquire() as conn, conn.transaction():
         if await repository.lock_response(conn, response_id) != participant_id:
@@ -269,7 +277,7 @@ async def _correct(
             "received_at": datetime.now(UTC),
             "scores": {x.name: {"value": x.value, "band": x.band} for x in checked.scores},
             "flags": sorted({*latest["flags"], "corrected"}),
-            "author": "participant",
+            "author": author,
             "reason": c.reason,
             "request_digest": request_digest,
         }
