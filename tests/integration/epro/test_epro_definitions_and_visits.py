@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from epro import scheduler
+from epro import scheduler, service
 from epro.main import create_app
 from epro_support import Epro, epro_settings, publish
 from helpers import eventually, serving
@@ -86,3 +86,20 @@ async def test_a_completed_visit_anchors_the_visit_relative_schedule(
             (with_visit, now - timedelta(minutes=30))
         ]
         assert without != with_visit
+
+
+async def test_service_refuses_to_start_when_a_published_version_was_edited_in_place(
+    kafka: str, database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "pain-nrs.v1.json").write_text(json.dumps(pain_v(1, "Edited in place")))
+    settings = epro_settings(kafka, database_url).model_copy(
+        update={"questionnaires_dir": tmp_path}
+    )
+    with pytest.raises(service.Conflict, match="already published with other content"):
+        async with serving(create_app(settings)):
+            pass
+    (tmp_path / "pain-nrs.v1.json").unlink()
+    (tmp_path / "pain-nrs.v5.json").write_text(json.dumps(pain_v(5)))
+    async with serving(create_app(settings)) as client:
+        r = await client.get("/v1/questionnaires/pain-nrs/versions/5")
+        assert r.status_code == 200
