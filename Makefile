@@ -3,7 +3,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := -e shared -e services/ingest -e services/anomaly -e services/monitoring -e services/telehealth
+# Every folder under services/ with a pyproject.toml is a service: no list to keep in step.
+SERVICES := $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
+PACKAGES := -e shared $(foreach s,$(SERVICES),-e services/$(s))
 STAMP := $(VENV)/.installed
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
@@ -33,7 +35,7 @@ test-integration: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared/src/trialstream services/ingest/src/ingest services/anomaly/src/anomaly services/monitoring/src/monitoring services/telehealth/src/telehealth
+	$(BIN)/mypy shared/src/trialstream $(foreach s,$(SERVICES),services/$(s)/src/$(s))
 
 format: install
 	$(BIN)/ruff format .

@@ -1,0 +1,1 @@
+"""ePRO service: questionnaires, schedules, responses, compliance, FHIR export."""

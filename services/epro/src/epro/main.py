@@ -1,0 +1,82 @@
+"""Composition root: settings -> broker, subscribers, scheduler, routes -> one ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import FastAPI
+from trialstream.http import install_error_handlers, ops_router
+from trialstream.kafka import make_broker
+from trialstream.runtime import Runtime, running
+
+from epro import repository, scheduler, service
+from epro.definitions import Catalog, Questionnaire, shipped
+from epro.handlers import admin_router, app_router, subscribe
+from epro.reports import staff_router
+from epro.schedules import Protocol
+from epro.service_info import SERVICE
+from epro.settings import EproSettings
+
+
+def load_protocol(settings: EproSettings) -> Protocol:
+    source = settings.protocol_path or files("epro") / "protocol.json"
+    return Protocol.model_validate_json(source.read_text("utf-8"))
+
+
+def load_definitions(settings: EproSettings) -> list[Questionnaire]:
+    found = shipped()
+    if settings.questionnaires_dir is not None:
+        found += [
+            Questionnaire.model_validate_json(p.read_text("utf-8"))
+            for p in sorted(settings.questionnaires_dir.glob("*.json"))
+        ]
+    return found
+
+
+def create_app(settings: EproSettings | None = None) -> FastAPI:
+    settings = settings or EproSettings()
+    runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="epro"))
+    protocol = load_protocol(settings)
+    definitions = load_definitions(settings)
+    catalog = Catalog([])
+    subscribe(runtime, protocol.schedules)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with running(SERVICE, runtime, relay_outbox=True):
+            # Refuses to start if a shipped definition changed under a published version.
+            await service.publish_questionnaires(runtime.pool, catalog, definitions)
+            for q in await repository.questionnaires(runtime.pool):
+                catalog.add(q)
+            stop = asyncio.Event()
+            task = None
+            if settings.scheduler_enabled:
+                task = asyncio.create_task(
+                    scheduler.run(runtime.pool, stop, settings.scheduler_interval_seconds),
+                    name="epro-scheduler",
+                )
+            try:
+                yield
+            finally:
+                stop.set()
+                if task is not None:
+                    await task
+
+    app = FastAPI(
+        title="trialstream epro",
+        version="1.0",
+        description="Questionnaires, schedules in each participant's timezone, responses from the "
+        "app, compliance and FHIR export for site staff.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(app_router(runtime, settings, catalog))
+    app.include_router(admin_router(runtime, settings, catalog))
+    app.include_router(staff_router(runtime, catalog))
+    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.state.runtime = runtime
+    app.state.catalog = catalog
+    return app

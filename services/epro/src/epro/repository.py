@@ -1,0 +1,256 @@
+"""ePRO's SQL: questionnaires, participants, credentials, schedules and occurrences, responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from trialstream.db import DbConnection
+from trialstream.events.participants import ParticipantEnrolled
+
+from epro.definitions import Questionnaire
+from epro.schedules import Occurrence, Schedule
+
+Db = DbConnection | asyncpg.Pool
+
+_INSERT_QUESTIONNAIRE = """
+INSERT INTO questionnaires (questionnaire_id, version, digest, definition) VALUES ($1, $2, $3, $4::jsonb)
+ON CONFLICT (questionnaire_id, version) DO NOTHING RETURNING version
+"""
+_DIGEST_OF = "SELECT digest FROM questionnaires WHERE questionnaire_id = $1 AND version = $2"
+_ALL_QUESTIONNAIRES = "SELECT definition FROM questionnaires ORDER BY questionnaire_id, version"
+
+# The schedule clock starts when ePRO hears of the participant, at most a day back:
+# replaying an old enrolment must not emit months of due and missed events.
+_UPSERT_PARTICIPANTS = """
+INSERT INTO participants (participant_id, site_id, timezone, enrolled_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+ON CONFLICT (participant_id) DO UPDATE
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
+"""
+_ASSIGN = """
+INSERT INTO assignments (participant_id, schedule_id, definition, scheduled_through)
+SELECT p.participant_id, s.id, s.def, GREATEST(p.enrolled_at, now() - interval '1 day')
+FROM participants p, unnest($2::text[], $3::jsonb[]) AS s(id, def)
+WHERE p.participant_id = ANY($1::text[])
+ON CONFLICT (participant_id, schedule_id) DO NOTHING
+"""
+_INSERT_VISITS = """
+INSERT INTO visit_anchors (participant_id, visit_id, anchored_at)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING
+"""
+_CLAIM_ASSIGNMENTS = """
+SELECT a.participant_id, a.schedule_id, a.definition, a.scheduled_through, p.timezone, p.enrolled_at,
+       COALESCE((SELECT array_agg(v.anchored_at) FROM visit_anchors v
+                 WHERE v.participant_id = a.participant_id), '{}') AS visits
+FROM assignments a JOIN participants p USING (participant_id)
+WHERE a.scheduled_through < $1
+ORDER BY a.scheduled_through LIMIT $2
+FOR UPDATE OF a SKIP LOCKED
+"""
+_ADVANCE = """
+UPDATE assignments SET scheduled_through = $3 WHERE participant_id = $1 AND schedule_id = $2
+"""
+_INSERT_OCCURRENCES = """
+INSERT INTO occurrences (occurrence_id, participant_id, schedule_id, questionnaire_id,
+                         questionnaire_version, due_at, expires_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+                     $6::timestamptz[], $7::timestamptz[])
+ON CONFLICT (occurrence_id) DO NOTHING
+RETURNING occurrence_id
+"""
+_EXPIRE = """
+UPDATE occurrences o SET status = 'missed', closed_at = $1
+WHERE o.occurrence_id IN (
+    SELECT occurrence_id FROM occurrences WHERE status = 'open' AND expires_at <= $1
+    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+RETURNING o.occurrence_id, o.participant_id, o.questionnaire_id, o.questionnaire_version,
+          o.due_at, o.expires_at
+"""
+_LOCK_OCCURRENCE = """
+SELECT occurrence_id, participant_id, questionnaire_id, questionnaire_version, due_at, expires_at,
+       status, response_id
+FROM occurrences WHERE occurrence_id = $1 AND participant_id = $2 FOR UPDATE
+"""
+# An on-time answer completes the occurrence even if its window was already closed as
+# missed: an offline app may upload hours after the participant answered in time.
+_ANSWER_OCCURRENCE = """
+UPDATE occurrences
+SET response_id = $2, answered_outside_window = NOT $3,
+    status = CASE WHEN $3 THEN 'completed' ELSE status END,
+    closed_at = CASE WHEN $3 THEN now() ELSE closed_at END
+WHERE occurrence_id = $1
+"""
+_INSERT_RESPONSE = """
+INSERT INTO responses (response_id, version, participant_id, questionnaire_id, questionnaire_version,
+                       occurrence_id, language, authored_at, received_at, answers, scores, on_time,
+                       flags, author, reason, request_digest)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15, $16)
+ON CONFLICT (response_id, version) DO NOTHING
+RETURNING version
+"""
+_RESPONSE_COLUMNS = """
+response_id, version, participant_id, questionnaire_id, questionnaire_version, occurrence_id,
+language, authored_at, received_at, answers, scores, on_time, flags, author, reason, request_digest
+"""
+_VERSIONS = f"SELECT {_RESPONSE_COLUMNS} FROM responses WHERE response_id = $1 ORDER BY version"  # noqa: S608
+_LOCK_FIRST = (
+    "SELECT participant_id FROM responses WHERE response_id = $1 AND version = 1 FOR UPDATE"
+)
+_RESPONSES_OF = f"""
+SELECT {_RESPONSE_COLUMNS} FROM responses WHERE participant_id = $1
+ORDER BY authored_at, response_id, version
+"""  # noqa: S608 - constant column list
+
+
+@dataclass(frozen=True)
+class Assignment:
+    participant_id: str
+    schedule: Schedule
+    scheduled_through: datetime
+    timezone: str
+    enrolled_at: datetime
+    visits: list[datetime]
+
+
+async def publish_questionnaire(conn: DbConnection, q: Questionnaire) -> str:
+    """'published', 'unchanged' (same content already there) or 'conflict' (immutable)."""
+    body = q.model_dump_json()
+    if await conn.fetchval(_INSERT_QUESTIONNAIRE, q.id, q.version, q.digest(), body) is not None:
+        return "published"
+    existing = await conn.fetchval(_DIGEST_OF, q.id, q.version)
+    return "unchanged" if existing == q.digest() else "conflict"
+
+
+async def questionnaires(db: Db) -> list[Questionnaire]:
+    return [
+        Questionnaire.model_validate_json(r["definition"])
+        for r in await db.fetch(_ALL_QUESTIONNAIRES)
+    ]
+
+
+async def upsert_participants(
+    conn: DbConnection, events: Sequence[ParticipantEnrolled], schedules: Sequence[Schedule]
+) -> None:
+    latest = {e.participant_id: e for e in events}
+    ids = list(latest)
+    await conn.execute(
+        _UPSERT_PARTICIPANTS,
+        ids,
+        [e.site_id for e in latest.values()],
+        [e.timezone for e in latest.values()],
+        [e.occurred_at for e in latest.values()],
+    )
+    await conn.execute(
+        _ASSIGN, ids, [s.schedule_id for s in schedules], [s.model_dump_json() for s in schedules]
+    )
+
+
+async def add_visit_anchors(db: Db, rows: Sequence[tuple[str, UUID, datetime]]) -> None:
+    await db.execute(_INSERT_VISITS, *(list(col) for col in zip(*rows, strict=True)))
+
+
+async def claim_assignments(conn: DbConnection, now: datetime, limit: int) -> list[Assignment]:
+    return [
+        Assignment(
+            r["participant_id"],
+            Schedule.model_validate_json(r["definition"]),
+            r["scheduled_through"],
+            r["timezone"],
+            r["enrolled_at"],
+            list(r["visits"]),
+        )
+        for r in await conn.fetch(_CLAIM_ASSIGNMENTS, now, limit)
+    ]
+
+
+async def advance(conn: DbConnection, a: Assignment, through: datetime) -> None:
+    await conn.execute(_ADVANCE, a.participant_id, a.schedule.schedule_id, through)
+
+
+async def insert_occurrences(
+    conn: DbConnection, participant_id: str, found: Sequence[Occurrence]
+) -> set[UUID]:
+    """Store occurrences; return the ids that were new (the only ones to announce)."""
+    if not found:
+        return set()
+    rows = await conn.fetch(
+        _INSERT_OCCURRENCES,
+        [o.occurrence_id for o in found],
+        [participant_id] * len(found),
+        [o.schedule_id for o in found],
+        [o.questionnaire_id for o in found],
+        [o.questionnaire_version for o in found],
+        [o.due_at for o in found],
+        [o.expires_at for o in found],
+    )
+    return {r["occurrence_id"] for r in rows}
+
+
+async def expire_open(conn: DbConnection, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(_EXPIRE, now, limit))
+
+
+async def lock_occurrence(
+    conn: DbConnection, occurrence_id: UUID, participant_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_LOCK_OCCURRENCE, occurrence_id, participant_id)
+
+
+async def answer_occurrence(
+    conn: DbConnection, occurrence_id: UUID, response_id: UUID, on_time: bool
+) -> None:
+    await conn.execute(_ANSWER_OCCURRENCE, occurrence_id, response_id, on_time)
+
+
+async def insert_response(conn: DbConnection, row: dict[str, Any]) -> bool:
+    """False when (response_id, version) already exists."""
+    return (
+        await conn.fetchval(
+            _INSERT_RESPONSE,
+            row["response_id"],
+            row["version"],
+            row["participant_id"],
+            row["questionnaire_id"],
+            row["questionnaire_version"],
+            row["occurrence_id"],
+            row["language"],
+            row["authored_at"],
+            row["received_at"],
+            json.dumps(row["answers"]),
+            json.dumps(row["scores"]),
+            row["on_time"],
+            row["flags"],
+            row["author"],
+            row["reason"],
+            row["request_digest"],
+        )
+        is not None
+    )
+
+
+def _response(r: asyncpg.Record) -> dict[str, Any]:
+    out = dict(r)
+    out["answers"] = json.loads(out["answers"])
+    out["scores"] = json.loads(out["scores"])
+    out["flags"] = list(out["flags"])
+    return out
+
+
+async def versions(db: Db, response_id: UUID) -> list[dict[str, Any]]:
+    return [_response(r) for r in await db.fetch(_VERSIONS, response_id)]
+
+
+async def lock_response(conn: DbConnection, response_id: UUID) -> str | None:
+    """Serialise corrections of one response; returns its participant."""
+    value = await conn.fetchval(_LOCK_FIRST, response_id)
+    return None if value is None else str(value)
+
+
+async def responses_of(db: Db, participant_id: str) -> list[dict[str, Any]]:
+    return [_response(r) for r in await db.fetch(_RESPONSES_OF, participant_id)]

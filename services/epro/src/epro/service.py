@@ -1,0 +1,285 @@
+"""ePRO use cases: publishing definitions, submitting and correcting responses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from trialstream.db import DbConnection
+from trialstream.events.alerts import AlertKind, AlertRaised, Severity
+from trialstream.events.epro import ResponseSubmitted
+from trialstream.events.topics import Topic
+from trialstream.outbox import enqueue
+
+from epro import repository
+from epro.answers import FieldError
+from epro.definitions import Catalog, Questionnaire
+from epro.scoring import SafetySignal
+from epro.submissions import (
+    Checked,
+    Correction,
+    Invalid,
+    Submission,
+    check,
+    check_time,
+    digest,
+    response_event_id,
+    timeliness,
+)
+
+
+class Conflict(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotFound(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Stored:
+    created: bool  # False: an identical earlier submission (a retry)
+    response: dict[str, Any]
+
+
+async def publish_questionnaires(
+    pool: asyncpg.Pool, catalog: Catalog, found: Sequence[Questionnaire]
+) -> dict[str, str]:
+    """Store definitions; a published (id, version) never changes (Conflict if it would)."""
+    outcome = {}
+    async with pool.acquire() as conn, conn.transaction():
+        for q in found:
+            result = await repository.publish_questionnaire(conn, q)
+            if result == "conflict":
+                raise Conflict(
+                    "published_version_is_immutable",
+                    f"{q.id} v{q.version} is already published with other content; publish v{q.version + 1}",
+                )
+            outcome[f"{q.id}@{q.version}"] = result
+    for q in found:
+        catalog.add(q)
+    return outcome
+
+
+async def refresh(pool: asyncpg.Pool, catalog: Catalog) -> None:
+    for q in await repository.questionnaires(pool):
+        catalog.add(q)
+
+
+def _alerts(
+    participant_id: str, row: dict[str, Any], checked: Checked, signals: Sequence[SafetySignal]
+) -> list[AlertRaised]:
+    scores = ", ".join(
+        f"{s.name} {s.value}" + (f" ({s.band})" if s.band else "") for s in checked.scores
+    )
+    at: datetime = row["authored_at"]
+    return [
+        AlertRaised(
+            event_id=response_event_id(row["response_id"], row["version"], s.rule.rule),
+            participant_id=participant_id,
+            kind=AlertKind.EPRO_SAFETY,
+            severity=Severity.HIGH,
+            rule=s.rule.rule,
+            detected_at=at,
+            window_start=at,
+            window_end=at,
+            observed=[float(s.value)],
+            threshold=float(s.rule.above),
+            model_version=f"{checked.questionnaire.id}@{checked.questionnaire.version}",
+            explanation=f"{s.rule.explanation} Answer value {s.value}"
+            + (f"; {scores}" if scores else "")
+            + f"; response {row['response_id']} v{row['version']} authored {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+        )
+        for s in signals
+    ]
+
+
+class _Raced(Exception):
+    """A concurrent request stored the same (response_id, version) first."""
+
+
+async def _store(
+    conn: DbConnection, row: dict[str, Any], checked: Checked, new_signals: Sequence[SafetySignal]
+) -> None:
+    """The response row, its event and any safety alert: one transaction (outbox)."""
+    if not await repository.insert_response(conn, row):
+        raise _Raced
+    event = ResponseSubmitted(
+        event_id=response_event_id(row["response_id"], row["version"]),
+        participant_id=row["participant_id"],
+        response_id=row["response_id"],
+        version=row["version"],
+        questionnaire_id=row["questionnaire_id"],
+        questionnaire_version=row["questionnaire_version"],
+        occurrence_id=row["occurrence_id"],
+        submitted_at=row["authored_at"],
+        on_time=row["on_time"],
+        flags=row["flags"],
+        scores={s.name: float(s.value) for s in checked.scores},
+    )
+    key = row["participant_id"]
+    await enqueue(conn, Topic.EPRO_RESPONSES, [(key, event)])
+    await enqueue(conn, Topic.ALERTS, [(key, a) for a in _alerts(key, row, checked, new_signals)])
+
+
+async def _timing(conn: DbConnection, participant_id: str, s: Submission) -> tuple[bool, list[str]]:
+    if s.occurrence_id is None:
+        return timeliness(s.authored_at, None, None)
+    occ = await repository.lock_occurrence(conn, s.occurrence_id, participant_id)
+    if occ is None:
+        raise Invalid(
+            [
+                FieldError(
+                    "occurrence_id", "unknown_occurrence", "no such occurrence for this participant"
+                )
+            ]
+        )
+    if (occ["questionnaire_id"], occ["questionnaire_version"]) != (
+        s.questionnaire_id,
+        s.questionnaire_version,
+    ):
+        raise Invalid(
+            [
+                FieldError(
+                    "occurrence_id",
+                    "questionnaire_mismatch",
+                    f"the occurrence is for {occ['questionnaire_id']} v{occ['questionnaire_version']}",
+                )
+            ]
+        )
+    on_time, flags = timeliness(s.authored_at, occ["due_at"], occ["expires_at"])
+    if occ["response_id"] is not None:
+        return on_time, [*flags, "repeat"]  # an earlier response already answered it
+    await repository.answer_occurrence(conn, s.occurrence_id, s.response_id, on_time)
+    if on_time and occ["status"] == "missed":
+        flags = [*flags, "uploaded_after_window"]  # answered in time, offline until after it
+    return on_time, flags
+
+
+async def submit(
+    pool: asyncpg.Pool, catalog: Catalog, participant_id: str, s: Submission, *, max_skew: timedelta
+) -> Stored:
+    """Validate against the exact version, store, announce. Idempotent on response_id."""
+    now = datetime.now(UTC)
+    check_time(s.authored_at, now, max_skew)
+    if catalog.get(s.questionnaire_id, s.questionnaire_version) is None:
+        await refresh(pool, catalog)  # published through another replica since start-up
+    checked = check(catalog, s.questionnaire_id, s.questionnaire_version, s.language, s.answers)
+    request_digest = digest(s.model_dump(mode="json"))
+    try:
+        return await _submit_new(pool, checked, participant_id, s, request_digest, now)
+    except _Raced:
+        existing = await repository.versions(pool, s.response_id)
+        return _retry_of(existing, participant_id, request_digest)
+
+
+async def _submit_new(
+    pool: asyncpg.Pool,
+    checked: Checked,
+    participant_id: str,
+    s: Submission,
+    request_digest: str,
+    now: datetime,
+) -> Stored:
+    async with pool.acquire() as conn, conn.transaction():
+        existing = await repository.versions(conn, s.response_id)
+        if existing:
+            return _retry_of(existing, participant_id, request_digest)
+        on_time, flags = await _timing(conn, participant_id, s)
+        row = {
+            **s.model_dump(exclude={"answers"}),
+            "answers": s.answers,
+            "version": 1,
+            "participant_id": participant_id,
+            "received_at": now,
+            "scores": {x.name: {"value": x.value, "band": x.band} for x in checked.scores},
+            "on_time": on_time,
+            "flags": flags,
+            "author": "participant",
+            "reason": None,
+            "request_digest": request_digest,
+        }
+        await _store(conn, row, checked, checked.signals)
+    return Stored(True, row)
+
+
+async def _check_again(
+    pool: asyncpg.Pool, catalog: Catalog, stored: dict[str, Any], answers: dict[str, Any]
+) -> Checked:
+    """Check answers against the questionnaire version of a stored response."""
+    key = (stored["questionnaire_id"], stored["questionnaire_version"])
+    if catalog.get(*key) is None:
+        await refresh(pool, catalog)
+    return check(catalog, *key, stored["language"], answers)
+
+
+def _retry_of(existing: list[dict[str, Any]], participant_id: str, request_digest: str) -> Stored:
+    first = existing[0]
+    if first["participant_id"] != participant_id or first["request_digest"] != request_digest:
+        raise Conflict("response_id_reused", "this response_id was used for a different response")
+    return Stored(False, existing[-1])
+
+
+async def correct(
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    participant_id: str,
+    response_id: UUID,
+    c: Correction,
+    *,
+    author: str = "participant",
+) -> Stored:
+    """A new version with a reason and its author (the participant or a staff id);
+    earlier versions stay as they were."""
+    request_digest = digest({**c.model_dump(mode="json"), "author": author})
+    try:
+        return await _correct(pool, catalog, participant_id, response_id, c, request_digest, author)
+    except _Raced:
+        raise Conflict("stale_version", "another correction was stored at the same time") from None
+
+
+async def _correct(
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    participant_id: str,
+    response_id: UUID,
+    c: Correction,
+    request_digest: str,
+    author: str,
+) -> Stored:
+    async with pool.acquire() as conn, conn.transaction():
+        if await repository.lock_response(conn, response_id) != participant_id:
+            raise NotFound(f"no response {response_id} of yours")
+        history = await repository.versions(conn, response_id)
+        latest = history[-1]
+        if c.based_on_version != latest["version"]:
+            done = next((v for v in history if v["version"] == c.based_on_version + 1), None)
+            if done is not None and done["request_digest"] == request_digest:
+                return Stored(False, history[-1])
+            raise Conflict(
+                "stale_version", f"version {latest['version']} is current; correct that one"
+            )
+        checked = await _check_again(pool, catalog, latest, c.answers)
+        before = {
+            x.rule.rule
+            for x in (await _check_again(pool, catalog, latest, latest["answers"])).signals
+        }
+        row = {
+            **latest,
+            "version": latest["version"] + 1,
+            "answers": c.answers,
+            "received_at": datetime.now(UTC),
+            "scores": {x.name: {"value": x.value, "band": x.band} for x in checked.scores},
+            "flags": sorted({*latest["flags"], "corrected"}),
+            "author": author,
+            "reason": c.reason,
+            "request_digest": request_digest,
+        }
+        await _store(conn, row, checked, [s for s in checked.signals if s.rule.rule not in before])
+    return Stored(True, row)

@@ -1,0 +1,134 @@
+"""Helpers for ePRO integration tests: an app client, enrolment over the topic, request bodies."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from epro.settings import EproSettings
+from helpers import eventually, unique_id
+from trialstream.events.base import Event
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.topics import Topic
+from trialstream.kafka import make_broker
+from trialstream.publishing import publish_events
+
+ADMIN = "epro-admin"
+
+
+async def publish(kafka: str, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
+    broker = make_broker(kafka, client_id="test")
+    await broker.start()
+    try:
+        await publish_events(broker, topic, list(events))
+    finally:
+        await broker.stop()
+
+
+def epro_settings(kafka: str, database_url: str, protocol: Path | None = None) -> EproSettings:
+    return EproSettings(
+        protocol_path=protocol,
+        kafka_bootstrap_servers=kafka,
+        database_url=database_url,
+        admin_token=ADMIN,
+        kafka_session_timeout_ms=2000,
+        scheduler_enabled=False,  # tests drive the scheduler's clock themselves
+    )
+
+
+@dataclass
+class Epro:
+    client: httpx.AsyncClient
+    kafka: str
+    database_url: str
+
+    async def enroll(
+        self,
+        site: str = "site-a",
+        timezone: str = "Europe/Berlin",
+        enrolled_at: datetime | None = None,
+    ) -> tuple[str, dict[str, str]]:
+        """A participant enrolled through the topic, and an app credential for it."""
+        participant = unique_id("P")
+        event = ParticipantEnrolled(
+            participant_id=participant,
+            site_id=site,
+            timezone=timezone,
+            occurred_at=enrolled_at or datetime.now(UTC),
+        )
+        await publish(self.kafka, Topic.PARTICIPANTS, [(participant, event)])
+
+        async def issued() -> str | None:
+            r = await self.client.post(
+                f"/v1/admin/participants/{participant}/app-credentials", headers=self.admin
+            )
+            return str(r.json()["token"]) if r.status_code == 201 else None
+
+        token = await eventually(issued)
+        return participant, {"Authorization": f"Bearer {token}"}
+
+    async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
+        r = await self.client.post(
+            "/v1/admin/staff",
+            json={"staff_id": unique_id("nurse"), "site_id": site, "role": role},
+            headers=self.admin,
+        )
+        assert r.status_code == 201, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {ADMIN}"}
+
+    async def submit(self, auth: dict[str, str], body: dict[str, Any]) -> httpx.Response:
+        return await self.client.post("/v1/responses", json=body, headers=auth)
+
+    async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.database_url, server_settings={"search_path": "epro"})
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+
+def phq9_body(*values: int, **extra: Any) -> dict[str, Any]:
+    answers: dict[str, Any] = {f"phq9-{i}": str(v) for i, v in enumerate(values, 1)}
+    if any(values):
+        answers["phq9-10"] = "somewhat"
+    return {
+        "response_id": str(uuid.uuid4()),
+        "questionnaire_id": "phq-9",
+        "questionnaire_version": 1,
+        "language": "en",
+        "authored_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        "answers": answers,
+        **extra,
+    }
+
+
+def daily_protocol(path: Path, zone: str, schedules: dict[str, tuple[datetime, int]]) -> Path:
+    """A protocol of daily diaries, each at the local wall time of a given instant."""
+    from zoneinfo import ZoneInfo
+
+    out = [
+        {
+            "schedule_id": name,
+            "questionnaire_id": "pain-nrs",
+            "questionnaire_version": 1,
+            "rule": {
+                "kind": "daily",
+                "at": at.astimezone(ZoneInfo(zone)).strftime("%H:%M"),
+                "window_minutes": window,
+            },
+        }
+        for name, (at, window) in schedules.items()
+    ]
+    path.write_text(json.dumps({"schedules": out}))
+    return path
