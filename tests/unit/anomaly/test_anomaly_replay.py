@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from datetime import timedelta
@@ -126,9 +127,13 @@ def test_parsing_in_worker_processes_changes_nothing(tmp_path: Path) -> None:
         f.write((tmp_path / "more.jsonl").read_text())
     outputs = []
     for workers in (0, 1, 2):
-        sink = tmp_path / f"out{workers}.jsonl"
-        stats = replay_file(source, sink, workers=workers)
-        outputs.append((sink.read_text(), stats.readings, stats.rejected, stats.alerts))
+        sink, errors = tmp_path / f"out{workers}.jsonl", io.StringIO()
+        stats = replay_file(source, sink, workers=workers, errors=errors)
+        outputs.append(
+            (sink.read_text(), errors.getvalue(), stats.readings, stats.rejected, stats.alerts)
+        )
     assert outputs[0] == outputs[1] == outputs[2]
-    assert outputs[0][2] == 1
-    assert outputs[0][3] > 0
+    lines = source.read_text().split("\n")
+    assert outputs[0][1].startswith(f"line {lines.index('{not json}') + 1}: ")
+    assert outputs[0][3] == 1
+    assert outputs[0][4] > 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import multiprocessing
 import os
@@ -17,7 +18,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from anomaly.domain import Scorer
 from anomaly.rules import ScoringConfig
 
 CHUNK = 5000  # the live consumer's batch size
+SEGMENT_BYTES = 8 << 20  # a worker's unit of parsing
 NO_SKEW = timedelta(0)
 _VALIDATE_JSON = ReadingUpload.__pydantic_validator__.validate_json
 
@@ -83,11 +85,12 @@ def parse_line(line: str) -> ReadingUpload:
 
 Lines = list[tuple[int, str]]  # (1-based line number, text)
 Rejections = list[tuple[int, tuple[FieldError, ...]]]
+Parsed = list[tuple[Columns, Rejections]]
 
 
-def _line_chunks(source: TextIO) -> Iterator[Lines]:
+def _chunked(text_lines: list[str], first_number: int) -> Iterator[Lines]:
     chunk: Lines = []
-    for number, line in enumerate(source, start=1):
+    for number, line in enumerate(text_lines, start=first_number):
         if line.strip():
             chunk.append((number, line))
             if len(chunk) >= CHUNK:
@@ -98,7 +101,7 @@ def _line_chunks(source: TextIO) -> Iterator[Lines]:
 
 
 def parse_chunk(lines: Lines) -> tuple[Columns, Rejections]:
-    """Validate lines (in a worker process) into columns, and say which were rejected."""
+    """Validate lines into columns, and say which were rejected."""
     valid: list[ReadingUpload] = []
     rejected: Rejections = []
     for number, line in lines:
@@ -109,20 +112,63 @@ def parse_chunk(lines: Lines) -> tuple[Columns, Rejections]:
     return Columns.of(valid), rejected
 
 
-def _parsed(source: TextIO, workers: int) -> Iterator[tuple[Columns, Rejections]]:
-    """Chunks parsed in order; with workers, parsing runs ahead in other processes while
-    the caller scores (parsing is half of replay's work, and the machine has cores)."""
+def _segments(path: Path, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges of `path` that start and end on line boundaries."""
+    size = path.stat().st_size
+    bounds = [0]
+    with path.open("rb") as f:
+        for k in range(1, parts):
+            f.seek(max(size * k // parts, bounds[-1]))
+            f.readline()
+            bounds.append(min(f.tell(), size))
+    bounds.append(size)
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def parse_segment(path: Path, start: int, end: int) -> tuple[Parsed, int]:
+    """Parse one byte range (in a worker process): its chunks, with line numbers counted
+    from 1 at the range's start, and how many lines it had."""
+    with path.open("rb") as f:
+        f.seek(start)
+        text = f.read(end - start).decode("utf-8")
+    lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028 and friends
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [parse_chunk(chunk) for chunk in _chunked(lines, 1)], len(lines)
+
+
+def _parsed(path: Path, workers: int) -> Iterator[tuple[Columns, Rejections]]:
+    """Chunks in file order with absolute line numbers. With workers, the file is cut into
+    byte ranges parsed in other processes while this one scores: parsing (pydantic
+    validation per line) is most of replay's work, and only the arrays travel back."""
     if workers <= 0:
-        yield from map(parse_chunk, _line_chunks(source))
+        segments = [parse_segment(path, *r) for r in _segments(path, 1)]
+        yield from _numbered(iter(segments))
         return
-    ahead: deque[Future[tuple[Columns, Rejections]]] = deque()
+    ranges = iter(_segments(path, max(4 * workers, path.stat().st_size // SEGMENT_BYTES)))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for lines in _line_chunks(source):
-            ahead.append(pool.submit(parse_chunk, lines))
-            if len(ahead) > 2 * workers:
-                yield ahead.popleft().result()
-        while ahead:
-            yield ahead.popleft().result()
+        # At most 2 ranges per worker parsed ahead: memory stays bounded on any file size.
+        ahead = deque(
+            pool.submit(parse_segment, path, *r) for r in itertools.islice(ranges, 2 * workers)
+        )
+
+        def results() -> Iterator[tuple[Parsed, int]]:
+            while ahead:
+                done = ahead.popleft().result()
+                ahead.extend(
+                    pool.submit(parse_segment, path, *r) for r in itertools.islice(ranges, 1)
+                )
+                yield done
+
+        yield from _numbered(results())
+
+
+def _numbered(segments: Iterator[tuple[Parsed, int]]) -> Iterator[tuple[Columns, Rejections]]:
+    offset = 0
+    for parsed, lines in segments:
+        for columns, rejected in parsed:
+            yield columns, [(offset + number, errors) for number, errors in rejected]
+        offset += lines
 
 
 @contextlib.contextmanager
@@ -152,22 +198,18 @@ def replay_file(
 
     Invalid lines are reported to `errors` (default: stderr) and skipped, or with
     `strict` raise ReplayError. The output appears only when the replay completes.
-    `workers` parsing processes (default: one per core beyond the scoring one; 0 parses
-    in this process)."""
+    `workers` parsing processes (default: one per core; 0 parses in this process). The
+    scoring process needs about a third of the work, so it shares a core with a worker."""
     if workers is None:
-        workers = max(1, (os.cpu_count() or 1) - 1)
+        workers = os.cpu_count() or 1
     errors = errors or sys.stderr  # looked up per call, so a redirected stderr is honoured
     scorer = Scorer(config)
     stats = ReplayStats()
     partial = output_path.with_name(output_path.name + ".partial")
     started = time.perf_counter()
     try:
-        with (
-            _cyclic_gc_paused(),
-            input_path.open(encoding="utf-8") as source,
-            partial.open("w", encoding="utf-8") as sink,
-        ):
-            for columns, rejected in _parsed(source, workers):
+        with _cyclic_gc_paused(), partial.open("w", encoding="utf-8") as sink:
+            for columns, rejected in _parsed(input_path, workers):
                 for number, field_errors in rejected:
                     stats.rejected += 1
                     if strict:
