@@ -9,6 +9,7 @@ consuming and finishes its in-flight batch before the pool closes.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -67,6 +68,10 @@ async def running(
         if relay_outbox:
             relay = OutboxRelay(runtime.pool, lambda msgs: publish_raw(runtime.broker, msgs))
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")
+        # Everything built so far (modules, app, clients) lives as long as the process:
+        # frozen, the cyclic collector stops rescanning it on every full collection,
+        # which batch consumers (thousands of short-lived events a batch) trigger often.
+        gc.freeze()
         log.info("service started", service=info.name, replica=settings.replica, port=settings.port)
         yield runtime
     finally:
