@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
@@ -42,6 +43,15 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+
+
+async def fetchval(database_url: str, sql: str, *args: object) -> Any:
+    """One value from the real database, on a connection of its own."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
 
 
 def reading(

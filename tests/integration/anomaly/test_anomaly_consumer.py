@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from anomaly.main import create_app
 from anomaly.settings import AnomalySettings
-from helpers import eventually, read_topic, serving, unique_id
+from helpers import eventually, fetchval, read_topic, serving, unique_id
 from trialstream.events.readings import Metric, ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.kafka import make_broker
@@ -59,15 +58,8 @@ async def alerts_for(kafka: str, participant: str) -> list[dict[str, object]]:
 
 
 async def emitted(database_url: str, participant: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(
-            await conn.fetchval(
-                "SELECT count(*) FROM anomaly.alerts WHERE participant_id = $1", participant
-            )
-        )
-    finally:
-        await conn.close()
+    sql = "SELECT count(*) FROM anomaly.alerts WHERE participant_id = $1"
+    return int(await fetchval(database_url, sql, participant))
 
 
 async def test_sustained_tachycardia_becomes_one_explained_alert(
@@ -98,16 +90,8 @@ async def test_restarted_consumer_continues_from_checkpointed_state(
         await publish(kafka, heart_rates(participant, run[:4]))
 
         async def checkpointed() -> bool:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return bool(
-                    await conn.fetchval(
-                        "SELECT count(*) FROM anomaly.participant_state WHERE participant_id = $1",
-                        participant,
-                    )
-                )
-            finally:
-                await conn.close()
+            sql = "SELECT count(*) FROM anomaly.participant_state WHERE participant_id = $1"
+            return bool(await fetchval(database_url, sql, participant))
 
         await eventually(checkpointed)
     assert await emitted(database_url, participant) == 0

@@ -7,12 +7,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from anomaly.main import create_app
 from anomaly.rules import ScoringConfig
 from anomaly.service import check_silences
-from helpers import eventually, serving, unique_id
+from helpers import eventually, fetchval, serving, unique_id
 from test_anomaly_consumer import alerts_for, emitted, publish, settings
 from trialstream.events.readings import UNITS, Metric, ReadingReceived
 
@@ -46,16 +45,12 @@ def resting(
 
 
 async def state_seen_us(database_url: str, participant: str) -> int | None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        value = await conn.fetchval(
-            "SELECT (state ->> 'seen_us')::bigint FROM anomaly.participant_state"
-            " WHERE participant_id = $1",
-            participant,
-        )
-        return None if value is None else int(value)
-    finally:
-        await conn.close()
+    sql = (
+        "SELECT (state ->> 'seen_us')::bigint FROM anomaly.participant_state"
+        " WHERE participant_id = $1"
+    )
+    value = await fetchval(database_url, sql, participant)
+    return None if value is None else int(value)
 
 
 async def test_restarted_consumer_keeps_the_learned_resting_baseline(

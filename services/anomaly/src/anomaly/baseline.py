@@ -17,7 +17,6 @@ run/episode machine then asks for it to persist, like any other rule.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric
 
 from anomaly.episodes import Hit, Rows
-from anomaly.explain import ALERT_NAMESPACE, number, span, to_datetime
+from anomaly.explain import number, span, to_datetime
 from anomaly.rules import Persistence, ScoringConfig
 from anomaly.state import RestingBaseline
 
@@ -184,21 +183,4 @@ class BaselineShiftRule:
             f"{number(spread)}); raised for {minutes} min ({span(start, end)}). Personal "
             f"deviation rule: alert at {number(margin)} beats/min above baseline."
         )
-        key = f"{hit.participant_id}|{self.rule}|{Severity.MEDIUM}|{run.first}"
-        return AlertRaised(
-            event_id=uuid.uuid5(ALERT_NAMESPACE, key),
-            occurred_at=end,
-            participant_id=hit.participant_id,
-            kind=AlertKind.CLINICAL,
-            metric=Metric.HEART_RATE,
-            severity=Severity.MEDIUM,
-            rule=self.rule,
-            detected_at=end,
-            window_start=start,
-            window_end=end,
-            observed=run.values[-30:],
-            threshold=base + margin,
-            baseline=base,
-            model_version=hit.model_version,
-            explanation=explanation,
-        )
+        return hit.alert(self, Severity.MEDIUM, explanation, threshold=base + margin, baseline=base)

@@ -16,11 +16,11 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised
+from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
 from anomaly.arrays import BoolArray, IntArray, consecutive, shift
-from anomaly.explain import ALERT_NAMESPACE, Activity, build_alert, number
+from anomaly.explain import ALERT_NAMESPACE, Activity, build_alert, number, to_datetime
 from anomaly.reading import Reading
 from anomaly.rules import Direction, Limit, Persistence, ScoringConfig
 from anomaly.state import RuleState, Run, SeriesState
@@ -201,6 +201,37 @@ class Hit:
     escalated_from: int
     config: ScoringConfig
     model_version: str
+
+    def alert(
+        self,
+        rule: BandRule,
+        severity: Severity,
+        explanation: str,
+        *,
+        threshold: float | None = None,
+        baseline: float | None = None,
+    ) -> AlertRaised:
+        """The alert for this hit: its id derives from the episode (participant, rule,
+        severity, the run's first reading), so re-scoring yields the same alert."""
+        key = f"{self.participant_id}|{rule.rule}|{severity}|{self.run.first}"
+        start, end = to_datetime(self.run.start_us), to_datetime(self.detected_us)
+        return AlertRaised(
+            event_id=uuid.uuid5(ALERT_NAMESPACE, key),
+            occurred_at=end,  # not the wall clock: replay and live must write the same JSON
+            participant_id=self.participant_id,
+            kind=rule.kind,
+            metric=rule.metric,
+            severity=severity,
+            rule=rule.rule,
+            detected_at=end,
+            window_start=start,
+            window_end=end,
+            observed=self.run.values[-30:],
+            threshold=threshold,
+            baseline=baseline,
+            model_version=self.model_version,
+            explanation=explanation,
+        )
 
 
 def limit_bands(

@@ -63,22 +63,7 @@ class FlatlineRule:
             f"{NAMES[self.metric].lower()} varies from reading to reading, so the sensor is "
             "faulty or the device is not being worn. Check the device with the participant."
         )
-        key = f"{hit.participant_id}|{self.rule}|{Severity.LOW}|{run.first}"
-        return AlertRaised(
-            event_id=uuid.uuid5(ALERT_NAMESPACE, key),
-            occurred_at=end,
-            participant_id=hit.participant_id,
-            kind=AlertKind.DEVICE_QUALITY,
-            metric=self.metric,
-            severity=Severity.LOW,
-            rule=self.rule,
-            detected_at=end,
-            window_start=start,
-            window_end=end,
-            observed=run.values[-30:],
-            model_version=hit.model_version,
-            explanation=explanation,
-        )
+        return hit.alert(self, Severity.LOW, explanation)
 
 
 def dropout_alert(

@@ -13,9 +13,9 @@ from pydantic import AwareDatetime, Field
 from trialstream.events.base import Event, ParticipantId
 
 
-class QuestionnaireDue(Event):
-    """An occurrence of a scheduled questionnaire opened. `occurrence_id` is stable (derived
-    from the schedule and the due time), so a re-emitted due event dedupes on it."""
+class _Occurrence(Event):
+    """One scheduled occurrence of a questionnaire. `occurrence_id` is stable (derived from
+    the schedule and the due time), so a re-emitted event dedupes on it."""
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
@@ -26,16 +26,12 @@ class QuestionnaireDue(Event):
     expires_at: AwareDatetime
 
 
-class QuestionnaireMissed(Event):
+class QuestionnaireDue(_Occurrence):
+    """The occurrence's window opened."""
+
+
+class QuestionnaireMissed(_Occurrence):
     """The occurrence's window closed without a response."""
-
-    schema_version: Literal[1] = 1
-    participant_id: ParticipantId
-    occurrence_id: UUID
-    questionnaire_id: str
-    questionnaire_version: int
-    due_at: AwareDatetime
-    expires_at: AwareDatetime
 
 
 class ResponseSubmitted(Event):
