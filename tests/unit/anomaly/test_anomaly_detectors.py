@@ -222,3 +222,41 @@ def test_live_scoring_finds_a_gap_when_the_participant_resumes() -> None:
     (alert,) = Scorer(stream_clock=False).score(readings)
     assert alert.rule == "device-quality/dropout"
     assert alert.detected_at == T0 + timedelta(minutes=19 + 45)
+
+
+def spiky(minutes: int, every: int, seed: int = 1) -> list[float]:
+    """A calm heart rate with a lone 150 spike every `every` minutes."""
+    values = noisy(70, minutes, seed)
+    for i in range(every // 2, minutes, every):
+        values[i] = 150.0
+    return values
+
+
+def test_a_sensor_jumping_again_and_again_is_a_device_quality_alert() -> None:
+    alerts = Scorer().score(stream(HR, spiky(90, 12)))
+    (alert,) = [a for a in alerts if a.rule == "device-quality/implausible-jumps-heart-rate"]
+    assert (alert.kind, alert.severity) == (AlertKind.DEVICE_QUALITY, Severity.LOW)
+    # Spikes at minutes 6, 18, 30: the third one's way back down is the 6th jump.
+    assert alert.detected_at == T0 + timedelta(minutes=31)
+    assert "6 times in the 60 min" in alert.explanation
+
+
+def test_the_odd_motion_artefact_is_not_a_noisy_sensor() -> None:
+    alerts = Scorer().score(stream(HR, spiky(240, 45)))
+    assert "device-quality/implausible-jumps-heart-rate" not in rules(alerts)
+
+
+def test_jump_counting_does_not_depend_on_batch_cuts() -> None:
+    readings = stream(HR, spiky(200, 12))
+    whole = Scorer().score_all(readings)
+    stored: dict[str, dict[str, object]] = {}
+    alerts, ended = [], []
+    for i in range(0, len(readings), 7):
+        scorer = Scorer()
+        scorer.restore(stored)
+        scored = scorer.score_all(readings[i : i + 7])
+        alerts += scored.alerts
+        ended += scored.ended
+        stored = json.loads(json.dumps(scorer.snapshot(["P-0001"])))
+    assert (alerts, ended) == (whole.alerts, whole.ended)
+    assert "device-quality/implausible-jumps-heart-rate" in rules(alerts)

@@ -36,7 +36,14 @@ from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cumm
 from anomaly.baseline import BaselineShiftRule, baselines, deviations
 from anomaly.columns import ColumnReadings, Columns
 from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
-from anomaly.quality import FlatlineRule, dropout_alert, flatline_bands, gaps
+from anomaly.quality import (
+    FlatlineRule,
+    JumpsRule,
+    dropout_alert,
+    flatline_bands,
+    gaps,
+    jump_bands,
+)
 from anomaly.reading import Reading
 from anomaly.rules import METRIC_CODE, METRICS, ScoringConfig
 from anomaly.state import ParticipantState, SeriesState
@@ -259,6 +266,10 @@ class Scorer:
             for metric in cfg.flatline_metrics:
                 if len(view := rows.view(batch.m == METRIC_CODE[metric])):
                     out.append(score(FlatlineRule(metric), flatline_bands(view), view))
+            if len(view := rows.view(batch.m == HEART_RATE)):
+                held = [states[p] for p in view.p[view.first].tolist()]
+                band, count = jump_bands(view, held, cfg)
+                out.append(score(JumpsRule(Metric.HEART_RATE, count), band, view))
         return [a for found in out for a in found[0]], [e for found in out for e in found[1]]
 
     def _silences_in(self, batch: _Batch, states: list[ParticipantState]) -> list[AlertRaised]:

@@ -19,8 +19,10 @@ from anomaly.arrays import segmented_cummax
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import ALERT_NAMESPACE, NAMES, number, span, to_datetime
 from anomaly.rules import Persistence, ScoringConfig
+from anomaly.state import ParticipantState
 
 US_PER_MINUTE = 60_000_000
+IntArray = npt.NDArray[np.int64]
 DROPOUT_RULE = "device-quality/dropout"
 
 
@@ -62,6 +64,68 @@ class FlatlineRule:
             f"({span(start, end)}, {run.n + 1} identical readings in a row): a living "
             f"{NAMES[self.metric].lower()} varies from reading to reading, so the sensor is "
             "faulty or the device is not being worn. Check the device with the participant."
+        )
+        return hit.alert(self, Severity.LOW, explanation)
+
+
+def jump_bands(
+    rows: Rows, held: list[ParticipantState], config: ScoringConfig
+) -> tuple[npt.NDArray[np.int8], IntArray]:
+    """1 where the trailing window holds at least `jumps_per_window` implausible jumps
+    (the carried ones included); also each row's count. Keeps each participant's recent
+    jump times for the next batch."""
+    prev_v, prev_t = np.empty_like(rows.v), np.empty_like(rows.t)
+    prev_v[1:], prev_t[1:] = rows.v[:-1], rows.t[:-1]
+    prev_v[rows.first], prev_t[rows.first] = rows.v_before, rows.last_in
+    gap = round(config.jump_max_gap_minutes * US_PER_MINUTE)
+    with np.errstate(invalid="ignore"):  # NaN: nothing before
+        jump = (np.abs(rows.v - prev_v) >= config.jump_bpm) & (rows.t - prev_t <= gap)
+    count = np.zeros(len(rows.t), dtype=np.int64)
+    window = round(config.jumps_window_minutes * US_PER_MINUTE)
+    for g, state in enumerate(held):
+        lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
+        if not state.jumps_us and not jump[lo:hi].any():
+            continue  # the common case
+        times = np.concatenate([np.asarray(state.jumps_us, np.int64), rows.t[lo:hi][jump[lo:hi]]])
+        t = rows.t[lo:hi]
+        count[lo:hi] = np.searchsorted(times, t, side="right") - np.searchsorted(
+            times, t - window, side="right"
+        )
+        state.jumps_us = times[times > t[-1] - window].tolist()
+    band: npt.NDArray[np.int8] = (count >= config.jumps_per_window).astype(np.int8)
+    return band, count
+
+
+@dataclass(frozen=True)
+class JumpsRule:
+    """Many implausible jumps of one metric in a short time: a noisy or loose sensor."""
+
+    metric: Metric
+    count: IntArray
+
+    @property
+    def rule(self) -> str:
+        return f"device-quality/implausible-jumps-{self.metric}"
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        return (1,)
+
+    @property
+    def kind(self) -> AlertKind:
+        return AlertKind.DEVICE_QUALITY
+
+    def persistence(self, config: ScoringConfig) -> Persistence:
+        return config.jumps
+
+    def build(self, hit: Hit) -> AlertRaised:
+        cfg, end = hit.config, to_datetime(hit.detected_us)
+        explanation = (
+            f"{NAMES[self.metric]} jumped by {number(cfg.jump_bpm)} {UNITS[self.metric]} or "
+            f"more between readings {int(self.count[hit.i])} times in the "
+            f"{number(cfg.jumps_window_minutes)} min up to {end:%Y-%m-%d %H:%M} UTC: no "
+            "heart changes that fast that often, so the sensor is noisy or loose. Its "
+            "readings are not trustworthy until the fit is checked."
         )
         return hit.alert(self, Severity.LOW, explanation)
 

@@ -131,6 +131,14 @@ class ScoringConfig:
     flatline_metrics: tuple[Metric, ...] = (Metric.HEART_RATE,)
     flatline: Persistence = Persistence(20, 20, 15, 1)
     dropout_minutes: float = 45  # silence (no metric at all) from a participant who was sending
+    # Implausible jumps: a heart rate changing by >= jump_bpm between readings <= 2 min
+    # apart. A lone motion artefact makes two (up, down); this many within the window
+    # is a noisy or loose sensor, not the odd bump.
+    jump_bpm: float = 40
+    jump_max_gap_minutes: float = 2
+    jumps_window_minutes: float = 60
+    jumps_per_window: int = 6
+    jumps: Persistence = Persistence(1, 0, 60, 30)
     # Personal resting heart-rate baseline: median of each completed hour's resting readings
     # (at most `rest_steps` steps in the activity window), compared by time of day (+/- 1 h)
     # over the previous week; a trailing mean this far above it is a personal deviation.

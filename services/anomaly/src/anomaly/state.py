@@ -136,6 +136,7 @@ class ParticipantState:
     # Newest measured_at of any metric, and the silence (by its start) already alerted.
     seen_us: int | None = None
     dropout_alerted_us: int | None = None
+    jumps_us: list[int] = field(default_factory=list)  # recent implausible heart-rate jumps
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -150,6 +151,8 @@ class ParticipantState:
             out["seen_us"] = self.seen_us
         if self.dropout_alerted_us is not None:
             out["dropout_alerted_us"] = self.dropout_alerted_us
+        if self.jumps_us:
+            out["jumps_us"] = self.jumps_us
         return out
 
     @classmethod
@@ -163,6 +166,7 @@ class ParticipantState:
             counts = np.asarray(steps["steps"], dtype=np.float64)
             resting = RestingBaseline.from_json(data["resting"]) if "resting" in data else None
             seen, alerted = data.get("seen_us"), data.get("dropout_alerted_us")
+            jumps = [int(x) for x in data.get("jumps_us", ())]
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
         if step_us.shape != counts.shape:
@@ -174,4 +178,5 @@ class ParticipantState:
             resting or RestingBaseline(),
             None if seen is None else int(seen),
             None if alerted is None else int(alerted),
+            jumps,
         )
