@@ -78,7 +78,10 @@ def up(
     settings = CommonSettings()
     run_dir = STATE_DIR / time.strftime("run-%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and `kill -INT` (an
+    # operator's Ctrl-C by pid) must still stop everything cleanly.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _raise_keyboard_interrupt)
 
     typer.echo("starting infrastructure ...")
     infra = Infrastructure.resolve(os.environ, run_dir)
