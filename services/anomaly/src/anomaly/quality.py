@@ -36,20 +36,19 @@ def flatline_bands(rows: Rows) -> npt.NDArray[np.int8]:
 
 
 @dataclass(frozen=True)
-class FlatlineRule:
-    metric: Metric
+class _DeviceRule:
+    """A device-quality rule about one metric: one level, alerts of kind device-quality."""
 
+    metric: Metric
+    levels = (1,)
+    kind = AlertKind.DEVICE_QUALITY
+
+
+@dataclass(frozen=True)
+class FlatlineRule(_DeviceRule):
     @property
     def rule(self) -> str:
         return f"device-quality/flatline-{self.metric}"
-
-    @property
-    def levels(self) -> tuple[int, ...]:
-        return (1,)
-
-    @property
-    def kind(self) -> AlertKind:
-        return AlertKind.DEVICE_QUALITY
 
     def persistence(self, config: ScoringConfig) -> Persistence:
         return config.flatline
@@ -97,23 +96,14 @@ def jump_bands(
 
 
 @dataclass(frozen=True)
-class JumpsRule:
+class JumpsRule(_DeviceRule):
     """Many implausible jumps of one metric in a short time: a noisy or loose sensor."""
 
-    metric: Metric
-    count: IntArray
+    count: IntArray  # per row: jumps in the trailing window
 
     @property
     def rule(self) -> str:
         return f"device-quality/implausible-jumps-{self.metric}"
-
-    @property
-    def levels(self) -> tuple[int, ...]:
-        return (1,)
-
-    @property
-    def kind(self) -> AlertKind:
-        return AlertKind.DEVICE_QUALITY
 
     def persistence(self, config: ScoringConfig) -> Persistence:
         return config.jumps

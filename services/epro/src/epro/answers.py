@@ -8,23 +8,14 @@ the app can show it next to the question.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+from trialstream.validation import FieldError
 
 from epro.definitions import Condition, Item, ItemType, Operator, Questionnaire
 
 Answer = bool | int | str | list[str]
-
-
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    code: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "code": self.code, "message": self.message}
 
 
 def _matches(cond: Condition, given: Answer | None) -> bool:

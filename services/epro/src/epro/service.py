@@ -14,9 +14,9 @@ from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.epro import ResponseSubmitted
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
+from trialstream.validation import FieldError
 
 from epro import repository
-from epro.answers import FieldError
 from epro.definitions import Catalog, Questionnaire
 from epro.scoring import SafetySignal
 from epro.submissions import (

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from trialstream.validation import FieldError
 
-from epro.answers import FieldError, check_answers
+from epro.answers import check_answers
 from epro.definitions import Catalog, Questionnaire
 from epro.scoring import SafetySignal, Score, safety_signals, score
 
