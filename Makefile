@@ -3,7 +3,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := -e shared -e services/ingest -e services/anomaly -e services/monitoring
+PACKAGES := -e shared -e services/ingest -e services/anomaly -e services/monitoring -e services/retention
 STAMP := $(VENV)/.installed
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
@@ -33,7 +33,7 @@ test-integration: install
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared/src/trialstream services/ingest/src/ingest services/anomaly/src/anomaly services/monitoring/src/monitoring
+	$(BIN)/mypy shared/src/trialstream services/ingest/src/ingest services/anomaly/src/anomaly services/monitoring/src/monitoring services/retention/src/retention
 
 format: install
 	$(BIN)/ruff format .
