@@ -15,12 +15,12 @@ SELECT n.nudge_id, n.participant_id, n.kind, n.trigger_event_id, n.channel, n.la
        n.body, n.dispatches, p.address
 FROM nudges n LEFT JOIN preferences p USING (participant_id)
 WHERE n.status = 'queued' AND n.next_attempt_at <= $1
-ORDER BY n.next_attempt_at LIMIT $2
-FOR UPDATE OF n SKIP LOCKED
+ORDER BY n.next_attempt_at LIMIT $2  -- NO KEY: the local channel's FK check (KEY SHARE) must not wait on us
+FOR NO KEY UPDATE OF n SKIP LOCKED
 """
 _MARK_SENT = """
-UPDATE nudges SET status = 'sent', sent_at = $2, dispatches = dispatches + 1,
-       delivered_at = CASE WHEN $3 THEN $2 END, last_error = NULL
+UPDATE nudges SET status = 'sent', sent_at = $2::timestamptz, dispatches = dispatches + 1,
+       delivered_at = CASE WHEN $3::boolean THEN $2::timestamptz END, last_error = NULL
 WHERE nudge_id = $1
 """
 _RETRY = """
@@ -37,8 +37,8 @@ ON CONFLICT (nudge_id) DO NOTHING
 """
 _LOCK_NUDGE = "SELECT status, delivered_at, opened_at FROM nudges WHERE nudge_id = $1 FOR UPDATE"
 _RECEIPT = """
-UPDATE nudges SET delivered_at = COALESCE(delivered_at, $2),
-       opened_at = CASE WHEN $3 THEN COALESCE(opened_at, $2) ELSE opened_at END
+UPDATE nudges SET delivered_at = COALESCE(delivered_at, $2::timestamptz),
+       opened_at = CASE WHEN $3::boolean THEN COALESCE(opened_at, $2::timestamptz) ELSE opened_at END
 WHERE nudge_id = $1
 """
 _NUDGE_COLUMNS = """
@@ -140,7 +140,7 @@ async def local_mailbox(pool: asyncpg.Pool, participant_id: str) -> list[dict[st
 _FEATURES = """
 SELECT p.participant_id,
        (SELECT count(*) FROM active_hours h
-         WHERE h.participant_id = p.participant_id AND h.hour > $1 - interval '7 days') / 168.0
+         WHERE h.participant_id = p.participant_id AND h.hour > $1::timestamptz - interval '7 days') / 168.0
            AS wear_fraction,
        CASE WHEN e.responses + e.missed_total > 0
             THEN e.on_time::float8 / (e.responses + e.missed_total) END AS epro_compliance,

@@ -66,7 +66,7 @@ INSERT INTO coordinator_tasks (task_id, participant_id, kind, reason) VALUES ($1
 """
 _ACTED_ON = """
 WITH done AS (
-    UPDATE nudges SET acted_on_at = $2
+    UPDATE nudges SET acted_on_at = $2::timestamptz
     WHERE target = ANY($1::text[]) AND acted_on_at IS NULL AND status = 'sent'
     RETURNING nudge_id
 ), cancelled AS (
@@ -75,9 +75,9 @@ WITH done AS (
     RETURNING nudge_id
 )
 INSERT INTO nudge_journey (nudge_id, step, at, detail)
-SELECT nudge_id, 'acted-on', $2, '' FROM done
+SELECT nudge_id, 'acted-on', $2::timestamptz, '' FROM done
 UNION ALL
-SELECT nudge_id, 'suppressed', $2, 'done-before-send: the task was completed first' FROM cancelled
+SELECT nudge_id, 'suppressed', $2::timestamptz, 'done-before-send: the task was completed first' FROM cancelled
 """
 _TOUCH_ACTIVITY = """
 INSERT INTO device_activity (participant_id, last_reading_at, updated_at)
