@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import eventually, read_topic, serving, unique_id
+from retention import service
 from retention.main import create_app
 from retention_support import AUTH, Retention, due_event, settings_for
 from trialstream.events.epro import QuestionnaireMissed, ResponseSubmitted
@@ -71,20 +73,28 @@ async def test_redelivered_trigger_across_restart_and_two_replicas_is_sent_once(
         due = due_event(pid)
         await retention.publish(Topic.EPRO_DUE, [due, due])
         await retention.nudges_where(pid, 1, status="sent")
-    # A lost offset commit looks like this: the same event again after a restart, now
-    # while two replicas of the group rebalance; and with the inbox forgotten, so only
-    # the deterministic nudge id stands between the event and a second message.
+    # A lost offset commit looks like this: the same event again after a restart; and
+    # with the inbox forgotten, so only the deterministic nudge id stands between the
+    # event and a second message. Two consumers racing on the same event (a rebalance
+    # hands a partition over mid-batch) are the two concurrent apply_events calls.
     await retention.sql("DELETE FROM inbox")
-    async with serving(create_app(settings)) as first, serving(create_app(settings)) as second:
-        retention = Retention(first, kafka, database_url)
+    app = create_app(settings)
+    async with serving(app) as client:
+        retention = Retention(client, kafka, database_url)
         await retention.publish(Topic.EPRO_DUE, [due])
-        await retention.publish(Topic.EPRO_DUE, [due])
-        later = due_event(
-            pid
-        )  # a new occurrence: proves the consumers did run after the duplicates
+        policy = app.state.policy
+        step = service.epro_due_step(policy)
+        await asyncio.gather(
+            *(
+                service.apply_events(
+                    app.state.runtime.pool, f"racer-{i}", [due], step, policy, service.utcnow
+                )
+                for i in range(2)
+            )
+        )
+        later = due_event(pid)  # a new occurrence: proves the consumer ran after the duplicates
         await retention.publish(Topic.EPRO_DUE, [later])
         await retention.nudges_where(pid, 2, status="sent")
-        assert (await second.get(f"/v1/participants/{pid}/nudges", headers=AUTH)).status_code == 200
     rows = await retention.sql(
         "SELECT trigger_event_id, count(*) AS n FROM nudges WHERE participant_id = $1 GROUP BY 1",
         pid,
@@ -158,6 +168,7 @@ async def test_third_missed_questionnaire_becomes_a_task_for_the_site_coordinato
     ]
     await retention.publish(Topic.EPRO_MISSED, misses)
     await retention.nudges_where(pid, 1, status="escalated")
+    await retention.nudges_where(pid, 2, status="sent")
     statuses = sorted(n["status"] for n in await retention.nudges(pid))
     assert statuses == ["escalated", "sent", "sent"]
     tasks = (await retention.client.get(f"/v1/sites/{site}/tasks", headers=AUTH)).json()["tasks"]
