@@ -122,7 +122,12 @@ async def test_silent_device_is_nudged_once_then_escalated_and_a_new_reading_clo
         ("device-silent", "sent"),
     ]
     tasks = (await retention.client.get(f"/v1/sites/{site}/tasks", headers=AUTH)).json()["tasks"]
-    assert [t["task_id"] for t in tasks] == [nudges[0]["nudge_id"]]
+    rows = await retention.sql(
+        "SELECT t.task_id, p.site_id FROM coordinator_tasks t LEFT JOIN participants p"
+        " USING (participant_id) WHERE t.participant_id = $1",
+        pid,
+    )
+    assert [t["task_id"] for t in tasks] == [nudges[0]["nudge_id"]], (site, rows, nudges)
 
     fresh = ReadingReceived.model_validate({**reading(pid, "watch-1"), "event_id": uuid4()})
     await retention.publish(Topic.READINGS, [fresh])
