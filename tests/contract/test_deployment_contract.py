@@ -36,3 +36,10 @@ def test_compose_uses_apache_kafka_in_kraft_mode() -> None:
     kafka = compose()["kafka"]
     assert kafka["image"].startswith("apache/kafka")
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+
+
+def test_the_image_installs_every_service() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "./services/*/" in dockerfile or all(
+        f"./services/{s.name}" in dockerfile for s in discover_services()
+    )

@@ -18,6 +18,9 @@ class Topic(StrEnum):
     VISITS = "trialstream.visits.v1"
     VISIT_REMINDERS = "trialstream.visit-reminders.v1"
     VISIT_PROPOSALS = "trialstream.visit-proposals.v1"
+    # retention (NudgeSent, CoordinatorTaskCreated)
+    NUDGES = "trialstream.nudges.v1"
+    COORDINATOR_TASKS = "trialstream.coordinator-tasks.v1"
 
 
 # Topics whose latest value per key is the state (participant -> site): compacted.

@@ -1,0 +1,1 @@
+"""trialstream retention service."""

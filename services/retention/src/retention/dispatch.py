@@ -1,0 +1,118 @@
+"""The dispatcher: queued nudges whose time has come go out through the channel.
+
+Rows are claimed with FOR UPDATE SKIP LOCKED, so replicas share the queue and a nudge
+is handed to the channel by one of them only. The status, the journey step and the
+NudgeSent event commit together after the channel answered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+
+import asyncpg
+import structlog
+from trialstream.db import DbConnection
+from trialstream.events.nudges import NudgeSent
+from trialstream.events.topics import Topic
+from trialstream.outbox import enqueue
+
+from retention import journal, repository
+from retention.channels import Channel, Delivery, Outgoing
+from retention.service import Clock
+
+log = structlog.get_logger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channel: Channel,
+        clock: Clock,
+        *,
+        max_dispatches: int = 5,
+        retry_after: timedelta = timedelta(seconds=30),
+        batch: int = 50,
+    ) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._clock = clock
+        self._max = max_dispatches
+        self._retry_after = retry_after
+        self._batch = batch
+
+    async def dispatch_once(self) -> int:
+        """Send what is due now; returns how many nudges were handed to the channel."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await journal.claim_due(conn, self._clock(), self._batch)
+            if not rows:
+                return 0
+            outgoing = [
+                Outgoing(
+                    r["nudge_id"],
+                    r["participant_id"],
+                    r["kind"],
+                    r["channel"],
+                    r["language"],
+                    r["body"],
+                    r["address"],
+                )
+                for r in rows
+            ]
+            results = await asyncio.gather(*(self._channel.deliver(n) for n in outgoing))
+            now = self._clock()
+            for row, nudge, result in zip(rows, outgoing, results, strict=True):
+                await self._record(conn, row, nudge, result, now)
+        return len(rows)
+
+    async def _record(
+        self,
+        conn: DbConnection,
+        row: asyncpg.Record,
+        nudge: Outgoing,
+        result: Delivery,
+        now: datetime,
+    ) -> None:
+        nid = nudge.nudge_id
+        if result.ok:
+            await journal.mark_sent(conn, nid, now, result.delivered)
+            await repository.journey(
+                conn, nid, "sent", now, f"{self._channel.name}: {result.detail}"
+            )
+            if result.delivered:
+                await repository.journey(conn, nid, "delivered", now, self._channel.name)
+            event = NudgeSent(
+                participant_id=nudge.participant_id,
+                nudge_id=nid,
+                kind=nudge.kind,
+                channel=nudge.channel,
+                language=nudge.language,
+                trigger_event_id=row["trigger_event_id"],
+                sent_at=now,
+            )
+            await enqueue(conn, Topic.NUDGES, [(nudge.participant_id, event)])
+            return
+        dispatches = row["dispatches"] + 1
+        if result.permanent or dispatches >= self._max:
+            await journal.mark_failed(conn, nid, result.detail)
+            await repository.journey(
+                conn, nid, "failed", now, f"after {dispatches} dispatches: {result.detail}"
+            )
+            return
+        later = now + self._retry_after * 2 ** (dispatches - 1)
+        await journal.retry_later(conn, nid, later, result.detail)
+        await repository.journey(
+            conn, nid, "retry", now, f"{result.detail}; next at {later.isoformat()}"
+        )
+
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                sent = await self.dispatch_once()
+            except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
+                log.warning("dispatch failed, will retry", error=repr(exc))
+                sent = 0
+            if sent < self._batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval)

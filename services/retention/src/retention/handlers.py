@@ -1,0 +1,65 @@
+"""Thin subscribers: each trigger topic works on its own; readings in large batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
+from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.readings import ReadingReceived
+from trialstream.events.topics import Topic
+from trialstream.events.visits import VisitChanged, VisitReminderDue
+from trialstream.runtime import Runtime
+
+from retention import repository, service
+from retention.service import Clock, Policy, Step
+from retention.settings import RetentionSettings
+
+PARTICIPANTS_GROUP = "retention-participants"
+READINGS_GROUP = "retention-readings"
+# topic -> (consumer group, contract, use case)
+TRIGGER_GROUPS = {
+    Topic.EPRO_DUE: "retention-epro-due",
+    Topic.EPRO_MISSED: "retention-epro-missed",
+    Topic.EPRO_RESPONSES: "retention-epro-responses",
+    Topic.VISITS: "retention-visits",
+    Topic.VISIT_REMINDERS: "retention-visit-reminders",
+}
+
+
+def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clock: Clock) -> None:
+    dead_letters = dead_letter_sender(runtime.broker)
+    session = settings.kafka_session_timeout_ms
+
+    def on(topic: Topic, model: type[Any], group: str, handle: Any, max_records: int = 500) -> None:
+        consumer = BatchConsumer(
+            model=model, group=group, handle=handle, send_dead_letters=dead_letters
+        )
+        subscribe_batches(
+            runtime.broker, topic, consumer, session_timeout_ms=session, max_records=max_records
+        )
+
+    def trigger(topic: Topic, model: type[Any], step: Step[Any]) -> None:
+        group = TRIGGER_GROUPS[topic]
+
+        async def handle(events: Sequence[Any]) -> None:
+            await service.apply_events(runtime.pool, group, events, step, policy, clock)
+
+        on(topic, model, group, handle)
+
+    trigger(Topic.EPRO_DUE, QuestionnaireDue, service.epro_due_step(policy))
+    trigger(Topic.EPRO_MISSED, QuestionnaireMissed, service.epro_missed_step(policy))
+    trigger(Topic.EPRO_RESPONSES, ResponseSubmitted, service.response_step(policy))
+    trigger(Topic.VISITS, VisitChanged, service.visit_step(policy))
+    trigger(Topic.VISIT_REMINDERS, VisitReminderDue, service.reminder_step(policy))
+
+    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+        await repository.upsert_participants(runtime.pool, events)
+
+    async def on_readings(readings: Sequence[ReadingReceived]) -> None:
+        await service.record_readings(runtime.pool, readings, clock)
+
+    on(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
+    on(Topic.READINGS, ReadingReceived, READINGS_GROUP, on_readings, settings.readings_max_batch)

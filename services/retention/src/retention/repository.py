@@ -1,0 +1,231 @@
+"""Retention's SQL: participants, preferences, engagement, nudges and their journey."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, fields
+from datetime import datetime, time
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from trialstream.db import DbConnection
+from trialstream.events.participants import ParticipantEnrolled
+
+from retention.domain import ChannelKind, Decision, Preferences, Trigger
+from retention.triggers import Engagement
+
+_UPSERT_PARTICIPANTS = """
+INSERT INTO participants (participant_id, site_id, timezone, updated_at)
+SELECT p, s, tz, now() FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, s, tz)
+ON CONFLICT (participant_id) DO UPDATE
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
+"""
+_PUT_PREFERENCES = """
+INSERT INTO preferences (participant_id, language, timezone, channel, opted_out, quiet_start,
+                         quiet_end, max_per_day, address, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+ON CONFLICT (participant_id) DO UPDATE SET language = $2, timezone = $3, channel = $4,
+    opted_out = $5, quiet_start = $6, quiet_end = $7, max_per_day = $8, address = $9, updated_at = now()
+"""
+_PROFILE = """
+SELECT pr.language, COALESCE(pr.timezone, pa.timezone, 'UTC') AS timezone, pr.channel,
+       pr.opted_out, pr.quiet_start, pr.quiet_end, pr.max_per_day, pa.site_id
+FROM (SELECT $1::text AS participant_id) AS me
+LEFT JOIN preferences pr USING (participant_id)
+LEFT JOIN participants pa USING (participant_id)
+"""
+_ENGAGEMENT_COLUMNS = ", ".join(f.name for f in fields(Engagement))
+_ENSURE_ENGAGEMENT = "INSERT INTO engagement (participant_id) VALUES ($1) ON CONFLICT DO NOTHING"
+_LOCK_ENGAGEMENT = (
+    f"SELECT {_ENGAGEMENT_COLUMNS} FROM engagement WHERE participant_id = $1 FOR UPDATE"  # noqa: S608
+)
+_SAVE_ENGAGEMENT = f"""
+UPDATE engagement SET ({_ENGAGEMENT_COLUMNS}, updated_at) =
+    ({", ".join(f"${i + 2}" for i in range(len(fields(Engagement))))}, now())
+WHERE participant_id = $1
+"""  # noqa: S608 - constant column list
+_OPEN_OCCURRENCE = """
+INSERT INTO open_occurrences (occurrence_id, participant_id, due_at) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+"""
+_CLOSE_OCCURRENCE = "DELETE FROM open_occurrences WHERE occurrence_id = $1 RETURNING due_at"
+_SCHEDULED = """
+SELECT send_at FROM nudges
+WHERE participant_id = $1 AND status IN ('queued', 'sent') AND send_at >= $2
+"""
+_INSERT_NUDGE = """
+INSERT INTO nudges (nudge_id, participant_id, kind, trigger_event_id, target, status,
+                    suppress_reason, channel, language, tone, body, send_at, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+ON CONFLICT (nudge_id) DO NOTHING RETURNING nudge_id
+"""
+_JOURNEY = "INSERT INTO nudge_journey (nudge_id, step, at, detail) VALUES ($1, $2, $3, $4)"
+_INSERT_TASK = """
+INSERT INTO coordinator_tasks (task_id, participant_id, kind, reason) VALUES ($1, $2, $3, $4)
+"""
+_ACTED_ON = """
+WITH done AS (
+    UPDATE nudges SET acted_on_at = $2::timestamptz
+    WHERE target = ANY($1::text[]) AND acted_on_at IS NULL AND status = 'sent'
+    RETURNING nudge_id
+), cancelled AS (
+    UPDATE nudges SET status = 'suppressed', suppress_reason = 'done-before-send'
+    WHERE target = ANY($1::text[]) AND status = 'queued'
+    RETURNING nudge_id
+)
+INSERT INTO nudge_journey (nudge_id, step, at, detail)
+SELECT nudge_id, 'acted-on', $2::timestamptz, '' FROM done
+UNION ALL
+SELECT nudge_id, 'suppressed', $2::timestamptz, 'done-before-send: the task was completed first' FROM cancelled
+"""
+_TOUCH_ACTIVITY = """
+INSERT INTO device_activity (participant_id, last_reading_at, updated_at)
+SELECT p, t, now() FROM unnest($1::text[], $2::timestamptz[]) AS a(p, t)
+ON CONFLICT (participant_id) DO UPDATE
+SET last_reading_at = GREATEST(device_activity.last_reading_at, EXCLUDED.last_reading_at),
+    updated_at = now()
+"""
+_ACTIVE_HOURS = """
+INSERT INTO active_hours (participant_id, hour)
+SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT DO NOTHING
+"""
+_SILENT = """
+SELECT participant_id, last_reading_at FROM device_activity
+WHERE last_reading_at < $1 ORDER BY participant_id
+"""
+
+
+async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled]) -> None:
+    latest = {e.participant_id: e for e in events}
+    await pool.execute(
+        _UPSERT_PARTICIPANTS,
+        list(latest),
+        [e.site_id for e in latest.values()],
+        [e.timezone for e in latest.values()],
+    )
+
+
+async def put_preferences(
+    pool: asyncpg.Pool,
+    participant_id: str,
+    prefs: Preferences,
+    *,
+    timezone: str | None,
+    cap: int | None,
+    address: str | None,
+) -> None:
+    """`timezone` None: follow the enrolment's; `cap` None: the service default."""
+    await pool.execute(
+        _PUT_PREFERENCES,
+        participant_id,
+        prefs.language,
+        timezone,
+        str(prefs.channel),
+        sorted(str(c) for c in prefs.opted_out),
+        prefs.quiet_start,
+        prefs.quiet_end,
+        cap,
+        address,
+    )
+
+
+async def profile(
+    conn: DbConnection | asyncpg.Pool, participant_id: str, default_cap: int
+) -> tuple[Preferences, str | None]:
+    """The participant's preferences (defaults where unset) and site (None if unknown)."""
+    row = await conn.fetchrow(_PROFILE, participant_id)
+    assert row is not None
+    prefs = Preferences(
+        language=row["language"] or "en",
+        timezone=row["timezone"],
+        channel=ChannelKind(row["channel"] or "push"),
+        opted_out=frozenset(ChannelKind(c) for c in row["opted_out"] or ()),
+        quiet_start=row["quiet_start"] or time(21, 0),
+        quiet_end=row["quiet_end"] or time(8, 0),
+        max_per_day=default_cap if row["max_per_day"] is None else row["max_per_day"],
+    )
+    return prefs, row["site_id"]
+
+
+async def lock_engagement(conn: DbConnection, participant_id: str) -> Engagement:
+    """Serialises all decisions for one participant (consumers and the sweep)."""
+    await conn.execute(_ENSURE_ENGAGEMENT, participant_id)
+    row = await conn.fetchrow(_LOCK_ENGAGEMENT, participant_id)
+    assert row is not None
+    return Engagement(**dict(row))
+
+
+async def save_engagement(conn: DbConnection, participant_id: str, state: Engagement) -> None:
+    await conn.execute(_SAVE_ENGAGEMENT, participant_id, *astuple(state))
+
+
+async def open_occurrence(conn: DbConnection, occurrence: UUID, pid: str, due: datetime) -> None:
+    await conn.execute(_OPEN_OCCURRENCE, occurrence, pid, due)
+
+
+async def close_occurrence(conn: DbConnection, occurrence: UUID | None) -> datetime | None:
+    if occurrence is None:
+        return None
+    due: datetime | None = await conn.fetchval(_CLOSE_OCCURRENCE, occurrence)
+    return due
+
+
+async def scheduled_times(
+    conn: DbConnection, participant_id: str, since: datetime
+) -> list[datetime]:
+    return [r["send_at"] for r in await conn.fetch(_SCHEDULED, participant_id, since)]
+
+
+async def insert_nudge(
+    conn: DbConnection, trigger: Trigger, decision: Decision, status: str
+) -> bool:
+    """False if this nudge id exists already (the trigger was seen before)."""
+    row = await conn.fetchrow(
+        _INSERT_NUDGE,
+        trigger.nudge_id,
+        trigger.participant_id,
+        str(trigger.kind),
+        trigger.source_event_id,
+        trigger.target,
+        status,
+        None if decision.reason is None else str(decision.reason),
+        None if decision.channel is None else str(decision.channel),
+        decision.language,
+        decision.tone,
+        decision.text,
+        decision.send_at,
+    )
+    return row is not None
+
+
+async def journey(
+    conn: DbConnection, nudge_id: UUID, step: str, at: datetime, detail: str = ""
+) -> None:
+    await conn.execute(_JOURNEY, nudge_id, step, at, detail)
+
+
+async def insert_task(conn: DbConnection, trigger: Trigger) -> None:
+    await conn.execute(
+        _INSERT_TASK, trigger.nudge_id, trigger.participant_id, str(trigger.kind), trigger.reason
+    )
+
+
+async def acted_on(conn: DbConnection | asyncpg.Pool, targets: Sequence[str], at: datetime) -> None:
+    if targets:
+        await conn.execute(_ACTED_ON, list(targets), at)
+
+
+async def record_activity(
+    conn: DbConnection, last_seen: dict[str, datetime], hours: set[tuple[str, datetime]]
+) -> None:
+    await conn.execute(_TOUCH_ACTIVITY, list(last_seen), list(last_seen.values()))
+    await conn.execute(_ACTIVE_HOURS, [p for p, _ in hours], [h for _, h in hours])
+
+
+async def silent_since(pool: asyncpg.Pool, before: datetime) -> list[tuple[str, datetime]]:
+    return [(r[0], r[1]) for r in await pool.fetch(_SILENT, before)]
+
+
+def row_dict(row: asyncpg.Record) -> dict[str, Any]:
+    return dict(row)

@@ -1,0 +1,215 @@
+"""Retention use cases: consumed events and the silence sweep become recorded nudge
+decisions, each in one transaction with the inbox claim and any outgoing event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+import asyncpg
+from trialstream.db import DbConnection
+from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
+from trialstream.events.nudges import CoordinatorTaskCreated
+from trialstream.events.readings import ReadingReceived
+from trialstream.events.topics import Topic
+from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus
+from trialstream.inbox import claim_new
+from trialstream.outbox import enqueue
+
+from retention import repository, triggers
+from retention.domain import Outcome, Preferences, Trigger, decide
+from retention.triggers import EscalationPolicy, SilencePolicy
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Policy:
+    default_cap: int = 3
+    escalation: EscalationPolicy = field(default_factory=EscalationPolicy)
+    silence: SilencePolicy = field(default_factory=SilencePolicy)
+
+
+_STATUS = {Outcome.SEND: "queued", Outcome.SUPPRESS: "suppressed", Outcome.ESCALATE: "escalated"}
+
+
+async def record_decision(
+    conn: DbConnection, trigger: Trigger, prefs: Preferences, site: str | None, now: datetime
+) -> bool:
+    """Decide and record one trigger; False if its nudge id was recorded before."""
+    scheduled = await repository.scheduled_times(
+        conn, trigger.participant_id, now - timedelta(days=2)
+    )
+    decision = decide(trigger, prefs, scheduled, now)
+    if not await repository.insert_nudge(conn, trigger, decision, _STATUS[decision.outcome]):
+        return False
+    nudge = trigger.nudge_id
+    via = decision.channel or "-"
+    intended = f"{trigger.kind} via {via} in {decision.language} ({decision.tone})"
+    await repository.journey(conn, nudge, "intended", now, intended)
+    if decision.outcome is Outcome.SUPPRESS:
+        await repository.journey(
+            conn, nudge, "suppressed", now, f"{decision.reason}: {decision.detail}"
+        )
+    elif decision.outcome is Outcome.ESCALATE:
+        await repository.insert_task(conn, trigger)
+        await repository.journey(conn, nudge, "escalated", now, decision.detail)
+        event = CoordinatorTaskCreated(
+            participant_id=trigger.participant_id,
+            site_id=site,
+            task_id=nudge,
+            kind=str(trigger.kind),
+            reason=trigger.reason,
+            trigger_event_id=trigger.source_event_id,
+        )
+        await enqueue(conn, Topic.COORDINATOR_TASKS, [(trigger.participant_id, event)])
+    else:
+        assert decision.send_at is not None
+        detail = decision.detail or f"send at {decision.send_at.isoformat()}"
+        await repository.journey(conn, nudge, "queued", now, detail)
+    return True
+
+
+class _Participant(Protocol):
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def participant_id(self) -> str: ...
+
+
+P = TypeVar("P", bound=_Participant)
+Step = Callable[[DbConnection, P, Preferences, str | None, datetime], Awaitable[None]]
+
+
+async def apply_events(
+    pool: asyncpg.Pool,
+    consumer: str,
+    events: Sequence[P],
+    step: Step[P],
+    policy: Policy,
+    clock: Clock,
+) -> None:
+    """Run `step` for each new event, in one transaction with the inbox claim. Events are
+    taken participant by participant (stable, so each one's order holds), which keeps
+    the per-participant row locks in one global order."""
+    now = clock()
+    async with pool.acquire() as conn, conn.transaction():
+        new = await claim_new(conn, consumer, [e.event_id for e in events])
+        for event in sorted(events, key=lambda e: e.participant_id):
+            if event.event_id not in new:
+                continue
+            new.discard(event.event_id)  # the same event twice in one batch
+            await repository.lock_engagement(conn, event.participant_id)
+            prefs, site = await repository.profile(conn, event.participant_id, policy.default_cap)
+            await step(conn, event, prefs, site, now)
+
+
+def epro_due_step(policy: Policy) -> Step[QuestionnaireDue]:
+    async def step(
+        conn: DbConnection, e: QuestionnaireDue, prefs: Preferences, site: str | None, now: datetime
+    ) -> None:
+        await repository.open_occurrence(conn, e.occurrence_id, e.participant_id, e.due_at)
+        await record_decision(conn, triggers.epro_due(e), prefs, site, now)
+
+    return step
+
+
+def epro_missed_step(policy: Policy) -> Step[QuestionnaireMissed]:
+    async def step(
+        conn: DbConnection,
+        e: QuestionnaireMissed,
+        prefs: Preferences,
+        site: str | None,
+        now: datetime,
+    ) -> None:
+        state = await repository.lock_engagement(conn, e.participant_id)
+        state, trigger = triggers.epro_missed(e, state, policy.escalation)
+        await repository.save_engagement(conn, e.participant_id, state)
+        await repository.close_occurrence(conn, e.occurrence_id)
+        await record_decision(conn, trigger, prefs, site, now)
+
+    return step
+
+
+def response_step(policy: Policy) -> Step[ResponseSubmitted]:
+    async def step(
+        conn: DbConnection,
+        e: ResponseSubmitted,
+        prefs: Preferences,
+        site: str | None,
+        now: datetime,
+    ) -> None:
+        state = await repository.lock_engagement(conn, e.participant_id)
+        due_at = await repository.close_occurrence(conn, e.occurrence_id)
+        state, milestone = triggers.response_submitted(e, state, due_at, prefs.timezone)
+        await repository.save_engagement(conn, e.participant_id, state)
+        if e.occurrence_id is not None:
+            await repository.acted_on(conn, [f"epro:{e.occurrence_id}"], e.submitted_at)
+        if milestone is not None:
+            await record_decision(conn, milestone, prefs, site, now)
+
+    return step
+
+
+def visit_step(policy: Policy) -> Step[VisitChanged]:
+    async def step(
+        conn: DbConnection, e: VisitChanged, prefs: Preferences, site: str | None, now: datetime
+    ) -> None:
+        state = await repository.lock_engagement(conn, e.participant_id)
+        state, trigger = triggers.visit_changed(e, state, policy.escalation)
+        await repository.save_engagement(conn, e.participant_id, state)
+        if e.status is VisitStatus.COMPLETED:
+            await repository.acted_on(conn, [f"visit:{e.visit_id}"], e.occurred_at)
+        if trigger is not None:
+            await record_decision(conn, trigger, prefs, site, now)
+
+    return step
+
+
+def reminder_step(policy: Policy) -> Step[VisitReminderDue]:
+    async def step(
+        conn: DbConnection, e: VisitReminderDue, prefs: Preferences, site: str | None, now: datetime
+    ) -> None:
+        await record_decision(conn, triggers.visit_reminder(e, prefs.timezone), prefs, site, now)
+
+    return step
+
+
+async def record_readings(
+    pool: asyncpg.Pool, readings: Sequence[ReadingReceived], clock: Clock
+) -> None:
+    """Per batch: the last reading and the hours with data per participant, and any
+    silence nudge now acted on. Idempotent, so no inbox row per reading is needed."""
+    now = clock()
+    last: dict[str, datetime] = {}
+    hours: set[tuple[str, datetime]] = set()
+    for r in readings:
+        at = min(r.measured_at, now)  # a device clock ahead must not hide a later silence
+        if at > last.get(r.participant_id, at - timedelta(seconds=1)):
+            last[r.participant_id] = at
+        hours.add((r.participant_id, at.replace(minute=0, second=0, microsecond=0)))
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.record_activity(conn, last, hours)
+        await repository.acted_on(conn, [f"device:{p}" for p in last], now)
+
+
+async def sweep_silence(pool: asyncpg.Pool, policy: Policy, now: datetime) -> int:
+    """Wall-clock check for low wear time and silent devices; returns nudges recorded.
+    Safe to run in every replica at once: the nudge ids are derived from the silence
+    episode, so a second sweep finds them already recorded."""
+    shortest = min(policy.silence.low_wear_waking_hours, policy.silence.silent_hours)
+    recorded = 0
+    for participant, last in await repository.silent_since(pool, now - timedelta(hours=shortest)):
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.lock_engagement(conn, participant)
+            prefs, site = await repository.profile(conn, participant, policy.default_cap)
+            for trigger in triggers.silence_triggers(participant, last, now, prefs, policy.silence):
+                recorded += await record_decision(conn, trigger, prefs, site, now)
+    return recorded

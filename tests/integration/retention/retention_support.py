@@ -1,0 +1,111 @@
+"""Helpers for retention's integration tests (a client wrapper, events, a gateway)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+from helpers import eventually, unique_id
+from retention.settings import RetentionSettings
+from trialstream.events.base import Event
+from trialstream.events.epro import QuestionnaireDue
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.topics import Topic
+from trialstream.kafka import make_broker
+from trialstream.publishing import publish_events
+
+ADMIN = "retention-admin"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+NO_QUIET_HOURS = {"quiet_start": "00:00", "quiet_end": "00:00"}
+
+
+def settings_for(kafka: str, database_url: str, **overrides: Any) -> RetentionSettings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka,
+        "database_url": database_url,
+        "admin_token": ADMIN,
+        "kafka_session_timeout_ms": 2000,
+        "dispatch_interval_seconds": 0.1,
+        "sweep_interval_seconds": 3600,
+        "risk_interval_seconds": 3600,
+        **overrides,
+    }
+    return RetentionSettings(**values)
+
+
+@dataclass
+class Retention:
+    client: httpx.AsyncClient
+    kafka: str
+    database_url: str
+
+    async def publish(self, topic: Topic, events: Sequence[Event]) -> None:
+        broker = make_broker(self.kafka, client_id="test")
+        await broker.start()
+        try:
+            await publish_events(
+                broker, topic, [(getattr(e, "participant_id", None), e) for e in events]
+            )
+        finally:
+            await broker.stop()
+
+    async def participant(self, site: str | None = None, **prefs: Any) -> str:
+        pid = unique_id("P")
+        if site is not None:
+            await self.publish(
+                Topic.PARTICIPANTS, [ParticipantEnrolled(participant_id=pid, site_id=site)]
+            )
+        r = await self.client.put(
+            f"/v1/admin/participants/{pid}/preferences",
+            json={**NO_QUIET_HOURS, **prefs},
+            headers=AUTH,
+        )
+        assert r.status_code == 200, r.text
+        return pid
+
+    async def nudges(self, pid: str) -> list[dict[str, Any]]:
+        r = await self.client.get(f"/v1/participants/{pid}/nudges", headers=AUTH)
+        assert r.status_code == 200, r.text
+        return list(r.json()["nudges"])
+
+    async def nudges_where(self, pid: str, count: int, **equal: Any) -> list[dict[str, Any]]:
+        async def check() -> list[dict[str, Any]] | None:
+            found = [n for n in await self.nudges(pid) if all(n[k] == v for k, v in equal.items())]
+            return found if len(found) >= count else None
+
+        return await eventually(check)
+
+    async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(
+            self.database_url, server_settings={"search_path": "retention"}
+        )
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+
+def due_event(pid: str, hours_open: float = 12) -> QuestionnaireDue:
+    now = datetime.now(UTC)
+    return QuestionnaireDue(
+        participant_id=pid,
+        occurrence_id=uuid4(),
+        questionnaire_id="daily-diary",
+        questionnaire_version=1,
+        due_at=now - timedelta(seconds=1),
+        expires_at=now + timedelta(hours=hours_open),
+    )
+
+
+@dataclass
+class Gateway:
+    """A real HTTP server on 127.0.0.1 answering with scripted status codes."""
+
+    statuses: list[int]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
