@@ -60,6 +60,12 @@ class Retention:
             await self.publish(
                 Topic.PARTICIPANTS, [ParticipantEnrolled(participant_id=pid, site_id=site)]
             )
+            # Enrolments and triggers travel on different topics, read by different consumer
+            # groups: nothing orders them. A test that needs the site must wait for it, as
+            # the service itself joins the site at query time.
+            await eventually(
+                lambda: self.sql("SELECT 1 FROM participants WHERE participant_id = $1", pid)
+            )
         r = await self.client.put(
             f"/v1/admin/participants/{pid}/preferences",
             json={**NO_QUIET_HOURS, **prefs},
