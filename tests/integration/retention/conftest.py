@@ -33,7 +33,9 @@ def gateway() -> Iterator[Gateway]:
                 gw.requests.append(
                     {"body": body, "idempotency_key": self.headers["Idempotency-Key"]}
                 )
-                status = gw.statuses.pop(0) if gw.statuses else 200
+                mine = gw.scripted.get(body.get("participant_id", ""))
+                queue = mine if mine is not None else gw.statuses
+                status = queue.pop(0) if queue else 200
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

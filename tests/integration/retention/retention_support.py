@@ -115,3 +115,9 @@ class Gateway:
     statuses: list[int]
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    # Scripted answers for one participant's nudges: the shared broker can hold other
+    # tests' triggers, whose nudges would otherwise take the scripted answers first.
+    scripted: dict[str, list[int]] = field(default_factory=dict)
+
+    def requests_for(self, participant_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["body"].get("participant_id") == participant_id]

@@ -44,18 +44,19 @@ async def test_webhook_client_error_is_permanent_and_not_retried(gateway: Gatewa
 async def test_webhook_nudge_is_sent_once_then_receipts_record_delivery_and_open(
     kafka: str, database_url: str, gateway: Gateway
 ) -> None:
-    gateway.statuses[:] = [502]
     settings = settings_for(
         kafka, database_url, webhook_url=gateway.url, webhook_backoff_seconds=0.05
     )
     async with serving(create_app(settings)) as client:
         retention = Retention(client, kafka, database_url)
         pid = await retention.participant(channel="email", address="someone@example.org")
+        gateway.scripted[pid] = [502]
         await retention.publish(Topic.EPRO_DUE, [due_event(pid)])
         [nudge] = await retention.nudges_where(pid, 1, status="sent")
         assert [s["step"] for s in nudge["journey"]] == ["intended", "queued", "sent"]
         assert nudge["journey"][-1]["detail"] == "webhook: HTTP 200 on attempt 2"
-        assert [r["body"]["address"] for r in gateway.requests] == ["someone@example.org"] * 2
+        sent = gateway.requests_for(pid)
+        assert [r["body"]["address"] for r in sent] == ["someone@example.org"] * 2
         url = f"/v1/nudges/{nudge['nudge_id']}/receipts"
         opened = datetime.now(UTC).replace(microsecond=0)
         assert (
