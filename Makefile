@@ -9,7 +9,7 @@ PACKAGES := -e shared $(foreach s,$(SERVICES),-e services/$(s))
 STAMP := $(VENV)/.installed
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test test-unit test-integration lint format bench bench-anomaly constraints clean
+.PHONY: install run test test-unit test-integration lint format bench bench-anomaly catalog constraints clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ bench: install
 # `python -m benchmarks.anomaly.live` measures the live consumer.
 bench-anomaly: install
 	$(BIN)/python -m benchmarks.anomaly $(ARGS)
+
+# The event catalogue (AsyncAPI) and each service's OpenAPI under docs/catalog/, from the
+# code; a contract test fails when the checked-in copy is stale.
+catalog: install
+	$(BIN)/trialstream catalog --out docs/catalog
 
 # Re-pin after changing a dependency: names and versions only, no download addresses.
 constraints:

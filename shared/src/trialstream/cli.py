@@ -241,6 +241,17 @@ def simulate(
         asyncio.run(run_fleet(config))
 
 
+@app.command()
+def catalog(
+    out: Annotated[Path, typer.Option(help="Folder for the documents.")] = Path("docs/catalog"),
+) -> None:
+    """Write the event catalogue (AsyncAPI) and each HTTP service's OpenAPI, from the code."""
+    from trialstream.catalog import write
+
+    for path in write(out, discover_services()):
+        typer.echo(f"wrote {path}")
+
+
 def _register_plugin_commands() -> None:
     for ep in entry_points(group="trialstream.commands"):
         try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from importlib.resources.abc import Traversable
 
+from trialstream.events.topics import Topic
+
 
 @dataclass(frozen=True)
 class ServiceInfo:
@@ -21,6 +23,9 @@ class ServiceInfo:
     base_port: int  # replica i listens on base_port + 10 * i
     env_prefix: str  # e.g. "INGEST_" for its settings
     order: int = 50  # start order (lower first)
+    # What it publishes and subscribes to: the event catalogue (`trialstream catalog`).
+    produces: tuple[Topic, ...] = ()
+    consumes: tuple[Topic, ...] = ()
 
     def port_of(self, replica: int) -> int:
         return self.base_port + 10 * replica

@@ -1,5 +1,6 @@
 from importlib.resources import files
 
+from trialstream.events.topics import Topic
 from trialstream.services import ServiceInfo
 
 SERVICE = ServiceInfo(
@@ -10,4 +11,6 @@ SERVICE = ServiceInfo(
     base_port=8003,
     env_prefix="ANOMALY_",
     order=20,
+    produces=(Topic.ALERTS, Topic.ALERT_EPISODES_ENDED),
+    consumes=(Topic.READINGS,),
 )

@@ -1,5 +1,6 @@
 from importlib.resources import files
 
+from trialstream.events.topics import Topic
 from trialstream.services import ServiceInfo
 
 SERVICE = ServiceInfo(
@@ -10,4 +11,6 @@ SERVICE = ServiceInfo(
     base_port=8001,
     env_prefix="INGEST_",
     order=10,
+    produces=(Topic.READINGS, Topic.PARTICIPANTS),
+    consumes=(Topic.READINGS,),
 )

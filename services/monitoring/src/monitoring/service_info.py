@@ -1,5 +1,6 @@
 from importlib.resources import files
 
+from trialstream.events.topics import Topic
 from trialstream.services import ServiceInfo
 
 SERVICE = ServiceInfo(
@@ -10,4 +11,6 @@ SERVICE = ServiceInfo(
     base_port=8002,
     env_prefix="MONITORING_",
     order=30,
+    produces=(Topic.ALERT_ACKNOWLEDGEMENTS,),
+    consumes=(Topic.ALERTS, Topic.ALERT_EPISODES_ENDED, Topic.PARTICIPANTS),
 )

@@ -1,5 +1,6 @@
 from importlib.resources import files
 
+from trialstream.events.topics import Topic
 from trialstream.services import ServiceInfo
 
 SERVICE = ServiceInfo(
@@ -10,4 +11,14 @@ SERVICE = ServiceInfo(
     base_port=8006,
     env_prefix="RETENTION_",
     order=40,
+    produces=(Topic.NUDGES, Topic.COORDINATOR_TASKS),
+    consumes=(
+        Topic.EPRO_DUE,
+        Topic.EPRO_MISSED,
+        Topic.EPRO_RESPONSES,
+        Topic.VISITS,
+        Topic.VISIT_REMINDERS,
+        Topic.READINGS,
+        Topic.PARTICIPANTS,
+    ),
 )

@@ -1,5 +1,6 @@
 from importlib.resources import files
 
+from trialstream.events.topics import Topic
 from trialstream.services import ServiceInfo
 
 SERVICE = ServiceInfo(
@@ -10,4 +11,6 @@ SERVICE = ServiceInfo(
     base_port=8005,
     env_prefix="TELEHEALTH_",
     order=40,
+    produces=(Topic.VISITS, Topic.VISIT_REMINDERS, Topic.VISIT_PROPOSALS),
+    consumes=(Topic.ALERTS, Topic.PARTICIPANTS),
 )

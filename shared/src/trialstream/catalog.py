@@ -1,0 +1,138 @@
+"""The event catalogue, generated from the code: an AsyncAPI 3.0 document of every topic,
+the pydantic contracts it carries and the services that send and receive it, plus the
+OpenAPI document of each HTTP service. `trialstream catalog` writes them under
+docs/catalog/; a test keeps the checked-in copy current.
+
+Our consumers decode records themselves (per record, with a dead-letter path) and publish
+through the outbox, so FastStream's own AsyncAPI generator would see untyped subscribers
+and no publishers; the contracts are declared here instead, next to the topics."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from trialstream.events import (
+    AlertAcknowledged,
+    AlertEpisodeEnded,
+    AlertRaised,
+    DeadLetter,
+    Event,
+    ParticipantEnrolled,
+    QuestionnaireDue,
+    QuestionnaireMissed,
+    ReadingReceived,
+    ResponseSubmitted,
+    Topic,
+    UrgentVisitProposed,
+    VisitChanged,
+    VisitReminderDue,
+)
+from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
+from trialstream.services import ServiceInfo
+
+# What each topic carries. A topic missing here fails the catalogue test.
+CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
+    {
+        Topic.READINGS: (ReadingReceived,),
+        Topic.ALERTS: (AlertRaised,),
+        Topic.ALERT_ACKNOWLEDGEMENTS: (AlertAcknowledged,),
+        Topic.ALERT_EPISODES_ENDED: (AlertEpisodeEnded,),
+        Topic.PARTICIPANTS: (ParticipantEnrolled,),
+        Topic.DEAD_LETTER: (DeadLetter,),
+        Topic.EPRO_DUE: (QuestionnaireDue,),
+        Topic.EPRO_MISSED: (QuestionnaireMissed,),
+        Topic.EPRO_RESPONSES: (ResponseSubmitted,),
+        Topic.VISITS: (VisitChanged,),
+        Topic.VISIT_REMINDERS: (VisitReminderDue,),
+        Topic.VISIT_PROPOSALS: (UrgentVisitProposed,),
+        Topic.NUDGES: (NudgeSent,),
+        Topic.COORDINATOR_TASKS: (CoordinatorTaskCreated,),
+    }
+)
+
+
+def _channel_id(topic: Topic) -> str:
+    return topic.name.lower()
+
+
+def asyncapi(services: Sequence[ServiceInfo]) -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for topic in Topic:
+        refs = {}
+        for event in CONTRACTS[topic]:
+            messages[event.__name__] = {
+                "name": event.__name__,
+                "title": event.__name__,
+                "summary": (event.__doc__ or "").strip().split("\n\n")[0],
+                "contentType": "application/json",
+                "payload": event.model_json_schema(),
+            }
+            refs[event.__name__] = {"$ref": f"#/components/messages/{event.__name__}"}
+        channels[_channel_id(topic)] = {
+            "address": str(topic),
+            "description": "Keyed by participant_id."
+            if topic is not Topic.DEAD_LETTER
+            else "Records no consumer could decode or process, with the reason.",
+            "messages": refs,
+        }
+    operations: dict[str, Any] = {}
+    for info in services:
+        for action, topics in (("send", info.produces), ("receive", info.consumes)):
+            for topic in topics:
+                operations[f"{info.name}.{action}.{_channel_id(topic)}"] = {
+                    "action": action,
+                    "channel": {"$ref": f"#/channels/{_channel_id(topic)}"},
+                    "tags": [{"name": info.name}],
+                }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "trialstream events",
+            "version": "1",
+            "description": "Every topic, its contracts, and which service sends or receives it.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages},
+    }
+
+
+def openapi(info: ServiceInfo) -> dict[str, Any] | None:
+    """The service's OpenAPI document (building its app connects to nothing)."""
+    main = importlib.import_module(f"{info.module}.main")
+    create_app = getattr(main, "create_app", None)
+    if create_app is None:
+        return None
+    document: dict[str, Any] = create_app().openapi()
+    return document
+
+
+def documents(services: Sequence[ServiceInfo]) -> dict[str, str]:
+    """File name -> JSON text, stable (sorted keys), for everything the catalogue holds."""
+    out = {"asyncapi.json": _dump(asyncapi(services))}
+    for info in services:
+        document = openapi(info)
+        if document is not None:
+            out[f"openapi-{info.name}.json"] = _dump(document)
+    return out
+
+
+def write(folder: Path, services: Sequence[ServiceInfo]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in documents(services).items():
+        path = folder / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _dump(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
