@@ -294,22 +294,6 @@ class LimitRule:
         )
 
 
-def score_limit(
-    limit: Limit,
-    rows: Rows,
-    config: ScoringConfig,
-    readings: Sequence[Reading],
-    participants: Sequence[str],
-    model_version: str,
-) -> list[AlertRaised]:
-    """Alerts of one clinical limit for these rows; updates its state in `rows.series`."""
-    band = limit_bands(limit, rows, config)
-    alerts, _ = score_rule(
-        LimitRule(limit), band, rows, config, readings, participants, model_version
-    )
-    return alerts
-
-
 def score_rule(
     spec: BandRule,
     band: npt.NDArray[np.int8],
