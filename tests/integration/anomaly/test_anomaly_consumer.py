@@ -81,6 +81,28 @@ async def test_sustained_tachycardia_becomes_one_explained_alert(
     assert await emitted(database_url, participant) == 1
 
 
+async def test_live_consumer_publishes_the_end_of_an_episode_once(
+    kafka: str, database_url: str
+) -> None:
+    participant = unique_id("P")
+    readings = heart_rates(participant, [70] * 5 + [142.0] * 8 + [71] * 6)
+    async with serving(create_app(settings(kafka, database_url))):
+        await publish(kafka, readings)
+        ends = await eventually(
+            lambda: read_topic(
+                kafka,
+                Topic.ALERT_EPISODES_ENDED,
+                match=lambda v: v.get("participant_id") == participant,
+            )
+        )
+        await publish(kafka, readings[-6:])  # a re-delivery of the closing readings
+        again = await read_topic(
+            kafka, Topic.ALERT_EPISODES_ENDED, match=lambda v: v.get("participant_id") == participant
+        )
+    assert len(ends) == len(again) == 1
+    assert ends[0]["rule"] == (await alerts_for(kafka, participant))[0]["rule"]
+
+
 async def test_restarted_consumer_continues_from_checkpointed_state(
     kafka: str, database_url: str
 ) -> None:

@@ -32,8 +32,10 @@ async def score_batch(
     participant_ids = list(received)
     scorer = Scorer(config, stream_clock=False)  # a batch mixes partitions: see Scorer
     scorer.restore(await repository.load_states(pool, participant_ids))
-    alerts = scorer.score(readings)
-    return await repository.commit_scores(pool, scorer.snapshot(participant_ids), alerts, received)
+    scored = scorer.score_all(readings)
+    return await repository.commit_scores(
+        pool, scorer.snapshot(participant_ids), scored.alerts, received, scored.ended
+    )
 
 
 @dataclass
