@@ -52,6 +52,12 @@ def up(
         typer.Option(help="SERVICE=N: run N processes of a service in one consumer group."),
     ] = [],  # noqa: B006
     simulate: Annotated[bool, typer.Option(help="Start a simulated fleet of wearables.")] = True,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            help="Restart a service process that dies (its replicas take over meanwhile)."
+        ),
+    ] = True,
     participants: Annotated[
         int, typer.Option(min=1, max=5000, help="Simulated participants.")
     ] = 12,
@@ -90,7 +96,7 @@ def up(
         if settings.admin_token
         else secrets.token_urlsafe(24)
     )
-    supervisor = Supervisor(child_env(infra, admin_token), run_dir)
+    supervisor = Supervisor(child_env(infra, admin_token), run_dir, restart=restart)
     try:
         run_prepare(infra, services, settings.topic_partitions)
         for info in services:
@@ -122,7 +128,8 @@ def up(
             _print_credentials(credentials, supervisor)
         typer.echo("Ctrl-C stops everything.")
         while True:
-            supervisor.check_alive()
+            for line in supervisor.restart_exited():
+                typer.secho(line, fg=typer.colors.YELLOW, err=True)
             time.sleep(0.5)
     except SupervisorError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

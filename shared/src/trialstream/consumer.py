@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import BaseModel, ValidationError
 
 from trialstream.events.deadletter import DeadLetter
@@ -58,6 +59,18 @@ BATCH_SECONDS = Histogram(
     "Time to process one consumed batch, commit included",
     ["group"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# What an operator scales on: records behind the end of each partition this process owns
+# (the broker's high watermark minus our position after the last committed batch).
+LAG = Gauge(
+    "trialstream_consumer_lag",
+    "Records between this consumer's position and the partition end, after its last batch",
+    ["group", "topic", "partition"],
+)
+ASSIGNED = Gauge(
+    "trialstream_consumer_assigned_partitions",
+    "Partitions of the topic this process owns in its consumer group",
+    ["group", "topic"],
 )
 
 
@@ -222,6 +235,7 @@ def subscribe_batches(
         batch_timeout_ms=batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
+        listener=AssignmentMetrics(consumer.group, str(topic)),
         decoder=_raw_decoder,
         max_poll_interval_ms=600_000,
         session_timeout_ms=session_timeout_ms,
@@ -238,6 +252,46 @@ def subscribe_batches(
             raise
         await message.ack()
         BATCH_SECONDS.labels(consumer.group).observe(loop.time() - started)
+        await record_lag(message.consumer, consumer.group)
 
     subscriber(on_batch)
     return subscriber
+
+
+class AssignmentMetrics(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Keeps the assigned-partitions gauge current and drops the lag of partitions that
+    moved to another replica, so a scaled-out group's metrics add up."""
+
+    def __init__(self, group: str, topic: str) -> None:
+        self._group, self._topic = group, topic
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            if tp.topic == self._topic:
+                with contextlib.suppress(KeyError):  # no batch was consumed from it yet
+                    LAG.remove(self._group, tp.topic, str(tp.partition))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        mine = [tp for tp in assigned if tp.topic == self._topic]
+        ASSIGNED.labels(self._group, self._topic).set(len(mine))
+        log.info(
+            "partitions assigned",
+            group=self._group,
+            topic=self._topic,
+            partitions=sorted(tp.partition for tp in mine),
+        )
+
+
+async def record_lag(kafka: object, group: str) -> None:
+    if not isinstance(kafka, AIOKafkaConsumer):
+        return  # FastStream's in-memory test broker has no partitions
+    try:
+        for tp in kafka.assignment():
+            end = kafka.highwater(tp)
+            if end is None:
+                continue  # nothing fetched from this partition yet
+            position = await kafka.position(tp)
+            LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, end - position))
+    except (KafkaError, AssertionError) as exc:
+        # A rebalance between the batch and this read: the next batch sets it again.
+        log.debug("consumer lag not recorded", group=group, error=repr(exc))

@@ -2,12 +2,17 @@
 
 Children run in their own sessions, so Ctrl-C reaches only the supervisor, which
 then stops them in order: simulator, services (each finishes its in-flight batch
-and commits), then the embedded broker and database.
+and commits), then the embedded broker and database. A child that dies once the
+platform is up is restarted, like a container under `restart: unless-stopped`, while
+its replicas in the same consumer group take over its partitions; one that keeps
+dying stops everything with its log. `processes.json` in the run folder names the
+pid of every child, for operators (and the scale-out test) to find a replica.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -36,6 +41,10 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
     ready_url: str | None = None
+    argv: list[str] = field(default_factory=list)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    restarts: list[float] = field(default_factory=list)  # monotonic times
+    given_up: bool = False  # exited and, with restarts off, left down
 
     def tail(self, lines: int = 25) -> str:
         try:
@@ -102,22 +111,72 @@ class Supervisor:
     env: dict[str, str]
     log_dir: Path
     children: list[Child] = field(default_factory=list)
+    restart: bool = True
 
     def spawn(
         self, name: str, argv: list[str], extra_env: Mapping[str, str], ready_url: str | None
     ) -> Child:
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+        child = Child(name, self._start(argv, extra_env, log_path, "wb"), log_path, ready_url)
+        child.argv, child.extra_env = argv, extra_env
+        self.children.append(child)
+        self.write_manifest()
+        return child
+
+    def _start(
+        self, argv: list[str], extra_env: Mapping[str, str], log_path: Path, mode: str
+    ) -> subprocess.Popen[bytes]:
+        with log_path.open(mode) as log:
+            return subprocess.Popen(  # noqa: S603 - our own interpreter and modules
                 argv,
                 env={**self.env, **extra_env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        child = Child(name, process, log_path, ready_url)
-        self.children.append(child)
-        return child
+
+    def write_manifest(self) -> None:
+        manifest = [
+            {
+                "name": c.name,
+                "pid": c.process.pid,
+                "ready_url": c.ready_url,
+                "restarts": len(c.restarts),
+                "log": str(c.log_path),
+            }
+            for c in self.children
+        ]
+        (self.log_dir / "processes.json").write_text(json.dumps(manifest, indent=2))
+
+    def restart_exited(self, max_restarts: int = 5, window_s: float = 60.0) -> list[str]:
+        """Restart children that died (unless restarts are off: then each is reported once
+        and left down); return one line per child. A child that died `max_restarts` times
+        within `window_s` is a crash loop: SupervisorError."""
+        said = []
+        now = time.monotonic()
+        for child in self.children:
+            code = child.process.poll()
+            if code is None or child.given_up:
+                continue
+            if not self.restart:
+                child.given_up = True
+                said.append(f"{child.name} exited with code {code}; not restarted (--no-restart)")
+                continue
+            child.restarts = [t for t in child.restarts if now - t < window_s]
+            if len(child.restarts) >= max_restarts:
+                raise SupervisorError(
+                    f"{child.name} exited {max_restarts + 1} times within {window_s:.0f} s "
+                    f"(last code {code}); last lines of {child.log_path}:\n{child.tail()}"
+                )
+            child.restarts.append(now)
+            child.process = self._start(child.argv, child.extra_env, child.log_path, "ab")
+            said.append(
+                f"{child.name} exited with code {code}; restarted as pid {child.process.pid} "
+                f"({len(child.restarts)} in the last {window_s:.0f} s)"
+            )
+        if said:
+            self.write_manifest()
+        return said
 
     def spawn_service(self, info: ServiceInfo, replica: int) -> Child:
         port = info.port_of(replica)

@@ -97,7 +97,9 @@ async def test_live_consumer_publishes_the_end_of_an_episode_once(
         )
         await publish(kafka, readings[-6:])  # a re-delivery of the closing readings
         again = await read_topic(
-            kafka, Topic.ALERT_EPISODES_ENDED, match=lambda v: v.get("participant_id") == participant
+            kafka,
+            Topic.ALERT_EPISODES_ENDED,
+            match=lambda v: v.get("participant_id") == participant,
         )
     assert len(ends) == len(again) == 1
     assert ends[0]["rule"] == (await alerts_for(kafka, participant))[0]["rule"]
