@@ -42,7 +42,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(BIN)/python -m benchmarks.platform_bench $(ARGS)
+	$(BIN)/python -m benchmarks.platform $(ARGS)
 
 # Anomaly scoring on labelled synthetic streams (recall, precision, latency, replay speed);
 # `python -m benchmarks.anomaly.live` measures the live consumer.

@@ -1,0 +1,1 @@
+"""`make bench`: the whole platform, as processes, measured from outside."""
