@@ -2,7 +2,7 @@
 
 Order matters: topics and migrations first (idempotent, safe for replicas that
 start together), then the pool, then the broker (its subscribers may use the
-pool at once), then the outbox relay. Shutdown runs in reverse: the broker stops
+pool at once), then the bulk producer and the outbox relay that uses it. Shutdown runs in reverse: the broker stops
 consuming and finishes its in-flight batch before the pool closes.
 """
 
@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from trialstream.db import create_pool, migrate
 from trialstream.kafka import ensure_topics
 from trialstream.outbox import OutboxRelay
-from trialstream.publishing import publish_raw
+from trialstream.producer import BatchProducer
 from trialstream.services import ServiceInfo
 from trialstream.settings import ServiceSettings
 
@@ -35,12 +35,20 @@ class Runtime:
     settings: ServiceSettings
     broker: KafkaBroker
     _pool: asyncpg.Pool | None = field(default=None, repr=False)
+    _producer: BatchProducer | None = field(default=None, repr=False)
 
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("the database pool is not open yet (service not started)")
         return self._pool
+
+    @property
+    def producer(self) -> BatchProducer:
+        """Bulk keyed publishing (acks=all) for the hot paths; see producer.py."""
+        if self._producer is None:
+            raise RuntimeError("the producer is not started yet (service not started)")
+        return self._producer
 
     async def check_database(self) -> None:
         async with self.pool.acquire(timeout=2) as conn:
@@ -65,8 +73,11 @@ async def running(
     relay_task: asyncio.Task[None] | None = None
     try:
         await runtime.broker.start()
+        producer = BatchProducer(settings.kafka_bootstrap_servers, client_id=info.name)
+        await producer.start()
+        runtime._producer = producer
         if relay_outbox:
-            relay = OutboxRelay(runtime.pool, lambda msgs: publish_raw(runtime.broker, msgs))
+            relay = OutboxRelay(runtime.pool, producer.send)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")
         # Everything built so far (modules, app, clients) lives as long as the process:
         # frozen, the cyclic collector stops rescanning it on every full collection,
@@ -78,6 +89,9 @@ async def running(
         stop.set()
         if relay_task is not None:
             await relay_task
+        if runtime._producer is not None:
+            await runtime._producer.stop()
+            runtime._producer = None
         await runtime.broker.stop()
         await runtime.pool.close()
         runtime._pool = None

@@ -16,7 +16,7 @@ from trialstream.events.base import DeviceId, ParticipantId, SiteId
 from trialstream.events.readings import Metric, ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.http import ApiError
-from trialstream.publishing import publish_events
+from trialstream.outbox import OutboxMessage
 from trialstream.runtime import Runtime
 
 from ingest import repository, service
@@ -67,8 +67,9 @@ def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
     skew = timedelta(seconds=settings.max_clock_skew_seconds)
 
     async def publish(readings: Sequence[ReadingReceived]) -> None:
-        await publish_events(
-            runtime.broker, Topic.READINGS, [(r.participant_id, r) for r in readings]
+        topic = str(Topic.READINGS)
+        await runtime.producer.send(
+            [OutboxMessage(topic, r.participant_id, r.model_dump_json().encode()) for r in readings]
         )
 
     async def uploader(token: str = Depends(bearer_token)) -> Uploader:
