@@ -26,6 +26,7 @@ from trialstream.services import ServiceInfo
 from trialstream.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 @dataclass
@@ -82,7 +83,11 @@ async def running(
         # Everything built so far (modules, app, clients) lives as long as the process:
         # frozen, the cyclic collector stops rescanning it on every full collection,
         # which batch consumers (thousands of short-lived events a batch) trigger often.
+        # And a young-generation collection every 50,000 allocations instead of 700: a
+        # 5,000-record batch allocates hundreds of thousands of objects, nearly all freed
+        # by reference counting, and decoding went 1.5x faster (make bench, README).
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         log.info("service started", service=info.name, replica=settings.replica, port=settings.port)
         yield runtime
     finally:
