@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -231,17 +230,15 @@ async def test_invalid_alert_event_goes_to_dead_letter_topic(inbox: Inbox) -> No
     assert all(letter["source_topic"] == Topic.ALERTS and letter["reason"] for letter in letters)
 
 
-async def test_audit_log_rejects_updates_and_deletes(inbox: Inbox) -> None:
+async def test_audit_trail_rejects_updates_and_deletes(inbox: Inbox) -> None:
+    await inbox.staff(unique_id("site"))  # staff creation is audited: the trail has a row
     conn = await asyncpg.connect(inbox.database_url)
     try:
-        await conn.execute(
-            "INSERT INTO monitoring.audit_log (actor, action, entity, entity_id) VALUES ('x', 'test', 'alert', $1)",
-            str(uuid.uuid4()),
-        )
+        assert await conn.fetchval("SELECT count(*) FROM monitoring.audit_trail") >= 1
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
-            await conn.execute("UPDATE monitoring.audit_log SET note = 'rewritten'")
+            await conn.execute("UPDATE monitoring.audit_trail SET reason = 'rewritten'")
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
-            await conn.execute("DELETE FROM monitoring.audit_log")
+            await conn.execute("DELETE FROM monitoring.audit_trail")
     finally:
         await conn.close()
 
