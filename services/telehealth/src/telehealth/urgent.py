@@ -20,7 +20,7 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import UrgentVisitProposed, VisitStatus, VisitType
 from trialstream.outbox import enqueue
 
-from telehealth import bookings_repo, repository, slots, visit_events
+from telehealth import audited, bookings_repo, repository, slots, visit_events
 from telehealth.booking import Actor, Policy, present
 from telehealth.errors import Kind, Refused
 
@@ -150,5 +150,7 @@ async def decide(
         if confirm:
             event = visit_events.from_booking(done, VisitStatus.SCHEDULED, note or "urgent visit")
             await visit_events.emit(conn, [event])
+        action = "proposal.confirmed" if confirm else "proposal.dismissed"
+        await audited.booking_changed(conn, actor.staff_id, action, row, done, note)
     assert done["visit_type"] == VisitType.VIDEO
     return present(done, policy)
