@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 from audit_helpers import audited, changes
+from helpers import eventually
 from telehealth_harness import Telehealth
+from test_telehealth_urgent_and_reminders import alert, proposals
+from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
 
@@ -84,4 +87,33 @@ async def test_availability_staff_and_site_changes_are_audited(telehealth: Teleh
     site = await audited(db, "telehealth", "site", telehealth.site)
     assert [(e["action"], e["new"]) for e in site] == [
         ("site.timezone_set", {"timezone": "Europe/Berlin"})
+    ]
+
+
+async def test_an_urgent_proposal_is_audited_from_the_system_to_the_staff_decision(
+    telehealth: Telehealth,
+) -> None:
+    staff_id, auth = await telehealth.staff()
+    (participant,) = await telehealth.enrol()
+    await telehealth.visits(participant, auth)
+    high = alert(participant)
+    await telehealth.publish(Topic.ALERTS, [(participant, high)])
+    (proposal,) = await eventually(lambda: proposals(telehealth, auth))
+    r = await telehealth.client.post(
+        f"/v1/proposals/{proposal['booking_id']}/dismiss",
+        json={"note": "seen in clinic"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+
+    entries = await audited(
+        telehealth.database_url, "telehealth", "booking", proposal["booking_id"]
+    )
+    assert [(e["actor"], e["action"], e["reason"]) for e in entries] == [
+        ("system:telehealth", "proposal.created", f"high-severity alert {high.event_id}"),
+        (staff_id, "proposal.dismissed", "seen in clinic"),
+    ]
+    assert [(e["new"]["status"], e["new"]["visit_status"]) for e in entries] == [
+        ("proposed", "proposed"),
+        ("dismissed", "cancelled"),
     ]

@@ -109,6 +109,12 @@ async def propose(
             ends_at=slot.ends_at,
         )
         await enqueue(conn, Topic.VISIT_PROPOSALS, [(participant_id, proposal)])
+        proposed = await bookings_repo.get_booking(conn, booking_id)
+        assert proposed is not None
+        why = f"high-severity alert {alert_id}"
+        await audited.booking_changed(
+            conn, "system:telehealth", "proposal.created", None, proposed, why
+        )
         return
     await repository.set_visit_status(conn, visit_id, "cancelled")
     await bookings_repo.set_alert_outcome(conn, alert_id, "no_free_slot", None)
