@@ -52,7 +52,8 @@ async def run(dsn: str, entries: int, writers: int) -> None:
     finally:
         await conn.close()
         await pool.close()
-    assert report.ok and report.rows == entries, report
+    if not report.ok or report.rows != entries:
+        raise SystemExit(f"the chain did not verify: {report}")
     print(
         f"append: {entries} entries, {writers} concurrent writers: {appended:.2f} s "
         f"({entries / appended:,.0f} entries/s)"
