@@ -84,6 +84,11 @@ async def test_availability_staff_and_site_changes_are_audited(telehealth: Teleh
     assert changes(await audited(db, "telehealth", "staff", staff_id)) == [
         ("admin", "staff.created", None, {"site_id": telehealth.site})
     ]
+    (participant,) = await telehealth.enrol()
+    await telehealth.visits(participant, auth)
+    (planned,) = await audited(db, "telehealth", "participant", participant)
+    assert (planned["actor"], planned["action"]) == ("system:telehealth", "visits.planned")
+    assert [v[0] for v in planned["new"]["visits"]][:2] == ["Day 1", "Day 7"]
     site = await audited(db, "telehealth", "site", telehealth.site)
     assert [(e["action"], e["new"]) for e in site] == [
         ("site.timezone_set", {"timezone": "Europe/Berlin"})

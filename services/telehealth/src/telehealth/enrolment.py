@@ -57,6 +57,18 @@ async def on_enrolled(
                 planned = plan_schedule(baseline, list(protocol), tz)
                 await repository.insert_visits(conn, event.participant_id, planned)
                 await urgent.retry_waiting(conn, event.participant_id, *urgent_policy, now)
+                await audited.changed(
+                    conn,
+                    "system:telehealth",
+                    "visits.planned",
+                    "participant",
+                    event.participant_id,
+                    None,
+                    {
+                        "baseline_date": baseline,
+                        "visits": [[v.name, v.window_start, v.window_end] for v in planned],
+                    },
+                )
 
 
 async def set_baseline(
