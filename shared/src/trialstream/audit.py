@@ -34,7 +34,10 @@ GENESIS = "0" * 64  # prev_hash of seq 1
 # two-key space is separate from the one-key locks (hashtext) migrations take.
 LOCK_CLASS = 0x61756469
 
-_LOCK = "SELECT pg_advisory_xact_lock($1::int, hashtext(current_schema()))"
+_LOCK = """
+SELECT current_setting('transaction_isolation') AS isolation
+FROM pg_advisory_xact_lock($1::int, hashtext(current_schema()))
+"""
 # A statement of its own after the lock: under READ COMMITTED it sees every append that
 # committed before the lock was granted.
 _HEAD = """
@@ -171,7 +174,10 @@ async def record(
     if not _ACTOR.fullmatch(actor):
         raise AuditError(f"actor {actor!r} is not a pseudonymous actor id")
     old_text, new_text = _encoded(old), _encoded(new)  # bad values fail before the lock
-    await conn.execute(_LOCK, LOCK_CLASS)
+    isolation = await conn.fetchval(_LOCK, LOCK_CLASS)
+    if isolation != "read committed":
+        # A snapshot taken before the lock was granted cannot see the previous append.
+        raise AuditError(f"audit.record() needs READ COMMITTED, not {isolation}")
     head = await conn.fetchrow(_HEAD)
     assert head is not None
     seq = 1 if head["seq"] is None else head["seq"] + 1

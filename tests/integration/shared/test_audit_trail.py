@@ -129,6 +129,14 @@ async def test_record_outside_a_transaction_is_refused(pool: asyncpg.Pool) -> No
             await audit.record(conn, actor="admin", action="x", entity="x", entity_id="1")
 
 
+async def test_record_in_a_snapshot_transaction_is_refused(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(audit.AuditError, match="READ COMMITTED"):
+            async with conn.transaction(isolation="repeatable_read"):
+                await audit.record(conn, actor="admin", action="x", entity="x", entity_id="1")
+    assert (await check(pool)).rows == 0
+
+
 async def test_actors_that_look_like_names_or_emails_are_refused(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         for actor in ("jane.doe@example.org", "Jane Doe", "participant:", ""):
