@@ -10,7 +10,7 @@ from trialstream.audit_verify import verify_chain
 
 
 async def audited(
-    database_url: str, schema: str, entity: str, entity_id: str
+    database_url: str, schema: str, entity: str, entity_id: str | None
 ) -> list[dict[str, Any]]:
     """The entity's entries (old/new decoded), oldest first; fails if the chain is broken."""
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
