@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from trialstream.audit_cli import app as audit_app
 from trialstream.services import ServiceInfo, discover_services
 from trialstream.settings import CommonSettings
 
@@ -23,6 +24,8 @@ app = typer.Typer(
     help="trialstream: an event-driven platform for decentralized clinical trials.",
     no_args_is_help=True,
 )
+
+app.add_typer(audit_app, name="audit")
 
 STATE_DIR = Path(".trialstream")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from audit_helpers import audited
 from helpers import eventually, read_topic, serving, unique_id
 from monitoring.handlers import ALERTS_GROUP
 from monitoring.main import create_app
@@ -231,17 +231,21 @@ async def test_invalid_alert_event_goes_to_dead_letter_topic(inbox: Inbox) -> No
     assert all(letter["source_topic"] == Topic.ALERTS and letter["reason"] for letter in letters)
 
 
-async def test_audit_log_rejects_updates_and_deletes(inbox: Inbox) -> None:
+async def test_audit_trail_rejects_updates_and_deletes(inbox: Inbox) -> None:
+    site = unique_id("site")
+    await inbox.staff(site)  # staff creation is audited: the trail has a row
+    (created,) = await audited(inbox.database_url, "monitoring", "staff", None)
+    assert (created["actor"], created["action"], created["new"]) == (
+        "admin",
+        "staff.created",
+        {"site_id": site, "role": "site_staff"},
+    )
     conn = await asyncpg.connect(inbox.database_url)
     try:
-        await conn.execute(
-            "INSERT INTO monitoring.audit_log (actor, action, entity, entity_id) VALUES ('x', 'test', 'alert', $1)",
-            str(uuid.uuid4()),
-        )
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
-            await conn.execute("UPDATE monitoring.audit_log SET note = 'rewritten'")
+            await conn.execute("UPDATE monitoring.audit_trail SET reason = 'rewritten'")
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
-            await conn.execute("DELETE FROM monitoring.audit_log")
+            await conn.execute("DELETE FROM monitoring.audit_trail")
     finally:
         await conn.close()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import asyncpg
+from trialstream import audit
 from trialstream.auth import hash_token, new_token
 
 _ISSUE_APP = """
@@ -54,12 +55,34 @@ class Staff:
 async def issue_app_credential(pool: asyncpg.Pool, participant_id: str) -> str | None:
     """A new app token for a participant ePRO knows; None if it does not (yet)."""
     token = new_token("app")
-    found = await pool.fetchval(_ISSUE_APP, hash_token(token), participant_id)
-    return token if found is not None else None
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(_ISSUE_APP, hash_token(token), participant_id) is None:
+            return None
+        await audit.record(
+            conn,
+            actor="admin",
+            action="app_credential.issued",
+            entity="app_credential",
+            entity_id=participant_id,
+            new={"status": "active"},
+        )
+    return token
 
 
 async def revoke_app_credentials(pool: asyncpg.Pool, participant_id: str) -> int:
-    return len(await pool.fetch(_REVOKE_APP, participant_id))
+    async with pool.acquire() as conn, conn.transaction():
+        revoked = len(await conn.fetch(_REVOKE_APP, participant_id))
+        if revoked:
+            await audit.record(
+                conn,
+                actor="admin",
+                action="app_credential.revoked",
+                entity="app_credential",
+                entity_id=participant_id,
+                old={"status": "active", "credentials": revoked},
+                new={"status": "revoked", "credentials": revoked},
+            )
+    return revoked
 
 
 async def participant_for_app_token(pool: asyncpg.Pool, token: str) -> str | None:
@@ -70,8 +93,21 @@ async def participant_for_app_token(pool: asyncpg.Pool, token: str) -> str | Non
 async def create_staff(pool: asyncpg.Pool, staff_id: str, site_id: str, role: Role) -> str | None:
     """The new staff token, or None if the staff id exists."""
     token = new_token("staff")
-    row = await pool.fetchrow(_INSERT_STAFF, staff_id, site_id, str(role), hash_token(token))
-    return token if row is not None else None
+    async with pool.acquire() as conn, conn.transaction():
+        if (
+            await conn.fetchrow(_INSERT_STAFF, staff_id, site_id, str(role), hash_token(token))
+            is None
+        ):
+            return None
+        await audit.record(
+            conn,
+            actor="admin",
+            action="staff.created",
+            entity="staff",
+            entity_id=staff_id,
+            new={"site_id": site_id, "role": role},
+        )
+    return token
 
 
 async def staff_for_token(pool: asyncpg.Pool, token: str) -> Staff | None:

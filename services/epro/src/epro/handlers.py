@@ -19,7 +19,7 @@ from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.http import ApiError
 from trialstream.runtime import Runtime
 
-from epro import accounts, repository, service
+from epro import accounts, service
 from epro.accounts import Role
 from epro.definitions import Catalog, Questionnaire
 from epro.schedules import Schedule
@@ -153,7 +153,9 @@ def admin_router(runtime: Runtime, settings: EproSettings, catalog: Catalog) -> 
     @router.post("/v1/admin/questionnaires", status_code=201)
     async def publish(body: Questionnaire) -> dict[str, str]:
         try:
-            return await service.publish_questionnaires(runtime.pool, catalog, [body])
+            return await service.publish_questionnaires(
+                runtime.pool, catalog, [body], actor="admin"
+            )
         except service.Conflict as exc:
             raise ApiError(409, exc.code, str(exc)) from None
 
@@ -162,14 +164,13 @@ def admin_router(runtime: Runtime, settings: EproSettings, catalog: Catalog) -> 
 
 def subscribe(runtime: Runtime, schedules: Sequence[Schedule]) -> None:
     async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await repository.upsert_participants(conn, events, schedules)
+        await service.participants_enrolled(runtime.pool, events, schedules)
 
     async def on_visits(events: Sequence[VisitChanged]) -> None:
         done = [e for e in events if e.status is VisitStatus.COMPLETED]
         if done:
             rows = [(e.participant_id, e.visit_id, e.starts_at or e.occurred_at) for e in done]
-            await repository.add_visit_anchors(runtime.pool, rows)
+            await service.visits_completed(runtime.pool, rows)
 
     dead_letters = dead_letter_sender(runtime.broker)
     session = runtime.settings.kafka_session_timeout_ms

@@ -39,10 +39,12 @@ SELECT p.participant_id, s.id, s.def, GREATEST(p.enrolled_at, now() - interval '
 FROM participants p, unnest($2::text[], $3::jsonb[]) AS s(id, def)
 WHERE p.participant_id = ANY($1::text[])
 ON CONFLICT (participant_id, schedule_id) DO NOTHING
+RETURNING participant_id, schedule_id
 """
 _INSERT_VISITS = """
 INSERT INTO visit_anchors (participant_id, visit_id, anchored_at)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING
+RETURNING participant_id, visit_id, anchored_at
 """
 _CLAIM_ASSIGNMENTS = """
 SELECT a.participant_id, a.schedule_id, a.definition, a.scheduled_through, p.timezone, p.enrolled_at,
@@ -136,7 +138,8 @@ async def questionnaires(db: Db) -> list[Questionnaire]:
 
 async def upsert_participants(
     conn: DbConnection, events: Sequence[ParticipantEnrolled], schedules: Sequence[Schedule]
-) -> None:
+) -> list[tuple[str, str]]:
+    """Upsert participants; return the (participant_id, schedule_id) newly assigned."""
     latest = {e.participant_id: e for e in events}
     ids = list(latest)
     await conn.execute(
@@ -146,13 +149,18 @@ async def upsert_participants(
         [e.timezone for e in latest.values()],
         [e.occurred_at for e in latest.values()],
     )
-    await conn.execute(
+    rows = await conn.fetch(
         _ASSIGN, ids, [s.schedule_id for s in schedules], [s.model_dump_json() for s in schedules]
     )
+    return [(r["participant_id"], r["schedule_id"]) for r in rows]
 
 
-async def add_visit_anchors(db: Db, rows: Sequence[tuple[str, UUID, datetime]]) -> None:
-    await db.execute(_INSERT_VISITS, *(list(col) for col in zip(*rows, strict=True)))
+async def add_visit_anchors(
+    db: Db, rows: Sequence[tuple[str, UUID, datetime]]
+) -> list[tuple[str, UUID, datetime]]:
+    """Store visit anchors; return those that were new."""
+    added = await db.fetch(_INSERT_VISITS, *(list(col) for col in zip(*rows, strict=True)))
+    return [(r["participant_id"], r["visit_id"], r["anchored_at"]) for r in added]
 
 
 async def claim_assignments(conn: DbConnection, now: datetime, limit: int) -> list[Assignment]:

@@ -9,15 +9,18 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from trialstream import audit
 from trialstream.db import DbConnection
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.epro import ResponseSubmitted
+from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 from trialstream.validation import FieldError
 
 from epro import repository
 from epro.definitions import Catalog, Questionnaire
+from epro.schedules import Schedule
 from epro.scoring import SafetySignal
 from epro.submissions import (
     Checked,
@@ -42,6 +45,38 @@ class NotFound(Exception):
     pass
 
 
+async def participants_enrolled(
+    pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled], schedules: Sequence[Schedule]
+) -> None:
+    """Participants from ingest's enrolments get the protocol's schedules; each schedule a
+    participant newly gets is an audit entry (the system assigned it)."""
+    async with pool.acquire() as conn, conn.transaction():
+        assigned = await repository.upsert_participants(conn, events, schedules)
+        for participant_id, schedule_id in assigned:
+            await audit.record(
+                conn,
+                actor="system:epro",
+                action="schedule.assigned",
+                entity="schedule",
+                entity_id=f"{participant_id}/{schedule_id}",
+                new={"participant_id": participant_id, "schedule_id": schedule_id},
+            )
+
+
+async def visits_completed(pool: asyncpg.Pool, rows: Sequence[tuple[str, UUID, datetime]]) -> None:
+    """A completed visit anchors the participant's visit-relative schedules from then on."""
+    async with pool.acquire() as conn, conn.transaction():
+        for participant_id, visit_id, at in await repository.add_visit_anchors(conn, rows):
+            await audit.record(
+                conn,
+                actor="system:epro",
+                action="schedule.anchored_to_visit",
+                entity="participant_schedule",
+                entity_id=participant_id,
+                new={"visit_id": visit_id, "anchored_at": at},
+            )
+
+
 @dataclass(frozen=True)
 class Stored:
     created: bool  # False: an identical earlier submission (a retry)
@@ -49,7 +84,11 @@ class Stored:
 
 
 async def publish_questionnaires(
-    pool: asyncpg.Pool, catalog: Catalog, found: Sequence[Questionnaire]
+    pool: asyncpg.Pool,
+    catalog: Catalog,
+    found: Sequence[Questionnaire],
+    *,
+    actor: str = "system:epro",
 ) -> dict[str, str]:
     """Store definitions; a published (id, version) never changes (Conflict if it would)."""
     outcome = {}
@@ -62,6 +101,16 @@ async def publish_questionnaires(
                     f"{q.id} v{q.version} is already published with other content; publish v{q.version + 1}",
                 )
             outcome[f"{q.id}@{q.version}"] = result
+        for q in found:
+            if outcome[f"{q.id}@{q.version}"] == "published":
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action="questionnaire.published",
+                    entity="questionnaire",
+                    entity_id=f"{q.id}@{q.version}",
+                    new={"title": q.title, "digest": q.digest()},
+                )
     for q in found:
         catalog.add(q)
     return outcome
@@ -206,6 +255,7 @@ async def _submit_new(
             "request_digest": request_digest,
         }
         await _store(conn, row, checked, checked.signals)
+        await _audit_version(conn, row, f"participant:{participant_id}", None)
     return Stored(True, row)
 
 
@@ -282,4 +332,32 @@ async def _correct(
             "request_digest": request_digest,
         }
         await _store(conn, row, checked, [s for s in checked.signals if s.rule.rule not in before])
+        actor = f"participant:{participant_id}" if author == "participant" else author
+        await _audit_version(conn, row, actor, latest)
     return Stored(True, row)
+
+
+def _version(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": row["version"],
+        "questionnaire": f"{row['questionnaire_id']}@{row['questionnaire_version']}",
+        "answers": row["answers"],
+        "on_time": row["on_time"],
+        "flags": row["flags"],
+    }
+
+
+async def _audit_version(
+    conn: DbConnection, row: dict[str, Any], actor: str, before: dict[str, Any] | None
+) -> None:
+    """A response version in the audit trail: the answers before and after, and why."""
+    await audit.record(
+        conn,
+        actor=actor,
+        action="response.submitted" if before is None else "response.corrected",
+        entity="response",
+        entity_id=str(row["response_id"]),
+        old=None if before is None else _version(before),
+        new=_version(row),
+        reason=row["reason"],
+    )

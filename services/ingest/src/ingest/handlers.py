@@ -141,7 +141,7 @@ def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
 
     @router.post("/v1/admin/devices/{device_id}/revoke", tags=["admin"], dependencies=[admin])
     async def revoke_device(device_id: str) -> dict[str, str]:
-        if not await repository.revoke_device(runtime.pool, device_id):
+        if not await service.revoke_device(runtime.pool, device_id):
             raise ApiError(404, "unknown_device", f"no active device '{device_id}'")
         return {"device_id": device_id, "status": "revoked"}
 

@@ -30,7 +30,8 @@ ON CONFLICT (device_id) DO NOTHING
 RETURNING device_id
 """
 _REVOKE_DEVICE = """
-UPDATE devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL RETURNING device_id
+UPDATE devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL
+RETURNING participant_id
 """
 _CLAIM_EVENT_IDS = """
 INSERT INTO accepted_readings (event_id, participant_id)
@@ -105,8 +106,10 @@ async def insert_device(
     return await conn.fetchrow(_INSERT_DEVICE, device_id, participant_id, token_hash) is not None
 
 
-async def revoke_device(pool: asyncpg.Pool, device_id: str) -> bool:
-    return await pool.fetchrow(_REVOKE_DEVICE, device_id) is not None
+async def revoke_device(conn: DbConnection, device_id: str) -> str | None:
+    """The revoked device's participant, or None if no active device has this id."""
+    value = await conn.fetchval(_REVOKE_DEVICE, device_id)
+    return None if value is None else str(value)
 
 
 async def claim_event_ids(conn: DbConnection, readings: Sequence[ReadingReceived]) -> set[UUID]:

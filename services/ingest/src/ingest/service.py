@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from trialstream import audit
 from trialstream.auth import hash_token, new_token
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import ReadingReceived
@@ -86,6 +87,14 @@ async def enroll_participant(pool: asyncpg.Pool, participant: repository.Partici
                 timezone=participant.timezone,
             )
             await enqueue(conn, Topic.PARTICIPANTS, [(participant.participant_id, event)])
+            await audit.record(
+                conn,
+                actor="admin",
+                action="participant.enrolled",
+                entity="participant",
+                entity_id=participant.participant_id,
+                new={"site_id": participant.site_id, "timezone": participant.timezone},
+            )
             return
         existing = await repository.get_participant(conn, participant.participant_id)
         if existing is not None and existing.site_id != participant.site_id:
@@ -102,4 +111,30 @@ async def enroll_device(pool: asyncpg.Pool, device_id: str, participant_id: str)
             raise UnknownParticipant(f"participant '{participant_id}' is not enrolled")
         if not await repository.insert_device(conn, device_id, participant_id, hash_token(token)):
             raise AlreadyExists(f"device '{device_id}' is already enrolled")
+        await audit.record(
+            conn,
+            actor="admin",
+            action="device.registered",
+            entity="device",
+            entity_id=device_id,
+            new={"participant_id": participant_id, "status": "active"},
+        )
     return token
+
+
+async def revoke_device(pool: asyncpg.Pool, device_id: str) -> bool:
+    """Revoke an active device credential; False if there is none."""
+    async with pool.acquire() as conn, conn.transaction():
+        participant_id = await repository.revoke_device(conn, device_id)
+        if participant_id is None:
+            return False
+        await audit.record(
+            conn,
+            actor="admin",
+            action="device.revoked",
+            entity="device",
+            entity_id=device_id,
+            old={"participant_id": participant_id, "status": "active"},
+            new={"participant_id": participant_id, "status": "revoked"},
+        )
+    return True

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from trialstream import audit as audit_trail
 from trialstream.db import DbConnection
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.participants import ParticipantEnrolled
@@ -66,14 +67,6 @@ WHERE a.participant_id = e.p AND a.rule = e.rule AND a.detected_at <= e.ended
 _ACKNOWLEDGE = """
 UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now(), ack_note = $3
 WHERE alert_id = $1
-"""
-_AUDIT = """
-INSERT INTO audit_log (actor, action, entity, entity_id, old_status, new_status, note)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
-_AUDIT_FOR = """
-SELECT id, occurred_at, actor, action, entity, entity_id, old_status, new_status, note
-FROM audit_log WHERE entity = $1 AND entity_id = $2 ORDER BY id
 """
 _INSERT_STAFF = """
 INSERT INTO staff (staff_id, site_id, role, token_hash) VALUES ($1, $2, $3, $4)
@@ -149,16 +142,41 @@ async def audit(
     new_status: str | None,
     note: str | None,
 ) -> None:
-    await conn.execute(_AUDIT, actor, action, entity, entity_id, old_status, new_status, note)
+    """One entry in the schema's hash-chained audit trail (trialstream.audit), inside the
+    caller's transaction; call it as the transaction's last write (it takes the chain lock)."""
+    await audit_trail.record(
+        conn,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        old=old_status,
+        new=new_status,
+        reason=note,
+    )
 
 
 async def audit_for(pool: asyncpg.Pool, entity: str, entity_id: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in await pool.fetch(_AUDIT_FOR, entity, entity_id)]
+    """An entity's entries, oldest first, in this module's original shape (id = chain seq)."""
+    return [
+        {
+            "id": e.seq,
+            "occurred_at": e.occurred_at,
+            "actor": e.actor,
+            "action": e.action,
+            "entity": e.entity,
+            "entity_id": e.entity_id,
+            "old_status": e.as_dict()["old"],
+            "new_status": e.as_dict()["new"],
+            "note": e.reason,
+        }
+        for e in await audit_trail.entries(pool, entity=entity, entity_id=entity_id)
+    ]
 
 
-async def insert_staff(pool: asyncpg.Pool, staff: Staff, token_hash: str) -> bool:
+async def insert_staff(conn: DbConnection | asyncpg.Pool, staff: Staff, token_hash: str) -> bool:
     return (
-        await pool.fetchrow(
+        await conn.fetchrow(
             _INSERT_STAFF, staff.staff_id, staff.site_id, str(staff.role), token_hash
         )
         is not None

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from trialstream import audit
 from trialstream.auth import hash_token, new_token
 from trialstream.events.alerts import AlertAcknowledged
 from trialstream.events.topics import Topic
@@ -63,6 +64,15 @@ def _visible(staff: Staff, alert: dict[str, Any]) -> bool:
 
 async def create_staff(pool: asyncpg.Pool, staff: Staff) -> str:
     token = new_token("staff")
-    if not await repository.insert_staff(pool, staff, hash_token(token)):
-        raise AlreadyExists(f"staff '{staff.staff_id}' already exists")
+    async with pool.acquire() as conn, conn.transaction():
+        if not await repository.insert_staff(conn, staff, hash_token(token)):
+            raise AlreadyExists(f"staff '{staff.staff_id}' already exists")
+        await audit.record(
+            conn,
+            actor="admin",
+            action="staff.created",
+            entity="staff",
+            entity_id=staff.staff_id,
+            new={"site_id": staff.site_id, "role": staff.role},
+        )
     return token

@@ -14,7 +14,7 @@ from trialstream.events.base import ParticipantId, SiteId
 from trialstream.http import ApiError
 from trialstream.runtime import Runtime
 
-from retention import journal, receipts, repository
+from retention import changes, journal, receipts
 from retention.domain import ChannelKind, Preferences
 from retention.settings import RetentionSettings
 
@@ -69,7 +69,7 @@ def build_router(runtime: Runtime, settings: RetentionSettings) -> APIRouter:
             quiet_start=body.quiet_start,
             quiet_end=body.quiet_end,
         )
-        await repository.put_preferences(
+        await changes.set_preferences(
             runtime.pool,
             participant_id,
             prefs,
@@ -135,7 +135,7 @@ def build_router(runtime: Runtime, settings: RetentionSettings) -> APIRouter:
 
     @router.post("/v1/tasks/{task_id}/complete", tags=["staff"], dependencies=[admin])
     async def complete_task(task_id: UUID) -> dict[str, str]:
-        if not await journal.complete_task(runtime.pool, task_id):
+        if not await changes.complete_task(runtime.pool, task_id):
             raise ApiError(404, "unknown_open_task", f"no open task {task_id}")
         return {"task_id": str(task_id), "status": "done"}
 

@@ -129,8 +129,8 @@ async def tasks_for_site(
     return [dict(r) for r in await pool.fetch(_TASKS, site, status, limit)]
 
 
-async def complete_task(pool: asyncpg.Pool, task_id: UUID) -> bool:
-    return await pool.fetchrow(_COMPLETE_TASK, task_id) is not None
+async def complete_task(conn: DbConnection | asyncpg.Pool, task_id: UUID) -> bool:
+    return await conn.fetchrow(_COMPLETE_TASK, task_id) is not None
 
 
 async def local_mailbox(pool: asyncpg.Pool, participant_id: str) -> list[dict[str, Any]]:

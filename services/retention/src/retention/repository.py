@@ -21,6 +21,11 @@ SELECT p, s, tz, now() FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, s
 ON CONFLICT (participant_id) DO UPDATE
 SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
 """
+_LOCK_PREFERENCES = """
+SELECT language, timezone, channel, opted_out, quiet_start, quiet_end, max_per_day,
+       address IS NOT NULL AS address_set, address
+FROM preferences WHERE participant_id = $1 FOR UPDATE
+"""
 _PUT_PREFERENCES = """
 INSERT INTO preferences (participant_id, language, timezone, channel, opted_out, quiet_start,
                          quiet_end, max_per_day, address, updated_at)
@@ -106,8 +111,20 @@ async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantEn
     )
 
 
+async def lock_preferences(
+    conn: DbConnection, participant_id: str
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The stored preferences as the audit trail shows them (the address only as a flag),
+    and the address itself, to tell whether it changes."""
+    row = await conn.fetchrow(_LOCK_PREFERENCES, participant_id)
+    if row is None:
+        return None, None
+    shown = {k: v for k, v in row.items() if k != "address"}
+    return {**shown, "opted_out": sorted(row["opted_out"])}, row["address"]
+
+
 async def put_preferences(
-    pool: asyncpg.Pool,
+    pool: DbConnection | asyncpg.Pool,
     participant_id: str,
     prefs: Preferences,
     *,

@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
+from trialstream import audit
 from trialstream.db import DbConnection
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.nudges import CoordinatorTaskCreated
@@ -61,6 +62,15 @@ async def record_decision(
     elif decision.outcome is Outcome.ESCALATE:
         await repository.insert_task(conn, trigger)
         await repository.journey(conn, nudge, "escalated", now, decision.detail)
+        await audit.record(
+            conn,
+            actor="system:retention",
+            action="task.opened",
+            entity="coordinator_task",
+            entity_id=str(nudge),
+            new={"status": "open", "participant_id": trigger.participant_id, "kind": trigger.kind},
+            reason=trigger.reason,
+        )
         event = CoordinatorTaskCreated(
             participant_id=trigger.participant_id,
             site_id=site,

@@ -19,7 +19,7 @@ import asyncpg
 from trialstream.db import DbConnection
 from trialstream.events.visits import VisitStatus, VisitType
 
-from telehealth import bookings_repo, repository, slots, visit_events
+from telehealth import audited, bookings_repo, repository, slots, visit_events
 from telehealth.errors import Kind, Refused, about_field
 from telehealth.windows import within
 
@@ -142,6 +142,9 @@ async def book(
             row = await bookings_repo.get_booking(conn, booking_id)
             assert row is not None
             await visit_events.emit(conn, [visit_events.from_booking(row, VisitStatus.SCHEDULED)])
+            await audited.booking_changed(
+                conn, actor.staff_id, "booking.booked", None, row, deviation_reason
+            )
     except asyncpg.ExclusionViolationError:
         raise _slot_taken(staff_id, starts_at) from None
     except asyncpg.UniqueViolationError:
@@ -190,6 +193,9 @@ async def reschedule(
             await visit_events.emit(
                 conn, [visit_events.from_booking(moved, VisitStatus.RESCHEDULED, reason)]
             )
+            await audited.booking_changed(
+                conn, actor.staff_id, "booking.rescheduled", row, moved, reason
+            )
     except asyncpg.ExclusionViolationError:
         raise _slot_taken(target, starts_at) from None
     return present(moved, policy)
@@ -227,6 +233,9 @@ async def finish(
         done = await bookings_repo.get_booking(conn, booking_id)
         assert done is not None
         await visit_events.emit(conn, [visit_events.from_booking(done, event_status, reason)])
+        await audited.booking_changed(
+            conn, actor.staff_id, f"booking.{booking_status}", row, done, reason
+        )
     return present(done, policy)
 
 

@@ -11,7 +11,7 @@ import structlog
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.inbox import claim_new
 
-from telehealth import repository, urgent
+from telehealth import audited, repository, urgent
 from telehealth.booking import Policy
 from telehealth.errors import Kind, Refused
 from telehealth.windows import ProtocolVisit, UnknownTimezone, local_date, plan_schedule, zone
@@ -57,6 +57,18 @@ async def on_enrolled(
                 planned = plan_schedule(baseline, list(protocol), tz)
                 await repository.insert_visits(conn, event.participant_id, planned)
                 await urgent.retry_waiting(conn, event.participant_id, *urgent_policy, now)
+                await audited.changed(
+                    conn,
+                    "system:telehealth",
+                    "visits.planned",
+                    "participant",
+                    event.participant_id,
+                    None,
+                    {
+                        "baseline_date": baseline,
+                        "visits": [[v.name, v.window_start, v.window_end] for v in planned],
+                    },
+                )
 
 
 async def set_baseline(
@@ -65,6 +77,7 @@ async def set_baseline(
     participant_id: str,
     baseline: date,
     protocol: Sequence[ProtocolVisit],
+    actor: str,
 ) -> list[dict[str, Any]]:
     """Re-plan the windows from a new baseline, only while no visit has been booked or held."""
     async with pool.acquire() as conn, conn.transaction():
@@ -86,4 +99,14 @@ async def set_baseline(
         await repository.set_baseline(conn, participant_id, baseline)
         planned = plan_schedule(baseline, list(protocol), zone(who["timezone"]))
         await repository.replan_open_visits(conn, participant_id, planned)
-        return await repository.visits_of(conn, participant_id)
+        replanned = await repository.visits_of(conn, participant_id)
+        await audited.changed(
+            conn,
+            actor,
+            "participant.baseline_set",
+            "participant",
+            participant_id,
+            {"baseline_date": who["baseline_date"]},
+            {"baseline_date": baseline},
+        )
+        return replanned

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from trialstream.auth import hash_token, new_token, require_admin
 from trialstream.http import ApiError
 
-from telehealth import bookings_repo, enrolment, repository
+from telehealth import audited, bookings_repo, enrolment, repository
 from telehealth.availability import Hours, WeeklyHours
 from telehealth.booking import Actor
 from telehealth.context import Context, api_error, same_site
@@ -36,15 +36,29 @@ def build(ctx: Context) -> APIRouter:
     @router.post("/v1/admin/staff", tags=["admin"], status_code=201, dependencies=[admin])
     async def create_staff(body: NewStaff) -> dict[str, str]:
         token = new_token("staff")
-        if not await repository.insert_staff(
-            ctx.pool, body.staff_id, body.site_id, hash_token(token)
-        ):
-            raise ApiError(409, "conflict", f"staff '{body.staff_id}' already exists")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if not await repository.insert_staff(
+                conn, body.staff_id, body.site_id, hash_token(token)
+            ):
+                raise ApiError(409, "conflict", f"staff '{body.staff_id}' already exists")
+            new = {"site_id": body.site_id}
+            await audited.changed(conn, "admin", "staff.created", "staff", body.staff_id, None, new)
         return {"staff_id": body.staff_id, "site_id": body.site_id, "token": token}
 
     @router.put("/v1/admin/sites/{site_id}", tags=["admin"], dependencies=[admin])
     async def set_site(site_id: str, body: SiteSettings) -> dict[str, str]:
-        await repository.upsert_site(ctx.pool, site_id, body.timezone)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            before = await repository.site_timezone(conn, site_id)
+            await repository.upsert_site(conn, site_id, body.timezone)
+            await audited.changed(
+                conn,
+                "admin",
+                "site.timezone_set",
+                "site",
+                site_id,
+                {"timezone": before},
+                {"timezone": body.timezone},
+            )
         return {"site_id": site_id, "timezone": body.timezone}
 
     async def colleague(actor: Actor, staff_id: str) -> None:
@@ -59,7 +73,16 @@ def build(ctx: Context) -> APIRouter:
         await colleague(actor, staff_id)
         hours = [WeeklyHours(h.weekday, Hours(h.start, h.end)) for h in body.hours]
         async with ctx.pool.acquire() as conn, conn.transaction():
+            before, _ = await repository.hours_of(conn, [staff_id], date.min, date.min)
             await repository.replace_weekly_hours(conn, staff_id, hours)
+            await audited.availability_changed(
+                conn,
+                actor.staff_id,
+                staff_id,
+                None,
+                audited.weekly(before[staff_id]),
+                audited.weekly(hours),
+            )
         return {"staff_id": staff_id, "hours": body.hours}
 
     @router.put("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
@@ -67,9 +90,17 @@ def build(ctx: Context) -> APIRouter:
         staff_id: str, on_date: date, body: DayException, actor: Actor = staff
     ) -> dict[str, Any]:
         await colleague(actor, staff_id)
+        hours = [Hours(h.start, h.end) for h in body.hours]
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await repository.replace_exception(
-                conn, staff_id, on_date, [Hours(h.start, h.end) for h in body.hours]
+            _, before = await repository.hours_of(conn, [staff_id], on_date, on_date)
+            await repository.replace_exception(conn, staff_id, on_date, hours)
+            await audited.availability_changed(
+                conn,
+                actor.staff_id,
+                staff_id,
+                on_date,
+                audited.day(before[staff_id].get(on_date)),
+                audited.day(hours),
             )
         return {"staff_id": staff_id, "date": on_date, "hours": body.hours}
 
@@ -78,7 +109,18 @@ def build(ctx: Context) -> APIRouter:
         staff_id: str, on_date: date, actor: Actor = staff
     ) -> dict[str, Any]:
         await colleague(actor, staff_id)
-        await repository.delete_exception(ctx.pool, staff_id, on_date)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            _, before = await repository.hours_of(conn, [staff_id], on_date, on_date)
+            if on_date in before[staff_id]:
+                await repository.delete_exception(conn, staff_id, on_date)
+                await audited.availability_changed(
+                    conn,
+                    actor.staff_id,
+                    staff_id,
+                    on_date,
+                    audited.day(before[staff_id][on_date]),
+                    None,
+                )
         return {"staff_id": staff_id, "date": on_date, "hours": "weekly"}
 
     @router.get("/v1/participants/{participant_id}/visits", tags=["visits"])
@@ -96,7 +138,12 @@ def build(ctx: Context) -> APIRouter:
     ) -> dict[str, Any]:
         try:
             planned = await enrolment.set_baseline(
-                ctx.pool, actor.site_id, participant_id, body.baseline_date, ctx.settings.protocol
+                ctx.pool,
+                actor.site_id,
+                participant_id,
+                body.baseline_date,
+                ctx.settings.protocol,
+                actor.staff_id,
             )
         except Refused as exc:
             raise api_error(exc) from None
@@ -147,7 +194,17 @@ def build(ctx: Context) -> APIRouter:
                 raise ApiError(404, "unknown_participant", "no such participant at your site")
             kind, owner = "participant", body.participant_id
         token = new_token("cal")
-        await repository.insert_feed(ctx.pool, hash_token(token), kind, owner, actor.staff_id)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await repository.insert_feed(conn, hash_token(token), kind, owner, actor.staff_id)
+            await audited.changed(
+                conn,
+                actor.staff_id,
+                "calendar_feed.created",
+                "calendar_feed",
+                f"{kind}:{owner}",
+                None,
+                {"owner_kind": kind, "owner_id": owner},
+            )
         return {"url": f"{ctx.settings.public_base_url.rstrip('/')}/v1/calendars/{token}.ics"}
 
     @router.get("/v1/calendars/{token}.ics", tags=["calendar"], response_class=Response)

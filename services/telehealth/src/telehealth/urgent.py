@@ -20,7 +20,7 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import UrgentVisitProposed, VisitStatus, VisitType
 from trialstream.outbox import enqueue
 
-from telehealth import bookings_repo, repository, slots, visit_events
+from telehealth import audited, bookings_repo, repository, slots, visit_events
 from telehealth.booking import Actor, Policy, present
 from telehealth.errors import Kind, Refused
 
@@ -109,6 +109,12 @@ async def propose(
             ends_at=slot.ends_at,
         )
         await enqueue(conn, Topic.VISIT_PROPOSALS, [(participant_id, proposal)])
+        proposed = await bookings_repo.get_booking(conn, booking_id)
+        assert proposed is not None
+        why = f"high-severity alert {alert_id}"
+        await audited.booking_changed(
+            conn, "system:telehealth", "proposal.created", None, proposed, why
+        )
         return
     await repository.set_visit_status(conn, visit_id, "cancelled")
     await bookings_repo.set_alert_outcome(conn, alert_id, "no_free_slot", None)
@@ -150,5 +156,7 @@ async def decide(
         if confirm:
             event = visit_events.from_booking(done, VisitStatus.SCHEDULED, note or "urgent visit")
             await visit_events.emit(conn, [event])
+        action = "proposal.confirmed" if confirm else "proposal.dismissed"
+        await audited.booking_changed(conn, actor.staff_id, action, row, done, note)
     assert done["visit_type"] == VisitType.VIDEO
     return present(done, policy)

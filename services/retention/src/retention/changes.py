@@ -1,0 +1,70 @@
+"""Changes people make through the API (preferences, tasks), each audited in its transaction
+(trialstream.audit). The channel address is never put in the audit trail: only whether one
+is set."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from trialstream import audit
+
+from retention import journal, repository
+from retention.domain import Preferences
+
+
+async def set_preferences(
+    pool: asyncpg.Pool,
+    participant_id: str,
+    prefs: Preferences,
+    *,
+    timezone: str | None,
+    cap: int | None,
+    address: str | None,
+    actor: str = "admin",
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        before, old_address = await repository.lock_preferences(conn, participant_id)
+        await repository.put_preferences(
+            conn, participant_id, prefs, timezone=timezone, cap=cap, address=address
+        )
+        after: dict[str, Any] = {
+            "language": prefs.language,
+            "timezone": timezone,
+            "channel": prefs.channel,
+            "opted_out": sorted(str(c) for c in prefs.opted_out),
+            "quiet_start": prefs.quiet_start,
+            "quiet_end": prefs.quiet_end,
+            "max_per_day": cap,
+            "address_set": address is not None,
+        }
+        if before is not None and address is not None and address != old_address:
+            after["address_changed"] = True
+        if before != after:
+            await audit.record(
+                conn,
+                actor=actor,
+                action="preferences.set",
+                entity="preferences",
+                entity_id=participant_id,
+                old=before,
+                new=after,
+            )
+
+
+async def complete_task(pool: asyncpg.Pool, task_id: UUID, *, actor: str = "admin") -> bool:
+    """open -> done; False if there is no open task with this id."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await journal.complete_task(conn, task_id):
+            return False
+        await audit.record(
+            conn,
+            actor=actor,
+            action="task.completed",
+            entity="coordinator_task",
+            entity_id=str(task_id),
+            old={"status": "open"},
+            new={"status": "done"},
+        )
+    return True

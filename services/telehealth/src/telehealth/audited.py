@@ -1,0 +1,92 @@
+"""Telehealth's entries in the hash-chained audit trail (trialstream.audit): bookings,
+proposals, availability, baselines, staff, sites and calendar feeds. Each is written in
+the transaction of its change, as that transaction's last write."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from trialstream import audit
+from trialstream.db import DbConnection
+
+from telehealth.availability import Hours, WeeklyHours
+
+_BOOKING_FIELDS = ("visit_id", "staff_id", "starts_at", "ends_at", "status", "visit_status")
+
+
+def booking_state(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a booking change is about: who, when, and the booking's and visit's status."""
+    return {k: row[k] for k in _BOOKING_FIELDS}
+
+
+async def booking_changed(
+    conn: DbConnection,
+    actor: str,
+    action: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+    reason: str | None,
+) -> None:
+    await audit.record(
+        conn,
+        actor=actor,
+        action=action,
+        entity="booking",
+        entity_id=str(after["booking_id"]),
+        old=None if before is None else booking_state(before),
+        new=booking_state(after),
+        reason=reason,
+    )
+
+
+def weekly(hours: Sequence[WeeklyHours]) -> list[list[Any]]:
+    return sorted([h.weekday, h.hours.start.isoformat(), h.hours.end.isoformat()] for h in hours)
+
+
+def day(hours: Sequence[Hours] | None) -> list[list[str]] | None:
+    """None: no exception (weekly hours apply); []: the day off."""
+    if hours is None:
+        return None
+    return sorted([h.start.isoformat(), h.end.isoformat()] for h in hours)
+
+
+async def availability_changed(
+    conn: DbConnection,
+    actor: str,
+    staff_id: str,
+    on: date | None,
+    before: audit.Value,
+    after: audit.Value,
+) -> None:
+    """Weekly hours (on=None) or one date's exception; after=None removes the exception."""
+    if on is None:
+        action, what = "availability.weekly_hours_set", "weekly"
+    else:
+        action = "availability.exception_removed" if after is None else "availability.exception_set"
+        what = on.isoformat()
+    await audit.record(
+        conn,
+        actor=actor,
+        action=action,
+        entity="staff_availability",
+        entity_id=f"{staff_id}/{what}",
+        old=before,
+        new=after,
+    )
+
+
+async def changed(
+    conn: DbConnection,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    before: audit.Value,
+    after: audit.Value,
+) -> None:
+    """Any other telehealth record: staff, site, participant baseline, calendar feed."""
+    await audit.record(
+        conn, actor=actor, action=action, entity=entity, entity_id=entity_id, old=before, new=after
+    )
