@@ -67,6 +67,7 @@ async def measure(
         pids["broker (Tansu)"] = infra.embedded_kafka.process.pid
     if infra.embedded_postgres and infra.embedded_postgres.process:
         pids["PostgreSQL"] = infra.embedded_postgres.process.pid
+    pids["load generator (this process)"] = os.getpid()
     with ResourceSampler(pids) as flat_usage:
         flat = await flat_out(
             ingest_urls,
