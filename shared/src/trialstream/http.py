@@ -1,17 +1,30 @@
-"""HTTP conventions every service shares: one error body shape, health and metrics routes.
+"""HTTP conventions every service shares: one error body shape, request metrics, health and
+metrics routes.
 
 Error body: {"error": {"code": "machine_readable", "message": "A sentence.", "details": [...]}}
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUESTS = Counter(
+    "trialstream_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "trialstream_http_request_seconds",
+    "Time from request to the end of the response body",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 
 class ApiError(Exception):
@@ -46,7 +59,39 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+class RequestMetrics:
+    """Counts and times every request by its route template (`/v1/alerts/{alert_id}`, not
+    the URL: bounded label values). Plain ASGI, so streamed responses pass untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "(unmatched)"
+            REQUESTS.labels(scope["method"], template, str(status)).inc()
+            REQUEST_SECONDS.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The shared error body for our errors and for request validation, and request metrics."""
+    app.add_middleware(RequestMetrics)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
