@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -79,10 +80,10 @@ class OutboxRelay:
             rows = await conn.fetch(_CLAIM, self._batch_size)
             if not rows:
                 return 0
-            await self._publish(
-                [OutboxMessage(r["topic"], r["key"], bytes(r["payload"])) for r in rows]
-            )
+            messages = [OutboxMessage(r["topic"], r["key"], bytes(r["payload"])) for r in rows]
+            await self._publish(messages)
             await conn.execute(_MARK_SENT, [r["id"] for r in rows])
+        _log_relayed(messages)
         return len(rows)
 
     async def purge_sent(self) -> None:
@@ -108,6 +109,20 @@ class OutboxRelay:
                 continue
             if sent < self._batch_size:
                 await _sleep_or_stop(stop, self._idle)
+
+
+def _log_relayed(messages: Sequence[OutboxMessage], shown: int = 50) -> None:
+    """One line per relayed batch naming its events, so an event can be traced from the
+    service that decided it to every consumer (whose dead letters name it too)."""
+    by_topic: dict[str, list[str]] = {}
+    for m in messages:
+        try:
+            event_id = str(json.loads(m.payload).get("event_id"))
+        except (ValueError, AttributeError):
+            event_id = "?"
+        by_topic.setdefault(m.topic, []).append(event_id)
+    for topic, ids in by_topic.items():
+        log.info("events published", topic=topic, count=len(ids), event_ids=ids[:shown])
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -7,6 +7,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
+import structlog.testing
 from trialstream.db import create_pool, migrate
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
@@ -83,3 +84,30 @@ async def test_a_failed_publish_leaves_rows_for_the_next_attempt(database_url: s
     finally:
         await pool.close()
     assert sent == [event.model_dump_json().encode()]
+
+
+async def test_each_relayed_batch_is_logged_with_its_event_ids(database_url: str) -> None:
+    await migrate(database_url, schema="outboxlog", directories=[])
+    pool = await create_pool(database_url, schema="outboxlog", max_size=2)
+    events = [ParticipantEnrolled(participant_id=f"P-log-{i}", site_id="s1") for i in range(3)]
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, Topic.PARTICIPANTS, [(e.participant_id, e) for e in events])
+
+        async def publish(_: Sequence[OutboxMessage]) -> None:
+            return None
+
+        with structlog.testing.capture_logs() as logs:
+            assert await OutboxRelay(pool, publish).relay_once() == 3
+    finally:
+        await pool.close()
+    published = [entry for entry in logs if entry["event"] == "events published"]
+    assert published == [
+        {
+            "event": "events published",
+            "log_level": "info",
+            "topic": str(Topic.PARTICIPANTS),
+            "count": 3,
+            "event_ids": [str(e.event_id) for e in events],
+        }
+    ]
