@@ -97,7 +97,8 @@ def test_clinical_alert_about_another_metric_is_true_but_does_not_detect() -> No
 def test_device_event_is_detected_by_any_device_quality_alert() -> None:
     result = evaluate([alert(330, None, AlertKind.DEVICE_QUALITY)], labels(DROPOUT))
     assert result.device_recall == 1.0
-    assert result.per_kind[-1].median_latency_min == pytest.approx(30)
+    (dropout,) = [r for r in result.per_kind if r.kind is EventKind.DROPOUT]
+    assert dropout.median_latency_min == pytest.approx(30)
 
 
 def test_window_ends_thirty_minutes_after_the_event_inclusive() -> None:
