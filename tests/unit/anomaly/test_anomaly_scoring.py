@@ -190,7 +190,8 @@ def test_snapshot_is_small_when_nothing_is_going_on() -> None:
     scorer = Scorer()
     scorer.score(stream(HR, [70] * 30))
     (state,) = scorer.snapshot(["P-0001", "P-unknown"]).values()
-    assert len(json.dumps(state)) < 100  # format, newest time and value of the one series
+    # format, newest time and value of the one series, the model's window in progress
+    assert len(json.dumps(state)) < 130
 
 
 def test_restore_rejects_a_state_it_cannot_read() -> None:
