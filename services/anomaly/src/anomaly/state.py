@@ -151,7 +151,10 @@ class WindowState:
     hour: int = -1
     hour_sums: list[float] = field(default_factory=lambda: [0.0] * VITALS)
     hour_counts: list[float] = field(default_factory=lambda: [0.0] * VITALS)
-    hours: dict[int, list[float | None]] = field(default_factory=dict)
+    # Completed hours, oldest first: [hour, then per vital the resting mean in hundredths
+    # of the unit (None: no resting reading)]. Kept in the checkpoint's own form, because
+    # converting it element by element costs more than the rest of a live batch's state.
+    hours: list[list[int | None]] = field(default_factory=list)
     series: SeriesState = field(default_factory=lambda: SeriesState(NEVER))
     # Not checkpointed, like RestingBaseline.known: baselines of final hours never change.
     known: dict[int, tuple[FloatArray, FloatArray]] = field(default_factory=dict, compare=False)
@@ -167,19 +170,16 @@ class WindowState:
             out["hour"] = self.hour
             out["hour_sums"], out["hour_counts"] = self.hour_sums, self.hour_counts
         if self.hours:
-            out["hours"] = [[h, *means] for h, means in sorted(self.hours.items())]
+            out["hours"] = list(self.hours)  # rows are replaced, never changed in place
         if self.series.rules or self.series.last_us != NEVER:
             out["series"] = self.series.to_json()
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WindowState:
-        hours: dict[int, list[float | None]] = {}
-        for row in data.get("hours", ()):
-            means = [None if x is None else float(x) for x in row[1:]]
-            if len(means) != VITALS:
-                raise ValueError("an hour needs one mean per vital")
-            hours[int(row[0])] = means
+        hours = [list(row) for row in data.get("hours", ())]
+        if any(len(row) != VITALS + 1 or row[0] is None for row in hours):
+            raise ValueError("an hour needs its index and one mean per vital")
         series = data.get("series")
         zeros = [0.0] * VITALS
         return cls(

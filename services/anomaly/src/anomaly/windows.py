@@ -177,13 +177,16 @@ def judge(closed: Closed, held: list[WindowState], config: ScoringConfig) -> Jud
 def _fold(state: WindowState, hour: int, sums: list[float], counts: list[float], keep: int) -> None:
     if hour != state.hour:
         if state.hour >= 0:
-            state.hours[state.hour] = [
-                s / c / 1000 if c else None
+            # In hundredths of the unit: plenty for a baseline, and whole numbers.
+            means = [
+                round(s / c / 10) if c else None
                 for s, c in zip(state.hour_sums, state.hour_counts, strict=True)
             ]
+            state.hours.append([state.hour, *means])
         state.hour, state.hour_sums, state.hour_counts = hour, [0.0] * VITALS, [0.0] * VITALS
-        for old in [h for h in state.hours if h < hour - keep - 1]:
-            del state.hours[old]
+        oldest = hour - keep - 1
+        if state.hours and (state.hours[0][0] or 0) < oldest:
+            state.hours = [row for row in state.hours if (row[0] or 0) >= oldest]
     state.hour_sums = [a + b for a, b in zip(state.hour_sums, sums, strict=True)]
     state.hour_counts = [a + b for a, b in zip(state.hour_counts, counts, strict=True)]
 
@@ -201,23 +204,23 @@ def _baseline_cached(
 
 
 def _baseline_at(
-    hours: dict[int, list[float | None]], hour: int, config: ScoringConfig
+    hours: list[list[int | None]], hour: int, config: ScoringConfig
 ) -> tuple[FloatArray, FloatArray]:
     """Per vital (median, spread) of the hourly means at this time of day at least 22 h
     earlier; NaN for a vital with fewer than `baseline_min_hours` of them."""
     keep, need = config.model_history_hours, config.baseline_min_hours
     median, spread = np.full(VITALS, np.nan), np.full(VITALS, np.nan)
     # The same time of day (+/- 1 h) on each earlier day in reach, hours >= 22 h old.
-    back = [d * 24 + k for d in range(1, keep // 24 + 2) for k in (-1, 0, 1)]
-    picked = [m for b in back if 22 <= b <= keep + 1 and (m := hours.get(hour - b)) is not None]
+    back = {hour - (d * 24 + k) for d in range(1, keep // 24 + 2) for k in (-1, 0, 1)}
+    picked = [row for row in hours if row[0] in back and 22 <= hour - (row[0] or 0) <= keep + 1]
     if len(picked) < need:
         return median, spread
-    for j in range(VITALS):  # a handful of values: plain Python beats numpy's overhead
-        column = [x for means in picked if (x := means[j]) is not None]
+    for j in range(1, VITALS + 1):  # a handful of values: plain Python beats numpy here
+        column = [x / 100 for row in picked if (x := row[j]) is not None]
         if len(column) >= need:
             mid = _median(column)
-            median[j] = mid
-            spread[j] = max(_median([abs(x - mid) for x in column]), float(MIN_SPREAD[j]))
+            median[j - 1] = mid
+            spread[j - 1] = max(_median([abs(x - mid) for x in column]), float(MIN_SPREAD[j - 1]))
     return median, spread
 
 
