@@ -266,3 +266,21 @@ def test_labels_survive_a_json_round_trip(small: tuple[Dataset, Path], tmp_path:
     assert LabelSet.load(path) == data.labels
     first = json.loads(path.read_text())["events"][0]
     assert set(first) == {"participant_id", "kind", "metric", "start", "end"}
+
+
+def test_early_deterioration_keeps_each_vital_clear_of_its_limit(
+    small: tuple[Dataset, Path], rows: list[Row]
+) -> None:
+    data, _ = small
+    labelled = [lab for lab in data.labels.labels if lab.kind is EventKind.EARLY_DETERIORATION]
+    assert labelled
+    for lab in labelled:
+        inside: dict[Metric, list[float]] = defaultdict(list)
+        for p, m, v, t in rows:
+            if p == lab.participant_id and lab.start + timedelta(minutes=30) <= t < lab.end:
+                inside[m].append(v)
+        mean = {m: sum(vs) / len(vs) for m, vs in inside.items()}
+        assert mean[Metric.HEART_RATE] < 111, lab
+        assert mean[Metric.OXYGEN_SATURATION] > 93, lab
+        assert max(inside[Metric.BODY_TEMPERATURE]) < 38.1, lab
+        assert mean[Metric.RESPIRATORY_RATE] < 21, lab
