@@ -123,7 +123,7 @@ def test_model_alert_explains_its_score_and_the_deviations_behind_it(whole: Scor
 def test_model_episode_ends_when_the_vitals_are_back(whole: Scored) -> None:
     (ended,) = [e for e in whole.ended if e.rule == RULE]
     assert ended.ended_at > T0 + timedelta(minutes=DRIFT[1])
-    assert "2 windows in a row" in ended.explanation
+    assert "3 windows in a row" in ended.explanation
 
 
 def test_without_the_model_the_drift_goes_unnoticed(drifting: list[ReadingReceived]) -> None:

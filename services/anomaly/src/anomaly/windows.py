@@ -171,7 +171,21 @@ def judge(closed: Closed, held: list[WindowState], config: ScoringConfig) -> Jud
         x = np.maximum(WORSE * (means - baseline) / spread, 0.0)
     need = np.array([config.model_min_heart_rate, *[config.model_min_readings] * (VITALS - 1)])
     ok = (closed.counts >= need).all(axis=1) & np.isfinite(x).all(axis=1)
+    if config.model_below_limits:
+        ok &= ~_beyond_limits(means, config)
     return Judged(closed, means, baseline, spread, np.where(np.isfinite(x), x, 0.0), ok)
+
+
+def _beyond_limits(means: FloatArray, config: ScoringConfig) -> BoolArray:
+    """Windows whose resting mean of some vital is itself beyond that vital's clinical limit:
+    the limit rules speak for those, so the model does not judge them."""
+    beyond = np.zeros(len(means), dtype=np.bool_)
+    for limit in config.limits:
+        if limit.metric in VITAL_METRICS:
+            column = means[:, VITAL_METRICS.index(limit.metric)]
+            with np.errstate(invalid="ignore"):
+                beyond |= limit.band_of(column) > 0
+    return beyond
 
 
 def _fold(state: WindowState, hour: int, sums: list[float], counts: list[float], keep: int) -> None:
