@@ -3,8 +3,8 @@
 Matching. An event is detected when an alert of the same participant has `detected_at` in
 [start, end + grace] (grace 30 min: an alert that needs a few readings to confirm an episode
 that just ended still points staff to it) and is of the event's family: a clinical event
-needs a clinical alert about the event's metric; a device event (flatline, dropout) needs
-a device-quality alert. Latency is the first such alert's detected_at minus start, in
+needs a clinical alert about the event's metric (early deterioration, several vitals at
+once: any clinical alert); a device event (flatline, dropout) needs a device-quality alert. Latency is the first such alert's detected_at minus start, in
 minutes of stream time.
 
 Precision. An alert is true when it falls in [start, end + grace] of any event of the same
@@ -121,7 +121,7 @@ def first_detection(
 ) -> AlertRaised | None:
     """The earliest alert that detects `label`, if any."""
     for alert in _in_window(alerts.get((label.participant_id, label.family), []), label, grace):
-        if label.family is Family.DEVICE or alert.metric == label.metric:
+        if label.metric is None or alert.metric == label.metric:
             return alert
     return None
 

@@ -12,6 +12,14 @@ every kind, none in the first `warmup_hours` (a personal baseline needs data to 
 from) or the last two hours, and at least 3 h apart within a participant. Eligibility:
 baseline_shift only for resting heart rate <= 65 (so +25-35 stays under 100), bradycardia
 only for resting heart rate >= 55 (32-38 is then clearly not the participant's own sleep).
+
+Early deterioration (several vitals mildly off for hours, none over its limit) came later:
+its events are drawn from a random stream of their own (seed, 1) and fitted into the gaps
+the other kinds leave, and its drift is added on top of the finished normal signals, so
+for a given seed every other kind, every confounder and every other value is what it was
+before the kind existed. About as many as of each other kind, on randomly chosen
+participants; one whose stream has no free gap long enough passes it on to the next
+participant who has one.
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ DURATION_MIN = {
     EventKind.BASELINE_SHIFT: (240, 720),
     EventKind.FLATLINE: (60, 360),
     EventKind.DROPOUT: (120, 480),
+    EventKind.EARLY_DETERIORATION: (240, 600),
 }
+LATER_KINDS = (EventKind.EARLY_DETERIORATION,)  # not in _assign: see the module docstring
 ELIGIBLE = {  # resting heart-rate ranges a kind may be given to
     EventKind.BASELINE_SHIFT: (0.0, 65.0),
     EventKind.BRADYCARDIA: (55.0, 1000.0),
@@ -133,7 +143,7 @@ def _assign(
     rng: np.random.Generator, people: list[Participant], total: int
 ) -> list[list[EventKind]]:
     """Kinds per participant: balanced counts, every kind present, eligibility honoured."""
-    n, kinds = len(people), list(EventKind)
+    n, kinds = len(people), [k for k in EventKind if k not in LATER_KINDS]
     load = [kinds[i % len(kinds)] for i in range(max(total, len(kinds)))]
     order = sorted(range(len(load)), key=lambda i: (load[i] not in ELIGIBLE, rng.random()))
     rhr = np.array([p.profile.resting_hr for p in people])
@@ -166,6 +176,24 @@ def _place(
         episodes.append(Episode(kind, start, start + span))
         at += span + GAP_MIN
     return episodes
+
+
+def _fit(
+    rng: np.random.Generator, kind: EventKind, taken: list[Episode], first: int, last: int
+) -> Episode | None:
+    """One episode of `kind` at a random place in [first, last) at least GAP_MIN from every
+    episode in `taken`, or None when no gap is long enough."""
+    lo, hi = DURATION_MIN[kind]
+    span = int(rng.integers(lo, hi + 1))
+    free = np.ones(last - first, dtype=np.bool_)
+    for ep in taken:
+        free[max(ep.start - GAP_MIN - span - first, 0) : max(ep.end + GAP_MIN - first, 0)] = False
+    free[max(last - first - span, 0) :] = False
+    starts = np.flatnonzero(free)
+    if not len(starts):
+        return None
+    start = first + int(starts[int(rng.integers(len(starts)))])
+    return Episode(kind, start, start + span)
 
 
 Columns = tuple[IntArray, IntArray, IntArray, FloatArray]
@@ -201,10 +229,20 @@ def generate(config: GeneratorConfig | None = None) -> Dataset:
     grid = np.arange(minutes)
     columns: list[Columns] = []
     labels: list[Label] = []
+    later = np.random.default_rng([cfg.seed, 1])
+    share = max(round(total / (len(EventKind) - len(LATER_KINDS))), 1)
+    given = set(later.permutation(cfg.participants)[:share].tolist())
+    first, last = int(cfg.warmup_hours * 60), minutes - TAIL_MIN
+    owed = 0  # events of chosen participants that did not fit: the next who can takes one
     for i, (part, own) in enumerate(zip(people, kinds, strict=True)):
-        episodes = _place(rng, own, int(cfg.warmup_hours * 60), minutes - TAIL_MIN)
+        episodes = _place(rng, own, first, last)
+        chosen = i in given
+        added = _fit(later, LATER_KINDS[0], episodes, first, last) if chosen or owed else None
+        owed += 1 if chosen and added is None else -1 if not chosen and added else 0
         local = grid + offsets[part.zone][grid // 60]
-        columns.append(_readings(i, part, simulate(rng, part.profile, local, episodes), start_us))
+        signals = simulate(rng, part.profile, local, episodes, later, [added] if added else [])
+        columns.append(_readings(i, part, signals, start_us))
+        episodes = episodes + ([added] if added else [])
         labels += [
             Label(
                 part.participant_id,

@@ -1,7 +1,8 @@
 """Labelled events of the synthetic benchmark: kinds, their alert family, JSON form.
 
 A label says: this participant had this episode from `start` (inclusive) to `end`
-(exclusive), in stream time. Clinical kinds name the metric an alert must be about;
+(exclusive), in stream time. Clinical kinds name the metric an alert must be about, except
+early deterioration (several vitals mildly off at once), which any clinical alert detects;
 device kinds (flatline, dropout) are matched by alert kind alone.
 """
 
@@ -28,6 +29,7 @@ class EventKind(StrEnum):
     BASELINE_SHIFT = "baseline_shift"
     FLATLINE = "flatline"
     DROPOUT = "dropout"
+    EARLY_DETERIORATION = "early_deterioration"
 
 
 class Family(StrEnum):
@@ -35,7 +37,8 @@ class Family(StrEnum):
     DEVICE = "device"
 
 
-# The metric a clinical alert must name to detect the event; None for device kinds.
+# The metric a clinical alert must name to detect the event; None for device kinds and
+# for early deterioration (no one metric: any clinical alert about the participant counts).
 KIND_METRIC: Mapping[EventKind, Metric | None] = MappingProxyType(
     {
         EventKind.TACHYCARDIA_AT_REST: Metric.HEART_RATE,
@@ -46,12 +49,14 @@ KIND_METRIC: Mapping[EventKind, Metric | None] = MappingProxyType(
         EventKind.BASELINE_SHIFT: Metric.HEART_RATE,
         EventKind.FLATLINE: None,
         EventKind.DROPOUT: None,
+        EventKind.EARLY_DETERIORATION: None,
     }
 )
+DEVICE_KINDS = frozenset({EventKind.FLATLINE, EventKind.DROPOUT})
 
 
 def family_of(kind: EventKind) -> Family:
-    return Family.CLINICAL if KIND_METRIC[kind] is not None else Family.DEVICE
+    return Family.DEVICE if kind in DEVICE_KINDS else Family.CLINICAL
 
 
 @dataclass(frozen=True)

@@ -202,10 +202,33 @@ def _artefacts(rng: np.random.Generator, s: Signals, near: BoolArray, phase5: in
         s.spo2[i] = float(rng.integers(84, 89))
 
 
+def _deterioration(rng: np.random.Generator, s: Signals, ep: Episode, p: Profile) -> None:
+    """Early deterioration: heart rate up 12-18 beats/min, SpO2 down 1.5-3 points,
+    temperature up 0.35-0.7 C and breathing up 2.5-5 breaths/min at once, each capped so
+    that its mean stays clear of its NEWS2 limit (heart rate <= 97, SpO2 >= 95 awake,
+    temperature <= 37.75 in the afternoon, breathing <= 19), ramping in over the first
+    30 min and out over 30 min after `end`. No single vital looks alarming; together, for
+    hours, they are how infection or decompensation often begins."""
+    a, b = ep.start, ep.end
+    n = min(b + 30, len(s.hr)) - a
+    ramp = np.clip(np.minimum(np.arange(n) + 1, b + 30 - a - np.arange(n)) / 30, 0, 1)
+    s.hr[a : a + n] += ramp * min(rng.uniform(12, 18), max(8.0, 97 - p.resting_hr))
+    s.spo2[a : a + n] -= ramp * min(rng.uniform(2, 3), max(1.5, p.spo2 - 95))
+    s.temp[a : a + n] += ramp * min(rng.uniform(0.5, 0.7), max(0.35, 37.5 - p.temperature))
+    s.rr[a : a + n] += ramp * min(rng.uniform(3, 5), max(2.5, 19 - p.resp_rate))
+
+
 def simulate(
-    rng: np.random.Generator, profile: Profile, local_min: IntArray, episodes: list[Episode]
+    rng: np.random.Generator,
+    profile: Profile,
+    local_min: IntArray,
+    episodes: list[Episode],
+    later_rng: np.random.Generator | None = None,
+    later: list[Episode] | tuple[Episode, ...] = (),
 ) -> Signals:
-    """Minute signals of one participant with its episodes applied (values as sent)."""
+    """Minute signals of one participant with its episodes applied (values as sent).
+    `later` episodes (early deterioration) draw from `later_rng` and leave everything
+    drawn from `rng` (confounders included) as it would be without them."""
     near = _near(len(local_min), episodes)
     signals = _normal(rng, profile, local_min, near)
     for ep in episodes:
@@ -213,6 +236,10 @@ def simulate(
             _fever(rng, signals, ep)
         else:
             _clinical(rng, signals, ep, profile)  # device kinds come after rounding
+    for ep in later:
+        if later_rng is None:
+            raise ValueError("later episodes need their own random stream")
+        _deterioration(later_rng, signals, ep, profile)
     _round(signals)
     _artefacts(rng, signals, near, profile.phase5)
     for ep in episodes:

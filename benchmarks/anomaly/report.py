@@ -46,24 +46,24 @@ def scorer_table(results: Mapping[str, Evaluation]) -> str:
     return "\n".join(lines)
 
 
-def kind_table(ev: Evaluation) -> str:
-    lines = [
-        _row(["kind", "events", "detected", "recall", "median latency min", "p90 latency min"]),
-        _row(["---"] * 6),
-    ]
+def kind_table(ev: Evaluation, without: Evaluation | None = None) -> str:
+    """Per kind; with `without` (the same scorer minus the model) its recall beside."""
+    extra = ["recall without the model"] if without is not None else []
+    titles = ["kind", "events", "detected", "recall", "median latency min", "p90 latency min"]
+    lines = [_row(titles + extra), _row(["---"] * (len(titles) + len(extra)))]
+    other = {r.kind: r for r in without.per_kind} if without is not None else {}
     for r in ev.per_kind:
-        lines.append(
-            _row(
-                [
-                    str(r.kind),
-                    str(r.events),
-                    str(r.detected),
-                    _cell(r.recall),
-                    _cell(r.median_latency_min, 1),
-                    _cell(r.p90_latency_min, 1),
-                ]
-            )
-        )
+        cells = [
+            str(r.kind),
+            str(r.events),
+            str(r.detected),
+            _cell(r.recall),
+            _cell(r.median_latency_min, 1),
+            _cell(r.p90_latency_min, 1),
+        ]
+        if without is not None:
+            cells.append(_cell(other[r.kind].recall))
+        lines.append(_row(cells))
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ _SLOW = Persistence(3, 10, 15, 3)
 LIMITS_ONLY = ScoringConfig(
     device_quality=False,
     personal_baselines=False,
+    multivariate=False,
     persistence={
         Metric.HEART_RATE: Persistence(5, 4, 15, 5),
         Metric.OXYGEN_SATURATION: _SLOW,

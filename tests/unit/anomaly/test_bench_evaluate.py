@@ -97,7 +97,8 @@ def test_clinical_alert_about_another_metric_is_true_but_does_not_detect() -> No
 def test_device_event_is_detected_by_any_device_quality_alert() -> None:
     result = evaluate([alert(330, None, AlertKind.DEVICE_QUALITY)], labels(DROPOUT))
     assert result.device_recall == 1.0
-    assert result.per_kind[-1].median_latency_min == pytest.approx(30)
+    (dropout,) = [r for r in result.per_kind if r.kind is EventKind.DROPOUT]
+    assert dropout.median_latency_min == pytest.approx(30)
 
 
 def test_window_ends_thirty_minutes_after_the_event_inclusive() -> None:
@@ -265,3 +266,21 @@ def test_labels_survive_a_json_round_trip(small: tuple[Dataset, Path], tmp_path:
     assert LabelSet.load(path) == data.labels
     first = json.loads(path.read_text())["events"][0]
     assert set(first) == {"participant_id", "kind", "metric", "start", "end"}
+
+
+def test_early_deterioration_keeps_each_vital_clear_of_its_limit(
+    small: tuple[Dataset, Path], rows: list[Row]
+) -> None:
+    data, _ = small
+    labelled = [lab for lab in data.labels.labels if lab.kind is EventKind.EARLY_DETERIORATION]
+    assert labelled
+    for lab in labelled:
+        inside: dict[Metric, list[float]] = defaultdict(list)
+        for p, m, v, t in rows:
+            if p == lab.participant_id and lab.start + timedelta(minutes=30) <= t < lab.end:
+                inside[m].append(v)
+        mean = {m: sum(vs) / len(vs) for m, vs in inside.items()}
+        assert mean[Metric.HEART_RATE] < 111, lab
+        assert mean[Metric.OXYGEN_SATURATION] > 93, lab
+        assert max(inside[Metric.BODY_TEMPERATURE]) < 38.1, lab
+        assert mean[Metric.RESPIRATORY_RATE] < 21, lab

@@ -23,7 +23,7 @@ The behaviour, in one place:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,8 @@ from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cumm
 from anomaly.baseline import BaselineShiftRule, baselines, deviations
 from anomaly.columns import ColumnReadings, Columns
 from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
+from anomaly.forest import Forest, shipped
+from anomaly.model import ModelRule, mark_scored, model_version, window_rows
 from anomaly.quality import (
     FlatlineRule,
     JumpsRule,
@@ -47,6 +49,7 @@ from anomaly.quality import (
 from anomaly.reading import Reading
 from anomaly.rules import METRIC_CODE, METRICS, ScoringConfig
 from anomaly.state import ParticipantState, SeriesState
+from anomaly.windows import VITAL_METRICS, Judged, close_windows, judge
 
 __all__ = ["Scorer", "ScoringConfig"]
 
@@ -189,15 +192,31 @@ class Scorer:
     at different stream times while catching up, so ongoing silences are left to the
     wall clock (silences_until)."""
 
-    def __init__(self, config: ScoringConfig | None = None, *, stream_clock: bool = True) -> None:
+    def __init__(
+        self,
+        config: ScoringConfig | None = None,
+        *,
+        stream_clock: bool = True,
+        forest: Forest | None = None,
+        on_windows: Callable[[Judged, list[str]], None] | None = None,
+    ) -> None:
+        """`forest`: the multivariate model (default: the one shipped in the package);
+        `on_windows` sees every batch's judged windows (training collects them there; with
+        it and no `forest`, windows are judged but not scored)."""
         self.stream_clock = stream_clock
         self.config = config or ScoringConfig()
         self.model_version = self.config.model_version
+        if forest is None and self.config.multivariate and on_windows is None:
+            forest = shipped()
+        self.forest = forest
+        self.on_windows = on_windows
         self._states: dict[str, ParticipantState] = {}
         self._clock = NEVER  # stream time: the newest measured_at scored so far
         suppressible = {lim.metric for lim in self.config.limits if lim.suppressed_by_activity}
         if self.config.personal_baselines:
             suppressible.add(Metric.HEART_RATE)  # rest is judged from steps
+        if self.config.multivariate:
+            suppressible.update(VITAL_METRICS)  # the model's windows use resting readings
         self._activity_codes = np.array([METRIC_CODE[m] for m in suppressible], dtype=np.int64)
 
     def score(self, readings: Sequence[Reading] | Columns) -> list[AlertRaised]:
@@ -270,7 +289,43 @@ class Scorer:
                 held = [states[p] for p in view.p[view.first].tolist()]
                 band, count = jump_bands(view, held, cfg)
                 out.append(score(JumpsRule(Metric.HEART_RATE, count), band, view))
+        if cfg.multivariate:
+            out.append(self._model(rows, batch, states))
         return [a for found in out for a in found[0]], [e for found in out for e in found[1]]
+
+    def _model(
+        self, rows: _RowsOf, batch: _Batch, states: list[ParticipantState]
+    ) -> tuple[list[AlertRaised], list[AlertEpisodeEnded]]:
+        """Close the windows this batch completes, judge them, score them all with one call
+        of the model, and run the model rule over them."""
+        cfg = self.config
+        held = [s.windows for s in states]
+        rest = (rows.step_readings > 0) & (rows.steps <= cfg.rest_steps)
+        window = round(cfg.window_minutes * US_PER_MINUTE)
+        closed = close_windows(
+            batch.p, batch.t, batch.m, batch.v, batch.arrival, rest, held, window
+        )
+        if not len(closed):
+            return [], []
+        judged = judge(closed, held, cfg)
+        if self.on_windows is not None:
+            self.on_windows(judged, batch.participants)
+        if self.forest is None or not judged.ok.any():
+            return [], []
+        scores = self.forest.score(judged.x[judged.ok])
+        view = window_rows(judged, scores, held)
+        rule = ModelRule.of(self.forest, judged, cfg)
+        found = score_rule(
+            rule,
+            rule.bands(scores),
+            view,
+            config=cfg,
+            readings=batch.readings,
+            participants=batch.participants,
+            model_version=model_version(self.forest, self.model_version),
+        )
+        mark_scored(view)
+        return found
 
     def _silences_in(self, batch: _Batch, states: list[ParticipantState]) -> list[AlertRaised]:
         """Dropouts revealed inside the batch; advances each participant's newest time and

@@ -181,7 +181,7 @@ class BandRule(Protocol):
     def kind(self) -> AlertKind: ...
 
     @property
-    def metric(self) -> Metric: ...
+    def metric(self) -> Metric | None: ...
 
     def persistence(self, config: ScoringConfig) -> Persistence: ...
 
@@ -210,11 +210,13 @@ class Hit:
         *,
         threshold: float | None = None,
         baseline: float | None = None,
+        window_start_us: int | None = None,
     ) -> AlertRaised:
         """The alert for this hit: its id derives from the episode (participant, rule,
         severity, the run's first reading), so re-scoring yields the same alert."""
         key = f"{self.participant_id}|{rule.rule}|{severity}|{self.run.first}"
-        start, end = to_datetime(self.run.start_us), to_datetime(self.detected_us)
+        start = to_datetime(self.run.start_us if window_start_us is None else window_start_us)
+        end = to_datetime(self.detected_us)
         return AlertRaised(
             event_id=uuid.uuid5(ALERT_NAMESPACE, key),
             occurred_at=end,  # not the wall clock: replay and live must write the same JSON
@@ -345,6 +347,10 @@ def episode_ended(
 ) -> AlertEpisodeEnded:
     ended_at = closing.measured_at.astimezone(UTC)
     key = f"{participant_id}|{spec.rule}|ended|{closing.event_id}"
+    if spec.metric is not None:
+        items, last = "readings", f"{number(closing.value)} {UNITS[spec.metric]}"
+    else:  # a windowed rule: its rows are windows, each closed by a reading
+        items, last = "windows", "when the next window began"
     return AlertEpisodeEnded(
         event_id=uuid.uuid5(ALERT_NAMESPACE, key),
         occurred_at=ended_at,
@@ -354,9 +360,9 @@ def episode_ended(
         rule=spec.rule,
         ended_at=ended_at,
         explanation=(
-            f"Back to normal: {per.recovery_readings} readings in a row clear of "
-            f"{spec.rule} (the last at {ended_at:%Y-%m-%d %H:%M} UTC, {number(closing.value)} "
-            f"{UNITS[spec.metric]}). The episode is over; its alerts still want review."
+            f"Back to normal: {per.recovery_readings} {items} in a row clear of "
+            f"{spec.rule} (the last at {ended_at:%Y-%m-%d %H:%M} UTC, {last}). "
+            "The episode is over; its alerts still want review."
         ),
     )
 

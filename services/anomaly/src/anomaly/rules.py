@@ -150,6 +150,20 @@ class ScoringConfig:
     shift_min_bpm: float = 20
     shift_spread_factor: float = 5  # and at least this many times the usual spread
     shift: Persistence = Persistence(20, 30, 15, 20)
+    # Multivariate model (windows.py, model.py): an IsolationForest over personal
+    # deviations of four vitals in 30-min resting windows, alerting when its score stays
+    # at or above the model's threshold for `model_persistence` windows.
+    multivariate: bool = True
+    window_minutes: float = 30
+    model_history_hours: int = 72  # hourly resting means kept for the model's baselines
+    model_min_heart_rate: int = 10  # resting heart-rate readings a window needs
+    model_min_readings: int = 2  # resting readings of each 5-minutely vital a window needs
+    # Up to 3 unjudged windows (exercise, missing vitals) may lie between two that count.
+    model_persistence: Persistence = Persistence(2, 25, 125, 3)
+    # Judge only windows whose resting means are all within the clinical limits (beyond
+    # them, a limit rule alerts already; a second alert for the same episode is noise).
+    model_below_limits: bool = True
+    model_threshold: float | None = None  # None: the threshold shipped with the model
     model_version: str = "rules-2.0"  # bump whenever a threshold or rule changes
 
     def __post_init__(self) -> None:

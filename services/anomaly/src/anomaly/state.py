@@ -126,6 +126,74 @@ class RestingBaseline:
         )
 
 
+NEVER = int(np.iinfo(np.int64).min)
+VITALS = 4  # heart rate, SpO2, temperature, respiratory rate: see anomaly.windows
+
+
+def _sums(data: Any) -> list[float]:
+    values = [float(x) for x in data]
+    if len(values) != VITALS:
+        raise ValueError(f"expected {VITALS} values, got {len(values)}")
+    return values
+
+
+@dataclass
+class WindowState:
+    """What the multivariate model's windows are built from (anomaly.windows): resting sums
+    (in thousandths of the unit: whole numbers, so exact) and counts per vital of the
+    window and of the hour in progress, the resting mean of
+    each completed hour (None where a vital had no resting reading), and the model rule's
+    own episode state in `series` (its last_us: the newest window scored)."""
+
+    window: int = -1  # index of the window in progress (-1: none yet)
+    sums: list[float] = field(default_factory=lambda: [0.0] * VITALS)
+    counts: list[float] = field(default_factory=lambda: [0.0] * VITALS)
+    hour: int = -1
+    hour_sums: list[float] = field(default_factory=lambda: [0.0] * VITALS)
+    hour_counts: list[float] = field(default_factory=lambda: [0.0] * VITALS)
+    # Completed hours, oldest first: [hour, then per vital the resting mean in hundredths
+    # of the unit (None: no resting reading)]. Kept in the checkpoint's own form, because
+    # converting it element by element costs more than the rest of a live batch's state.
+    hours: list[list[int | None]] = field(default_factory=list)
+    series: SeriesState = field(default_factory=lambda: SeriesState(NEVER))
+    # Not checkpointed, like RestingBaseline.known: baselines of final hours never change.
+    known: dict[int, tuple[FloatArray, FloatArray]] = field(default_factory=dict, compare=False)
+
+    def is_empty(self) -> bool:
+        return self.window < 0 and not self.hours and not self.series.rules
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"window": self.window}
+        if any(self.counts):
+            out["sums"], out["counts"] = self.sums, self.counts
+        if self.hour >= 0:
+            out["hour"] = self.hour
+            out["hour_sums"], out["hour_counts"] = self.hour_sums, self.hour_counts
+        if self.hours:
+            out["hours"] = list(self.hours)  # rows are replaced, never changed in place
+        if self.series.rules or self.series.last_us != NEVER:
+            out["series"] = self.series.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WindowState:
+        hours = [list(row) for row in data.get("hours", ())]
+        if any(len(row) != VITALS + 1 or row[0] is None for row in hours):
+            raise ValueError("an hour needs its index and one mean per vital")
+        series = data.get("series")
+        zeros = [0.0] * VITALS
+        return cls(
+            int(data["window"]),
+            _sums(data.get("sums", zeros)),
+            _sums(data.get("counts", zeros)),
+            int(data.get("hour", -1)),
+            _sums(data.get("hour_sums", zeros)),
+            _sums(data.get("hour_counts", zeros)),
+            hours,
+            SeriesState(NEVER) if series is None else SeriesState.from_json(series),
+        )
+
+
 @dataclass
 class ParticipantState:
     series: dict[Metric, SeriesState] = field(default_factory=dict)
@@ -137,6 +205,9 @@ class ParticipantState:
     seen_us: int | None = None
     dropout_alerted_us: int | None = None
     jumps_us: list[int] = field(default_factory=list)  # recent implausible heart-rate jumps
+    # Added after format 1 was in use: optional in the JSON, so older checkpoints load
+    # (their participants start learning the model's baselines from the next reading).
+    windows: WindowState = field(default_factory=WindowState)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -153,6 +224,8 @@ class ParticipantState:
             out["dropout_alerted_us"] = self.dropout_alerted_us
         if self.jumps_us:
             out["jumps_us"] = self.jumps_us
+        if not self.windows.is_empty():
+            out["windows"] = self.windows.to_json()
         return out
 
     @classmethod
@@ -167,6 +240,7 @@ class ParticipantState:
             resting = RestingBaseline.from_json(data["resting"]) if "resting" in data else None
             seen, alerted = data.get("seen_us"), data.get("dropout_alerted_us")
             jumps = [int(x) for x in data.get("jumps_us", ())]
+            windows = WindowState.from_json(data["windows"]) if "windows" in data else None
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
         if step_us.shape != counts.shape:
@@ -179,4 +253,5 @@ class ParticipantState:
             None if seen is None else int(seen),
             None if alerted is None else int(alerted),
             jumps,
+            windows or WindowState(),
         )
