@@ -19,6 +19,7 @@ from trialstream.runtime import Runtime
 
 from monitoring import repository, service
 from monitoring.domain import AccessDenied, InvalidTransition, Role, Staff, may_read, site_to_read
+from monitoring.rbm.handlers import build_rbm_router
 from monitoring.settings import MonitoringSettings
 
 ALERTS_GROUP = "monitoring-alerts"
@@ -115,6 +116,7 @@ def build_router(runtime: Runtime, settings: MonitoringSettings) -> APIRouter:
             "entries": await repository.audit_for(runtime.pool, "alert", str(alert_id)),
         }
 
+    router.include_router(build_rbm_router(runtime, settings, current_staff))
     return router
 
 
