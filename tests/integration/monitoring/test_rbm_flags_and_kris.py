@@ -219,7 +219,8 @@ async def test_closing_a_flag_needs_site_staff_and_a_note_and_is_audited(rbm: Rb
     assert done.status_code == 200, done.text
     body = done.json()
     assert (body["status"], body["close_note"]) == ("closed", "device clock reset")
-    assert body["closed_by"] and body["closed_at"]
+    assert body["closed_by"]
+    assert body["closed_at"]
     again = await rbm.client.post(close, json={"note": "again"}, headers=nurse)
     assert (again.status_code, again.json()["error"]["code"]) == (409, "already_closed")
     assert await rbm.flags(nurse) == []
