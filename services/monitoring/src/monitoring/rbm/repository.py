@@ -276,7 +276,8 @@ async def recent_jumps(
 
 async def raise_flags(conn: Db, candidates: Sequence[FlagCandidate]) -> list[dict[str, Any]]:
     """Insert the candidates that open a new episode; returns those inserted."""
-    unique = list({c.dedupe_key: c for c in candidates}.values())
+    # sorted: concurrent transactions take the unique index's locks in the same order
+    unique = sorted({c.dedupe_key: c for c in candidates}.values(), key=lambda c: c.dedupe_key)
     if not unique:
         return []
     rows = await conn.fetch(
