@@ -25,8 +25,9 @@ from monitoring.rbm import kris, repository, service
 from monitoring.rbm.closing import FlagNotFound, close_flag
 from monitoring.rbm.settings import RbmSettings
 
+READINGS_GROUP = "monitoring-rbm-readings"
 GROUPS = {
-    Topic.READINGS: "monitoring-rbm-readings",
+    Topic.READINGS: READINGS_GROUP,
     Topic.PARTICIPANTS: "monitoring-rbm-participants",
     Topic.EPRO_DUE: "monitoring-rbm-epro-due",
     Topic.EPRO_MISSED: "monitoring-rbm-epro-missed",
