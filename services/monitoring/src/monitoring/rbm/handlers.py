@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
+from aiokafka import ConsumerRecord
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, StringConstraints
 from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
+from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import ReadingReceived
@@ -26,14 +28,22 @@ from monitoring.rbm.closing import FlagNotFound, close_flag
 from monitoring.rbm.settings import RbmSettings
 
 READINGS_GROUP = "monitoring-rbm-readings"
-GROUPS = {
-    Topic.READINGS: READINGS_GROUP,
-    Topic.PARTICIPANTS: "monitoring-rbm-participants",
-    Topic.EPRO_DUE: "monitoring-rbm-epro-due",
-    Topic.EPRO_MISSED: "monitoring-rbm-epro-missed",
-    Topic.EPRO_RESPONSES: "monitoring-rbm-epro-responses",
-    Topic.VISITS: "monitoring-rbm-visits",
+# The low-volume streams share one group: one consumer-group join at start-up, not five.
+STREAMS_GROUP = "monitoring-rbm-streams"
+STREAMS: dict[str, type[Event]] = {
+    Topic.PARTICIPANTS: ParticipantEnrolled,
+    Topic.EPRO_DUE: QuestionnaireDue,
+    Topic.EPRO_MISSED: QuestionnaireMissed,
+    Topic.EPRO_RESPONSES: ResponseSubmitted,
+    Topic.VISITS: VisitChanged,
 }
+
+
+class StreamsConsumer(BatchConsumer[Event]):
+    """Decodes each record by its topic's contract."""
+
+    def model_for(self, record: ConsumerRecord[Any, Any]) -> type[Event]:
+        return STREAMS[record.topic]
 
 
 class FlagClosing(BaseModel):
@@ -105,41 +115,51 @@ def build_rbm_router(
     return router
 
 
-E = TypeVar("E", bound=Any)
-
-
 def subscribe_rbm(runtime: Runtime, settings: RbmSettings) -> None:
     rules = settings.flag_rules()
     dead_letters = dead_letter_sender(runtime.broker)
+    session = runtime.settings.kafka_session_timeout_ms
 
-    def on(
-        topic: Topic, model: type[E], apply: Callable[[Any, Sequence[E]], Awaitable[Any]]
-    ) -> None:
-        async def handle(events: Sequence[E]) -> None:
-            async with runtime.pool.acquire() as conn:
-                await apply(conn, events)
+    async def on_readings(batch: Sequence[ReadingReceived]) -> None:
+        async with runtime.pool.acquire() as conn:
+            await service.process_readings_for_rbm(conn, batch, rules)
 
-        subscribe_batches(
-            runtime.broker,
-            topic,
-            BatchConsumer(
-                model=model, group=GROUPS[topic], handle=handle, send_dead_letters=dead_letters
-            ),
-            session_timeout_ms=runtime.settings.kafka_session_timeout_ms,
-        )
+    async def on_streams(events: Sequence[Event]) -> None:
+        # participants first: a batch may hold an enrolment and that participant's events
+        async with runtime.pool.acquire() as conn:
+            await service.apply_participants(conn, _of(events, ParticipantEnrolled))
+            await service.apply_epro_occurrences(
+                conn, _of(events, (QuestionnaireDue, QuestionnaireMissed))
+            )
+            await service.apply_epro_responses(conn, _of(events, ResponseSubmitted), rules)
+            await service.apply_visits(conn, _of(events, VisitChanged))
 
-    async def readings(conn: Any, batch: Sequence[ReadingReceived]) -> None:
-        await service.process_readings_for_rbm(conn, batch, rules)
+    subscribe_batches(
+        runtime.broker,
+        Topic.READINGS,
+        BatchConsumer(
+            model=ReadingReceived,
+            group=READINGS_GROUP,
+            handle=on_readings,
+            send_dead_letters=dead_letters,
+        ),
+        session_timeout_ms=session,
+    )
+    subscribe_batches(
+        runtime.broker,
+        [Topic(t) for t in STREAMS],
+        StreamsConsumer(
+            model=Event, group=STREAMS_GROUP, handle=on_streams, send_dead_letters=dead_letters
+        ),
+        session_timeout_ms=session,
+    )
 
-    async def responses(conn: Any, batch: Sequence[ResponseSubmitted]) -> None:
-        await service.apply_epro_responses(conn, batch, rules)
 
-    on(Topic.READINGS, ReadingReceived, readings)
-    on(Topic.PARTICIPANTS, ParticipantEnrolled, service.apply_participants)
-    on(Topic.EPRO_DUE, QuestionnaireDue, service.apply_epro_occurrences)
-    on(Topic.EPRO_MISSED, QuestionnaireMissed, service.apply_epro_occurrences)
-    on(Topic.EPRO_RESPONSES, ResponseSubmitted, responses)
-    on(Topic.VISITS, VisitChanged, service.apply_visits)
+T = TypeVar("T", bound=Event)
+
+
+def _of(events: Sequence[Event], kind: type[T] | tuple[type[T], ...]) -> list[T]:
+    return [e for e in events if isinstance(e, kind)]
 
 
 @asynccontextmanager

@@ -221,6 +221,8 @@ async def apply_epro_responses(
         if e.questionnaire_id == rules.diary_questionnaire
         and rules.diary_activity_score in e.scores
     }
+    if not firsts and not diary:
+        return 0
     async with conn.transaction():
         if firsts:
             await repository.answer_occurrences(
