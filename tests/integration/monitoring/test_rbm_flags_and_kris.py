@@ -360,3 +360,66 @@ async def test_kri_breach_is_published_once_across_two_replicas(
 async def _two(found: Any) -> list[dict[str, Any]] | None:
     events: list[dict[str, Any]] = await found
     return events if len(events) >= 2 else None
+
+
+async def test_participant_kris_come_from_visits_readings_alerts_and_flags(rbm: Rbm) -> None:
+    from trialstream.events.alerts import AlertKind, AlertRaised, Severity
+    from trialstream.events.visits import VisitChanged, VisitStatus, VisitType
+
+    site = unique_id("site")
+    nurse = await rbm.staff(site)
+    participant = await rbm.enrol(site)
+    t = now()
+    window = (t - timedelta(days=10), t - timedelta(days=3))
+
+    def visit(status: VisitStatus, starts: Any = None) -> VisitChanged:
+        return VisitChanged(
+            participant_id=participant,
+            site_id=site,
+            visit_id=uuid.uuid4(),
+            visit_name="Day 7",
+            visit_type=VisitType.VIDEO,
+            status=status,
+            window_start=window[0],
+            window_end=window[1],
+            starts_at=starts,
+        )
+
+    visits = [
+        visit(VisitStatus.COMPLETED, window[0] + timedelta(days=1)),  # in window
+        visit(VisitStatus.COMPLETED, window[1] + timedelta(days=1)),  # after it
+        visit(VisitStatus.MISSED),
+        visit(VisitStatus.SCHEDULED, window[0] + timedelta(days=2)),  # not decided
+    ]
+    await rbm.publish(Topic.VISITS, [(participant, v) for v in visits])
+    alert = AlertRaised(
+        participant_id=participant,
+        kind=AlertKind.DEVICE_QUALITY,
+        severity=Severity.LOW,
+        rule="device-quality/dropout",
+        detected_at=t,
+        window_start=t,
+        window_end=t,
+        observed=[],
+        model_version="test",
+        explanation="no data",
+    )
+    await rbm.publish(Topic.ALERTS, [(participant, alert)])
+
+    async def kri_values() -> dict[str, Any] | None:
+        r = await rbm.client.get(f"/v1/participants/{participant}/kris", headers=nurse)
+        assert r.status_code == 200, r.text
+        values = {k["name"]: k["value"] for k in r.json()["kris"]}
+        ready = values["visit_window"] is not None and values["ack_median"] is not None
+        return values if ready else None
+
+    values = await eventually(kri_values)
+    assert values["visit_window"] == pytest.approx(33.33)
+    assert values["ack_median"] is not None
+    assert values["ack_median"] < 5  # still open: its age so far, in minutes
+    assert values["dq_flag_rate"] == 1.0  # one device-quality alert over one participant-day
+    assert values["epro_on_time"] is None
+    site_view = (await rbm.client.get(f"/v1/sites/{site}/kris", headers=nurse)).json()
+    by_name = {k["name"]: k for k in site_view["kris"]}
+    assert by_name["visit_window"]["status"] == "red"
+    assert by_name["visit_window"]["value"] == values["visit_window"]
