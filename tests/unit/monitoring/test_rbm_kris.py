@@ -65,14 +65,23 @@ def test_wear_time_window_starts_at_enrolment_and_ends_at_withdrawal() -> None:
     enrolled = datetime(2026, 3, 2, 8, tzinfo=UTC)  # 09:00 Berlin
     withdrawn = datetime(2026, 3, 2, 10, tzinfo=UTC)  # 11:00 Berlin
     half = slots_between(enrolled, enrolled + timedelta(hours=1))
+    cfg = KriConfig(thresholds=CFG.thresholds, min_wear_hours=0)
     ratio = wear_time(
-        facts(enrolled_at=enrolled, withdrawn_at=withdrawn, wear_slots=half), NOW, CFG
+        facts(enrolled_at=enrolled, withdrawn_at=withdrawn, wear_slots=half), NOW, cfg
     )
     assert (ratio.num, ratio.den) == (4, 8)
 
 
+def test_wear_time_is_unknown_until_enough_waking_time_was_observed() -> None:
+    enrolled = datetime(2026, 3, 2, 17, tzinfo=UTC)  # 18:00 Berlin: 4 waking hours left today
+    assert wear_time(facts(enrolled_at=enrolled), NOW, CFG).percent() == 0.0
+    later = enrolled + timedelta(minutes=15)
+    assert wear_time(facts(enrolled_at=later), NOW, CFG).percent() is None
+
+
 def test_wear_time_over_a_dst_change_uses_the_real_day_length() -> None:
     cfg = KriConfig(thresholds=CFG.thresholds, sleep_hour=24, wake_hour=0, window_days=1)
+    assert cfg.min_wear_hours == 4.0
     # Berlin springs forward on 2026-03-29: that local day has 23 hours
     now = datetime(2026, 3, 29, 22, 0, tzinfo=UTC)  # 2026-03-30 00:00 local
     ratio = wear_time(facts(enrolled_at=now - timedelta(days=60)), now, cfg)

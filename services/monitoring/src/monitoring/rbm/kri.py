@@ -63,6 +63,7 @@ class KriConfig:
     wake_hour: int = 7
     sleep_hour: int = 22
     slot_minutes: int = 15
+    min_wear_hours: float = 4.0  # less waking time observed than this: wear time unknown
 
 
 @dataclass
@@ -161,6 +162,8 @@ def wear_time(facts: ParticipantFacts, now: datetime, cfg: KriConfig) -> Ratio:
     slot = timedelta(minutes=cfg.slot_minutes)
     intervals = list(_waking_intervals(*span, zone, cfg.wake_hour, cfg.sleep_hour))
     den = sum((hi - lo) / slot for lo, hi in intervals)
+    if den * cfg.slot_minutes < cfg.min_wear_hours * 60 or den <= 0:
+        return Ratio()  # just enrolled (or waking hours barely begun): too early to judge
     worn = 0
     for s in set(facts.wear_slots):
         local = s.astimezone(zone)

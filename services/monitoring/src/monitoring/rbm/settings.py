@@ -33,6 +33,9 @@ class RbmSettings(BaseSettings):
     kri_wake_hour: int = Field(default=7, ge=0, le=23)
     kri_sleep_hour: int = Field(default=22, ge=1, le=24)
     kri_wear_slot_minutes: int = Field(default=15, description="must divide 60")
+    kri_wear_min_waking_hours: float = Field(
+        default=4.0, ge=0, description="observed waking time below which wear time is unknown"
+    )
     kri_interval_seconds: float = Field(default=60.0, gt=0, description="KRI evaluation period")
     # Discrepancy flag rules.
     flag_clock_ahead_seconds: float = Field(default=600.0, gt=0)
@@ -79,6 +82,7 @@ class RbmSettings(BaseSettings):
             wake_hour=self.kri_wake_hour,
             sleep_hour=self.kri_sleep_hour,
             slot_minutes=self.kri_wear_slot_minutes,
+            min_wear_hours=self.kri_wear_min_waking_hours,
         )
 
     def flag_rules(self) -> FlagRules:
