@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +13,7 @@ import httpx
 from helpers import eventually, serving, unique_id
 from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
+from trialstream.db import create_pool
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import Metric, ReadingReceived
@@ -102,9 +103,7 @@ def now() -> datetime:
 
 
 @asynccontextmanager
-async def rbm_service(
-    kafka: str, database_url: str, *, replicas: int = 1, **settings: Any
-) -> AsyncIterator[Rbm]:
+async def rbm_service(kafka: str, database_url: str, **settings: Any) -> AsyncIterator[Rbm]:
     config = MonitoringSettings(
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
@@ -112,10 +111,16 @@ async def rbm_service(
         kafka_session_timeout_ms=2000,
         **settings,
     )
-    async with AsyncExitStack() as stack:
-        clients, pools = [], []
-        for replica in range(replicas):
-            app = create_app(config.model_copy(update={"replica": replica}))
-            clients.append(await stack.enter_async_context(serving(app)))
-            pools.append(app.state.runtime.pool)
-        yield Rbm(clients, pools, kafka, database_url, config)
+    app = create_app(config)
+    async with serving(app) as client:
+        yield Rbm([client], [app.state.runtime.pool], kafka, database_url, config)
+
+
+@asynccontextmanager
+async def second_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on monitoring's schema, as a second replica's."""
+    pool = await create_pool(database_url, schema="monitoring")
+    try:
+        yield pool
+    finally:
+        await pool.close()
