@@ -32,6 +32,7 @@ from trialstream.events import (
     VisitChanged,
     VisitReminderDue,
 )
+from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
 from trialstream.services import ServiceInfo
 
@@ -52,6 +53,15 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.VISIT_PROPOSALS: (UrgentVisitProposed,),
         Topic.NUDGES: (NudgeSent,),
         Topic.COORDINATOR_TASKS: (CoordinatorTaskCreated,),
+        Topic.KRI_BREACHES: (KriBreached, KriRecovered),
+        Topic.DISCREPANCY_FLAGS: (DiscrepancyFlagRaised,),
+    }
+)
+
+_KEYS: Mapping[Topic, str] = MappingProxyType(
+    {
+        Topic.DEAD_LETTER: "Records no consumer could decode or process, with the reason.",
+        Topic.KRI_BREACHES: "Keyed by participant_id (site-level KRIs: by site_id).",
     }
 )
 
@@ -76,9 +86,7 @@ def asyncapi(services: Sequence[ServiceInfo]) -> dict[str, Any]:
             refs[event.__name__] = {"$ref": f"#/components/messages/{event.__name__}"}
         channels[_channel_id(topic)] = {
             "address": str(topic),
-            "description": "Keyed by participant_id."
-            if topic is not Topic.DEAD_LETTER
-            else "Records no consumer could decode or process, with the reason.",
+            "description": _KEYS.get(topic, "Keyed by participant_id."),
             "messages": refs,
         }
     operations: dict[str, Any] = {}

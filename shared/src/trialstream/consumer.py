@@ -135,6 +135,10 @@ class BatchConsumer(Generic[E]):
         self._send_dead_letters = send_dead_letters
         self._retry = retry
 
+    def model_for(self, record: ConsumerRecord[Any, Any]) -> type[E]:
+        """The contract a record is decoded into (one model per consumer unless overridden)."""
+        return self.model
+
     def decode(
         self, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> tuple[list[tuple[ConsumerRecord[Any, Any], E]], list[DeadLetter]]:
@@ -144,7 +148,7 @@ class BatchConsumer(Generic[E]):
             try:
                 if not record.value:
                     raise ValueError("empty record value (no event payload)")
-                good.append((record, self.model.model_validate_json(record.value)))
+                good.append((record, self.model_for(record).model_validate_json(record.value)))
             except (ValidationError, ValueError) as exc:
                 dead.append(dead_letter_for(record, self.group, exc))
         return good, dead
@@ -216,7 +220,7 @@ def dead_letter_sender(broker: KafkaBroker) -> SendDeadLetters:
 
 def subscribe_batches(
     broker: KafkaBroker,
-    topic: Topic,
+    topic: Topic | Sequence[Topic],
     consumer: BatchConsumer[Any],
     *,
     session_timeout_ms: int,
@@ -227,8 +231,11 @@ def subscribe_batches(
     after processing, and a rewind of every partition in the batch if processing is
     interrupted (shutdown, rebalance), so the batch is read again rather than skipped."""
 
+    # Several low-volume topics may share one group (one join at start-up instead of one
+    # per topic); the consumer then decodes each record by its topic.
+    topics = [str(topic)] if isinstance(topic, str) else [str(t) for t in topic]
     subscriber = broker.subscriber(
-        str(topic),
+        *topics,
         group_id=consumer.group,
         batch=True,
         max_records=max_records,

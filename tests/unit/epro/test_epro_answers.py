@@ -8,7 +8,7 @@ import pytest
 from epro.answers import check_answers, enabled_items
 from epro.definitions import Questionnaire, shipped
 
-Q = {q.id: q for q in shipped()}
+Q = {q.id: q for q in shipped() if q.version == 1}  # the first published versions
 
 
 def phq9(*values: int, **extra: Any) -> dict[str, Any]:

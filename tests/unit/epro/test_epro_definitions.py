@@ -31,9 +31,10 @@ def minimal(**changes: Any) -> dict[str, Any]:
     return q
 
 
-def test_shipped_examples_are_diary_phq9_gad7_and_pain_nrs() -> None:
+def test_shipped_examples_are_diary_v1_v2_phq9_gad7_and_pain_nrs() -> None:
     assert sorted(q.key for q in shipped()) == [
         ("daily-diary", 1),
+        ("daily-diary", 2),
         ("gad-7", 1),
         ("pain-nrs", 1),
         ("phq-9", 1),
@@ -108,3 +109,18 @@ def test_catalog_keeps_the_first_published_content_of_a_version() -> None:
     latest = catalog.latest("mini")
     assert latest is not None
     assert latest.version == 2
+
+
+def test_diary_v2_adds_an_optional_activity_item_scored_for_monitoring() -> None:
+    from epro.scoring import score
+
+    v1, v2 = (q for q in shipped() if q.id == "daily-diary")
+    assert [i.link_id for i in v2.items if v1.item(i.link_id) is None] == ["activity"]
+    activity = v2.item("activity")
+    assert activity is not None
+    assert not activity.required
+    answers = {"wellbeing": 5, "new-symptoms": False, "took-medication": True}
+    assert [(s.name, s.value) for s in score(v2, {**answers, "activity": "bed"})] == [
+        ("activity_level", 0)
+    ]
+    assert score(v2, answers) == []  # unanswered: no score, so no cross-check

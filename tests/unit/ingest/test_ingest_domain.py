@@ -64,3 +64,18 @@ def test_non_object_record_is_rejected_with_a_reason() -> None:
     result = check_batch(["garbage", 3], WHO, received_at=NOW, max_clock_skew=timedelta(0))
     assert [r.status for r in result.results] == [Status.REJECTED, Status.REJECTED]
     assert all(r.errors for r in result.results)
+
+
+def test_readings_measured_after_withdrawal_are_refused_earlier_ones_kept() -> None:
+    withdrawn = Uploader("wear-1", "P-0001", withdrawn_at=NOW - timedelta(minutes=10))
+    checked = check_batch(
+        [
+            raw(measured_at=(NOW - timedelta(minutes=11)).isoformat()),
+            raw(measured_at=(NOW - timedelta(minutes=9)).isoformat()),
+        ],
+        withdrawn,
+        received_at=NOW,
+        max_clock_skew=timedelta(minutes=5),
+    )
+    assert [r.status for r in checked.results] == [Status.ACCEPTED, Status.REJECTED]
+    assert checked.results[1].errors[0]["code"] == "participant_withdrawn"

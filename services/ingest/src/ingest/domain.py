@@ -24,6 +24,7 @@ class Uploader:
 
     device_id: str
     participant_id: str
+    withdrawn_at: datetime | None = None  # readings measured after it are refused
 
 
 @dataclass
@@ -83,6 +84,12 @@ def check_batch(
                     f"not '{upload.device_id}'",
                 )
             reading = normalise(upload, received_at=received_at, max_clock_skew=max_clock_skew)
+            if uploader.withdrawn_at is not None and reading.measured_at > uploader.withdrawn_at:
+                raise RecordRejected.one(
+                    "measured_at",
+                    "participant_withdrawn",
+                    "the participant withdrew from the study before this reading was measured",
+                )
         except RecordRejected as rejected:
             results.append(
                 RecordResult(index, Status.REJECTED, _event_id_of(raw), rejected.as_dicts())

@@ -34,6 +34,20 @@ class EnrollParticipant(BaseModel):
     timezone: str = "UTC"
 
 
+class Withdrawal(BaseModel):
+    reason: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=1000,
+            description="Why (kept in ingest's database only, never published)",
+        ),
+    ]
+    withdrawn_at: AwareDatetime | None = Field(
+        default=None, description="When it took effect (default: now); not in the future"
+    )
+
+
 class EnrollDevice(BaseModel):
     device_id: DeviceId
     participant_id: ParticipantId
@@ -76,7 +90,7 @@ def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
         device = await repository.device_for_token(runtime.pool, hash_token(token))
         if device is None:
             raise ApiError(401, "invalid_credentials", "Unknown or revoked device credential.")
-        return Uploader(device.device_id, device.participant_id)
+        return Uploader(device.device_id, device.participant_id, device.withdrawn_at)
 
     @router.post(
         "/v1/readings",
@@ -128,6 +142,34 @@ def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
         except service.AlreadyExists as exc:
             raise ApiError(409, "conflict", str(exc)) from None
         return {"participant_id": body.participant_id, "site_id": body.site_id}
+
+    @router.post(
+        "/v1/admin/participants/{participant_id}/withdraw",
+        tags=["admin"],
+        dependencies=[admin],
+        summary="Withdraw a participant: later readings are refused, the state is published",
+    )
+    async def withdraw_participant(participant_id: str, body: Withdrawal) -> dict[str, str]:
+        if body.withdrawn_at is not None and body.withdrawn_at > datetime.now(UTC):
+            raise ApiError(
+                422,
+                "invalid_request",
+                "withdrawn_at must not be in the future.",
+                [{"field": "withdrawn_at", "code": "in_future", "message": "in the future"}],
+            )
+        try:
+            done = await service.withdraw_participant(
+                runtime.pool, participant_id, body.reason, body.withdrawn_at
+            )
+        except service.UnknownParticipant as exc:
+            raise ApiError(404, "unknown_participant", str(exc)) from None
+        assert done.withdrawn_at is not None
+        return {
+            "participant_id": done.participant_id,
+            "site_id": done.site_id,
+            "status": "withdrawn",
+            "withdrawn_at": done.withdrawn_at.isoformat(),
+        }
 
     @router.post("/v1/admin/devices", tags=["admin"], status_code=201, dependencies=[admin])
     async def enroll_device(body: EnrollDevice) -> dict[str, str]:

@@ -12,7 +12,7 @@ from trialstream.db import DbConnection
 from trialstream.events.readings import ReadingReceived
 
 _DEVICE_BY_CREDENTIAL_HASH = """
-SELECT d.device_id, d.participant_id, p.site_id
+SELECT d.device_id, d.participant_id, p.site_id, p.withdrawn_at
 FROM devices d JOIN participants p USING (participant_id)
 WHERE d.token_hash = $1 AND d.revoked_at IS NULL
 """
@@ -21,9 +21,14 @@ INSERT INTO participants (participant_id, site_id, timezone) VALUES ($1, $2, $3)
 ON CONFLICT (participant_id) DO NOTHING
 RETURNING participant_id
 """
-_PARTICIPANT = (
-    "SELECT participant_id, site_id, timezone FROM participants WHERE participant_id = $1"
-)
+_PARTICIPANT = """
+SELECT participant_id, site_id, timezone, withdrawn_at FROM participants WHERE participant_id = $1
+"""
+_WITHDRAW = """
+UPDATE participants SET status = 'withdrawn', withdrawn_at = $2, withdrawal_reason = $3
+WHERE participant_id = $1 AND status = 'enrolled'
+RETURNING participant_id, site_id, timezone, withdrawn_at
+"""
 _INSERT_DEVICE = """
 INSERT INTO devices (device_id, participant_id, token_hash) VALUES ($1, $2, $3)
 ON CONFLICT (device_id) DO NOTHING
@@ -72,6 +77,7 @@ class Device:
     device_id: str
     participant_id: str
     site_id: str
+    withdrawn_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -79,11 +85,14 @@ class Participant:
     participant_id: str
     site_id: str
     timezone: str
+    withdrawn_at: datetime | None = None
 
 
 async def device_for_token(pool: asyncpg.Pool, token_hash: str) -> Device | None:
     row = await pool.fetchrow(_DEVICE_BY_CREDENTIAL_HASH, token_hash)
-    return Device(row["device_id"], row["participant_id"], row["site_id"]) if row else None
+    if row is None:
+        return None
+    return Device(row["device_id"], row["participant_id"], row["site_id"], row["withdrawn_at"])
 
 
 async def insert_participant(conn: DbConnection, participant: Participant) -> bool:
@@ -97,7 +106,19 @@ async def get_participant(
     conn: DbConnection | asyncpg.Pool, participant_id: str
 ) -> Participant | None:
     row = await conn.fetchrow(_PARTICIPANT, participant_id)
-    return Participant(row["participant_id"], row["site_id"], row["timezone"]) if row else None
+    return _participant(row) if row else None
+
+
+async def withdraw(
+    conn: DbConnection, participant_id: str, withdrawn_at: datetime, reason: str
+) -> Participant | None:
+    """enrolled -> withdrawn; None if the participant is unknown or already withdrawn."""
+    row = await conn.fetchrow(_WITHDRAW, participant_id, withdrawn_at, reason)
+    return _participant(row) if row else None
+
+
+def _participant(row: asyncpg.Record) -> Participant:
+    return Participant(row["participant_id"], row["site_id"], row["timezone"], row["withdrawn_at"])
 
 
 async def insert_device(

@@ -103,6 +103,31 @@ async def enroll_participant(pool: asyncpg.Pool, participant: repository.Partici
             )
 
 
+async def withdraw_participant(
+    pool: asyncpg.Pool, participant_id: str, reason: str, withdrawn_at: datetime | None = None
+) -> repository.Participant:
+    """enrolled -> withdrawn, announced on the participants topic (outbox) as the
+    participant's new state. Withdrawing again returns the first withdrawal unchanged."""
+    async with pool.acquire() as conn, conn.transaction():
+        done = await repository.withdraw(
+            conn, participant_id, withdrawn_at or datetime.now(UTC), reason
+        )
+        if done is None:
+            existing = await repository.get_participant(conn, participant_id)
+            if existing is None:
+                raise UnknownParticipant(f"participant '{participant_id}' is not enrolled")
+            return existing
+        event = ParticipantEnrolled(
+            participant_id=done.participant_id,
+            site_id=done.site_id,
+            timezone=done.timezone,
+            status="withdrawn",
+            withdrawn_at=done.withdrawn_at,
+        )
+        await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, event)])
+        return done
+
+
 async def enroll_device(pool: asyncpg.Pool, device_id: str, participant_id: str) -> str:
     """Create a device credential; the token is returned once and stored only as a hash."""
     token = new_token("dev")

@@ -19,11 +19,13 @@ from trialstream.runtime import Runtime
 
 from monitoring import repository, service
 from monitoring.domain import AccessDenied, InvalidTransition, Role, Staff, may_read, site_to_read
+from monitoring.rbm.handlers import READINGS_GROUP, build_rbm_router
 from monitoring.settings import MonitoringSettings
 
 ALERTS_GROUP = "monitoring-alerts"
 PARTICIPANTS_GROUP = "monitoring-participants"
 EPISODES_GROUP = "monitoring-episodes-ended"
+RBM_READINGS_GROUP = READINGS_GROUP  # risk-based monitoring's hot stream; deploy/k8s scales on it
 
 
 class NewStaff(BaseModel):
@@ -115,6 +117,7 @@ def build_router(runtime: Runtime, settings: MonitoringSettings) -> APIRouter:
             "entries": await repository.audit_for(runtime.pool, "alert", str(alert_id)),
         }
 
+    router.include_router(build_rbm_router(runtime, settings, current_staff))
     return router
 
 

@@ -11,6 +11,7 @@ from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
 from monitoring.handlers import build_router, subscribe
+from monitoring.rbm.handlers import running_rbm, subscribe_rbm
 from monitoring.service_info import SERVICE
 from monitoring.settings import MonitoringSettings
 
@@ -21,10 +22,11 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
         settings, make_broker(settings.kafka_bootstrap_servers, client_id="monitoring")
     )
     subscribe(runtime)
+    subscribe_rbm(runtime, settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with running(SERVICE, runtime, relay_outbox=True):
+        async with running(SERVICE, runtime, relay_outbox=True), running_rbm(runtime, settings):
             yield
 
     app = FastAPI(

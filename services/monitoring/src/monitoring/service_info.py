@@ -11,6 +11,15 @@ SERVICE = ServiceInfo(
     base_port=8002,
     env_prefix="MONITORING_",
     order=30,
-    produces=(Topic.ALERT_ACKNOWLEDGEMENTS,),
-    consumes=(Topic.ALERTS, Topic.ALERT_EPISODES_ENDED, Topic.PARTICIPANTS),
+    produces=(Topic.ALERT_ACKNOWLEDGEMENTS, Topic.KRI_BREACHES, Topic.DISCREPANCY_FLAGS),
+    consumes=(
+        Topic.ALERTS,
+        Topic.ALERT_EPISODES_ENDED,
+        Topic.PARTICIPANTS,
+        Topic.READINGS,
+        Topic.EPRO_DUE,
+        Topic.EPRO_MISSED,
+        Topic.EPRO_RESPONSES,
+        Topic.VISITS,
+    ),
 )

@@ -21,6 +21,9 @@ class Topic(StrEnum):
     # retention (NudgeSent, CoordinatorTaskCreated)
     NUDGES = "trialstream.nudges.v1"
     COORDINATOR_TASKS = "trialstream.coordinator-tasks.v1"
+    # monitoring, risk-based monitoring (KriBreached, KriRecovered; DiscrepancyFlagRaised)
+    KRI_BREACHES = "trialstream.kri-breaches.v1"
+    DISCREPANCY_FLAGS = "trialstream.discrepancy-flags.v1"
 
 
 # Topics whose latest value per key is the state (participant -> site): compacted.

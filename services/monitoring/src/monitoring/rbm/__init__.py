@@ -1,0 +1,1 @@
+"""Risk-based monitoring: key risk indicators (KRIs) and automatic discrepancy flags."""

@@ -1,0 +1,62 @@
+"""Risk-based monitoring: key risk indicators crossing their limits, and discrepancy flags.
+
+Neither event carries free text written by staff or participants: reasons are sentences
+built by monitoring from the values in `evidence`, with pseudonymous ids only."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from trialstream.events.base import Event, ParticipantId, SiteId
+
+
+class KriThreshold(BaseModel):
+    """Quality tolerance limits: amber and red, and which way is worse."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    amber: float
+    red: float
+    direction: Literal["above", "below"]
+
+
+class _KriChange(Event):
+    schema_version: Literal[1] = 1
+    scope: Literal["site", "participant"]
+    site_id: SiteId
+    participant_id: ParticipantId | None = Field(
+        default=None, description="Set when scope is participant"
+    )
+    kri: str = Field(description="Machine name, e.g. 'wear_time'")
+    label: str
+    value: float | None
+    unit: str
+    threshold: KriThreshold
+    status: Literal["green", "amber", "red", "unknown"]
+    breached_at: AwareDatetime = Field(description="When this breach episode started (red)")
+
+
+class KriBreached(_KriChange):
+    """A KRI went red: one event per breach episode (the episode lasts until it is green)."""
+
+
+class KriRecovered(_KriChange):
+    """A KRI that had breached is green again: its breach episode is over."""
+
+    recovered_at: AwareDatetime
+
+
+class DiscrepancyFlagRaised(Event):
+    """A data discrepancy found automatically, raised once per episode (its dedupe key)."""
+
+    schema_version: Literal[1] = 1
+    flag_id: UUID
+    participant_id: ParticipantId
+    site_id: SiteId | None = None
+    kind: str = Field(description="e.g. 'device-clock-skew', 'shared-device'")
+    reason: str
+    evidence: dict[str, Any] = Field(description="The values behind the flag")
+    raised_at: AwareDatetime

@@ -1,0 +1,126 @@
+"""A monitoring service (one or two replicas) on the real broker and database, for RBM tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from helpers import eventually, serving, unique_id
+from monitoring.main import create_app
+from monitoring.settings import MonitoringSettings
+from trialstream.db import create_pool
+from trialstream.events.base import Event
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.readings import Metric, ReadingReceived
+from trialstream.events.topics import Topic
+from trialstream.kafka import make_broker
+from trialstream.publishing import publish_events
+
+ADMIN = "monitoring-admin"
+UNITS = {"heart-rate": "beats/min", "step-count": "steps", "body-temperature": "C"}
+
+
+@dataclass
+class Rbm:
+    clients: list[httpx.AsyncClient]
+    pools: list[asyncpg.Pool]
+    kafka: str
+    database_url: str
+    settings: MonitoringSettings
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.clients[0]
+
+    async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
+        broker = make_broker(self.kafka, client_id="test")
+        await broker.start()
+        try:
+            await publish_events(broker, topic, list(events))
+        finally:
+            await broker.stop()
+
+    async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
+        r = await self.client.post(
+            "/v1/admin/staff",
+            json={"staff_id": unique_id("nurse"), "site_id": site, "role": role},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        assert r.status_code == 201, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    async def enrol(self, site: str, **changes: Any) -> str:
+        participant = unique_id("P")
+        event = ParticipantEnrolled(participant_id=participant, site_id=site, **changes)
+        await self.publish(Topic.PARTICIPANTS, [(participant, event)])
+        await eventually(lambda: self.known(participant))
+        return participant
+
+    async def known(self, participant: str, status: str = "enrolled") -> bool:
+        row = await self.pools[0].fetchval(
+            "SELECT count(*) FROM rbm_participants WHERE participant_id = $1 AND status = $2",
+            participant,
+            status,
+        )
+        return bool(row)
+
+    async def readings(self, readings: Sequence[ReadingReceived]) -> None:
+        await self.publish(Topic.READINGS, [(r.participant_id, r) for r in readings])
+
+    async def flags(self, auth: dict[str, str], **params: str) -> list[dict[str, Any]]:
+        r = await self.client.get("/v1/flags", params=params, headers=auth)
+        assert r.status_code == 200, r.text
+        return list(r.json()["flags"])
+
+
+def reading(
+    participant: str,
+    measured: datetime,
+    value: float = 70.0,
+    *,
+    received: datetime | None = None,
+    device: str | None = None,
+    metric: str = "heart-rate",
+) -> ReadingReceived:
+    return ReadingReceived(
+        participant_id=participant,
+        device_id=device or f"dev-{participant}",
+        metric=Metric(metric),
+        value=value,
+        unit=UNITS[metric],
+        measured_at=measured,
+        occurred_at=received or measured + timedelta(seconds=2),
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def rbm_service(kafka: str, database_url: str, **settings: Any) -> AsyncIterator[Rbm]:
+    config = MonitoringSettings(
+        kafka_bootstrap_servers=kafka,
+        database_url=database_url,
+        admin_token=ADMIN,
+        kafka_session_timeout_ms=2000,
+        **settings,
+    )
+    app = create_app(config)
+    async with serving(app) as client:
+        yield Rbm([client], [app.state.runtime.pool], kafka, database_url, config)
+
+
+@asynccontextmanager
+async def second_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on monitoring's schema, as a second replica's."""
+    pool = await create_pool(database_url, schema="monitoring")
+    try:
+        yield pool
+    finally:
+        await pool.close()
