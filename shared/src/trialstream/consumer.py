@@ -242,7 +242,7 @@ def subscribe_batches(
         batch_timeout_ms=batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
-        listener=AssignmentMetrics(consumer.group, str(topic)),
+        listener=AssignmentMetrics(consumer.group, topics),
         decoder=_raw_decoder,
         max_poll_interval_ms=600_000,
         session_timeout_ms=session_timeout_ms,
@@ -269,24 +269,20 @@ class AssignmentMetrics(ConsumerRebalanceListener):  # type: ignore[misc]
     """Keeps the assigned-partitions gauge current and drops the lag of partitions that
     moved to another replica, so a scaled-out group's metrics add up."""
 
-    def __init__(self, group: str, topic: str) -> None:
-        self._group, self._topic = group, topic
+    def __init__(self, group: str, topics: Sequence[str]) -> None:
+        self._group, self._topics = group, frozenset(topics)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
-            if tp.topic == self._topic:
+            if tp.topic in self._topics:
                 with contextlib.suppress(KeyError):  # no batch was consumed from it yet
                     LAG.remove(self._group, tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        mine = [tp for tp in assigned if tp.topic == self._topic]
-        ASSIGNED.labels(self._group, self._topic).set(len(mine))
-        log.info(
-            "partitions assigned",
-            group=self._group,
-            topic=self._topic,
-            partitions=sorted(tp.partition for tp in mine),
-        )
+        for topic in sorted(self._topics):
+            mine = sorted(tp.partition for tp in assigned if tp.topic == topic)
+            ASSIGNED.labels(self._group, topic).set(len(mine))
+            log.info("partitions assigned", group=self._group, topic=topic, partitions=mine)
 
 
 async def record_lag(kafka: object, group: str) -> None:

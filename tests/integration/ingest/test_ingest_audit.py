@@ -36,3 +36,29 @@ async def test_enrolment_registration_and_revocation_are_in_the_audit_chain(
             {"participant_id": participant, "status": "revoked"},
         ),
     ]
+
+
+async def test_withdrawal_is_audited_with_its_reason(
+    ingest: httpx.AsyncClient,  # noqa: F811 - the fixture
+    database_url: str,
+) -> None:
+    participant, _, _ = await enrol(ingest, site="site-w")
+    r = await ingest.post(
+        f"/v1/admin/participants/{participant}/withdraw",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={"reason": "consent withdrawn at visit 3"},
+    )
+    assert r.status_code == 200, r.text
+    again = await ingest.post(
+        f"/v1/admin/participants/{participant}/withdraw",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        json={"reason": "a second click"},
+    )
+    assert again.status_code == 200  # the first withdrawal stands; nothing new to audit
+
+    entries = await audited(database_url, "ingest", "participant", participant)
+    assert [e["action"] for e in entries] == ["participant.enrolled", "participant.withdrawn"]
+    withdrawal = entries[-1]
+    assert withdrawal["old"] == {"status": "enrolled"}
+    assert withdrawal["new"]["status"] == "withdrawn"
+    assert withdrawal["reason"] == "consent withdrawn at visit 3"

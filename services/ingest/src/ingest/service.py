@@ -125,6 +125,16 @@ async def withdraw_participant(
             withdrawn_at=done.withdrawn_at,
         )
         await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, event)])
+        await audit.record(  # the reason stays here: it is never published
+            conn,
+            actor="admin",
+            action="participant.withdrawn",
+            entity="participant",
+            entity_id=done.participant_id,
+            old={"status": "enrolled"},
+            new={"status": "withdrawn", "withdrawn_at": done.withdrawn_at.isoformat()},
+            reason=reason,
+        )
         return done
 
 
