@@ -132,7 +132,7 @@ async def withdraw_participant(
             entity="participant",
             entity_id=done.participant_id,
             old={"status": "enrolled"},
-            new={"status": "withdrawn", "withdrawn_at": done.withdrawn_at.isoformat()},
+            new={"status": "withdrawn", "withdrawn_at": str(done.withdrawn_at)},
             reason=reason,
         )
         return done
