@@ -11,6 +11,14 @@ SERVICE = ServiceInfo(
     base_port=8002,
     env_prefix="MONITORING_",
     order=30,
-    produces=(Topic.ALERT_ACKNOWLEDGEMENTS,),
-    consumes=(Topic.ALERTS, Topic.ALERT_EPISODES_ENDED, Topic.PARTICIPANTS),
+    produces=(Topic.ALERT_ACKNOWLEDGEMENTS, Topic.ALERT_RESOLUTIONS, Topic.ALERT_ESCALATIONS),
+    consumes=(
+        Topic.ALERTS,
+        Topic.ALERT_EPISODES_ENDED,
+        Topic.PARTICIPANTS,
+        Topic.READINGS,
+        Topic.EPRO_RESPONSES,
+        Topic.EPRO_MISSED,
+        Topic.VISITS,
+    ),
 )
