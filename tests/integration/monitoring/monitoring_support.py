@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from helpers import unique_id
+from helpers import eventually, fetchval, unique_id
 from monitoring.settings import MonitoringSettings
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
@@ -87,6 +87,12 @@ class Monitoring:
             Topic.PARTICIPANTS,
             [(participant, ParticipantEnrolled(participant_id=participant, site_id=site))],
         )
+
+        async def known() -> object:
+            sql = "SELECT site_id FROM monitoring.participants WHERE participant_id = $1"
+            return await fetchval(self.database_url, sql, participant)
+
+        await eventually(known)  # alerts published from now on find their site
         return participant
 
     async def alerts(self, auth: dict[str, str], **params: str) -> list[dict[str, Any]]:
