@@ -53,6 +53,8 @@ class EscalationChecker:
                 await self.check_once()
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("escalation check failed, will retry", error=repr(exc))
+            except Exception:  # a bug in one pass must not end escalation for good
+                log.exception("escalation check crashed, will retry")
             self.passes += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._settings.escalation_check_seconds)

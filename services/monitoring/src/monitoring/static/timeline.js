@@ -37,9 +37,10 @@
       el("line", { x1: PAD_L, x2: W - PAD_R, y1: y(v), y2: y(v), class: "grid" }, svg);
       el("text", { x: PAD_L - 4, y: y(v) + 4, class: "axis", "text-anchor": "end" }, svg).textContent = v.toFixed(metric === "body-temperature" ? 1 : 0);
     }
-    for (const t of [t0, new Date((+t0 + +t1) / 2), t1]) {
-      el("text", { x: x(t), y: H - 6, class: "axis", "text-anchor": "middle" }, svg).textContent = utc(t).slice(5);
-    }
+    [t0, new Date((+t0 + +t1) / 2), t1].forEach((t, i) => {
+      const anchor = ["start", "middle", "end"][i];
+      el("text", { x: x(t), y: H - 6, class: "axis", "text-anchor": anchor }, svg).textContent = utc(t).slice(5);
+    });
     const band = points.map((p) => x(p.bucket) + "," + y(p.max)).concat(
       points.slice().reverse().map((p) => x(p.bucket) + "," + y(p.min)));
     el("polygon", { points: band.join(" "), class: "band" }, svg);
@@ -83,7 +84,7 @@
     charts.dataset.state = "loaded";
     const alerts = document.getElementById("alerts"), events = document.getElementById("events");
     alerts.replaceChildren(); events.replaceChildren();
-    for (const a of data.alerts) item(alerts, a.detected_at, "[" + a.severity + ", " + a.status + (a.overdue ? ", overdue" : "") + "] " + a.explanation, "alert sev-" + a.severity);
+    for (const a of data.alerts) item(alerts, a.detected_at, "[" + a.severity + ", " + a.status + (a.overdue ? ", overdue" : "") + "] " + a.explanation, "alert-item sev-" + a.severity);
     for (const e of data.events) item(events, e.at, e.title, e.kind);
     if (!data.alerts.length) alerts.textContent = "No alerts in this range.";
     if (!data.events.length) events.textContent = "No ePRO or visit events in this range.";
