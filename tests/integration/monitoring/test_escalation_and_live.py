@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from helpers import eventually, fetchval, read_topic, serving, unique_id
 from monitoring.domain import AckDeadlines
 from monitoring.main import create_app
 from monitoring.service import escalate_overdue
+from monitoring.timeline_readings import forget_seen_readings, record_readings_for_timeline
 from monitoring_support import Monitoring, alert_for, monitoring_settings, publish
 from servers import tcp_server
 from trialstream.db import create_pool
@@ -262,3 +264,29 @@ async def test_timeline_rolls_readings_up_once_and_shows_epro_and_visits(
 
 def missed_title(e: QuestionnaireMissed) -> str:
     return f"phq-9 missed (due {e.due_at:%Y-%m-%d %H:%M} UTC)"
+
+
+async def test_reading_ids_are_forgotten_after_the_dedupe_horizon(
+    monitoring: Monitoring, database_url: str
+) -> None:
+    participant = unique_id("P")
+    reading = ReadingReceived(
+        participant_id=participant,
+        device_id="watch-1",
+        metric=Metric.STEP_COUNT,
+        value=12,
+        unit="steps",
+        measured_at=datetime.now(UTC),
+    )
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "monitoring"})
+    try:
+        async with conn.transaction():
+            await record_readings_for_timeline(conn, [reading, reading])
+        assert await forget_seen_readings(conn, 3600) == "DELETE 0"
+        assert await forget_seen_readings(conn, 0) == "DELETE 1"
+        n = await conn.fetchval(
+            "SELECT n FROM reading_rollups WHERE participant_id = $1", participant
+        )
+    finally:
+        await conn.close()
+    assert n == 1

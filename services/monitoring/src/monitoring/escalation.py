@@ -33,7 +33,9 @@ class EscalationChecker:
         self._settings = settings
         self._deadlines = settings.ack_deadlines()
         self.passes = 0  # completed passes; tests wait on it instead of on the clock
-        self._last_purge = 0.0
+        # Not at start-up: a batch processed but not committed before a long outage comes
+        # back right after a restart, and its ids must still be there to drop it.
+        self._last_purge = time.monotonic()
 
     async def check_once(self, now: datetime | None = None) -> int:
         escalated = await service.escalate_overdue(

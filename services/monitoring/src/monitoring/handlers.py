@@ -28,9 +28,28 @@ from monitoring.domain import (
 )
 from monitoring.live import LiveFeed, sse_stream
 from monitoring.settings import MonitoringSettings
-from monitoring.subscribers import ALERTS_GROUP, EPISODES_GROUP, PARTICIPANTS_GROUP, subscribe
+from monitoring.subscribers import (
+    ALERTS_GROUP,
+    EPISODES_GROUP,
+    EPRO_MISSED_GROUP,
+    EPRO_RESPONSES_GROUP,
+    PARTICIPANTS_GROUP,
+    READINGS_GROUP,
+    VISITS_GROUP,
+    subscribe,
+)
 
-__all__ = ["ALERTS_GROUP", "EPISODES_GROUP", "PARTICIPANTS_GROUP", "build_router", "subscribe"]
+__all__ = [  # the consumer groups, re-exported where the deployment contract test looks
+    "ALERTS_GROUP",
+    "EPISODES_GROUP",
+    "EPRO_MISSED_GROUP",
+    "EPRO_RESPONSES_GROUP",
+    "PARTICIPANTS_GROUP",
+    "READINGS_GROUP",
+    "VISITS_GROUP",
+    "build_router",
+    "subscribe",
+]
 
 # The dashboard keeps the staff token in this HttpOnly cookie (docs/decisions/0040).
 SESSION_COOKIE = "trialstream_staff"

@@ -22,7 +22,7 @@ class MonitoringSettings(ServiceSettings):
         default=30, gt=0, description="How often overdue alerts are looked for."
     )
     timeline_dedupe_days: float = Field(
-        default=7,
+        default=2,
         gt=0,
         description="How long reading ids are remembered to drop redelivered readings from "
         "the timeline rollups; a copy redelivered later than this would be counted twice.",
