@@ -23,7 +23,7 @@ from trialstream.events.base import ParticipantId
 from trialstream.runtime import Runtime
 
 from monitoring import repository, service
-from monitoring.domain import AccessDenied, Staff, group_episodes, site_to_read
+from monitoring.domain import AccessDenied, AckDeadlines, Staff, group_episodes, site_to_read
 from monitoring.handlers import SESSION_COOKIE
 from monitoring.settings import MonitoringSettings
 
@@ -140,7 +140,7 @@ def dashboard_router(runtime: Runtime, settings: MonitoringSettings) -> APIRoute
     return router
 
 
-async def _feed(runtime: Runtime, deadlines: Any, site: str | None) -> dict[str, Any]:
+async def _feed(runtime: Runtime, deadlines: AckDeadlines, site: str | None) -> dict[str, Any]:
     """Unresolved alerts (open and acknowledged) grouped per episode, plus recent resolved."""
     active = await repository.list_alerts(runtime.pool, site, ("open", "acknowledged"), 500)
     resolved = await repository.list_alerts(runtime.pool, site, ("resolved",), 20)

@@ -42,8 +42,9 @@ class LiveFeed:
             if queue.full():  # a stalled client: drop its backlog, it re-reads the list
                 while not queue.empty():
                     queue.get_nowait()
-                message = RESYNC
-            queue.put_nowait(message)
+                queue.put_nowait(RESYNC)
+            else:
+                queue.put_nowait(message)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:
