@@ -19,7 +19,9 @@ from typing import Any
 from trialstream.events import (
     AlertAcknowledged,
     AlertEpisodeEnded,
+    AlertEscalated,
     AlertRaised,
+    AlertResolved,
     DeadLetter,
     Event,
     ParticipantEnrolled,
@@ -43,6 +45,8 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.ALERTS: (AlertRaised,),
         Topic.ALERT_ACKNOWLEDGEMENTS: (AlertAcknowledged,),
         Topic.ALERT_EPISODES_ENDED: (AlertEpisodeEnded,),
+        Topic.ALERT_RESOLUTIONS: (AlertResolved,),
+        Topic.ALERT_ESCALATIONS: (AlertEscalated,),
         Topic.PARTICIPANTS: (ParticipantEnrolled,),
         Topic.DEAD_LETTER: (DeadLetter,),
         Topic.EPRO_DUE: (QuestionnaireDue,),

@@ -190,6 +190,9 @@ def _print_credentials(path: Path, supervisor: object) -> None:
         f"    curl -s -H 'Authorization: Bearer {first['token']}' "
         f"'{creds['monitoring_url']}/v1/alerts?status=open'"
     )
+    typer.echo(
+        f"  staff dashboard: {creds['monitoring_url']}/dashboard (log in with a token above)"
+    )
 
 
 @app.command()

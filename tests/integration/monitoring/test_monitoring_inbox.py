@@ -162,13 +162,12 @@ async def test_staff_of_another_site_never_see_or_ack_the_alert(inbox: Inbox) ->
     assert await inbox.alerts(nurse_b, status="all") == []
     cross = await inbox.client.get("/v1/alerts", params={"site": site_a}, headers=nurse_b)
     assert (cross.status_code, cross.json()["error"]["code"]) == (403, "forbidden_site")
-    assert (
-        await inbox.client.get(f"/v1/alerts/{alert.event_id}", headers=nurse_b)
-    ).status_code == 404
+    read = await inbox.client.get(f"/v1/alerts/{alert.event_id}", headers=nurse_b)
+    assert (read.status_code, read.json()["error"]["code"]) == (403, "forbidden_site")
     ack = await inbox.client.post(
         f"/v1/alerts/{alert.event_id}/acknowledge", json={}, headers=nurse_b
     )
-    assert ack.status_code == 404
+    assert (ack.status_code, ack.json()["error"]["code"]) == (403, "forbidden_site")
     assert [a["status"] for a in await inbox.alerts(nurse_a)] == ["open"]
 
 

@@ -1,19 +1,24 @@
-"""Who may see and do what in the alert inbox. Pure: no database, no HTTP."""
+"""Who may see and do what in the alert inbox, and the alert's life. Pure: no database, no HTTP."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class Role(StrEnum):
     SITE_STAFF = "site_staff"  # their own site only; can act on alerts
-    MONITOR = "monitor"  # CRO monitor: every site, read-only
+    MONITOR = "monitor"  # CRO monitor / operations: every site, read-only
+    ADMIN = "admin"  # every site, can act, can create staff
 
 
 class AlertStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,14 @@ class Staff:
     staff_id: str
     site_id: str
     role: Role
+
+    @property
+    def all_sites(self) -> bool:
+        return self.role in (Role.MONITOR, Role.ADMIN)
+
+    @property
+    def can_act(self) -> bool:
+        return self.role in (Role.SITE_STAFF, Role.ADMIN)
 
 
 class AccessDenied(Exception):
@@ -36,8 +49,8 @@ class InvalidTransition(Exception):
 
 
 def site_to_read(staff: Staff, requested_site: str | None) -> str | None:
-    """The site a listing is scoped to (None = every site, monitors only)."""
-    if staff.role is Role.MONITOR:
+    """The site a listing is scoped to (None = every site: monitors and admins only)."""
+    if staff.all_sites:
         return requested_site
     if requested_site is not None and requested_site != staff.site_id:
         raise AccessDenied(
@@ -46,15 +59,84 @@ def site_to_read(staff: Staff, requested_site: str | None) -> str | None:
     return staff.site_id
 
 
-def may_read(staff: Staff, alert_site: str | None) -> bool:
-    return staff.role is Role.MONITOR or (alert_site is not None and alert_site == staff.site_id)
+def may_read(staff: Staff, site: str | None) -> bool:
+    return staff.all_sites or (site is not None and site == staff.site_id)
+
+
+def check_read(staff: Staff, site: str | None) -> None:
+    if not may_read(staff, site):
+        raise AccessDenied("forbidden_site", "this belongs to another site")
+
+
+def _check_act(staff: Staff, alert_site: str | None) -> None:
+    if not staff.can_act:
+        raise AccessDenied("read_only_role", "monitors can read alerts but not act on them")
+    check_read(staff, alert_site)
 
 
 def check_acknowledge(staff: Staff, alert_site: str | None, status: AlertStatus) -> None:
     """Raise unless `staff` may acknowledge an alert of `alert_site` in `status`."""
-    if staff.role is not Role.SITE_STAFF:
-        raise AccessDenied("read_only_role", "monitors can read alerts but not act on them")
-    if alert_site != staff.site_id:
-        raise AccessDenied("forbidden_site", "this alert belongs to another site")
-    if status is not AlertStatus.OPEN:
+    _check_act(staff, alert_site)
+    if status is AlertStatus.ACKNOWLEDGED:
         raise InvalidTransition("already_acknowledged", "the alert has already been acknowledged")
+    if status is AlertStatus.RESOLVED:
+        raise InvalidTransition("already_resolved", "the alert has already been resolved")
+
+
+def check_resolve(staff: Staff, alert_site: str | None, status: AlertStatus) -> None:
+    """Resolving is allowed from open as well as acknowledged: a nurse who looked at a
+    device-quality alert and fixed the strap has acknowledged and resolved it in one step
+    (the audit row records old status 'open')."""
+    _check_act(staff, alert_site)
+    if status is AlertStatus.RESOLVED:
+        raise InvalidTransition("already_resolved", "the alert has already been resolved")
+
+
+@dataclass(frozen=True)
+class AckDeadlines:
+    """How long an alert of each severity may stay unacknowledged before it escalates."""
+
+    by_severity: Mapping[str, timedelta]
+
+    def due_at(self, severity: str, received_at: datetime) -> datetime:
+        return received_at + self.by_severity[severity]
+
+    def overdue(self, severity: str, status: str, received_at: datetime, now: datetime) -> bool:
+        return status == AlertStatus.OPEN and now >= self.due_at(severity, received_at)
+
+
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
+_STATUS_RANK = {AlertStatus.RESOLVED: 0, AlertStatus.ACKNOWLEDGED: 1, AlertStatus.OPEN: 2}
+
+
+def group_episodes(alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts grouped per participant episode (same participant, kind and rule, until the
+    episode ended or all its alerts were resolved), newest episode first. The episode
+    takes its most urgent alert's status and its highest severity."""
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for alert in alerts:
+        groups.setdefault(alert["episode_id"], []).append(alert)
+    episodes = []
+    for episode_id, members in groups.items():
+        members = sorted(members, key=lambda a: a["detected_at"], reverse=True)
+        first = members[-1]
+        episodes.append(
+            {
+                "episode_id": episode_id,
+                "participant_id": first["participant_id"],
+                "site_id": first["site_id"],
+                "kind": first["kind"],
+                "rule": first["rule"],
+                "severity": max((a["severity"] for a in members), key=_SEVERITY_RANK.__getitem__),
+                "status": max(
+                    (AlertStatus(a["status"]) for a in members), key=_STATUS_RANK.__getitem__
+                ),
+                "overdue": any(a.get("overdue") for a in members),
+                "first_detected_at": first["detected_at"],
+                "last_detected_at": members[0]["detected_at"],
+                "ended_at": first["episode_ended_at"],
+                "alerts": list(members),
+            }
+        )
+    episodes.sort(key=lambda e: e["last_detected_at"], reverse=True)
+    return episodes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,27 +22,42 @@ SELECT p, s, tz, now() FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, s
 ON CONFLICT (participant_id) DO UPDATE
 SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
 """
-_INSERT_ALERTS = """
+# One row per statement (executemany), so an alert sees the ones inserted before it in
+# the same batch when it looks for the running episode of its participant and rule.
+_INSERT_ALERT = """
 INSERT INTO alerts (alert_id, participant_id, kind, metric, severity, rule, detected_at,
-                    window_start, window_end, observed, threshold, baseline, model_version, explanation)
-SELECT a.id, a.p, a.kind, a.metric, a.severity, a.rule, a.detected, a.ws, a.we,
-       a.obs, a.thr, a.base, a.mv, a.expl
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
-            $8::timestamptz[], $9::timestamptz[], $10::jsonb[], $11::float8[], $12::float8[], $13::text[],
-            $14::text[])
-     AS a(id, p, kind, metric, severity, rule, detected, ws, we, obs, thr, base, mv, expl)
+                    window_start, window_end, observed, threshold, baseline, model_version,
+                    explanation, episode_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, COALESCE(
+    (SELECT x.episode_id FROM alerts x
+     WHERE x.participant_id = $2 AND x.rule = $6
+       AND x.episode_ended_at IS NULL AND x.status <> 'resolved'
+     ORDER BY x.detected_at DESC LIMIT 1),
+    $1))
 ON CONFLICT (alert_id) DO NOTHING
+"""
+_KNOWN_ALERTS = "SELECT alert_id FROM alerts WHERE alert_id = ANY($1::uuid[])"
+# Delivered to every LISTENing monitoring replica when the transaction commits.
+NOTIFY_CHANNEL = "monitoring_alerts"
+_NOTIFY = """
+SELECT pg_notify($1, json_build_object(
+    'alert_id', a.alert_id, 'participant_id', a.participant_id, 'site_id', p.site_id,
+    'change', $3::text)::text)
+FROM alerts a LEFT JOIN participants p USING (participant_id)
+WHERE a.alert_id = ANY($2::uuid[])
 """
 _ALERT_COLUMNS = """
 a.alert_id, a.participant_id, p.site_id, a.kind, a.metric, a.severity, a.rule, a.detected_at,
 a.window_start, a.window_end, a.observed, a.threshold, a.baseline, a.model_version, a.explanation,
 a.status, a.received_at, a.acknowledged_by, a.acknowledged_at, a.ack_note,
-a.episode_ended_at, a.episode_end_note
+a.episode_ended_at, a.episode_end_note, a.episode_id, a.resolved_by, a.resolved_at,
+a.resolution_reason, a.escalated_at
 """
 _LIST_ALERTS = f"""
 SELECT {_ALERT_COLUMNS}
 FROM alerts a LEFT JOIN participants p USING (participant_id)
-WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR a.status = $2)
+WHERE ($1::text IS NULL OR p.site_id = $1) AND a.status = ANY($2::text[])
+  AND ($4::text IS NULL OR a.participant_id = $4)
 ORDER BY a.detected_at DESC, a.alert_id
 LIMIT $3
 """  # noqa: S608 - constant column list
@@ -68,10 +84,34 @@ _ACKNOWLEDGE = """
 UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now(), ack_note = $3
 WHERE alert_id = $1
 """
+_RESOLVE = """
+UPDATE alerts SET status = 'resolved', resolved_by = $2, resolved_at = now(), resolution_reason = $3
+WHERE alert_id = $1
+"""
+# Alerts nobody acknowledged within their severity's deadline, not escalated yet. The row
+# lock (SKIP LOCKED: another replica is on it) plus the re-checked `escalated_at IS NULL`
+# make each alert escalate once however many checkers run.
+_ESCALATE = """
+WITH due AS (
+    SELECT a.alert_id, a.received_at + make_interval(secs => d.secs) AS ack_due_at
+    FROM alerts a JOIN unnest($1::text[], $2::float8[]) AS d(severity, secs) USING (severity)
+    WHERE a.status = 'open' AND a.escalated_at IS NULL
+      AND a.received_at + make_interval(secs => d.secs) <= $3
+    ORDER BY a.received_at
+    LIMIT $4
+    FOR UPDATE OF a SKIP LOCKED
+)
+UPDATE alerts a SET escalated_at = $3 FROM due
+WHERE a.alert_id = due.alert_id
+RETURNING a.alert_id, a.participant_id, a.kind, a.severity, a.rule, a.received_at,
+          due.ack_due_at, a.escalated_at,
+          (SELECT site_id FROM participants p WHERE p.participant_id = a.participant_id) AS site_id
+"""
 _INSERT_STAFF = """
 INSERT INTO staff (staff_id, site_id, role, token_hash) VALUES ($1, $2, $3, $4)
 ON CONFLICT (staff_id) DO NOTHING RETURNING staff_id
 """
+_SITE_OF = "SELECT site_id FROM participants WHERE participant_id = $1"
 _STAFF_BY_CREDENTIAL_HASH = "SELECT staff_id, site_id, role FROM staff WHERE token_hash = $1"
 
 
@@ -86,23 +126,41 @@ async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantEn
 
 
 async def insert_alerts(pool: asyncpg.Pool, alerts: Sequence[AlertRaised]) -> None:
-    await pool.execute(
-        _INSERT_ALERTS,
-        [a.event_id for a in alerts],
-        [a.participant_id for a in alerts],
-        [str(a.kind) for a in alerts],
-        [None if a.metric is None else str(a.metric) for a in alerts],
-        [str(a.severity) for a in alerts],
-        [a.rule for a in alerts],
-        [a.detected_at for a in alerts],
-        [a.window_start for a in alerts],
-        [a.window_end for a in alerts],
-        [json.dumps(a.observed) for a in alerts],
-        [a.threshold for a in alerts],
-        [a.baseline for a in alerts],
-        [a.model_version for a in alerts],
-        [a.explanation for a in alerts],
-    )
+    """Add new alerts to the inbox (duplicates dropped by id) and tell the live feeds."""
+    unique = {a.event_id: a for a in sorted(alerts, key=lambda a: a.detected_at)}
+    async with pool.acquire() as conn, conn.transaction():
+        known = {r["alert_id"] for r in await conn.fetch(_KNOWN_ALERTS, list(unique))}
+        fresh = [a for a in unique.values() if a.event_id not in known]
+        if not fresh:
+            return
+        await conn.executemany(
+            _INSERT_ALERT,
+            [
+                (
+                    a.event_id,
+                    a.participant_id,
+                    str(a.kind),
+                    None if a.metric is None else str(a.metric),
+                    str(a.severity),
+                    a.rule,
+                    a.detected_at,
+                    a.window_start,
+                    a.window_end,
+                    json.dumps(a.observed),
+                    a.threshold,
+                    a.baseline,
+                    a.model_version,
+                    a.explanation,
+                )
+                for a in fresh
+            ],
+        )
+        await notify(conn, [a.event_id for a in fresh], "raised")
+
+
+async def notify(conn: DbConnection, alert_ids: Sequence[UUID], change: str) -> None:
+    """Queue a notification per alert; PostgreSQL delivers them only if the transaction commits."""
+    await conn.execute(_NOTIFY, NOTIFY_CHANNEL, list(alert_ids), change)
 
 
 def _alert(row: asyncpg.Record) -> dict[str, Any]:
@@ -112,9 +170,14 @@ def _alert(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def list_alerts(
-    pool: asyncpg.Pool, site: str | None, status: str | None, limit: int
+    pool: asyncpg.Pool,
+    site: str | None,
+    statuses: Sequence[str],
+    limit: int,
+    participant: str | None = None,
 ) -> list[dict[str, Any]]:
-    return [_alert(r) for r in await pool.fetch(_LIST_ALERTS, site, status, limit)]
+    rows = await pool.fetch(_LIST_ALERTS, site, list(statuses), limit, participant)
+    return [_alert(r) for r in rows]
 
 
 async def get_alert(conn: DbConnection | asyncpg.Pool, alert_id: UUID) -> dict[str, Any] | None:
@@ -129,6 +192,21 @@ async def lock_alert(conn: DbConnection, alert_id: UUID) -> dict[str, Any] | Non
 
 async def acknowledge(conn: DbConnection, alert_id: UUID, staff_id: str, note: str | None) -> None:
     await conn.execute(_ACKNOWLEDGE, alert_id, staff_id, note)
+
+
+async def resolve(conn: DbConnection, alert_id: UUID, staff_id: str, reason: str) -> None:
+    await conn.execute(_RESOLVE, alert_id, staff_id, reason)
+
+
+async def escalate_due(
+    conn: DbConnection, deadlines_seconds: dict[str, float], now: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Mark up to `limit` overdue alerts escalated (call inside a transaction); returns them."""
+    return list(
+        await conn.fetch(
+            _ESCALATE, list(deadlines_seconds), list(deadlines_seconds.values()), now, limit
+        )
+    )
 
 
 async def audit(
@@ -196,3 +274,9 @@ async def end_episodes(pool: asyncpg.Pool, events: Sequence[AlertEpisodeEnded]) 
         [e.ended_at for e in events],
         [e.explanation for e in events],
     )
+
+
+async def site_of(pool: asyncpg.Pool, participant_id: str) -> str | None:
+    """The participant's site, or None when monitoring has not seen their enrolment."""
+    site: str | None = await pool.fetchval(_SITE_OF, participant_id)
+    return site

@@ -11,7 +11,13 @@ SERVICE = ServiceInfo(
     base_port=8002,
     env_prefix="MONITORING_",
     order=30,
-    produces=(Topic.ALERT_ACKNOWLEDGEMENTS, Topic.KRI_BREACHES, Topic.DISCREPANCY_FLAGS),
+    produces=(
+        Topic.ALERT_ACKNOWLEDGEMENTS,
+        Topic.ALERT_RESOLUTIONS,
+        Topic.ALERT_ESCALATIONS,
+        Topic.KRI_BREACHES,
+        Topic.DISCREPANCY_FLAGS,
+    ),
     consumes=(
         Topic.ALERTS,
         Topic.ALERT_EPISODES_ENDED,

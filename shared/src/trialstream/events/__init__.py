@@ -3,8 +3,10 @@
 from trialstream.events.alerts import (
     AlertAcknowledged,
     AlertEpisodeEnded,
+    AlertEscalated,
     AlertKind,
     AlertRaised,
+    AlertResolved,
     Severity,
 )
 from trialstream.events.base import Event, ParticipantId
@@ -25,8 +27,10 @@ __all__ = [
     "UNITS",
     "AlertAcknowledged",
     "AlertEpisodeEnded",
+    "AlertEscalated",
     "AlertKind",
     "AlertRaised",
+    "AlertResolved",
     "DeadLetter",
     "Event",
     "Metric",

@@ -55,6 +55,36 @@ class AlertAcknowledged(Event):
     note: str | None = None
 
 
+class AlertResolved(Event):
+    """Staff closed an alert with a reason (from open or acknowledged)."""
+
+    schema_version: Literal[1] = 1
+    alert_id: UUID
+    participant_id: ParticipantId
+    site_id: str
+    staff_id: str
+    previous_status: Literal["open", "acknowledged"]
+    reason: str
+
+
+class AlertEscalated(Event):
+    """Nobody acknowledged an alert within its severity's deadline. Published once per
+    alert (its event_id derives from the alert id), so a re-sent copy dedupes."""
+
+    schema_version: Literal[1] = 1
+    alert_id: UUID
+    participant_id: ParticipantId
+    site_id: str | None = Field(
+        default=None, description="None while the participant's site is unknown"
+    )
+    kind: AlertKind
+    severity: Severity
+    rule: str
+    received_at: AwareDatetime = Field(description="When the alert reached the staff inbox")
+    ack_due_at: AwareDatetime = Field(description="received_at + the severity's deadline")
+    escalated_at: AwareDatetime
+
+
 class AlertEpisodeEnded(Event):
     """The readings behind an alert are back to normal (the rule's recovery condition held),
     so the episode is over: monitoring marks its alerts auto-resolved. Staff still review

@@ -8,6 +8,8 @@ class Topic(StrEnum):
     ALERTS = "trialstream.alerts.v1"
     ALERT_ACKNOWLEDGEMENTS = "trialstream.alert-acknowledgements.v1"
     ALERT_EPISODES_ENDED = "trialstream.alert-episodes-ended.v1"  # AlertEpisodeEnded
+    ALERT_RESOLUTIONS = "trialstream.alert-resolutions.v1"  # AlertResolved
+    ALERT_ESCALATIONS = "trialstream.alert-escalations.v1"  # AlertEscalated
     PARTICIPANTS = "trialstream.participants.v1"
     DEAD_LETTER = "trialstream.dead-letter.v1"
     # ePRO (QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted)

@@ -16,7 +16,6 @@ from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_ba
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
-from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged
 from trialstream.http import ApiError
@@ -27,7 +26,6 @@ from monitoring.rbm import kris, repository, service
 from monitoring.rbm.closing import FlagNotFound, close_flag
 from monitoring.rbm.settings import RbmSettings
 
-READINGS_GROUP = "monitoring-rbm-readings"
 # The low-volume streams share one group: one consumer-group join at start-up, not five.
 STREAMS_GROUP = "monitoring-rbm-streams"
 STREAMS: dict[str, type[Event]] = {
@@ -116,13 +114,11 @@ def build_rbm_router(
 
 
 def subscribe_rbm(runtime: Runtime, settings: RbmSettings) -> None:
+    """The low-volume streams KRIs and flags need, in one group. The readings reach
+    `service.process_readings_for_rbm` through monitoring's one readings subscriber."""
     rules = settings.flag_rules()
     dead_letters = dead_letter_sender(runtime.broker)
     session = runtime.settings.kafka_session_timeout_ms
-
-    async def on_readings(batch: Sequence[ReadingReceived]) -> None:
-        async with runtime.pool.acquire() as conn:
-            await service.process_readings_for_rbm(conn, batch, rules)
 
     async def on_streams(events: Sequence[Event]) -> None:
         # participants first: a batch may hold an enrolment and that participant's events
@@ -134,17 +130,6 @@ def subscribe_rbm(runtime: Runtime, settings: RbmSettings) -> None:
             await service.apply_epro_responses(conn, _of(events, ResponseSubmitted), rules)
             await service.apply_visits(conn, _of(events, VisitChanged))
 
-    subscribe_batches(
-        runtime.broker,
-        Topic.READINGS,
-        BatchConsumer(
-            model=ReadingReceived,
-            group=READINGS_GROUP,
-            handle=on_readings,
-            send_dead_letters=dead_letters,
-        ),
-        session_timeout_ms=session,
-    )
     subscribe_batches(
         runtime.broker,
         [Topic(t) for t in STREAMS],

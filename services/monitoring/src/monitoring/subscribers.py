@@ -1,0 +1,82 @@
+"""The subscribers: alerts, episode ends and enrolments for the inbox; readings, ePRO and
+visits for the participant timeline. Each is a BatchConsumer in its own group. The hot
+readings stream is read once: each batch feeds the timeline rollups and the risk-based
+monitoring flags (rbm/), which subscribes to its low-volume streams itself."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
+from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
+from trialstream.events.epro import QuestionnaireMissed, ResponseSubmitted
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.readings import ReadingReceived
+from trialstream.events.topics import Topic
+from trialstream.events.visits import VisitChanged
+from trialstream.runtime import Runtime
+
+from monitoring import repository, timeline
+from monitoring.rbm.flags import FlagRules
+from monitoring.rbm.service import DEFAULT_RULES, process_readings_for_rbm
+from monitoring.timeline_readings import record_readings_for_timeline
+
+ALERTS_GROUP = "monitoring-alerts"
+PARTICIPANTS_GROUP = "monitoring-participants"
+EPISODES_GROUP = "monitoring-episodes-ended"
+READINGS_GROUP = "monitoring-readings"
+EPRO_RESPONSES_GROUP = "monitoring-epro-responses"
+EPRO_MISSED_GROUP = "monitoring-epro-missed"
+VISITS_GROUP = "monitoring-visits"
+
+
+def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
+    async def on_alerts(alerts: Sequence[AlertRaised]) -> None:
+        await repository.insert_alerts(runtime.pool, alerts)
+
+    async def on_episodes_ended(events: Sequence[AlertEpisodeEnded]) -> None:
+        await repository.end_episodes(runtime.pool, events)
+
+    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+        await repository.upsert_participants(runtime.pool, events)
+
+    async def on_readings(readings: Sequence[ReadingReceived]) -> None:
+        # Two transactions, each idempotent on redelivery: a retry after the first
+        # committed changes nothing there and completes the second.
+        async with runtime.pool.acquire() as conn:
+            async with conn.transaction():
+                await record_readings_for_timeline(conn, readings)
+            await process_readings_for_rbm(conn, readings, rbm_rules)
+
+    async def on_responses(events: Sequence[ResponseSubmitted]) -> None:
+        await timeline.record_events(runtime.pool, [timeline.response_row(e) for e in events])
+
+    async def on_missed(events: Sequence[QuestionnaireMissed]) -> None:
+        await timeline.record_events(runtime.pool, [timeline.missed_row(e) for e in events])
+
+    async def on_visits(events: Sequence[VisitChanged]) -> None:
+        await timeline.record_events(runtime.pool, [timeline.visit_row(e) for e in events])
+
+    dead_letters = dead_letter_sender(runtime.broker)
+    session = runtime.settings.kafka_session_timeout_ms
+
+    def add(
+        topic: Topic,
+        model: type[BaseModel],
+        group: str,
+        handle: Callable[[Sequence[Any]], Awaitable[None]],
+    ) -> None:
+        consumer = BatchConsumer(
+            model=model, group=group, handle=handle, send_dead_letters=dead_letters
+        )
+        subscribe_batches(runtime.broker, topic, consumer, session_timeout_ms=session)
+
+    add(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)
+    add(Topic.ALERT_EPISODES_ENDED, AlertEpisodeEnded, EPISODES_GROUP, on_episodes_ended)
+    add(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
+    add(Topic.READINGS, ReadingReceived, READINGS_GROUP, on_readings)
+    add(Topic.EPRO_RESPONSES, ResponseSubmitted, EPRO_RESPONSES_GROUP, on_responses)
+    add(Topic.EPRO_MISSED, QuestionnaireMissed, EPRO_MISSED_GROUP, on_missed)
+    add(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)

@@ -1,0 +1,240 @@
+"""End to end in a real browser: Debian's chromium driven by Playwright against ingest,
+anomaly and monitoring on the real broker and database.
+
+A nurse logs in with her staff token, readings uploaded through ingest become an alert
+that appears in her open feed without a reload (Server-Sent Events), she acknowledges it
+from the page and the alert's audit view shows the acknowledgement. Screenshots go to
+the test's temporary folder, or to docs/screenshots/ with TRIALSTREAM_UPDATE_SCREENSHOTS=1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from anomaly.main import create_app as anomaly_app
+from anomaly.settings import AnomalySettings
+from ingest.main import create_app as ingest_app
+from ingest.settings import IngestSettings
+from monitoring.main import create_app as monitoring_app
+from monitoring.settings import MonitoringSettings
+from playwright.async_api import Browser, Page, async_playwright, expect
+from servers import tcp_server
+
+pytestmark = pytest.mark.integration
+CHROMIUM = Path("/usr/bin/chromium")
+ADMIN = "e2e-dashboard-admin"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium; installed with apt-get when missing and we may (root)."""
+    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        if subprocess.run(install, env=env, check=False, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update"], env=env, check=False, capture_output=True)
+            subprocess.run(install, env=env, check=False, capture_output=True)
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is missing and could not be installed (needs root + apt)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if os.environ.get("TRIALSTREAM_UPDATE_SCREENSHOTS") == "1":
+        yield REPO / "docs" / "screenshots"
+    else:
+        yield tmp_path_factory.mktemp("screenshots")
+
+
+@dataclass
+class Platform:
+    ingest: str
+    monitoring: str
+    http: httpx.AsyncClient
+
+    async def post(self, url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = await self.http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code in (200, 201), r.text
+        return dict(r.json())
+
+
+@pytest.fixture
+async def platform(kafka: str, database_url: str) -> AsyncIterator[Platform]:
+    common: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka,
+        "database_url": database_url,
+        "admin_token": ADMIN,
+        "kafka_session_timeout_ms": 2000,
+    }
+    async with AsyncExitStack() as stack:
+        # High-severity alerts are due at once here, so the page shows overdue and escalation.
+        settings = MonitoringSettings(
+            **common, ack_deadline_high_minutes=0, escalation_check_seconds=0.5
+        )
+        monitoring = await stack.enter_async_context(tcp_server(monitoring_app(settings)))
+        await stack.enter_async_context(tcp_server(anomaly_app(AnomalySettings(**common))))
+        ingest = await stack.enter_async_context(tcp_server(ingest_app(IngestSettings(**common))))
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+        yield Platform(ingest, monitoring, http)
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=str(chromium), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def tachycardia(participant: str, device: str) -> list[dict[str, Any]]:
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    return [
+        {
+            "event_id": str(uuid.uuid4()),
+            "participant_id": participant,
+            "device_id": device,
+            "metric": "heart-rate",
+            "value": v,
+            "unit": "beats/min",
+            "measured_at": (start + timedelta(minutes=i)).isoformat(),
+        }
+        for i, v in enumerate([70, 71, 72, 140, 139, 141, 142, 140, 143, 138, 141, 74])
+    ]
+
+
+async def log_in(page: Page, base: str, token: str) -> None:
+    await page.goto(f"{base}/dashboard")
+    await expect(page).to_have_url(f"{base}/dashboard/login")
+    await page.fill("#token", token)
+    await page.click("#login")
+    await expect(page.locator("body")).to_have_attribute("data-live", "connected")
+
+
+async def test_nurse_sees_a_new_alert_live_acknowledges_it_and_the_audit_shows_it(
+    platform: Platform, browser: Browser, screenshots: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    participant, device, site = f"P-ui-{suffix}", f"watch-{suffix}", f"site-{suffix}"
+    staff_id = f"nurse-{suffix}"
+    await platform.post(
+        f"{platform.ingest}/v1/admin/participants",
+        ADMIN,
+        {"participant_id": participant, "site_id": site},
+    )
+    device_token = (
+        await platform.post(
+            f"{platform.ingest}/v1/admin/devices",
+            ADMIN,
+            {"device_id": device, "participant_id": participant},
+        )
+    )["token"]
+    nurse = (
+        await platform.post(
+            f"{platform.monitoring}/v1/admin/staff",
+            ADMIN,
+            {"staff_id": staff_id, "site_id": site, "role": "site_staff"},
+        )
+    )["token"]
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await log_in(page, platform.monitoring, nurse)
+    await expect(page.locator(".empty")).to_be_visible()
+    await page.evaluate("window.loadedOnce = true")  # a reload would drop this
+
+    uploaded = await platform.post(
+        f"{platform.ingest}/v1/readings",
+        device_token,
+        {"readings": tachycardia(participant, device)},
+    )
+    assert uploaded["accepted"] == 12
+
+    episode = page.locator(f"article.episode:has-text('{participant}')")
+    await expect(episode).to_be_visible(timeout=60_000)
+    alert = episode.locator(".alert").first
+    await expect(alert.locator(".explanation")).to_contain_text("beats/min")
+    await expect(alert.locator(".overdue-badge")).to_be_visible()
+    await expect(alert.locator(".badge.escalated")).to_be_visible()  # pushed live as well
+    assert await page.evaluate("window.loadedOnce === true"), "the page reloaded"
+    await page.screenshot(path=str(screenshots / "dashboard-feed.png"), full_page=True)
+
+    await alert.locator("input.note").fill("called participant; resting; recheck in 1 h")
+    await alert.locator("button[data-action=acknowledge]").click()
+    acknowledged = page.locator(".alert[data-status=acknowledged]")
+    await expect(acknowledged).to_have_count(1)
+    await acknowledged.locator("button[data-action=audit]").click()
+    entry = acknowledged.locator(".audit li[data-action='alert.acknowledged']")
+    await expect(entry).to_contain_text(staff_id)
+    await expect(entry).to_contain_text("open → acknowledged")
+    await expect(entry).to_contain_text("recheck in 1 h")
+    await expect(acknowledged.locator(".audit li[data-action='alert.escalated']")).to_be_visible()
+    assert await page.evaluate("window.loadedOnce === true"), "the page reloaded"
+    await page.screenshot(path=str(screenshots / "dashboard-acknowledged.png"), full_page=True)
+
+    await episode.locator("a.participant").click()
+    await expect(page.locator("#charts")).to_have_attribute("data-state", "loaded")
+    await page.select_option("#range", "1")
+    await expect(page.locator("figure.chart[data-metric=heart-rate]")).to_be_visible()
+    await expect(page.locator("#alerts")).to_contain_text("acknowledged")
+    await page.screenshot(path=str(screenshots / "participant-timeline.png"), full_page=True)
+    # The KRI panel reads the KRI and flag endpoints (built separately; here answered by the
+    # browser with a response of their documented shape) and turns statuses into lights.
+    await page.route("**/v1/sites/*/kris", lambda route: route.fulfill(json=KRIS))
+    await page.route("**/v1/flags?*", lambda route: route.fulfill(json=FLAGS))
+    await page.goto(f"{platform.monitoring}/dashboard")
+    await expect(page.locator("tr[data-kri=wear_time] .light.amber")).to_have_text("amber")
+    await expect(page.locator("tr[data-kri=epro_on_time] .light.red")).to_be_visible()
+    await expect(page.locator("tr[data-kri=epro_on_time]")).to_contain_text("0.41 ratio")
+    await expect(page.locator("#flags li")).to_contain_text("device clock 40 min ahead")
+
+
+KRIS = {
+    "site_id": "site",
+    "kris": [
+        {
+            "name": "wear_time",
+            "label": "Wear-time compliance",
+            "value": 0.78,
+            "unit": "ratio",
+            "threshold": {"amber": 0.8, "red": 0.6, "direction": "below"},
+            "status": "amber",
+        },
+        {
+            "name": "epro_on_time",
+            "label": "ePRO on time",
+            "value": 0.41,
+            "unit": "ratio",
+            "threshold": {"amber": 0.8, "red": 0.6, "direction": "below"},
+            "status": "red",
+        },
+    ],
+    "participants": [],
+}
+FLAGS = {
+    "flags": [
+        {
+            "flag_id": "f-1",
+            "participant_id": "P-1",
+            "kind": "clock-skew",
+            "reason": "device clock 40 min ahead",
+            "raised_at": "2026-11-25T10:00:00Z",
+            "status": "open",
+        }
+    ]
+}

@@ -1,0 +1,113 @@
+"""The alert workflow's pure rules: resolve, admins, deadlines, episode grouping."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from monitoring.domain import (
+    AccessDenied,
+    AckDeadlines,
+    AlertStatus,
+    InvalidTransition,
+    Role,
+    Staff,
+    check_acknowledge,
+    check_resolve,
+    group_episodes,
+    site_to_read,
+)
+from monitoring.settings import MonitoringSettings
+
+NURSE_A = Staff("nurse-a1", "site-a", Role.SITE_STAFF)
+MONITOR = Staff("cra-1", "cro", Role.MONITOR)
+ADMIN = Staff("admin-1", "cro", Role.ADMIN)
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status", [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED])
+def test_site_staff_resolve_from_open_or_acknowledged(status: AlertStatus) -> None:
+    check_resolve(NURSE_A, "site-a", status)
+
+
+@pytest.mark.parametrize(
+    ("staff", "site", "status", "error", "code"),
+    [
+        (NURSE_A, "site-b", AlertStatus.OPEN, AccessDenied, "forbidden_site"),
+        (MONITOR, "site-a", AlertStatus.ACKNOWLEDGED, AccessDenied, "read_only_role"),
+        (NURSE_A, "site-a", AlertStatus.RESOLVED, InvalidTransition, "already_resolved"),
+    ],
+)
+def test_resolve_is_refused_with_a_reason(
+    staff: Staff, site: str, status: AlertStatus, error: type[Exception], code: str
+) -> None:
+    with pytest.raises(error) as refused:
+        check_resolve(staff, site, status)
+    assert getattr(refused.value, "code", None) == code
+
+
+def test_a_resolved_alert_cannot_be_acknowledged() -> None:
+    with pytest.raises(InvalidTransition) as refused:
+        check_acknowledge(NURSE_A, "site-a", AlertStatus.RESOLVED)
+    assert refused.value.code == "already_resolved"
+
+
+def test_admin_reads_and_acts_on_every_site() -> None:
+    assert site_to_read(ADMIN, None) is None
+    assert site_to_read(ADMIN, "site-b") == "site-b"
+    check_acknowledge(ADMIN, "site-b", AlertStatus.OPEN)
+    check_resolve(ADMIN, None, AlertStatus.OPEN)
+
+
+def test_default_deadlines_are_shorter_for_more_severe_alerts() -> None:
+    deadlines = MonitoringSettings().ack_deadlines()
+    high, medium, low = (deadlines.by_severity[s] for s in ("high", "medium", "low"))
+    assert high == timedelta(minutes=15)
+    assert high < medium < low
+
+
+def test_only_open_alerts_past_their_deadline_are_overdue() -> None:
+    deadlines = AckDeadlines({"high": timedelta(minutes=15), "low": timedelta(hours=4)})
+    now = T0 + timedelta(minutes=15)
+    assert deadlines.due_at("high", T0) == now
+    assert deadlines.overdue("high", "open", T0, now)
+    assert not deadlines.overdue("high", "open", T0, now - timedelta(seconds=1))
+    assert not deadlines.overdue("high", "acknowledged", T0, now + timedelta(hours=1))
+    assert not deadlines.overdue("low", "open", T0, now)
+
+
+def _alert(episode: uuid.UUID, minutes: int, severity: str, status: str) -> dict[str, Any]:
+    return {
+        "alert_id": uuid.uuid4(),
+        "episode_id": episode,
+        "participant_id": "P-1",
+        "site_id": "site-a",
+        "kind": "clinical",
+        "rule": "clinical-limit/heart-rate-high",
+        "severity": severity,
+        "status": status,
+        "detected_at": T0 + timedelta(minutes=minutes),
+        "episode_ended_at": None,
+        "overdue": status == "open" and minutes < 10,
+    }
+
+
+def test_episode_takes_the_most_urgent_status_and_highest_severity() -> None:
+    old, new = uuid.uuid4(), uuid.uuid4()
+    alerts = [
+        _alert(old, 0, "medium", "acknowledged"),
+        _alert(old, 5, "high", "open"),
+        _alert(new, 30, "low", "acknowledged"),
+    ]
+    episodes = group_episodes(alerts)
+    assert [(e["episode_id"], e["severity"], e["status"], e["overdue"]) for e in episodes] == [
+        (new, "low", "acknowledged", False),
+        (old, "high", "open", True),
+    ]
+    assert episodes[1]["first_detected_at"] == T0
+    assert [a["detected_at"] for a in episodes[1]["alerts"]] == [
+        T0 + timedelta(minutes=5),
+        T0,
+    ]
