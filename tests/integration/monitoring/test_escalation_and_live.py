@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from audit_helpers import audited
 from fastapi import FastAPI
 from helpers import eventually, fetchval, read_topic, serving, unique_id
 from monitoring.domain import AckDeadlines
@@ -90,12 +91,8 @@ async def test_overdue_alert_escalates_once_with_two_replicas(
     assert [(e["alert_id"], e["severity"], e["site_id"]) for e in events] == [
         (str(urgent.event_id), "high", site)
     ]
-    audit = await fetchval(
-        database_url,
-        "SELECT count(*) FROM monitoring.audit_log WHERE entity_id = $1 AND action = 'alert.escalated'",
-        str(urgent.event_id),
-    )
-    assert audit == 1
+    entries = await audited(database_url, "monitoring", "alert", str(urgent.event_id))
+    assert [e["action"] for e in entries].count("alert.escalated") == 1
 
 
 async def _every_consumer_assigned(apps: list[FastAPI], *, all_partitions: bool = False) -> bool:

@@ -10,7 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers import eventually, fetchval, read_topic, unique_id
+from audit_helpers import audited
+from helpers import eventually, read_topic, unique_id
 from monitoring.rbm import kris
 from rbm_support import Rbm, now, rbm_service, reading, second_pool
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
@@ -225,13 +226,10 @@ async def test_closing_a_flag_needs_site_staff_and_a_note_and_is_audited(rbm: Rb
     assert (again.status_code, again.json()["error"]["code"]) == (409, "already_closed")
     assert await rbm.flags(nurse) == []
     assert [f["flag_id"] for f in await rbm.flags(nurse, status="closed")] == [flag["flag_id"]]
-    audited = await fetchval(
-        rbm.database_url,
-        "SELECT array_agg(note || '|' || old_status || '>' || new_status) FROM monitoring.audit_log"
-        " WHERE entity = 'flag' AND entity_id = $1",
-        flag["flag_id"],
-    )
-    assert audited == ["device clock reset|open>closed"]
+    entries = await audited(rbm.database_url, "monitoring", "flag", str(flag["flag_id"]))
+    assert [(e["reason"], e["old"], e["new"]) for e in entries] == [
+        ("device clock reset", "open", "closed")
+    ]
 
 
 async def test_site_kris_are_scoped_to_the_staff_site(rbm: Rbm) -> None:
