@@ -22,6 +22,8 @@ from trialstream.supervisor import Infrastructure, Supervisor, child_env, run_pr
 from benchmarks.platform.load import ADMIN, enrol, flat_out, paced
 from benchmarks.platform.resources import ResourceSampler
 
+LOAD_GENERATOR = "load generator"
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -67,8 +69,9 @@ async def measure(
         pids["broker (Tansu)"] = infra.embedded_kafka.process.pid
     if infra.embedded_postgres and infra.embedded_postgres.process:
         pids["PostgreSQL"] = infra.embedded_postgres.process.pid
-    pids["load generator (this process)"] = os.getpid()
-    with ResourceSampler(pids) as flat_usage:
+    pids[LOAD_GENERATOR] = os.getpid()  # measured alone: the services are its children
+    alone = frozenset({LOAD_GENERATOR})
+    with ResourceSampler(pids, alone=alone) as flat_usage:
         flat = await flat_out(
             ingest_urls,
             metrics,
@@ -78,7 +81,7 @@ async def measure(
             batch=args.batch,
             concurrency=args.concurrency,
         )
-    with ResourceSampler(pids) as paced_usage:
+    with ResourceSampler(pids, alone=alone) as paced_usage:
         pace = await paced(
             ingest_urls,
             infra.kafka_bootstrap_servers,

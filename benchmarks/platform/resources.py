@@ -25,6 +25,7 @@ class ResourceSampler:
 
     pids: Mapping[str, int]
     interval: float = 0.25
+    alone: frozenset[str] = frozenset()  # names measured without their children
     _start: dict[str, float] = field(default_factory=dict)
     _usage: dict[str, Usage] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -34,7 +35,7 @@ class ResourceSampler:
 
     def __enter__(self) -> ResourceSampler:
         self._usage = {name: Usage() for name in self.pids}
-        self._start = {name: self._cpu(pid) for name, pid in self.pids.items()}
+        self._start = {name: self._cpu(name, pid) for name, pid in self.pids.items()}
         self._t0 = time.perf_counter()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -46,7 +47,7 @@ class ResourceSampler:
             self._thread.join()
         self.seconds = time.perf_counter() - self._t0
         for name, pid in self.pids.items():
-            self._usage[name].cpu_seconds = self._cpu(pid) - self._start[name]
+            self._usage[name].cpu_seconds = self._cpu(name, pid) - self._start[name]
 
     def report(self) -> dict[str, dict[str, float]]:
         return {
@@ -60,13 +61,20 @@ class ResourceSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             for name, pid in self.pids.items():
-                rss = sum(p.memory_info().rss for p in _tree(pid)) / 2**20
+                rss = sum(p.memory_info().rss for p in self._procs(name, pid)) / 2**20
                 self._usage[name].peak_rss_mb = max(self._usage[name].peak_rss_mb, rss)
 
-    @staticmethod
-    def _cpu(pid: int) -> float:
+    def _procs(self, name: str, pid: int) -> list[psutil.Process]:
+        if name in self.alone:
+            try:
+                return [psutil.Process(pid)]
+            except psutil.Error:
+                return []
+        return _tree(pid)
+
+    def _cpu(self, name: str, pid: int) -> float:
         total = 0.0
-        for p in _tree(pid):
+        for p in self._procs(name, pid):
             try:
                 t = p.cpu_times()
             except psutil.Error:
