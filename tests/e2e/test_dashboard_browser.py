@@ -24,6 +24,7 @@ import httpx
 import pytest
 from anomaly.main import create_app as anomaly_app
 from anomaly.settings import AnomalySettings
+from helpers import eventually
 from ingest.main import create_app as ingest_app
 from ingest.settings import IngestSettings
 from monitoring.main import create_app as monitoring_app
@@ -193,48 +194,35 @@ async def test_nurse_sees_a_new_alert_live_acknowledges_it_and_the_audit_shows_i
     await expect(page.locator("figure.chart[data-metric=heart-rate]")).to_be_visible()
     await expect(page.locator("#alerts")).to_contain_text("acknowledged")
     await page.screenshot(path=str(screenshots / "participant-timeline.png"), full_page=True)
-    # The KRI panel reads the KRI and flag endpoints (built separately; here answered by the
-    # browser with a response of their documented shape) and turns statuses into lights.
-    await page.route("**/v1/sites/*/kris", lambda route: route.fulfill(json=KRIS))
-    await page.route("**/v1/flags?*", lambda route: route.fulfill(json=FLAGS))
+    # The KRI panel and flag list read monitoring's real KRI and flag endpoints. A second
+    # participant's watch uploads one reading from three days ago: its clock is behind, a
+    # discrepancy flag the list must show.
+    late, late_device = f"P-ui2-{suffix}", f"watch2-{suffix}"
+    await platform.post(
+        f"{platform.ingest}/v1/admin/participants",
+        ADMIN,
+        {"participant_id": late, "site_id": site},
+    )
+    late_token = (
+        await platform.post(
+            f"{platform.ingest}/v1/admin/devices",
+            ADMIN,
+            {"device_id": late_device, "participant_id": late},
+        )
+    )["token"]
+    old = tachycardia(late, late_device)[:1]
+    old[0]["measured_at"] = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+    await platform.post(f"{platform.ingest}/v1/readings", late_token, {"readings": old})
+
+    async def flagged() -> list[Any]:
+        r = await platform.http.get(
+            f"{platform.monitoring}/v1/flags", headers={"Authorization": f"Bearer {nurse}"}
+        )
+        return list(r.json()["flags"])
+
+    await eventually(flagged, timeout=60)
     await page.goto(f"{platform.monitoring}/dashboard")
-    await expect(page.locator("tr[data-kri=wear_time] .light.amber")).to_have_text("amber")
-    await expect(page.locator("tr[data-kri=epro_on_time] .light.red")).to_be_visible()
-    await expect(page.locator("tr[data-kri=epro_on_time]")).to_contain_text("0.41 ratio")
-    await expect(page.locator("#flags li")).to_contain_text("device clock 40 min ahead")
-
-
-KRIS = {
-    "site_id": "site",
-    "kris": [
-        {
-            "name": "wear_time",
-            "label": "Wear-time compliance",
-            "value": 0.78,
-            "unit": "ratio",
-            "threshold": {"amber": 0.8, "red": 0.6, "direction": "below"},
-            "status": "amber",
-        },
-        {
-            "name": "epro_on_time",
-            "label": "ePRO on time",
-            "value": 0.41,
-            "unit": "ratio",
-            "threshold": {"amber": 0.8, "red": 0.6, "direction": "below"},
-            "status": "red",
-        },
-    ],
-    "participants": [],
-}
-FLAGS = {
-    "flags": [
-        {
-            "flag_id": "f-1",
-            "participant_id": "P-1",
-            "kind": "clock-skew",
-            "reason": "device clock 40 min ahead",
-            "raised_at": "2026-11-25T10:00:00Z",
-            "status": "open",
-        }
-    ]
-}
+    await expect(page.locator("tr[data-kri=wear_time] .light")).to_be_visible()
+    await expect(page.locator("tr[data-kri=ack_median]")).to_be_visible()
+    await expect(page.locator("#flags li")).to_contain_text("the device clock is behind")
+    await page.screenshot(path=str(screenshots / "dashboard-feed-kris.png"), full_page=True)
