@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -15,6 +15,10 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
+from trialstream.events.base import Event
+from trialstream.events.topics import Topic
+from trialstream.kafka import make_broker
+from trialstream.publishing import publish_events
 
 T = TypeVar("T")
 
@@ -52,6 +56,17 @@ async def fetchval(database_url: str, sql: str, *args: object) -> Any:
         return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
+
+
+async def publish_to(kafka: str, topic: Topic, events: Sequence[tuple[str | None, Event]]) -> None:
+    """Publish keyed events on the real broker from a short-lived producer, as another
+    service would."""
+    broker = make_broker(kafka, client_id="test")
+    await broker.start()
+    try:
+        await publish_events(broker, topic, list(events))
+    finally:
+        await broker.stop()
 
 
 def reading(

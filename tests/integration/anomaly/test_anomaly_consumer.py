@@ -9,11 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from anomaly.main import create_app
 from anomaly.settings import AnomalySettings
-from helpers import eventually, fetchval, read_topic, serving, unique_id
+from helpers import eventually, fetchval, publish_to, read_topic, serving, unique_id
 from trialstream.events.readings import Metric, ReadingReceived
 from trialstream.events.topics import Topic
-from trialstream.kafka import make_broker
-from trialstream.publishing import publish_events
 
 pytestmark = pytest.mark.integration
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
@@ -37,12 +35,7 @@ def heart_rates(
 
 
 async def publish(kafka: str, readings: Sequence[ReadingReceived]) -> None:
-    broker = make_broker(kafka, client_id="test")
-    await broker.start()
-    try:
-        await publish_events(broker, Topic.READINGS, [(r.participant_id, r) for r in readings])
-    finally:
-        await broker.stop()
+    await publish_to(kafka, Topic.READINGS, [(r.participant_id, r) for r in readings])
 
 
 def settings(kafka: str, database_url: str) -> AnomalySettings:

@@ -13,23 +13,16 @@ from typing import Any
 import asyncpg
 import httpx
 from epro.settings import EproSettings
-from helpers import eventually, unique_id
+from helpers import eventually, publish_to, unique_id
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
-from trialstream.kafka import make_broker
-from trialstream.publishing import publish_events
 
 ADMIN = "epro-admin"
 
 
 async def publish(kafka: str, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
-    broker = make_broker(kafka, client_id="test")
-    await broker.start()
-    try:
-        await publish_events(broker, topic, list(events))
-    finally:
-        await broker.stop()
+    await publish_to(kafka, topic, list(events))
 
 
 def epro_settings(kafka: str, database_url: str, protocol: Path | None = None) -> EproSettings:

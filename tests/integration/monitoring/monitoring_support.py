@@ -8,15 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from helpers import eventually, fetchval, unique_id
+from helpers import eventually, fetchval, publish_to, unique_id
 from monitoring.settings import MonitoringSettings
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
-from trialstream.kafka import make_broker
-from trialstream.publishing import publish_events
 
 ADMIN = "monitoring-admin"
 
@@ -31,13 +29,21 @@ def monitoring_settings(kafka: str, database_url: str, **overrides: Any) -> Moni
     )
 
 
+async def create_staff(
+    client: httpx.AsyncClient, site: str, role: str = "site_staff", *, prefix: str = "staff"
+) -> dict[str, str]:
+    """A new staff member of `site` (through the admin API); their Authorization header."""
+    r = await client.post(
+        "/v1/admin/staff",
+        json={"staff_id": unique_id(prefix), "site_id": site, "role": role},
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 async def publish(kafka: str, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
-    broker = make_broker(kafka, client_id="test")
-    await broker.start()
-    try:
-        await publish_events(broker, topic, list(events))
-    finally:
-        await broker.stop()
+    await publish_to(kafka, topic, list(events))
 
 
 def alert_for(
@@ -72,13 +78,7 @@ class Monitoring:
     database_url: str
 
     async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
-        r = await self.client.post(
-            "/v1/admin/staff",
-            json={"staff_id": unique_id("staff"), "site_id": site, "role": role},
-            headers={"Authorization": f"Bearer {ADMIN}"},
-        )
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        return await create_staff(self.client, site, role, prefix="staff")
 
     async def enrolled(self, site: str) -> str:
         participant = unique_id("P")

@@ -10,18 +10,16 @@ from typing import Any
 
 import asyncpg
 import httpx
-from helpers import eventually, serving, unique_id
+from helpers import eventually, publish_to, serving, unique_id
 from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
+from monitoring_support import ADMIN, create_staff
 from trialstream.db import create_pool
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import Metric, ReadingReceived
 from trialstream.events.topics import Topic
-from trialstream.kafka import make_broker
-from trialstream.publishing import publish_events
 
-ADMIN = "monitoring-admin"
 UNITS = {"heart-rate": "beats/min", "step-count": "steps", "body-temperature": "C"}
 
 
@@ -38,21 +36,10 @@ class Rbm:
         return self.clients[0]
 
     async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
-        broker = make_broker(self.kafka, client_id="test")
-        await broker.start()
-        try:
-            await publish_events(broker, topic, list(events))
-        finally:
-            await broker.stop()
+        await publish_to(self.kafka, topic, list(events))
 
     async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
-        r = await self.client.post(
-            "/v1/admin/staff",
-            json={"staff_id": unique_id("nurse"), "site_id": site, "role": role},
-            headers={"Authorization": f"Bearer {ADMIN}"},
-        )
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        return await create_staff(self.client, site, role, prefix="nurse")
 
     async def enrol(self, site: str, **changes: Any) -> str:
         participant = unique_id("P")

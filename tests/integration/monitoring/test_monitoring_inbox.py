@@ -11,20 +11,18 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from audit_helpers import audited
-from helpers import eventually, read_topic, serving, unique_id
+from helpers import eventually, publish_to, read_topic, serving, unique_id
 from monitoring.handlers import ALERTS_GROUP
 from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
+from monitoring_support import ADMIN, create_staff
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
-from trialstream.kafka import make_broker
-from trialstream.publishing import publish_events
 
 pytestmark = pytest.mark.integration
-ADMIN = "monitoring-admin"
 
 
 @dataclass
@@ -34,21 +32,10 @@ class Inbox:
     database_url: str
 
     async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
-        broker = make_broker(self.kafka, client_id="test")
-        await broker.start()
-        try:
-            await publish_events(broker, topic, list(events))
-        finally:
-            await broker.stop()
+        await publish_to(self.kafka, topic, list(events))
 
     async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
-        r = await self.client.post(
-            "/v1/admin/staff",
-            json={"staff_id": unique_id("nurse"), "site_id": site, "role": role},
-            headers={"Authorization": f"Bearer {ADMIN}"},
-        )
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        return await create_staff(self.client, site, role, prefix="nurse")
 
     async def alerts(self, auth: dict[str, str], **params: str) -> list[dict[str, object]]:
         r = await self.client.get("/v1/alerts", params=params, headers=auth)

@@ -10,14 +10,12 @@ from uuid import uuid4
 
 import asyncpg
 import httpx
-from helpers import eventually, unique_id
+from helpers import eventually, publish_to, unique_id
 from retention.settings import RetentionSettings
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
-from trialstream.kafka import make_broker
-from trialstream.publishing import publish_events
 
 ADMIN = "retention-admin"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -45,14 +43,9 @@ class Retention:
     database_url: str
 
     async def publish(self, topic: Topic, events: Sequence[Event]) -> None:
-        broker = make_broker(self.kafka, client_id="test")
-        await broker.start()
-        try:
-            await publish_events(
-                broker, topic, [(getattr(e, "participant_id", None), e) for e in events]
-            )
-        finally:
-            await broker.stop()
+        await publish_to(
+            self.kafka, topic, [(getattr(e, "participant_id", None), e) for e in events]
+        )
 
     async def participant(self, site: str | None = None, **prefs: Any) -> str:
         pid = unique_id("P")

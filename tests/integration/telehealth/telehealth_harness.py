@@ -9,12 +9,10 @@ from typing import Any
 
 import asyncpg
 import httpx
-from helpers import eventually, unique_id
+from helpers import eventually, publish_to, unique_id
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
-from trialstream.kafka import make_broker
-from trialstream.publishing import publish_events
 
 ADMIN = "telehealth-admin"
 T0 = datetime(2030, 1, 7, 6, 0, tzinfo=UTC)  # Monday, 07:00 in Berlin
@@ -39,12 +37,7 @@ class Telehealth:
     site: str = field(default_factory=lambda: unique_id("site"))
 
     async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
-        broker = make_broker(self.kafka, client_id="test")
-        await broker.start()
-        try:
-            await publish_events(broker, topic, list(events))
-        finally:
-            await broker.stop()
+        await publish_to(self.kafka, topic, list(events))
 
     async def admin(self, method: str, url: str, body: dict[str, Any]) -> httpx.Response:
         auth = {"Authorization": f"Bearer {ADMIN}"}
