@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from trialstream.events.base import DeviceId, ParticipantId
 from trialstream.events.readings import UNITS, Metric, ReadingReceived
@@ -41,6 +41,41 @@ class ReadingUpload(BaseModel):
     value: float
     unit: str
     measured_at: AwareDatetime
+
+
+class UploadBody(BaseModel):
+    """A whole upload `{"readings": [...]}` in which every record is valid: the fast path.
+
+    One `model_validate_json` call parses and checks the whole body in pydantic-core,
+    about three times cheaper than `json.loads` then one validation per record. Any error
+    means "take the per-record path", which gives each record its own verdict.
+    """
+
+    readings: list[ReadingUpload]
+
+
+def parse_valid_body(body: bytes) -> list[ReadingUpload] | None:
+    """Every record of the body, validated; None if the body or any record is invalid."""
+    try:
+        return UploadBody.model_validate_json(body).readings
+    except ValidationError:
+        return None
+
+
+_AWARE_DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def received_json(uploads: list[ReadingUpload], received_at: datetime) -> list[bytes]:
+    """The `ReadingReceived` JSON of checked uploads, without building the events.
+
+    A `ReadingReceived` is the upload plus `occurred_at` (when ingest received it) and
+    `schema_version`, and an upload serialises its fields exactly as the event does, so
+    the event is the upload's JSON with those two fields put first. Building 2,000 models
+    per request only to serialise them cost more than validating the request; a unit test
+    holds the bytes equal to the model's own.
+    """
+    head = b'{"occurred_at":%s,"schema_version":1,' % _AWARE_DATETIME.dump_json(received_at)
+    return [head + upload.__pydantic_serializer__.to_json(upload)[1:] for upload in uploads]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from trialstream.events.readings import Metric
-from trialstream.validation import RecordRejected, normalise, parse_upload
+from trialstream.events.readings import Metric, ReadingReceived
+from trialstream.validation import (
+    ReadingUpload,
+    RecordRejected,
+    check,
+    normalise,
+    parse_upload,
+    parse_valid_body,
+    received_json,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
@@ -89,3 +98,64 @@ def test_every_field_error_of_a_record_is_reported() -> None:
         parse_upload({"event_id": "nope", "metric": "heart-rate"})
     fields = {e.field for e in caught.value.errors}
     assert {"event_id", "participant_id", "device_id", "value", "unit", "measured_at"} <= fields
+
+
+# The whole-body fast path must judge exactly as the per-record path: it may only ever
+# accept what every record would pass, with the same values.
+FAST_PATH_CASES: list[Any] = [
+    raw(),
+    raw(value="72.5"),
+    raw(value=True),
+    raw(value=float("nan")),
+    raw(value=1e400),
+    raw(metric="Heart-Rate"),
+    raw(metric="body-temperature", unit="F", value=100.4),
+    raw(event_id="not-a-uuid"),
+    raw(event_id=str(uuid.uuid4()).upper()),
+    raw(event_id=uuid.uuid4().hex),
+    raw(measured_at="2026-03-01T11:59:00"),
+    raw(measured_at="2026-03-01T12:59:00+01:00"),
+    raw(measured_at="2026-03-01T11:59:00.123456789Z"),
+    raw(measured_at=1772366340),
+    raw(participant_id="ann@example.org"),
+    raw(participant_id=42),
+    raw(device_id=""),
+    raw(extra_field=1),
+    {k: v for k, v in raw().items() if k != "unit"},
+    "garbage",
+    None,
+    [raw()],
+]
+
+
+@pytest.mark.parametrize("record", FAST_PATH_CASES)
+def test_fast_path_accepts_only_what_the_per_record_path_accepts(record: Any) -> None:
+    fast = parse_valid_body(json.dumps({"readings": [record]}).encode())
+    try:
+        slow: ReadingUpload | None = parse_upload(json.loads(json.dumps(record)))
+    except RecordRejected:
+        slow = None
+    assert fast == (None if slow is None else [slow])
+
+
+def test_one_bad_record_sends_the_whole_body_to_the_per_record_path() -> None:
+    body = {"readings": [raw(), raw(metric="mood"), raw()], "device_note": "ignored"}
+    assert parse_valid_body(json.dumps(body).encode()) is None
+    good = {"readings": [raw(), raw()], "device_note": "ignored"}
+    assert len(parse_valid_body(json.dumps(good).encode()) or []) == 2
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        raw(),
+        raw(metric="body-temperature", unit="F", value=100.4),
+        raw(metric="step-count", unit="steps", value=12),
+    ],
+)
+def test_event_bytes_are_the_events_own_serialisation(record: dict[str, Any]) -> None:
+    upload = check(parse_upload(record), received_at=NOW, max_clock_skew=SKEW)
+    expected = normalise(parse_upload(record), received_at=NOW, max_clock_skew=SKEW)
+    [encoded] = received_json([upload], NOW)
+    assert ReadingReceived.model_validate_json(encoded) == expected
+    assert json.loads(encoded) == json.loads(expected.model_dump_json())

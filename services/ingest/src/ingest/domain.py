@@ -8,8 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from trialstream.events.readings import ReadingReceived
-from trialstream.validation import FieldError, RecordRejected, normalise, parse_upload
+from trialstream.validation import FieldError, ReadingUpload, RecordRejected, check, parse_upload
 
 
 class Status(StrEnum):
@@ -48,8 +47,9 @@ class RecordResult:
 @dataclass
 class CheckedBatch:
     results: list[RecordResult]
-    # Valid readings with the position of their result, ready for dedupe and publish.
-    valid: list[tuple[int, ReadingReceived]]
+    # Valid readings (temperatures in Celsius) with the position of their result, ready
+    # for dedupe and publish.
+    valid: list[tuple[int, ReadingUpload]]
 
 
 def _event_id_of(raw: Any) -> str | None:
@@ -58,18 +58,20 @@ def _event_id_of(raw: Any) -> str | None:
 
 
 def check_batch(
-    raw_records: Sequence[Any],
+    raw_records: Sequence[ReadingUpload | Any],
     uploader: Uploader,
     *,
     received_at: datetime,
     max_clock_skew: timedelta,
 ) -> CheckedBatch:
+    """Each record's verdict. A record may come already shape-checked (a ReadingUpload
+    from the whole-body fast path); the rules after the shape check apply to all."""
     results: list[RecordResult] = []
-    valid: list[tuple[int, ReadingReceived]] = []
+    valid: list[tuple[int, ReadingUpload]] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_records):
         try:
-            upload = parse_upload(raw)
+            upload = raw if isinstance(raw, ReadingUpload) else parse_upload(raw)
             if upload.participant_id != uploader.participant_id:
                 raise RecordRejected.one(
                     "participant_id",
@@ -83,7 +85,7 @@ def check_batch(
                     f"the credential belongs to device '{uploader.device_id}', "
                     f"not '{upload.device_id}'",
                 )
-            reading = normalise(upload, received_at=received_at, max_clock_skew=max_clock_skew)
+            reading = check(upload, received_at=received_at, max_clock_skew=max_clock_skew)
             if uploader.withdrawn_at is not None and reading.measured_at > uploader.withdrawn_at:
                 raise RecordRejected.one(
                     "measured_at",

@@ -1,9 +1,8 @@
-"""Thin adapters: HTTP routes and the archive subscriber, calling the use cases."""
+"""Thin adapters: HTTP routes calling the use cases."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -11,19 +10,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 from trialstream.auth import bearer_token, hash_token, require_admin
-from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.base import DeviceId, ParticipantId, SiteId
-from trialstream.events.readings import Metric, ReadingReceived
+from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
 from trialstream.http import ApiError
 from trialstream.outbox import OutboxMessage
 from trialstream.runtime import Runtime
+from trialstream.validation import ReadingUpload, parse_valid_body, received_json
 
 from ingest import repository, service
 from ingest.domain import Uploader
 from ingest.settings import IngestSettings
-
-ARCHIVE_GROUP = "ingest-archive"
 
 
 class EnrollParticipant(BaseModel):
@@ -53,7 +50,7 @@ class EnrollDevice(BaseModel):
     participant_id: ParticipantId
 
 
-async def _read_json_body(request: Request, max_bytes: int) -> Any:
+async def _read_body(request: Request, max_bytes: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, "request_too_large", f"The body is larger than {max_bytes} bytes.")
@@ -62,8 +59,18 @@ async def _read_json_body(request: Request, max_bytes: int) -> Any:
         body.extend(chunk)
         if len(body) > max_bytes:
             raise ApiError(413, "request_too_large", f"The body is larger than {max_bytes} bytes.")
+    return bytes(body)
+
+
+def _records(body: bytes) -> list[ReadingUpload] | list[Any]:
+    """The body's records: all validated in one call when every one is valid (the usual
+    case), else the raw JSON values, for `check_batch` to judge one by one. A body that
+    is not `{"readings": [...]}` is refused whole."""
+    valid = parse_valid_body(body)
+    if valid is not None:
+        return valid
     try:
-        return json.loads(body)
+        parsed = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(
             422,
@@ -71,6 +78,21 @@ async def _read_json_body(request: Request, max_bytes: int) -> Any:
             "The request body is not valid JSON.",
             [{"field": "body", "message": str(exc)}],
         ) from None
+    records = parsed.get("readings") if isinstance(parsed, dict) else None
+    if not isinstance(records, list):
+        raise ApiError(
+            422,
+            "invalid_request",
+            'The body must be a JSON object {"readings": [ ... ]}.',
+            [
+                {
+                    "field": "readings",
+                    "code": "list_type",
+                    "message": "a list of readings is required",
+                }
+            ],
+        )
+    return records
 
 
 def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
@@ -80,10 +102,14 @@ def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
     )
     skew = timedelta(seconds=settings.max_clock_skew_seconds)
 
-    async def publish(readings: Sequence[ReadingReceived]) -> None:
+    async def publish(readings: list[ReadingUpload], received_at: datetime) -> None:
         topic = str(Topic.READINGS)
+        values = received_json(readings, received_at)
         await runtime.producer.send(
-            [OutboxMessage(topic, r.participant_id, r.model_dump_json().encode()) for r in readings]
+            [
+                OutboxMessage(topic, r.participant_id, v)
+                for r, v in zip(readings, values, strict=True)
+            ]
         )
 
     async def uploader(token: str = Depends(bearer_token)) -> Uploader:
@@ -99,21 +125,7 @@ def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
         responses={401: {}, 413: {}, 422: {}, 503: {}},
     )
     async def upload(request: Request, who: Uploader = Depends(uploader)) -> JSONResponse:
-        body = await _read_json_body(request, settings.max_request_bytes)
-        records = body.get("readings") if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            raise ApiError(
-                422,
-                "invalid_request",
-                'The body must be a JSON object {"readings": [ ... ]}.',
-                [
-                    {
-                        "field": "readings",
-                        "code": "list_type",
-                        "message": "a list of readings is required",
-                    }
-                ],
-            )
+        records = _records(await _read_body(request, settings.max_request_bytes))
         if len(records) > settings.max_readings_per_request:
             raise ApiError(
                 413,
@@ -207,20 +219,3 @@ def _row(record: Any) -> dict[str, Any]:
     out = dict(record)
     out["event_id"] = str(out["event_id"])
     return out
-
-
-def subscribe_archive(runtime: Runtime) -> None:
-    async def archive(readings: Sequence[ReadingReceived]) -> None:
-        await repository.archive(runtime.pool, readings)
-
-    subscribe_batches(
-        runtime.broker,
-        Topic.READINGS,
-        BatchConsumer(
-            model=ReadingReceived,
-            group=ARCHIVE_GROUP,
-            handle=archive,
-            send_dead_letters=dead_letter_sender(runtime.broker),
-        ),
-        session_timeout_ms=runtime.settings.kafka_session_timeout_ms,
-    )

@@ -1,4 +1,4 @@
-"""Composition root: settings -> broker, routes, subscriber -> one ASGI app."""
+"""Composition root: settings -> broker, routes -> one ASGI app."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
-from ingest.handlers import build_router, subscribe_archive
+from ingest.handlers import build_router
 from ingest.service_info import SERVICE
 from ingest.settings import IngestSettings
 
@@ -18,7 +18,6 @@ from ingest.settings import IngestSettings
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="ingest"))
-    subscribe_archive(runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 from trialstream.db import DbConnection
-from trialstream.events.readings import ReadingReceived
+from trialstream.validation import ReadingUpload
 
 _DEVICE_BY_CREDENTIAL_HASH = """
 SELECT d.device_id, d.participant_id, p.site_id, p.withdrawn_at
@@ -38,30 +38,18 @@ _REVOKE_DEVICE = """
 UPDATE devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL
 RETURNING participant_id
 """
-_CLAIM_EVENT_IDS = """
-INSERT INTO accepted_readings (event_id, participant_id)
-SELECT * FROM unnest($1::uuid[], $2::text[])
+# The archive doubles as the dedupe ledger (decision 0062): an id comes back only if no
+# earlier upload stored it.
+_ARCHIVE_NEW = """
+INSERT INTO readings
+    (event_id, participant_id, device_id, metric, value, unit, measured_at, received_at)
+SELECT * FROM unnest(
+    $1::uuid[], $2::text[], $3::text[], $4::text[],
+    $5::float8[], $6::text[], $7::timestamptz[], $8::timestamptz[]
+)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id
 """
-_ARCHIVE_STAGE = """
-CREATE TEMP TABLE readings_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DROP
-"""
-_ARCHIVE_COLUMNS = (
-    "event_id",
-    "participant_id",
-    "device_id",
-    "metric",
-    "value",
-    "unit",
-    "measured_at",
-    "received_at",
-)
-_ARCHIVE_MERGE = f"""
-INSERT INTO readings ({", ".join(_ARCHIVE_COLUMNS)})
-SELECT {", ".join(_ARCHIVE_COLUMNS)} FROM readings_stage
-ON CONFLICT (event_id) DO NOTHING
-"""  # noqa: S608 - built from the constant column list
 _READINGS_FOR = """
 SELECT event_id, participant_id, device_id, metric, value, unit, measured_at, received_at
 FROM readings
@@ -133,37 +121,24 @@ async def revoke_device(conn: DbConnection, device_id: str) -> str | None:
     return None if value is None else str(value)
 
 
-async def claim_event_ids(conn: DbConnection, readings: Sequence[ReadingReceived]) -> set[UUID]:
-    """Record event ids as accepted; return those never seen before. Inside a transaction,
-    a concurrent upload of the same id waits on the row lock, then sees it as a duplicate."""
+async def archive_new(
+    conn: DbConnection, readings: Sequence[ReadingUpload], received_at: datetime
+) -> set[UUID]:
+    """Archive checked readings; return the ids never archived before. Inside a
+    transaction, a concurrent upload of the same id waits on the row lock, then sees it
+    as a duplicate."""
     rows = await conn.fetch(
-        _CLAIM_EVENT_IDS, [r.event_id for r in readings], [r.participant_id for r in readings]
+        _ARCHIVE_NEW,
+        [r.event_id for r in readings],
+        [r.participant_id for r in readings],
+        [r.device_id for r in readings],
+        [str(r.metric) for r in readings],
+        [r.value for r in readings],
+        [r.unit for r in readings],
+        [r.measured_at for r in readings],
+        [received_at] * len(readings),
     )
     return {row["event_id"] for row in rows}
-
-
-async def archive(pool: asyncpg.Pool, readings: Sequence[ReadingReceived]) -> None:
-    """COPY into a staging table, then merge: COPY is the fast path, the merge makes it
-    idempotent (a re-delivered batch inserts nothing twice)."""
-    records = [
-        (
-            r.event_id,
-            r.participant_id,
-            r.device_id,
-            str(r.metric),
-            r.value,
-            r.unit,
-            r.measured_at,
-            r.occurred_at,
-        )
-        for r in readings
-    ]
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_ARCHIVE_STAGE)
-        await conn.copy_records_to_table(
-            "readings_stage", records=records, columns=_ARCHIVE_COLUMNS
-        )
-        await conn.execute(_ARCHIVE_MERGE)
 
 
 async def readings_for(

@@ -11,14 +11,15 @@ import asyncpg
 from trialstream import audit
 from trialstream.auth import hash_token, new_token
 from trialstream.events.participants import ParticipantEnrolled
-from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
+from trialstream.validation import ReadingUpload
 
 from ingest import repository
 from ingest.domain import CheckedBatch, RecordResult, Status, Uploader, check_batch
 
-PublishReadings = Callable[[Sequence[ReadingReceived]], Awaitable[None]]
+# Publishes checked uploads as ReadingReceived events received at the given time.
+PublishReadings = Callable[[list[ReadingUpload], datetime], Awaitable[None]]
 
 
 @dataclass
@@ -41,30 +42,32 @@ async def upload_readings(
     pool: asyncpg.Pool,
     publish: PublishReadings,
     uploader: Uploader,
-    raw_records: Sequence[Any],
+    records: Sequence[ReadingUpload | Any],
     *,
     max_clock_skew: timedelta,
 ) -> UploadResult:
-    """Validate each record, then publish the ones never accepted before.
+    """Check each record, then archive and publish the ones never accepted before.
 
-    The dedupe rows and the publish share one transaction: the rows commit only
-    after the broker acknowledged every record (acks=all). If publishing fails the
-    transaction rolls back, the device gets an error and its retry publishes again;
-    if the commit fails after the acks, the retry re-publishes and consumers dedupe.
+    The archive is the dedupe ledger (decision 0062): the archive rows and the publish
+    share one transaction, and the rows commit only after the broker acknowledged every
+    record (acks=all). If publishing fails the transaction rolls back, the device gets an
+    error and its retry publishes again; if the commit fails after the acks, the retry
+    re-publishes and consumers dedupe on event_id.
     """
+    received_at = datetime.now(UTC)
     checked: CheckedBatch = check_batch(
-        raw_records, uploader, received_at=datetime.now(UTC), max_clock_skew=max_clock_skew
+        records, uploader, received_at=received_at, max_clock_skew=max_clock_skew
     )
     if checked.valid:
         async with pool.acquire() as conn, conn.transaction():
-            fresh = await repository.claim_event_ids(conn, [r for _, r in checked.valid])
+            fresh = await repository.archive_new(conn, [r for _, r in checked.valid], received_at)
             to_publish = []
             for index, reading in checked.valid:
                 if reading.event_id in fresh:
                     to_publish.append(reading)
                 else:
                     checked.results[index].status = Status.DUPLICATE
-            await publish(to_publish)
+            await publish(to_publish, received_at)
     return UploadResult(checked.results)
 
 

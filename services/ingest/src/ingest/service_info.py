@@ -12,5 +12,4 @@ SERVICE = ServiceInfo(
     env_prefix="INGEST_",
     order=10,
     produces=(Topic.READINGS, Topic.PARTICIPANTS),
-    consumes=(Topic.READINGS,),
 )

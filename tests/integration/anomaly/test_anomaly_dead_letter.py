@@ -4,61 +4,44 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from helpers import eventually, read_topic, reading, serving, unique_id
-from ingest.handlers import ARCHIVE_GROUP
-from ingest.main import create_app
-from ingest.settings import IngestSettings
+from anomaly.handlers import GROUP
+from anomaly.main import create_app
+from helpers import eventually, read_topic, serving, unique_id
+from test_anomaly_consumer import alerts_for, heart_rates, settings
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
 
 
-async def test_poison_reading_goes_to_dead_letter_and_later_readings_are_archived(
+async def test_poison_readings_go_to_dead_letter_and_later_readings_are_scored(
     kafka: str, database_url: str
 ) -> None:
     participant = unique_id("P")
     marker = f"poison-{uuid.uuid4()}"
-    good = reading(participant, "wear-1", value=64)
-    good["occurred_at"] = good["measured_at"]
-    settings = IngestSettings(
-        kafka_bootstrap_servers=kafka, database_url=database_url, kafka_session_timeout_ms=2000
-    )
-    async with serving(create_app(settings)):
+    key = participant.encode()
+    async with serving(create_app(settings(kafka, database_url))):
         producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
         await producer.start()
         try:
-            key = participant.encode()
             await producer.send_and_wait(Topic.READINGS, key=key, value=marker.encode())
             await producer.send_and_wait(
                 Topic.READINGS, key=key, value=b'{"participant_id": "%s"}' % key
             )
-            import json
-
-            await producer.send_and_wait(Topic.READINGS, key=key, value=json.dumps(good).encode())
+            for r in heart_rates(participant, [70] * 3 + [142.0] * 8):
+                await producer.send_and_wait(
+                    Topic.READINGS, key=key, value=r.model_dump_json().encode()
+                )
         finally:
             await producer.stop()
+        alerts = await eventually(lambda: alerts_for(kafka, participant))
 
-        async def archived() -> int:
-            conn = await asyncpg.connect(database_url)
-            try:
-                return int(
-                    await conn.fetchval(
-                        "SELECT count(*) FROM ingest.readings WHERE participant_id = $1",
-                        participant,
-                    )
-                )
-            finally:
-                await conn.close()
-
-        assert await eventually(archived) == 1
-
+    assert [a["severity"] for a in alerts] == ["high"]
     letters = await read_topic(
         kafka,
         Topic.DEAD_LETTER,
-        match=lambda v: v.get("key") == participant and v.get("consumer_group") == ARCHIVE_GROUP,
+        match=lambda v: v.get("key") == participant and v.get("consumer_group") == GROUP,
     )
     assert len(letters) == 2
     by_payload = {letter["payload"]: letter for letter in letters}
