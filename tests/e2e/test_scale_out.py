@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from helpers import read_topic
@@ -220,7 +221,12 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
     complete, deadline = "0 without an alert, 0 without an episode end", time.monotonic() + 120
     while (gap := missing()) != complete and time.monotonic() < deadline:
         time.sleep(1)
-    assert gap == complete, f"after the kill, of {PARTICIPANTS} participants: {gap}"
+    if gap != complete:
+        unalerted = sorted(ours - {a["participant_id"] for a in alerts_and_ends()[0]})
+        trail = asyncio.run(
+            _where_alerts_stopped(_banner_value(platform.output, "PostgreSQL"), unalerted)
+        )
+        raise AssertionError(f"after the kill, of {PARTICIPANTS} participants: {gap}\n{trail}")
     time.sleep(3)  # a late duplicate would have arrived by now
     alerts, ends = alerts_and_ends()
 
@@ -253,6 +259,24 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
         assert len(lags) == PARTITIONS, lags
         assert sum(lags) == 0, lags
     assert any("anomaly-1 exited with code -9; not restarted" in line for line in _more(platform))
+
+
+async def _where_alerts_stopped(database_url: str, participants: list[str]) -> str:
+    """For a failure report: each participant's alert rows and their outbox rows."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        alerts = await conn.fetch(
+            "SELECT participant_id, event_id, rule, detected_at FROM anomaly.alerts"
+            " WHERE participant_id = ANY($1::text[])",
+            participants,
+        )
+        outbox = await conn.fetch(
+            "SELECT key, topic, sent_at FROM anomaly.outbox WHERE key = ANY($1::text[])",
+            participants,
+        )
+    finally:
+        await conn.close()
+    return f"alert rows: {[dict(r) for r in alerts]}\noutbox rows: {[dict(r) for r in outbox]}"
 
 
 def _more(platform: Platform) -> list[str]:
