@@ -19,10 +19,14 @@ import httpx
 from trialstream.services import ServiceInfo, discover_services
 from trialstream.supervisor import Infrastructure, Supervisor, child_env, run_prepare
 
-from benchmarks.platform.load import ADMIN, enrol, flat_out, paced
+from benchmarks.platform.load import ADMIN, enrol, flat_out, normal_requests, paced
 from benchmarks.platform.resources import ResourceSampler
 
 LOAD_GENERATOR = "load generator"
+# Devices upload over HTTP -> ingest (validation, archive, publish) -> broker -> anomaly.
+# The other services read the same topic on their own replicas in a deployment; `--services
+# all` runs them too, all on this one machine.
+PIPELINE = ("ingest", "anomaly")
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,7 +44,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--paced-batch", type=int, default=500)
     parser.add_argument("--probe-every", type=float, default=0.1, help="seconds")
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--only", nargs="*", default=None, help="run only these services")
+    parser.add_argument(
+        "--services",
+        nargs="+",
+        default=list(PIPELINE),
+        help="the services to run (default: the pipeline the goals name); 'all' for every one",
+    )
     return parser.parse_args()
 
 
@@ -71,21 +80,21 @@ async def measure(
         pids["PostgreSQL"] = infra.embedded_postgres.process.pid
     pids[LOAD_GENERATOR] = os.getpid()  # measured alone: the services are its children
     alone = frozenset({LOAD_GENERATOR})
+    flat_requests = normal_requests(devices, args.readings, args.batch)
     with ResourceSampler(pids, alone=alone) as flat_usage:
         flat = await flat_out(
             ingest_urls,
             metrics,
             infra.database_url,
-            devices,
-            total=args.readings,
-            batch=args.batch,
+            flat_requests,
             concurrency=args.concurrency,
         )
+    paced_requests = normal_requests(devices, int(args.rate * args.paced_seconds), args.paced_batch)
     with ResourceSampler(pids, alone=alone) as paced_usage:
         pace = await paced(
             ingest_urls,
             infra.kafka_bootstrap_servers,
-            devices,
+            paced_requests,
             probes,
             rate=args.rate,
             seconds=args.paced_seconds,
@@ -104,7 +113,8 @@ def run_once(args: argparse.Namespace, anomaly_replicas: int, run_dir: Path) -> 
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
     }
-    services = discover_services(args.only)  # before starting anything that would need stopping
+    wanted = None if args.services == ["all"] else args.services
+    services = discover_services(wanted)  # before starting anything that would need stopping
     replicas = {s.name: 1 for s in services} | {
         "anomaly": anomaly_replicas,
         "ingest": args.ingest_replicas,
@@ -162,6 +172,7 @@ def main() -> None:
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     print()
+    print(f"services: {' '.join(args.services)}; ingest replicas: {args.ingest_replicas}")
     print(table(runs))
 
 

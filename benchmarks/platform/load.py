@@ -129,13 +129,12 @@ async def flat_out(
     ingest_urls: list[str],
     anomaly_metrics: list[str],
     database_url: str,
-    devices: list[Device],
+    requests: list[tuple[str, bytes]],
     *,
-    total: int,
-    batch: int,
     concurrency: int,
 ) -> dict[str, float]:
-    queue = list(enumerate(normal_requests(devices, total, batch)))
+    """`requests` are built beforehand, so their JSON encoding is not counted as load."""
+    queue = list(enumerate(requests))
     queue.reverse()
     accepted, latencies = 0, []
     async with httpx.AsyncClient(
@@ -181,7 +180,7 @@ async def flat_out(
 async def paced(
     ingest_urls: list[str],
     kafka: str,
-    devices: list[Device],
+    requests: list[tuple[str, bytes]],
     probes: list[Device],
     *,
     rate: float,
@@ -189,7 +188,6 @@ async def paced(
     batch: int,
     probe_every: float,
 ) -> dict[str, float]:
-    requests = normal_requests(devices, int(rate * seconds), batch)
     arrived: dict[str, float] = {}
     consumer = AIOKafkaConsumer(
         Topic.ALERTS, bootstrap_servers=kafka, auto_offset_reset="latest", enable_auto_commit=False
