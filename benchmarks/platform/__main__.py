@@ -50,7 +50,14 @@ def parse_args() -> argparse.Namespace:
         default=list(PIPELINE),
         help="the services to run (default: the pipeline the goals name); 'all' for every one",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.services != ["all"]:
+        known = {s.name for s in discover_services(None)}
+        if unknown := set(args.services) - known:
+            parser.error(f"unknown services {sorted(unknown)}; known: {sorted(known)} or 'all'")
+        if missing := set(PIPELINE) - set(args.services):
+            parser.error(f"the benchmark drives {' and '.join(PIPELINE)}: add {sorted(missing)}")
+    return args
 
 
 async def measure(

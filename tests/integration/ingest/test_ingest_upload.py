@@ -163,6 +163,9 @@ async def test_whole_request_errors_have_json_bodies(ingest: httpx.AsyncClient) 
     malformed = await ingest.post("/v1/readings", content=b'{"readings": [', headers=auth)
     assert malformed.status_code == 422
     assert malformed.json()["error"]["code"] == "malformed_json"
+    nested = b'{"readings": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    too_deep = await ingest.post("/v1/readings", content=nested, headers=auth)
+    assert (too_deep.status_code, too_deep.json()["error"]["code"]) == (422, "malformed_json")
     too_many = await ingest.post(
         "/v1/readings", json={"readings": [reading(participant, device)] * 51}, headers=auth
     )

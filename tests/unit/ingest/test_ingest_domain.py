@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingest.domain import Status, Uploader, check_batch
+from trialstream.validation import parse_upload
 
 NOW = datetime.now(UTC)
 WHO = Uploader(device_id="wear-1", participant_id="P-0001")
@@ -79,3 +80,12 @@ def test_readings_measured_after_withdrawal_are_refused_earlier_ones_kept() -> N
     )
     assert [r.status for r in checked.results] == [Status.ACCEPTED, Status.REJECTED]
     assert checked.results[1].errors[0]["code"] == "participant_withdrawn"
+
+
+def test_a_fast_path_record_rejected_by_the_rules_keeps_its_event_id() -> None:
+    upload = parse_upload(raw(value=400))  # well formed, so the whole-body path takes it
+    [result] = check_batch(
+        [upload], WHO, received_at=NOW, max_clock_skew=timedelta(minutes=5)
+    ).results
+    assert (result.status, result.event_id) == (Status.REJECTED, str(upload.event_id))
+    assert result.errors[0]["code"] == "implausible_value"

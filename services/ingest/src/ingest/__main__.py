@@ -1,4 +1,4 @@
-"""`python -m ingest`: serve the ingest API and run its archive consumer."""
+"""`python -m ingest`: serve the ingest API (uploads, enrolment, the readings archive)."""
 
 from trialstream.serve import serve
 

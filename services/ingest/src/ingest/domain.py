@@ -53,6 +53,8 @@ class CheckedBatch:
 
 
 def _event_id_of(raw: Any) -> str | None:
+    if isinstance(raw, ReadingUpload):
+        return str(raw.event_id)
     value = raw.get("event_id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
 

@@ -71,7 +71,7 @@ def _records(body: bytes) -> list[ReadingUpload] | list[Any]:
         return valid
     try:
         parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(
             422,
             "malformed_json",
