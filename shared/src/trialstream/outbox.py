@@ -109,6 +109,17 @@ class OutboxRelay:
                 continue
             if sent < self._batch_size:
                 await _sleep_or_stop(stop, self._idle)
+        await self.drain()
+
+    async def drain(self, timeout_seconds: float = 5.0) -> None:
+        """On shutdown: send what is already committed now rather than at the next start
+        (best effort: a row left over is sent by another replica or the next start)."""
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                while await self.relay_once() == self._batch_size:
+                    pass
+        except (TimeoutError, OSError, asyncpg.PostgresError, RuntimeError) as exc:
+            log.warning("outbox not drained at shutdown; the rest goes later", error=repr(exc))
 
 
 def _log_relayed(messages: Sequence[OutboxMessage], shown: int = 50) -> None:

@@ -2,8 +2,9 @@
 
 Order matters: topics and migrations first (idempotent, safe for replicas that
 start together), then the pool, then the broker (its subscribers may use the
-pool at once), then the bulk producer and the outbox relay that uses it. Shutdown runs in reverse: the broker stops
-consuming and finishes its in-flight batch before the pool closes.
+pool at once), then the bulk producer and the outbox relay that uses it. Shutdown: the
+broker stops consuming and finishes its in-flight batch, then the relay makes a last
+pass over the outbox, then the producer and the pool close.
 """
 
 from __future__ import annotations
@@ -91,13 +92,15 @@ async def running(
         log.info("service started", service=info.name, replica=settings.replica, port=settings.port)
         yield runtime
     finally:
+        # Consumers first: they finish their in-flight batch and commit, and what those
+        # batches wrote to the outbox is still relayed before the relay's last pass.
+        await runtime.broker.stop()
         stop.set()
         if relay_task is not None:
             await relay_task
         if runtime._producer is not None:
             await runtime._producer.stop()
             runtime._producer = None
-        await runtime.broker.stop()
         await runtime.pool.close()
         runtime._pool = None
         log.info("service stopped", service=info.name, replica=settings.replica)

@@ -111,3 +111,30 @@ async def test_each_relayed_batch_is_logged_with_its_event_ids(database_url: str
             "event_ids": [str(e.event_id) for e in events],
         }
     ]
+
+
+async def test_rows_committed_before_shutdown_are_sent_by_the_last_pass(
+    database_url: str,
+) -> None:
+    await migrate(database_url, schema="outboxtest", directories=[])
+    pool = await create_pool(database_url, schema="outboxtest")
+    published: list[bytes] = []
+
+    async def publish(messages: Sequence[OutboxMessage]) -> None:
+        published.extend(m.payload for m in messages)
+
+    # A relay that would not look again for an hour: only its last pass can send the rows.
+    relay = OutboxRelay(pool, publish, batch_size=5, idle_seconds=3600)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.1)  # it found nothing and sleeps
+        events = [ParticipantEnrolled(participant_id=f"P-{i}", site_id="s1") for i in range(12)]
+        async with pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, Topic.PARTICIPANTS, [(e.participant_id, e) for e in events])
+        stop.set()
+        await task
+        unsent = await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    finally:
+        await pool.close()
+    assert (len(published), unsent) == (12, 0)
