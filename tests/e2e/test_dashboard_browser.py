@@ -71,6 +71,16 @@ class Platform:
         assert r.status_code in (200, 201), r.text
         return dict(r.json())
 
+    async def enrol(self, participant: str, device: str, site: str) -> str:
+        """Enrol a participant at `site` with one device; the device's upload token."""
+        await self.post(
+            f"{self.ingest}/v1/admin/participants",
+            ADMIN,
+            {"participant_id": participant, "site_id": site},
+        )
+        device_body = {"device_id": device, "participant_id": participant}
+        return (await self.post(f"{self.ingest}/v1/admin/devices", ADMIN, device_body))["token"]
+
 
 @pytest.fixture
 async def platform(kafka: str, database_url: str) -> AsyncIterator[Platform]:
@@ -134,18 +144,7 @@ async def test_nurse_sees_a_new_alert_live_acknowledges_it_and_the_audit_shows_i
     suffix = uuid.uuid4().hex[:6]
     participant, device, site = f"P-ui-{suffix}", f"watch-{suffix}", f"site-{suffix}"
     staff_id = f"nurse-{suffix}"
-    await platform.post(
-        f"{platform.ingest}/v1/admin/participants",
-        ADMIN,
-        {"participant_id": participant, "site_id": site},
-    )
-    device_token = (
-        await platform.post(
-            f"{platform.ingest}/v1/admin/devices",
-            ADMIN,
-            {"device_id": device, "participant_id": participant},
-        )
-    )["token"]
+    device_token = await platform.enrol(participant, device, site)
     nurse = (
         await platform.post(
             f"{platform.monitoring}/v1/admin/staff",
@@ -198,18 +197,7 @@ async def test_nurse_sees_a_new_alert_live_acknowledges_it_and_the_audit_shows_i
     # participant's watch uploads one reading from three days ago: its clock is behind, a
     # discrepancy flag the list must show.
     late, late_device = f"P-ui2-{suffix}", f"watch2-{suffix}"
-    await platform.post(
-        f"{platform.ingest}/v1/admin/participants",
-        ADMIN,
-        {"participant_id": late, "site_id": site},
-    )
-    late_token = (
-        await platform.post(
-            f"{platform.ingest}/v1/admin/devices",
-            ADMIN,
-            {"device_id": late_device, "participant_id": late},
-        )
-    )["token"]
+    late_token = await platform.enrol(late, late_device, site)
     old = tachycardia(late, late_device)[:1]
     old[0]["measured_at"] = (datetime.now(UTC) - timedelta(days=3)).isoformat()
     await platform.post(f"{platform.ingest}/v1/readings", late_token, {"readings": old})

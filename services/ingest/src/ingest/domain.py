@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from trialstream.validation import FieldError, ReadingUpload, RecordRejected, check, parse_upload
+from trialstream.validation import ReadingUpload, RecordRejected, check, parse_upload
 
 
 class Status(StrEnum):
@@ -107,7 +107,3 @@ def check_batch(
         results.append(RecordResult(index, Status.ACCEPTED, event_id))
         valid.append((index, reading))
     return CheckedBatch(results, valid)
-
-
-def not_a_list_error() -> FieldError:
-    return FieldError("readings", "list_type", 'Body must be {"readings": [ ... ]}')
