@@ -285,6 +285,24 @@ class AssignmentMetrics(ConsumerRebalanceListener):  # type: ignore[misc]
             log.info("partitions assigned", group=self._group, topic=topic, partitions=mine)
 
 
+async def refresh_lag(broker: KafkaBroker) -> None:
+    """Record the lag of every partition each consumer group of `broker` owns now, whether
+    or not a batch came from it: after a rebalance that moved partitions in once the
+    stream was quiet, and while a handler is stuck on a slow batch, the gauge still says
+    how far behind this process is."""
+    for subscriber in broker.subscribers:
+        group = getattr(subscriber, "group_id", None)
+        if group:
+            await record_lag(getattr(subscriber, "consumer", None), group)
+
+
+async def keep_lag_current(broker: KafkaBroker, every_seconds: float) -> None:
+    """`refresh_lag` every `every_seconds`, until cancelled (the service stopping)."""
+    while True:
+        await refresh_lag(broker)
+        await asyncio.sleep(every_seconds)
+
+
 async def record_lag(kafka: object, group: str) -> None:
     if not isinstance(kafka, AIOKafkaConsumer):
         return  # FastStream's in-memory test broker has no partitions

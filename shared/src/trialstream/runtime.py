@@ -10,6 +10,7 @@ pass over the outbox, then the producer and the pool close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
 
+from trialstream.consumer import keep_lag_current
 from trialstream.db import create_pool, migrate
 from trialstream.kafka import ensure_topics
 from trialstream.outbox import OutboxRelay
@@ -73,8 +75,13 @@ async def running(
     )
     stop = asyncio.Event()
     relay_task: asyncio.Task[None] | None = None
+    lag_task: asyncio.Task[None] | None = None
     try:
         await runtime.broker.start()
+        lag_task = asyncio.create_task(
+            keep_lag_current(runtime.broker, settings.lag_refresh_seconds),
+            name=f"{info.name}-consumer-lag",
+        )
         producer = BatchProducer(settings.kafka_bootstrap_servers, client_id=info.name)
         await producer.start()
         runtime._producer = producer
@@ -92,6 +99,10 @@ async def running(
         log.info("service started", service=info.name, replica=settings.replica, port=settings.port)
         yield runtime
     finally:
+        if lag_task is not None:
+            lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag_task
         # Consumers first: they finish their in-flight batch and commit, and what those
         # batches wrote to the outbox is still relayed before the relay's last pass.
         await runtime.broker.stop()

@@ -69,3 +69,10 @@ class ServiceSettings(CommonSettings):
         default=0, ge=0, validation_alias=AliasChoices("TRIALSTREAM_REPLICA", "REPLICA")
     )
     db_pool_max: int = Field(default=10, ge=1)
+    lag_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=_common("LAG_REFRESH_SECONDS"),
+        description="How often trialstream_consumer_lag is re-read for every owned partition, "
+        "besides after each batch.",
+    )
