@@ -297,9 +297,15 @@ async def refresh_lag(broker: KafkaBroker) -> None:
 
 
 async def keep_lag_current(broker: KafkaBroker, every_seconds: float) -> None:
-    """`refresh_lag` every `every_seconds`, until cancelled (the service stopping)."""
+    """`refresh_lag` every `every_seconds`, until cancelled (the service stopping). A
+    metric must never stop the service or itself: a slow or failed read is logged and the
+    next one tried."""
     while True:
-        await refresh_lag(broker)
+        try:
+            async with asyncio.timeout(max(every_seconds, 5.0)):
+                await refresh_lag(broker)
+        except Exception as exc:  # metrics only: consuming goes on regardless
+            log.warning("consumer lag refresh failed", error=repr(exc))
         await asyncio.sleep(every_seconds)
 
 

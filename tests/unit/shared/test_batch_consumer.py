@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from trialstream import consumer as consumer_module
 from trialstream.consumer import BatchConsumer, RetryPolicy
 from trialstream.events.deadletter import DeadLetter
 from trialstream.events.readings import Metric, ReadingReceived
@@ -132,3 +136,25 @@ def test_dead_letter_keeps_source_coordinates() -> None:
         "P-0001",
     )
     assert uuid.UUID(str(dead[0].event_id))
+
+
+async def test_lag_refresh_keeps_going_after_a_failed_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    async def flaky(broker: object) -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("metadata not ready")
+
+    monkeypatch.setattr(consumer_module, "refresh_lag", flaky)
+    task = asyncio.create_task(consumer_module.keep_lag_current(KafkaBroker(), 0.01))
+    try:
+        async with asyncio.timeout(5):
+            while len(calls) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
