@@ -19,7 +19,7 @@ from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.http import ApiError
 from trialstream.runtime import Runtime
 
-from epro import accounts, service
+from epro import accounts, service, withdrawal
 from epro.accounts import Role
 from epro.definitions import Catalog, Questionnaire
 from epro.schedules import Schedule
@@ -43,6 +43,11 @@ def invalid(exc: Invalid) -> ApiError:
         "The response does not match the questionnaire version.",
         [e.as_dict() for e in exc.errors],
     )
+
+
+def withdrawn(exc: service.Withdrawn) -> ApiError:
+    """403, not 409: nothing the app can change makes the request acceptable (decision 0014)."""
+    return ApiError(403, withdrawal.REFUSED, str(exc))
 
 
 def stored_response(result: service.Stored) -> JSONResponse:
@@ -85,7 +90,9 @@ def app_router(runtime: Runtime, settings: EproSettings, catalog: Catalog) -> AP
             )
         return q.model_dump(mode="json")
 
-    @router.post("/v1/responses", status_code=201, responses={200: {}, 401: {}, 409: {}, 422: {}})
+    @router.post(
+        "/v1/responses", status_code=201, responses={200: {}, 401: {}, 403: {}, 409: {}, 422: {}}
+    )
     async def submit(body: Submission, who: str = Depends(participant)) -> JSONResponse:
         try:
             return stored_response(
@@ -93,13 +100,15 @@ def app_router(runtime: Runtime, settings: EproSettings, catalog: Catalog) -> AP
             )
         except Invalid as exc:
             raise invalid(exc) from None
+        except service.Withdrawn as exc:
+            raise withdrawn(exc) from None
         except service.Conflict as exc:
             raise ApiError(409, exc.code, str(exc)) from None
 
     @router.post(
         "/v1/responses/{response_id}/corrections",
         status_code=201,
-        responses={200: {}, 404: {}, 409: {}, 422: {}},
+        responses={200: {}, 403: {}, 404: {}, 409: {}, 422: {}},
     )
     async def correct(
         response_id: UUID, body: Correction, who: str = Depends(participant)
@@ -112,6 +121,8 @@ def app_router(runtime: Runtime, settings: EproSettings, catalog: Catalog) -> AP
             raise invalid(exc) from None
         except service.NotFound as exc:
             raise ApiError(404, "unknown_response", str(exc)) from None
+        except service.Withdrawn as exc:
+            raise withdrawn(exc) from None
         except service.Conflict as exc:
             raise ApiError(409, exc.code, str(exc)) from None
 

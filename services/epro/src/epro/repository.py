@@ -13,6 +13,7 @@ import asyncpg
 from trialstream.db import DbConnection
 from trialstream.events.participants import ParticipantEnrolled
 
+from epro import withdrawal
 from epro.definitions import Questionnaire
 from epro.schedules import Occurrence, Schedule
 
@@ -27,12 +28,28 @@ _ALL_QUESTIONNAIRES = "SELECT definition FROM questionnaires ORDER BY questionna
 
 # The schedule clock starts when ePRO hears of the participant, at most a day back:
 # replaying an old enrolment must not emit months of due and missed events.
-_UPSERT_PARTICIPANTS = """
-INSERT INTO participants (participant_id, site_id, timezone, enrolled_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-ON CONFLICT (participant_id) DO UPDATE
-SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
+# Locked first, so the participant's state and the withdrawal's effects change together
+# (the scheduler and submissions read this row under a share lock).
+_LOCK_PARTICIPANTS = """
+SELECT participant_id, withdrawn_at FROM participants WHERE participant_id = ANY($1::text[])
+ORDER BY participant_id FOR UPDATE
 """
+_UPSERT_PARTICIPANTS = """
+INSERT INTO participants (participant_id, site_id, timezone, enrolled_at, withdrawn_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+ON CONFLICT (participant_id) DO UPDATE
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
+    withdrawn_at = EXCLUDED.withdrawn_at, updated_at = now()
+"""
+# Open occurrences whose window was still running at the withdrawal (decision 0014).
+_CLOSE_CUT_SHORT = """
+UPDATE occurrences o SET status = 'withdrawn', closed_at = now()
+FROM participants p
+WHERE p.participant_id = o.participant_id AND p.participant_id = ANY($1::text[])
+  AND o.status = 'open' AND o.expires_at > p.withdrawn_at
+RETURNING o.participant_id
+"""
+_WITHDRAWN_AT = "SELECT withdrawn_at FROM participants WHERE participant_id = $1 FOR SHARE"
 _ASSIGN = """
 INSERT INTO assignments (participant_id, schedule_id, definition, scheduled_through)
 SELECT p.participant_id, s.id, s.def, GREATEST(p.enrolled_at, now() - interval '1 day')
@@ -46,14 +63,18 @@ INSERT INTO visit_anchors (participant_id, visit_id, anchored_at)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING
 RETURNING participant_id, visit_id, anchored_at
 """
+# The share lock on the participant (skipped while a withdrawal is being written) means a
+# withdrawal either commits before the claim and is seen, or waits for this tick and then
+# closes what the tick opened. A withdrawn participant's assignments stop at withdrawn_at.
 _CLAIM_ASSIGNMENTS = """
 SELECT a.participant_id, a.schedule_id, a.definition, a.scheduled_through, p.timezone, p.enrolled_at,
+       p.withdrawn_at,
        COALESCE((SELECT array_agg(v.anchored_at) FROM visit_anchors v
                  WHERE v.participant_id = a.participant_id), '{}') AS visits
 FROM assignments a JOIN participants p USING (participant_id)
-WHERE a.scheduled_through < $1
+WHERE a.scheduled_through < LEAST($1, p.withdrawn_at)
 ORDER BY a.scheduled_through LIMIT $2
-FOR UPDATE OF a SKIP LOCKED
+FOR UPDATE OF a SKIP LOCKED FOR SHARE OF p SKIP LOCKED
 """
 _ADVANCE = """
 UPDATE assignments SET scheduled_through = $3 WHERE participant_id = $1 AND schedule_id = $2
@@ -117,6 +138,7 @@ class Assignment:
     scheduled_through: datetime
     timezone: str
     enrolled_at: datetime
+    withdrawn_at: datetime | None
     visits: list[datetime]
 
 
@@ -136,23 +158,54 @@ async def questionnaires(db: Db) -> list[Questionnaire]:
     ]
 
 
+@dataclass(frozen=True)
+class Upserted:
+    assigned: list[tuple[str, str]]  # (participant_id, schedule_id) newly assigned
+    withdrawn: dict[str, datetime]  # participants whose withdrawal is new (or earlier)
+
+
 async def upsert_participants(
     conn: DbConnection, events: Sequence[ParticipantEnrolled], schedules: Sequence[Schedule]
-) -> list[tuple[str, str]]:
-    """Upsert participants; return the (participant_id, schedule_id) newly assigned."""
-    latest = {e.participant_id: e for e in events}
-    ids = list(latest)
+) -> Upserted:
+    """Upsert participants (site, timezone, withdrawal) and assign the protocol's schedules."""
+    by_id: dict[str, list[ParticipantEnrolled]] = {}
+    for e in events:
+        by_id.setdefault(e.participant_id, []).append(e)
+    ids = sorted(by_id)
+    before = {
+        r["participant_id"]: r["withdrawn_at"] for r in await conn.fetch(_LOCK_PARTICIPANTS, ids)
+    }
+    after = {p: withdrawal.withdrawn_at(before.get(p), by_id[p]) for p in ids}
+    latest = [by_id[p][-1] for p in ids]
     await conn.execute(
         _UPSERT_PARTICIPANTS,
         ids,
-        [e.site_id for e in latest.values()],
-        [e.timezone for e in latest.values()],
-        [e.occurred_at for e in latest.values()],
+        [e.site_id for e in latest],
+        [e.timezone for e in latest],
+        [by_id[p][0].occurred_at for p in ids],  # only used when the participant is new
+        [after[p] for p in ids],
     )
     rows = await conn.fetch(
         _ASSIGN, ids, [s.schedule_id for s in schedules], [s.model_dump_json() for s in schedules]
     )
-    return [(r["participant_id"], r["schedule_id"]) for r in rows]
+    return Upserted(
+        [(r["participant_id"], r["schedule_id"]) for r in rows],
+        {p: at for p, at in after.items() if at is not None and at != before.get(p)},
+    )
+
+
+async def close_cut_short(conn: DbConnection, participant_ids: Sequence[str]) -> dict[str, int]:
+    """Close the open occurrences a withdrawal cut short; return how many per participant."""
+    closed: dict[str, int] = {}
+    for r in await conn.fetch(_CLOSE_CUT_SHORT, list(participant_ids)):
+        closed[r["participant_id"]] = closed.get(r["participant_id"], 0) + 1
+    return closed
+
+
+async def withdrawn_at(conn: DbConnection, participant_id: str) -> datetime | None:
+    """The participant's withdrawal time, share-locked until the caller's transaction ends."""
+    value: datetime | None = await conn.fetchval(_WITHDRAWN_AT, participant_id)
+    return value
 
 
 async def add_visit_anchors(
@@ -171,6 +224,7 @@ async def claim_assignments(conn: DbConnection, now: datetime, limit: int) -> li
             r["scheduled_through"],
             r["timezone"],
             r["enrolled_at"],
+            r["withdrawn_at"],
             list(r["visits"]),
         )
         for r in await conn.fetch(_CLAIM_ASSIGNMENTS, now, limit)

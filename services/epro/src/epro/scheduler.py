@@ -5,6 +5,9 @@ Restart-safe by construction: each assignment remembers how far it was computed
 goes open -> missed in one UPDATE, and every event is written to the outbox in the
 same transaction as the row that caused it. Replicas share the work with
 FOR UPDATE SKIP LOCKED; a crash before commit leaves nothing to undo.
+
+A withdrawn participant's assignments are computed only up to `withdrawn_at`, and an
+occurrence the withdrawal cut short is closed, never announced (decision 0014).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from trialstream.outbox import enqueue
 
 from epro import repository
 from epro.schedules import occurrences
+from epro.withdrawal import cut_short, schedule_until
 
 log = structlog.get_logger(__name__)
 
@@ -40,12 +44,13 @@ async def open_due(pool: asyncpg.Pool, now: datetime, *, batch: int = 200) -> tu
         due_events = []
         claimed = await repository.claim_assignments(conn, now, batch)
         for a in claimed:
+            through = schedule_until(now, a.withdrawn_at)
             found = occurrences(
                 a.schedule,
                 a.participant_id,
                 _zone(a.timezone),
                 after=a.scheduled_through,
-                until=now,
+                until=through,
                 enrolled_at=a.enrolled_at,
                 visits=a.visits,
             )
@@ -63,9 +68,13 @@ async def open_due(pool: asyncpg.Pool, now: datetime, *, batch: int = 200) -> tu
                     ),
                 )
                 for o in found
-                if o.occurrence_id in fresh and o.expires_at > now  # expired ones: only missed
+                if o.occurrence_id in fresh
+                and o.expires_at > now  # expired ones: only missed
+                and not cut_short(o.expires_at, a.withdrawn_at)
             ]
-            await repository.advance(conn, a, now)
+            if a.withdrawn_at is not None:  # the withdrawal was recorded before this tick
+                await repository.close_cut_short(conn, [a.participant_id])
+            await repository.advance(conn, a, through)
         await enqueue(conn, Topic.EPRO_DUE, due_events)
     return len(claimed), len(due_events)
 

@@ -18,7 +18,7 @@ from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 from trialstream.validation import FieldError
 
-from epro import repository
+from epro import repository, withdrawal
 from epro.definitions import Catalog, Questionnaire
 from epro.schedules import Schedule
 from epro.scoring import SafetySignal
@@ -45,14 +45,36 @@ class NotFound(Exception):
     pass
 
 
+class Withdrawn(Exception):
+    """The participant withdrew consent: nothing authored after `withdrawn_at` is collected."""
+
+    def __init__(self, withdrawn_at: datetime) -> None:
+        super().__init__(
+            f"The participant withdrew from the study at {withdrawn_at.astimezone(UTC).isoformat()};"
+            " responses authored after that are not accepted."
+        )
+        self.withdrawn_at = withdrawn_at
+
+
 async def participants_enrolled(
     pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled], schedules: Sequence[Schedule]
 ) -> None:
     """Participants from ingest's enrolments get the protocol's schedules; each schedule a
-    participant newly gets is an audit entry (the system assigned it)."""
+    participant newly gets is an audit entry (the system assigned it). A withdrawal stops
+    their schedules and closes the occurrences it cut short, audited once (decision 0014)."""
     async with pool.acquire() as conn, conn.transaction():
-        assigned = await repository.upsert_participants(conn, events, schedules)
-        for participant_id, schedule_id in assigned:
+        done = await repository.upsert_participants(conn, events, schedules)
+        closed = await repository.close_cut_short(conn, list(done.withdrawn))
+        for participant_id, at in done.withdrawn.items():
+            await audit.record(
+                conn,
+                actor="system:epro",
+                action="schedule.stopped_by_withdrawal",
+                entity="participant_schedule",
+                entity_id=participant_id,
+                new={"withdrawn_at": at, "occurrences_closed": closed.get(participant_id, 0)},
+            )
+        for participant_id, schedule_id in done.assigned:
             await audit.record(
                 conn,
                 actor="system:epro",
@@ -211,6 +233,16 @@ async def _timing(conn: DbConnection, participant_id: str, s: Submission) -> tup
     return on_time, flags
 
 
+async def _refuse_if_withdrawn(
+    conn: DbConnection, participant_id: str, authored_at: datetime
+) -> None:
+    """Share-locks the participant, so a withdrawal being recorded waits for this response
+    (and closes its occurrence after) or is seen by it."""
+    withdrawn_at = await repository.withdrawn_at(conn, participant_id)
+    if withdrawn_at is not None and withdrawal.refuses(authored_at, withdrawn_at):
+        raise Withdrawn(withdrawn_at)
+
+
 async def submit(
     pool: asyncpg.Pool, catalog: Catalog, participant_id: str, s: Submission, *, max_skew: timedelta
 ) -> Stored:
@@ -240,6 +272,7 @@ async def _submit_new(
         existing = await repository.versions(conn, s.response_id)
         if existing:
             return _retry_of(existing, participant_id, request_digest)
+        await _refuse_if_withdrawn(conn, participant_id, s.authored_at)
         on_time, flags = await _timing(conn, participant_id, s)
         row = {
             **s.model_dump(exclude={"answers"}),
@@ -306,6 +339,8 @@ async def _correct(
     async with pool.acquire() as conn, conn.transaction():
         if await repository.lock_response(conn, response_id) != participant_id:
             raise NotFound(f"no response {response_id} of yours")
+        if author == "participant":  # staff may still correct data-entry errors after it
+            await _refuse_if_withdrawn(conn, participant_id, datetime.now(UTC))
         history = await repository.versions(conn, response_id)
         latest = history[-1]
         if c.based_on_version != latest["version"]:
