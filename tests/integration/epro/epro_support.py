@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 
 import asyncpg
 import httpx
+from epro.main import create_app
 from epro.settings import EproSettings
-from helpers import eventually, publish_to, unique_id
+from helpers import eventually, publish_to, serving, unique_id
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
@@ -67,6 +69,34 @@ class Epro:
         token = await eventually(issued)
         return participant, {"Authorization": f"Bearer {token}"}
 
+    async def withdraw(
+        self,
+        participant: str,
+        withdrawn_at: datetime,
+        site: str = "site-a",
+        timezone: str = "Europe/Berlin",
+    ) -> ParticipantEnrolled:
+        """Ingest's withdrawal on the participants topic (the participant's whole state, as
+        ingest publishes it); returns once ePRO has recorded it."""
+        event = ParticipantEnrolled(
+            participant_id=participant,
+            site_id=site,
+            timezone=timezone,
+            status="withdrawn",
+            withdrawn_at=withdrawn_at,
+        )
+        await publish(self.kafka, Topic.PARTICIPANTS, [(participant, event)])
+
+        async def recorded() -> bool:
+            rows = await self.sql(
+                "SELECT 1 FROM participants WHERE participant_id = $1 AND withdrawn_at IS NOT NULL",
+                participant,
+            )
+            return bool(rows)
+
+        await eventually(recorded)
+        return event
+
     async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
         r = await self.client.post(
             "/v1/admin/staff",
@@ -89,6 +119,16 @@ class Epro:
             return list(await conn.fetch(query, *args))
         finally:
             await conn.close()
+
+
+@asynccontextmanager
+async def running_epro(
+    kafka: str, database_url: str, protocol: Path
+) -> AsyncIterator[tuple[Epro, asyncpg.Pool]]:
+    """ePRO with a given protocol, and its pool for driving the scheduler's clock."""
+    app = create_app(epro_settings(kafka, database_url, protocol))
+    async with serving(app) as client:
+        yield Epro(client, kafka, database_url), app.state.runtime.pool
 
 
 def phq9_body(*values: int, **extra: Any) -> dict[str, Any]:

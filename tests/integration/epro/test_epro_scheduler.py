@@ -4,30 +4,17 @@ late answers flagged; compliance, CSV and FHIR export for site staff."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from epro import scheduler
-from epro.main import create_app
-from epro_support import Epro, daily_protocol, epro_settings
-from helpers import eventually, read_topic, serving
+from epro_support import Epro, daily_protocol, running_epro
+from helpers import eventually, read_topic
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
 ZONE = "America/New_York"
-
-
-@asynccontextmanager
-async def running_epro(
-    kafka: str, database_url: str, protocol: Path
-) -> AsyncIterator[tuple[Epro, asyncpg.Pool]]:
-    app = create_app(epro_settings(kafka, database_url, protocol))
-    async with serving(app) as client:
-        yield Epro(client, kafka, database_url), app.state.runtime.pool
 
 
 def protocol_now(tmp_path: Path, now: datetime) -> Path:
