@@ -14,7 +14,7 @@ from trialstream.events.base import ParticipantId, SiteId
 from trialstream.http import ApiError
 from trialstream.runtime import Runtime
 
-from retention import changes, journal, receipts
+from retention import changes, journal, receipts, repository
 from retention.domain import ChannelKind, Preferences
 from retention.settings import RetentionSettings
 
@@ -101,12 +101,19 @@ def build_router(runtime: Runtime, settings: RetentionSettings) -> APIRouter:
     @router.get("/v1/participants/{participant_id}/nudges", tags=["staff"], dependencies=[admin])
     async def participant_nudges(
         participant_id: ParticipantId,
-        status: Literal["suppressed", "escalated", "queued", "sent", "failed"] | None = None,
+        status: Literal["suppressed", "escalated", "queued", "sent", "failed", "cancelled"]
+        | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> dict[str, Any]:
         nudges = await journal.nudges_for(runtime.pool, participant_id, status, limit)
         sent = sum(1 for n in nudges if n["status"] == "sent")
-        return {"participant_id": participant_id, "sent": sent, "nudges": nudges}
+        withdrawn_at = await repository.withdrawn_at(runtime.pool, participant_id)
+        return {
+            "participant_id": participant_id,
+            "withdrawn_at": withdrawn_at,
+            "sent": sent,
+            "nudges": nudges,
+        }
 
     @router.get("/v1/nudges/{nudge_id}", tags=["staff"], dependencies=[admin])
     async def get_nudge(nudge_id: UUID) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from trialstream.events.nudges import NudgeSent
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 
-from retention import journal, repository
+from retention import journal, repository, withdrawal
 from retention.channels import Channel, Delivery, Outgoing
 from retention.service import Clock
 
@@ -45,9 +45,10 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Send what is due now; returns how many nudges were handed to the channel."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await journal.claim_due(conn, self._clock(), self._batch)
-            if not rows:
+            claimed = await journal.claim_due(conn, self._clock(), self._batch)
+            if not claimed:
                 return 0
+            rows = await self._drop_withdrawn(conn, claimed)
             outgoing = [
                 Outgoing(
                     r["nudge_id"],
@@ -64,7 +65,27 @@ class Dispatcher:
             now = self._clock()
             for row, nudge, result in zip(rows, outgoing, results, strict=True):
                 await self._record(conn, row, nudge, result, now)
-        return len(rows)
+        return len(claimed)
+
+    async def _drop_withdrawn(
+        self, conn: DbConnection, claimed: list[asyncpg.Record]
+    ) -> list[asyncpg.Record]:
+        """The last check before a message leaves: a nudge of a participant who withdrew
+        (one a race left queued) is cancelled here instead of sent."""
+        now = self._clock()
+        for row in claimed:
+            if row["withdrawn_at"] is None:
+                continue
+            nid = row["nudge_id"]
+            await journal.cancel(conn, nid, withdrawal.CANCEL_REASON)
+            detail = f"{withdrawal.CANCEL_REASON}: found withdrawn at send time"
+            await repository.journey(conn, nid, "cancelled", now, detail)
+            log.warning(
+                "queued nudge of a withdrawn participant cancelled at send time",
+                participant_id=row["participant_id"],
+                nudge_id=str(nid),
+            )
+        return [r for r in claimed if r["withdrawn_at"] is None]
 
     async def _record(
         self,

@@ -13,7 +13,7 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue
 from trialstream.runtime import Runtime
 
-from retention import repository, service
+from retention import service
 from retention.service import Clock, Policy, Step
 from retention.settings import RetentionSettings
 
@@ -56,7 +56,7 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
     trigger(Topic.VISIT_REMINDERS, VisitReminderDue, service.reminder_step(policy))
 
     async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
-        await repository.upsert_participants(runtime.pool, events)
+        await service.record_enrolments(runtime.pool, events, clock)
 
     async def on_readings(readings: Sequence[ReadingReceived]) -> None:
         await service.record_readings(runtime.pool, readings, clock)

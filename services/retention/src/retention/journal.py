@@ -12,8 +12,9 @@ from trialstream.db import DbConnection
 
 _CLAIM_DUE = """
 SELECT n.nudge_id, n.participant_id, n.kind, n.trigger_event_id, n.channel, n.language,
-       n.body, n.dispatches, p.address
+       n.body, n.dispatches, p.address, pa.withdrawn_at
 FROM nudges n LEFT JOIN preferences p USING (participant_id)
+LEFT JOIN participants pa USING (participant_id)
 WHERE n.status = 'queued' AND n.next_attempt_at <= $1
 ORDER BY n.next_attempt_at LIMIT $2  -- NO KEY: the local channel's FK check (KEY SHARE) must not wait on us
 FOR NO KEY UPDATE OF n SKIP LOCKED
@@ -30,6 +31,9 @@ WHERE nudge_id = $1
 _FAIL = """
 UPDATE nudges SET status = 'failed', dispatches = dispatches + 1, last_error = $2
 WHERE nudge_id = $1
+"""
+_CANCEL = """
+UPDATE nudges SET status = 'cancelled', suppress_reason = $2 WHERE nudge_id = $1
 """
 _LOCAL_DELIVERY = """
 INSERT INTO local_deliveries (nudge_id, participant_id, channel, body) VALUES ($1, $2, $3, $4)
@@ -55,7 +59,8 @@ _JOURNEYS = """
 SELECT nudge_id, step, at, detail FROM nudge_journey WHERE nudge_id = ANY($1::uuid[]) ORDER BY id
 """
 _TASKS = """
-SELECT t.task_id, t.participant_id, t.kind, t.reason, t.status, t.created_at, t.completed_at
+SELECT t.task_id, t.participant_id, t.kind, t.reason, t.status, t.created_at, t.completed_at,
+       p.withdrawn_at AS participant_withdrawn_at
 FROM coordinator_tasks t LEFT JOIN participants p USING (participant_id)
 WHERE p.site_id = $1 AND ($2::text IS NULL OR t.status = $2)
 ORDER BY t.created_at DESC LIMIT $3
@@ -84,6 +89,10 @@ async def retry_later(conn: DbConnection, nudge_id: UUID, at: datetime, error: s
 
 async def mark_failed(conn: DbConnection, nudge_id: UUID, error: str) -> None:
     await conn.execute(_FAIL, nudge_id, error)
+
+
+async def cancel(conn: DbConnection, nudge_id: UUID, reason: str) -> None:
+    await conn.execute(_CANCEL, nudge_id, reason)
 
 
 async def local_delivery(pool: asyncpg.Pool, nudge_id: UUID, pid: str, ch: str, body: str) -> None:

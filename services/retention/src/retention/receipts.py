@@ -16,7 +16,7 @@ class UnknownNudge(Exception):
 
 
 class NotSent(Exception):
-    """The nudge was suppressed, escalated or not sent yet: nothing can have arrived."""
+    """The nudge was suppressed, escalated, cancelled or not sent yet: nothing can have arrived."""
 
 
 async def record_receipt(

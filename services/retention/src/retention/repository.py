@@ -15,11 +15,27 @@ from trialstream.events.participants import ParticipantEnrolled
 from retention.domain import ChannelKind, Decision, Preferences, Trigger
 from retention.triggers import Engagement
 
+# Withdrawal is final (decision 0034): the first withdrawal time recorded stays, whatever
+# comes later for the participant (a re-delivered withdrawal, an `enrolled` record).
 _UPSERT_PARTICIPANTS = """
-INSERT INTO participants (participant_id, site_id, timezone, updated_at)
-SELECT p, s, tz, now() FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, s, tz)
+INSERT INTO participants AS pa (participant_id, site_id, timezone, withdrawn_at, updated_at)
+SELECT p, s, tz, w, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(p, s, tz, w)
 ON CONFLICT (participant_id) DO UPDATE
-SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
+    withdrawn_at = COALESCE(pa.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
+"""
+_WITHDRAWN_AT = "SELECT withdrawn_at FROM participants WHERE participant_id = $1"
+_CANCEL_QUEUED = """
+WITH cancelled AS (
+    UPDATE nudges SET status = 'cancelled', suppress_reason = $2
+    WHERE participant_id = ANY($1::text[]) AND status = 'queued'
+    RETURNING nudge_id, participant_id
+), journey AS (
+    INSERT INTO nudge_journey (nudge_id, step, at, detail)
+    SELECT nudge_id, 'cancelled', $3::timestamptz, $4 FROM cancelled
+)
+SELECT nudge_id, participant_id FROM cancelled ORDER BY participant_id, nudge_id
 """
 _LOCK_PREFERENCES = """
 SELECT language, timezone, channel, opted_out, quiet_start, quiet_end, max_per_day,
@@ -96,19 +112,41 @@ INSERT INTO active_hours (participant_id, hour)
 SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT DO NOTHING
 """
 _SILENT = """
-SELECT participant_id, last_reading_at FROM device_activity
-WHERE last_reading_at < $1 ORDER BY participant_id
+SELECT d.participant_id, d.last_reading_at
+FROM device_activity d LEFT JOIN participants pa USING (participant_id)
+WHERE d.last_reading_at < $1 AND pa.withdrawn_at IS NULL ORDER BY d.participant_id
 """
 
 
-async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled]) -> None:
-    latest = {e.participant_id: e for e in events}
-    await pool.execute(
+async def upsert_participants(
+    conn: DbConnection, participants: Sequence[tuple[ParticipantEnrolled, datetime | None]]
+) -> None:
+    """One row per participant: their latest record and when they withdrew (None: not
+    in these records; an earlier withdrawal stays)."""
+    await conn.execute(
         _UPSERT_PARTICIPANTS,
-        list(latest),
-        [e.site_id for e in latest.values()],
-        [e.timezone for e in latest.values()],
+        [e.participant_id for e, _ in participants],
+        [e.site_id for e, _ in participants],
+        [e.timezone for e, _ in participants],
+        [at for _, at in participants],
     )
+
+
+async def withdrawn_at(conn: DbConnection | asyncpg.Pool, participant_id: str) -> datetime | None:
+    """When the participant withdrew; None if enrolled or unknown here."""
+    at: datetime | None = await conn.fetchval(_WITHDRAWN_AT, participant_id)
+    return at
+
+
+async def cancel_queued(
+    conn: DbConnection, participant_ids: Sequence[str], reason: str, at: datetime, detail: str
+) -> list[tuple[UUID, str]]:
+    """Queued nudges of these participants -> cancelled, each with a journey step;
+    returns (nudge id, participant id) of the ones cancelled now."""
+    if not participant_ids:
+        return []
+    rows = await conn.fetch(_CANCEL_QUEUED, list(participant_ids), reason, at, detail)
+    return [(r["nudge_id"], r["participant_id"]) for r in rows]
 
 
 async def lock_preferences(

@@ -10,21 +10,24 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
+import structlog
 from trialstream import audit
 from trialstream.db import DbConnection
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.nudges import CoordinatorTaskCreated
+from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus
 from trialstream.inbox import claim_new
 from trialstream.outbox import enqueue
 
-from retention import repository, triggers
+from retention import repository, triggers, withdrawal
 from retention.domain import Outcome, Preferences, Trigger, decide
 from retention.triggers import EscalationPolicy, SilencePolicy
 
 Clock = Callable[[], datetime]
+log = structlog.get_logger(__name__)
 
 
 def utcnow() -> datetime:
@@ -44,7 +47,18 @@ _STATUS = {Outcome.SEND: "queued", Outcome.SUPPRESS: "suppressed", Outcome.ESCAL
 async def record_decision(
     conn: DbConnection, trigger: Trigger, prefs: Preferences, site: str | None, now: datetime
 ) -> bool:
-    """Decide and record one trigger; False if its nudge id was recorded before."""
+    """Decide and record one trigger; False if its nudge id was recorded before, or if
+    the participant has withdrawn (then nothing is recorded: no nudge, no task)."""
+    withdrawn = await repository.withdrawn_at(conn, trigger.participant_id)
+    if withdrawn is not None:
+        log.info(
+            "trigger ignored: participant withdrew",
+            participant_id=trigger.participant_id,
+            kind=str(trigger.kind),
+            trigger_event_id=str(trigger.source_event_id),
+            withdrawn_at=withdrawn.isoformat(),
+        )
+        return False
     scheduled = await repository.scheduled_times(
         conn, trigger.participant_id, now - timedelta(days=2)
     )
@@ -190,6 +204,34 @@ def reminder_step(policy: Policy) -> Step[VisitReminderDue]:
         await record_decision(conn, triggers.visit_reminder(e, prefs.timezone), prefs, site, now)
 
     return step
+
+
+async def record_enrolments(
+    pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled], clock: Clock
+) -> None:
+    """The latest record per participant becomes their row; a withdrawal cancels their
+    queued nudges in the same transaction. The withdrawing participants' engagement rows
+    are locked first (in the order apply_events uses), so a trigger being decided for one
+    of them either commits before (and its nudge is cancelled here) or sees the withdrawal."""
+    folded = withdrawal.fold(events)
+    withdrawing = sorted(p for p, (_, at) in folded.items() if at is not None)
+    now = clock()
+    async with pool.acquire() as conn, conn.transaction():
+        for participant in withdrawing:
+            await repository.lock_engagement(conn, participant)
+        await repository.upsert_participants(conn, list(folded.values()))
+        cancelled = await repository.cancel_queued(
+            conn,
+            withdrawing,
+            withdrawal.CANCEL_REASON,
+            now,
+            f"{withdrawal.CANCEL_REASON}: consent withdrawn before it was sent",
+        )
+    for participant in withdrawing:
+        nudges = [str(n) for n, p in cancelled if p == participant]
+        log.info(
+            "participant withdrew: nudges stopped", participant_id=participant, cancelled=nudges
+        )
 
 
 async def record_readings(

@@ -1,0 +1,9 @@
+-- Consent withdrawal (decision 0034), from the participants topic: when the participant
+-- withdrew, NULL while enrolled. Sticky: a later `enrolled` record does not clear it.
+ALTER TABLE participants ADD COLUMN withdrawn_at timestamptz;
+
+-- 'cancelled': a queued nudge stopped before it went out (suppress_reason says why, e.g.
+-- 'participant-withdrew'); the journey has a 'cancelled' step.
+ALTER TABLE nudges DROP CONSTRAINT nudges_status_check;
+ALTER TABLE nudges ADD CONSTRAINT nudges_status_check CHECK (status IN
+    ('suppressed', 'escalated', 'queued', 'sent', 'failed', 'cancelled'));

@@ -1,0 +1,37 @@
+"""Consent withdrawal, as read from the compacted participants topic. Pure.
+
+Once a participant has withdrawn, retention contacts them no more: queued nudges are
+cancelled, new triggers are ignored, the dispatcher re-checks at send time. Withdrawal
+is final for a participant id (decision 0034): a later `enrolled` record is a replay or a
+re-statement, never a re-consent, which would be a new enrolment under a new id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from trialstream.events.participants import ParticipantEnrolled
+
+CANCEL_REASON = "participant-withdrew"
+
+
+def withdrawn_at(event: ParticipantEnrolled) -> datetime | None:
+    """When the participant withdrew according to `event`; None if it says enrolled.
+    A withdrawn record without a time (a producer that left it out) counts from the
+    moment it was published: it must still stop the nudges."""
+    if event.status != "withdrawn":
+        return None
+    return event.withdrawn_at or event.occurred_at
+
+
+def fold(
+    events: Sequence[ParticipantEnrolled],
+) -> dict[str, tuple[ParticipantEnrolled, datetime | None]]:
+    """Per participant in a consumed batch (in topic order): the latest record, for site
+    and timezone, and the first withdrawal among them. The latest record alone is not
+    enough: a withdrawal followed by an `enrolled` record in one batch must not be lost."""
+    folded: dict[str, tuple[ParticipantEnrolled, datetime | None]] = {}
+    for event in events:
+        _, first = folded.get(event.participant_id, (event, None))
+        folded[event.participant_id] = (event, first or withdrawn_at(event))
+    return folded

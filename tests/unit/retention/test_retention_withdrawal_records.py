@@ -1,0 +1,44 @@
+"""What a participants record says about consent withdrawal (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from retention.withdrawal import fold, withdrawn_at
+from trialstream.events.participants import ParticipantEnrolled
+
+WITHDREW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+PUBLISHED = datetime(2026, 6, 1, 9, 5, tzinfo=UTC)
+
+
+def record(**fields: object) -> ParticipantEnrolled:
+    return ParticipantEnrolled.model_validate(
+        {"participant_id": "P-1", "site_id": "site-a", "occurred_at": PUBLISHED, **fields}
+    )
+
+
+def test_withdrawn_record_gives_its_withdrawal_time() -> None:
+    assert withdrawn_at(record(status="withdrawn", withdrawn_at=WITHDREW)) == WITHDREW
+
+
+def test_withdrawn_record_without_a_time_still_counts_from_when_it_was_published() -> None:
+    assert withdrawn_at(record(status="withdrawn")) == PUBLISHED
+
+
+def test_enrolled_and_older_records_are_not_withdrawals() -> None:
+    assert withdrawn_at(record()) is None
+    assert withdrawn_at(record(status="enrolled", withdrawn_at=WITHDREW)) is None
+
+
+def test_a_batch_keeps_the_latest_record_and_the_first_withdrawal_of_each_participant() -> None:
+    again = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)
+    restated = record(timezone="Europe/Paris")
+    other = record(participant_id="P-2")
+    batch = [
+        record(),
+        record(status="withdrawn", withdrawn_at=WITHDREW),
+        other,
+        record(status="withdrawn", withdrawn_at=again),
+        restated,
+    ]
+    assert fold(batch) == {"P-1": (restated, WITHDREW), "P-2": (other, None)}
