@@ -4,6 +4,7 @@ refused with nothing stored (decision 0014)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,12 +75,19 @@ async def test_a_response_authored_after_withdrawal_is_refused_and_nothing_is_st
         0, 0, 0, 0, 0, 0, 0, 0, 0, authored_at=(now - timedelta(hours=2)).isoformat()
     )
     assert (await epro.submit(app, before)).status_code == 201
+    corrections = f"/v1/responses/{before['response_id']}/corrections"
+    fix = {"based_on_version": 1, "reason": "typo", "answers": before["answers"]}
+    assert (await epro.client.post(corrections, json=fix, headers=app)).status_code == 201
     await epro.withdraw(participant, now - timedelta(hours=1))
 
     after = phq9_body(1, 1, 1, 1, 1, 1, 1, 1, 1)  # item 9 would raise a safety alert
     refused = await epro.submit(app, after)
     assert refused.status_code == 403, refused.text
-    assert refused.json()["error"]["code"] == "participant_withdrawn"
+    error = refused.json()["error"]
+    assert error["code"] == "participant_withdrawn"
+    assert [(d["field"], d["code"]) for d in error["details"]] == [
+        ("authored_at", "after_withdrawal")
+    ]
     assert not await epro.sql(
         "SELECT 1 FROM responses WHERE response_id = $1", after["response_id"]
     )
@@ -93,9 +101,12 @@ async def test_a_response_authored_after_withdrawal_is_refused_and_nothing_is_st
     )
     assert (await epro.submit(app, backlog)).status_code == 201  # answered before withdrawing
     assert (await epro.submit(app, before)).status_code == 200  # a retry of an earlier one
+    # The stored correction's retry (its answer lost on the way) is still a 200, not refused.
+    retried = await epro.client.post(corrections, json=fix, headers=app)
+    assert (retried.status_code, retried.json()["response"]["version"]) == (200, 2)
     correction = await epro.client.post(
-        f"/v1/responses/{before['response_id']}/corrections",
-        json={"based_on_version": 1, "reason": "changed my mind", "answers": before["answers"]},
+        corrections,
+        json={"based_on_version": 2, "reason": "changed my mind", "answers": before["answers"]},
         headers=app,
     )
     assert correction.status_code == 403
@@ -129,3 +140,51 @@ async def test_redelivered_withdrawal_and_a_later_enrolment_leave_the_participan
     )
     assert len(audited) == 1
     assert (await epro.submit(app, phq9_body(0, 0, 0, 0, 0, 0, 0, 0, 0))).status_code == 403
+
+
+async def test_a_withdrawal_closes_the_window_already_open_and_an_earlier_date_wins(
+    kafka: str, database_url: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    protocol = daily_protocol(tmp_path / "protocol.json", ZONE, {"open": (now, 240)})
+    async with running_epro(kafka, database_url, protocol) as (epro, pool):
+        leaver, _ = await epro.enroll(timezone=ZONE, enrolled_at=now - timedelta(days=1))
+        stayer, _ = await epro.enroll(timezone=ZONE, enrolled_at=now - timedelta(days=1))
+        await scheduler.tick(pool, now + timedelta(minutes=1))  # both windows are open now
+        status = "SELECT status FROM occurrences WHERE participant_id = $1 AND schedule_id = 'open'"
+        assert [r["status"] for r in await epro.sql(status, leaver)] == ["open"]
+
+        # The withdrawal arrives through the consumer while the window runs: it closes it.
+        await epro.withdraw(leaver, now + timedelta(minutes=30), timezone=ZONE)
+        assert [r["status"] for r in await epro.sql(status, leaver)] == ["withdrawn"]
+        assert [r["status"] for r in await epro.sql(status, stayer)] == ["open"]
+        [entry] = await epro.sql(
+            "SELECT new FROM audit_trail WHERE action = 'schedule.stopped_by_withdrawal'"
+            " AND entity_id = $1",
+            leaver,
+        )
+        assert json.loads(entry["new"])["occurrences_closed"] == 1
+
+        # Re-published with an earlier date (a correction at the site): the earliest holds.
+        earlier = now + timedelta(minutes=10)
+        event = ParticipantEnrolled(
+            participant_id=leaver,
+            site_id="site-a",
+            timezone=ZONE,
+            status="withdrawn",
+            withdrawn_at=earlier,
+        )
+        await publish(epro.kafka, Topic.PARTICIPANTS, [(leaver, event)])
+
+        async def moved() -> bool:
+            rows = await epro.sql(
+                "SELECT withdrawn_at FROM participants WHERE participant_id = $1", leaver
+            )
+            return bool(rows[0]["withdrawn_at"] == earlier)
+
+        await eventually(moved)
+        await scheduler.tick(pool, now + timedelta(hours=5))
+        await eventually(lambda: outbox_drained(epro))
+
+    assert await schedules_of(kafka, Topic.EPRO_MISSED, leaver) == []
+    assert await schedules_of(kafka, Topic.EPRO_MISSED, stayer) == [now]

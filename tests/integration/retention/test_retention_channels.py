@@ -13,6 +13,7 @@ from retention.channels import Outgoing, WebhookChannel
 from retention.main import create_app
 from retention_support import AUTH, Gateway, Retention, due_event, settings_for
 from trialstream.events.epro import QuestionnaireMissed
+from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 
@@ -191,3 +192,29 @@ async def test_outreach_list_ranks_the_site_participants_by_dropout_risk(
     assert {p["model_version"] for p in ranked} == {app.state.model.version}
     assert ranked[1]["features"]["wear_fraction"] == pytest.approx(100 / 168, abs=1e-3)
     assert ranked[0]["features"]["epro_compliance"] == 0.0
+
+    # Once the slipping participant withdraws, nobody is asked to chase them (decision 0034):
+    # they leave the list and are not scored again.
+    left = ParticipantEnrolled(
+        participant_id=slipping, site_id=site, status="withdrawn", withdrawn_at=now
+    )
+    await retention.publish(Topic.PARTICIPANTS, [left])
+
+    async def gone() -> bool:
+        rows = await retention.sql(
+            "SELECT 1 FROM participants WHERE participant_id = $1 AND withdrawn_at IS NOT NULL",
+            slipping,
+        )
+        return bool(rows)
+
+    await eventually(gone)
+    r = await retention.client.get(f"/v1/sites/{site}/outreach", headers=AUTH)
+    assert [p["participant_id"] for p in r.json()["participants"]] == [engaged]
+    later = datetime.now(UTC)
+    await scoring.score_all(app.state.runtime.pool, app.state.model, later)
+    rescored = await retention.sql(
+        "SELECT participant_id FROM risk_scores WHERE scored_at = $1 AND participant_id = ANY($2)",
+        later,
+        [engaged, slipping],
+    )
+    assert [row["participant_id"] for row in rescored] == [engaged]

@@ -140,8 +140,8 @@ async def test_triggers_after_withdrawal_make_no_nudge_or_task_and_are_not_dead_
     site = unique_id("site")
     pid = await retention.participant(site=site)
     first = datetime.now(UTC) - timedelta(hours=1)
-    # The withdrawal delivered twice (the second with another time), then an `enrolled`
-    # record for the same id: the first withdrawal stands.
+    # The withdrawal delivered twice (the second with a later time), then an `enrolled`
+    # record for the same id: the earliest withdrawal stands.
     later = ParticipantEnrolled(participant_id=pid, site_id=site, timezone="Europe/Paris")
     await retention.publish(
         Topic.PARTICIPANTS,

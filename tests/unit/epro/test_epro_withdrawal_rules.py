@@ -45,8 +45,9 @@ def test_a_later_enrolled_record_does_not_undo_the_withdrawal() -> None:
     assert withdrawn_at(T, [enrolled(T + timedelta(days=1))]) == T
 
 
-def test_a_second_withdrawal_keeps_the_first_time() -> None:
+def test_the_earliest_withdrawal_time_holds_whichever_order_they_come_in() -> None:
     assert withdrawn_at(T, [withdrawn(T + timedelta(hours=3))]) == T
+    assert withdrawn_at(T, [withdrawn(T - timedelta(hours=3))]) == T - timedelta(hours=3)
 
 
 def test_a_withdrawal_without_a_time_counts_from_when_it_was_recorded() -> None:

@@ -30,7 +30,7 @@ def test_enrolled_and_older_records_are_not_withdrawals() -> None:
     assert withdrawn_at(record(status="enrolled", withdrawn_at=WITHDREW)) is None
 
 
-def test_a_batch_keeps_the_latest_record_and_the_first_withdrawal_of_each_participant() -> None:
+def test_a_batch_keeps_the_latest_record_and_the_earliest_withdrawal_of_each_one() -> None:
     again = datetime(2026, 6, 2, 9, 0, tzinfo=UTC)
     restated = record(timezone="Europe/Paris")
     other = record(participant_id="P-2")
@@ -42,3 +42,12 @@ def test_a_batch_keeps_the_latest_record_and_the_first_withdrawal_of_each_partic
         restated,
     ]
     assert fold(batch) == {"P-1": (restated, WITHDREW), "P-2": (other, None)}
+
+
+def test_an_earlier_dated_withdrawal_later_in_the_batch_wins() -> None:
+    earlier = datetime(2026, 5, 31, 9, 0, tzinfo=UTC)
+    batch = [
+        record(status="withdrawn", withdrawn_at=WITHDREW),
+        record(status="withdrawn", withdrawn_at=earlier),
+    ]
+    assert fold(batch)["P-1"][1] == earlier

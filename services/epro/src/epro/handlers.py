@@ -26,7 +26,10 @@ from epro.schedules import Schedule
 from epro.settings import EproSettings
 from epro.submissions import Correction, Invalid, Submission
 
-PARTICIPANTS_GROUP = "epro-participants"
+# v2 since withdrawal is acted on (decision 0014): a new group reads the compacted topic
+# from the start once, so withdrawals published before the upgrade take effect too.
+# Idempotent: schedules already assigned stay, site and timezone are re-stated.
+PARTICIPANTS_GROUP = "epro-participants-v2"
 VISITS_GROUP = "epro-visits"
 
 
@@ -47,7 +50,16 @@ def invalid(exc: Invalid) -> ApiError:
 
 def withdrawn(exc: service.Withdrawn) -> ApiError:
     """403, not 409: nothing the app can change makes the request acceptable (decision 0014)."""
-    return ApiError(403, withdrawal.REFUSED, str(exc))
+    details = []
+    if exc.field is not None:
+        details.append(
+            {
+                "field": exc.field,
+                "code": "after_withdrawal",
+                "message": f"after the withdrawal at {exc.withdrawn_at.isoformat()}",
+            }
+        )
+    return ApiError(403, withdrawal.REFUSED, str(exc), details)
 
 
 def stored_response(result: service.Stored) -> JSONResponse:

@@ -39,7 +39,8 @@ INSERT INTO participants (participant_id, site_id, timezone, enrolled_at, withdr
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
 ON CONFLICT (participant_id) DO UPDATE
 SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
-    withdrawn_at = EXCLUDED.withdrawn_at, updated_at = now()
+    -- LEAST ignores NULL: a concurrent writer of the same new participant cannot clear it
+    withdrawn_at = LEAST(participants.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 """
 # Open occurrences whose window was still running at the withdrawal (decision 0014).
 _CLOSE_CUT_SHORT = """

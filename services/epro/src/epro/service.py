@@ -48,12 +48,13 @@ class NotFound(Exception):
 class Withdrawn(Exception):
     """The participant withdrew consent: nothing authored after `withdrawn_at` is collected."""
 
-    def __init__(self, withdrawn_at: datetime) -> None:
+    def __init__(self, withdrawn_at: datetime, field: str | None = None) -> None:
         super().__init__(
             f"The participant withdrew from the study at {withdrawn_at.astimezone(UTC).isoformat()};"
             " responses authored after that are not accepted."
         )
         self.withdrawn_at = withdrawn_at
+        self.field = field  # the request field that is after the withdrawal, if one is
 
 
 async def participants_enrolled(
@@ -234,13 +235,14 @@ async def _timing(conn: DbConnection, participant_id: str, s: Submission) -> tup
 
 
 async def _refuse_if_withdrawn(
-    conn: DbConnection, participant_id: str, authored_at: datetime
+    conn: DbConnection, participant_id: str, authored_at: datetime, field: str | None = None
 ) -> None:
     """Share-locks the participant, so a withdrawal being recorded waits for this response
-    (and closes its occurrence after) or is seen by it."""
+    (and closes its occurrence after) or is seen by it. `field`: the request field that
+    carried `authored_at`, named in the error."""
     withdrawn_at = await repository.withdrawn_at(conn, participant_id)
     if withdrawn_at is not None and withdrawal.refuses(authored_at, withdrawn_at):
-        raise Withdrawn(withdrawn_at)
+        raise Withdrawn(withdrawn_at, field)
 
 
 async def submit(
@@ -272,7 +274,7 @@ async def _submit_new(
         existing = await repository.versions(conn, s.response_id)
         if existing:
             return _retry_of(existing, participant_id, request_digest)
-        await _refuse_if_withdrawn(conn, participant_id, s.authored_at)
+        await _refuse_if_withdrawn(conn, participant_id, s.authored_at, "authored_at")
         on_time, flags = await _timing(conn, participant_id, s)
         row = {
             **s.model_dump(exclude={"answers"}),
@@ -339,17 +341,17 @@ async def _correct(
     async with pool.acquire() as conn, conn.transaction():
         if await repository.lock_response(conn, response_id) != participant_id:
             raise NotFound(f"no response {response_id} of yours")
-        if author == "participant":  # staff may still correct data-entry errors after it
-            await _refuse_if_withdrawn(conn, participant_id, datetime.now(UTC))
         history = await repository.versions(conn, response_id)
         latest = history[-1]
         if c.based_on_version != latest["version"]:
             done = next((v for v in history if v["version"] == c.based_on_version + 1), None)
             if done is not None and done["request_digest"] == request_digest:
-                return Stored(False, history[-1])
+                return Stored(False, history[-1])  # a retry of a stored one, even if withdrawn
             raise Conflict(
                 "stale_version", f"version {latest['version']} is current; correct that one"
             )
+        if author == "participant":  # staff may still correct data-entry errors after it
+            await _refuse_if_withdrawn(conn, participant_id, datetime.now(UTC))
         checked = await _check_again(pool, catalog, latest, c.answers)
         before = {
             x.rule.rule

@@ -17,7 +17,10 @@ from retention import service
 from retention.service import Clock, Policy, Step
 from retention.settings import RetentionSettings
 
-PARTICIPANTS_GROUP = "retention-participants"
+# v2 since withdrawal is acted on (decision 0034): a new group reads the compacted topic
+# from the start once, so withdrawals published before the upgrade take effect too.
+# Idempotent: the participant rows are re-stated.
+PARTICIPANTS_GROUP = "retention-participants-v2"
 READINGS_GROUP = "retention-readings"
 # topic -> (consumer group, contract, use case)
 TRIGGER_GROUPS = {

@@ -157,6 +157,7 @@ SELECT p.participant_id,
        CASE WHEN e.latency_count > 0 THEN e.latency_hours_sum / e.latency_count END
            AS mean_latency_hours
 FROM participants p LEFT JOIN engagement e USING (participant_id)
+WHERE p.withdrawn_at IS NULL  -- nobody chases a participant who withdrew (decision 0034)
 ORDER BY p.participant_id
 """
 _INSERT_SCORES = """
@@ -168,7 +169,7 @@ _OUTREACH = """
 SELECT DISTINCT ON (r.participant_id) r.participant_id, r.score, r.model_version, r.scored_at,
        r.features
 FROM risk_scores r JOIN participants p USING (participant_id)
-WHERE p.site_id = $1
+WHERE p.site_id = $1 AND p.withdrawn_at IS NULL
 ORDER BY r.participant_id, r.scored_at DESC
 """
 

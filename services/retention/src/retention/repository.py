@@ -15,15 +15,16 @@ from trialstream.events.participants import ParticipantEnrolled
 from retention.domain import ChannelKind, Decision, Preferences, Trigger
 from retention.triggers import Engagement
 
-# Withdrawal is final (decision 0034): the first withdrawal time recorded stays, whatever
-# comes later for the participant (a re-delivered withdrawal, an `enrolled` record).
+# Withdrawal is final (decision 0034): the earliest withdrawal time stays, whatever comes
+# later for the participant (a re-delivered withdrawal, an `enrolled` record). LEAST
+# ignores NULL, so an `enrolled` record never clears it.
 _UPSERT_PARTICIPANTS = """
 INSERT INTO participants AS pa (participant_id, site_id, timezone, withdrawn_at, updated_at)
 SELECT p, s, tz, w, now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(p, s, tz, w)
 ON CONFLICT (participant_id) DO UPDATE
 SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
-    withdrawn_at = COALESCE(pa.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
+    withdrawn_at = LEAST(pa.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 """
 _WITHDRAWN_AT = "SELECT withdrawn_at FROM participants WHERE participant_id = $1"
 _CANCEL_QUEUED = """

@@ -28,10 +28,14 @@ def fold(
     events: Sequence[ParticipantEnrolled],
 ) -> dict[str, tuple[ParticipantEnrolled, datetime | None]]:
     """Per participant in a consumed batch (in topic order): the latest record, for site
-    and timezone, and the first withdrawal among them. The latest record alone is not
-    enough: a withdrawal followed by an `enrolled` record in one batch must not be lost."""
+    and timezone, and the earliest withdrawal time among them (as ePRO keeps, decision
+    0014). The latest record alone is not enough: a withdrawal followed by an `enrolled`
+    record in one batch must not be lost."""
     folded: dict[str, tuple[ParticipantEnrolled, datetime | None]] = {}
     for event in events:
-        _, first = folded.get(event.participant_id, (event, None))
-        folded[event.participant_id] = (event, first or withdrawn_at(event))
+        _, earliest = folded.get(event.participant_id, (event, None))
+        at = withdrawn_at(event)
+        if at is not None and (earliest is None or at < earliest):
+            earliest = at
+        folded[event.participant_id] = (event, earliest)
     return folded
