@@ -1,5 +1,8 @@
 """Booking use cases: book, reschedule, cancel, complete, no-show.
 
+A withdrawn participant gets no new or moved booking (409 `participant_withdrawn`,
+decision 0025); what was booked before stays for staff to complete, cancel or mark.
+
 Each runs in one transaction that locks the visit (and booking), checks the rules,
 writes, and queues the VisitChanged event on the outbox. The database has the last
 word on double booking: the exclusion constraint `no_double_booking` turns a race
@@ -19,7 +22,7 @@ import asyncpg
 from trialstream.db import DbConnection
 from trialstream.events.visits import VisitStatus, VisitType
 
-from telehealth import audited, bookings_repo, repository, slots, visit_events
+from telehealth import audited, bookings_repo, repository, slots, visit_events, withdrawal
 from telehealth.errors import Kind, Refused, about_field
 from telehealth.windows import within
 
@@ -94,6 +97,24 @@ async def _check_time(
     return ends_at
 
 
+def withdrawn(at: datetime) -> Refused:
+    return Refused(Kind.CONFLICT, withdrawal.REFUSED, withdrawal.refusal(at))
+
+
+async def _refuse_if_withdrawn(conn: DbConnection, actor: Actor, visit_id: UUID) -> None:
+    """Share-locks the visit's participant before the visit is locked (the order a
+    withdrawal takes): a withdrawal being recorded waits for this booking and then cancels
+    it, or has committed and this booking is refused."""
+    participant_id = await repository.participant_of_visit(conn, visit_id)
+    if participant_id is None:
+        raise _not_found("visit", visit_id)
+    who = await repository.share_participant(conn, participant_id)
+    if who is None or who["site_id"] != actor.site_id:
+        raise _not_found("visit", visit_id)
+    if who["withdrawn_at"] is not None:
+        raise withdrawn(who["withdrawn_at"])
+
+
 def _slot_taken(staff_id: str, starts_at: datetime) -> Refused:
     message = f"{staff_id} is already booked at {starts_at.isoformat()}; choose another slot"
     detail = "overlaps another booking of this staff member"
@@ -113,6 +134,7 @@ async def book(
     booking_id = uuid4()
     try:
         async with pool.acquire() as conn, conn.transaction():
+            await _refuse_if_withdrawn(conn, actor, visit_id)
             visit = await repository.lock_visit(conn, visit_id)
             if visit is None or visit["site_id"] != actor.site_id:
                 raise _not_found("visit", visit_id)
@@ -179,6 +201,8 @@ async def reschedule(
     try:
         async with pool.acquire() as conn, conn.transaction():
             row = await _locked(conn, actor, booking_id, "booked")
+            if row["withdrawn_at"] is not None:  # only a booking from before it is left
+                raise withdrawn(row["withdrawn_at"])
             target = staff_id or row["staff_id"]
             member = await _bookable_staff(conn, target, row["site_id"])
             visit = {**row, "name": row["visit_name"]}

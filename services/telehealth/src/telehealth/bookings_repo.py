@@ -18,7 +18,7 @@ _BOOKING_COLUMNS = """
 b.booking_id, b.visit_id, b.staff_id, b.starts_at, b.ends_at, b.status, b.room_token,
 b.deviation_reason, b.reason, b.created_by, b.created_at, b.updated_at, b.revision,
 v.participant_id, p.site_id, p.timezone, v.name AS visit_name, v.visit_type, v.sequence,
-v.window_start, v.window_end, v.status AS visit_status
+v.window_start, v.window_end, v.status AS visit_status, p.withdrawn_at
 """
 _FROM = "FROM bookings b JOIN visits v USING (visit_id) JOIN participants p ON p.participant_id = v.participant_id"
 _INSERT = """
@@ -28,6 +28,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 _LOCK = f"SELECT {_BOOKING_COLUMNS} {_FROM} WHERE b.booking_id = $1 FOR UPDATE OF b, v"
 _GET = f"SELECT {_BOOKING_COLUMNS} {_FROM} WHERE b.booking_id = $1"
+_LOCK_PENDING_OF = f"""
+SELECT {_BOOKING_COLUMNS} {_FROM}
+WHERE v.participant_id = $1 AND b.status IN ('proposed', 'booked')
+ORDER BY b.starts_at FOR UPDATE OF b, v
+"""
 _CONFIRM = """
 UPDATE bookings SET status = 'booked', scheduled_at = $2, revision = revision + 1, updated_at = now()
 WHERE booking_id = $1
@@ -52,12 +57,18 @@ WHERE b.status = ANY($4::text[]) AND b.starts_at < $3 AND b.ends_at > $2
   AND ($5::text IS NULL OR b.staff_id = $5) AND ($6::text IS NULL OR v.participant_id = $6)
 ORDER BY b.starts_at, b.staff_id
 """
+# A withdrawn participant is never reminded. The participant row is share-locked and
+# skipped while a withdrawal is being written: that tick leaves them to the next one, which
+# sees the withdrawal (and the cancelled booking); the scheduler never waits on it.
 _DUE_REMINDERS = f"""
 WITH due AS (
     SELECT b.booking_id, l.lead, b.starts_at FROM bookings b
+    JOIN visits v USING (visit_id) JOIN participants p ON p.participant_id = v.participant_id
     CROSS JOIN (VALUES ('24h', interval '24 hours'), ('1h', interval '1 hour')) AS l(lead, ahead)
     WHERE b.status = 'booked' AND b.starts_at > $1 AND b.starts_at - l.ahead <= $1
       AND b.scheduled_at <= b.starts_at - l.ahead  -- booked 3 h ahead: no 24 h reminder
+      AND p.withdrawn_at IS NULL
+    FOR SHARE OF p SKIP LOCKED
 ), fresh AS (
     INSERT INTO reminders_sent (booking_id, lead, starts_at) SELECT * FROM due
     ON CONFLICT DO NOTHING RETURNING booking_id, lead
@@ -65,12 +76,21 @@ WITH due AS (
 SELECT fresh.lead, {_BOOKING_COLUMNS} FROM fresh JOIN bookings b USING (booking_id)
 JOIN visits v USING (visit_id) JOIN participants p ON p.participant_id = v.participant_id
 """  # noqa: S608 - constant column list
+# Visits locked by a booking change or a withdrawal are skipped until the next tick, so the
+# scheduler (which holds participant share locks from the reminders) cannot deadlock with a
+# withdrawal. An open visit a withdrawal cut short is cancelled by it, never missed.
 _MISS = """
+WITH closing AS (
+    SELECT v.visit_id FROM visits v JOIN participants p USING (participant_id)
+    WHERE v.status IN ('open', 'booked') AND v.window_end <= $1
+      AND (p.withdrawn_at IS NULL OR v.status = 'booked' OR v.window_end <= p.withdrawn_at)
+      AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.visit_id = v.visit_id
+                      AND b.status = 'booked' AND b.ends_at > $1)
+    FOR UPDATE OF v SKIP LOCKED
+)
 UPDATE visits v SET status = 'missed', updated_at = now()
-FROM participants p
-WHERE p.participant_id = v.participant_id AND v.status IN ('open', 'booked') AND v.window_end <= $1
-  AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.visit_id = v.visit_id
-                  AND b.status = 'booked' AND b.ends_at > $1)
+FROM closing, participants p
+WHERE v.visit_id = closing.visit_id AND p.participant_id = v.participant_id
 RETURNING v.visit_id, v.participant_id, p.site_id, v.name, v.visit_type, v.window_start, v.window_end
 """
 _CLAIM_ALERT = """
@@ -122,6 +142,11 @@ async def insert_booking(
 async def lock_booking(conn: DbConnection, booking_id: UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(_LOCK, booking_id)
     return dict(row) if row else None
+
+
+async def lock_pending_of(conn: DbConnection, participant_id: str) -> list[dict[str, Any]]:
+    """The participant's proposed and booked slots, locked with their visits."""
+    return [dict(r) for r in await conn.fetch(_LOCK_PENDING_OF, participant_id)]
 
 
 async def get_booking(conn: Conn, booking_id: UUID) -> dict[str, Any] | None:

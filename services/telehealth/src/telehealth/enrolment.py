@@ -1,23 +1,28 @@
-"""Enrolment: each new participant gets the protocol's visit schedule; staff may move the baseline."""
+"""Enrolment: each new participant gets the protocol's visit schedule; staff may move the
+baseline; a withdrawal cancels what was booked after it (decision 0025)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
 import structlog
+from trialstream.db import DbConnection
 from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.visits import VisitStatus
 from trialstream.inbox import claim_new
 
-from telehealth import audited, repository, urgent
+from telehealth import audited, bookings_repo, repository, urgent, visit_events, withdrawal
 from telehealth.booking import Policy
 from telehealth.errors import Kind, Refused
 from telehealth.windows import ProtocolVisit, UnknownTimezone, local_date, plan_schedule, zone
 
 log = structlog.get_logger(__name__)
 CONSUMER = "telehealth-participants"
+SYSTEM = "system:telehealth"
 
 
 def _timezone_or_utc(name: str, participant_id: str) -> str:
@@ -38,37 +43,117 @@ async def on_enrolled(
 ) -> None:
     """Upsert site and timezone; the first enrolment fixes the baseline (the enrolment's
     local date) and plans the visits, and alerts that arrived first get their proposal.
-    Redelivery and compaction replays change nothing."""
+    A withdrawal stops what was booked after it (decision 0025). Redelivery and compaction
+    replays change nothing. Audit entries are written last: the audit lock is then the
+    transaction's last wait, after every row lock."""
+    audits: list[Callable[[], Awaitable[object]]] = []
     async with pool.acquire() as conn, conn.transaction():
         fresh = await claim_new(conn, CONSUMER, [e.event_id for e in events])
         for event in events:
-            if event.event_id not in fresh:
-                continue
-            tz_name = _timezone_or_utc(event.timezone, event.participant_id)
-            tz = zone(tz_name)
-            baseline, created = await repository.upsert_participant(
+            if event.event_id in fresh:
+                await _apply(conn, event, protocol, urgent_policy, now, audits)
+        for write in audits:
+            await write()
+
+
+async def _apply(
+    conn: DbConnection,
+    event: ParticipantEnrolled,
+    protocol: Sequence[ProtocolVisit],
+    urgent_policy: tuple[Policy, timedelta],
+    now: datetime,
+    audits: list[Callable[[], Awaitable[object]]],
+) -> None:
+    participant_id = event.participant_id
+    tz_name = _timezone_or_utc(event.timezone, participant_id)
+    tz = zone(tz_name)
+    known = await repository.participant(conn, participant_id, lock=True)
+    before = None if known is None else known["withdrawn_at"]
+    after = withdrawal.withdrawn_at(before, event)
+    baseline, created = await repository.upsert_participant(
+        conn, participant_id, event.site_id, tz_name, local_date(event.occurred_at, tz), after
+    )
+    if created and after is None:
+        planned = plan_schedule(baseline, list(protocol), tz)
+        await repository.insert_visits(conn, participant_id, planned)
+        new = {
+            "baseline_date": baseline,
+            "visits": [[v.name, v.window_start, v.window_end] for v in planned],
+        }
+        audits.append(
+            partial(
+                audited.changed,
                 conn,
-                event.participant_id,
-                event.site_id,
-                tz_name,
-                local_date(event.occurred_at, tz),
+                SYSTEM,
+                "visits.planned",
+                "participant",
+                participant_id,
+                None,
+                new,
             )
-            if created:
-                planned = plan_schedule(baseline, list(protocol), tz)
-                await repository.insert_visits(conn, event.participant_id, planned)
-                await urgent.retry_waiting(conn, event.participant_id, *urgent_policy, now)
-                await audited.changed(
-                    conn,
-                    "system:telehealth",
-                    "visits.planned",
-                    "participant",
-                    event.participant_id,
-                    None,
-                    {
-                        "baseline_date": baseline,
-                        "visits": [[v.name, v.window_start, v.window_end] for v in planned],
-                    },
-                )
+        )
+    if created:  # alerts that waited for the participant: proposed, or not if withdrawn
+        await urgent.retry_waiting(conn, participant_id, *urgent_policy, now)
+    if after is not None and withdrawal.is_news(before, after):
+        await _stop_at_withdrawal(conn, participant_id, after, audits)
+
+
+async def _stop_at_withdrawal(
+    conn: DbConnection,
+    participant_id: str,
+    at: datetime,
+    audits: list[Callable[[], Awaitable[object]]],
+) -> None:
+    """Cancel what was booked to start after the withdrawal (and publish it, so other
+    services and calendars learn of it), dismiss such proposals, and close the open
+    visits the withdrawal cut short. Everything earlier is history and stays."""
+    reason = withdrawal.REASON
+    stopped: dict[str, list[str]] = {"cancelled": [], "dismissed": []}
+    for row in await bookings_repo.lock_pending_of(conn, participant_id):
+        if not withdrawal.stops_booking(row["starts_at"], at):
+            continue
+        status = "cancelled" if row["status"] == "booked" else "dismissed"
+        await bookings_repo.set_status(conn, row["booking_id"], status, reason)
+        await repository.cancel_visits(conn, [row["visit_id"]], reason)
+        done = await bookings_repo.get_booking(conn, row["booking_id"])
+        assert done is not None
+        if status == "cancelled":
+            event = visit_events.from_booking(done, VisitStatus.CANCELLED, reason)
+            await visit_events.emit(conn, [event])
+        action = "booking.cancelled" if status == "cancelled" else "proposal.dismissed"
+        audits.append(partial(audited.booking_changed, conn, SYSTEM, action, row, done, reason))
+        stopped[status].append(str(row["booking_id"]))
+    cut_short = [
+        v
+        for v in await repository.visits_of(conn, participant_id)
+        if v["status"] == "open" and withdrawal.closes_open_visit(v["window_end"], at)
+    ]
+    await repository.cancel_visits(conn, [v["visit_id"] for v in cut_short], reason)
+    new = {
+        "withdrawn_at": at,
+        "bookings_cancelled": stopped["cancelled"],
+        "proposals_dismissed": stopped["dismissed"],
+        "open_visits_cancelled": [v["name"] for v in cut_short],
+    }
+    audits.append(
+        partial(
+            audited.changed,
+            conn,
+            SYSTEM,
+            "visits.stopped_by_withdrawal",
+            "participant",
+            participant_id,
+            None,
+            new,
+        )
+    )
+    log.info(
+        "visits stopped: participant withdrew",
+        participant_id=participant_id,
+        bookings_cancelled=len(stopped["cancelled"]),
+        proposals_dismissed=len(stopped["dismissed"]),
+        open_visits_cancelled=len(cut_short),
+    )
 
 
 async def set_baseline(
@@ -88,6 +173,9 @@ async def set_baseline(
                 "unknown_participant",
                 f"no participant {participant_id} at your site",
             )
+        if who["withdrawn_at"] is not None:
+            refusal = withdrawal.refusal(who["withdrawn_at"])
+            raise Refused(Kind.CONFLICT, withdrawal.REFUSED, refusal)
         visits = await repository.visits_of(conn, participant_id)
         started = [v["name"] for v in visits if v["status"] != "open"]
         if started:

@@ -21,14 +21,25 @@ INSERT INTO sites (site_id, timezone) VALUES ($1, $2)
 ON CONFLICT (site_id) DO UPDATE SET timezone = EXCLUDED.timezone
 """
 _SITE_TZ = "SELECT timezone FROM sites WHERE site_id = $1"
+# The caller passes the withdrawal time it computed under the row lock; LEAST (which ignores
+# NULL) keeps the earliest one even so, and never lets an `enrolled` record clear it.
 _UPSERT_PARTICIPANT = """
-INSERT INTO participants (participant_id, site_id, timezone, baseline_date) VALUES ($1, $2, $3, $4)
+INSERT INTO participants (participant_id, site_id, timezone, baseline_date, withdrawn_at)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (participant_id) DO UPDATE
-SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
+    withdrawn_at = LEAST(participants.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 RETURNING baseline_date, (xmax = 0) AS created
 """
-_PARTICIPANT = "SELECT participant_id, site_id, timezone, baseline_date FROM participants WHERE participant_id = $1"
+_PARTICIPANT = """
+SELECT participant_id, site_id, timezone, baseline_date, withdrawn_at
+FROM participants WHERE participant_id = $1
+"""
 _LOCK_PARTICIPANT = _PARTICIPANT + " FOR UPDATE"
+# Bookings and proposals share-lock the participant first (before the visit), the order
+# the withdrawal takes too: one waits for the other, neither deadlocks.
+_SHARE_PARTICIPANT = _PARTICIPANT + " FOR SHARE"
+_VISIT_PARTICIPANT = "SELECT participant_id FROM visits WHERE visit_id = $1"
 _SET_BASELINE = (
     "UPDATE participants SET baseline_date = $2, updated_at = now() WHERE participant_id = $1"
 )
@@ -43,7 +54,7 @@ WHERE participant_id = $1 AND name = $2 AND status = 'open'
 """
 _VISIT_COLUMNS = """
 v.visit_id, v.participant_id, p.site_id, p.timezone, v.name, v.visit_type, v.sequence,
-v.window_start, v.window_end, v.status
+v.window_start, v.window_end, v.status, v.cancel_reason
 """
 _VISITS_OF = f"""
 SELECT {_VISIT_COLUMNS} FROM visits v JOIN participants p USING (participant_id)
@@ -54,6 +65,10 @@ SELECT {_VISIT_COLUMNS} FROM visits v JOIN participants p USING (participant_id)
 WHERE v.visit_id = $1 FOR UPDATE OF v
 """  # noqa: S608 - constant column list
 _SET_VISIT_STATUS = "UPDATE visits SET status = $2, updated_at = now() WHERE visit_id = $1"
+_CANCEL_VISITS = """
+UPDATE visits SET status = 'cancelled', cancel_reason = $2, updated_at = now()
+WHERE visit_id = ANY($1::uuid[])
+"""
 _INSERT_VISIT = """
 INSERT INTO visits (visit_id, participant_id, name, visit_type, sequence, window_start, window_end, status)
 VALUES ($1, $2, $3, $4, 0, $5, $6, $7)
@@ -93,10 +108,17 @@ async def site_timezone(conn: Conn, site_id: str) -> str:
 
 
 async def upsert_participant(
-    conn: DbConnection, participant_id: str, site_id: str, timezone: str, enrolled_on: date
+    conn: DbConnection,
+    participant_id: str,
+    site_id: str,
+    timezone: str,
+    enrolled_on: date,
+    withdrawn_at: datetime | None,
 ) -> tuple[date, bool]:
     """Returns (baseline date, whether the participant is new)."""
-    row = await conn.fetchrow(_UPSERT_PARTICIPANT, participant_id, site_id, timezone, enrolled_on)
+    row = await conn.fetchrow(
+        _UPSERT_PARTICIPANT, participant_id, site_id, timezone, enrolled_on, withdrawn_at
+    )
     assert row is not None
     return row["baseline_date"], row["created"]
 
@@ -106,6 +128,18 @@ async def participant(
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(_LOCK_PARTICIPANT if lock else _PARTICIPANT, participant_id)
     return dict(row) if row else None
+
+
+async def share_participant(conn: DbConnection, participant_id: str) -> dict[str, Any] | None:
+    """The participant, share-locked until the transaction ends: a withdrawal being
+    recorded waits for this transaction, or this one sees it."""
+    row = await conn.fetchrow(_SHARE_PARTICIPANT, participant_id)
+    return dict(row) if row else None
+
+
+async def participant_of_visit(conn: DbConnection, visit_id: UUID) -> str | None:
+    found = await conn.fetchval(_VISIT_PARTICIPANT, visit_id)
+    return None if found is None else str(found)
 
 
 async def set_baseline(conn: DbConnection, participant_id: str, baseline: date) -> None:
@@ -147,6 +181,10 @@ async def lock_visit(conn: DbConnection, visit_id: UUID) -> dict[str, Any] | Non
 
 async def set_visit_status(conn: DbConnection, visit_id: UUID, status: str) -> None:
     await conn.execute(_SET_VISIT_STATUS, visit_id, status)
+
+
+async def cancel_visits(conn: DbConnection, visit_ids: Sequence[UUID], reason: str) -> None:
+    await conn.execute(_CANCEL_VISITS, list(visit_ids), reason)
 
 
 async def insert_visit(

@@ -35,6 +35,8 @@ def build(ctx: Context) -> APIRouter:
             raise ApiError(
                 404, "unknown_participant", f"no participant {participant_id} at your site"
             )
+        if who["withdrawn_at"] is not None:
+            raise api_error(booking.withdrawn(who["withdrawn_at"]))
         now = ctx.clock()
         visits = [
             v

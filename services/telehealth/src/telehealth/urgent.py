@@ -1,7 +1,9 @@
 """High-severity alert -> an urgent video visit proposed at the site's earliest free slot.
 
 The proposal holds the slot (a booking in status `proposed`, covered by the exclusion
-constraint) so nobody else takes it before staff confirm or dismiss it.
+constraint) so nobody else takes it before staff confirm or dismiss it. A withdrawn
+participant gets no proposal (decision 0025): the alert is recorded as
+`participant_withdrawn` and logged with the pseudonymous id only.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from trialstream.events.visits import UrgentVisitProposed, VisitStatus, VisitTyp
 from trialstream.outbox import enqueue
 
 from telehealth import audited, bookings_repo, repository, slots, visit_events
-from telehealth.booking import Actor, Policy, present
+from telehealth.booking import Actor, Policy, present, withdrawn
 from telehealth.errors import Kind, Refused
 
 log = structlog.get_logger(__name__)
@@ -65,10 +67,20 @@ async def propose(
     horizon: timedelta,
     now: datetime,
 ) -> None:
-    who = await repository.participant(conn, participant_id)
+    who = await repository.share_participant(conn, participant_id)
     if who is None:
         await bookings_repo.set_alert_outcome(conn, alert_id, "unknown_participant", None)
         log.warning("urgent visit waits for the participant's enrolment", alert_id=str(alert_id))
+        return
+    if who["withdrawn_at"] is not None:
+        # A valid alert (perhaps for a reading measured before the withdrawal), not a dead
+        # letter: recorded so a re-delivery stays handled, but nobody is called in.
+        await bookings_repo.set_alert_outcome(conn, alert_id, "participant_withdrawn", None)
+        log.info(
+            "urgent visit not proposed: participant withdrew",
+            participant_id=participant_id,
+            alert_id=str(alert_id),
+        )
         return
     window = (now, now + horizon)
     visit_id = uuid4()
@@ -142,6 +154,8 @@ async def decide(
                 Kind.CONFLICT, "already_decided", f"the proposal is already {row['status']}"
             )
         if confirm:
+            if row["withdrawn_at"] is not None:
+                raise withdrawn(row["withdrawn_at"])
             if row["starts_at"] <= now:
                 raise Refused(
                     Kind.CONFLICT, "proposal_expired", "the proposed slot has passed; dismiss it"
