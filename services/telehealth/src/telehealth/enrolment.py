@@ -21,7 +21,10 @@ from telehealth.errors import Kind, Refused
 from telehealth.windows import ProtocolVisit, UnknownTimezone, local_date, plan_schedule, zone
 
 log = structlog.get_logger(__name__)
-CONSUMER = "telehealth-participants"
+# v2 since withdrawal is acted on (decision 0025): old withdrawals were claimed in the inbox
+# under the old name and ignored; under the new one the group's first read of the
+# compacted topic applies them. Replaying a known participant changes nothing else.
+CONSUMER = "telehealth-participants-v2"
 SYSTEM = "system:telehealth"
 
 

@@ -14,7 +14,9 @@ from telehealth import enrolment, routes_bookings, routes_people, urgent
 from telehealth.context import Context
 
 ALERTS_GROUP = "telehealth-alerts"
-PARTICIPANTS_GROUP = "telehealth-participants"
+PARTICIPANTS_GROUP = (
+    "telehealth-participants-v2"  # a new group replays the topic: see enrolment.CONSUMER
+)
 
 
 def build_router(ctx: Context) -> APIRouter:
