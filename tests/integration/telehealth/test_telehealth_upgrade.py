@@ -84,6 +84,13 @@ async def test_existing_participants_stay_enrolled_and_their_bookings_stop_at_wi
             status="withdrawn",
             withdrawn_at=T0 + timedelta(days=1),
         )
+        # The previous release had already read this withdrawal and ignored it, claiming
+        # its id in the inbox under the old consumer name: the upgrade's replay of the
+        # topic must still apply it.
+        await conn.execute(
+            "INSERT INTO inbox (consumer, event_id) VALUES ('telehealth-participants', $1)",
+            withdrew.event_id,
+        )
         policy = (Policy(30, "https://video.test/room"), timedelta(hours=72))
         await enrolment.on_enrolled(pool, [withdrew], DEFAULT_PROTOCOL, policy, T0)
         row = await conn.fetchrow(

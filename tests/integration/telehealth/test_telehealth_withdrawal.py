@@ -156,10 +156,16 @@ async def test_no_booking_can_be_made_for_a_withdrawn_participant(
     await withdraw(telehealth, participant, T0)
     await withdrawn(telehealth, participant, auth)
     # A later `enrolled` record (a replay, a re-statement) does not lift the withdrawal.
-    await telehealth.publish(
-        Topic.PARTICIPANTS,
-        [(participant, ParticipantEnrolled(participant_id=participant, site_id=telehealth.site))],
-    )
+    restated = ParticipantEnrolled(participant_id=participant, site_id=telehealth.site)
+    await telehealth.publish(Topic.PARTICIPANTS, [(participant, restated)])
+
+    async def handled() -> bool:
+        done = await telehealth.sql(
+            "SELECT count(*) FROM inbox WHERE event_id = $1", restated.event_id
+        )
+        return bool(done == 1)
+
+    assert await eventually(handled)  # applied before the booking is tried
 
     refused = await telehealth.book(auth, day7["visit_id"], staff_id, utc(2030, 1, 12, 8))
     assert refused.status_code == 409

@@ -115,6 +115,17 @@ async def _refuse_if_withdrawn(conn: DbConnection, actor: Actor, visit_id: UUID)
         raise withdrawn(who["withdrawn_at"])
 
 
+async def withdrawal_of_booking(conn: DbConnection, booking_id: UUID) -> datetime | None:
+    """Share-locks the booking's participant before the booking is locked (the order a
+    withdrawal takes) and returns their withdrawal time as committed now. The booking
+    row's own join may be older: a withdrawal this transaction waited for is seen here."""
+    found = await bookings_repo.get_booking(conn, booking_id)
+    if found is None:
+        return None
+    who = await repository.share_participant(conn, found["participant_id"])
+    return None if who is None else who["withdrawn_at"]
+
+
 def _slot_taken(staff_id: str, starts_at: datetime) -> Refused:
     message = f"{staff_id} is already booked at {starts_at.isoformat()}; choose another slot"
     detail = "overlaps another booking of this staff member"
@@ -200,9 +211,10 @@ async def reschedule(
 ) -> dict[str, Any]:
     try:
         async with pool.acquire() as conn, conn.transaction():
+            left_at = await withdrawal_of_booking(conn, booking_id)
             row = await _locked(conn, actor, booking_id, "booked")
-            if row["withdrawn_at"] is not None:  # only a booking from before it is left
-                raise withdrawn(row["withdrawn_at"])
+            if left_at is not None:  # only a booking from before it is left
+                raise withdrawn(left_at)
             target = staff_id or row["staff_id"]
             member = await _bookable_staff(conn, target, row["site_id"])
             visit = {**row, "name": row["visit_name"]}

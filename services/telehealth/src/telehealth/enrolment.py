@@ -96,7 +96,7 @@ async def _apply(
             )
         )
     if created:  # alerts that waited for the participant: proposed, or not if withdrawn
-        await urgent.retry_waiting(conn, participant_id, *urgent_policy, now)
+        await urgent.retry_waiting(conn, participant_id, *urgent_policy, now, audits)
     if after is not None and withdrawal.is_news(before, after):
         await _stop_at_withdrawal(conn, participant_id, after, audits)
 
@@ -131,7 +131,8 @@ async def _stop_at_withdrawal(
         for v in await repository.visits_of(conn, participant_id)
         if v["status"] == "open" and withdrawal.closes_open_visit(v["window_end"], at)
     ]
-    await repository.cancel_visits(conn, [v["visit_id"] for v in cut_short], reason)
+    closed = await repository.cancel_visits(conn, [v["visit_id"] for v in cut_short], reason)
+    cut_short = [v for v in cut_short if v["visit_id"] in closed]  # not those missed meanwhile
     new = {
         "withdrawn_at": at,
         "bookings_cancelled": stopped["cancelled"],

@@ -65,9 +65,12 @@ SELECT {_VISIT_COLUMNS} FROM visits v JOIN participants p USING (participant_id)
 WHERE v.visit_id = $1 FOR UPDATE OF v
 """  # noqa: S608 - constant column list
 _SET_VISIT_STATUS = "UPDATE visits SET status = $2, updated_at = now() WHERE visit_id = $1"
+# Only a visit still to happen: one the scheduler marked missed meanwhile (its event is
+# out) stays missed, so telehealth and the topic agree.
 _CANCEL_VISITS = """
 UPDATE visits SET status = 'cancelled', cancel_reason = $2, updated_at = now()
-WHERE visit_id = ANY($1::uuid[])
+WHERE visit_id = ANY($1::uuid[]) AND status IN ('open', 'proposed', 'booked')
+RETURNING visit_id
 """
 _INSERT_VISIT = """
 INSERT INTO visits (visit_id, participant_id, name, visit_type, sequence, window_start, window_end, status)
@@ -183,8 +186,9 @@ async def set_visit_status(conn: DbConnection, visit_id: UUID, status: str) -> N
     await conn.execute(_SET_VISIT_STATUS, visit_id, status)
 
 
-async def cancel_visits(conn: DbConnection, visit_ids: Sequence[UUID], reason: str) -> None:
-    await conn.execute(_CANCEL_VISITS, list(visit_ids), reason)
+async def cancel_visits(conn: DbConnection, visit_ids: Sequence[UUID], reason: str) -> set[UUID]:
+    """Cancel those of `visit_ids` still to happen; returns the ids cancelled."""
+    return {r["visit_id"] for r in await conn.fetch(_CANCEL_VISITS, list(visit_ids), reason)}
 
 
 async def insert_visit(

@@ -9,8 +9,9 @@ participant gets no proposal (decision 0025): the alert is recorded as
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,7 +24,7 @@ from trialstream.events.visits import UrgentVisitProposed, VisitStatus, VisitTyp
 from trialstream.outbox import enqueue
 
 from telehealth import audited, bookings_repo, repository, slots, visit_events
-from telehealth.booking import Actor, Policy, present, withdrawn
+from telehealth.booking import Actor, Policy, present, withdrawal_of_booking, withdrawn
 from telehealth.errors import Kind, Refused
 
 log = structlog.get_logger(__name__)
@@ -50,13 +51,22 @@ async def _propose(
     await propose(conn, alert.event_id, alert.participant_id, policy, horizon, now)
 
 
+Audits = list[Callable[[], Awaitable[object]]]
+
+
 async def retry_waiting(
-    conn: DbConnection, participant_id: str, policy: Policy, horizon: timedelta, now: datetime
+    conn: DbConnection,
+    participant_id: str,
+    policy: Policy,
+    horizon: timedelta,
+    now: datetime,
+    audits: Audits | None = None,
 ) -> None:
     """Alerts and enrolments travel on different topics: an alert may come first. When
-    the participant arrives, alerts that waited for it (within the horizon) are proposed."""
+    the participant arrives, alerts that waited for it (within the horizon) are proposed.
+    `audits`: where to queue the audit entries, for a caller that writes them last."""
     for alert_id in await bookings_repo.waiting_alerts(conn, participant_id, now - horizon):
-        await propose(conn, alert_id, participant_id, policy, horizon, now)
+        await propose(conn, alert_id, participant_id, policy, horizon, now, audits)
 
 
 async def propose(
@@ -66,7 +76,11 @@ async def propose(
     policy: Policy,
     horizon: timedelta,
     now: datetime,
+    audits: Audits | None = None,
 ) -> None:
+    """`audits`: queue the audit entry there instead of writing it now (the enrolment
+    consumer writes its entries last, after every row lock, so the audit chain's lock is
+    never held while it waits for the next participant's row)."""
     who = await repository.share_participant(conn, participant_id)
     if who is None:
         await bookings_repo.set_alert_outcome(conn, alert_id, "unknown_participant", None)
@@ -124,9 +138,19 @@ async def propose(
         proposed = await bookings_repo.get_booking(conn, booking_id)
         assert proposed is not None
         why = f"high-severity alert {alert_id}"
-        await audited.booking_changed(
-            conn, "system:telehealth", "proposal.created", None, proposed, why
+        write = partial(
+            audited.booking_changed,
+            conn,
+            "system:telehealth",
+            "proposal.created",
+            None,
+            proposed,
+            why,
         )
+        if audits is None:
+            await write()
+        else:
+            audits.append(write)
         return
     await repository.set_visit_status(conn, visit_id, "cancelled")
     await bookings_repo.set_alert_outcome(conn, alert_id, "no_free_slot", None)
@@ -144,6 +168,7 @@ async def decide(
 ) -> dict[str, Any]:
     """Confirm (the visit is scheduled) or dismiss (the slot is freed) a proposal."""
     async with pool.acquire() as conn, conn.transaction():
+        left_at = await withdrawal_of_booking(conn, proposal_id)
         row = await bookings_repo.lock_booking(conn, proposal_id)
         if row is None or row["site_id"] != actor.site_id or row["sequence"] != 0:
             raise Refused(
@@ -154,8 +179,8 @@ async def decide(
                 Kind.CONFLICT, "already_decided", f"the proposal is already {row['status']}"
             )
         if confirm:
-            if row["withdrawn_at"] is not None:
-                raise withdrawn(row["withdrawn_at"])
+            if left_at is not None:
+                raise withdrawn(left_at)
             if row["starts_at"] <= now:
                 raise Refused(
                     Kind.CONFLICT, "proposal_expired", "the proposed slot has passed; dismiss it"

@@ -8,5 +8,7 @@ ALTER TABLE visits ADD COLUMN cancel_reason text;
 
 -- An alert for a withdrawn participant is recorded (dedupe, history) but proposes nothing.
 ALTER TABLE urgent_alerts DROP CONSTRAINT urgent_alerts_outcome_check;
+-- NOT VALID: every existing row passed the old, stricter check, so no scan is needed
+-- (one would run under the ACCESS EXCLUSIVE lock DROP CONSTRAINT takes); new rows are checked.
 ALTER TABLE urgent_alerts ADD CONSTRAINT urgent_alerts_outcome_check CHECK (outcome IN
-    ('proposed', 'unknown_participant', 'no_free_slot', 'participant_withdrawn'));
+    ('proposed', 'unknown_participant', 'no_free_slot', 'participant_withdrawn')) NOT VALID;
