@@ -237,3 +237,30 @@ async def test_scheduler_does_not_remind_a_withdrawn_participant_of_a_booking_le
     assert await scheduler.tick(pool, utc(2030, 2, 10)) == (0, 1)  # Day 7, its slot passed
     statuses = {v["name"]: v["status"] for v in await telehealth.visits(participant, auth)}
     assert statuses == {"Day 1": "missed", "Day 7": "missed", "Day 28": "open"}
+
+
+async def test_a_no_show_after_withdrawal_closes_the_visit_instead_of_reopening_it(
+    telehealth: Telehealth,
+) -> None:
+    staff_id, auth = await telehealth.staff()
+    (participant,) = await telehealth.enrol()
+    day1 = await telehealth.visit(participant, auth, "Day 1")
+    booked = await telehealth.book(auth, day1["visit_id"], staff_id, utc(2030, 1, 7, 8))
+    assert booked.status_code == 201, booked.text
+
+    # Withdrawn after the visit started, while its window still runs: the booking stays
+    # (history, for staff to close) ...
+    telehealth.clock.now = utc(2030, 1, 7, 10)
+    await withdraw(telehealth, participant, utc(2030, 1, 7, 9))
+    await withdrawn(telehealth, participant, auth)
+    # ... and when staff record the no-show, the visit cannot go back to open: nobody may
+    # book it again, and the scheduler would never count it missed.
+    telehealth.clock.now = utc(2030, 1, 7, 11)
+    r = await telehealth.client.post(
+        f"/v1/bookings/{booked.json()['booking_id']}/no-show",
+        json={"note": "did not join"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    visit = await telehealth.visit(participant, auth, "Day 1")
+    assert (visit["status"], visit["cancel_reason"]) == ("cancelled", WITHDREW)

@@ -257,6 +257,7 @@ async def finish(
     """Cancel (the visit can be booked again), complete, or record a no-show (ditto)."""
     allowed, booking_status, visit_status, event_status = _OUTCOMES[action]
     async with pool.acquire() as conn, conn.transaction():
+        left_at = await withdrawal_of_booking(conn, booking_id)
         row = await _locked(conn, actor, booking_id, *allowed)
         if action != "cancel" and row["starts_at"] > now:
             raise Refused(Kind.CONFLICT, "not_started", "the visit has not started yet")
@@ -265,7 +266,16 @@ async def finish(
         if row["visit_status"] == "missed" and visit_status == "open":
             visit_status = "missed"  # the window has closed meanwhile
         await bookings_repo.set_status(conn, booking_id, booking_status, reason)
-        await repository.set_visit_status(conn, row["visit_id"], visit_status)
+        if (
+            visit_status == "open"
+            and left_at is not None
+            and withdrawal.closes_open_visit(row["window_end"], left_at)
+        ):
+            # Nobody can book it again, and the scheduler does not count a window the
+            # withdrawal cut short as missed: closed as the withdrawal closes open visits.
+            await repository.cancel_visits(conn, [row["visit_id"]], withdrawal.REASON)
+        else:
+            await repository.set_visit_status(conn, row["visit_id"], visit_status)
         done = await bookings_repo.get_booking(conn, booking_id)
         assert done is not None
         await visit_events.emit(conn, [visit_events.from_booking(done, event_status, reason)])
