@@ -9,12 +9,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
+from trialstream.db import migrate
 from trialstream.events.base import Event
 from trialstream.events.topics import Topic
 from trialstream.kafka import make_broker
@@ -47,6 +49,19 @@ async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+
+
+async def migrate_as_released_before(
+    database_url: str, schema: str, migrations: Path, first_new: str, workdir: Path
+) -> None:
+    """Migrate `schema` as the release before `first_new` left it: only the migrations of
+    `migrations` named before that one. An upgrade test then fills it and migrates on."""
+    released = workdir / schema
+    released.mkdir()
+    for sql in migrations.glob("*.sql"):
+        if sql.name < first_new:
+            (released / sql.name).write_text(sql.read_text(encoding="utf-8"), encoding="utf-8")
+    await migrate(database_url, schema=schema, directories=[released])
 
 
 async def fetchval(database_url: str, sql: str, *args: object) -> Any:

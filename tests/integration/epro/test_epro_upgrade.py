@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import migrate_as_released_before
 from trialstream.db import migrate
 
 pytestmark = pytest.mark.integration
@@ -18,12 +19,7 @@ async def test_existing_participants_stay_enrolled_and_occurrences_can_close_as_
     database_url: str, tmp_path: Path
 ) -> None:
     current = Path(str(files("epro") / "migrations"))
-    before = tmp_path / "epro"  # the migrations as the previous release shipped them
-    before.mkdir()
-    for sql in current.glob("*.sql"):
-        if sql.name < WITHDRAWAL_MIGRATION:
-            (before / sql.name).write_text(sql.read_text())
-    await migrate(database_url, schema="epro", directories=[before])
+    await migrate_as_released_before(database_url, "epro", current, WITHDRAWAL_MIGRATION, tmp_path)
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "epro"})
     try:
         occurrence = uuid.uuid4()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import migrate_as_released_before
 from trialstream.db import migrate
 
 pytestmark = pytest.mark.integration
@@ -18,12 +19,7 @@ async def test_the_old_ledger_is_dropped_only_when_nothing_in_it_is_unarchived(
     database_url: str, tmp_path: Path
 ) -> None:
     current = Path(str(files("ingest") / "migrations"))
-    before = tmp_path / "ingest"  # the migrations as the previous release shipped them
-    before.mkdir()
-    for sql in current.glob("*.sql"):
-        if sql.name != LEDGER_MIGRATION:
-            (before / sql.name).write_text(sql.read_text())
-    await migrate(database_url, schema="ingest", directories=[before])
+    await migrate_as_released_before(database_url, "ingest", current, LEDGER_MIGRATION, tmp_path)
     conn = await asyncpg.connect(database_url)
     try:
         accepted = uuid.uuid4()

@@ -13,7 +13,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 import structlog
-from helpers import eventually, read_topic, serving, unique_id
+from helpers import eventually, migrate_as_released_before, read_topic, serving, unique_id
 from retention.main import create_app
 from retention.service_info import SERVICE
 from retention_support import AUTH, Retention, due_event, settings_for
@@ -197,11 +197,13 @@ async def test_triggers_after_withdrawal_make_no_nudge_or_task_and_are_not_dead_
 async def test_upgrading_a_database_with_nudges_adds_withdrawal_and_keeps_the_rows(
     database_url: str, tmp_path: Path
 ) -> None:
-    before = tmp_path / "migrations"
-    before.mkdir()
-    first = SERVICE.migrations / "0001_retention.sql"
-    (before / first.name).write_text(first.read_text(encoding="utf-8"), encoding="utf-8")
-    await migrate(database_url, schema=SERVICE.schema, directories=[before])
+    await migrate_as_released_before(
+        database_url,
+        SERVICE.schema,
+        SERVICE.migrations,
+        "0002_participant_withdrawal.sql",
+        tmp_path,
+    )
     conn = await asyncpg.connect(database_url, server_settings={"search_path": SERVICE.schema})
     try:
         await conn.execute("INSERT INTO participants (participant_id, site_id) VALUES ('P-1', 's')")

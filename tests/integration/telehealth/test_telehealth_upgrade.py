@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import migrate_as_released_before
 from telehealth import enrolment
 from telehealth.booking import Policy
 from telehealth.windows import DEFAULT_PROTOCOL
@@ -60,12 +61,9 @@ async def test_existing_participants_stay_enrolled_and_their_bookings_stop_at_wi
     database_url: str, tmp_path: Path
 ) -> None:
     current = Path(str(files("telehealth") / "migrations"))
-    before = tmp_path / "telehealth"  # the migrations as the previous release shipped them
-    before.mkdir()
-    for sql in current.glob("*.sql"):
-        if sql.name < WITHDRAWAL_MIGRATION:
-            (before / sql.name).write_text(sql.read_text())
-    await migrate(database_url, schema="telehealth", directories=[before])
+    await migrate_as_released_before(
+        database_url, "telehealth", current, WITHDRAWAL_MIGRATION, tmp_path
+    )
     settings = {"search_path": "telehealth"}
     conn = await asyncpg.connect(database_url, server_settings=settings)
     pool = await asyncpg.create_pool(database_url, server_settings=settings)
