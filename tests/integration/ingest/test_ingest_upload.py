@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -82,6 +82,56 @@ async def test_uploaded_readings_are_published_and_archived(
         assert (
             datetime.fromisoformat(event["occurred_at"]) == received[uuid.UUID(event["event_id"])]
         )
+
+
+async def test_the_archive_row_and_the_event_agree_on_every_field(
+    ingest: httpx.AsyncClient, kafka: str, database_url: str
+) -> None:
+    """The archive is written from the event's JSON: units converted, offsets and
+    microseconds kept, fractions exact."""
+    participant, device, token = await enrol(ingest)
+    berlin = timezone(timedelta(hours=1))
+    batch = [
+        reading(
+            participant,
+            device,
+            metric="body-temperature",
+            value=99.5,
+            unit="F",
+            measured_at=datetime.now(berlin).replace(microsecond=123456) - timedelta(minutes=2),
+        ),
+        reading(participant, device, value=71.123456789, measured_at=datetime.now(UTC)),
+    ]
+    r = await ingest.post(
+        "/v1/readings", json={"readings": batch}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.json()["accepted"] == 2, r.text
+    rows = {row["event_id"]: row for row in await archived(database_url, participant)}
+    events = await read_topic(
+        kafka, Topic.READINGS, match=lambda v: v.get("participant_id") == participant
+    )
+    assert len(events) == len(rows) == 2
+    for event in events:
+        row = rows[uuid.UUID(event["event_id"])]
+        assert {
+            "participant_id": row["participant_id"],
+            "device_id": row["device_id"],
+            "metric": row["metric"],
+            "value": row["value"],
+            "unit": row["unit"],
+            "measured_at": row["measured_at"],
+            "received_at": row["received_at"],
+        } == {
+            "participant_id": event["participant_id"],
+            "device_id": event["device_id"],
+            "metric": event["metric"],
+            "value": event["value"],
+            "unit": event["unit"],
+            "measured_at": datetime.fromisoformat(event["measured_at"]),
+            "received_at": datetime.fromisoformat(event["occurred_at"]),
+        }
+    temperature = next(e for e in events if e["metric"] == "body-temperature")
+    assert (temperature["unit"], temperature["value"]) == ("C", pytest.approx(37.5))
 
 
 async def test_duplicate_upload_is_stored_and_published_once(

@@ -16,7 +16,7 @@ from trialstream.events.topics import Topic
 from trialstream.http import ApiError
 from trialstream.outbox import OutboxMessage
 from trialstream.runtime import Runtime
-from trialstream.validation import ReadingUpload, parse_valid_body, received_json
+from trialstream.validation import ReadingUpload, parse_valid_body
 
 from ingest import repository, service
 from ingest.domain import Uploader
@@ -102,15 +102,9 @@ def build_router(runtime: Runtime, settings: IngestSettings) -> APIRouter:
     )
     skew = timedelta(seconds=settings.max_clock_skew_seconds)
 
-    async def publish(readings: list[ReadingUpload], received_at: datetime) -> None:
+    async def publish(readings: list[tuple[str, bytes]]) -> None:
         topic = str(Topic.READINGS)
-        values = received_json(readings, received_at)
-        await runtime.producer.send(
-            [
-                OutboxMessage(topic, r.participant_id, v)
-                for r, v in zip(readings, values, strict=True)
-            ]
-        )
+        await runtime.producer.send([OutboxMessage(topic, key, value) for key, value in readings])
 
     async def uploader(token: str = Depends(bearer_token)) -> Uploader:
         device = await repository.device_for_token(runtime.pool, hash_token(token))

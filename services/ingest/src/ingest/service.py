@@ -13,13 +13,13 @@ from trialstream.auth import hash_token, new_token
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
-from trialstream.validation import ReadingUpload
+from trialstream.validation import ReadingUpload, received_json
 
 from ingest import repository
 from ingest.domain import CheckedBatch, RecordResult, Status, Uploader, check_batch
 
-# Publishes checked uploads as ReadingReceived events received at the given time.
-PublishReadings = Callable[[list[ReadingUpload], datetime], Awaitable[None]]
+# Publishes readings as (participant id, ReadingReceived JSON), keyed by participant.
+PublishReadings = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
 
 
 @dataclass
@@ -59,15 +59,16 @@ async def upload_readings(
         records, uploader, received_at=received_at, max_clock_skew=max_clock_skew
     )
     if checked.valid:
+        events = received_json([reading for _, reading in checked.valid], received_at)
         async with pool.acquire() as conn, conn.transaction():
-            fresh = await repository.archive_new(conn, [r for _, r in checked.valid], received_at)
+            archived_before = await repository.archive_new(conn, events)
             to_publish = []
-            for index, reading in checked.valid:
-                if reading.event_id in fresh:
-                    to_publish.append(reading)
-                else:
+            for (index, reading), event in zip(checked.valid, events, strict=True):
+                if reading.event_id in archived_before:
                     checked.results[index].status = Status.DUPLICATE
-            await publish(to_publish, received_at)
+                else:
+                    to_publish.append((reading.participant_id, event))
+            await publish(to_publish)
     return UploadResult(checked.results)
 
 
