@@ -13,7 +13,7 @@ import httpx
 from helpers import eventually, publish_to, unique_id
 from retention.settings import RetentionSettings
 from trialstream.events.base import Event
-from trialstream.events.epro import QuestionnaireDue
+from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
 
@@ -99,6 +99,23 @@ def due_event(pid: str, hours_open: float = 12) -> QuestionnaireDue:
         due_at=now - timedelta(seconds=1),
         expires_at=now + timedelta(hours=hours_open),
     )
+
+
+def missed_in_a_row(pid: str, count: int = 3) -> list[QuestionnaireMissed]:
+    """`count` daily questionnaires missed, one a day up to yesterday (three in a row make a
+    coordinator task)."""
+    now = datetime.now(UTC)
+    return [
+        QuestionnaireMissed(
+            participant_id=pid,
+            occurrence_id=uuid4(),
+            questionnaire_id="daily-diary",
+            questionnaire_version=1,
+            due_at=now - timedelta(days=count - i),
+            expires_at=now - timedelta(days=count - i, hours=-12),
+        )
+        for i in range(count)
+    ]
 
 
 @dataclass

@@ -3,14 +3,10 @@ address), and a coordinator task from opened (by the system) to done."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from uuid import uuid4
-
 import pytest
 from audit_helpers import audited, changes
 from helpers import eventually, unique_id
-from retention_support import AUTH, NO_QUIET_HOURS, Retention
-from trialstream.events.epro import QuestionnaireMissed
+from retention_support import AUTH, NO_QUIET_HOURS, Retention, missed_in_a_row
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -42,18 +38,7 @@ async def test_preference_changes_and_opt_outs_are_audited_without_the_address(
 async def test_a_coordinator_task_is_audited_from_opened_to_done(retention: Retention) -> None:
     site = unique_id("site")
     pid = await retention.participant(site=site)
-    now = datetime.now(UTC)
-    misses = [
-        QuestionnaireMissed(
-            participant_id=pid,
-            occurrence_id=uuid4(),
-            questionnaire_id="daily-diary",
-            questionnaire_version=1,
-            due_at=now - timedelta(days=3 - i),
-            expires_at=now - timedelta(days=3 - i, hours=-12),
-        )
-        for i in range(3)
-    ]
+    misses = missed_in_a_row(pid)
     await retention.publish(Topic.EPRO_MISSED, misses)
 
     async def open_tasks() -> list[dict[str, str]] | None:

@@ -11,8 +11,8 @@ import pytest
 from helpers import eventually, read_topic, serving, unique_id
 from retention import service
 from retention.main import create_app
-from retention_support import AUTH, Retention, due_event, settings_for
-from trialstream.events.epro import QuestionnaireMissed, ResponseSubmitted
+from retention_support import AUTH, Retention, due_event, missed_in_a_row, settings_for
+from trialstream.events.epro import ResponseSubmitted
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitReminderDue, VisitType
 
@@ -154,18 +154,7 @@ async def test_third_missed_questionnaire_becomes_a_task_for_the_site_coordinato
 ) -> None:
     site = unique_id("site")
     pid = await retention.participant(site=site)
-    now = datetime.now(UTC)
-    misses = [
-        QuestionnaireMissed(
-            participant_id=pid,
-            occurrence_id=uuid4(),
-            questionnaire_id="daily-diary",
-            questionnaire_version=1,
-            due_at=now - timedelta(days=3 - i),
-            expires_at=now - timedelta(days=3 - i, hours=-12),
-        )
-        for i in range(3)
-    ]
+    misses = missed_in_a_row(pid)
     await retention.publish(Topic.EPRO_MISSED, misses)
     await retention.nudges_where(pid, 1, status="escalated")
     await retention.nudges_where(pid, 2, status="sent")

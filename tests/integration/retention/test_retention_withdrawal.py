@@ -16,9 +16,8 @@ import structlog
 from helpers import eventually, migrate_as_released_before, read_topic, serving, unique_id
 from retention.main import create_app
 from retention.service_info import SERVICE
-from retention_support import AUTH, Retention, due_event, settings_for
+from retention_support import AUTH, Retention, due_event, missed_in_a_row, settings_for
 from trialstream.db import migrate
-from trialstream.events.epro import QuestionnaireMissed
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
 
@@ -157,18 +156,7 @@ async def test_triggers_after_withdrawal_make_no_nudge_or_task_and_are_not_dead_
     await eventually(restated)
     assert await withdrawn(retention, pid) == first
 
-    now = datetime.now(UTC)
-    misses = [  # the third in a row would be a coordinator task
-        QuestionnaireMissed(
-            participant_id=pid,
-            occurrence_id=uuid4(),
-            questionnaire_id="daily-diary",
-            questionnaire_version=1,
-            due_at=now - timedelta(days=3 - i),
-            expires_at=now - timedelta(days=3 - i, hours=-12),
-        )
-        for i in range(3)
-    ]
+    misses = missed_in_a_row(pid)  # the third in a row would be a coordinator task
     due = due_event(pid)
     events = [e.event_id for e in (*misses, due)]
     with structlog.testing.capture_logs() as logs:
