@@ -37,12 +37,11 @@ _REVOKE_DEVICE = """
 UPDATE devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL
 RETURNING participant_id
 """
-# The archive doubles as the dedupe ledger (decision 0062): an id comes back only if no
-# earlier upload stored it.
-# The rows come as the readings' event JSON (one array, parsed by PostgreSQL): the bytes
-# ingest publishes anyway, instead of eight columns of 2,000 values encoded one by one,
-# which cost more client CPU than validating the request. `occurred_at` is when ingest
-# received the reading. Only the duplicates come back, normally none.
+# The archive doubles as the dedupe ledger (decision 0062): an id comes back only if an
+# earlier upload stored it (a duplicate; normally none). The rows come as the readings'
+# event JSON (one array, parsed by PostgreSQL): the bytes ingest publishes anyway, instead
+# of eight columns of 2,000 values encoded one by one, which cost more client CPU than
+# validating the request. `occurred_at` is when ingest received the reading.
 _ARCHIVE_NEW = """
 WITH incoming AS (
     SELECT * FROM json_to_recordset($1::json) AS r(
