@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from retention.withdrawal import fold, withdrawn_at
+from retention.withdrawal import fold
 from trialstream.events.participants import ParticipantEnrolled
 
 WITHDREW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -18,16 +18,16 @@ def record(**fields: object) -> ParticipantEnrolled:
 
 
 def test_withdrawn_record_gives_its_withdrawal_time() -> None:
-    assert withdrawn_at(record(status="withdrawn", withdrawn_at=WITHDREW)) == WITHDREW
+    assert record(status="withdrawn", withdrawn_at=WITHDREW).withdrawal_time() == WITHDREW
 
 
 def test_withdrawn_record_without_a_time_still_counts_from_when_it_was_published() -> None:
-    assert withdrawn_at(record(status="withdrawn")) == PUBLISHED
+    assert record(status="withdrawn").withdrawal_time() == PUBLISHED
 
 
 def test_enrolled_and_older_records_are_not_withdrawals() -> None:
-    assert withdrawn_at(record()) is None
-    assert withdrawn_at(record(status="enrolled", withdrawn_at=WITHDREW)) is None
+    assert record().withdrawal_time() is None
+    assert record(status="enrolled", withdrawn_at=WITHDREW).withdrawal_time() is None
 
 
 def test_a_batch_keeps_the_latest_record_and_the_earliest_withdrawal_of_each_one() -> None:

@@ -10,7 +10,6 @@ from telehealth.withdrawal import (
     is_news,
     refusal,
     stops_booking,
-    withdrawn_at,
 )
 from trialstream.events.participants import ParticipantEnrolled
 
@@ -33,21 +32,21 @@ def record(
 
 
 def test_a_withdrawal_sets_the_time_it_carries() -> None:
-    assert withdrawn_at(None, record()) == T
+    assert record().earliest_withdrawal(None) == T
 
 
 def test_an_enrolled_record_neither_withdraws_nor_undoes_a_withdrawal() -> None:
-    assert withdrawn_at(None, record("enrolled")) is None
-    assert withdrawn_at(T, record("enrolled")) == T
+    assert record("enrolled").earliest_withdrawal(None) is None
+    assert record("enrolled").earliest_withdrawal(T) == T
 
 
 def test_the_earliest_withdrawal_is_kept() -> None:
-    assert withdrawn_at(T, record(at=T + HOUR)) == T
-    assert withdrawn_at(T, record(at=T - HOUR)) == T - HOUR
+    assert record(at=T + HOUR).earliest_withdrawal(T) == T
+    assert record(at=T - HOUR).earliest_withdrawal(T) == T - HOUR
 
 
 def test_a_withdrawal_without_a_time_counts_from_its_publication() -> None:
-    assert withdrawn_at(None, record(at=None, occurred_at=T)) == T
+    assert record(at=None, occurred_at=T).earliest_withdrawal(None) == T
 
 
 def test_only_a_new_or_earlier_withdrawal_is_news() -> None:

@@ -21,10 +21,9 @@ def withdrawn_at(
 ) -> datetime | None:
     """The participant's withdrawal time after `events`: the earliest one seen, so a
     re-delivered or re-published withdrawal changes nothing and `enrolled` never clears it."""
-    times = [e.withdrawn_at or e.occurred_at for e in events if e.status == "withdrawn"]
-    if current is not None:
-        times.append(current)
-    return min(times, default=None)
+    for event in events:
+        current = event.earliest_withdrawal(current)
+    return current
 
 
 def schedule_until(now: datetime, withdrawn: datetime | None) -> datetime:

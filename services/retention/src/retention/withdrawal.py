@@ -15,15 +15,6 @@ from trialstream.events.participants import ParticipantEnrolled
 CANCEL_REASON = "participant-withdrew"
 
 
-def withdrawn_at(event: ParticipantEnrolled) -> datetime | None:
-    """When the participant withdrew according to `event`; None if it says enrolled.
-    A withdrawn record without a time (a producer that left it out) counts from the
-    moment it was published: it must still stop the nudges."""
-    if event.status != "withdrawn":
-        return None
-    return event.withdrawn_at or event.occurred_at
-
-
 def fold(
     events: Sequence[ParticipantEnrolled],
 ) -> dict[str, tuple[ParticipantEnrolled, datetime | None]]:
@@ -34,8 +25,5 @@ def fold(
     folded: dict[str, tuple[ParticipantEnrolled, datetime | None]] = {}
     for event in events:
         _, earliest = folded.get(event.participant_id, (event, None))
-        at = withdrawn_at(event)
-        if at is not None and (earliest is None or at < earliest):
-            earliest = at
-        folded[event.participant_id] = (event, earliest)
+        folded[event.participant_id] = (event, event.earliest_withdrawal(earliest))
     return folded

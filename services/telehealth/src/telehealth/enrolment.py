@@ -72,7 +72,7 @@ async def _apply(
     tz = zone(tz_name)
     known = await repository.participant(conn, participant_id, lock=True)
     before = None if known is None else known["withdrawn_at"]
-    after = withdrawal.withdrawn_at(before, event)
+    after = event.earliest_withdrawal(before)
     baseline, created = await repository.upsert_participant(
         conn, participant_id, event.site_id, tz_name, local_date(event.occurred_at, tz), after
     )

@@ -10,20 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from trialstream.events.participants import ParticipantEnrolled
-
 REFUSED = "participant_withdrawn"
 REASON = "participant withdrew"
-
-
-def withdrawn_at(before: datetime | None, event: ParticipantEnrolled) -> datetime | None:
-    """The participant's withdrawal time after `event`: the earliest one seen, so a
-    re-delivered withdrawal changes nothing and `enrolled` never clears it. A withdrawal
-    without a time counts from when it was published."""
-    if event.status != "withdrawn":
-        return before
-    at = event.withdrawn_at or event.occurred_at
-    return at if before is None else min(before, at)
 
 
 def is_news(before: datetime | None, after: datetime | None) -> bool:

@@ -7,6 +7,7 @@ every older record and consumer valid)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, Field
@@ -23,3 +24,20 @@ class ParticipantEnrolled(Event):
     withdrawn_at: AwareDatetime | None = Field(
         default=None, description="When the participant withdrew; set when status is withdrawn"
     )
+
+    def withdrawal_time(self) -> datetime | None:
+        """When this record says the participant withdrew: `withdrawn_at`, or when it was
+        published if a producer left that out (it must still stop everything); None for an
+        `enrolled` record."""
+        if self.status != "withdrawn":
+            return None
+        return self.withdrawn_at or self.occurred_at
+
+    def earliest_withdrawal(self, before: datetime | None) -> datetime | None:
+        """The participant's withdrawal time after this record, `before` being the one
+        known so far. Withdrawal is final per participant id (decision 0045): the earliest
+        time holds, a re-delivered withdrawal changes nothing, `enrolled` never clears it."""
+        at = self.withdrawal_time()
+        if at is None or (before is not None and before <= at):
+            return before
+        return at
