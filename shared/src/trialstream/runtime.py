@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 
 from trialstream.consumer import keep_lag_current
 from trialstream.db import create_pool, migrate
-from trialstream.kafka import ensure_topics
+from trialstream.kafka import ensure_topics, start_broker
 from trialstream.outbox import OutboxRelay
 from trialstream.producer import BatchProducer
 from trialstream.services import ServiceInfo
@@ -77,7 +77,7 @@ async def running(
     relay_task: asyncio.Task[None] | None = None
     lag_task: asyncio.Task[None] | None = None
     try:
-        await runtime.broker.start()
+        await start_broker(runtime.broker)
         lag_task = asyncio.create_task(
             keep_lag_current(runtime.broker, settings.lag_refresh_seconds),
             name=f"{info.name}-consumer-lag",
