@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trialstream.lifetime import tied_to_parent
+
 PG_SYSTEM_USER = "trialstream-pg"  # PostgreSQL refuses to run as root
 
 
@@ -97,6 +99,7 @@ class EmbeddedKafka:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=tied_to_parent(signal.SIGKILL),  # memory only: nothing to flush
             )
         wait_for_port(
             self.port, timeout=20, process=self.process, what="Tansu broker", log=self.log_path
@@ -152,6 +155,10 @@ class EmbeddedPostgres:
     port: int = field(default_factory=free_port)
     data_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    # False: no fsync and no waiting on the WAL at commit, for throw-away databases
+    # (tests). A crash can then lose or corrupt data, so `trialstream up` and the
+    # benchmarks keep PostgreSQL's defaults.
+    durable: bool = True
     _owns_dir: bool = False
 
     @property
@@ -209,10 +216,12 @@ class EmbeddedPostgres:
                     str(self.data_dir),
                     "-c",
                     "max_connections=300",
+                    *self._durability_options(),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=tied_to_parent(signal.SIGINT),  # PostgreSQL's fast shutdown
                 user=uid,
                 group=gid,
                 extra_groups=groups,
@@ -222,6 +231,11 @@ class EmbeddedPostgres:
         )
         self._wait_ready(binaries)
         return self
+
+    def _durability_options(self) -> list[str]:
+        if self.durable:
+            return []
+        return ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
 
     def _wait_ready(self, binaries: Path) -> None:
         deadline = time.monotonic() + 30

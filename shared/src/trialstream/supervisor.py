@@ -28,6 +28,7 @@ import httpx
 from trialstream.db import migrate
 from trialstream.embedded import EmbeddedKafka, EmbeddedPostgres
 from trialstream.kafka import ensure_topics
+from trialstream.lifetime import tied_to_parent
 from trialstream.services import ServiceInfo
 
 
@@ -133,6 +134,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=tied_to_parent(),  # kill -9 of `up` must not orphan services
             )
 
     def write_manifest(self) -> None:
