@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 SERVICES := $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/pyproject.toml))
 PACKAGES := -e shared $(foreach s,$(SERVICES),-e services/$(s))
 STAMP := $(VENV)/.installed
+# Tests run on this many pytest-xdist workers (each with its own embedded PostgreSQL and
+# brokers): a test mostly waits on consumers and group joins, so more workers than cores
+# helps. TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
 .PHONY: install run test test-unit test-integration lint format bench bench-anomaly catalog constraints clean
@@ -24,13 +29,13 @@ run: install
 	$(BIN)/trialstream up $(ARGS)
 
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest tests/unit tests/contract $(PYTEST_ARGS)
 
 test-integration: install
-	$(BIN)/pytest tests/integration tests/e2e $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) tests/integration tests/e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff format --check .

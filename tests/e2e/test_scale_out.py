@@ -27,8 +27,10 @@ import httpx
 import pytest
 from helpers import read_topic
 from trialstream.events.topics import Topic
+from trialstream.lifetime import tied_to_parent
 
-pytestmark = pytest.mark.integration
+# `trialstream up` listens on fixed ports: under xdist, one worker runs these modules in turn.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("trialstream-up")]
 ADMIN = "scale-admin-token"
 INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
 ANOMALY_METRICS = [f"http://127.0.0.1:{8003 + 10 * i}/metrics" for i in range(3)]
@@ -69,6 +71,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=tied_to_parent(),  # a killed test run takes the platform with it
     )
     try:
         output = _read_until_banner(process)
