@@ -8,10 +8,11 @@ SERVICES := $(patsubst services/%/pyproject.toml,%,$(wildcard services/*/pyproje
 PACKAGES := -e shared $(foreach s,$(SERVICES),-e services/$(s))
 STAMP := $(VENV)/.installed
 # Tests run on this many pytest-xdist workers (each with its own embedded PostgreSQL and
-# brokers): a test mostly waits on consumers and group joins, so more workers than cores
-# helps. TEST_WORKERS=0 runs them in this process, one after another.
+# brokers), a test file per worker at a time (module fixtures stay whole): a test mostly
+# waits on consumers and group joins, so more workers than cores helps. TEST_WORKERS=0
+# runs them in this process, one after another.
 TEST_WORKERS ?= 4
-XDIST := -n $(TEST_WORKERS) --dist loadgroup
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
 .PHONY: install run test test-unit test-integration lint format bench bench-anomaly catalog constraints clean

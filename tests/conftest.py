@@ -7,21 +7,18 @@ Where they come from, first match wins:
 Each test gets its own database; with the embedded broker each test also gets its own
 broker (see `kafka`). On a shared Apache Kafka, tests use their own participant ids.
 
-`make test` runs the suite on several pytest-xdist workers (most of a test's time is
-spent waiting on group joins and consumers, not on the CPU). Each worker is its own
-pytest session, so it starts its own embedded PostgreSQL or containers; tests that need
-fixed ports (the `trialstream up` end-to-end modules) share one xdist group, so one worker
-runs them one after another. A broker named in the environment is shared by every
-worker, and the services' consumer groups have fixed names: there, tests that use the
-broker take turns (`_shared_broker_turn`).
+`make test` runs the suite on several pytest-xdist workers, a test file per worker at a
+time (most of a test's time is spent waiting on group joins and consumers, not on the
+CPU). Each worker is its own pytest session, so it starts its own embedded PostgreSQL or
+containers. What the workers cannot share at once is taken in turns (`helpers.exclusive`):
+the fixed ports of the `trialstream up` end-to-end modules, and a broker named in the
+environment (the services' consumer groups have fixed names).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -30,6 +27,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import exclusive
 from trialstream.embedded import EmbeddedKafka, EmbeddedPostgres
 
 
@@ -117,10 +115,5 @@ def _shared_broker_turn(infra: Infra) -> Iterator[None]:
     if infra.source != "environment" or "PYTEST_XDIST_WORKER" not in os.environ:
         yield
         return
-    lock = Path(tempfile.gettempdir()) / f"trialstream-tests-{os.getuid()}.lock"
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive("shared-broker"):
+        yield

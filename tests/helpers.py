@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +26,19 @@ from trialstream.kafka import make_broker
 from trialstream.publishing import publish_events
 
 T = TypeVar("T")
+
+
+@contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """Hold a lock every test process on this machine shares (pytest-xdist workers, a
+    second test run): for what cannot be shared at once, such as fixed ports."""
+    path = os.path.join(tempfile.gettempdir(), f"trialstream-tests-{name}-{os.getuid()}.lock")
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def unique_id(prefix: str = "P") -> str:

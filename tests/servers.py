@@ -4,18 +4,12 @@ streaming responses, which httpx's in-process transport buffers whole)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from trialstream.embedded import free_port
 
 
 @asynccontextmanager

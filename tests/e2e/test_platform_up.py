@@ -20,16 +20,22 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import exclusive
 from trialstream.lifetime import tied_to_parent
 
-# `trialstream up` listens on fixed ports: under xdist, one worker runs these modules in turn.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("trialstream-up")]
+pytestmark = pytest.mark.integration
 ADMIN = "e2e-admin-token"
 INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
+    # `trialstream up` listens on fixed ports: one platform at a time on this machine.
+    with exclusive("trialstream-up-ports"):
+        yield from _started_platform(tmp_path_factory)
+
+
+def _started_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
     workdir = tmp_path_factory.mktemp("up")
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")

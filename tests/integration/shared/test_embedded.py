@@ -1,14 +1,18 @@
-"""A killed test run (or `trialstream up`) leaves no embedded broker or PostgreSQL behind."""
+"""The embedded broker and PostgreSQL: they start even when their port is taken meanwhile,
+and a killed test run (or `trialstream up`) leaves neither behind."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from trialstream.embedded import EmbeddedKafka, EmbeddedPostgres
 
 pytestmark = [
     pytest.mark.integration,
@@ -49,3 +53,25 @@ def test_embedded_broker_and_database_stop_when_their_owner_is_killed() -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"outlived their killed owner: {left} (broker, postgres)"
+
+
+@pytest.mark.parametrize("server", [EmbeddedKafka, EmbeddedPostgres])
+def test_a_server_whose_port_was_taken_meanwhile_starts_on_another(
+    server: type[EmbeddedKafka] | type[EmbeddedPostgres], tmp_path: Path
+) -> None:
+    # What four test workers starting brokers at once met: between choosing a free port
+    # and binding it, the port went to some client socket (bound, not listening).
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        taken = squatter.getsockname()[1]
+        started = (
+            EmbeddedKafka(port=taken, log_path=tmp_path / "tansu.log")
+            if server is EmbeddedKafka
+            else EmbeddedPostgres(port=taken, durable=False)
+        ).start()
+        try:
+            assert started.port != taken
+            with socket.create_connection(("127.0.0.1", started.port), timeout=5):
+                pass
+        finally:
+            started.stop()
