@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -36,22 +35,11 @@ from pydantic import BaseModel, ValidationError
 from trialstream.events.deadletter import DeadLetter
 from trialstream.events.topics import Topic
 from trialstream.publishing import publish_events
+from trialstream.transient import is_transient
 
 log = structlog.get_logger(__name__)
 
 E = TypeVar("E", bound=BaseModel)
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    KafkaError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-)
 
 MESSAGES = Counter("trialstream_messages_total", "Records consumed", ["group", "outcome"])
 BATCH_SECONDS = Histogram(
@@ -181,11 +169,14 @@ class BatchConsumer(Generic[E]):
             try:
                 await self._handle([event for _, event in items])
                 return []
-            except TRANSIENT_ERRORS as exc:
-                # Infrastructure is down: wait for it, never dead-letter because of it.
-                log.warning("transient failure, retrying batch", group=self.group, error=repr(exc))
-                await asyncio.sleep(self._retry.backoff(min(attempt, 8)))
             except Exception as exc:
+                if is_transient(exc):
+                    # Infrastructure is down: wait for it, never dead-letter because of it.
+                    log.warning(
+                        "transient failure, retrying batch", group=self.group, error=repr(exc)
+                    )
+                    await asyncio.sleep(self._retry.backoff(min(attempt, 8)))
+                    continue
                 if attempt < self._retry.attempts_before_split:
                     log.warning("batch failed, retrying", group=self.group, error=repr(exc))
                     await asyncio.sleep(self._retry.backoff(attempt))

@@ -22,7 +22,9 @@ from faststream.kafka import KafkaBroker
 
 from trialstream.consumer import keep_lag_current
 from trialstream.db import create_pool, migrate
+from trialstream.http import ReadyCheck
 from trialstream.kafka import ensure_topics, start_broker
+from trialstream.loops import Loops
 from trialstream.outbox import OutboxRelay
 from trialstream.producer import BatchProducer
 from trialstream.services import ServiceInfo
@@ -38,6 +40,9 @@ class Runtime:
 
     settings: ServiceSettings
     broker: KafkaBroker
+    # Periodic background work, started by the service inside `running` and stopped by it
+    # first; `/readyz` reports a loop that ended (see loops.py).
+    loops: Loops = field(default_factory=Loops, repr=False)
     _pool: asyncpg.Pool | None = field(default=None, repr=False)
     _producer: BatchProducer | None = field(default=None, repr=False)
 
@@ -61,6 +66,11 @@ class Runtime:
     async def check_broker(self) -> None:
         if not await self.broker.ping(timeout=2):
             raise ConnectionError("Kafka broker did not answer")
+
+    @property
+    def ready_checks(self) -> list[ReadyCheck]:
+        """What `/readyz` asks: the database, the broker, and that no loop has stopped."""
+        return [self.check_database, self.check_broker, self.loops.check]
 
 
 @asynccontextmanager
@@ -99,6 +109,8 @@ async def running(
         log.info("service started", service=info.name, replica=settings.replica, port=settings.port)
         yield runtime
     finally:
+        # Loops first: they write to the database (and the outbox) while consumers still run.
+        await runtime.loops.stop()
         if lag_task is not None:
             lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

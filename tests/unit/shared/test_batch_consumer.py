@@ -112,6 +112,25 @@ async def test_a_poison_event_is_isolated_and_dead_lettered_alone() -> None:
     assert rec.dead[0].reason == "cannot apply this event"
 
 
+async def test_a_bad_timezone_is_dead_lettered_not_retried_forever() -> None:
+    # ZoneInfo("Europe") raises IsADirectoryError, an OSError: once taken for a network
+    # failure, it kept a consumer retrying the batch forever and stalled the partition.
+    class BadZone(Recorder):
+        async def handle(self, events: Sequence[ReadingReceived]) -> None:
+            if any(e.value == 66.0 for e in events):
+                raise IsADirectoryError(21, "Is a directory", "/usr/share/zoneinfo/Europe")
+            await super().handle(events)
+
+    rec = BadZone()
+    records = [
+        record(reading(v).model_dump_json().encode(), i) for i, v in enumerate([65.0, 66.0, 67.0])
+    ]
+    async with asyncio.timeout(5):
+        await rec.consumer().process(records)
+    assert rec.handled == [[65.0], [67.0]]
+    assert [(d.offset, d.error_type) for d in rec.dead] == [(1, "IsADirectoryError")]
+
+
 async def test_a_batch_that_fails_once_is_retried_whole() -> None:
     rec = Recorder(fail=[RuntimeError("flaky")])
     records = [record(reading(v).model_dump_json().encode(), i) for i, v in enumerate([65.0, 66.0])]

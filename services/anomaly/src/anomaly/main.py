@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
 from fastapi import FastAPI
-from trialstream.consumer import TRANSIENT_ERRORS
 from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
@@ -24,23 +21,15 @@ from anomaly.settings import AnomalySettings
 log = structlog.get_logger(__name__)
 
 
-async def watch_silences(
-    runtime: Runtime, config: ScoringConfig, backlog: Backlog, every_seconds: float
-) -> None:
-    """The wall-clock half of dropout detection, while the service runs."""
-    if not config.device_quality:
+async def check_silences_now(runtime: Runtime, config: ScoringConfig, backlog: Backlog) -> None:
+    """The wall-clock half of dropout detection: one pass of its periodic loop. It waits
+    while the consumer catches up, when queued readings would make participants look
+    silent (so the first pass is one period after start-up, too)."""
+    if backlog.catching_up():
         return
-    while True:
-        await asyncio.sleep(every_seconds)
-        if backlog.catching_up():
-            continue
-        try:
-            found = await check_silences(runtime.pool, config, datetime.now(UTC))
-        except TRANSIENT_ERRORS as exc:
-            log.warning("silence check failed; will retry", error=repr(exc))
-            continue
-        if found:
-            log.info("participants fell silent", alerts=found)
+    found = await check_silences(runtime.pool, config, datetime.now(UTC))
+    if found:
+        log.info("participants fell silent", alerts=found)
 
 
 def create_app(
@@ -55,18 +44,17 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with running(SERVICE, runtime, relay_outbox=True):
-            watch = asyncio.create_task(
-                watch_silences(runtime, config, backlog, settings.silence_check_seconds)
-            )
-            try:
-                yield
-            finally:
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch
+            if config.device_quality:
+                runtime.loops.every(
+                    "anomaly-silences",
+                    settings.silence_check_seconds,
+                    lambda: check_silences_now(runtime, config, backlog),
+                    first_after=settings.silence_check_seconds,
+                )
+            yield
 
     app = FastAPI(title="trialstream anomaly", version="1.0", lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     return app

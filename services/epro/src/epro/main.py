@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -51,19 +50,13 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
             await service.publish_questionnaires(runtime.pool, catalog, definitions)
             for q in await repository.questionnaires(runtime.pool):
                 catalog.add(q)
-            stop = asyncio.Event()
-            task = None
             if settings.scheduler_enabled:
-                task = asyncio.create_task(
-                    scheduler.run(runtime.pool, stop, settings.scheduler_interval_seconds),
-                    name="epro-scheduler",
+                runtime.loops.every(
+                    "epro-scheduler",
+                    settings.scheduler_interval_seconds,
+                    lambda: scheduler.tick(runtime.pool),
                 )
-            try:
-                yield
-            finally:
-                stop.set()
-                if task is not None:
-                    await task
+            yield
 
     app = FastAPI(
         title="trialstream epro",
@@ -76,7 +69,7 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
     app.include_router(app_router(runtime, settings, catalog))
     app.include_router(admin_router(runtime, settings, catalog))
     app.include_router(staff_router(runtime, catalog))
-    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.catalog = catalog
     return app

@@ -12,8 +12,6 @@ occurrence the withdrawal cut short is closed, never announced (decision 0014).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -118,14 +116,3 @@ async def tick(
     while n := await close_expired(pool, now):
         missed += n
     return due, missed
-
-
-async def run(pool: asyncpg.Pool, stop: asyncio.Event, interval_seconds: float) -> None:
-    """Tick until `stop`; a failed tick is logged and retried on the next one."""
-    while not stop.is_set():
-        try:
-            await tick(pool)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            log.warning("scheduler tick failed, will retry", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)

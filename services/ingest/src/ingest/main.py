@@ -32,6 +32,6 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(build_router(runtime, settings))
-    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     return app

@@ -10,8 +10,6 @@ lose nor repeat an escalation.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -49,14 +47,10 @@ class EscalationChecker:
             self._last_purge = time.monotonic()
         return escalated
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.check_once()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("escalation check failed, will retry", error=repr(exc))
-            except Exception:  # a bug in one pass must not end escalation for good
-                log.exception("escalation check crashed, will retry")
+    async def run_pass(self) -> None:
+        """One pass of the periodic loop (`Runtime.loops` logs a failure); `passes` counts
+        passes tried, failed or not."""
+        try:
+            await self.check_once()
+        finally:
             self.passes += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._settings.escalation_check_seconds)

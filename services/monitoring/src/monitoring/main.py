@@ -16,7 +16,7 @@ from monitoring.dashboard import STATIC_PATH, dashboard_router, static_files
 from monitoring.escalation import EscalationChecker
 from monitoring.handlers import build_router, subscribe
 from monitoring.live import LiveFeed
-from monitoring.rbm.handlers import running_rbm, subscribe_rbm
+from monitoring.rbm.handlers import start_rbm_loops, subscribe_rbm
 from monitoring.service_info import SERVICE
 from monitoring.settings import MonitoringSettings
 
@@ -32,19 +32,21 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running(SERVICE, runtime, relay_outbox=True), running_rbm(runtime, settings):
-            stop = asyncio.Event()
+        async with running(SERVICE, runtime, relay_outbox=True):
+            start_rbm_loops(runtime, settings)
             checker = EscalationChecker(runtime.pool, settings)
             app.state.escalation = checker
-            tasks = [
-                asyncio.create_task(feed.run(stop), name="monitoring-live-feed"),
-                asyncio.create_task(checker.run(stop), name="monitoring-escalation"),
-            ]
+            runtime.loops.every(
+                "monitoring-escalation", settings.escalation_check_seconds, checker.run_pass
+            )
+            # Not periodic: it listens, and reconnects with backoff when the connection drops.
+            stop = asyncio.Event()
+            live = asyncio.create_task(feed.run(stop), name="monitoring-live-feed")
             try:
                 yield
             finally:
                 stop.set()
-                await asyncio.gather(*tasks)
+                await live
 
     app = FastAPI(
         title="trialstream monitoring",
@@ -57,7 +59,7 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
     app.include_router(build_router(runtime, settings, feed))
     app.include_router(dashboard_router(runtime, settings))
     app.mount(STATIC_PATH, static_files(), name="dashboard-static")
-    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.live_feed = feed
     return app

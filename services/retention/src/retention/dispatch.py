@@ -7,7 +7,6 @@ NudgeSent event commit together after the channel answered."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -127,13 +126,12 @@ class Dispatcher:
             conn, nid, "retry", now, f"{result.detail}; next at {later.isoformat()}"
         )
 
-    async def run(self, stop: asyncio.Event, interval: float) -> None:
-        while not stop.is_set():
-            try:
-                sent = await self.dispatch_once()
-            except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
-                log.warning("dispatch failed, will retry", error=repr(exc))
-                sent = 0
+    async def drain(self) -> int:
+        """Dispatch until fewer than a batch were due: one pass of the periodic loop
+        (`Runtime.loops`, which logs a failure). Returns how many went out."""
+        total = 0
+        while True:
+            sent = await self.dispatch_once()
+            total += sent
             if sent < self._batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=interval)
+                return total

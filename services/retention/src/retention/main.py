@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -39,19 +37,6 @@ def policy_from(settings: RetentionSettings) -> Policy:
     )
 
 
-async def every(seconds: float, stop: asyncio.Event, work: Callable[[], Awaitable[object]]) -> None:
-    """Run `work` now and then every `seconds` until `stop`; failures are logged, not fatal."""
-    while not stop.is_set():
-        try:
-            await work()
-        except Exception as exc:
-            log.warning(
-                "periodic task failed", task=getattr(work, "__name__", "?"), error=repr(exc)
-            )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
 def create_app(settings: RetentionSettings | None = None, clock: Clock = service.utcnow) -> FastAPI:
     settings = settings or RetentionSettings()
     runtime = Runtime(
@@ -82,7 +67,6 @@ def create_app(settings: RetentionSettings | None = None, clock: Clock = service
                 runtime.pool, channel, clock, max_dispatches=settings.max_dispatches
             )
             app.state.dispatcher = dispatcher
-            stop = asyncio.Event()
 
             async def sweep() -> int:
                 return await service.sweep_silence(runtime.pool, policy, clock())
@@ -90,16 +74,11 @@ def create_app(settings: RetentionSettings | None = None, clock: Clock = service
             async def rescore() -> int:
                 return await scoring.score_all(runtime.pool, model, clock())
 
-            tasks = [
-                asyncio.create_task(dispatcher.run(stop, settings.dispatch_interval_seconds)),
-                asyncio.create_task(every(settings.sweep_interval_seconds, stop, sweep)),
-                asyncio.create_task(every(settings.risk_interval_seconds, stop, rescore)),
-            ]
-            try:
-                yield
-            finally:
-                stop.set()
-                await asyncio.gather(*tasks)
+            loops = runtime.loops
+            loops.every("retention-dispatch", settings.dispatch_interval_seconds, dispatcher.drain)
+            loops.every("retention-silence-sweep", settings.sweep_interval_seconds, sweep)
+            loops.every("retention-risk-scores", settings.risk_interval_seconds, rescore)
+            yield
 
     app = FastAPI(
         title="trialstream retention",
@@ -110,7 +89,7 @@ def create_app(settings: RetentionSettings | None = None, clock: Clock = service
     )
     install_error_handlers(app)
     app.include_router(build_router(runtime, settings))
-    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.model = model
     app.state.policy = policy

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -34,16 +33,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with running(SERVICE, runtime, relay_outbox=True):
-            stop = asyncio.Event()
-            task = asyncio.create_task(
-                scheduler.run(runtime.pool, clock, settings.scheduler_interval_seconds, stop),
-                name="telehealth-scheduler",
+            runtime.loops.every(
+                "telehealth-scheduler",
+                settings.scheduler_interval_seconds,
+                lambda: scheduler.run_once(runtime.pool, clock),
             )
-            try:
-                yield
-            finally:
-                stop.set()
-                await task
+            yield
 
     app = FastAPI(
         title="trialstream telehealth",
@@ -54,6 +49,6 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(build_router(ctx))
-    app.include_router(ops_router([runtime.check_database, runtime.check_broker]))
+    app.include_router(ops_router(runtime.ready_checks))
     app.state.context = ctx
     return app

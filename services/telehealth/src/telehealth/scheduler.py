@@ -9,8 +9,6 @@ A scheduler that was down catches up on its next tick.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -47,15 +45,8 @@ async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
     return len(reminders), len(missed)
 
 
-async def run(
-    pool: asyncpg.Pool, clock: Callable[[], datetime], interval: float, stop: asyncio.Event
-) -> None:
-    while not stop.is_set():
-        try:
-            reminders, missed = await tick(pool, clock())
-            if reminders or missed:
-                log.info("scheduler tick", reminders=reminders, missed=missed)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            log.warning("scheduler tick failed, will retry", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+async def run_once(pool: asyncpg.Pool, clock: Callable[[], datetime]) -> None:
+    """One pass of the periodic loop (`Runtime.loops`): a failure is the loop's to log."""
+    reminders, missed = await tick(pool, clock())
+    if reminders or missed:
+        log.info("scheduler tick", reminders=reminders, missed=missed)

@@ -3,9 +3,7 @@ the periodic KRI evaluation. Included from monitoring's handlers and main."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
@@ -147,22 +145,11 @@ def _of(events: Sequence[Event], kind: type[T] | tuple[type[T], ...]) -> list[T]
     return [e for e in events if isinstance(e, kind)]
 
 
-@asynccontextmanager
-async def running_rbm(runtime: Runtime, settings: RbmSettings) -> AsyncIterator[None]:
+def start_rbm_loops(runtime: Runtime, settings: RbmSettings) -> None:
     """The periodic KRI evaluation, for as long as the service runs."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(
-        kris.run_periodically(
-            lambda: runtime.pool,
-            settings.kri_config(),
-            settings.flag_rules(),
-            settings.kri_interval_seconds,
-            stop,
-        ),
-        name="monitoring-rbm-kris",
+    cfg, rules = settings.kri_config(), settings.flag_rules()
+    runtime.loops.every(
+        "monitoring-kris",
+        settings.kri_interval_seconds,
+        lambda: kris.evaluate(runtime.pool, cfg, rules),
     )
-    try:
-        yield
-    finally:
-        stop.set()
-        await task

@@ -6,8 +6,6 @@ breach is published once even if two evaluations overlap."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -172,16 +170,3 @@ async def _transitions(
     await repository.update_kri_state(conn, updates)
     await enqueue(conn, Topic.KRI_BREACHES, events)
     return len(events)
-
-
-async def run_periodically(
-    pool_of: Any, cfg: KriConfig, rules: FlagRules, every: float, stop: asyncio.Event
-) -> None:
-    """Evaluate every `every` seconds until `stop`; failures are logged and retried."""
-    while not stop.is_set():
-        try:
-            await evaluate(pool_of(), cfg, rules)
-        except (OSError, TimeoutError, asyncpg.PostgresError, RuntimeError) as exc:
-            log.warning("KRI evaluation failed, will retry", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
