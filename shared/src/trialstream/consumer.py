@@ -284,7 +284,7 @@ async def refresh_lag(broker: KafkaBroker) -> None:
     for subscriber in broker.subscribers:
         group = getattr(subscriber, "group_id", None)
         if group:
-            await record_lag(getattr(subscriber, "consumer", None), group)
+            await record_lag(getattr(subscriber, "consumer", None), group, ask_broker=True)
 
 
 async def keep_lag_current(broker: KafkaBroker, every_seconds: float) -> None:
@@ -300,12 +300,21 @@ async def keep_lag_current(broker: KafkaBroker, every_seconds: float) -> None:
         await asyncio.sleep(every_seconds)
 
 
-async def record_lag(kafka: object, group: str) -> None:
+async def record_lag(kafka: object, group: str, *, ask_broker: bool = False) -> None:
+    """After a batch, the partition ends the last fetch brought (free, but stale for a
+    partition whose records wait unconsumed: the fetcher does not fetch it again, so a
+    stuck handler would look caught up). `ask_broker` asks the broker for the ends (one
+    request): what the periodic refresh does."""
     if not isinstance(kafka, AIOKafkaConsumer):
         return  # FastStream's in-memory test broker has no partitions
     try:
-        for tp in kafka.assignment():
-            end = kafka.highwater(tp)
+        owned = list(kafka.assignment())
+        if ask_broker:
+            ends: dict[TopicPartition, int | None] = dict(await kafka.end_offsets(owned))
+        else:
+            ends = {tp: kafka.highwater(tp) for tp in owned}
+        for tp in owned:
+            end = ends.get(tp)
             if end is None:
                 continue  # nothing fetched from this partition yet
             position = await kafka.position(tp)

@@ -75,10 +75,14 @@ async def test_lag_covers_every_owned_partition_and_grows_while_a_batch_is_stuck
         # No record anywhere yet, so no batch has run: every owned partition still reports.
         assert await eventually(lags) == [0.0] * PARTITIONS
 
+        # One by one, apart: the consumer fetches the first alone, and its fetcher does not
+        # fetch that partition again while the record waits, so the ends it last saw are
+        # stale. The gauge must still show the four behind (it asks the broker).
         for n in range(5):
             await producer.send_and_wait(
                 str(topic), Tick(n=n).model_dump_json().encode(), partition=1
             )
+            await asyncio.sleep(0.2)
         await asyncio.wait_for(handled.wait(), 20)
 
         # One record taken (max_records=1), its handler stuck: the other four are behind.
