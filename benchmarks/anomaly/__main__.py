@@ -18,7 +18,8 @@ Issue 21's realistic device mix (realistic.py; straps, watches, spot-check devic
 steps-less exercise, beta-blockers, irregular rhythm, apnea dips, small baseline shifts):
 
     python -m benchmarks.anomaly --mix realistic [--seeds 2101,2102] [--participants 100]
-                                 [--days 5] [--json out.json] [--keep DIR]
+                                 [--days 5] [--profile device-mix|news2]
+                                 [--json out.json] [--keep DIR]
 
 tuned on seeds 21,22 (`--seeds tuning`), reported on 2101,2102 (the default, held out).
 
@@ -128,6 +129,12 @@ def main() -> None:
         default="held-out",
         help="realistic mix: comma-separated seeds, or 'tuning' / 'held-out'",
     )
+    parser.add_argument(
+        "--profile",
+        choices=("news2", "device-mix"),
+        default="device-mix",
+        help="realistic mix: the scorer's profile (news2: the service default, rules-2.0)",
+    )
     args = parser.parse_args()
     if args.mix == "realistic":
         named = {"tuning": realistic.TUNING_SEEDS, "held-out": realistic.HELD_OUT_SEEDS}
@@ -135,7 +142,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
             workdir = args.keep or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
-            result = realistic.run(seeds, args.participants, args.days, workdir)
+            profile = ScoringConfig.device_mix() if args.profile == "device-mix" else None
+            result = realistic.run(seeds, args.participants, args.days, workdir, profile)
         if args.json is not None:
             args.json.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
         return
