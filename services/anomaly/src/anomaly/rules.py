@@ -1,23 +1,21 @@
-"""Clinical limits and persistence settings: the trial definitions, with NEWS2 bands for
-severity.
+"""Clinical limits and persistence settings: NEWS2 bands (the default, rules-2.0) and the
+device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.0).
 
-What alerts is the usual trial definition of each event (issue 21): tachycardia at rest
->= 120 beats/min, bradycardia <= 40, SpO2 <= 91 %, fever >= 38.0 C, respiratory rate >= 25
-(and hypothermia <= 35.0, bradypnoea <= 8). NEWS2 (Royal College of Physicians, 2017) then
-sets the severity (band 3 high, 2 medium, 1 low; thresholds inclusive):
-  heart-rate         >= 131 -> 3, 120-130 -> 2, <= 40 -> 3
-  oxygen-saturation  <= 91 -> 3
-  body-temperature   >= 39.1 -> 2, 38.0-39.0 -> 1, <= 35.0 -> 3
-  respiratory-rate   >= 25 -> 3, <= 8 -> 3
-NEWS2's milder bands below the definitions (heart rate 111-119, SpO2 92-93, breathing
-21-24) are left out: a wearable sees them daily in healthy participants. A study may move
-a limit within SAFE_BOUNDS (`ScoringConfig.for_study`).
+rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
+is severity high, 2 medium, 1 low; NEWS2's band-1 ranges of heart rate, SpO2 and breathing
+are left out: a wearable sees them daily in healthy participants):
+  heart-rate         >= 131 -> 3, 111-130 -> 2, <= 40 -> 3
+  oxygen-saturation  <= 91 -> 3, 92-93 -> 2                     (SpO2 scale 1)
+  body-temperature   >= 39.1 -> 2, 38.1-39.0 -> 1, <= 35.0 -> 3
+  respiratory-rate   >= 25 -> 3, 21-24 -> 2, <= 8 -> 3
 
-Persistence is in time, not in reading counts (decision 0065): a breach counts once the
-readings beyond the limit span `min_minutes` with at least 2 of them and no silence longer
-than `max_gap_minutes` between them. A 5-second strap then shows about 48 readings in 4
-minutes, a watch 5, a 15-minute spot-check device 2 readings 15 minutes apart; a
-single-sample artefact never has a twin on any of them.
+rules-3.0 alerts on the usual trial definitions (tachycardia at rest >= 120, SpO2 <= 91,
+fever >= 38.0, breathing >= 25; NEWS2 still sets the severity), movable per study within
+SAFE_BOUNDS (`for_study`), and judges persistence in time, not in reading counts
+(decision 0065): at least 2 readings beyond the limit spanning the rule's minutes, no
+silence longer than the sparsest device's interval between them. A 5-second strap then
+shows about 48 readings in 4 minutes, a watch 5, a 15-minute spot check 2 readings 15
+minutes apart; a single-sample artefact never has a twin on any of them.
 """
 
 from __future__ import annotations
