@@ -14,6 +14,15 @@ command's default), a stream the scorer was not tuned on. Publish only seed-2026
     python -m benchmarks.anomaly [--seed 2026] [--participants 100] [--days 5]
                                  [--json out.json] [--keep DIR]
 
+Issue 21's realistic device mix (realistic.py; straps, watches, spot-check devices,
+steps-less exercise, beta-blockers, irregular rhythm, apnea dips, small baseline shifts):
+
+    python -m benchmarks.anomaly --mix realistic [--seeds 2101,2102] [--participants 100]
+                                 [--days 5] [--profile device-mix|news2]
+                                 [--json out.json] [--keep DIR]
+
+tuned on seeds 21,22 (`--seeds tuning`), reported on 2101,2102 (the default, held out).
+
 --keep leaves readings.jsonl, labels.json, alerts.jsonl (and alerts-rules-only.jsonl) in DIR, e.g. to tune on seed 7
 with `trialstream replay` and benchmarks.anomaly.evaluate without regenerating.
 """
@@ -31,6 +40,7 @@ from anomaly.replay import replay_file
 from anomaly.rules import ScoringConfig
 from trialstream.events.alerts import AlertRaised
 
+from benchmarks.anomaly import realistic
 from benchmarks.anomaly.baselines import persistence_alerts, threshold_alerts
 from benchmarks.anomaly.evaluate import Evaluation, evaluate
 from benchmarks.anomaly.generate import GeneratorConfig, generate
@@ -113,7 +123,30 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, default=None, help="keep readings, labels and alerts in this dir"
     )
+    parser.add_argument("--mix", choices=("classic", "realistic"), default="classic")
+    parser.add_argument(
+        "--seeds",
+        default="held-out",
+        help="realistic mix: comma-separated seeds, or 'tuning' / 'held-out'",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("news2", "device-mix"),
+        default="device-mix",
+        help="realistic mix: the scorer's profile (news2: the service default, rules-2.0)",
+    )
     args = parser.parse_args()
+    if args.mix == "realistic":
+        named = {"tuning": realistic.TUNING_SEEDS, "held-out": realistic.HELD_OUT_SEEDS}
+        seeds = named.get(args.seeds) or tuple(int(x) for x in args.seeds.split(","))
+        with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
+            workdir = args.keep or Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            profile = ScoringConfig.device_mix() if args.profile == "device-mix" else None
+            result = realistic.run(seeds, args.participants, args.days, workdir, profile)
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        return
     config = GeneratorConfig(participants=args.participants, days=args.days, seed=args.seed)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -33,10 +33,21 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_MIN = 60_000_000
 
 
-def breach_sign(data: Dataset) -> npt.NDArray[np.int8]:
+# Issue 21's trial definitions (tachycardia >= 120, bradycardia <= 40, SpO2 <= 91, fever
+# >= 38.0, respiratory rate >= 25): what the realistic mix's baseline is held to.
+DEFINITIONS: dict[Metric, tuple[float | None, float | None]] = {
+    Metric.HEART_RATE: (120, 40),
+    Metric.OXYGEN_SATURATION: (None, 91),
+    Metric.BODY_TEMPERATURE: (38.0, None),
+    Metric.RESPIRATORY_RATE: (25, None),
+}
+Limits = dict[Metric, tuple[float | None, float | None]]
+
+
+def breach_sign(data: Dataset, limits: Limits = LIMITS) -> npt.NDArray[np.int8]:
     """+1 at or above the high limit, -1 at or below the low one, 0 within (or steps)."""
     sign = np.zeros(len(data.v), dtype=np.int8)
-    for metric, (high, low) in LIMITS.items():
+    for metric, (high, low) in limits.items():
         rows = data.m == METRICS.index(metric)
         if high is not None:
             sign[rows & (data.v >= high)] = 1
@@ -51,9 +62,11 @@ def _by_series(data: Dataset, rows: IntArray) -> IntArray:
     return ordered
 
 
-def _alert(data: Dataset, row: int, first: int, sign: int, name: str) -> AlertRaised:
+def _alert(
+    data: Dataset, row: int, first: int, sign: int, name: str, limits: Limits = LIMITS
+) -> AlertRaised:
     metric = METRICS[int(data.m[row])]
-    high, low = LIMITS[metric]
+    high, low = limits[metric]
     threshold = high if sign > 0 else low
     direction = "high" if sign > 0 else "low"
     at = EPOCH + timedelta(microseconds=int(data.t_us[row]))
@@ -90,16 +103,18 @@ def threshold_alerts(data: Dataset, cooldown_min: float = 60) -> list[AlertRaise
     return [_alert(data, r, r, int(sign[r]), "threshold") for r in kept]
 
 
-def persistence_alerts(data: Dataset, readings: int = 5) -> list[AlertRaised]:
-    vital = np.isin(data.m, [METRICS.index(m) for m in LIMITS])
+def persistence_alerts(
+    data: Dataset, readings: int = 5, limits: Limits = LIMITS
+) -> list[AlertRaised]:
+    vital = np.isin(data.m, [METRICS.index(m) for m in limits])
     rows = _by_series(data, np.flatnonzero(vital))
-    sign = breach_sign(data)[rows]
+    sign = breach_sign(data, limits)[rows]
     series = data.p[rows] * len(METRICS) + data.m[rows]
     starts = np.ones(len(rows), dtype=np.bool_)
     starts[1:] = (series[1:] != series[:-1]) | (sign[1:] != sign[:-1])
     run_first = np.maximum.accumulate(np.where(starts, np.arange(len(rows)), 0))
     fire = np.flatnonzero((sign != 0) & (np.arange(len(rows)) - run_first == readings - 1))
     return [
-        _alert(data, int(rows[i]), int(rows[run_first[i]]), int(sign[i]), "persistence")
+        _alert(data, int(rows[i]), int(rows[run_first[i]]), int(sign[i]), "persistence", limits)
         for i in fire
     ]

@@ -56,6 +56,7 @@ class Evaluation:
     participant_days: float
     median_latency_min: float | None  # over every detected event
     false_by_rule: tuple[tuple[str, int], ...] = ()  # most frequent first
+    latencies: tuple[tuple[EventKind, float], ...] = ()  # every detection, for pooling
 
     def _recall(self, family: Family) -> float | None:
         rows = [r for r in self.per_kind if family_of(r.kind) is family]
@@ -117,25 +118,34 @@ def _in_window(rows: list[AlertRaised], label: Label, grace: timedelta) -> list[
 
 
 def first_detection(
-    label: Label, alerts: dict[tuple[str, Family], list[AlertRaised]], grace: timedelta = GRACE
+    label: Label,
+    alerts: dict[tuple[str, Family], list[AlertRaised]],
+    grace: timedelta = GRACE,
+    match_metric: bool = True,
 ) -> AlertRaised | None:
     """The earliest alert that detects `label`, if any."""
     for alert in _in_window(alerts.get((label.participant_id, label.family), []), label, grace):
-        if label.metric is None or alert.metric == label.metric:
+        if not match_metric or label.metric is None or alert.metric == label.metric:
             return alert
     return None
 
 
 def evaluate(
-    alerts: Iterable[AlertRaised], labels: LabelSet, grace: timedelta = GRACE
+    alerts: Iterable[AlertRaised],
+    labels: LabelSet,
+    grace: timedelta = GRACE,
+    *,
+    match_metric: bool = True,
 ) -> Evaluation:
+    """`match_metric=False` is issue 21's rule: an alert of the event's family naming the
+    participant inside the window detects it, whatever metric it is about."""
     by_key = _index(alerts)
     latencies: dict[EventKind, list[float]] = {k: [] for k in EventKind}
     counts: dict[EventKind, int] = dict.fromkeys(EventKind, 0)
     true_ids: set[int] = set()
     for label in labels.labels:
         counts[label.kind] += 1
-        hit = first_detection(label, by_key, grace)
+        hit = first_detection(label, by_key, grace, match_metric)
         if hit is not None:
             latencies[label.kind].append((hit.detected_at - label.start) / timedelta(minutes=1))
         rows = by_key.get((label.participant_id, label.family), [])
@@ -160,4 +170,5 @@ def evaluate(
         participant_days=labels.participant_days,
         median_latency_min=_quantile(every, 50),
         false_by_rule=tuple(false_rules.most_common()),
+        latencies=tuple((k, x) for k in EventKind for x in latencies[k]),
     )

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.readings import Metric
 
-from benchmarks.anomaly.labels import EventKind, Label, LabelSet
+from benchmarks.anomaly.labels import MIX_ONLY_KINDS, EventKind, Label, LabelSet
 from benchmarks.anomaly.physiology import (
     DAY,
     Episode,
@@ -143,7 +143,8 @@ def _assign(
     rng: np.random.Generator, people: list[Participant], total: int
 ) -> list[list[EventKind]]:
     """Kinds per participant: balanced counts, every kind present, eligibility honoured."""
-    n, kinds = len(people), [k for k in EventKind if k not in LATER_KINDS]
+    n = len(people)
+    kinds = [k for k in EventKind if k not in LATER_KINDS and k not in MIX_ONLY_KINDS]
     load = [kinds[i % len(kinds)] for i in range(max(total, len(kinds)))]
     order = sorted(range(len(load)), key=lambda i: (load[i] not in ELIGIBLE, rng.random()))
     rhr = np.array([p.profile.resting_hr for p in people])
@@ -230,7 +231,7 @@ def generate(config: GeneratorConfig | None = None) -> Dataset:
     columns: list[Columns] = []
     labels: list[Label] = []
     later = np.random.default_rng([cfg.seed, 1])
-    share = max(round(total / (len(EventKind) - len(LATER_KINDS))), 1)
+    share = max(round(total / (len(EventKind) - len(LATER_KINDS) - len(MIX_ONLY_KINDS))), 1)
     given = set(later.permutation(cfg.participants)[:share].tolist())
     first, last = int(cfg.warmup_hours * 60), minutes - TAIL_MIN
     owed = 0  # events of chosen participants that did not fit: the next who can takes one

@@ -30,6 +30,8 @@ class EventKind(StrEnum):
     FLATLINE = "flatline"
     DROPOUT = "dropout"
     EARLY_DETERIORATION = "early_deterioration"
+    # Only in the realistic device mix (mix.py): atrial-fibrillation-like irregular rhythm.
+    IRREGULAR_RHYTHM = "irregular_rhythm"
 
 
 class Family(StrEnum):
@@ -50,8 +52,11 @@ KIND_METRIC: Mapping[EventKind, Metric | None] = MappingProxyType(
         EventKind.FLATLINE: None,
         EventKind.DROPOUT: None,
         EventKind.EARLY_DETERIORATION: None,
+        EventKind.IRREGULAR_RHYTHM: Metric.HEART_RATE,
     }
 )
+# Kinds the original generator (generate.py) never draws: its streams stay byte-identical.
+MIX_ONLY_KINDS = frozenset({EventKind.IRREGULAR_RHYTHM})
 DEVICE_KINDS = frozenset({EventKind.FLATLINE, EventKind.DROPOUT})
 
 

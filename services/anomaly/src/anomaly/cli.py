@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from anomaly.replay import ReplayError, describe, replay_file
+from anomaly.rules import ScoringConfig
 
 
 def replay(
@@ -29,10 +30,19 @@ def replay(
         bool,
         typer.Option("--strict", help="Stop at the first invalid line instead of skipping it."),
     ] = False,
+    device_mix: Annotated[
+        bool,
+        typer.Option(
+            "--device-mix",
+            help="Score with the rules-3.0 device-mix profile (trial definitions, persistence "
+            "in time, irregular rhythm, small baseline shifts).",
+        ),
+    ] = False,
 ) -> None:
     """Score a JSONL file of readings offline with the live scoring code; write alerts as JSONL."""
     try:
-        stats = replay_file(input, output, strict=strict)
+        config = ScoringConfig.device_mix() if device_mix else None
+        stats = replay_file(input, output, strict=strict, config=config)
     except ReplayError as exc:
         for message in describe(exc.line, exc.rejected):
             typer.echo(message, err=True)

@@ -47,6 +47,7 @@ from anomaly.quality import (
     jump_bands,
 )
 from anomaly.reading import Reading
+from anomaly.rhythm import IrregularRhythmRule, rhythm
 from anomaly.rules import METRIC_CODE, METRICS, ScoringConfig
 from anomaly.state import ParticipantState, SeriesState
 from anomaly.windows import VITAL_METRICS, Judged, close_windows, judge
@@ -267,8 +268,11 @@ class Scorer:
             model_version=self.model_version,
         )
         if cfg.personal_baselines:  # first: learning folds this batch's completed hours
-            resting = (batch.m == HEART_RATE) & (rows.step_readings > 0)
-            if len(view := rows.view(resting & (rows.steps <= cfg.rest_steps))):
+            known = rows.step_readings > 0
+            if cfg.steps_less_rest:  # no steps known: at rest unless the readings say not
+                known = np.ones(len(known), dtype=np.bool_)
+            resting = (batch.m == HEART_RATE) & known & (rows.steps <= cfg.rest_steps)
+            if len(view := rows.view(resting)):
                 learned = [states[p].resting for p in view.p[view.first].tolist()]
                 deviation = deviations(view, learned, cfg)
                 out.append(score(BaselineShiftRule(deviation), deviation.bands(cfg), view))
@@ -281,13 +285,19 @@ class Scorer:
                 own, _ = baselines(view, held, cfg.baseline_min_hours)
             band = limit_bands(limit, view, cfg, own)
             out.append(score(LimitRule(limit, own), band, view))
+        irregular = None
+        if cfg.irregular_rhythm and len(view := rows.view(batch.m == HEART_RATE)):
+            found = rhythm(view, [states[p] for p in view.p[view.first].tolist()], cfg)
+            out.append(score(IrregularRhythmRule(found), found.bands(cfg), view))
+            with np.errstate(invalid="ignore"):
+                irregular = found.jump >= cfg.rhythm_median_jump
         if cfg.device_quality:
             for metric in cfg.flatline_metrics:
                 if len(view := rows.view(batch.m == METRIC_CODE[metric])):
                     out.append(score(FlatlineRule(metric), flatline_bands(view), view))
             if len(view := rows.view(batch.m == HEART_RATE)):
                 held = [states[p] for p in view.p[view.first].tolist()]
-                band, count = jump_bands(view, held, cfg)
+                band, count = jump_bands(view, held, cfg, irregular)
                 out.append(score(JumpsRule(Metric.HEART_RATE, count), band, view))
         if cfg.multivariate:
             out.append(self._model(rows, batch, states))

@@ -68,17 +68,23 @@ class FlatlineRule(_DeviceRule):
 
 
 def jump_bands(
-    rows: Rows, held: list[ParticipantState], config: ScoringConfig
+    rows: Rows,
+    held: list[ParticipantState],
+    config: ScoringConfig,
+    irregular: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.int8], IntArray]:
     """1 where the trailing window holds at least `jumps_per_window` implausible jumps
     (the carried ones included); also each row's count. Keeps each participant's recent
-    jump times for the next batch."""
+    jump times for the next batch. Jumps inside an irregular rhythm (`irregular` per row)
+    are the heart's, not the sensor's: they do not count."""
     prev_v, prev_t = np.empty_like(rows.v), np.empty_like(rows.t)
     prev_v[1:], prev_t[1:] = rows.v[:-1], rows.t[:-1]
     prev_v[rows.first], prev_t[rows.first] = rows.v_before, rows.last_in
     gap = round(config.jump_max_gap_minutes * US_PER_MINUTE)
     with np.errstate(invalid="ignore"):  # NaN: nothing before
         jump = (np.abs(rows.v - prev_v) >= config.jump_bpm) & (rows.t - prev_t <= gap)
+    if irregular is not None:
+        jump &= ~irregular
     count = np.zeros(len(rows.t), dtype=np.int64)
     window = round(config.jumps_window_minutes * US_PER_MINUTE)
     for g, state in enumerate(held):

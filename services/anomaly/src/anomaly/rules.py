@@ -1,20 +1,28 @@
-"""Clinical limits and persistence settings, in the spirit of NEWS2.
+"""Clinical limits and persistence settings: NEWS2 bands (the default, rules-2.0) and the
+device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.0).
 
-NEWS2 (Royal College of Physicians, 2017) scores each vital sign 0-3. We alert on sustained
-readings in these bands (thresholds inclusive; a value between NEWS2's integer bands, such as
-130.5 beats/min, falls to the milder side):
+rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
+is severity high, 2 medium, 1 low; NEWS2's band-1 ranges of heart rate, SpO2 and breathing
+are left out: a wearable sees them daily in healthy participants):
   heart-rate         >= 131 -> 3, 111-130 -> 2, <= 40 -> 3
   oxygen-saturation  <= 91 -> 3, 92-93 -> 2                     (SpO2 scale 1)
   body-temperature   >= 39.1 -> 2, 38.1-39.0 -> 1, <= 35.0 -> 3
   respiratory-rate   >= 25 -> 3, 21-24 -> 2, <= 8 -> 3
-Band 3 is severity high, 2 medium, 1 low. The NEWS2 band-1 ranges of heart rate, SpO2 and
-respiratory rate are left out: a wearable sees them daily in healthy participants.
+
+rules-3.0 alerts on the usual trial definitions (tachycardia at rest >= 120, SpO2 <= 91,
+fever >= 38.0, breathing >= 25; NEWS2 still sets the severity), movable per study within
+SAFE_BOUNDS (`for_study`), and judges persistence in time, not in reading counts
+(decision 0065): at least 2 readings beyond the limit spanning the rule's minutes, no
+silence longer than the sparsest device's interval between them. A 5-second strap then
+shows about 48 readings in 4 minutes, a watch 5, a 15-minute spot check 2 readings 15
+minutes apart; a single-sample artefact never has a twin on any of them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -92,17 +100,62 @@ class Persistence:
 
 
 def _default_persistence() -> Mapping[Metric, Persistence]:
-    # Heart rate arrives about every minute, the other vitals about every 5 minutes.
-    # Two readings in a row, 5 min apart: a lone motion artefact never has a twin next to it.
-    five_minutely = Persistence(2, 5, 15, 3)
+    # The NEWS2 profile (rules-2.0): heart rate about every minute, the other vitals about
+    # every 5 minutes; 2 readings in a row 5 min apart.
+    # The device-mix profile (_time_persistence): heart rate comes every 5 s (strap) to every 15 min (spot check), the other vitals
+    # every minute to every hour: the gap allowed inside a run is the sparsest device's
+    # interval with its jitter and one lost sample. Sleep-apnea-like dips (1-3 min at
+    # 88-91 %) never span SpO2's 5 min; a sustained desaturation does within 5.
     return MappingProxyType(
         {
             Metric.HEART_RATE: Persistence(5, 4, 15, 5),
-            Metric.OXYGEN_SATURATION: five_minutely,
-            Metric.BODY_TEMPERATURE: five_minutely,
-            Metric.RESPIRATORY_RATE: five_minutely,
+            Metric.OXYGEN_SATURATION: Persistence(2, 5, 15, 3),
+            Metric.BODY_TEMPERATURE: Persistence(2, 5, 15, 3),
+            Metric.RESPIRATORY_RATE: Persistence(2, 5, 15, 3),
         }
     )
+
+
+def _time_persistence() -> Mapping[Metric, Persistence]:
+    sparse = Persistence(2, 5, 90, 3)
+    return MappingProxyType(
+        {
+            Metric.HEART_RATE: Persistence(2, 4, 40, 5),
+            Metric.OXYGEN_SATURATION: sparse,
+            Metric.BODY_TEMPERATURE: sparse,
+            Metric.RESPIRATORY_RATE: sparse,
+        }
+    )
+
+
+# How far a study may move each limit's alerting threshold (the mildest band): beyond
+# these a limit would page on normal physiology or stay silent through a clinical event.
+SAFE_BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        "clinical-limit/heart-rate-high": (100, 150),
+        "clinical-limit/heart-rate-low": (30, 50),
+        "clinical-limit/oxygen-saturation-low": (85, 94),
+        "clinical-limit/body-temperature-high": (37.5, 39.0),
+        "clinical-limit/body-temperature-low": (34.0, 36.0),
+        "clinical-limit/respiratory-rate-high": (20, 30),
+        "clinical-limit/respiratory-rate-low": (6, 10),
+    }
+)
+
+
+DEFINITION_LIMITS: tuple[Limit, ...] = (
+    Limit(Metric.HEART_RATE, Direction.HIGH, ((131, 3), (120, 2)), suppressed_by_activity=True),
+    Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),), personal_margin=10),
+    Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3),)),
+    Limit(Metric.BODY_TEMPERATURE, Direction.HIGH, ((39.1, 2), (38.0, 1))),
+    Limit(Metric.BODY_TEMPERATURE, Direction.LOW, ((35.0, 3),)),
+    Limit(Metric.RESPIRATORY_RATE, Direction.HIGH, ((25, 3),), suppressed_by_activity=True),
+    Limit(Metric.RESPIRATORY_RATE, Direction.LOW, ((8, 3),)),
+)
+
+
+class UnsafeLimitError(ValueError):
+    """A study asked for a limit outside SAFE_BOUNDS (or for a rule that has none)."""
 
 
 @dataclass(frozen=True)
@@ -145,11 +198,16 @@ class ScoringConfig:
     personal_baselines: bool = True
     rest_steps: float = 30
     baseline_min_hours: int = 3  # hours of history at this time of day before judging
+    # Early warning of infection: +15 beats/min held for 90 min. A 90-min mean of at least
+    # 4 resting readings (a spot-check device sends 4-12) against the participant's own
+    # day-to-day spread at this hour; a participant who sends no steps counts as resting
+    # unless the readings say otherwise (their hourly medians shrug off a workout).
     baseline_window_minutes: float = 30
     baseline_min_readings: int = 10  # resting readings in that window
     shift_min_bpm: float = 20
     shift_spread_factor: float = 5  # and at least this many times the usual spread
     shift: Persistence = Persistence(20, 30, 15, 20)
+    steps_less_rest: bool = False
     # Multivariate model (windows.py, model.py): an IsolationForest over personal
     # deviations of four vitals in 30-min resting windows, alerting when its score stays
     # at or above the model's threshold for `model_persistence` windows.
@@ -164,7 +222,60 @@ class ScoringConfig:
     # them, a limit rule alerts already; a second alert for the same episode is noise).
     model_below_limits: bool = True
     model_threshold: float | None = None  # None: the threshold shipped with the model
+    # Irregular rhythm (rhythm.py): the typical (1/3 quantile) jump between successive
+    # heart-rate readings over the last `rhythm_readings` (within `rhythm_window_minutes`).
+    irregular_rhythm: bool = False
+    rhythm_readings: int = 8
+    rhythm_window_minutes: float = 150
+    rhythm_median_jump: float = 6  # beats/min; a regular heart at rest: about 1
+    rhythm_min_mean: float = 90  # AF-like: irregular and fast
+    rhythm: Persistence = Persistence(2, 2, 40, 9)
+    # Exertion inferred without steps: a participant who sends no step count and whose
+    # heart rate climbed into the breach (a ramp, not a jump) is exercising. The ramp is
+    # judged from the highest reading in the `ramp_minutes` before the run began.
+    infer_exertion: bool = True
+    ramp_minutes: float = 10
+    ramp_min_rise: float = 15  # beats/min above the pre-breach level seen before the breach
     model_version: str = "rules-2.0"  # bump whenever a threshold or rule changes
+
+    @classmethod
+    def device_mix(cls, **overrides: object) -> ScoringConfig:
+        """The rules-3.0 profile of issue 21 for fleets that mix devices: trial definitions
+        as limits, persistence in time, the irregular-rhythm rule, small baseline shifts
+        over 90 min, and participants without steps judged at rest. Not yet the default:
+        tests pinned to rules-2.0 behaviour are to be reviewed first (see the README)."""
+        settings: dict[str, object] = {
+            "limits": DEFINITION_LIMITS,
+            "persistence": _time_persistence(),
+            "baseline_window_minutes": 90,
+            "baseline_min_readings": 4,
+            "shift_min_bpm": 13,
+            "shift_spread_factor": 3,
+            "shift": Persistence(2, 90, 40, 10),
+            "steps_less_rest": True,
+            "irregular_rhythm": True,
+            "model_version": "rules-3.0",
+        }
+        return cls(**(settings | overrides))  # type: ignore[arg-type]
+
+    def for_study(self, limits: Mapping[str, float]) -> ScoringConfig:
+        """This config with each named limit's alerting threshold (its mildest band) moved,
+        e.g. {"clinical-limit/heart-rate-high": 110}; more severe bands the new threshold
+        passes are dropped. Raises UnsafeLimitError outside SAFE_BOUNDS."""
+        known = {lim.rule: lim for lim in self.limits}
+        changed = dict(known)
+        for rule, value in limits.items():
+            lo, hi = SAFE_BOUNDS.get(rule, (math.inf, -math.inf))
+            if rule not in known or not lo <= value <= hi:
+                raise UnsafeLimitError(f"{rule}: {value} is outside the safe bounds {lo}-{hi}")
+            lim = known[rule]
+            high = lim.direction is Direction.HIGH
+            mildest = min(b for _, b in lim.bands)
+            worse = [
+                (t, b) for t, b in lim.bands if b > mildest and (t > value if high else t < value)
+            ]
+            changed[rule] = replace(lim, bands=(*worse, (value, mildest)))
+        return replace(self, limits=tuple(changed[lim.rule] for lim in self.limits))
 
     def __post_init__(self) -> None:
         for limit in self.limits:

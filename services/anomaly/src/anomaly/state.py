@@ -208,6 +208,9 @@ class ParticipantState:
     # Added after format 1 was in use: optional in the JSON, so older checkpoints load
     # (their participants start learning the model's baselines from the next reading).
     windows: WindowState = field(default_factory=WindowState)
+    # The last heart-rate readings for the irregular-rhythm rule (optional in the JSON too).
+    rhythm_us: list[int] = field(default_factory=list)
+    rhythm_v: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -226,6 +229,8 @@ class ParticipantState:
             out["jumps_us"] = self.jumps_us
         if not self.windows.is_empty():
             out["windows"] = self.windows.to_json()
+        if self.rhythm_us:
+            out["rhythm"] = {"t_us": self.rhythm_us, "v": self.rhythm_v}
         return out
 
     @classmethod
@@ -241,10 +246,12 @@ class ParticipantState:
             seen, alerted = data.get("seen_us"), data.get("dropout_alerted_us")
             jumps = [int(x) for x in data.get("jumps_us", ())]
             windows = WindowState.from_json(data["windows"]) if "windows" in data else None
+            beat = data.get("rhythm", {"t_us": [], "v": []})
+            rhythm_us, rhythm_v = [int(x) for x in beat["t_us"]], [float(x) for x in beat["v"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
-        if step_us.shape != counts.shape:
-            raise StateError("malformed scoring state: step times and counts differ in length")
+        if step_us.shape != counts.shape or len(rhythm_us) != len(rhythm_v):
+            raise StateError("malformed scoring state: times and values differ in length")
         return cls(
             series,
             step_us,
@@ -254,4 +261,6 @@ class ParticipantState:
             None if alerted is None else int(alerted),
             jumps,
             windows or WindowState(),
+            rhythm_us,
+            rhythm_v,
         )

@@ -1,0 +1,137 @@
+"""An irregular rhythm (atrial-fibrillation-like) as its own rule.
+
+A regular heart at rest changes by 1-3 beats/min from one reading to the next; in atrial
+fibrillation successive readings jump about at random by 10-30. The detector looks at the
+lower third of the absolute differences between successive heart-rate readings over the
+last `rhythm_readings` (its 1/3 quantile: two motion artefacts make four large jumps and
+still do not count; in AF nearly every jump is large) and at their mean: irregular and
+fast (>= `rhythm_min_mean`) at rest (no steps known, or few) is the band. It needs no steps and works
+on any cadence: a strap fills the readings in under a minute, a spot-check device in an
+hour or two (`rhythm_window_minutes` bounds how old they may be).
+
+The last readings are carried in the participant's state, so the result does not depend
+on where the stream is cut into batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+from trialstream.events.alerts import AlertKind, AlertRaised, Severity
+from trialstream.events.readings import Metric
+
+from anomaly.episodes import Hit, Rows
+from anomaly.explain import number, span, to_datetime
+from anomaly.rules import Persistence, ScoringConfig
+from anomaly.state import ParticipantState
+
+FloatArray = npt.NDArray[np.float64]
+US_PER_MINUTE = 60_000_000
+RULE = "irregular-rhythm/heart-rate"
+
+
+@dataclass(frozen=True)
+class Rhythm:
+    """Per heart-rate row: typical (1/3 quantile) successive jump, mean and time span of the last readings
+    (NaN where fewer are known)."""
+
+    jump: FloatArray
+    mean: FloatArray
+    minutes: FloatArray
+    resting: npt.NDArray[np.bool_]
+
+    def irregular(self, config: ScoringConfig) -> npt.NDArray[np.bool_]:
+        with np.errstate(invalid="ignore"):
+            result: npt.NDArray[np.bool_] = (
+                (self.jump >= config.rhythm_median_jump)
+                & (self.mean >= config.rhythm_min_mean)
+                & (self.minutes <= config.rhythm_window_minutes)
+                & self.resting
+            )
+        return result
+
+    def bands(self, config: ScoringConfig) -> npt.NDArray[np.int8]:
+        band: npt.NDArray[np.int8] = np.where(self.irregular(config), 2, 0).astype(np.int8)
+        return band
+
+
+def rhythm(rows: Rows, held: list[ParticipantState], config: ScoringConfig) -> Rhythm:
+    """Judge heart-rate rows (one group per participant, `held` their states) and keep each
+    participant's last readings for the next batch."""
+    k = config.rhythm_readings
+    n = len(rows.t)
+    carried = [len(s.rhythm_us) for s in held]
+    sizes = np.diff(np.append(rows.first, n)) + np.array(carried, dtype=np.int64)
+    v = np.concatenate(
+        [
+            np.concatenate([s.rhythm_v, rows.v[a : b + 1]])
+            for s, a, b in zip(held, rows.first.tolist(), rows.last.tolist(), strict=True)
+        ]
+    )
+    t = np.concatenate(
+        [
+            np.concatenate([np.asarray(s.rhythm_us, np.int64), rows.t[a : b + 1]])
+            for s, a, b in zip(held, rows.first.tolist(), rows.last.tolist(), strict=True)
+        ]
+    )
+    starts = np.cumsum(sizes) - sizes
+    pos = np.arange(len(v)) - np.repeat(starts, sizes)  # index within the participant's run
+    jump = np.full(len(v), np.nan)
+    mean = np.full(len(v), np.nan)
+    minutes = np.full(len(v), np.nan)
+    if len(v) >= k:
+        diffs = np.abs(np.diff(v, prepend=v[0]))
+        full = np.flatnonzero(pos >= k - 1)
+        windows = sliding_window_view(diffs, k - 1)  # window j covers diffs j..j+k-2
+        jump[full] = np.quantile(windows[full - k + 2], 1 / 3, axis=1)
+        csum = np.concatenate([[0.0], np.cumsum(v)])
+        mean[full] = (csum[full + 1] - csum[full + 1 - k]) / k
+        minutes[full] = (t[full] - t[full - k + 1]) / US_PER_MINUTE
+    own = pos >= np.repeat(np.array(carried, dtype=np.int64), sizes)  # this batch's rows
+    ends = np.cumsum(sizes)
+    for s, lo, hi in zip(
+        held, np.maximum(ends - (k - 1), starts).tolist(), ends.tolist(), strict=True
+    ):
+        s.rhythm_v, s.rhythm_us = v[lo:hi].tolist(), t[lo:hi].tolist()
+    resting = (rows.step_readings == 0) | (rows.steps <= config.rest_steps)
+    return Rhythm(jump[own], mean[own], minutes[own], resting)
+
+
+@dataclass(frozen=True)
+class IrregularRhythmRule:
+    """Heart rate irregular from reading to reading and fast, at any cadence."""
+
+    rhythm: Rhythm
+
+    rule = RULE
+    levels = (2,)
+    kind = AlertKind.CLINICAL
+    metric = Metric.HEART_RATE
+
+    def persistence(self, config: ScoringConfig) -> Persistence:
+        return config.rhythm
+
+    def build(self, hit: Hit) -> AlertRaised:
+        i, cfg, r = hit.i, hit.config, self.rhythm
+        start, end = to_datetime(hit.run.start_us), to_datetime(hit.detected_us)
+        window = float(r.minutes[i])
+        cadence = window / max(cfg.rhythm_readings - 1, 1)
+        explanation = (
+            f"Irregular heart rhythm: over the last {cfg.rhythm_readings} heart-rate readings "
+            f"({number(window)} min, one about every {_cadence(cadence)}) the rate averaged "
+            f"{number(float(r.mean[i]))} beats/min and two thirds of the changes from one "
+            f"reading to the next were {number(float(r.jump[i]))} beats/min or more (a "
+            f"regular heart at rest: 1-3); irregular since {span(start, end)}. This pattern suggests "
+            "atrial fibrillation or another arrhythmia, not a clinical limit: please arrange "
+            "an ECG."
+        )
+        return hit.alert(self, Severity.MEDIUM, explanation, threshold=cfg.rhythm_median_jump)
+
+
+def _cadence(minutes: float) -> str:
+    if minutes < 1:
+        return f"{number(round(minutes * 60))} s"
+    return f"{number(round(minutes, 1))} min"
