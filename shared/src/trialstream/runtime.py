@@ -2,9 +2,11 @@
 
 Order matters: topics and migrations first (idempotent, safe for replicas that
 start together), then the pool, then the broker (its subscribers may use the
-pool at once), then the bulk producer and the outbox relay that uses it. Shutdown: the
-broker stops consuming and finishes its in-flight batch, then the relay makes a last
-pass over the outbox, then the producer and the pool close.
+pool at once; its consumer groups join together), then the bulk producer and the outbox
+relay that uses it; the service then starts its periodic loops (`runtime.loops`).
+Shutdown: the loops finish their pass, the broker stops consuming and finishes its
+in-flight batch, then the relay makes a last pass over the outbox, then the producer and
+the pool close.
 """
 
 from __future__ import annotations
