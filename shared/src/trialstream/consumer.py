@@ -318,7 +318,10 @@ async def record_lag(kafka: object, group: str, *, ask_broker: bool = False) -> 
             if end is None:
                 continue  # nothing fetched from this partition yet
             position = await kafka.position(tp)
-            LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, end - position))
+            # A rebalance during the awaits may have moved the partition away (and the
+            # listener dropped its series): a series set now would never be dropped.
+            if tp in kafka.assignment():
+                LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, end - position))
     except (KafkaError, AssertionError) as exc:
         # A rebalance between the batch and this read: the next batch sets it again.
         log.debug("consumer lag not recorded", group=group, error=repr(exc))

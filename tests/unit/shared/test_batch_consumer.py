@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream.kafka import KafkaBroker
+from prometheus_client import REGISTRY
 from trialstream import consumer as consumer_module
 from trialstream.consumer import BatchConsumer, RetryPolicy
 from trialstream.events.deadletter import DeadLetter
@@ -177,3 +178,32 @@ async def test_lag_refresh_keeps_going_after_a_failed_read(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class _Rebalanced(AIOKafkaConsumer):  # type: ignore[misc]
+    """A consumer that loses partition 1 to another replica while its lag is being read."""
+
+    def __init__(self) -> None:  # no client: only what record_lag asks for
+        self.owned = {TopicPartition("t", 0), TopicPartition("t", 1)}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.owned)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        self.owned.discard(TopicPartition("t", 1))  # the rebalance, during the request
+        return dict.fromkeys(partitions, 10)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 7
+
+
+async def test_a_partition_moved_away_while_lag_is_read_gets_no_series() -> None:
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    await consumer_module.record_lag(_Rebalanced(), group, ask_broker=True)
+
+    def lag(partition: int) -> float | None:
+        labels = {"group": group, "topic": "t", "partition": str(partition)}
+        return REGISTRY.get_sample_value("trialstream_consumer_lag", labels)
+
+    assert lag(0) == 3.0
+    assert lag(1) is None, "a series for a partition another replica now owns"
