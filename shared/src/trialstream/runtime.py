@@ -14,16 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
-from trialstream.consumer import keep_lag_current
+from trialstream.consumer import (
+    BatchConsumer,
+    Handle,
+    dead_letter_sender,
+    keep_lag_current,
+    subscribe_batches,
+)
 from trialstream.db import create_pool, migrate
+from trialstream.events.topics import Topic
 from trialstream.http import ReadyCheck
 from trialstream.kafka import ensure_topics, start_broker
 from trialstream.loops import Loops
@@ -33,6 +42,7 @@ from trialstream.services import ServiceInfo
 from trialstream.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+E = TypeVar("E", bound=BaseModel)
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
@@ -68,6 +78,35 @@ class Runtime:
     async def check_broker(self) -> None:
         if not await self.broker.ping(timeout=2):
             raise ConnectionError("Kafka broker did not answer")
+
+    def subscribe(
+        self,
+        topic: Topic | Sequence[Topic],
+        model: type[E],
+        group: str,
+        handle: Handle[E],
+        *,
+        max_records: int = 5000,
+        consumer: type[BatchConsumer[Any]] = BatchConsumer,
+    ) -> None:
+        """Consume `topic` in consumer group `group` in batches, each event decoded into
+        `model` and the batch given to `handle`: the delivery policy of consumer.py
+        (dead letters, retries, commits after processing, lag) with the service's session
+        timeout. `consumer` is a BatchConsumer subclass where a group reads several
+        contracts (it decides the model per record)."""
+        batches = consumer(
+            model=model,
+            group=group,
+            handle=handle,
+            send_dead_letters=dead_letter_sender(self.broker),
+        )
+        subscribe_batches(
+            self.broker,
+            topic,
+            batches,
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            max_records=max_records,
+        )
 
     @property
     def ready_checks(self) -> list[ReadyCheck]:

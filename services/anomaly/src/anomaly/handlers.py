@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.runtime import Runtime
@@ -23,15 +22,4 @@ def subscribe_scoring(
         backlog.note_batch(len(readings))
         await score_batch(runtime.pool, readings, config)
 
-    subscribe_batches(
-        runtime.broker,
-        Topic.READINGS,
-        BatchConsumer(
-            model=ReadingReceived,
-            group=GROUP,
-            handle=score,
-            send_dead_letters=dead_letter_sender(runtime.broker),
-        ),
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        max_records=settings.max_batch,
-    )
+    runtime.subscribe(Topic.READINGS, ReadingReceived, GROUP, score, max_records=settings.max_batch)

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, require_admin
-from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.base import SiteId
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
@@ -195,15 +194,5 @@ def subscribe(runtime: Runtime, schedules: Sequence[Schedule]) -> None:
             rows = [(e.participant_id, e.visit_id, e.starts_at or e.occurred_at) for e in done]
             await service.visits_completed(runtime.pool, rows)
 
-    dead_letters = dead_letter_sender(runtime.broker)
-    session = runtime.settings.kafka_session_timeout_ms
-    for topic, model, group, handle in (
-        (Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants),
-        (Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits),
-    ):
-        subscribe_batches(
-            runtime.broker,
-            topic,
-            BatchConsumer(model=model, group=group, handle=handle, send_dead_letters=dead_letters),
-            session_timeout_ms=session,
-        )
+    runtime.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
+    runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)

@@ -5,11 +5,8 @@ monitoring flags (rbm/), which subscribes to its low-volume streams itself."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from pydantic import BaseModel
-from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.epro import QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
@@ -59,24 +56,12 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
     async def on_visits(events: Sequence[VisitChanged]) -> None:
         await timeline.record_events(runtime.pool, [timeline.visit_row(e) for e in events])
 
-    dead_letters = dead_letter_sender(runtime.broker)
-    session = runtime.settings.kafka_session_timeout_ms
-
-    def add(
-        topic: Topic,
-        model: type[BaseModel],
-        group: str,
-        handle: Callable[[Sequence[Any]], Awaitable[None]],
-    ) -> None:
-        consumer = BatchConsumer(
-            model=model, group=group, handle=handle, send_dead_letters=dead_letters
-        )
-        subscribe_batches(runtime.broker, topic, consumer, session_timeout_ms=session)
-
-    add(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)
-    add(Topic.ALERT_EPISODES_ENDED, AlertEpisodeEnded, EPISODES_GROUP, on_episodes_ended)
-    add(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
-    add(Topic.READINGS, ReadingReceived, READINGS_GROUP, on_readings)
-    add(Topic.EPRO_RESPONSES, ResponseSubmitted, EPRO_RESPONSES_GROUP, on_responses)
-    add(Topic.EPRO_MISSED, QuestionnaireMissed, EPRO_MISSED_GROUP, on_missed)
-    add(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)
+    runtime.subscribe(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)
+    runtime.subscribe(
+        Topic.ALERT_EPISODES_ENDED, AlertEpisodeEnded, EPISODES_GROUP, on_episodes_ended
+    )
+    runtime.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
+    runtime.subscribe(Topic.READINGS, ReadingReceived, READINGS_GROUP, on_readings)
+    runtime.subscribe(Topic.EPRO_RESPONSES, ResponseSubmitted, EPRO_RESPONSES_GROUP, on_responses)
+    runtime.subscribe(Topic.EPRO_MISSED, QuestionnaireMissed, EPRO_MISSED_GROUP, on_missed)
+    runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import ReadingReceived
@@ -33,24 +32,13 @@ TRIGGER_GROUPS = {
 
 
 def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clock: Clock) -> None:
-    dead_letters = dead_letter_sender(runtime.broker)
-    session = settings.kafka_session_timeout_ms
-
-    def on(topic: Topic, model: type[Any], group: str, handle: Any, max_records: int = 500) -> None:
-        consumer = BatchConsumer(
-            model=model, group=group, handle=handle, send_dead_letters=dead_letters
-        )
-        subscribe_batches(
-            runtime.broker, topic, consumer, session_timeout_ms=session, max_records=max_records
-        )
-
     def trigger(topic: Topic, model: type[Any], step: Step[Any]) -> None:
         group = TRIGGER_GROUPS[topic]
 
         async def handle(events: Sequence[Any]) -> None:
             await service.apply_events(runtime.pool, group, events, step, policy, clock)
 
-        on(topic, model, group, handle)
+        runtime.subscribe(topic, model, group, handle, max_records=500)
 
     trigger(Topic.EPRO_DUE, QuestionnaireDue, service.epro_due_step(policy))
     trigger(Topic.EPRO_MISSED, QuestionnaireMissed, service.epro_missed_step(policy))
@@ -64,5 +52,17 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
     async def on_readings(readings: Sequence[ReadingReceived]) -> None:
         await service.record_readings(runtime.pool, readings, clock)
 
-    on(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
-    on(Topic.READINGS, ReadingReceived, READINGS_GROUP, on_readings, settings.readings_max_batch)
+    runtime.subscribe(
+        Topic.PARTICIPANTS,
+        ParticipantEnrolled,
+        PARTICIPANTS_GROUP,
+        on_participants,
+        max_records=500,
+    )
+    runtime.subscribe(
+        Topic.READINGS,
+        ReadingReceived,
+        READINGS_GROUP,
+        on_readings,
+        max_records=settings.readings_max_batch,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import APIRouter
-from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
@@ -35,27 +34,7 @@ def subscribe(ctx: Context) -> None:
             ctx.pool, events, ctx.settings.protocol, (ctx.policy, ctx.urgent_horizon), ctx.clock()
         )
 
-    broker = ctx.runtime.broker
-    dead_letters = dead_letter_sender(broker)
-    session = ctx.settings.kafka_session_timeout_ms
-    for topic, consumer in (
-        (
-            Topic.ALERTS,
-            BatchConsumer(
-                model=AlertRaised,
-                group=ALERTS_GROUP,
-                handle=on_alerts,
-                send_dead_letters=dead_letters,
-            ),
-        ),
-        (
-            Topic.PARTICIPANTS,
-            BatchConsumer(
-                model=ParticipantEnrolled,
-                group=PARTICIPANTS_GROUP,
-                handle=on_participants,
-                send_dead_letters=dead_letters,
-            ),
-        ),
-    ):
-        subscribe_batches(broker, topic, consumer, session_timeout_ms=session)
+    ctx.runtime.subscribe(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)
+    ctx.runtime.subscribe(
+        Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants
+    )

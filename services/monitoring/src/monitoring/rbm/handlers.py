@@ -10,7 +10,7 @@ from uuid import UUID
 from aiokafka import ConsumerRecord
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, StringConstraints
-from trialstream.consumer import BatchConsumer, dead_letter_sender, subscribe_batches
+from trialstream.consumer import BatchConsumer
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
@@ -115,8 +115,6 @@ def subscribe_rbm(runtime: Runtime, settings: RbmSettings) -> None:
     """The low-volume streams KRIs and flags need, in one group. The readings reach
     `service.process_readings_for_rbm` through monitoring's one readings subscriber."""
     rules = settings.flag_rules()
-    dead_letters = dead_letter_sender(runtime.broker)
-    session = runtime.settings.kafka_session_timeout_ms
 
     async def on_streams(events: Sequence[Event]) -> None:
         # participants first: a batch may hold an enrolment and that participant's events
@@ -128,13 +126,8 @@ def subscribe_rbm(runtime: Runtime, settings: RbmSettings) -> None:
             await service.apply_epro_responses(conn, _of(events, ResponseSubmitted), rules)
             await service.apply_visits(conn, _of(events, VisitChanged))
 
-    subscribe_batches(
-        runtime.broker,
-        [Topic(t) for t in STREAMS],
-        StreamsConsumer(
-            model=Event, group=STREAMS_GROUP, handle=on_streams, send_dead_letters=dead_letters
-        ),
-        session_timeout_ms=session,
+    runtime.subscribe(
+        [Topic(t) for t in STREAMS], Event, STREAMS_GROUP, on_streams, consumer=StreamsConsumer
     )
 
 
