@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # brokers), a test file per worker at a time (module fixtures stay whole): a test mostly
 # waits on consumers and group joins, so more workers than cores helps. TEST_WORKERS=0
 # runs them in this process, one after another.
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
