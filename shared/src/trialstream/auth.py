@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from fastapi import Depends, Header
 
-from trialstream.http import ApiError
+from trialstream.errors import Kind, Refused
 
 
 def new_token(prefix: str) -> str:
@@ -31,10 +31,14 @@ def tokens_match(given: str, expected: str) -> bool:
 def bearer_token(authorization: str | None = Header(default=None)) -> str:
     """FastAPI dependency: the token from `Authorization: Bearer ...`, or a 401."""
     if not authorization:
-        raise ApiError(401, "missing_credentials", "Send 'Authorization: Bearer <token>'.")
+        raise Refused(
+            Kind.UNAUTHORIZED, "missing_credentials", "Send 'Authorization: Bearer <token>'."
+        )
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "invalid_credentials", "Authorization must be 'Bearer <token>'.")
+        raise Refused(
+            Kind.UNAUTHORIZED, "invalid_credentials", "Authorization must be 'Bearer <token>'."
+        )
     return token.strip()
 
 
@@ -43,8 +47,10 @@ def require_admin(admin_token: str | None) -> Callable[[str], None]:
 
     def check(token: str = Depends(bearer_token)) -> None:
         if admin_token is None:
-            raise ApiError(403, "admin_disabled", "No TRIALSTREAM_ADMIN_TOKEN is configured.")
+            raise Refused(
+                Kind.FORBIDDEN, "admin_disabled", "No TRIALSTREAM_ADMIN_TOKEN is configured."
+            )
         if not tokens_match(token, admin_token):
-            raise ApiError(401, "invalid_credentials", "The admin token is not valid.")
+            raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "The admin token is not valid.")
 
     return check

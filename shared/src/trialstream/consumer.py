@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -116,16 +116,19 @@ class BatchConsumer(Generic[E]):
         handle: Handle[E],
         send_dead_letters: SendDeadLetters,
         retry: RetryPolicy = RetryPolicy(),
+        contracts: Mapping[Topic, type[E]] | None = None,
     ) -> None:
         self.model = model
+        self._contracts = dict(contracts or {})
         self.group = group
         self._handle = handle
         self._send_dead_letters = send_dead_letters
         self._retry = retry
 
     def model_for(self, record: ConsumerRecord[Any, Any]) -> type[E]:
-        """The contract a record is decoded into (one model per consumer unless overridden)."""
-        return self.model
+        """The contract a record is decoded into: its topic's, where the group reads
+        several topics with a contract each, else the consumer's one model."""
+        return self._contracts.get(record.topic, self.model)
 
     def decode(
         self, records: Sequence[ConsumerRecord[Any, Any]]

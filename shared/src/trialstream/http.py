@@ -1,4 +1,4 @@
-"""HTTP conventions every service shares: one error body shape, request metrics, health and
+"""HTTP conventions every service shares: one error body shape (for `errors.Refused`), request metrics, health and
 metrics routes.
 
 Error body: {"error": {"code": "machine_readable", "message": "A sentence.", "details": [...]}}
@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trialstream.errors import Kind, Refused
+
 REQUESTS = Counter(
     "trialstream_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
@@ -27,15 +29,13 @@ REQUEST_SECONDS = Histogram(
 )
 
 
-class ApiError(Exception):
+class ApiError(Refused):
+    """Deprecated spelling of `Refused` by status number; being replaced service by service."""
+
     def __init__(
         self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details or []
+        super().__init__(Kind(status), code, message, details)
 
 
 def error_body(
@@ -92,11 +92,15 @@ def install_error_handlers(app: FastAPI) -> None:
     """The shared error body for our errors and for request validation, and request metrics."""
     app.add_middleware(RequestMetrics)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    @app.exception_handler(Refused)
+    async def _refused(_: Request, exc: Refused) -> JSONResponse:
+        headers = dict(exc.headers)
+        if exc.kind is Kind.UNAUTHORIZED:
+            headers.setdefault("WWW-Authenticate", "Bearer")
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers
+            error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers=headers or None,
         )
 
     @app.exception_handler(RequestValidationError)

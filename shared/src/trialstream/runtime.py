@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -55,6 +55,8 @@ class Runtime:
     # Periodic background work, started by the service inside `running` and stopped by it
     # first; `/readyz` reports a loop that ended (see loops.py).
     loops: Loops = field(default_factory=Loops, repr=False)
+    # consumer group -> its topics, as subscribed; checked against ServiceInfo.groups
+    subscriptions: dict[str, tuple[Topic, ...]] = field(default_factory=dict, repr=False)
     _pool: asyncpg.Pool | None = field(default=None, repr=False)
     _producer: BatchProducer | None = field(default=None, repr=False)
 
@@ -81,7 +83,7 @@ class Runtime:
 
     def subscribe(
         self,
-        topic: Topic | Sequence[Topic],
+        topic: Topic | Sequence[Topic] | Mapping[Topic, type[E]],
         model: type[E],
         group: str,
         handle: Handle[E],
@@ -92,17 +94,26 @@ class Runtime:
         """Consume `topic` in consumer group `group` in batches, each event decoded into
         `model` and the batch given to `handle`: the delivery policy of consumer.py
         (dead letters, retries, commits after processing, lag) with the service's session
-        timeout. `consumer` is a BatchConsumer subclass where a group reads several
-        contracts (it decides the model per record)."""
+        timeout. Where one group reads several topics with a contract each, `topic` maps
+        each topic to its contract (`model` is then their common base, for `handle`).
+        The group must be one the service declares in its ServiceInfo."""
+        contracts = dict(topic) if isinstance(topic, Mapping) else {}
+        topics = (
+            tuple(contracts) if contracts else (topic,) if isinstance(topic, str) else tuple(topic)
+        )
+        if group in self.subscriptions:
+            raise ValueError(f"consumer group {group!r} is subscribed twice")
+        self.subscriptions[group] = topics
         batches = consumer(
             model=model,
             group=group,
             handle=handle,
             send_dead_letters=dead_letter_sender(self.broker),
+            contracts=contracts,
         )
         subscribe_batches(
             self.broker,
-            topic,
+            list(topics),
             batches,
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
             max_records=max_records,
@@ -114,10 +125,23 @@ class Runtime:
         return [self.check_database, self.check_broker, self.loops.check]
 
 
+def check_groups(info: ServiceInfo, subscribed: Mapping[str, Sequence[Topic]]) -> None:
+    """The consumer groups a service joins are the ones its ServiceInfo declares (the
+    catalogue and the operators' lag dashboards go by the declaration)."""
+    declared = {g.name: set(g.topics) for g in info.groups}
+    actual = {name: set(topics) for name, topics in subscribed.items()}
+    if declared != actual:
+        raise RuntimeError(
+            f"{info.name}: consumer groups subscribed {sorted(actual.items())} differ from"
+            f" those declared in its ServiceInfo {sorted(declared.items())}"
+        )
+
+
 @asynccontextmanager
 async def running(
     info: ServiceInfo, runtime: Runtime, *, relay_outbox: bool
 ) -> AsyncIterator[Runtime]:
+    check_groups(info, runtime.subscriptions)
     settings = runtime.settings
     await ensure_topics(settings.kafka_bootstrap_servers, partitions=settings.topic_partitions)
     await migrate(settings.database_url, schema=info.schema, directories=[info.migrations])

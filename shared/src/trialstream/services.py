@@ -15,6 +15,15 @@ from trialstream.events.topics import Topic
 
 
 @dataclass(frozen=True)
+class ConsumerGroup:
+    """A consumer group a service joins and the topics it reads in it. The name is a
+    contract with the broker (its committed offsets): a new name replays the topics."""
+
+    name: str
+    topics: tuple[Topic, ...]
+
+
+@dataclass(frozen=True)
 class ServiceInfo:
     name: str
     module: str  # run as `python -m <module>`
@@ -23,9 +32,15 @@ class ServiceInfo:
     base_port: int  # replica i listens on base_port + 10 * i
     env_prefix: str  # e.g. "INGEST_" for its settings
     order: int = 50  # start order (lower first)
-    # What it publishes and subscribes to: the event catalogue (`trialstream catalog`).
+    # What it publishes, and the groups it consumes in: the event catalogue
+    # (`trialstream catalog`). `running` refuses to start a service whose subscribers
+    # differ from its declared groups.
     produces: tuple[Topic, ...] = ()
-    consumes: tuple[Topic, ...] = ()
+    groups: tuple[ConsumerGroup, ...] = ()
+
+    @property
+    def consumes(self) -> tuple[Topic, ...]:
+        return tuple(dict.fromkeys(t for g in self.groups for t in g.topics))
 
     def port_of(self, replica: int) -> int:
         return self.base_port + 10 * replica

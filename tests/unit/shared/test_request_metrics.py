@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
-from trialstream.http import ApiError, install_error_handlers
+from trialstream.errors import Kind, Refused
+from trialstream.http import install_error_handlers
 
 
 def app_with_a_route() -> FastAPI:
@@ -15,7 +16,7 @@ def app_with_a_route() -> FastAPI:
     @app.get("/v1/things/{thing_id}")
     async def thing(thing_id: int) -> dict[str, int]:
         if thing_id == 0:
-            raise ApiError(404, "unknown_thing", "no thing 0")
+            raise Refused(Kind.NOT_FOUND, "unknown_thing", "no thing 0")
         return {"thing_id": thing_id}
 
     return app

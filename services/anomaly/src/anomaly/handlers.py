@@ -10,9 +10,10 @@ from trialstream.runtime import Runtime
 
 from anomaly.rules import ScoringConfig
 from anomaly.service import Backlog, score_batch
+from anomaly.service_info import GROUPS
 from anomaly.settings import AnomalySettings
 
-GROUP = "anomaly"
+GROUP = GROUPS["readings"].name
 
 
 def subscribe_scoring(

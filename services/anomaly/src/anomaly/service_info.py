@@ -1,7 +1,12 @@
 from importlib.resources import files
 
 from trialstream.events.topics import Topic
-from trialstream.services import ServiceInfo
+from trialstream.services import ConsumerGroup, ServiceInfo
+
+# The consumer groups it joins (their names are offsets on the broker: keep them).
+GROUPS = {
+    "readings": ConsumerGroup("anomaly", (Topic.READINGS,)),
+}
 
 SERVICE = ServiceInfo(
     name="anomaly",
@@ -12,5 +17,5 @@ SERVICE = ServiceInfo(
     env_prefix="ANOMALY_",
     order=20,
     produces=(Topic.ALERTS, Topic.ALERT_EPISODES_ENDED),
-    consumes=(Topic.READINGS,),
+    groups=tuple(GROUPS.values()),
 )

@@ -22,14 +22,15 @@ from epro import accounts, service, withdrawal
 from epro.accounts import Role
 from epro.definitions import Catalog, Questionnaire
 from epro.schedules import Schedule
+from epro.service_info import GROUPS
 from epro.settings import EproSettings
 from epro.submissions import Correction, Invalid, Submission
 
 # v2 since withdrawal is acted on (decision 0014): a new group reads the compacted topic
 # from the start once, so withdrawals published before the upgrade take effect too.
 # Idempotent: schedules already assigned stay, site and timezone are re-stated.
-PARTICIPANTS_GROUP = "epro-participants-v2"
-VISITS_GROUP = "epro-visits"
+PARTICIPANTS_GROUP = GROUPS["participants"].name
+VISITS_GROUP = GROUPS["visits"].name
 
 
 class NewStaff(BaseModel):

@@ -1,7 +1,13 @@
 from importlib.resources import files
 
 from trialstream.events.topics import Topic
-from trialstream.services import ServiceInfo
+from trialstream.services import ConsumerGroup, ServiceInfo
+
+# The consumer groups it joins (their names are offsets on the broker: keep them).
+GROUPS = {
+    "participants": ConsumerGroup("epro-participants-v2", (Topic.PARTICIPANTS,)),
+    "visits": ConsumerGroup("epro-visits", (Topic.VISITS,)),
+}
 
 SERVICE = ServiceInfo(
     name="epro",
@@ -12,5 +18,5 @@ SERVICE = ServiceInfo(
     env_prefix="EPRO_",
     order=40,
     produces=(Topic.EPRO_DUE, Topic.EPRO_MISSED, Topic.EPRO_RESPONSES, Topic.ALERTS),
-    consumes=(Topic.PARTICIPANTS, Topic.VISITS),
+    groups=tuple(GROUPS.values()),
 )

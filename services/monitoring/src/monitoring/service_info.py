@@ -1,7 +1,28 @@
 from importlib.resources import files
 
 from trialstream.events.topics import Topic
-from trialstream.services import ServiceInfo
+from trialstream.services import ConsumerGroup, ServiceInfo
+
+# The consumer groups it joins (their names are offsets on the broker: keep them).
+GROUPS = {
+    "alerts": ConsumerGroup("monitoring-alerts", (Topic.ALERTS,)),
+    "episodes_ended": ConsumerGroup("monitoring-episodes-ended", (Topic.ALERT_EPISODES_ENDED,)),
+    "participants": ConsumerGroup("monitoring-participants", (Topic.PARTICIPANTS,)),
+    "readings": ConsumerGroup("monitoring-readings", (Topic.READINGS,)),
+    "epro_responses": ConsumerGroup("monitoring-epro-responses", (Topic.EPRO_RESPONSES,)),
+    "epro_missed": ConsumerGroup("monitoring-epro-missed", (Topic.EPRO_MISSED,)),
+    "visits": ConsumerGroup("monitoring-visits", (Topic.VISITS,)),
+    "rbm_streams": ConsumerGroup(
+        "monitoring-rbm-streams",
+        (
+            Topic.PARTICIPANTS,
+            Topic.EPRO_DUE,
+            Topic.EPRO_MISSED,
+            Topic.EPRO_RESPONSES,
+            Topic.VISITS,
+        ),
+    ),
+}
 
 SERVICE = ServiceInfo(
     name="monitoring",
@@ -18,14 +39,5 @@ SERVICE = ServiceInfo(
         Topic.KRI_BREACHES,
         Topic.DISCREPANCY_FLAGS,
     ),
-    consumes=(
-        Topic.ALERTS,
-        Topic.ALERT_EPISODES_ENDED,
-        Topic.PARTICIPANTS,
-        Topic.READINGS,
-        Topic.EPRO_DUE,
-        Topic.EPRO_MISSED,
-        Topic.EPRO_RESPONSES,
-        Topic.VISITS,
-    ),
+    groups=tuple(GROUPS.values()),
 )

@@ -18,15 +18,16 @@ from trialstream.runtime import Runtime
 from monitoring import repository, timeline
 from monitoring.rbm.flags import FlagRules
 from monitoring.rbm.service import DEFAULT_RULES, process_readings_for_rbm
+from monitoring.service_info import GROUPS
 from monitoring.timeline_readings import record_readings_for_timeline
 
-ALERTS_GROUP = "monitoring-alerts"
-PARTICIPANTS_GROUP = "monitoring-participants"
-EPISODES_GROUP = "monitoring-episodes-ended"
-READINGS_GROUP = "monitoring-readings"
-EPRO_RESPONSES_GROUP = "monitoring-epro-responses"
-EPRO_MISSED_GROUP = "monitoring-epro-missed"
-VISITS_GROUP = "monitoring-visits"
+ALERTS_GROUP = GROUPS["alerts"].name
+PARTICIPANTS_GROUP = GROUPS["participants"].name
+EPISODES_GROUP = GROUPS["episodes_ended"].name
+READINGS_GROUP = GROUPS["readings"].name
+EPRO_RESPONSES_GROUP = GROUPS["epro_responses"].name
+EPRO_MISSED_GROUP = GROUPS["epro_missed"].name
+VISITS_GROUP = GROUPS["visits"].name
 
 
 def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:

@@ -14,20 +14,24 @@ from trialstream.runtime import Runtime
 
 from retention import service
 from retention.service import Clock, Policy, Step
+from retention.service_info import GROUPS
 from retention.settings import RetentionSettings
 
 # v2 since withdrawal is acted on (decision 0034): a new group reads the compacted topic
 # from the start once, so withdrawals published before the upgrade take effect too.
 # Idempotent: the participant rows are re-stated.
-PARTICIPANTS_GROUP = "retention-participants-v2"
-READINGS_GROUP = "retention-readings"
+PARTICIPANTS_GROUP = GROUPS["participants"].name
+READINGS_GROUP = GROUPS["readings"].name
 # topic -> (consumer group, contract, use case)
 TRIGGER_GROUPS = {
-    Topic.EPRO_DUE: "retention-epro-due",
-    Topic.EPRO_MISSED: "retention-epro-missed",
-    Topic.EPRO_RESPONSES: "retention-epro-responses",
-    Topic.VISITS: "retention-visits",
-    Topic.VISIT_REMINDERS: "retention-visit-reminders",
+    t: GROUPS[t.name.lower()].name
+    for t in (
+        Topic.EPRO_DUE,
+        Topic.EPRO_MISSED,
+        Topic.EPRO_RESPONSES,
+        Topic.VISITS,
+        Topic.VISIT_REMINDERS,
+    )
 }
 
 

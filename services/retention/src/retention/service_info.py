@@ -1,7 +1,18 @@
 from importlib.resources import files
 
 from trialstream.events.topics import Topic
-from trialstream.services import ServiceInfo
+from trialstream.services import ConsumerGroup, ServiceInfo
+
+# The consumer groups it joins (their names are offsets on the broker: keep them).
+GROUPS = {
+    "epro_due": ConsumerGroup("retention-epro-due", (Topic.EPRO_DUE,)),
+    "epro_missed": ConsumerGroup("retention-epro-missed", (Topic.EPRO_MISSED,)),
+    "epro_responses": ConsumerGroup("retention-epro-responses", (Topic.EPRO_RESPONSES,)),
+    "visits": ConsumerGroup("retention-visits", (Topic.VISITS,)),
+    "visit_reminders": ConsumerGroup("retention-visit-reminders", (Topic.VISIT_REMINDERS,)),
+    "participants": ConsumerGroup("retention-participants-v2", (Topic.PARTICIPANTS,)),
+    "readings": ConsumerGroup("retention-readings", (Topic.READINGS,)),
+}
 
 SERVICE = ServiceInfo(
     name="retention",
@@ -12,13 +23,5 @@ SERVICE = ServiceInfo(
     env_prefix="RETENTION_",
     order=40,
     produces=(Topic.NUDGES, Topic.COORDINATOR_TASKS),
-    consumes=(
-        Topic.EPRO_DUE,
-        Topic.EPRO_MISSED,
-        Topic.EPRO_RESPONSES,
-        Topic.VISITS,
-        Topic.VISIT_REMINDERS,
-        Topic.READINGS,
-        Topic.PARTICIPANTS,
-    ),
+    groups=tuple(GROUPS.values()),
 )

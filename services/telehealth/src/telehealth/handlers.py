@@ -11,11 +11,10 @@ from trialstream.events.topics import Topic
 
 from telehealth import enrolment, routes_bookings, routes_people, urgent
 from telehealth.context import Context
+from telehealth.service_info import GROUPS
 
-ALERTS_GROUP = "telehealth-alerts"
-PARTICIPANTS_GROUP = (
-    "telehealth-participants-v2"  # a new group replays the topic: see enrolment.CONSUMER
-)
+ALERTS_GROUP = GROUPS["alerts"].name
+PARTICIPANTS_GROUP = GROUPS["participants"].name  # v2: see enrolment.CONSUMER
 
 
 def build_router(ctx: Context) -> APIRouter:

@@ -1,7 +1,13 @@
 from importlib.resources import files
 
 from trialstream.events.topics import Topic
-from trialstream.services import ServiceInfo
+from trialstream.services import ConsumerGroup, ServiceInfo
+
+# The consumer groups it joins (their names are offsets on the broker: keep them).
+GROUPS = {
+    "alerts": ConsumerGroup("telehealth-alerts", (Topic.ALERTS,)),
+    "participants": ConsumerGroup("telehealth-participants-v2", (Topic.PARTICIPANTS,)),
+}
 
 SERVICE = ServiceInfo(
     name="telehealth",
@@ -12,5 +18,5 @@ SERVICE = ServiceInfo(
     env_prefix="TELEHEALTH_",
     order=40,
     produces=(Topic.VISITS, Topic.VISIT_REMINDERS, Topic.VISIT_PROPOSALS),
-    consumes=(Topic.ALERTS, Topic.PARTICIPANTS),
+    groups=tuple(GROUPS.values()),
 )

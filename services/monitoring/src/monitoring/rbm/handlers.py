@@ -7,10 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
-from aiokafka import ConsumerRecord
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, StringConstraints
-from trialstream.consumer import BatchConsumer
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
@@ -23,23 +21,17 @@ from monitoring.domain import AccessDenied, InvalidTransition, Staff, may_read, 
 from monitoring.rbm import kris, repository, service
 from monitoring.rbm.closing import FlagNotFound, close_flag
 from monitoring.rbm.settings import RbmSettings
+from monitoring.service_info import GROUPS
 
 # The low-volume streams share one group: one consumer-group join at start-up, not five.
-STREAMS_GROUP = "monitoring-rbm-streams"
-STREAMS: dict[str, type[Event]] = {
+STREAMS_GROUP = GROUPS["rbm_streams"].name
+STREAMS: dict[Topic, type[Event]] = {
     Topic.PARTICIPANTS: ParticipantEnrolled,
     Topic.EPRO_DUE: QuestionnaireDue,
     Topic.EPRO_MISSED: QuestionnaireMissed,
     Topic.EPRO_RESPONSES: ResponseSubmitted,
     Topic.VISITS: VisitChanged,
 }
-
-
-class StreamsConsumer(BatchConsumer[Event]):
-    """Decodes each record by its topic's contract."""
-
-    def model_for(self, record: ConsumerRecord[Any, Any]) -> type[Event]:
-        return STREAMS[record.topic]
 
 
 class FlagClosing(BaseModel):
@@ -126,9 +118,7 @@ def subscribe_rbm(runtime: Runtime, settings: RbmSettings) -> None:
             await service.apply_epro_responses(conn, _of(events, ResponseSubmitted), rules)
             await service.apply_visits(conn, _of(events, VisitChanged))
 
-    runtime.subscribe(
-        [Topic(t) for t in STREAMS], Event, STREAMS_GROUP, on_streams, consumer=StreamsConsumer
-    )
+    runtime.subscribe(STREAMS, Event, STREAMS_GROUP, on_streams)
 
 
 T = TypeVar("T", bound=Event)

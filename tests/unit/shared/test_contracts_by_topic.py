@@ -1,4 +1,5 @@
-"""The shared RBM consumer decodes each record by its topic's contract."""
+"""A group that reads several topics decodes each record by its topic's contract
+(monitoring's risk-based streams are one such group)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
-from monitoring.rbm.handlers import STREAMS_GROUP, StreamsConsumer
+from monitoring.rbm.handlers import STREAMS, STREAMS_GROUP
+from trialstream.consumer import BatchConsumer
 from trialstream.events.base import Event
 from trialstream.events.deadletter import DeadLetter
 from trialstream.events.epro import QuestionnaireMissed
@@ -36,8 +38,12 @@ async def _nothing(_: Sequence[object]) -> None:
 
 
 def test_records_of_each_topic_become_their_own_event_type() -> None:
-    consumer = StreamsConsumer(
-        model=Event, group=STREAMS_GROUP, handle=_nothing, send_dead_letters=_nothing
+    consumer = BatchConsumer(
+        model=Event,
+        group=STREAMS_GROUP,
+        handle=_nothing,
+        send_dead_letters=_nothing,
+        contracts=STREAMS,
     )
     enrolled = ParticipantEnrolled(participant_id="P-1", site_id="s1", status="withdrawn")
     t = datetime(2026, 3, 2, tzinfo=UTC)
