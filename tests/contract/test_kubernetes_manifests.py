@@ -4,7 +4,6 @@ the production overlay only patches what the base has."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +66,9 @@ def test_every_service_has_exactly_one_autoscaler(info: ServiceInfo) -> None:
     assert (keda is None) != (hpa is None), f"{info.name}: KEDA makes its own HPA; one only"
 
 
-def consumer_groups() -> set[str]:
-    groups: set[str] = set()
-    for info in SERVICES:
-        handlers = importlib.import_module(f"{info.module}.handlers")
-        groups |= {
-            v for k, v in vars(handlers).items() if k.endswith("GROUP") and isinstance(v, str)
-        }
-    return groups
+def consumer_groups() -> dict[str, set[str]]:
+    """Each declared consumer group and the topics it reads (ServiceInfo.groups)."""
+    return {g.name: {str(t) for t in g.topics} for info in SERVICES for g in info.groups}
 
 
 def test_lag_triggers_name_real_topics_and_consumer_groups_within_the_partitions() -> None:
@@ -89,6 +83,7 @@ def test_lag_triggers_name_real_topics_and_consumer_groups_within_the_partitions
         for trigger in (t for t in obj["spec"]["triggers"] if t["type"] == "kafka"):
             assert trigger["metadata"]["topic"] in topics
             assert trigger["metadata"]["consumerGroup"] in groups
+            assert trigger["metadata"]["topic"] in groups[trigger["metadata"]["consumerGroup"]]
 
 
 def test_the_production_overlay_patches_only_what_the_base_has() -> None:

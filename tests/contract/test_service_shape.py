@@ -26,7 +26,6 @@ NAMES = sorted(p.name for p in SERVICES.iterdir() if (p / "pyproject.toml").exis
 PENDING = {
     "anomaly",
     "epro",
-    "ingest",
     "monitoring",
     "retention",
     "telehealth",

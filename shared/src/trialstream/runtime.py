@@ -17,13 +17,15 @@ import gc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import structlog
+from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from trialstream.auth import bearer_token, check_admin
 from trialstream.consumer import (
     BatchConsumer,
     Handle,
@@ -123,6 +125,25 @@ class Runtime:
     def ready_checks(self) -> list[ReadyCheck]:
         """What `/readyz` asks: the database, the broker, and that no loop has stopped."""
         return [self.check_database, self.check_broker, self.loops.check]
+
+
+def current_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the service's Runtime (the composition root puts it on
+    `app.state.runtime`), so routers can be module-level."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+CurrentRuntime = Annotated[Runtime, Depends(current_runtime)]
+
+
+def require_admin_token(runtime: CurrentRuntime, token: str = Depends(bearer_token)) -> None:
+    """FastAPI dependency: the request carries the platform admin token of the settings."""
+    configured = runtime.settings.admin_token
+    check_admin(configured.get_secret_value() if configured else None, token)
+
+
+AdminOnly = Depends(require_admin_token)
 
 
 def check_groups(info: ServiceInfo, subscribed: Mapping[str, Sequence[Topic]]) -> None:

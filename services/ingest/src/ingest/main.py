@@ -10,7 +10,7 @@ from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
-from ingest.handlers import build_router
+from ingest.api import router
 from ingest.service_info import SERVICE
 from ingest.settings import IngestSettings
 
@@ -31,7 +31,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(build_router(runtime, settings))
+    app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     return app

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from trialstream import audit
 from trialstream.auth import hash_token, new_token
+from trialstream.errors import Kind, Refused
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
@@ -72,14 +73,6 @@ async def upload_readings(
     return UploadResult(checked.results)
 
 
-class AlreadyExists(Exception):
-    pass
-
-
-class UnknownParticipant(Exception):
-    pass
-
-
 async def enroll_participant(pool: asyncpg.Pool, participant: repository.Participant) -> None:
     """Register a participant with its site; announce it (outbox) so other services can
     scope data per site. Re-enrolling with the same site is a no-op; another site conflicts."""
@@ -102,8 +95,10 @@ async def enroll_participant(pool: asyncpg.Pool, participant: repository.Partici
             return
         existing = await repository.get_participant(conn, participant.participant_id)
         if existing is not None and existing.site_id != participant.site_id:
-            raise AlreadyExists(
-                f"participant '{participant.participant_id}' is enrolled at site '{existing.site_id}'"
+            raise Refused(
+                Kind.CONFLICT,
+                "conflict",
+                f"participant '{participant.participant_id}' is enrolled at site '{existing.site_id}'",
             )
 
 
@@ -119,7 +114,11 @@ async def withdraw_participant(
         if done is None:
             existing = await repository.get_participant(conn, participant_id)
             if existing is None:
-                raise UnknownParticipant(f"participant '{participant_id}' is not enrolled")
+                raise Refused(
+                    Kind.NOT_FOUND,
+                    "unknown_participant",
+                    f"participant '{participant_id}' is not enrolled",
+                )
             return existing
         event = ParticipantEnrolled(
             participant_id=done.participant_id,
@@ -147,9 +146,13 @@ async def enroll_device(pool: asyncpg.Pool, device_id: str, participant_id: str)
     token = new_token("dev")
     async with pool.acquire() as conn, conn.transaction():
         if await repository.get_participant(conn, participant_id) is None:
-            raise UnknownParticipant(f"participant '{participant_id}' is not enrolled")
+            raise Refused(
+                Kind.NOT_FOUND,
+                "unknown_participant",
+                f"participant '{participant_id}' is not enrolled",
+            )
         if not await repository.insert_device(conn, device_id, participant_id, hash_token(token)):
-            raise AlreadyExists(f"device '{device_id}' is already enrolled")
+            raise Refused(Kind.CONFLICT, "conflict", f"device '{device_id}' is already enrolled")
         await audit.record(
             conn,
             actor="admin",

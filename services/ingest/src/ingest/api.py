@@ -1,0 +1,227 @@
+"""HTTP routes: device uploads and the admin enrolment routes, each calling a use case."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field
+from trialstream.auth import bearer_token, hash_token
+from trialstream.errors import Kind, Refused
+from trialstream.events.base import DeviceId, ParticipantId, SiteId
+from trialstream.events.readings import Metric
+from trialstream.events.topics import Topic
+from trialstream.outbox import OutboxMessage
+from trialstream.runtime import AdminOnly, CurrentRuntime
+from trialstream.validation import ReadingUpload, parse_valid_body
+
+from ingest import repository, service
+from ingest.domain import Uploader
+from ingest.settings import IngestSettings
+
+
+class EnrollParticipant(BaseModel):
+    participant_id: ParticipantId = Field(
+        description="Pseudonymous study id; never a name, email or phone"
+    )
+    site_id: SiteId
+    timezone: str = "UTC"
+
+
+class Withdrawal(BaseModel):
+    reason: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=1000,
+            description="Why (kept in ingest's database only, never published)",
+        ),
+    ]
+    withdrawn_at: AwareDatetime | None = Field(
+        default=None, description="When it took effect (default: now); not in the future"
+    )
+
+
+class EnrollDevice(BaseModel):
+    device_id: DeviceId
+    participant_id: ParticipantId
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise Refused(
+            Kind.TOO_LARGE, "request_too_large", f"The body is larger than {max_bytes} bytes."
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise Refused(
+                Kind.TOO_LARGE, "request_too_large", f"The body is larger than {max_bytes} bytes."
+            )
+    return bytes(body)
+
+
+def _records(body: bytes) -> list[ReadingUpload] | list[Any]:
+    """The body's records: all validated in one call when every one is valid (the usual
+    case), else the raw JSON values, for `check_batch` to judge one by one. A body that
+    is not `{"readings": [...]}` is refused whole."""
+    valid = parse_valid_body(body)
+    if valid is not None:
+        return valid
+    try:
+        parsed = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise Refused(
+            Kind.INVALID,
+            "malformed_json",
+            "The request body is not valid JSON.",
+            [{"field": "body", "message": str(exc)}],
+        ) from None
+    records = parsed.get("readings") if isinstance(parsed, dict) else None
+    if not isinstance(records, list):
+        raise Refused(
+            Kind.INVALID,
+            "invalid_request",
+            'The body must be a JSON object {"readings": [ ... ]}.',
+            [
+                {
+                    "field": "readings",
+                    "code": "list_type",
+                    "message": "a list of readings is required",
+                }
+            ],
+        )
+    return records
+
+
+router = APIRouter()
+
+
+def ingest_settings(runtime: CurrentRuntime) -> IngestSettings:
+    assert isinstance(runtime.settings, IngestSettings)
+    return runtime.settings
+
+
+Settings = Annotated[IngestSettings, Depends(ingest_settings)]
+
+
+async def uploader(runtime: CurrentRuntime, token: str = Depends(bearer_token)) -> Uploader:
+    device = await repository.device_for_token(runtime.pool, hash_token(token))
+    if device is None:
+        raise Refused(
+            Kind.UNAUTHORIZED, "invalid_credentials", "Unknown or revoked device credential."
+        )
+    return Uploader(device.device_id, device.participant_id, device.withdrawn_at)
+
+
+@router.post(
+    "/v1/readings",
+    tags=["devices"],
+    summary="Upload a batch of readings; each record gets its own result",
+    responses={401: {}, 413: {}, 422: {}, 503: {}},
+)
+async def upload(
+    request: Request,
+    runtime: CurrentRuntime,
+    settings: Settings,
+    who: Annotated[Uploader, Depends(uploader)],
+) -> JSONResponse:
+    records = _records(await _read_body(request, settings.max_request_bytes))
+    if len(records) > settings.max_readings_per_request:
+        raise Refused(
+            Kind.TOO_LARGE,
+            "too_many_readings",
+            f"{len(records)} readings in one request; at most {settings.max_readings_per_request}.",
+        )
+
+    async def publish(readings: list[tuple[str, bytes]]) -> None:
+        topic = str(Topic.READINGS)
+        await runtime.producer.send([OutboxMessage(topic, key, value) for key, value in readings])
+
+    skew = timedelta(seconds=settings.max_clock_skew_seconds)
+    try:
+        result = await service.upload_readings(
+            runtime.pool, publish, who, records, max_clock_skew=skew
+        )
+    except (OSError, TimeoutError, ConnectionError) as exc:
+        raise Refused(
+            Kind.UNAVAILABLE,
+            "unavailable",
+            f"Could not store the readings, retry later ({type(exc).__name__}).",
+        ) from None
+    return JSONResponse(result.as_dict())
+
+
+@router.post("/v1/admin/participants", tags=["admin"], status_code=201, dependencies=[AdminOnly])
+async def enroll_participant(runtime: CurrentRuntime, body: EnrollParticipant) -> dict[str, str]:
+    await service.enroll_participant(
+        runtime.pool, repository.Participant(body.participant_id, body.site_id, body.timezone)
+    )
+    return {"participant_id": body.participant_id, "site_id": body.site_id}
+
+
+@router.post(
+    "/v1/admin/participants/{participant_id}/withdraw",
+    tags=["admin"],
+    dependencies=[AdminOnly],
+    summary="Withdraw a participant: later readings are refused, the state is published",
+)
+async def withdraw_participant(
+    runtime: CurrentRuntime, participant_id: str, body: Withdrawal
+) -> dict[str, str]:
+    if body.withdrawn_at is not None and body.withdrawn_at > datetime.now(UTC):
+        raise Refused(
+            Kind.INVALID,
+            "invalid_request",
+            "withdrawn_at must not be in the future.",
+            [{"field": "withdrawn_at", "code": "in_future", "message": "in the future"}],
+        )
+    done = await service.withdraw_participant(
+        runtime.pool, participant_id, body.reason, body.withdrawn_at
+    )
+    assert done.withdrawn_at is not None
+    return {
+        "participant_id": done.participant_id,
+        "site_id": done.site_id,
+        "status": "withdrawn",
+        "withdrawn_at": done.withdrawn_at.isoformat(),
+    }
+
+
+@router.post("/v1/admin/devices", tags=["admin"], status_code=201, dependencies=[AdminOnly])
+async def enroll_device(runtime: CurrentRuntime, body: EnrollDevice) -> dict[str, str]:
+    token = await service.enroll_device(runtime.pool, body.device_id, body.participant_id)
+    return {"device_id": body.device_id, "participant_id": body.participant_id, "token": token}
+
+
+@router.post("/v1/admin/devices/{device_id}/revoke", tags=["admin"], dependencies=[AdminOnly])
+async def revoke_device(runtime: CurrentRuntime, device_id: str) -> dict[str, str]:
+    if not await service.revoke_device(runtime.pool, device_id):
+        raise Refused(Kind.NOT_FOUND, "unknown_device", f"no active device '{device_id}'")
+    return {"device_id": device_id, "status": "revoked"}
+
+
+@router.get("/v1/participants/{participant_id}/readings", tags=["admin"], dependencies=[AdminOnly])
+async def list_readings(
+    runtime: CurrentRuntime,
+    participant_id: str,
+    start: Annotated[AwareDatetime, Query(alias="from")],
+    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    metric: Metric | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    rows = await repository.readings_for(
+        runtime.pool, participant_id, start, end or datetime.now(UTC), metric, limit
+    )
+    return {"participant_id": participant_id, "readings": [_row(r) for r in rows]}
+
+
+def _row(record: Any) -> dict[str, Any]:
+    out = dict(record)
+    out["event_id"] = str(out["event_id"])
+    return out
