@@ -269,8 +269,7 @@ class AssignmentMetrics(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             if tp.topic in self._topics:
-                with contextlib.suppress(KeyError):  # no batch was consumed from it yet
-                    LAG.remove(self._group, tp.topic, str(tp.partition))
+                _forget_lag(self._group, tp.topic, tp.partition)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         for topic in sorted(self._topics):
@@ -303,6 +302,24 @@ async def keep_lag_current(broker: KafkaBroker, every_seconds: float) -> None:
         await asyncio.sleep(every_seconds)
 
 
+# (group -> (topic, partition)) of the lag series this process has set: each read drops
+# those of partitions it no longer owns, whichever way they left (a revocation the
+# listener did not see, or one that raced a read), so replicas' series add up.
+_LAG_SERIES: dict[str, set[tuple[str, int]]] = {}
+
+
+def _forget_lag(group: str, topic: str, partition: int) -> None:
+    _LAG_SERIES.get(group, set()).discard((topic, partition))
+    with contextlib.suppress(KeyError):  # never set: no batch came from it
+        LAG.remove(group, topic, str(partition))
+
+
+def _drop_lag_of_moved(group: str, owned: set[TopicPartition]) -> None:
+    held = {(tp.topic, tp.partition) for tp in owned}
+    for topic, partition in list(_LAG_SERIES.get(group, set()) - held):
+        _forget_lag(group, topic, partition)
+
+
 async def record_lag(kafka: object, group: str, *, ask_broker: bool = False) -> None:
     """After a batch, the partition ends the last fetch brought (free, but stale for a
     partition whose records wait unconsumed: the fetcher does not fetch it again, so a
@@ -325,6 +342,8 @@ async def record_lag(kafka: object, group: str, *, ask_broker: bool = False) -> 
             # listener dropped its series): a series set now would never be dropped.
             if tp in kafka.assignment():
                 LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, end - position))
+                _LAG_SERIES.setdefault(group, set()).add((tp.topic, tp.partition))
+        _drop_lag_of_moved(group, kafka.assignment())
     except (KafkaError, AssertionError) as exc:
         # A rebalance between the batch and this read: the next batch sets it again.
         log.debug("consumer lag not recorded", group=group, error=repr(exc))

@@ -207,3 +207,25 @@ async def test_a_partition_moved_away_while_lag_is_read_gets_no_series() -> None
 
     assert lag(0) == 3.0
     assert lag(1) is None, "a series for a partition another replica now owns"
+
+
+class _Moved(_Rebalanced):
+    """Partition 1 left between two reads, and no revocation told the listener."""
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 10)
+
+
+async def test_the_next_read_drops_the_series_of_a_partition_that_left_unannounced() -> None:
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    kafka = _Moved()
+
+    def lag(partition: int) -> float | None:
+        labels = {"group": group, "topic": "t", "partition": str(partition)}
+        return REGISTRY.get_sample_value("trialstream_consumer_lag", labels)
+
+    await consumer_module.record_lag(kafka, group, ask_broker=True)
+    assert (lag(0), lag(1)) == (3.0, 3.0)
+    kafka.owned.discard(TopicPartition("t", 1))
+    await consumer_module.record_lag(kafka, group, ask_broker=True)  # the periodic refresh
+    assert (lag(0), lag(1)) == (3.0, None)
