@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 import structlog
@@ -21,6 +20,7 @@ import structlog
 from trialstream.db import DbConnection
 from trialstream.events.base import Event
 from trialstream.events.topics import Topic
+from trialstream.producer import KeyedRecord
 
 log = structlog.get_logger(__name__)
 
@@ -33,15 +33,8 @@ _MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
 _PURGE = "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)"
 
 
-@dataclass(frozen=True)
-class OutboxMessage:
-    topic: str
-    key: str | None
-    payload: bytes
-
-
 # Publishes every message and returns once the broker acknowledged all of them.
-PublishMany = Callable[[Sequence[OutboxMessage]], Awaitable[None]]
+PublishMany = Callable[[Sequence[KeyedRecord]], Awaitable[None]]
 
 
 async def enqueue(
@@ -80,7 +73,7 @@ class OutboxRelay:
             rows = await conn.fetch(_CLAIM, self._batch_size)
             if not rows:
                 return 0
-            messages = [OutboxMessage(r["topic"], r["key"], bytes(r["payload"])) for r in rows]
+            messages = [KeyedRecord(r["topic"], r["key"], bytes(r["payload"])) for r in rows]
             await self._publish(messages)
             await conn.execute(_MARK_SENT, [r["id"] for r in rows])
         _log_relayed(messages)
@@ -122,7 +115,7 @@ class OutboxRelay:
             log.warning("outbox not drained at shutdown; the rest goes later", error=repr(exc))
 
 
-def _log_relayed(messages: Sequence[OutboxMessage], shown: int = 50) -> None:
+def _log_relayed(messages: Sequence[KeyedRecord], shown: int = 50) -> None:
     """One line per relayed batch naming its events, so an event can be traced from the
     service that decided it to every consumer (whose dead letters name it too)."""
     by_topic: dict[str, list[str]] = {}

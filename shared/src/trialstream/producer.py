@@ -14,16 +14,25 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from trialstream.outbox import OutboxMessage
-
 _HEADERS = [("content-type", b"application/json")]
 MAX_BATCH_BYTES = 1_000_000  # under Apache Kafka's default message.max.bytes (1 MiB)
 _RECORD_OVERHEAD = 128  # record header, the content-type header, batch header
+
+
+@dataclass(frozen=True)
+class KeyedRecord:
+    """One record to publish: what the outbox relay reads from its table and what a hot
+    path (ingest's upload) sends directly."""
+
+    topic: str
+    key: str | None
+    payload: bytes
 
 
 class RecordTooLarge(ValueError):
@@ -54,9 +63,9 @@ class BatchProducer:
         encoded = key.encode() if key is not None else None
         return int(self._partitioner(encoded, partitions, partitions))
 
-    async def send(self, messages: Sequence[OutboxMessage]) -> None:
+    async def send(self, messages: Sequence[KeyedRecord]) -> None:
         """Publish every message; return once the broker acknowledged all of them."""
-        by_partition: dict[tuple[str, int], list[OutboxMessage]] = defaultdict(list)
+        by_partition: dict[tuple[str, int], list[KeyedRecord]] = defaultdict(list)
         placed: dict[tuple[str, str | None], int] = {}
         for m in messages:
             where = (m.topic, m.key)
@@ -70,7 +79,7 @@ class BatchProducer:
             await asyncio.gather(*futures)
 
     async def _send_partition(
-        self, topic: str, partition: int, records: list[OutboxMessage]
+        self, topic: str, partition: int, records: list[KeyedRecord]
     ) -> list[asyncio.Future[object]]:
         futures = []
         batch = self._producer.create_batch()

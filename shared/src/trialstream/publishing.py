@@ -9,12 +9,12 @@ from faststream.kafka import KafkaBroker
 
 from trialstream.events.base import Event
 from trialstream.events.topics import Topic
-from trialstream.outbox import OutboxMessage
+from trialstream.producer import KeyedRecord
 
 JSON_HEADERS = {"content-type": "application/json"}
 
 
-async def publish_raw(broker: KafkaBroker, messages: Sequence[OutboxMessage]) -> None:
+async def publish_raw(broker: KafkaBroker, messages: Sequence[KeyedRecord]) -> None:
     """Send all, then await all acks (acks=all is set on the broker). Raises if any failed."""
     futures = [
         await broker.publish(
@@ -35,5 +35,5 @@ async def publish_events(
 ) -> None:
     await publish_raw(
         broker,
-        [OutboxMessage(str(topic), key, event.model_dump_json().encode()) for key, event in events],
+        [KeyedRecord(str(topic), key, event.model_dump_json().encode()) for key, event in events],
     )

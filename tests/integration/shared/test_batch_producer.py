@@ -11,8 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from trialstream.kafka import make_broker
-from trialstream.outbox import OutboxMessage
-from trialstream.producer import BatchProducer, RecordTooLarge
+from trialstream.producer import BatchProducer, KeyedRecord, RecordTooLarge
 from trialstream.publishing import publish_raw
 
 pytestmark = pytest.mark.integration
@@ -57,8 +56,8 @@ async def everything_on(kafka: str, topic: str, expected: int) -> list[tuple[int
     return out
 
 
-def message(topic: str, key: str, n: int, size: int = 0) -> OutboxMessage:
-    return OutboxMessage(topic, key, json.dumps({"n": n, "pad": "x" * size}).encode())
+def message(topic: str, key: str, n: int, size: int = 0) -> KeyedRecord:
+    return KeyedRecord(topic, key, json.dumps({"n": n, "pad": "x" * size}).encode())
 
 
 async def test_each_key_lands_where_a_per_record_publish_puts_it_and_keeps_its_order(

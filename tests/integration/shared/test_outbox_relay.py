@@ -11,7 +11,8 @@ import structlog.testing
 from trialstream.db import create_pool, migrate
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
-from trialstream.outbox import OutboxMessage, OutboxRelay, enqueue
+from trialstream.outbox import OutboxRelay, enqueue
+from trialstream.producer import KeyedRecord
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ async def test_concurrent_writers_committing_out_of_order_lose_nothing(database_
     pool = await create_pool(database_url, schema="outboxtest", max_size=30)
     published: list[bytes] = []
 
-    async def publish(messages: Sequence[OutboxMessage]) -> None:
+    async def publish(messages: Sequence[KeyedRecord]) -> None:
         await asyncio.sleep(random.uniform(0, 0.005))  # a broker round trip
         published.extend(m.payload for m in messages)
 
@@ -66,7 +67,7 @@ async def test_a_failed_publish_leaves_rows_for_the_next_attempt(database_url: s
     calls = 0
     sent: list[bytes] = []
 
-    async def flaky(messages: Sequence[OutboxMessage]) -> None:
+    async def flaky(messages: Sequence[KeyedRecord]) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -94,7 +95,7 @@ async def test_each_relayed_batch_is_logged_with_its_event_ids(database_url: str
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, Topic.PARTICIPANTS, [(e.participant_id, e) for e in events])
 
-        async def publish(_: Sequence[OutboxMessage]) -> None:
+        async def publish(_: Sequence[KeyedRecord]) -> None:
             return None
 
         with structlog.testing.capture_logs() as logs:
@@ -120,7 +121,7 @@ async def test_rows_committed_before_shutdown_are_sent_by_the_last_pass(
     pool = await create_pool(database_url, schema="outboxtest")
     published: list[bytes] = []
 
-    async def publish(messages: Sequence[OutboxMessage]) -> None:
+    async def publish(messages: Sequence[KeyedRecord]) -> None:
         published.extend(m.payload for m in messages)
 
     # A relay that would not look again for an hour: only its last pass can send the rows.

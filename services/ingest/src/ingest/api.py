@@ -14,7 +14,7 @@ from trialstream.errors import Kind, Refused
 from trialstream.events.base import DeviceId, ParticipantId, SiteId
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
-from trialstream.outbox import OutboxMessage
+from trialstream.producer import KeyedRecord
 from trialstream.runtime import AdminOnly, CurrentRuntime
 from trialstream.validation import ReadingUpload, parse_valid_body
 
@@ -141,7 +141,7 @@ async def upload(
 
     async def publish(readings: list[tuple[str, bytes]]) -> None:
         topic = str(Topic.READINGS)
-        await runtime.producer.send([OutboxMessage(topic, key, value) for key, value in readings])
+        await runtime.producer.send([KeyedRecord(topic, key, value) for key, value in readings])
 
     skew = timedelta(seconds=settings.max_clock_skew_seconds)
     try:
