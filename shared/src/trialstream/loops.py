@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import structlog
 from prometheus_client import Counter
 
+from trialstream.http import NotReady
 from trialstream.transient import is_transient
 
 log = structlog.get_logger(__name__)
@@ -36,7 +37,7 @@ FAILURES = Counter(
 Work = Callable[[], Awaitable[object]]
 
 
-class LoopStopped(RuntimeError):
+class LoopStopped(NotReady):
     """A periodic loop is no longer running although its service is."""
 
 
@@ -87,7 +88,7 @@ class Loops:
             if not task.done():
                 continue
             exc = None if task.cancelled() else task.exception()
-            stopped.append(f"{name} ({'cancelled' if exc is None else repr(exc)})")
+            stopped.append(f"{name} ({'cancelled' if exc is None else type(exc).__name__})")
         if stopped and not self._stop.is_set():
             raise LoopStopped("periodic loops stopped: " + ", ".join(stopped))
 

@@ -50,22 +50,6 @@ class EnrollDevice(BaseModel):
     participant_id: ParticipantId
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise Refused(
-            Kind.TOO_LARGE, "request_too_large", f"The body is larger than {max_bytes} bytes."
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > max_bytes:
-            raise Refused(
-                Kind.TOO_LARGE, "request_too_large", f"The body is larger than {max_bytes} bytes."
-            )
-    return bytes(body)
-
-
 def _records(body: bytes) -> list[ReadingUpload] | list[Any]:
     """The body's records: all validated in one call when every one is valid (the usual
     case), else the raw JSON values, for `check_batch` to judge one by one. A body that
@@ -131,7 +115,9 @@ async def upload(
     settings: Settings,
     who: Annotated[Uploader, Depends(uploader)],
 ) -> JSONResponse:
-    records = _records(await _read_body(request, settings.max_request_bytes))
+    # the body limit (INGEST_MAX_REQUEST_BYTES) is enforced while it is read, before
+    # the credential is checked: trialstream.http.BodyLimit
+    records = _records(await request.body())
     if len(records) > settings.max_readings_per_request:
         raise Refused(
             Kind.TOO_LARGE,
