@@ -154,6 +154,44 @@ async def test_duplicate_upload_is_stored_and_published_once(
     assert len(await archived(database_url, participant)) == 3
 
 
+async def test_an_event_id_reused_for_another_reading_is_refused_not_lost_as_a_duplicate(
+    ingest: httpx.AsyncClient, kafka: str, database_url: str
+) -> None:
+    participant, device, token = await enrol(ingest)
+    auth = {"Authorization": f"Bearer {token}"}
+    first = reading(participant, device, value=71)
+    reused = {**reading(participant, device, value=140), "event_id": first["event_id"]}
+    same_again = dict(first)
+    r = await ingest.post("/v1/readings", json={"readings": [first]}, headers=auth)
+    assert r.json()["accepted"] == 1
+    r = await ingest.post("/v1/readings", json={"readings": [reused]}, headers=auth)
+    body = r.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, 0, 1), body
+    assert body["results"][0]["errors"] == [
+        {
+            "field": "event_id",
+            "code": "event_id_conflict",
+            "message": "this event_id was already used for a different reading; give each"
+            " reading its own",
+        }
+    ]
+    r = await ingest.post("/v1/readings", json={"readings": [same_again]}, headers=auth)
+    assert r.json()["results"][0]["status"] == "duplicate"
+    # within one upload: the second use of an id with other content is refused too
+    fresh = reading(participant, device, value=72)
+    clash = {**reading(participant, device, value=73), "event_id": fresh["event_id"]}
+    r = await ingest.post("/v1/readings", json={"readings": [fresh, clash, fresh]}, headers=auth)
+    assert [x["status"] for x in r.json()["results"]] == ["accepted", "rejected", "duplicate"]
+    assert r.json()["results"][1]["errors"][0]["code"] == "event_id_conflict"
+
+    rows = await archived(database_url, participant)
+    assert sorted(row["value"] for row in rows) == [71.0, 72.0]
+    on_topic = await read_topic(
+        kafka, Topic.READINGS, match=lambda v: v.get("participant_id") == participant
+    )
+    assert sorted(e["value"] for e in on_topic) == [71.0, 72.0]
+
+
 async def test_bad_records_are_rejected_precisely_and_good_ones_kept(
     ingest: httpx.AsyncClient, database_url: str
 ) -> None:

@@ -59,6 +59,14 @@ def _event_id_of(raw: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# The same event id with other content: never a duplicate (that would lose a reading).
+EVENT_ID_CONFLICT = {
+    "field": "event_id",
+    "code": "event_id_conflict",
+    "message": "this event_id was already used for a different reading; give each reading its own",
+}
+
+
 def check_batch(
     raw_records: Sequence[ReadingUpload | Any],
     uploader: Uploader,
@@ -70,7 +78,7 @@ def check_batch(
     from the whole-body fast path); the rules after the shape check apply to all."""
     results: list[RecordResult] = []
     valid: list[tuple[int, ReadingUpload]] = []
-    seen: set[str] = set()
+    seen: dict[str, object] = {}
     for index, raw in enumerate(raw_records):
         try:
             upload = raw if isinstance(raw, ReadingUpload) else parse_upload(raw)
@@ -101,9 +109,12 @@ def check_batch(
             continue
         event_id = str(reading.event_id)
         if event_id in seen:
-            results.append(RecordResult(index, Status.DUPLICATE, event_id))
+            if seen[event_id] == reading:
+                results.append(RecordResult(index, Status.DUPLICATE, event_id))
+            else:
+                results.append(RecordResult(index, Status.REJECTED, event_id, [EVENT_ID_CONFLICT]))
             continue
-        seen.add(event_id)
+        seen[event_id] = reading
         results.append(RecordResult(index, Status.ACCEPTED, event_id))
         valid.append((index, reading))
     return CheckedBatch(results, valid)

@@ -56,7 +56,11 @@ WITH incoming AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
 )
-SELECT event_id FROM incoming i
+SELECT i.event_id,
+       r.event_id IS NULL  -- archived by a concurrent upload this statement cannot see
+       OR (r.participant_id, r.device_id, r.metric, r.value, r.unit, r.measured_at)
+          = (i.participant_id, i.device_id, i.metric, i.value, i.unit, i.measured_at) AS same
+FROM incoming i LEFT JOIN readings r USING (event_id)
 WHERE NOT EXISTS (SELECT 1 FROM archived a WHERE a.event_id = i.event_id)
 """
 _READINGS_FOR = """
@@ -130,14 +134,15 @@ async def revoke_device(conn: DbConnection, device_id: str) -> str | None:
     return None if value is None else str(value)
 
 
-async def archive_new(conn: DbConnection, events: Sequence[bytes]) -> set[UUID]:
+async def archive_new(conn: DbConnection, events: Sequence[bytes]) -> dict[UUID, bool]:
     """Archive readings given as their `ReadingReceived` JSON (distinct event ids); return
-    the ids that were archived before (duplicates). Inside a transaction, a concurrent
+    the ids that were archived before, each with whether the archived reading is the same
+    (a duplicate) or another one (an event id reused). Inside a transaction, a concurrent
     upload of the same id waits on the row lock, then sees it as a duplicate."""
     if not events:
-        return set()
+        return {}
     rows = await conn.fetch(_ARCHIVE_NEW, (b"[" + b",".join(events) + b"]").decode())
-    return {row["event_id"] for row in rows}
+    return {row["event_id"]: row["same"] for row in rows}
 
 
 async def readings_for(

@@ -17,7 +17,14 @@ from trialstream.outbox import enqueue
 from trialstream.validation import ReadingUpload, received_json
 
 from ingest import repository
-from ingest.domain import CheckedBatch, RecordResult, Status, Uploader, check_batch
+from ingest.domain import (
+    EVENT_ID_CONFLICT,
+    CheckedBatch,
+    RecordResult,
+    Status,
+    Uploader,
+    check_batch,
+)
 
 # Publishes readings as (participant id, ReadingReceived JSON), keyed by participant.
 PublishReadings = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
@@ -65,8 +72,12 @@ async def upload_readings(
             archived_before = await repository.archive_new(conn, events)
             to_publish = []
             for (index, reading), event in zip(checked.valid, events, strict=True):
-                if reading.event_id in archived_before:
+                same = archived_before.get(reading.event_id)
+                if same is True:
                     checked.results[index].status = Status.DUPLICATE
+                elif same is False:
+                    checked.results[index].status = Status.REJECTED
+                    checked.results[index].errors = [EVENT_ID_CONFLICT]
                 else:
                     to_publish.append((reading.participant_id, event))
             await publish(to_publish)
