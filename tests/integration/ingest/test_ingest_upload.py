@@ -134,6 +134,20 @@ async def test_the_archive_row_and_the_event_agree_on_every_field(
     assert (temperature["unit"], temperature["value"]) == ("C", pytest.approx(37.5))
 
 
+async def test_enrolment_refuses_a_timezone_that_is_not_an_iana_name(
+    ingest: httpx.AsyncClient,
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    for zone in ("Europe", "localtime", "Mars/Olympus"):
+        r = await ingest.post(
+            "/v1/admin/participants",
+            json={"participant_id": unique_id("P"), "site_id": "site-a", "timezone": zone},
+            headers=admin,
+        )
+        assert r.status_code == 422, (zone, r.text)
+        assert r.json()["error"]["details"][0]["field"] == "timezone"
+
+
 async def test_duplicate_upload_is_stored_and_published_once(
     ingest: httpx.AsyncClient, kafka: str, database_url: str
 ) -> None:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 from trialstream.auth import bearer_token, hash_token
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import DeviceId, ParticipantId, SiteId
+from trialstream.events.base import DeviceId, ParticipantId, SiteId, Timezone
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
 from trialstream.producer import KeyedRecord
@@ -28,7 +28,7 @@ class EnrollParticipant(BaseModel):
         description="Pseudonymous study id; never a name, email or phone"
     )
     site_id: SiteId
-    timezone: str = "UTC"
+    timezone: Timezone = "UTC"
 
 
 class Withdrawal(BaseModel):

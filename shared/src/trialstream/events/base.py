@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated
 from uuid import UUID, uuid4
+from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 # A study id such as "P-0042" or "site01-p7": starts with a letter, so a phone number
 # cannot pass, and has no "@", space or "+", so an email or a name with a space cannot
@@ -14,6 +23,29 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 ParticipantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$")]
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 SiteId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+@cache
+def _iana_zones() -> frozenset[str]:
+    # the zone folder may also hold the host's own links and alternative trees
+    return frozenset(
+        z
+        for z in available_timezones()
+        if z not in {"localtime", "posixrules", "Factory"}
+        and not z.startswith(("posix/", "right/"))
+    )
+
+
+def _iana_zone(name: str) -> str:
+    """An IANA zone name ("Europe/Paris", "UTC"); not a region folder ("Europe"), a
+    path, or "localtime": every service turns it into a ZoneInfo, and a bad one must be
+    refused where it enters, not found by a consumer later."""
+    if name not in _iana_zones():
+        raise ValueError(f"'{name}' is not an IANA timezone name such as 'Europe/Paris'")
+    return name
+
+
+Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_zone)]
 
 
 def utcnow() -> datetime:

@@ -12,14 +12,14 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from trialstream.events.base import Event, ParticipantId, SiteId
+from trialstream.events.base import Event, ParticipantId, SiteId, Timezone
 
 
 class ParticipantEnrolled(Event):
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
     site_id: SiteId
-    timezone: str = "UTC"
+    timezone: Timezone = "UTC"
     status: Literal["enrolled", "withdrawn"] = "enrolled"
     withdrawn_at: AwareDatetime | None = Field(
         default=None, description="When the participant withdrew; set when status is withdrawn"
