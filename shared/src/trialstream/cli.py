@@ -265,6 +265,16 @@ def catalog(
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def acls(
+    out: Annotated[Path, typer.Option(help="Folder for the manifest.")] = Path("deploy/k8s/kafka"),
+) -> None:
+    """Write each service's Kafka identity and ACLs (Strimzi KafkaUser), from the code."""
+    from trialstream.acls import write
+
+    typer.echo(f"wrote {write(out, discover_services())}")
+
+
 def _register_plugin_commands() -> None:
     for ep in entry_points(group="trialstream.commands"):
         try:

@@ -10,18 +10,23 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 
 from trialstream.events.topics import COMPACTED, Topic
+from trialstream.kafka_security import KafkaSecurity
 
 log = structlog.get_logger(__name__)
 
 _TOPIC_EXISTS = 36
 
 
-def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+def make_broker(
+    bootstrap_servers: str, *, client_id: str, security: KafkaSecurity | None = None
+) -> KafkaBroker:
     """acks=all: a publish returns only once every in-sync replica has the record.
-    No idempotent producer: the embedded broker lacks it, and consumers dedupe anyway."""
+    No idempotent producer: the embedded broker lacks it, and consumers dedupe anyway.
+    TLS and SASL from TRIALSTREAM_KAFKA_* unless `security` is given."""
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
+        security=(security or KafkaSecurity()).faststream(),
         acks="all",
         enable_idempotence=False,
         linger_ms=2,
@@ -60,7 +65,11 @@ async def ensure_topics(
 ) -> list[str]:
     """Create missing topics (keyed topics need their partitions before the first
     publish, or a broker may auto-create them with one). Returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="trialstream-admin")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        client_id="trialstream-admin",
+        **KafkaSecurity().client_options(),
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

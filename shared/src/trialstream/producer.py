@@ -20,6 +20,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from trialstream.kafka_security import KafkaSecurity
+
 _HEADERS = [("content-type", b"application/json")]
 MAX_BATCH_BYTES = 1_000_000  # under Apache Kafka's default message.max.bytes (1 MiB)
 _RECORD_OVERHEAD = 128  # record header, the content-type header, batch header
@@ -49,6 +51,7 @@ class BatchProducer:
             linger_ms=2,
             max_batch_size=MAX_BATCH_BYTES,
             max_request_size=8 * 1024 * 1024,
+            **KafkaSecurity().client_options(),
         )
         self._partitioner = DefaultPartitioner()
 
