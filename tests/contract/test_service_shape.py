@@ -27,7 +27,6 @@ PENDING = {
     "anomaly",
     "epro",
     "monitoring",
-    "retention",
     "telehealth",
 }
 REQUIRED = ("api", "service", "domain", "repository", "settings", "service_info", "main")

@@ -5,23 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
-from trialstream.auth import bearer_token, require_admin, tokens_match
-from trialstream.events.base import ParticipantId, SiteId
-from trialstream.http import ApiError
-from trialstream.runtime import Runtime
+from pydantic import AwareDatetime, BaseModel, Field
+from trialstream.auth import bearer_token, tokens_match
+from trialstream.errors import Kind, Refused
+from trialstream.events.base import ParticipantId, SiteId, Timezone
+from trialstream.runtime import AdminOnly, CurrentRuntime
 
-from retention import changes, journal, receipts, repository
+from retention import changes, receipts, repository
 from retention.domain import ChannelKind, Preferences
 from retention.settings import RetentionSettings
 
 
 class PreferencesIn(BaseModel):
     language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] = "en"
-    timezone: str | None = Field(default=None, description="IANA name; default: enrolment's")
+    timezone: Timezone | None = Field(default=None, description="IANA name; default: enrolment's")
     channel: ChannelKind = ChannelKind.PUSH
     opted_out: list[ChannelKind] = Field(default_factory=list)
     quiet_start: time = time(21, 0)
@@ -31,128 +30,131 @@ class PreferencesIn(BaseModel):
         default=None, description="Channel address for the gateway; stored here only, never echoed"
     )
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown IANA timezone {value!r}") from None
-        return value
-
 
 class Receipt(BaseModel):
     status: Literal["delivered", "opened"]
     at: AwareDatetime | None = None
 
 
-def build_router(runtime: Runtime, settings: RetentionSettings) -> APIRouter:
-    router = APIRouter()
-    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    admin = Depends(require_admin(admin_token))
-    receipt_token = settings.receipt_token.get_secret_value() if settings.receipt_token else None
+router = APIRouter()
 
-    def channel_credential(token: str = Depends(bearer_token)) -> None:
-        allowed = [t for t in (receipt_token, admin_token) if t]
-        if not any(tokens_match(token, t) for t in allowed):
-            raise ApiError(401, "invalid_credentials", "Not a receipt or admin token.")
 
-    @router.put(
-        "/v1/admin/participants/{participant_id}/preferences", tags=["admin"], dependencies=[admin]
+def retention_settings(runtime: CurrentRuntime) -> RetentionSettings:
+    assert isinstance(runtime.settings, RetentionSettings)
+    return runtime.settings
+
+
+Settings = Annotated[RetentionSettings, Depends(retention_settings)]
+
+
+def channel_credential(settings: Settings, token: str = Depends(bearer_token)) -> None:
+    """A channel gateway reports receipts with the receipt token (or the admin token)."""
+    allowed = [
+        secret.get_secret_value()
+        for secret in (settings.receipt_token, settings.admin_token)
+        if secret
+    ]
+    if not any(tokens_match(token, t) for t in allowed):
+        raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "Not a receipt or admin token.")
+
+
+@router.put(
+    "/v1/admin/participants/{participant_id}/preferences", tags=["admin"], dependencies=[AdminOnly]
+)
+async def put_preferences(
+    runtime: CurrentRuntime, participant_id: ParticipantId, body: PreferencesIn
+) -> dict[str, Any]:
+    prefs = Preferences(
+        language=body.language,
+        channel=body.channel,
+        opted_out=frozenset(body.opted_out),
+        quiet_start=body.quiet_start,
+        quiet_end=body.quiet_end,
     )
-    async def put_preferences(participant_id: ParticipantId, body: PreferencesIn) -> dict[str, Any]:
-        prefs = Preferences(
-            language=body.language,
-            channel=body.channel,
-            opted_out=frozenset(body.opted_out),
-            quiet_start=body.quiet_start,
-            quiet_end=body.quiet_end,
-        )
-        await changes.set_preferences(
-            runtime.pool,
-            participant_id,
-            prefs,
-            timezone=body.timezone,
-            cap=body.max_per_day,
-            address=body.address,
-        )
-        shown = body.model_dump(mode="json", exclude={"address"})
-        return {"participant_id": participant_id, **shown, "address_set": body.address is not None}
-
-    @router.post(
-        "/v1/nudges/{nudge_id}/receipts",
-        tags=["channels"],
-        dependencies=[Depends(channel_credential)],
+    await changes.set_preferences(
+        runtime.pool,
+        participant_id,
+        prefs,
+        timezone=body.timezone,
+        cap=body.max_per_day,
+        address=body.address,
     )
-    async def post_receipt(nudge_id: UUID, body: Receipt) -> dict[str, Any]:
-        try:
-            await receipts.record_receipt(
-                runtime.pool, nudge_id, body.status, body.at or datetime.now(UTC)
-            )
-        except receipts.UnknownNudge:
-            raise ApiError(404, "unknown_nudge", f"no nudge {nudge_id}") from None
-        except receipts.NotSent as exc:
-            raise ApiError(409, "not_sent", str(exc)) from None
-        nudge = await journal.get_nudge(runtime.pool, nudge_id)
-        assert nudge is not None
-        return nudge
+    shown = body.model_dump(mode="json", exclude={"address"})
+    return {"participant_id": participant_id, **shown, "address_set": body.address is not None}
 
-    @router.get("/v1/participants/{participant_id}/nudges", tags=["staff"], dependencies=[admin])
-    async def participant_nudges(
-        participant_id: ParticipantId,
-        status: Literal["suppressed", "escalated", "queued", "sent", "failed", "cancelled"]
-        | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    ) -> dict[str, Any]:
-        nudges = await journal.nudges_for(runtime.pool, participant_id, status, limit)
-        sent = sum(1 for n in nudges if n["status"] == "sent")
-        withdrawn_at = await repository.withdrawn_at(runtime.pool, participant_id)
-        return {
-            "participant_id": participant_id,
-            "withdrawn_at": withdrawn_at,
-            "sent": sent,
-            "nudges": nudges,
-        }
 
-    @router.get("/v1/nudges/{nudge_id}", tags=["staff"], dependencies=[admin])
-    async def get_nudge(nudge_id: UUID) -> dict[str, Any]:
-        nudge = await journal.get_nudge(runtime.pool, nudge_id)
-        if nudge is None:
-            raise ApiError(404, "unknown_nudge", f"no nudge {nudge_id}")
-        return nudge
+@router.post(
+    "/v1/nudges/{nudge_id}/receipts",
+    tags=["channels"],
+    dependencies=[Depends(channel_credential)],
+)
+async def post_receipt(runtime: CurrentRuntime, nudge_id: UUID, body: Receipt) -> dict[str, Any]:
+    await receipts.record_receipt(runtime.pool, nudge_id, body.status, body.at or datetime.now(UTC))
+    nudge = await repository.get_nudge(runtime.pool, nudge_id)
+    assert nudge is not None
+    return nudge
 
-    @router.get("/v1/sites/{site_id}/outreach", tags=["staff"], dependencies=[admin])
-    async def outreach(
-        site_id: SiteId, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-    ) -> dict[str, Any]:
-        ranked = await journal.outreach(runtime.pool, site_id, limit)
-        return {"site_id": site_id, "participants": ranked}
 
-    @router.get("/v1/sites/{site_id}/tasks", tags=["staff"], dependencies=[admin])
-    async def site_tasks(
-        site_id: SiteId,
-        status: Literal["open", "done"] | None = "open",
-        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    ) -> dict[str, Any]:
-        return {
-            "site_id": site_id,
-            "tasks": await journal.tasks_for_site(runtime.pool, site_id, status, limit),
-        }
+@router.get("/v1/participants/{participant_id}/nudges", tags=["staff"], dependencies=[AdminOnly])
+async def participant_nudges(
+    runtime: CurrentRuntime,
+    participant_id: ParticipantId,
+    status: Literal["suppressed", "escalated", "queued", "sent", "failed", "cancelled"]
+    | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    nudges = await repository.nudges_for(runtime.pool, participant_id, status, limit)
+    sent = sum(1 for n in nudges if n["status"] == "sent")
+    withdrawn_at = await repository.withdrawn_at(runtime.pool, participant_id)
+    return {
+        "participant_id": participant_id,
+        "withdrawn_at": withdrawn_at,
+        "sent": sent,
+        "nudges": nudges,
+    }
 
-    @router.post("/v1/tasks/{task_id}/complete", tags=["staff"], dependencies=[admin])
-    async def complete_task(task_id: UUID) -> dict[str, str]:
-        if not await changes.complete_task(runtime.pool, task_id):
-            raise ApiError(404, "unknown_open_task", f"no open task {task_id}")
-        return {"task_id": str(task_id), "status": "done"}
 
-    @router.get(
-        "/v1/participants/{participant_id}/local-inbox", tags=["demo"], dependencies=[admin]
-    )
-    async def local_inbox(participant_id: ParticipantId) -> dict[str, Any]:
-        return {
-            "participant_id": participant_id,
-            "messages": await journal.local_mailbox(runtime.pool, participant_id),
-        }
+@router.get("/v1/nudges/{nudge_id}", tags=["staff"], dependencies=[AdminOnly])
+async def get_nudge(runtime: CurrentRuntime, nudge_id: UUID) -> dict[str, Any]:
+    nudge = await repository.get_nudge(runtime.pool, nudge_id)
+    if nudge is None:
+        raise Refused(Kind.NOT_FOUND, "unknown_nudge", f"no nudge {nudge_id}")
+    return nudge
 
-    return router
+
+@router.get("/v1/sites/{site_id}/outreach", tags=["staff"], dependencies=[AdminOnly])
+async def outreach(
+    runtime: CurrentRuntime, site_id: SiteId, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    ranked = await repository.outreach(runtime.pool, site_id, limit)
+    return {"site_id": site_id, "participants": ranked}
+
+
+@router.get("/v1/sites/{site_id}/tasks", tags=["staff"], dependencies=[AdminOnly])
+async def site_tasks(
+    runtime: CurrentRuntime,
+    site_id: SiteId,
+    status: Literal["open", "done"] | None = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    return {
+        "site_id": site_id,
+        "tasks": await repository.tasks_for_site(runtime.pool, site_id, status, limit),
+    }
+
+
+@router.post("/v1/tasks/{task_id}/complete", tags=["staff"], dependencies=[AdminOnly])
+async def complete_task(runtime: CurrentRuntime, task_id: UUID) -> dict[str, str]:
+    if not await changes.complete_task(runtime.pool, task_id):
+        raise Refused(Kind.NOT_FOUND, "unknown_open_task", f"no open task {task_id}")
+    return {"task_id": str(task_id), "status": "done"}
+
+
+@router.get(
+    "/v1/participants/{participant_id}/local-inbox", tags=["demo"], dependencies=[AdminOnly]
+)
+async def local_inbox(runtime: CurrentRuntime, participant_id: ParticipantId) -> dict[str, Any]:
+    return {
+        "participant_id": participant_id,
+        "messages": await repository.local_mailbox(runtime.pool, participant_id),
+    }

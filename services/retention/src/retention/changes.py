@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 from trialstream import audit
 
-from retention import journal, repository
+from retention import repository
 from retention.domain import Preferences
 
 
@@ -56,7 +56,7 @@ async def set_preferences(
 async def complete_task(pool: asyncpg.Pool, task_id: UUID, *, actor: str = "admin") -> bool:
     """open -> done; False if there is no open task with this id."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await journal.complete_task(conn, task_id):
+        if not await repository.complete_task(conn, task_id):
             return False
         await audit.record(
             conn,

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import structlog
 
-from retention import journal
+from retention import repository
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +51,7 @@ class LocalChannel:
         self._pool = pool
 
     async def deliver(self, nudge: Outgoing) -> Delivery:
-        await journal.local_delivery(
+        await repository.local_delivery(
             self._pool, nudge.nudge_id, nudge.participant_id, nudge.channel, nudge.body
         )
         return Delivery(ok=True, delivered=True, detail="recorded by the local channel")

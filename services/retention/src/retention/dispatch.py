@@ -16,7 +16,7 @@ from trialstream.events.nudges import NudgeSent
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 
-from retention import journal, repository, withdrawal
+from retention import repository, withdrawal
 from retention.channels import Channel, Delivery, Outgoing
 from retention.service import Clock
 
@@ -44,7 +44,7 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Send what is due now; returns how many nudges were handed to the channel."""
         async with self._pool.acquire() as conn, conn.transaction():
-            claimed = await journal.claim_due(conn, self._clock(), self._batch)
+            claimed = await repository.claim_due(conn, self._clock(), self._batch)
             if not claimed:
                 return 0
             rows = await self._drop_withdrawn(conn, claimed)
@@ -76,7 +76,7 @@ class Dispatcher:
             if row["withdrawn_at"] is None:
                 continue
             nid = row["nudge_id"]
-            await journal.cancel(conn, nid, withdrawal.CANCEL_REASON)
+            await repository.cancel(conn, nid, withdrawal.CANCEL_REASON)
             detail = f"{withdrawal.CANCEL_REASON}: found withdrawn at send time"
             await repository.journey(conn, nid, "cancelled", now, detail)
             log.warning(
@@ -96,7 +96,7 @@ class Dispatcher:
     ) -> None:
         nid = nudge.nudge_id
         if result.ok:
-            await journal.mark_sent(conn, nid, now, result.delivered)
+            await repository.mark_sent(conn, nid, now, result.delivered)
             await repository.journey(
                 conn, nid, "sent", now, f"{self._channel.name}: {result.detail}"
             )
@@ -115,13 +115,13 @@ class Dispatcher:
             return
         dispatches = row["dispatches"] + 1
         if result.permanent or dispatches >= self._max:
-            await journal.mark_failed(conn, nid, result.detail)
+            await repository.mark_failed(conn, nid, result.detail)
             await repository.journey(
                 conn, nid, "failed", now, f"after {dispatches} dispatches: {result.detail}"
             )
             return
         later = now + self._retry_after * 2 ** (dispatches - 1)
-        await journal.retry_later(conn, nid, later, result.detail)
+        await repository.retry_later(conn, nid, later, result.detail)
         await repository.journey(
             conn, nid, "retry", now, f"{result.detail}; next at {later.isoformat()}"
         )

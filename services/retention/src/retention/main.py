@@ -13,13 +13,13 @@ from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
 from retention import risk, scoring, service
-from retention.api import build_router
+from retention.api import router
 from retention.channels import Channel, LocalChannel, WebhookChannel
 from retention.dispatch import Dispatcher
-from retention.handlers import subscribe
 from retention.service import Clock, Policy
 from retention.service_info import SERVICE
 from retention.settings import RetentionSettings
+from retention.subscribers import subscribe
 from retention.triggers import EscalationPolicy, SilencePolicy
 
 log = structlog.get_logger(__name__)
@@ -88,7 +88,7 @@ def create_app(settings: RetentionSettings | None = None, clock: Clock = service
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(build_router(runtime, settings))
+    app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.model = model

@@ -9,12 +9,12 @@ from datetime import datetime
 import asyncpg
 import numpy as np
 
-from retention import journal
+from retention import repository
 from retention.risk import FEATURES, RiskModel
 
 
 async def score_all(pool: asyncpg.Pool, model: RiskModel, now: datetime) -> int:
-    rows = await journal.engagement_features(pool, now)
+    rows = await repository.engagement_features(pool, now)
     if not rows:
         return 0
     x = np.array(
@@ -30,7 +30,7 @@ async def score_all(pool: asyncpg.Pool, model: RiskModel, now: datetime) -> int:
         )
         for row in x
     ]
-    await journal.insert_scores(
+    await repository.insert_scores(
         pool,
         [r["participant_id"] for r in rows],
         now,

@@ -1,4 +1,5 @@
-"""Thin subscribers: each trigger topic works on its own; readings in large batches."""
+"""Thin subscribers: the epro, visit and reminder triggers, enrolments and withdrawals, and
+readings (in large batches); each declared group of service_info.GROUPS and its use case."""
 
 from __future__ import annotations
 
