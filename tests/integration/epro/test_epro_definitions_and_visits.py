@@ -11,10 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from epro import scheduler, service
+from epro import due_and_missed
 from epro.main import create_app
 from epro_support import Epro, epro_settings, publish
 from helpers import eventually, serving
+from trialstream.errors import Kind, Refused
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus, VisitType
 
@@ -80,7 +81,7 @@ async def test_a_completed_visit_anchors_the_visit_relative_schedule(
         await eventually(
             lambda: epro.sql("SELECT 1 FROM visit_anchors WHERE participant_id = $1", with_visit)
         )
-        assert await scheduler.tick(pool, now) == (1, 0)
+        assert await due_and_missed.tick(pool, now) == (1, 0)
         rows = await epro.sql("SELECT participant_id, due_at FROM occurrences")
         assert [(r["participant_id"], r["due_at"]) for r in rows] == [
             (with_visit, now - timedelta(minutes=30))
@@ -95,9 +96,10 @@ async def test_service_refuses_to_start_when_a_published_version_was_edited_in_p
     settings = epro_settings(kafka, database_url).model_copy(
         update={"questionnaires_dir": tmp_path}
     )
-    with pytest.raises(service.Conflict, match="already published with other content"):
+    with pytest.raises(Refused, match="already published with other content") as refused:
         async with serving(create_app(settings)):
             pass
+    assert refused.value.kind is Kind.CONFLICT
     (tmp_path / "pain-nrs.v1.json").unlink()
     (tmp_path / "pain-nrs.v5.json").write_text(json.dumps(pain_v(5)))
     async with serving(create_app(settings)) as client:

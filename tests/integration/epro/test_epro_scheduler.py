@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from epro import scheduler
+from epro import due_and_missed
 from epro_support import Epro, daily_protocol, running_epro
 from helpers import eventually, read_topic
 from trialstream.events.topics import Topic
@@ -41,20 +41,20 @@ async def test_due_and_missed_are_emitted_exactly_once_across_ticks_and_restarts
     protocol = protocol_now(tmp_path, now)
     async with running_epro(kafka, database_url, protocol) as (epro, pool):
         participant, _ = await epro.enroll(timezone=ZONE, enrolled_at=now - timedelta(days=3))
-        assert await scheduler.tick(pool, now) == (
+        assert await due_and_missed.tick(pool, now) == (
             1,
             1,
         )  # "gone" expired before it was seen: missed only
-        assert await scheduler.tick(pool, now) == (0, 0)
+        assert await due_and_missed.tick(pool, now) == (0, 0)
         both = await asyncio.gather(
-            scheduler.tick(pool, now + timedelta(minutes=1)),
-            scheduler.tick(pool, now + timedelta(minutes=1)),
+            due_and_missed.tick(pool, now + timedelta(minutes=1)),
+            due_and_missed.tick(pool, now + timedelta(minutes=1)),
         )
         assert both == [(0, 0), (0, 0)]
     async with running_epro(kafka, database_url, protocol) as (epro, pool):  # a restart
-        assert await scheduler.tick(pool, now + timedelta(minutes=2)) == (0, 0)
-        assert await scheduler.tick(pool, now + timedelta(hours=2)) == (0, 1)  # "open" closes
-        assert await scheduler.tick(pool, now + timedelta(hours=2)) == (0, 0)
+        assert await due_and_missed.tick(pool, now + timedelta(minutes=2)) == (0, 0)
+        assert await due_and_missed.tick(pool, now + timedelta(hours=2)) == (0, 1)  # "open" closes
+        assert await due_and_missed.tick(pool, now + timedelta(hours=2)) == (0, 0)
         await eventually(lambda: outbox_drained(epro))
     due = await events_for(kafka, Topic.EPRO_DUE, participant)
     missed = await events_for(kafka, Topic.EPRO_MISSED, participant)
@@ -74,7 +74,7 @@ async def test_concurrent_schedulers_share_the_work_without_duplicates(
             (await epro.enroll(timezone=ZONE, enrolled_at=now - timedelta(days=3)))[0]
             for _ in range(5)
         ]
-        results = await asyncio.gather(*(scheduler.tick(pool, now, batch=2) for _ in range(4)))
+        results = await asyncio.gather(*(due_and_missed.tick(pool, now, batch=2) for _ in range(4)))
         assert sum(d for d, _ in results) == 5
         assert sum(m for _, m in results) == 5
         rows = await epro.sql(
@@ -91,7 +91,7 @@ async def test_late_answer_is_accepted_flagged_and_counted_in_compliance(
         participant, app = await epro.enroll(
             site="site-x", timezone=ZONE, enrolled_at=now - timedelta(days=3)
         )
-        await scheduler.tick(pool, now)
+        await due_and_missed.tick(pool, now)
         occ = {
             r["schedule_id"]: str(r["occurrence_id"])
             for r in await epro.sql(
@@ -188,8 +188,8 @@ async def test_answer_made_in_time_but_uploaded_after_the_window_counts_as_on_ti
         participant, app = await epro.enroll(
             site="site-z", timezone=ZONE, enrolled_at=now - timedelta(days=3)
         )
-        await scheduler.tick(pool, now)
-        assert await scheduler.tick(pool, now + timedelta(hours=3)) == (
+        await due_and_missed.tick(pool, now)
+        assert await due_and_missed.tick(pool, now + timedelta(hours=3)) == (
             0,
             1,
         )  # "open" closed as missed

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from epro import scheduler
+from epro import due_and_missed
 from epro_support import Epro, daily_protocol, phq9_body, publish, running_epro
 from helpers import eventually, read_topic
 from trialstream.events.participants import ParticipantEnrolled
@@ -49,9 +49,12 @@ async def test_no_occurrence_becomes_due_after_withdrawal_while_others_still_get
         await epro.withdraw(leaver, left_at, timezone=ZONE)
 
         # stayer: due for "cut" and "after", missed for "gone"; leaver: only the miss
-        assert await scheduler.tick(pool, now) == (2, 2)
-        assert await scheduler.tick(pool, now + timedelta(hours=5)) == (0, 2)  # stayer's two
-        assert await scheduler.tick(pool, now + timedelta(days=1)) == (2, 1)  # stayer's next day
+        assert await due_and_missed.tick(pool, now) == (2, 2)
+        assert await due_and_missed.tick(pool, now + timedelta(hours=5)) == (0, 2)  # stayer's two
+        assert await due_and_missed.tick(pool, now + timedelta(days=1)) == (
+            2,
+            1,
+        )  # stayer's next day
         statuses = await epro.sql(
             "SELECT schedule_id, status FROM occurrences WHERE participant_id = $1", leaver
         )
@@ -150,7 +153,7 @@ async def test_a_withdrawal_closes_the_window_already_open_and_an_earlier_date_w
     async with running_epro(kafka, database_url, protocol) as (epro, pool):
         leaver, _ = await epro.enroll(timezone=ZONE, enrolled_at=now - timedelta(days=1))
         stayer, _ = await epro.enroll(timezone=ZONE, enrolled_at=now - timedelta(days=1))
-        await scheduler.tick(pool, now + timedelta(minutes=1))  # both windows are open now
+        await due_and_missed.tick(pool, now + timedelta(minutes=1))  # both windows are open now
         status = "SELECT status FROM occurrences WHERE participant_id = $1 AND schedule_id = 'open'"
         assert [r["status"] for r in await epro.sql(status, leaver)] == ["open"]
 
@@ -183,7 +186,7 @@ async def test_a_withdrawal_closes_the_window_already_open_and_an_earlier_date_w
             return bool(rows[0]["withdrawn_at"] == earlier)
 
         await eventually(moved)
-        await scheduler.tick(pool, now + timedelta(hours=5))
+        await due_and_missed.tick(pool, now + timedelta(hours=5))
         await eventually(lambda: outbox_drained(epro))
 
     assert await schedules_of(kafka, Topic.EPRO_MISSED, leaver) == []

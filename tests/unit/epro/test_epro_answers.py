@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from epro.answers import check_answers, enabled_items
-from epro.definitions import Questionnaire, shipped
+from epro.domain.answers import check_answers, enabled_items
+from epro.domain.definitions import Questionnaire, shipped
 
 Q = {q.id: q for q in shipped() if q.version == 1}  # the first published versions
 

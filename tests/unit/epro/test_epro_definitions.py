@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from epro.definitions import Catalog, Questionnaire, shipped
+from epro.domain.definitions import Catalog, Questionnaire, shipped
 from pydantic import ValidationError
 
 
@@ -112,7 +112,7 @@ def test_catalog_keeps_the_first_published_content_of_a_version() -> None:
 
 
 def test_diary_v2_adds_an_optional_activity_item_scored_for_monitoring() -> None:
-    from epro.scoring import score
+    from epro.domain.scoring import score
 
     v1, v2 = (q for q in shipped() if q.id == "daily-diary")
     assert [i.link_id for i in v2.items if v1.item(i.link_id) is None] == ["activity"]

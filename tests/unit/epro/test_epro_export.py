@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from epro import fhir
-from epro.definitions import shipped
-from epro.reports import csv_rows
-from epro.submissions import timeliness
+from epro.api.staff import csv_rows
+from epro.domain import fhir
+from epro.domain.definitions import shipped
+from epro.domain.submissions import timeliness
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 

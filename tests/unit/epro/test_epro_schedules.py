@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from epro.schedules import (
+from epro.domain.schedules import (
     AfterEnrollment,
     AfterVisit,
     Daily,
@@ -193,7 +193,7 @@ def test_range_is_half_open_so_consecutive_ticks_never_overlap() -> None:
 
 
 def test_an_unknown_timezone_name_schedules_in_utc_instead_of_failing() -> None:
-    from epro.scheduler import _zone
+    from epro.due_and_missed import _zone
 
     assert _zone("Mars/Olympus_Mons") == ZoneInfo("UTC")
     assert _zone("../etc/passwd") == ZoneInfo("UTC")

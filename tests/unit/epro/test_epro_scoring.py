@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from epro.definitions import shipped
-from epro.scoring import safety_signals, score
+from epro.domain.definitions import shipped
+from epro.domain.scoring import safety_signals, score
 
 Q = {q.id: q for q in shipped()}
 

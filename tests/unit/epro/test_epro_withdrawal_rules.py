@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from epro.withdrawal import cut_short, refuses, schedule_until, withdrawn_at
+from epro.domain.withdrawal import cut_short, refuses, schedule_until, withdrawn_at
 from trialstream.events.participants import ParticipantEnrolled
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -11,13 +11,13 @@ from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
-from epro import repository, scheduler, service
-from epro.definitions import Catalog, Questionnaire, shipped
-from epro.handlers import admin_router, app_router, subscribe
-from epro.reports import staff_router
-from epro.schedules import Protocol
+from epro import due_and_missed, repository, service
+from epro.api import router
+from epro.domain.definitions import Catalog, Questionnaire, shipped
+from epro.domain.schedules import Protocol
 from epro.service_info import SERVICE
 from epro.settings import EproSettings
+from epro.subscribers import subscribe
 
 
 def load_protocol(settings: EproSettings) -> Protocol:
@@ -54,7 +54,7 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
                 runtime.loops.every(
                     "epro-scheduler",
                     settings.scheduler_interval_seconds,
-                    lambda: scheduler.tick(runtime.pool),
+                    lambda: due_and_missed.tick(runtime.pool),
                 )
             yield
 
@@ -66,9 +66,7 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(app_router(runtime, settings, catalog))
-    app.include_router(admin_router(runtime, settings, catalog))
-    app.include_router(staff_router(runtime, catalog))
+    app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.catalog = catalog

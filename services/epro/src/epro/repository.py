@@ -13,9 +13,9 @@ import asyncpg
 from trialstream.db import DbConnection
 from trialstream.events.participants import ParticipantEnrolled
 
-from epro import withdrawal
-from epro.definitions import Questionnaire
-from epro.schedules import Occurrence, Schedule
+from epro.domain import withdrawal
+from epro.domain.definitions import Questionnaire
+from epro.domain.schedules import Occurrence, Schedule
 
 Db = DbConnection | asyncpg.Pool
 

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 from trialstream import audit
 from trialstream.db import DbConnection
+from trialstream.errors import Kind, Refused
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.epro import ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
@@ -18,43 +19,48 @@ from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 from trialstream.validation import FieldError
 
-from epro import repository, withdrawal
-from epro.definitions import Catalog, Questionnaire
-from epro.schedules import Schedule
-from epro.scoring import SafetySignal
-from epro.submissions import (
+from epro import repository
+from epro.domain import withdrawal
+from epro.domain.definitions import Catalog, Questionnaire
+from epro.domain.schedules import Schedule
+from epro.domain.scoring import SafetySignal
+from epro.domain.submissions import (
     Checked,
     Correction,
-    Invalid,
     Submission,
     check,
     check_time,
     digest,
+    invalid,
     response_event_id,
     timeliness,
 )
 
 
-class Conflict(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+def conflict(code: str, message: str) -> Refused:
+    return Refused(Kind.CONFLICT, code, message)
 
 
-class NotFound(Exception):
-    pass
-
-
-class Withdrawn(Exception):
-    """The participant withdrew consent: nothing authored after `withdrawn_at` is collected."""
-
-    def __init__(self, withdrawn_at: datetime, field: str | None = None) -> None:
-        super().__init__(
-            f"The participant withdrew from the study at {withdrawn_at.astimezone(UTC).isoformat()};"
-            " responses authored after that are not accepted."
+def withdrawn(withdrawn_at: datetime, field: str | None = None) -> Refused:
+    """The participant withdrew consent: nothing authored after `withdrawn_at` is collected.
+    403, not 409: nothing the app can change makes the request acceptable (decision 0014).
+    `field` is the request field that is after the withdrawal, if one is."""
+    details = []
+    if field is not None:
+        details.append(
+            {
+                "field": field,
+                "code": "after_withdrawal",
+                "message": f"after the withdrawal at {withdrawn_at.isoformat()}",
+            }
         )
-        self.withdrawn_at = withdrawn_at
-        self.field = field  # the request field that is after the withdrawal, if one is
+    return Refused(
+        Kind.FORBIDDEN,
+        withdrawal.REFUSED,
+        f"The participant withdrew from the study at {withdrawn_at.astimezone(UTC).isoformat()};"
+        " responses authored after that are not accepted.",
+        details,
+    )
 
 
 async def participants_enrolled(
@@ -113,13 +119,13 @@ async def publish_questionnaires(
     *,
     actor: str = "system:epro",
 ) -> dict[str, str]:
-    """Store definitions; a published (id, version) never changes (Conflict if it would)."""
+    """Store definitions; a published (id, version) never changes (a 409 refusal if it would)."""
     outcome = {}
     async with pool.acquire() as conn, conn.transaction():
         for q in found:
             result = await repository.publish_questionnaire(conn, q)
             if result == "conflict":
-                raise Conflict(
+                raise conflict(
                     "published_version_is_immutable",
                     f"{q.id} v{q.version} is already published with other content; publish v{q.version + 1}",
                 )
@@ -205,7 +211,7 @@ async def _timing(conn: DbConnection, participant_id: str, s: Submission) -> tup
         return timeliness(s.authored_at, None, None)
     occ = await repository.lock_occurrence(conn, s.occurrence_id, participant_id)
     if occ is None:
-        raise Invalid(
+        raise invalid(
             [
                 FieldError(
                     "occurrence_id", "unknown_occurrence", "no such occurrence for this participant"
@@ -216,7 +222,7 @@ async def _timing(conn: DbConnection, participant_id: str, s: Submission) -> tup
         s.questionnaire_id,
         s.questionnaire_version,
     ):
-        raise Invalid(
+        raise invalid(
             [
                 FieldError(
                     "occurrence_id",
@@ -242,7 +248,7 @@ async def _refuse_if_withdrawn(
     carried `authored_at`, named in the error."""
     withdrawn_at = await repository.withdrawn_at(conn, participant_id)
     if withdrawn_at is not None and withdrawal.refuses(authored_at, withdrawn_at):
-        raise Withdrawn(withdrawn_at, field)
+        raise withdrawn(withdrawn_at, field)
 
 
 async def submit(
@@ -307,7 +313,7 @@ async def _check_again(
 def _retry_of(existing: list[dict[str, Any]], participant_id: str, request_digest: str) -> Stored:
     first = existing[0]
     if first["participant_id"] != participant_id or first["request_digest"] != request_digest:
-        raise Conflict("response_id_reused", "this response_id was used for a different response")
+        raise conflict("response_id_reused", "this response_id was used for a different response")
     return Stored(False, existing[-1])
 
 
@@ -326,7 +332,7 @@ async def correct(
     try:
         return await _correct(pool, catalog, participant_id, response_id, c, request_digest, author)
     except _Raced:
-        raise Conflict("stale_version", "another correction was stored at the same time") from None
+        raise conflict("stale_version", "another correction was stored at the same time") from None
 
 
 async def _correct(
@@ -340,14 +346,14 @@ async def _correct(
 ) -> Stored:
     async with pool.acquire() as conn, conn.transaction():
         if await repository.lock_response(conn, response_id) != participant_id:
-            raise NotFound(f"no response {response_id} of yours")
+            raise Refused(Kind.NOT_FOUND, "unknown_response", f"no response {response_id} of yours")
         history = await repository.versions(conn, response_id)
         latest = history[-1]
         if c.based_on_version != latest["version"]:
             done = next((v for v in history if v["version"] == c.based_on_version + 1), None)
             if done is not None and done["request_digest"] == request_digest:
                 return Stored(False, history[-1])  # a retry of a stored one, even if withdrawn
-            raise Conflict(
+            raise conflict(
                 "stale_version", f"version {latest['version']} is current; correct that one"
             )
         if author == "participant":  # staff may still correct data-entry errors after it

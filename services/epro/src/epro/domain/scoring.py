@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from epro.definitions import ItemType, Questionnaire, SafetyRule
+from epro.domain.definitions import ItemType, Questionnaire, SafetyRule
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from trialstream.errors import Kind, Refused
 from trialstream.validation import FieldError
 
-from epro.answers import check_answers
-from epro.definitions import Catalog, Questionnaire
-from epro.scoring import SafetySignal, Score, safety_signals, score
+from epro.domain.answers import check_answers
+from epro.domain.definitions import Catalog, Questionnaire
+from epro.domain.scoring import SafetySignal, Score, safety_signals, score
 
 RESPONSE_EVENTS = uuid.UUID("9f3a3a57-0f0e-4c35-8a43-2b6f8e8d5c01")
 
@@ -58,10 +59,14 @@ class Checked:
     signals: list[SafetySignal]
 
 
-class Invalid(Exception):
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
-        self.errors = errors
+def invalid(errors: list[FieldError]) -> Refused:
+    """The refusal of a response that does not match its questionnaire, every problem named."""
+    return Refused(
+        Kind.INVALID,
+        "invalid_response",
+        "The response does not match the questionnaire version.",
+        [e.as_dict() for e in errors],
+    )
 
 
 def check(
@@ -71,10 +76,10 @@ def check(
     language: str,
     answers: dict[str, Any],
 ) -> Checked:
-    """Validate answers against the exact published version; raise Invalid with every problem."""
+    """Validate answers against the exact published version; raise `invalid` with every problem."""
     q = catalog.get(questionnaire_id, version)
     if q is None:
-        raise Invalid(
+        raise invalid(
             [
                 FieldError(
                     "questionnaire_version",
@@ -96,13 +101,13 @@ def check(
     )
     errors += check_answers(q, answers)
     if errors:
-        raise Invalid(errors)
+        raise invalid(errors)
     return Checked(q, score(q, answers), safety_signals(q, answers))
 
 
 def check_time(authored_at: datetime, now: datetime, max_skew: timedelta) -> None:
     if authored_at > now + max_skew:
-        raise Invalid(
+        raise invalid(
             [FieldError("authored_at", "in_future", "authored_at is ahead of the server clock")]
         )
 

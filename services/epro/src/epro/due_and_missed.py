@@ -22,8 +22,8 @@ from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 
 from epro import repository
-from epro.schedules import occurrences
-from epro.withdrawal import cut_short, schedule_until
+from epro.domain.schedules import occurrences
+from epro.domain.withdrawal import cut_short, schedule_until
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from trialstream.validation import FieldError
 
-from epro.definitions import Condition, Item, ItemType, Operator, Questionnaire
+from epro.domain.definitions import Condition, Item, ItemType, Operator, Questionnaire
 
 Answer = bool | int | str | list[str]
 

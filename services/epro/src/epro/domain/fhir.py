@@ -16,7 +16,7 @@ from fhir.resources.R4B.questionnaireresponse import (
     QuestionnaireResponse as FhirQuestionnaireResponse,
 )
 
-from epro.definitions import Condition, Item, ItemType, Questionnaire, Text
+from epro.domain.definitions import Condition, Item, ItemType, Questionnaire, Text
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"

@@ -1,0 +1,134 @@
+"""Site staff routes: compliance, responses with their correction history, CSV and FHIR
+export, corrections on a participant's behalf."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse
+from trialstream.errors import Kind, Refused
+from trialstream.runtime import CurrentRuntime
+
+from epro import compliance, repository, service
+from epro.accounts import Role
+from epro.api.common import CurrentStaff, Published, public, readable, stored_response
+from epro.domain import fhir
+from epro.domain.submissions import Correction
+
+router = APIRouter(tags=["staff"])
+Readable = Annotated[str, Depends(readable)]
+
+CSV_COLUMNS = [
+    "participant_id", "response_id", "version", "current", "questionnaire_id",
+    "questionnaire_version", "occurrence_id", "authored_at", "received_at", "on_time", "flags",
+    "author", "reason", "item", "value",
+]  # fmt: skip
+
+
+def csv_rows(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long format: one row per answer and per score of every version (old ones too)."""
+    latest = {r["response_id"]: r["version"] for r in responses}
+    out = []
+    for r in sorted(
+        responses, key=lambda r: (r["authored_at"], str(r["response_id"]), r["version"])
+    ):
+        base = {k: r[k] for k in CSV_COLUMNS if k in r}
+        base |= {"current": r["version"] == latest[r["response_id"]], "flags": ";".join(r["flags"])}
+        values = [(k, ";".join(v) if isinstance(v, list) else v) for k, v in r["answers"].items()]
+        values += [(f"score:{k}", s["value"]) for k, s in r["scores"].items()]
+        out += [{**base, "item": item, "value": value} for item, value in values]
+    return out
+
+
+@router.post(
+    "/v1/participants/{participant_id}/responses/{response_id}/corrections",
+    status_code=201,
+    responses={200: {}, 403: {}, 404: {}, 409: {}, 422: {}},
+    summary="Correct a response on the participant's behalf (site staff; reason required)",
+)
+async def staff_correct(
+    response_id: UUID,
+    body: Correction,
+    runtime: CurrentRuntime,
+    catalog: Published,
+    participant_id: Readable,
+    staff: CurrentStaff,
+) -> JSONResponse:
+    if staff.role is not Role.SITE_STAFF:
+        raise Refused(
+            Kind.FORBIDDEN, "read_only_role", "monitors can read responses but not correct them"
+        )
+    result = await service.correct(
+        runtime.pool, catalog, participant_id, response_id, body, author=staff.staff_id
+    )
+    return stored_response(result)
+
+
+@router.get("/v1/compliance", summary="On-time %, late and missed per participant and site")
+async def compliance_report(
+    runtime: CurrentRuntime,
+    staff: CurrentStaff,
+    site: str | None = None,
+    participant_id: str | None = None,
+    questionnaire_id: str | None = None,
+) -> dict[str, Any]:
+    try:
+        scope = staff.site_scope(site)
+    except PermissionError as exc:
+        raise Refused(Kind.FORBIDDEN, "forbidden_site", str(exc)) from None
+    return await compliance.report(runtime.pool, scope, participant_id, questionnaire_id)
+
+
+@router.get("/v1/participants/{participant_id}/responses")
+async def responses(runtime: CurrentRuntime, participant_id: Readable) -> dict[str, Any]:
+    rows = await repository.responses_of(runtime.pool, participant_id)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        grouped.setdefault(str(r["response_id"]), []).append(public(r))
+    return {
+        "participant_id": participant_id,
+        "responses": [{"current": v[-1], "history": v} for v in grouped.values()],
+    }
+
+
+@router.get("/v1/participants/{participant_id}/responses.csv", response_class=PlainTextResponse)
+async def responses_csv(runtime: CurrentRuntime, participant_id: Readable) -> PlainTextResponse:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(await repository.responses_of(runtime.pool, participant_id)))
+    return PlainTextResponse(buffer.getvalue(), media_type="text/csv")
+
+
+@router.get("/v1/fhir/Questionnaire/{questionnaire_id}")
+async def fhir_questionnaire(
+    catalog: Published, questionnaire_id: str, _: CurrentStaff, version: int | None = None
+) -> dict[str, Any]:
+    q = catalog.get(questionnaire_id, version) if version else catalog.latest(questionnaire_id)
+    if q is None:
+        raise Refused(
+            Kind.NOT_FOUND, "unknown_questionnaire", f"{questionnaire_id} is not published"
+        )
+    return fhir.questionnaire(q)
+
+
+@router.get("/v1/participants/{participant_id}/fhir/QuestionnaireResponse")
+async def fhir_responses(
+    runtime: CurrentRuntime, catalog: Published, participant_id: Readable, history: bool = False
+) -> dict[str, Any]:
+    """A Bundle (collection); current versions only unless `history=true`."""
+    rows = await repository.responses_of(runtime.pool, participant_id)
+    if any(catalog.get(r["questionnaire_id"], r["questionnaire_version"]) is None for r in rows):
+        await service.refresh(runtime.pool, catalog)  # published through another replica
+    latest = {r["response_id"]: r["version"] for r in rows}
+    chosen = [r for r in rows if history or r["version"] == latest[r["response_id"]]]
+    resources = []
+    for r in chosen:
+        q = catalog.get(r["questionnaire_id"], r["questionnaire_version"])
+        if q is not None:
+            resources.append(fhir.questionnaire_response(q, r))
+    return fhir.bundle(resources)

@@ -1,0 +1,35 @@
+"""What ePRO's consumer groups do: enrolments and withdrawals assign or stop schedules;
+completed visits anchor visit-relative schedules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.topics import Topic
+from trialstream.events.visits import VisitChanged, VisitStatus
+from trialstream.runtime import Runtime
+
+from epro import service
+from epro.domain.schedules import Schedule
+from epro.service_info import GROUPS
+
+# v2 since withdrawal is acted on (decision 0014): a new group reads the compacted topic
+# from the start once, so withdrawals published before the upgrade take effect too.
+# Idempotent: schedules already assigned stay, site and timezone are re-stated.
+PARTICIPANTS_GROUP = GROUPS["participants"].name
+VISITS_GROUP = GROUPS["visits"].name
+
+
+def subscribe(runtime: Runtime, schedules: Sequence[Schedule]) -> None:
+    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+        await service.participants_enrolled(runtime.pool, events, schedules)
+
+    async def on_visits(events: Sequence[VisitChanged]) -> None:
+        done = [e for e in events if e.status is VisitStatus.COMPLETED]
+        if done:
+            rows = [(e.participant_id, e.visit_id, e.starts_at or e.occurred_at) for e in done]
+            await service.visits_completed(runtime.pool, rows)
+
+    runtime.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
+    runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)
