@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from anomaly.handlers import GROUP
+from anomaly.subscribers import GROUP
 from anomaly.main import create_app
 from helpers import eventually, read_topic, serving, unique_id
 from test_anomaly_consumer import alerts_for, heart_rates, settings

@@ -1,4 +1,5 @@
-"""Composition root: settings -> broker and scoring subscriber -> an ASGI app for ops routes."""
+"""Composition root: settings -> broker and scoring subscriber -> an ASGI app (the scoring
+in force, and the ops routes)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
-from anomaly.handlers import subscribe_scoring
+from anomaly.api import router
 from anomaly.rules import ScoringConfig
 from anomaly.service import Backlog, check_silences
 from anomaly.service_info import SERVICE
 from anomaly.settings import AnomalySettings
+from anomaly.subscribers import subscribe_scoring
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +57,8 @@ def create_app(
 
     app = FastAPI(title="trialstream anomaly", version="1.0", lifespan=lifespan)
     install_error_handlers(app)
+    app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
+    app.state.config = config
     return app

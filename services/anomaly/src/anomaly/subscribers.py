@@ -1,4 +1,4 @@
-"""The readings subscriber: a thin adapter over score_batch."""
+"""The readings group (service_info.GROUPS): each consumed batch goes to score_batch."""
 
 from __future__ import annotations
 
