@@ -10,6 +10,7 @@ import pytest
 from epro.api.staff import csv_rows
 from epro.domain import fhir
 from epro.domain.definitions import shipped
+from epro.domain.responses import ResponseVersion, Scores
 from epro.domain.submissions import timeliness
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
@@ -18,24 +19,24 @@ Q = {q.id: q for q in shipped() if q.version == 1}  # the first published versio
 T = datetime(2026, 3, 8, 20, tzinfo=UTC)
 
 
-def row(version: int = 1, **answers: Any) -> dict[str, Any]:
-    return {
-        "response_id": uuid.UUID(int=7),
-        "version": version,
-        "participant_id": "P-1",
-        "questionnaire_id": "daily-diary",
-        "questionnaire_version": 1,
-        "occurrence_id": None,
-        "language": "de",
-        "authored_at": T,
-        "received_at": T,
-        "answers": answers,
-        "scores": {},
-        "on_time": True,
-        "flags": ["unscheduled"],
-        "author": "participant",
-        "reason": None if version == 1 else "typo",
-    }
+def row(version: int = 1, scores: Scores | None = None, **answers: Any) -> ResponseVersion:
+    return ResponseVersion(
+        response_id=uuid.UUID(int=7),
+        version=version,
+        participant_id="P-1",
+        questionnaire_id="daily-diary",
+        questionnaire_version=1,
+        occurrence_id=None,
+        language="de",
+        authored_at=T,
+        received_at=T,
+        answers=answers,
+        scores=scores or {},
+        on_time=True,
+        flags=["unscheduled"],
+        author="participant",
+        reason=None if version == 1 else "typo",
+    )
 
 
 @pytest.mark.parametrize("qid", sorted(Q))
@@ -97,8 +98,7 @@ def test_the_fhir_library_really_rejects_structurally_invalid_resources(
 
 
 def test_csv_is_one_row_per_answer_and_score_of_every_version() -> None:
-    first = row(1, wellbeing=4)
-    first["scores"] = {"wellbeing_score": {"value": 4, "band": None}}
+    first = row(1, scores={"wellbeing_score": {"value": 4, "band": None}}, wellbeing=4)
     second = row(2, wellbeing=6)
     rows = csv_rows([first, second])
     assert [(r["version"], r["current"], r["item"], r["value"], r["reason"]) for r in rows] == [

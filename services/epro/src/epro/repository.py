@@ -6,7 +6,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -15,6 +14,7 @@ from trialstream.events.participants import ParticipantEnrolled
 
 from epro.domain import withdrawal
 from epro.domain.definitions import Questionnaire
+from epro.domain.responses import ResponseVersion
 from epro.domain.schedules import Occurrence, Schedule
 
 Db = DbConnection | asyncpg.Pool
@@ -271,41 +271,54 @@ async def answer_occurrence(
     await conn.execute(_ANSWER_OCCURRENCE, occurrence_id, response_id, on_time)
 
 
-async def insert_response(conn: DbConnection, row: dict[str, Any]) -> bool:
+async def insert_response(conn: DbConnection, row: ResponseVersion) -> bool:
     """False when (response_id, version) already exists."""
     return (
         await conn.fetchval(
             _INSERT_RESPONSE,
-            row["response_id"],
-            row["version"],
-            row["participant_id"],
-            row["questionnaire_id"],
-            row["questionnaire_version"],
-            row["occurrence_id"],
-            row["language"],
-            row["authored_at"],
-            row["received_at"],
-            json.dumps(row["answers"]),
-            json.dumps(row["scores"]),
-            row["on_time"],
-            row["flags"],
-            row["author"],
-            row["reason"],
-            row["request_digest"],
+            row.response_id,
+            row.version,
+            row.participant_id,
+            row.questionnaire_id,
+            row.questionnaire_version,
+            row.occurrence_id,
+            row.language,
+            row.authored_at,
+            row.received_at,
+            json.dumps(row.answers),
+            json.dumps(row.scores),
+            row.on_time,
+            row.flags,
+            row.author,
+            row.reason,
+            row.request_digest,
         )
         is not None
     )
 
 
-def _response(r: asyncpg.Record) -> dict[str, Any]:
-    out = dict(r)
-    out["answers"] = json.loads(out["answers"])
-    out["scores"] = json.loads(out["scores"])
-    out["flags"] = list(out["flags"])
-    return out
+def _response(r: asyncpg.Record) -> ResponseVersion:
+    return ResponseVersion(
+        response_id=r["response_id"],
+        version=r["version"],
+        participant_id=r["participant_id"],
+        questionnaire_id=r["questionnaire_id"],
+        questionnaire_version=r["questionnaire_version"],
+        occurrence_id=r["occurrence_id"],
+        language=r["language"],
+        authored_at=r["authored_at"],
+        received_at=r["received_at"],
+        answers=json.loads(r["answers"]),
+        scores=json.loads(r["scores"]),
+        on_time=r["on_time"],
+        flags=list(r["flags"]),
+        author=r["author"],
+        reason=r["reason"],
+        request_digest=r["request_digest"],
+    )
 
 
-async def versions(db: Db, response_id: UUID) -> list[dict[str, Any]]:
+async def versions(db: Db, response_id: UUID) -> list[ResponseVersion]:
     return [_response(r) for r in await db.fetch(_VERSIONS, response_id)]
 
 
@@ -315,5 +328,5 @@ async def lock_response(conn: DbConnection, response_id: UUID) -> str | None:
     return None if value is None else str(value)
 
 
-async def responses_of(db: Db, participant_id: str) -> list[dict[str, Any]]:
+async def responses_of(db: Db, participant_id: str) -> list[ResponseVersion]:
     return [_response(r) for r in await db.fetch(_RESPONSES_OF, participant_id)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -22,6 +22,7 @@ from trialstream.validation import FieldError
 from epro import repository
 from epro.domain import withdrawal
 from epro.domain.definitions import Catalog, Questionnaire
+from epro.domain.responses import Answers, ResponseVersion, Scores
 from epro.domain.schedules import Schedule
 from epro.domain.scoring import SafetySignal
 from epro.domain.submissions import (
@@ -109,7 +110,7 @@ async def visits_completed(pool: asyncpg.Pool, rows: Sequence[tuple[str, UUID, d
 @dataclass(frozen=True)
 class Stored:
     created: bool  # False: an identical earlier submission (a retry)
-    response: dict[str, Any]
+    response: ResponseVersion
 
 
 async def publish_questionnaires(
@@ -151,15 +152,15 @@ async def refresh(pool: asyncpg.Pool, catalog: Catalog) -> None:
 
 
 def _alerts(
-    participant_id: str, row: dict[str, Any], checked: Checked, signals: Sequence[SafetySignal]
+    participant_id: str, row: ResponseVersion, checked: Checked, signals: Sequence[SafetySignal]
 ) -> list[AlertRaised]:
     scores = ", ".join(
         f"{s.name} {s.value}" + (f" ({s.band})" if s.band else "") for s in checked.scores
     )
-    at: datetime = row["authored_at"]
+    at = row.authored_at
     return [
         AlertRaised(
-            event_id=response_event_id(row["response_id"], row["version"], s.rule.rule),
+            event_id=response_event_id(row.response_id, row.version, s.rule.rule),
             participant_id=participant_id,
             kind=AlertKind.EPRO_SAFETY,
             severity=Severity.HIGH,
@@ -172,7 +173,7 @@ def _alerts(
             model_version=f"{checked.questionnaire.id}@{checked.questionnaire.version}",
             explanation=f"{s.rule.explanation} Answer value {s.value}"
             + (f"; {scores}" if scores else "")
-            + f"; response {row['response_id']} v{row['version']} authored {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
+            + f"; response {row.response_id} v{row.version} authored {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.",
         )
         for s in signals
     ]
@@ -183,25 +184,25 @@ class _Raced(Exception):
 
 
 async def _store(
-    conn: DbConnection, row: dict[str, Any], checked: Checked, new_signals: Sequence[SafetySignal]
+    conn: DbConnection, row: ResponseVersion, checked: Checked, new_signals: Sequence[SafetySignal]
 ) -> None:
     """The response row, its event and any safety alert: one transaction (outbox)."""
     if not await repository.insert_response(conn, row):
         raise _Raced
     event = ResponseSubmitted(
-        event_id=response_event_id(row["response_id"], row["version"]),
-        participant_id=row["participant_id"],
-        response_id=row["response_id"],
-        version=row["version"],
-        questionnaire_id=row["questionnaire_id"],
-        questionnaire_version=row["questionnaire_version"],
-        occurrence_id=row["occurrence_id"],
-        submitted_at=row["authored_at"],
-        on_time=row["on_time"],
-        flags=row["flags"],
+        event_id=response_event_id(row.response_id, row.version),
+        participant_id=row.participant_id,
+        response_id=row.response_id,
+        version=row.version,
+        questionnaire_id=row.questionnaire_id,
+        questionnaire_version=row.questionnaire_version,
+        occurrence_id=row.occurrence_id,
+        submitted_at=row.authored_at,
+        on_time=row.on_time,
+        flags=row.flags,
         scores={s.name: float(s.value) for s in checked.scores},
     )
-    key = row["participant_id"]
+    key = row.participant_id
     await enqueue(conn, Topic.EPRO_RESPONSES, [(key, event)])
     await enqueue(conn, Topic.ALERTS, [(key, a) for a in _alerts(key, row, checked, new_signals)])
 
@@ -282,37 +283,44 @@ async def _submit_new(
             return _retry_of(existing, participant_id, request_digest)
         await _refuse_if_withdrawn(conn, participant_id, s.authored_at, "authored_at")
         on_time, flags = await _timing(conn, participant_id, s)
-        row = {
-            **s.model_dump(exclude={"answers"}),
-            "answers": s.answers,
-            "version": 1,
-            "participant_id": participant_id,
-            "received_at": now,
-            "scores": {x.name: {"value": x.value, "band": x.band} for x in checked.scores},
-            "on_time": on_time,
-            "flags": flags,
-            "author": "participant",
-            "reason": None,
-            "request_digest": request_digest,
-        }
+        row = ResponseVersion(
+            response_id=s.response_id,
+            version=1,
+            participant_id=participant_id,
+            questionnaire_id=s.questionnaire_id,
+            questionnaire_version=s.questionnaire_version,
+            occurrence_id=s.occurrence_id,
+            language=s.language,
+            authored_at=s.authored_at,
+            received_at=now,
+            answers=s.answers,
+            scores=_scores(checked),
+            on_time=on_time,
+            flags=flags,
+            request_digest=request_digest,
+        )
         await _store(conn, row, checked, checked.signals)
         await _audit_version(conn, row, f"participant:{participant_id}", None)
     return Stored(True, row)
 
 
+def _scores(checked: Checked) -> Scores:
+    return {x.name: {"value": x.value, "band": x.band} for x in checked.scores}
+
+
 async def _check_again(
-    pool: asyncpg.Pool, catalog: Catalog, stored: dict[str, Any], answers: dict[str, Any]
+    pool: asyncpg.Pool, catalog: Catalog, stored: ResponseVersion, answers: Answers
 ) -> Checked:
     """Check answers against the questionnaire version of a stored response."""
-    key = (stored["questionnaire_id"], stored["questionnaire_version"])
+    key = (stored.questionnaire_id, stored.questionnaire_version)
     if catalog.get(*key) is None:
         await refresh(pool, catalog)
-    return check(catalog, *key, stored["language"], answers)
+    return check(catalog, *key, stored.language, answers)
 
 
-def _retry_of(existing: list[dict[str, Any]], participant_id: str, request_digest: str) -> Stored:
+def _retry_of(existing: list[ResponseVersion], participant_id: str, request_digest: str) -> Stored:
     first = existing[0]
-    if first["participant_id"] != participant_id or first["request_digest"] != request_digest:
+    if first.participant_id != participant_id or first.request_digest != request_digest:
         raise conflict("response_id_reused", "this response_id was used for a different response")
     return Stored(False, existing[-1])
 
@@ -349,49 +357,48 @@ async def _correct(
             raise Refused(Kind.NOT_FOUND, "unknown_response", f"no response {response_id} of yours")
         history = await repository.versions(conn, response_id)
         latest = history[-1]
-        if c.based_on_version != latest["version"]:
-            done = next((v for v in history if v["version"] == c.based_on_version + 1), None)
-            if done is not None and done["request_digest"] == request_digest:
+        if c.based_on_version != latest.version:
+            done = next((v for v in history if v.version == c.based_on_version + 1), None)
+            if done is not None and done.request_digest == request_digest:
                 return Stored(False, history[-1])  # a retry of a stored one, even if withdrawn
             raise conflict(
-                "stale_version", f"version {latest['version']} is current; correct that one"
+                "stale_version", f"version {latest.version} is current; correct that one"
             )
         if author == "participant":  # staff may still correct data-entry errors after it
             await _refuse_if_withdrawn(conn, participant_id, datetime.now(UTC))
         checked = await _check_again(pool, catalog, latest, c.answers)
         before = {
-            x.rule.rule
-            for x in (await _check_again(pool, catalog, latest, latest["answers"])).signals
+            x.rule.rule for x in (await _check_again(pool, catalog, latest, latest.answers)).signals
         }
-        row = {
-            **latest,
-            "version": latest["version"] + 1,
-            "answers": c.answers,
-            "received_at": datetime.now(UTC),
-            "scores": {x.name: {"value": x.value, "band": x.band} for x in checked.scores},
-            "flags": sorted({*latest["flags"], "corrected"}),
-            "author": author,
-            "reason": c.reason,
-            "request_digest": request_digest,
-        }
+        row = replace(
+            latest,
+            version=latest.version + 1,
+            answers=c.answers,
+            received_at=datetime.now(UTC),
+            scores=_scores(checked),
+            flags=sorted({*latest.flags, "corrected"}),
+            author=author,
+            reason=c.reason,
+            request_digest=request_digest,
+        )
         await _store(conn, row, checked, [s for s in checked.signals if s.rule.rule not in before])
         actor = f"participant:{participant_id}" if author == "participant" else author
         await _audit_version(conn, row, actor, latest)
     return Stored(True, row)
 
 
-def _version(row: dict[str, Any]) -> dict[str, Any]:
+def _version(row: ResponseVersion) -> dict[str, Any]:
     return {
-        "version": row["version"],
-        "questionnaire": f"{row['questionnaire_id']}@{row['questionnaire_version']}",
-        "answers": row["answers"],
-        "on_time": row["on_time"],
-        "flags": row["flags"],
+        "version": row.version,
+        "questionnaire": row.questionnaire,
+        "answers": row.answers,
+        "on_time": row.on_time,
+        "flags": row.flags,
     }
 
 
 async def _audit_version(
-    conn: DbConnection, row: dict[str, Any], actor: str, before: dict[str, Any] | None
+    conn: DbConnection, row: ResponseVersion, actor: str, before: ResponseVersion | None
 ) -> None:
     """A response version in the audit trail: the answers before and after, and why."""
     await audit.record(
@@ -399,8 +406,8 @@ async def _audit_version(
         actor=actor,
         action="response.submitted" if before is None else "response.corrected",
         entity="response",
-        entity_id=str(row["response_id"]),
+        entity_id=str(row.response_id),
         old=None if before is None else _version(before),
         new=_version(row),
-        reason=row["reason"],
+        reason=row.reason,
     )

@@ -4,8 +4,7 @@ credentials (participant app, site staff) and how a stored response is shown."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -69,13 +68,5 @@ async def readable(runtime: CurrentRuntime, participant_id: str, staff: CurrentS
 
 
 def stored_response(result: service.Stored) -> JSONResponse:
-    body = {"created": result.created, "response": public(result.response)}
+    body = {"created": result.created, "response": result.response.public()}
     return JSONResponse(body, status_code=201 if result.created else 200)
-
-
-def public(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k != "request_digest"}
-    return {
-        k: (str(v) if isinstance(v, UUID) else v.isoformat() if hasattr(v, "isoformat") else v)
-        for k, v in out.items()
-    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,8 +16,9 @@ from trialstream.runtime import CurrentRuntime
 
 from epro import compliance, repository, service
 from epro.accounts import Role
-from epro.api.common import CurrentStaff, Published, public, readable, stored_response
+from epro.api.common import CurrentStaff, Published, readable, stored_response
 from epro.domain import fhir
+from epro.domain.responses import ResponseVersion
 from epro.domain.submissions import Correction
 
 router = APIRouter(tags=["staff"])
@@ -29,17 +31,16 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def csv_rows(responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def csv_rows(responses: list[ResponseVersion]) -> list[dict[str, Any]]:
     """Long format: one row per answer and per score of every version (old ones too)."""
-    latest = {r["response_id"]: r["version"] for r in responses}
+    latest = {r.response_id: r.version for r in responses}
     out = []
-    for r in sorted(
-        responses, key=lambda r: (r["authored_at"], str(r["response_id"]), r["version"])
-    ):
-        base = {k: r[k] for k in CSV_COLUMNS if k in r}
-        base |= {"current": r["version"] == latest[r["response_id"]], "flags": ";".join(r["flags"])}
-        values = [(k, ";".join(v) if isinstance(v, list) else v) for k, v in r["answers"].items()]
-        values += [(f"score:{k}", s["value"]) for k, s in r["scores"].items()]
+    for r in sorted(responses, key=lambda r: (r.authored_at, str(r.response_id), r.version)):
+        fields = asdict(r)
+        base = {k: fields[k] for k in CSV_COLUMNS if k in fields}
+        base |= {"current": r.version == latest[r.response_id], "flags": ";".join(r.flags)}
+        values = [(k, ";".join(v) if isinstance(v, list) else v) for k, v in r.answers.items()]
+        values += [(f"score:{k}", s["value"]) for k, s in r.scores.items()]
         out += [{**base, "item": item, "value": value} for item, value in values]
     return out
 
@@ -88,7 +89,7 @@ async def responses(runtime: CurrentRuntime, participant_id: Readable) -> dict[s
     rows = await repository.responses_of(runtime.pool, participant_id)
     grouped: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        grouped.setdefault(str(r["response_id"]), []).append(public(r))
+        grouped.setdefault(str(r.response_id), []).append(r.public())
     return {
         "participant_id": participant_id,
         "responses": [{"current": v[-1], "history": v} for v in grouped.values()],
@@ -122,13 +123,13 @@ async def fhir_responses(
 ) -> dict[str, Any]:
     """A Bundle (collection); current versions only unless `history=true`."""
     rows = await repository.responses_of(runtime.pool, participant_id)
-    if any(catalog.get(r["questionnaire_id"], r["questionnaire_version"]) is None for r in rows):
+    if any(catalog.get(r.questionnaire_id, r.questionnaire_version) is None for r in rows):
         await service.refresh(runtime.pool, catalog)  # published through another replica
-    latest = {r["response_id"]: r["version"] for r in rows}
-    chosen = [r for r in rows if history or r["version"] == latest[r["response_id"]]]
+    latest = {r.response_id: r.version for r in rows}
+    chosen = [r for r in rows if history or r.version == latest[r.response_id]]
     resources = []
     for r in chosen:
-        q = catalog.get(r["questionnaire_id"], r["questionnaire_version"])
+        q = catalog.get(r.questionnaire_id, r.questionnaire_version)
         if q is not None:
             resources.append(fhir.questionnaire_response(q, r))
     return fhir.bundle(resources)

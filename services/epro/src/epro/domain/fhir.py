@@ -17,6 +17,7 @@ from fhir.resources.R4B.questionnaireresponse import (
 )
 
 from epro.domain.definitions import Condition, Item, ItemType, Questionnaire, Text
+from epro.domain.responses import ResponseVersion
 
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
@@ -146,19 +147,19 @@ def _answers(q: Questionnaire, link_id: str, value: Any) -> list[dict[str, Any]]
     return [{key: value}]
 
 
-def questionnaire_response(q: Questionnaire, row: dict[str, Any]) -> dict[str, Any]:
+def questionnaire_response(q: Questionnaire, row: ResponseVersion) -> dict[str, Any]:
     """One stored response version; version > 1 is `amended` (a correction)."""
-    answers: dict[str, Any] = row["answers"]
+    answers = row.answers
     resource = {
         "resourceType": "QuestionnaireResponse",
-        "id": f"{row['response_id']}-v{row['version']}",
-        "meta": {"versionId": str(row["version"])},
-        "identifier": {"system": RESPONSES, "value": str(row["response_id"])},
+        "id": f"{row.response_id}-v{row.version}",
+        "meta": {"versionId": str(row.version)},
+        "identifier": {"system": RESPONSES, "value": str(row.response_id)},
         "questionnaire": f"{canonical(q)}|{q.version}",
-        "status": "completed" if row["version"] == 1 else "amended",
-        "subject": {"identifier": {"system": PARTICIPANTS, "value": row["participant_id"]}},
-        "authored": row["authored_at"].isoformat(),
-        "language": row["language"],
+        "status": "completed" if row.version == 1 else "amended",
+        "subject": {"identifier": {"system": PARTICIPANTS, "value": row.participant_id}},
+        "authored": row.authored_at.isoformat(),
+        "language": row.language,
         "item": [
             {"linkId": i.link_id, "answer": _answers(q, i.link_id, answers[i.link_id])}
             for i in q.items
