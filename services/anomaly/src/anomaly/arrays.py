@@ -10,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+# Times are int64 microseconds since the epoch throughout the scorer.
+US_PER_MINUTE = 60_000_000
+US_PER_HOUR = 3_600_000_000
+
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric
 
+from anomaly.arrays import US_PER_HOUR, US_PER_MINUTE
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import number, span, to_datetime
 from anomaly.rules import Persistence, ScoringConfig
@@ -31,8 +32,6 @@ from anomaly.state import RestingBaseline
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-HOUR_US = 3_600_000_000
-US_PER_MINUTE = 60_000_000
 WEEK_HOURS = 7 * 24
 MIN_SPREAD = 2.0  # beats/min: hourly medians of a calm participant can agree closely
 
@@ -40,7 +39,7 @@ MIN_SPREAD = 2.0  # beats/min: hourly medians of a calm participant can agree cl
 def _fold_hours(state: RestingBaseline, t: IntArray, v: FloatArray) -> None:
     """Add resting readings (time order) to the hour in progress; each hour that completes
     becomes one hourly median."""
-    hours = t // HOUR_US
+    hours = t // US_PER_HOUR
     if hours[-1] == state.pending_hour:  # the common case: still the same hour
         state.pending += v.tolist()
         return
@@ -107,7 +106,7 @@ def baselines(
 ) -> tuple[FloatArray, FloatArray]:
     """The baseline (median, spread) at each row's hour (NaN where not yet known)."""
     median, spread = np.full(len(rows.t), np.nan), np.full(len(rows.t), np.nan)
-    hours = rows.t // HOUR_US
+    hours = rows.t // US_PER_HOUR
     for g, state in enumerate(states):
         if not state.hours:
             continue

@@ -32,7 +32,14 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.readings import Metric
 
-from anomaly.arrays import BoolArray, IntArray, grouped_count_le, segmented_cummax, shift
+from anomaly.arrays import (
+    US_PER_MINUTE,
+    BoolArray,
+    IntArray,
+    grouped_count_le,
+    segmented_cummax,
+    shift,
+)
 from anomaly.baseline import BaselineShiftRule, baselines, deviations
 from anomaly.columns import ColumnReadings, Columns
 from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
@@ -55,7 +62,6 @@ from anomaly.windows import VITAL_METRICS, Judged, close_windows, judge
 __all__ = ["Scorer", "ScoringConfig"]
 
 FloatArray = npt.NDArray[np.float64]
-US_PER_MINUTE = 60_000_000
 NEVER = np.iinfo(np.int64).min
 STEP = METRIC_CODE[Metric.STEP_COUNT]
 HEART_RATE = METRIC_CODE[Metric.HEART_RATE]

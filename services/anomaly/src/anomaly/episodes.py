@@ -19,13 +19,20 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
-from anomaly.arrays import BoolArray, IntArray, consecutive, shift
-from anomaly.explain import ALERT_NAMESPACE, Activity, build_alert, number, to_datetime
+from anomaly.arrays import US_PER_MINUTE, BoolArray, IntArray, consecutive, shift
+from anomaly.explain import (
+    ALERT_NAMESPACE,
+    Activity,
+    build_alert,
+    episode_key,
+    number,
+    raise_alert,
+    to_datetime,
+)
 from anomaly.reading import Reading
 from anomaly.rules import Direction, Limit, Persistence, ScoringConfig
 from anomaly.state import RuleState, Run, SeriesState
 
-US_PER_MINUTE = 60_000_000
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -214,20 +221,16 @@ class Hit:
     ) -> AlertRaised:
         """The alert for this hit: its id derives from the episode (participant, rule,
         severity, the run's first reading), so re-scoring yields the same alert."""
-        key = f"{self.participant_id}|{rule.rule}|{severity}|{self.run.first}"
         start = to_datetime(self.run.start_us if window_start_us is None else window_start_us)
-        end = to_datetime(self.detected_us)
-        return AlertRaised(
-            event_id=uuid.uuid5(ALERT_NAMESPACE, key),
-            occurred_at=end,  # not the wall clock: replay and live must write the same JSON
+        return raise_alert(
+            key=episode_key(self.participant_id, rule.rule, severity, self.run.first),
             participant_id=self.participant_id,
             kind=rule.kind,
             metric=rule.metric,
             severity=severity,
             rule=rule.rule,
-            detected_at=end,
-            window_start=start,
-            window_end=end,
+            start=start,
+            end=to_datetime(self.detected_us),
             observed=self.run.values[-30:],
             threshold=threshold,
             baseline=baseline,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from trialstream.events.alerts import AlertKind, AlertRaised
+from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
 from anomaly.rules import SEVERITY_OF_BAND, Direction, Limit
@@ -87,10 +87,54 @@ def to_datetime(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
-def alert_id(participant_id: str, rule: str, band: int, first_event_id: str) -> uuid.UUID:
-    """The same episode always gets the same id, so a re-scored batch is deduplicated."""
-    key = f"{participant_id}|{rule}|{SEVERITY_OF_BAND[band]}|{first_event_id}"
-    return uuid.uuid5(ALERT_NAMESPACE, key)
+def episode_key(participant_id: str, rule: str, severity: Severity, first_event_id: str) -> str:
+    """An episode's alert id key: the same episode (participant, rule, severity, the run's
+    first reading) always gets the same id, so a re-scored batch is deduplicated."""
+    return f"{participant_id}|{rule}|{severity}|{first_event_id}"
+
+
+def silence_key(participant_id: str, rule: str, last_us: int) -> str:
+    """A silence's alert id key: the reading it followed, whoever noticed it."""
+    return f"{participant_id}|{rule}|{last_us}"
+
+
+def raise_alert(
+    *,
+    key: str,
+    participant_id: str,
+    kind: AlertKind,
+    metric: Metric | None,
+    severity: Severity,
+    rule: str,
+    start: datetime,
+    end: datetime,
+    observed: Sequence[float],
+    model_version: str,
+    explanation: str,
+    threshold: float | None = None,
+    baseline: float | None = None,
+) -> AlertRaised:
+    """Every alert the scorer raises is built here. Its id is uuid5 of `key`
+    (`episode_key` or `silence_key`); it occurred when it was detected (`end`), not on the
+    wall clock, so replay and live write the same JSON. `observed` is the caller's window
+    of values (the whole run for limits, its last 30 readings for the other rules)."""
+    return AlertRaised(
+        event_id=uuid.uuid5(ALERT_NAMESPACE, key),
+        occurred_at=end,
+        participant_id=participant_id,
+        kind=kind,
+        metric=metric,
+        severity=severity,
+        rule=rule,
+        detected_at=end,
+        window_start=start,
+        window_end=end,
+        observed=list(observed),
+        threshold=threshold,
+        baseline=baseline,
+        model_version=model_version,
+        explanation=explanation,
+    )
 
 
 def build_alert(
@@ -107,17 +151,16 @@ def build_alert(
 ) -> AlertRaised:
     """The alert for `run` sustaining `band`, detected by the reading at `detected_us`."""
     start, end = to_datetime(run.start_us), to_datetime(detected_us)
-    return AlertRaised(
-        event_id=alert_id(participant_id, limit.rule, band, run.first),
-        occurred_at=end,  # not the wall clock: replay and live must write the same JSON
+    severity = SEVERITY_OF_BAND[band]
+    return raise_alert(
+        key=episode_key(participant_id, limit.rule, severity, run.first),
         participant_id=participant_id,
         kind=AlertKind.CLINICAL,
         metric=limit.metric,
-        severity=SEVERITY_OF_BAND[band],
+        severity=severity,
         rule=limit.rule,
-        detected_at=end,
-        window_start=start,
-        window_end=end,
+        start=start,
+        end=end,
         observed=run.values,
         threshold=limit.threshold_for(band),
         baseline=baseline,

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
+from anomaly.arrays import US_PER_MINUTE
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import NAMES, number, span, to_datetime
 from anomaly.forest import Forest
@@ -20,7 +21,6 @@ from anomaly.state import SeriesState, WindowState
 from anomaly.windows import VITAL_METRICS, Judged
 
 FloatArray = npt.NDArray[np.float64]
-US_PER_MINUTE = 60_000_000
 RULE = "model/multivariate-deterioration"
 
 

@@ -7,7 +7,6 @@ participant sends nothing that could move their own stream time on."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +14,12 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
-from anomaly.arrays import segmented_cummax
+from anomaly.arrays import US_PER_MINUTE, segmented_cummax
 from anomaly.episodes import Hit, Rows
-from anomaly.explain import ALERT_NAMESPACE, NAMES, number, span, to_datetime
+from anomaly.explain import NAMES, number, raise_alert, silence_key, span, to_datetime
 from anomaly.rules import Persistence, ScoringConfig
 from anomaly.state import ParticipantState
 
-US_PER_MINUTE = 60_000_000
 IntArray = npt.NDArray[np.int64]
 DROPOUT_RULE = "device-quality/dropout"
 
@@ -139,17 +137,15 @@ def dropout_alert(
         f"{start:%Y-%m-%d %H:%M} UTC from a participant who was sending: the device may be "
         "off, not worn, out of battery or unable to upload. Contact the participant."
     )
-    return AlertRaised(
-        event_id=uuid.uuid5(ALERT_NAMESPACE, f"{participant_id}|{DROPOUT_RULE}|{last_us}"),
-        occurred_at=end,
+    return raise_alert(
+        key=silence_key(participant_id, DROPOUT_RULE, last_us),
         participant_id=participant_id,
         kind=AlertKind.DEVICE_QUALITY,
         metric=None,
         severity=Severity.LOW,
         rule=DROPOUT_RULE,
-        detected_at=end,
-        window_start=start,
-        window_end=end,
+        start=start,
+        end=end,
         observed=[],
         model_version=model_version,
         explanation=explanation,

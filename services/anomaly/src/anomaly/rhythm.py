@@ -23,13 +23,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric
 
+from anomaly.arrays import US_PER_MINUTE
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import number, span, to_datetime
 from anomaly.rules import Persistence, ScoringConfig
 from anomaly.state import ParticipantState
 
 FloatArray = npt.NDArray[np.float64]
-US_PER_MINUTE = 60_000_000
 RULE = "irregular-rhythm/heart-rate"
 
 

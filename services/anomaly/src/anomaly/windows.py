@@ -28,13 +28,11 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.readings import Metric
 
-from anomaly.arrays import BoolArray, IntArray, segmented_cummax, shift
+from anomaly.arrays import US_PER_HOUR, BoolArray, IntArray, segmented_cummax, shift
 from anomaly.rules import METRIC_CODE, ScoringConfig
 from anomaly.state import VITALS, WindowState
 
 FloatArray = npt.NDArray[np.float64]
-US_PER_MINUTE = 60_000_000
-HOUR_US = 3_600_000_000
 VITAL_METRICS = (
     Metric.HEART_RATE,
     Metric.OXYGEN_SATURATION,
@@ -160,7 +158,7 @@ def judge(closed: Closed, held: list[WindowState], config: ScoringConfig) -> Jud
     compare each with the baseline at its hour."""
     n = len(closed)
     baseline, spread = np.full((n, VITALS), np.nan), np.full((n, VITALS), np.nan)
-    hours = (closed.start_us // HOUR_US).tolist()
+    hours = (closed.start_us // US_PER_HOUR).tolist()
     sums, counts, keep = closed.sums.tolist(), closed.counts.tolist(), config.model_history_hours
     for i, (pi, hour) in enumerate(zip(closed.p.tolist(), hours, strict=True)):
         state = held[pi]
