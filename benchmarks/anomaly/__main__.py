@@ -36,8 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from anomaly.config import ScoringConfig
 from anomaly.replay import replay_file
-from anomaly.rules import ScoringConfig
 from trialstream.events.alerts import AlertRaised
 
 from benchmarks.anomaly import realistic

@@ -44,7 +44,9 @@ from benchmarks.anomaly.generate import Dataset, GeneratorConfig, generate
 from benchmarks.anomaly.jsonl import iter_lines
 from benchmarks.anomaly.report import GOALS
 
-GROUP = "anomaly"  # anomaly.service_info.GROUPS["readings"], named here to avoid importing the service
+GROUP = (
+    "anomaly"  # anomaly.service_info.GROUPS["readings"], named here to avoid importing the service
+)
 READINGS_PER_PARTICIPANT_DAY = 3744  # 1440 x 2 every minute + 288 x 3 every 5 minutes
 
 

@@ -19,8 +19,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from anomaly.config import ScoringConfig
 from anomaly.replay import ReplayStats, replay_file
-from anomaly.rules import ScoringConfig
 from trialstream.events.alerts import AlertRaised
 
 from benchmarks.anomaly.baselines import DEFINITIONS, persistence_alerts

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from anomaly.columns import Columns
+from anomaly.config import ScoringConfig
 from anomaly.domain import Scorer
 from anomaly.forest import Forest, fit
-from anomaly.rules import ScoringConfig
 from anomaly.windows import FEATURES, Judged
 
 from benchmarks.anomaly.generate import Dataset, GeneratorConfig, generate

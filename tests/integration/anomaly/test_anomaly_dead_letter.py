@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from anomaly.subscribers import GROUP
 from anomaly.main import create_app
+from anomaly.subscribers import GROUP
 from helpers import eventually, read_topic, serving, unique_id
 from test_anomaly_consumer import alerts_for, heart_rates, settings
 from trialstream.events.topics import Topic

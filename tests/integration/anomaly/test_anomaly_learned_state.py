@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from anomaly.config import ScoringConfig
 from anomaly.main import create_app
-from anomaly.rules import ScoringConfig
 from anomaly.service import check_silences
 from helpers import eventually, fetchval, serving, unique_id
 from test_anomaly_consumer import alerts_for, emitted, publish, settings

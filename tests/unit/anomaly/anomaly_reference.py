@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from anomaly.config import SEVERITY_OF_BAND, Limit, ScoringConfig
 from anomaly.explain import ALERT_NAMESPACE, Activity, explain
-from anomaly.rules import SEVERITY_OF_BAND, Limit, ScoringConfig
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.readings import Metric, ReadingReceived
 

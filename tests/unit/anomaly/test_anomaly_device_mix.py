@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from anomaly.config import ScoringConfig, UnsafeLimitError
 from anomaly.domain import Scorer
-from anomaly.rules import ScoringConfig, UnsafeLimitError
 from anomaly_streams import stream
 from trialstream.events.alerts import AlertKind, Severity
 from trialstream.events.readings import Metric

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from anomaly.config import Persistence, ScoringConfig
 from anomaly.domain import Scorer
-from anomaly.rules import Persistence, ScoringConfig
 from anomaly_reference import ReferenceScorer
 from anomaly_streams import random_stream
 from trialstream.events.alerts import AlertRaised

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from anomaly.config import ScoringConfig
 from anomaly.domain import Scored, Scorer
 from anomaly.forest import Forest, fit, shipped
 from anomaly.model import RULE
-from anomaly.rules import ScoringConfig
 from anomaly.windows import FEATURES, Judged
 from anomaly_streams import T0
 from trialstream.events.alerts import AlertKind, AlertRaised

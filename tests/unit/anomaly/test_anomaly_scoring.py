@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, timedelta, timezone
 
 import pytest
+from anomaly.config import Limit, Persistence, ScoringConfig
 from anomaly.domain import Scorer as Scorer_
-from anomaly.rules import Limit, Persistence, ScoringConfig
 from anomaly.state import StateError
 from anomaly_streams import T0, interleave, stream
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity

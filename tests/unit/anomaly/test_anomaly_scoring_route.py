@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 from anomaly.api import router, scoring_config
-from anomaly.rules import ScoringConfig
+from anomaly.config import ScoringConfig
 from fastapi import FastAPI
 from trialstream.http import install_error_handlers
 from trialstream.runtime import current_runtime

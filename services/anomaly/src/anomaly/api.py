@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from trialstream.runtime import AdminOnly
 
+from anomaly.config import Persistence, ScoringConfig
 from anomaly.forest import shipped
-from anomaly.rules import Persistence, ScoringConfig
 
 router = APIRouter(tags=["scoring"])
 

@@ -25,9 +25,9 @@ from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric
 
 from anomaly.arrays import US_PER_HOUR, US_PER_MINUTE
+from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import number, span, to_datetime
-from anomaly.rules import Persistence, ScoringConfig
 from anomaly.state import RestingBaseline
 
 FloatArray = npt.NDArray[np.float64]

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from anomaly.config import ScoringConfig
 from anomaly.replay import ReplayError, describe, replay_file
-from anomaly.rules import ScoringConfig
 
 
 def replay(

@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.readings import Metric
 
+from anomaly.config import METRIC_CODE, METRICS
 from anomaly.explain import EPOCH
 from anomaly.reading import Reading
-from anomaly.rules import METRIC_CODE, METRICS
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

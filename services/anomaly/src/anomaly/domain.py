@@ -6,7 +6,7 @@ The behaviour, in one place:
    out-of-order reading) is ignored, as is a non-finite value: a late reading cannot
    rewrite a run that may already have alerted, and ignoring it keeps the result
    independent of where the stream is cut into batches.
-2. Bands. Each vital-sign reading gets a NEWS2-style band per limit (see rules.py). A high
+2. Bands. Each vital-sign reading gets a NEWS2-style band per limit (see config.py). A high
    heart or respiratory rate while the participant walked >= `activity_steps` steps in the
    trailing window is exercise and counts as in range. Only step readings that arrived
    before the reading count (batch cuts again must not matter).
@@ -42,6 +42,7 @@ from anomaly.arrays import (
 )
 from anomaly.baseline import BaselineShiftRule, baselines, deviations
 from anomaly.columns import ColumnReadings, Columns
+from anomaly.config import METRIC_CODE, METRICS, ScoringConfig
 from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
 from anomaly.forest import Forest, shipped
 from anomaly.model import ModelRule, mark_scored, model_version, window_rows
@@ -55,7 +56,6 @@ from anomaly.quality import (
 )
 from anomaly.reading import Reading
 from anomaly.rhythm import IrregularRhythmRule, rhythm
-from anomaly.rules import METRIC_CODE, METRICS, ScoringConfig
 from anomaly.state import ParticipantState, SeriesState
 from anomaly.windows import VITAL_METRICS, Judged, close_windows, judge
 

@@ -20,6 +20,7 @@ from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised,
 from trialstream.events.readings import UNITS, Metric
 
 from anomaly.arrays import US_PER_MINUTE, BoolArray, IntArray, consecutive, shift
+from anomaly.config import Direction, Limit, Persistence, ScoringConfig
 from anomaly.explain import (
     ALERT_NAMESPACE,
     Activity,
@@ -30,7 +31,6 @@ from anomaly.explain import (
     to_datetime,
 )
 from anomaly.reading import Reading
-from anomaly.rules import Direction, Limit, Persistence, ScoringConfig
 from anomaly.state import RuleState, Run, SeriesState
 
 FloatArray = npt.NDArray[np.float64]

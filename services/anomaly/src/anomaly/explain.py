@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
-from anomaly.rules import SEVERITY_OF_BAND, Direction, Limit
+from anomaly.config import SEVERITY_OF_BAND, Direction, Limit
 from anomaly.state import Run
 
 # Fixed forever: alert ids are derived from it, and consumers dedupe on them.

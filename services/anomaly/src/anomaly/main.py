@@ -14,7 +14,7 @@ from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
 from anomaly.api import router
-from anomaly.rules import ScoringConfig
+from anomaly.config import ScoringConfig
 from anomaly.service import Backlog, check_silences
 from anomaly.service_info import SERVICE
 from anomaly.settings import AnomalySettings

@@ -13,10 +13,10 @@ from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
 from anomaly.arrays import US_PER_MINUTE
+from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import NAMES, number, span, to_datetime
 from anomaly.forest import Forest
-from anomaly.rules import Persistence, ScoringConfig
 from anomaly.state import SeriesState, WindowState
 from anomaly.windows import VITAL_METRICS, Judged
 

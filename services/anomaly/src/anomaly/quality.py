@@ -15,9 +15,9 @@ from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
 from anomaly.arrays import US_PER_MINUTE, segmented_cummax
+from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import NAMES, number, raise_alert, silence_key, span, to_datetime
-from anomaly.rules import Persistence, ScoringConfig
 from anomaly.state import ParticipantState
 
 IntArray = npt.NDArray[np.int64]

@@ -28,8 +28,8 @@ from pydantic import ValidationError
 from trialstream.validation import FieldError, ReadingUpload, RecordRejected, check, parse_upload
 
 from anomaly.columns import Columns
+from anomaly.config import ScoringConfig
 from anomaly.domain import Scorer
-from anomaly.rules import ScoringConfig
 
 CHUNK = 5000  # the live consumer's batch size
 SEGMENT_BYTES = 8 << 20  # a worker's unit of parsing

@@ -24,9 +24,9 @@ from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric
 
 from anomaly.arrays import US_PER_MINUTE
+from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import number, span, to_datetime
-from anomaly.rules import Persistence, ScoringConfig
 from anomaly.state import ParticipantState
 
 FloatArray = npt.NDArray[np.float64]

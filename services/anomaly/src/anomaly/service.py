@@ -14,9 +14,9 @@ from trialstream.events.alerts import AlertRaised
 from trialstream.events.readings import ReadingReceived
 
 from anomaly import repository
+from anomaly.config import ScoringConfig
 from anomaly.domain import Scorer
 from anomaly.explain import EPOCH
-from anomaly.rules import ScoringConfig
 
 
 async def score_batch(

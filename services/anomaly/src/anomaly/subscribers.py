@@ -8,7 +8,7 @@ from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.runtime import Runtime
 
-from anomaly.rules import ScoringConfig
+from anomaly.config import ScoringConfig
 from anomaly.service import Backlog, score_batch
 from anomaly.service_info import GROUPS
 from anomaly.settings import AnomalySettings

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from trialstream.events.readings import Metric
 
 from anomaly.arrays import US_PER_HOUR, BoolArray, IntArray, segmented_cummax, shift
-from anomaly.rules import METRIC_CODE, ScoringConfig
+from anomaly.config import METRIC_CODE, ScoringConfig
 from anomaly.state import VITALS, WindowState
 
 FloatArray = npt.NDArray[np.float64]
