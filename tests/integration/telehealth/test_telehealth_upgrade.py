@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 from helpers import migrate_as_released_before
-from telehealth import enrolment
-from telehealth.booking import Policy
-from telehealth.windows import DEFAULT_PROTOCOL
+from telehealth.domain.windows import DEFAULT_PROTOCOL
+from telehealth.service import enrolment
+from telehealth.service.booking import Policy
 from trialstream.db import migrate
 from trialstream.events.participants import ParticipantEnrolled
 

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from helpers import eventually, read_topic, serving
-from telehealth import scheduler
-from telehealth.handlers import ALERTS_GROUP
 from telehealth.main import create_app
+from telehealth.service import scheduler
+from telehealth.subscribers import ALERTS_GROUP
 from telehealth_harness import T0, VIDEO_BASE, Telehealth
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.participants import ParticipantEnrolled

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from audit_helpers import audited
 from helpers import eventually, read_topic
-from telehealth import scheduler
+from telehealth.service import scheduler
 from telehealth_harness import T0, Telehealth
 from test_telehealth_urgent_and_reminders import alert, proposals
 from trialstream.events.participants import ParticipantEnrolled

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from telehealth.availability import Hours, Slot, WeeklyHours, free, slots_between
-from telehealth.windows import zone
+from telehealth.domain.availability import Hours, Slot, WeeklyHours, free, slots_between
+from telehealth.domain.windows import zone
 
 BERLIN = zone("Europe/Berlin")
 NEW_YORK = zone("America/New_York")

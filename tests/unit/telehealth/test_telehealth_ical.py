@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from telehealth.ical import CalendarEvent, escape, fold, render
+from telehealth.domain.ical import CalendarEvent, escape, fold, render
 
 START = datetime(2030, 1, 12, 8, tzinfo=UTC)
 END = datetime(2030, 1, 12, 8, 30, tzinfo=UTC)

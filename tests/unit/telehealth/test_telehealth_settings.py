@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from telehealth.domain.windows import DEFAULT_PROTOCOL
 from telehealth.settings import TelehealthSettings
-from telehealth.windows import DEFAULT_PROTOCOL
 from trialstream.events.visits import VisitType
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from telehealth.windows import (
+from telehealth.domain.windows import (
     DEFAULT_PROTOCOL,
     ProtocolVisit,
     UnknownTimezone,

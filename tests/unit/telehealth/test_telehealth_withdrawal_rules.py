@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from telehealth.withdrawal import (
+from telehealth.domain.withdrawal import (
     closes_open_visit,
     is_news,
     refusal,

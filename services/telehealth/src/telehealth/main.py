@@ -12,11 +12,12 @@ from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
-from telehealth import scheduler
+from telehealth.api import router
 from telehealth.context import Context
-from telehealth.handlers import build_router, subscribe
+from telehealth.service import scheduler
 from telehealth.service_info import SERVICE
 from telehealth.settings import TelehealthSettings
+from telehealth.subscribers import subscribe
 
 
 def create_app(
@@ -48,7 +49,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(build_router(ctx))
+    app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.context = ctx
+    app.state.runtime = runtime
     return app

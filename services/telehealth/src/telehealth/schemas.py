@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 from trialstream.events.base import SiteId
 
-from telehealth.windows import UnknownTimezone, zone
+from telehealth.domain.windows import UnknownTimezone, zone
 
 StaffId = Annotated[
     str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$", description="Pseudonymous, e.g. nurse-a1")

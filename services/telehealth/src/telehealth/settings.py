@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from trialstream.settings import ServiceSettings
 
-from telehealth.windows import DEFAULT_PROTOCOL, ProtocolVisit
+from telehealth.domain.windows import DEFAULT_PROTOCOL, ProtocolVisit
 
 
 class TelehealthSettings(ServiceSettings):

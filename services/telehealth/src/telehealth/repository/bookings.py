@@ -10,7 +10,7 @@ from uuid import UUID
 
 from trialstream.db import DbConnection
 
-from telehealth.repository import Conn
+from telehealth.repository.state import Conn
 
 LIVE = ("proposed", "booked", "completed", "no-show")  # statuses that hold a staff member's time
 

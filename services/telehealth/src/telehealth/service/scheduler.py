@@ -18,7 +18,8 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitReminderDue, VisitType
 from trialstream.outbox import enqueue
 
-from telehealth import bookings_repo, visit_events
+from telehealth import repository
+from telehealth.service import visit_events
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +27,7 @@ log = structlog.get_logger(__name__)
 async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
     """Emit what is due at `now`; returns (reminders, missed visits)."""
     async with pool.acquire() as conn, conn.transaction():
-        due = await bookings_repo.claim_due_reminders(conn, now)
+        due = await repository.claim_due_reminders(conn, now)
         reminders = [
             VisitReminderDue(
                 participant_id=r["participant_id"],
@@ -40,7 +41,7 @@ async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
             for r in due
         ]
         await enqueue(conn, Topic.VISIT_REMINDERS, [(r.participant_id, r) for r in reminders])
-        missed = await bookings_repo.mark_missed(conn, now)
+        missed = await repository.mark_missed(conn, now)
         await visit_events.emit(conn, [visit_events.missed(m) for m in missed])
     return len(reminders), len(missed)
 

@@ -18,14 +18,15 @@ from uuid import UUID, uuid4
 import asyncpg
 import structlog
 from trialstream.db import DbConnection
+from trialstream.errors import Kind, Refused
 from trialstream.events.alerts import AlertRaised, Severity
 from trialstream.events.topics import Topic
 from trialstream.events.visits import UrgentVisitProposed, VisitStatus, VisitType
 from trialstream.outbox import enqueue
 
-from telehealth import audited, bookings_repo, repository, slots, visit_events
-from telehealth.booking import Actor, Policy, present, withdrawal_of_booking, withdrawn
-from telehealth.errors import Kind, Refused
+from telehealth import repository
+from telehealth.service import audited, slots, visit_events
+from telehealth.service.booking import Actor, Policy, present, withdrawal_of_booking, withdrawn
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,7 @@ async def on_alerts(
 async def _propose(
     conn: DbConnection, alert: AlertRaised, policy: Policy, horizon: timedelta, now: datetime
 ) -> None:
-    if not await bookings_repo.claim_alert(conn, alert.event_id, alert.participant_id, now):
+    if not await repository.claim_alert(conn, alert.event_id, alert.participant_id, now):
         return  # this alert was handled before
     await propose(conn, alert.event_id, alert.participant_id, policy, horizon, now)
 
@@ -65,7 +66,7 @@ async def retry_waiting(
     """Alerts and enrolments travel on different topics: an alert may come first. When
     the participant arrives, alerts that waited for it (within the horizon) are proposed.
     `audits`: where to queue the audit entries, for a caller that writes them last."""
-    for alert_id in await bookings_repo.waiting_alerts(conn, participant_id, now - horizon):
+    for alert_id in await repository.waiting_alerts(conn, participant_id, now - horizon):
         await propose(conn, alert_id, participant_id, policy, horizon, now, audits)
 
 
@@ -83,13 +84,13 @@ async def propose(
     never held while it waits for the next participant's row)."""
     who = await repository.share_participant(conn, participant_id)
     if who is None:
-        await bookings_repo.set_alert_outcome(conn, alert_id, "unknown_participant", None)
+        await repository.set_alert_outcome(conn, alert_id, "unknown_participant", None)
         log.warning("urgent visit waits for the participant's enrolment", alert_id=str(alert_id))
         return
     if who["withdrawn_at"] is not None:
         # A valid alert (perhaps for a reading measured before the withdrawal), not a dead
         # letter: recorded so a re-delivery stays handled, but nobody is called in.
-        await bookings_repo.set_alert_outcome(conn, alert_id, "participant_withdrawn", None)
+        await repository.set_alert_outcome(conn, alert_id, "participant_withdrawn", None)
         log.info(
             "urgent visit not proposed: participant withdrew",
             participant_id=participant_id,
@@ -109,7 +110,7 @@ async def propose(
         booking_id = uuid4()
         try:
             async with conn.transaction():  # a savepoint: a lost race tries the next slot
-                await bookings_repo.insert_booking(
+                await repository.insert_booking(
                     conn,
                     booking_id=booking_id,
                     visit_id=visit_id,
@@ -124,7 +125,7 @@ async def propose(
                 )
         except asyncpg.ExclusionViolationError:
             continue
-        await bookings_repo.set_alert_outcome(conn, alert_id, "proposed", booking_id)
+        await repository.set_alert_outcome(conn, alert_id, "proposed", booking_id)
         proposal = UrgentVisitProposed(
             participant_id=participant_id,
             site_id=who["site_id"],
@@ -135,7 +136,7 @@ async def propose(
             ends_at=slot.ends_at,
         )
         await enqueue(conn, Topic.VISIT_PROPOSALS, [(participant_id, proposal)])
-        proposed = await bookings_repo.get_booking(conn, booking_id)
+        proposed = await repository.get_booking(conn, booking_id)
         assert proposed is not None
         why = f"high-severity alert {alert_id}"
         write = partial(
@@ -153,7 +154,7 @@ async def propose(
             audits.append(write)
         return
     await repository.set_visit_status(conn, visit_id, "cancelled")
-    await bookings_repo.set_alert_outcome(conn, alert_id, "no_free_slot", None)
+    await repository.set_alert_outcome(conn, alert_id, "no_free_slot", None)
     log.warning("urgent visit not proposed: no free slot", alert_id=str(alert_id))
 
 
@@ -169,7 +170,7 @@ async def decide(
     """Confirm (the visit is scheduled) or dismiss (the slot is freed) a proposal."""
     async with pool.acquire() as conn, conn.transaction():
         left_at = await withdrawal_of_booking(conn, proposal_id)
-        row = await bookings_repo.lock_booking(conn, proposal_id)
+        row = await repository.lock_booking(conn, proposal_id)
         if row is None or row["site_id"] != actor.site_id or row["sequence"] != 0:
             raise Refused(
                 Kind.NOT_FOUND, "unknown_proposal", f"no proposal {proposal_id} at your site"
@@ -185,12 +186,12 @@ async def decide(
                 raise Refused(
                     Kind.CONFLICT, "proposal_expired", "the proposed slot has passed; dismiss it"
                 )
-            await bookings_repo.confirm(conn, proposal_id, now)
+            await repository.confirm(conn, proposal_id, now)
             await repository.set_visit_status(conn, row["visit_id"], "booked")
         else:
-            await bookings_repo.set_status(conn, proposal_id, "dismissed", note)
+            await repository.set_status(conn, proposal_id, "dismissed", note)
             await repository.set_visit_status(conn, row["visit_id"], "cancelled")
-        done = await bookings_repo.get_booking(conn, proposal_id)
+        done = await repository.get_booking(conn, proposal_id)
         assert done is not None
         if confirm:
             event = visit_events.from_booking(done, VisitStatus.SCHEDULED, note or "urgent visit")

@@ -11,14 +11,22 @@ from typing import Any
 import asyncpg
 import structlog
 from trialstream.db import DbConnection
+from trialstream.errors import Kind, Refused
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.visits import VisitStatus
 from trialstream.inbox import claim_new
 
-from telehealth import audited, bookings_repo, repository, urgent, visit_events, withdrawal
-from telehealth.booking import Policy
-from telehealth.errors import Kind, Refused
-from telehealth.windows import ProtocolVisit, UnknownTimezone, local_date, plan_schedule, zone
+from telehealth import repository
+from telehealth.domain import withdrawal
+from telehealth.domain.windows import (
+    ProtocolVisit,
+    UnknownTimezone,
+    local_date,
+    plan_schedule,
+    zone,
+)
+from telehealth.service import audited, urgent, visit_events
+from telehealth.service.booking import Policy
 
 log = structlog.get_logger(__name__)
 # v2 since withdrawal is acted on (decision 0025): old withdrawals were claimed in the inbox
@@ -112,13 +120,13 @@ async def _stop_at_withdrawal(
     visits the withdrawal cut short. Everything earlier is history and stays."""
     reason = withdrawal.REASON
     stopped: dict[str, list[str]] = {"cancelled": [], "dismissed": []}
-    for row in await bookings_repo.lock_pending_of(conn, participant_id):
+    for row in await repository.lock_pending_of(conn, participant_id):
         if not withdrawal.stops_booking(row["starts_at"], at):
             continue
         status = "cancelled" if row["status"] == "booked" else "dismissed"
-        await bookings_repo.set_status(conn, row["booking_id"], status, reason)
+        await repository.set_status(conn, row["booking_id"], status, reason)
         await repository.cancel_visits(conn, [row["visit_id"]], reason)
-        done = await bookings_repo.get_booking(conn, row["booking_id"])
+        done = await repository.get_booking(conn, row["booking_id"])
         assert done is not None
         if status == "cancelled":
             event = visit_events.from_booking(done, VisitStatus.CANCELLED, reason)

@@ -20,11 +20,13 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from trialstream.db import DbConnection
+from trialstream.errors import Kind, Refused, about_field
 from trialstream.events.visits import VisitStatus, VisitType
 
-from telehealth import audited, bookings_repo, repository, slots, visit_events, withdrawal
-from telehealth.errors import Kind, Refused, about_field
-from telehealth.windows import within
+from telehealth import repository
+from telehealth.domain import withdrawal
+from telehealth.domain.windows import within
+from telehealth.service import audited, slots, visit_events
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ async def withdrawal_of_booking(conn: DbConnection, booking_id: UUID) -> datetim
     """Share-locks the booking's participant before the booking is locked (the order a
     withdrawal takes) and returns their withdrawal time as committed now. The booking
     row's own join may be older: a withdrawal this transaction waited for is seen here."""
-    found = await bookings_repo.get_booking(conn, booking_id)
+    found = await repository.get_booking(conn, booking_id)
     if found is None:
         return None
     who = await repository.share_participant(conn, found["participant_id"])
@@ -158,7 +160,7 @@ async def book(
                 conn, visit, staff_id, starts_at, deviation_reason, policy, now
             )
             token = secrets.token_urlsafe(24) if visit["visit_type"] == VisitType.VIDEO else None
-            await bookings_repo.insert_booking(
+            await repository.insert_booking(
                 conn,
                 booking_id=booking_id,
                 visit_id=visit_id,
@@ -172,7 +174,7 @@ async def book(
                 now=now,
             )
             await repository.set_visit_status(conn, visit_id, "booked")
-            row = await bookings_repo.get_booking(conn, booking_id)
+            row = await repository.get_booking(conn, booking_id)
             assert row is not None
             await visit_events.emit(conn, [visit_events.from_booking(row, VisitStatus.SCHEDULED)])
             await audited.booking_changed(
@@ -190,7 +192,7 @@ async def book(
 async def _locked(
     conn: DbConnection, actor: Actor, booking_id: UUID, *allowed: str
 ) -> dict[str, Any]:
-    row = await bookings_repo.lock_booking(conn, booking_id)
+    row = await repository.lock_booking(conn, booking_id)
     if row is None or row["site_id"] != actor.site_id:
         raise _not_found("booking", booking_id)
     if row["status"] not in allowed:
@@ -221,10 +223,10 @@ async def reschedule(
             ends_at = await _check_time(
                 conn, visit, target, starts_at, deviation_reason, policy, now
             )
-            await bookings_repo.move(
+            await repository.move(
                 conn, booking_id, starts_at, ends_at, member, reason, deviation_reason, now
             )
-            moved = await bookings_repo.get_booking(conn, booking_id)
+            moved = await repository.get_booking(conn, booking_id)
             assert moved is not None
             await visit_events.emit(
                 conn, [visit_events.from_booking(moved, VisitStatus.RESCHEDULED, reason)]
@@ -265,7 +267,7 @@ async def finish(
             visit_status = "cancelled"  # an urgent visit is not rebooked
         if row["visit_status"] == "missed" and visit_status == "open":
             visit_status = "missed"  # the window has closed meanwhile
-        await bookings_repo.set_status(conn, booking_id, booking_status, reason)
+        await repository.set_status(conn, booking_id, booking_status, reason)
         if (
             visit_status == "open"
             and left_at is not None
@@ -276,7 +278,7 @@ async def finish(
             await repository.cancel_visits(conn, [row["visit_id"]], withdrawal.REASON)
         else:
             await repository.set_visit_status(conn, row["visit_id"], visit_status)
-        done = await bookings_repo.get_booking(conn, booking_id)
+        done = await repository.get_booking(conn, booking_id)
         assert done is not None
         await visit_events.emit(conn, [visit_events.from_booking(done, event_status, reason)])
         await audited.booking_changed(

@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 
-from telehealth import bookings_repo
-from telehealth.booking import Policy
-from telehealth.ical import CalendarEvent, render
+from telehealth import repository
+from telehealth.domain.ical import CalendarEvent, render
+from telehealth.service.booking import Policy
 
 SHOWN = ("booked", "completed", "no-show", "cancelled")
 PAST, FUTURE = timedelta(days=90), timedelta(days=400)
@@ -38,7 +38,7 @@ async def calendar_for(
 ) -> str:
     kind, owner_id = owner
     for_staff = kind == "staff"
-    rows = await bookings_repo.in_range(
+    rows = await repository.in_range(
         pool,
         now - PAST,
         now + FUTURE,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from telehealth import bookings_repo, repository
-from telehealth.availability import Slot, free, slots_between
+from telehealth import repository
+from telehealth.domain.availability import Slot, free, slots_between
+from telehealth.domain.windows import zone
 from telehealth.repository import Conn
-from telehealth.windows import zone
 
 
 async def offered(
@@ -45,4 +45,4 @@ async def free_slots(
 ) -> list[Slot]:
     candidates = await offered(conn, site_id, start, end, slot_minutes, staff_ids)
     members = sorted({s.staff_id for s in candidates})
-    return free(candidates, await bookings_repo.busy(conn, members, start, end))
+    return free(candidates, await repository.busy(conn, members, start, end))

@@ -1,5 +1,5 @@
 """Telehealth's SQL: sites, participants, visits, staff and their hours, calendar feeds.
-Bookings, reminders and urgent proposals are in bookings_repo.py."""
+Bookings, reminders and urgent proposals are in repository.py."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from uuid import UUID, uuid4
 import asyncpg
 from trialstream.db import DbConnection
 
-from telehealth.availability import Hours, WeeklyHours
-from telehealth.windows import PlannedVisit
+from telehealth.domain.availability import Hours, WeeklyHours
+from telehealth.domain.windows import PlannedVisit
 
 Conn = DbConnection | asyncpg.Pool
 

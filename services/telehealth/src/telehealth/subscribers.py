@@ -1,27 +1,20 @@
-"""Thin adapters: the two subscribers and the assembled HTTP router."""
+"""What telehealth's two consumer groups do: high-severity alerts propose urgent visits;
+enrolments plan the protocol's visit windows and withdrawals cancel what is booked."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.topics import Topic
 
-from telehealth import enrolment, routes_bookings, routes_people, urgent
 from telehealth.context import Context
+from telehealth.service import enrolment, urgent
 from telehealth.service_info import GROUPS
 
 ALERTS_GROUP = GROUPS["alerts"].name
 PARTICIPANTS_GROUP = GROUPS["participants"].name  # v2: see enrolment.CONSUMER
-
-
-def build_router(ctx: Context) -> APIRouter:
-    router = APIRouter()
-    router.include_router(routes_people.build(ctx))
-    router.include_router(routes_bookings.build(ctx))
-    return router
 
 
 def subscribe(ctx: Context) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from trialstream import audit
 from trialstream.db import DbConnection
 
-from telehealth.availability import Hours, WeeklyHours
+from telehealth.domain.availability import Hours, WeeklyHours
 
 _BOOKING_FIELDS = ("visit_id", "staff_id", "starts_at", "ends_at", "status", "visit_status")
 

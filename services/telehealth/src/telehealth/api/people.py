@@ -1,0 +1,222 @@
+"""Admin routes (staff, site timezone), availability, participants' visits, site schedules,
+and iCalendar feeds."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from trialstream.auth import hash_token, new_token
+from trialstream.errors import Kind, Refused
+from trialstream.runtime import AdminOnly
+
+from telehealth import repository
+from telehealth.context import Ctx, StaffActor, same_site
+from telehealth.domain.availability import Hours, WeeklyHours
+from telehealth.domain.windows import local_midnight, zone
+from telehealth.schemas import (
+    Baseline,
+    DayException,
+    NewFeed,
+    NewStaff,
+    SiteSettings,
+    WeeklySchedule,
+)
+from telehealth.service import audited, enrolment
+from telehealth.service.booking import Actor
+from telehealth.service.feeds import calendar_for
+
+router = APIRouter()
+
+
+@router.post("/v1/admin/staff", tags=["admin"], status_code=201, dependencies=[AdminOnly])
+async def create_staff(ctx: Ctx, body: NewStaff) -> dict[str, str]:
+    token = new_token("staff")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        if not await repository.insert_staff(conn, body.staff_id, body.site_id, hash_token(token)):
+            raise Refused(Kind.CONFLICT, "conflict", f"staff '{body.staff_id}' already exists")
+        new = {"site_id": body.site_id}
+        await audited.changed(conn, "admin", "staff.created", "staff", body.staff_id, None, new)
+    return {"staff_id": body.staff_id, "site_id": body.site_id, "token": token}
+
+
+@router.put("/v1/admin/sites/{site_id}", tags=["admin"], dependencies=[AdminOnly])
+async def set_site(ctx: Ctx, site_id: str, body: SiteSettings) -> dict[str, str]:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        before = await repository.site_timezone(conn, site_id)
+        await repository.upsert_site(conn, site_id, body.timezone)
+        await audited.changed(
+            conn,
+            "admin",
+            "site.timezone_set",
+            "site",
+            site_id,
+            {"timezone": before},
+            {"timezone": body.timezone},
+        )
+    return {"site_id": site_id, "timezone": body.timezone}
+
+
+async def colleague(ctx: Ctx, actor: Actor, staff_id: str) -> None:
+    member = await repository.staff(ctx.pool, staff_id)
+    if member is None or member["site_id"] != actor.site_id:
+        raise Refused(Kind.NOT_FOUND, "unknown_staff", f"no staff member '{staff_id}' at your site")
+
+
+@router.put("/v1/staff/{staff_id}/weekly-hours", tags=["availability"])
+async def set_weekly(
+    ctx: Ctx, staff_id: str, body: WeeklySchedule, actor: Actor = StaffActor
+) -> dict[str, Any]:
+    await colleague(ctx, actor, staff_id)
+    hours = [WeeklyHours(h.weekday, Hours(h.start, h.end)) for h in body.hours]
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        before, _ = await repository.hours_of(conn, [staff_id], date.min, date.min)
+        await repository.replace_weekly_hours(conn, staff_id, hours)
+        await audited.availability_changed(
+            conn,
+            actor.staff_id,
+            staff_id,
+            None,
+            audited.weekly(before[staff_id]),
+            audited.weekly(hours),
+        )
+    return {"staff_id": staff_id, "hours": body.hours}
+
+
+@router.put("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
+async def set_exception(
+    ctx: Ctx, staff_id: str, on_date: date, body: DayException, actor: Actor = StaffActor
+) -> dict[str, Any]:
+    await colleague(ctx, actor, staff_id)
+    hours = [Hours(h.start, h.end) for h in body.hours]
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        _, before = await repository.hours_of(conn, [staff_id], on_date, on_date)
+        await repository.replace_exception(conn, staff_id, on_date, hours)
+        await audited.availability_changed(
+            conn,
+            actor.staff_id,
+            staff_id,
+            on_date,
+            audited.day(before[staff_id].get(on_date)),
+            audited.day(hours),
+        )
+    return {"staff_id": staff_id, "date": on_date, "hours": body.hours}
+
+
+@router.delete("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
+async def delete_exception(
+    ctx: Ctx, staff_id: str, on_date: date, actor: Actor = StaffActor
+) -> dict[str, Any]:
+    await colleague(ctx, actor, staff_id)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        _, before = await repository.hours_of(conn, [staff_id], on_date, on_date)
+        if on_date in before[staff_id]:
+            await repository.delete_exception(conn, staff_id, on_date)
+            await audited.availability_changed(
+                conn,
+                actor.staff_id,
+                staff_id,
+                on_date,
+                audited.day(before[staff_id][on_date]),
+                None,
+            )
+    return {"staff_id": staff_id, "date": on_date, "hours": "weekly"}
+
+
+@router.get("/v1/participants/{participant_id}/visits", tags=["visits"])
+async def visits(ctx: Ctx, participant_id: str, actor: Actor = StaffActor) -> dict[str, Any]:
+    who = await repository.participant(ctx.pool, participant_id)
+    if who is None or who["site_id"] != actor.site_id:
+        raise Refused(
+            Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} at your site"
+        )
+    return {**who, "visits": await repository.visits_of(ctx.pool, participant_id)}
+
+
+@router.put("/v1/participants/{participant_id}/baseline", tags=["visits"])
+async def set_baseline(
+    ctx: Ctx, participant_id: str, body: Baseline, actor: Actor = StaffActor
+) -> dict[str, Any]:
+    planned = await enrolment.set_baseline(
+        ctx.pool,
+        actor.site_id,
+        participant_id,
+        body.baseline_date,
+        ctx.settings.protocol,
+        actor.staff_id,
+    )
+    return {
+        "participant_id": participant_id,
+        "baseline_date": body.baseline_date,
+        "visits": planned,
+    }
+
+
+@router.get(
+    "/v1/sites/{site_id}/schedule",
+    tags=["visits"],
+    summary="A site's bookings for a day or a week",
+)
+async def site_schedule(
+    ctx: Ctx,
+    site_id: str,
+    on: date,
+    span: Literal["day", "week"] = "day",
+    actor: Actor = StaffActor,
+) -> dict[str, Any]:
+    same_site(actor, site_id)
+    tz_name = await repository.site_timezone(ctx.pool, site_id)
+    tz = zone(tz_name)
+    first = on - timedelta(days=on.weekday()) if span == "week" else on
+    last = first + timedelta(days=7 if span == "week" else 1)
+    start, end = local_midnight(first, tz), local_midnight(last, tz)
+    rows = await repository.in_range(ctx.pool, start, end, site_id=site_id)
+    return {
+        "site_id": site_id,
+        "timezone": tz_name,
+        "from": start,
+        "until": end,
+        "bookings": [
+            {
+                **{k: v for k, v in r.items() if k != "room_token"},
+                "local_start": r["starts_at"].astimezone(tz).isoformat(),
+            }
+            for r in rows
+        ],
+    }
+
+
+@router.post("/v1/calendar-feeds", tags=["calendar"], status_code=201)
+async def create_feed(ctx: Ctx, body: NewFeed, actor: Actor = StaffActor) -> dict[str, str]:
+    if body.staff_id is not None:
+        await colleague(ctx, actor, body.staff_id)
+        kind, owner = "staff", body.staff_id
+    else:
+        assert body.participant_id is not None
+        who = await repository.participant(ctx.pool, body.participant_id)
+        if who is None or who["site_id"] != actor.site_id:
+            raise Refused(Kind.NOT_FOUND, "unknown_participant", "no such participant at your site")
+        kind, owner = "participant", body.participant_id
+    token = new_token("cal")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await repository.insert_feed(conn, hash_token(token), kind, owner, actor.staff_id)
+        await audited.changed(
+            conn,
+            actor.staff_id,
+            "calendar_feed.created",
+            "calendar_feed",
+            f"{kind}:{owner}",
+            None,
+            {"owner_kind": kind, "owner_id": owner},
+        )
+    return {"url": f"{ctx.settings.public_base_url.rstrip('/')}/v1/calendars/{token}.ics"}
+
+
+@router.get("/v1/calendars/{token}.ics", tags=["calendar"], response_class=Response)
+async def calendar(ctx: Ctx, token: str) -> Response:
+    owner = await repository.feed(ctx.pool, hash_token(token))
+    if owner is None:
+        raise Refused(Kind.NOT_FOUND, "unknown_feed", "no calendar feed with this address")
+    body = await calendar_for(ctx.pool, owner, ctx.policy, ctx.clock())
+    return Response(body, media_type="text/calendar; charset=utf-8")
