@@ -36,15 +36,6 @@ REQUEST_SECONDS = Histogram(
 )
 
 
-class ApiError(Refused):
-    """Deprecated spelling of `Refused` by status number; being replaced service by service."""
-
-    def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
-    ) -> None:
-        super().__init__(Kind(status), code, message, details)
-
-
 def error_body(
     code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:

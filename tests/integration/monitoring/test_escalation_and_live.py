@@ -258,6 +258,20 @@ async def test_timeline_rolls_readings_up_once_and_shows_epro_and_visits(
         ("visit", "Day 7 (video visit): scheduled"),
     ]
 
+    # A timeline is bounded: a range past a month, or an empty one, is a 422 on `to`.
+    for start, end, code in [
+        (bucket - timedelta(days=40), bucket, "range_too_long"),
+        (bucket, bucket - timedelta(hours=1), "empty_range"),
+    ]:
+        r = await monitoring.client.get(
+            f"/v1/participants/{participant}/timeline",
+            params={"from": start.isoformat(), "to": end.isoformat()},
+            headers=nurse,
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == code
+        assert [d["field"] for d in r.json()["error"]["details"]] == ["to"]
+
 
 def missed_title(e: QuestionnaireMissed) -> str:
     return f"phq-9 missed (due {e.due_at:%Y-%m-%d %H:%M} UTC)"

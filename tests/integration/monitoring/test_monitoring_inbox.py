@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from audit_helpers import audited
 from helpers import eventually, publish_to, read_topic, serving, unique_id
-from monitoring.handlers import ALERTS_GROUP
 from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
+from monitoring.subscribers import ALERTS_GROUP
 from monitoring_support import ADMIN, create_staff
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 from monitoring.domain import (
-    AccessDenied,
     AlertStatus,
-    InvalidTransition,
     Role,
     Staff,
     check_acknowledge,
     may_read,
     site_to_read,
 )
+from trialstream.errors import Kind, Refused
 
 NURSE_A = Staff("nurse-a1", "site-a", Role.SITE_STAFF)
 MONITOR = Staff("cra-1", "cro", Role.MONITOR)
@@ -24,9 +23,9 @@ def test_site_staff_listing_defaults_to_their_own_site() -> None:
 
 
 def test_site_staff_cannot_list_another_site() -> None:
-    with pytest.raises(AccessDenied) as denied:
+    with pytest.raises(Refused) as denied:
         site_to_read(NURSE_A, "site-b")
-    assert denied.value.code == "forbidden_site"
+    assert (denied.value.kind, denied.value.code) == (Kind.FORBIDDEN, "forbidden_site")
 
 
 def test_monitor_reads_any_site_or_all() -> None:
@@ -45,16 +44,16 @@ def test_site_staff_acknowledge_open_alerts_of_their_site() -> None:
 
 
 @pytest.mark.parametrize(
-    ("staff", "site", "status", "error", "code"),
+    ("staff", "site", "status", "kind", "code"),
     [
-        (NURSE_A, "site-b", AlertStatus.OPEN, AccessDenied, "forbidden_site"),
-        (MONITOR, "site-a", AlertStatus.OPEN, AccessDenied, "read_only_role"),
-        (NURSE_A, "site-a", AlertStatus.ACKNOWLEDGED, InvalidTransition, "already_acknowledged"),
+        (NURSE_A, "site-b", AlertStatus.OPEN, Kind.FORBIDDEN, "forbidden_site"),
+        (MONITOR, "site-a", AlertStatus.OPEN, Kind.FORBIDDEN, "read_only_role"),
+        (NURSE_A, "site-a", AlertStatus.ACKNOWLEDGED, Kind.CONFLICT, "already_acknowledged"),
     ],
 )
 def test_acknowledge_is_refused_with_a_reason(
-    staff: Staff, site: str, status: AlertStatus, error: type[Exception], code: str
+    staff: Staff, site: str, status: AlertStatus, kind: Kind, code: str
 ) -> None:
-    with pytest.raises(error) as refused:
+    with pytest.raises(Refused) as refused:
         check_acknowledge(staff, site, status)
-    assert getattr(refused.value, "code", None) == code
+    assert (refused.value.kind, refused.value.code) == (kind, code)

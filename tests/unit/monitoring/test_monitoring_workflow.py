@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from monitoring.domain import (
-    AccessDenied,
     AckDeadlines,
+    Alert,
     AlertStatus,
-    InvalidTransition,
     Role,
     Staff,
     check_acknowledge,
@@ -20,6 +18,7 @@ from monitoring.domain import (
     site_to_read,
 )
 from monitoring.settings import MonitoringSettings
+from trialstream.errors import Kind, Refused
 
 NURSE_A = Staff("nurse-a1", "site-a", Role.SITE_STAFF)
 MONITOR = Staff("cra-1", "cro", Role.MONITOR)
@@ -33,25 +32,25 @@ def test_site_staff_resolve_from_open_or_acknowledged(status: AlertStatus) -> No
 
 
 @pytest.mark.parametrize(
-    ("staff", "site", "status", "error", "code"),
+    ("staff", "site", "status", "kind", "code"),
     [
-        (NURSE_A, "site-b", AlertStatus.OPEN, AccessDenied, "forbidden_site"),
-        (MONITOR, "site-a", AlertStatus.ACKNOWLEDGED, AccessDenied, "read_only_role"),
-        (NURSE_A, "site-a", AlertStatus.RESOLVED, InvalidTransition, "already_resolved"),
+        (NURSE_A, "site-b", AlertStatus.OPEN, Kind.FORBIDDEN, "forbidden_site"),
+        (MONITOR, "site-a", AlertStatus.ACKNOWLEDGED, Kind.FORBIDDEN, "read_only_role"),
+        (NURSE_A, "site-a", AlertStatus.RESOLVED, Kind.CONFLICT, "already_resolved"),
     ],
 )
 def test_resolve_is_refused_with_a_reason(
-    staff: Staff, site: str, status: AlertStatus, error: type[Exception], code: str
+    staff: Staff, site: str, status: AlertStatus, kind: Kind, code: str
 ) -> None:
-    with pytest.raises(error) as refused:
+    with pytest.raises(Refused) as refused:
         check_resolve(staff, site, status)
-    assert getattr(refused.value, "code", None) == code
+    assert (refused.value.kind, refused.value.code) == (kind, code)
 
 
 def test_a_resolved_alert_cannot_be_acknowledged() -> None:
-    with pytest.raises(InvalidTransition) as refused:
+    with pytest.raises(Refused) as refused:
         check_acknowledge(NURSE_A, "site-a", AlertStatus.RESOLVED)
-    assert refused.value.code == "already_resolved"
+    assert (refused.value.kind, refused.value.code) == (Kind.CONFLICT, "already_resolved")
 
 
 def test_admin_reads_and_acts_on_every_site() -> None:
@@ -78,20 +77,38 @@ def test_only_open_alerts_past_their_deadline_are_overdue() -> None:
     assert not deadlines.overdue("low", "open", T0, now)
 
 
-def _alert(episode: uuid.UUID, minutes: int, severity: str, status: str) -> dict[str, Any]:
-    return {
-        "alert_id": uuid.uuid4(),
-        "episode_id": episode,
-        "participant_id": "P-1",
-        "site_id": "site-a",
-        "kind": "clinical",
-        "rule": "clinical-limit/heart-rate-high",
-        "severity": severity,
-        "status": status,
-        "detected_at": T0 + timedelta(minutes=minutes),
-        "episode_ended_at": None,
-        "overdue": status == "open" and minutes < 10,
-    }
+def _alert(episode: uuid.UUID, minutes: int, severity: str, status: str) -> Alert:
+    at = T0 + timedelta(minutes=minutes)
+    return Alert(
+        alert_id=uuid.uuid4(),
+        participant_id="P-1",
+        site_id="site-a",
+        kind="clinical",
+        metric="heart-rate",
+        severity=severity,
+        rule="clinical-limit/heart-rate-high",
+        detected_at=at,
+        window_start=at,
+        window_end=at,
+        observed=[130.0],
+        threshold=120.0,
+        baseline=None,
+        model_version="rules-2.0",
+        explanation="heart rate 130 at rest",
+        status=AlertStatus(status),
+        received_at=at,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        ack_note=None,
+        episode_ended_at=None,
+        episode_end_note=None,
+        episode_id=episode,
+        resolved_by=None,
+        resolved_at=None,
+        resolution_reason=None,
+        escalated_at=None,
+        overdue=status == "open" and minutes < 10,
+    )
 
 
 def test_episode_takes_the_most_urgent_status_and_highest_severity() -> None:
@@ -102,12 +119,12 @@ def test_episode_takes_the_most_urgent_status_and_highest_severity() -> None:
         _alert(new, 30, "low", "acknowledged"),
     ]
     episodes = group_episodes(alerts)
-    assert [(e["episode_id"], e["severity"], e["status"], e["overdue"]) for e in episodes] == [
+    assert [(e.episode_id, e.severity, e.status, e.overdue) for e in episodes] == [
         (new, "low", "acknowledged", False),
         (old, "high", "open", True),
     ]
-    assert episodes[1]["first_detected_at"] == T0
-    assert [a["detected_at"] for a in episodes[1]["alerts"]] == [
+    assert episodes[1].first_detected_at == T0
+    assert [a.detected_at for a in episodes[1].alerts] == [
         T0 + timedelta(minutes=5),
         T0,
     ]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
-from monitoring.rbm.handlers import STREAMS, STREAMS_GROUP
+from monitoring.subscribers import STREAMS, STREAMS_GROUP
 from trialstream.consumer import BatchConsumer
 from trialstream.events.base import Event
 from trialstream.events.deadletter import DeadLetter

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from uuid import UUID
+
+from trialstream.errors import Kind, Refused
 
 
 class Role(StrEnum):
@@ -36,16 +38,68 @@ class Staff:
         return self.role in (Role.SITE_STAFF, Role.ADMIN)
 
 
-class AccessDenied(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+def denied(code: str, message: str) -> Refused:
+    """The caller may not do this (403)."""
+    return Refused(Kind.FORBIDDEN, code, message)
 
 
-class InvalidTransition(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+def invalid_transition(code: str, message: str) -> Refused:
+    """The alert's or flag's state refuses this (409)."""
+    return Refused(Kind.CONFLICT, code, message)
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert in the inbox, as the repository reads it and the routes and pages show it.
+    `ack_due_at` and `overdue` are filled in by `with_deadline` for the moment of reading."""
+
+    alert_id: UUID
+    participant_id: str
+    site_id: str | None  # None until monitoring has seen the participant's enrolment
+    kind: str
+    metric: str | None
+    severity: str
+    rule: str
+    detected_at: datetime
+    window_start: datetime
+    window_end: datetime
+    observed: list[float]
+    threshold: float | None
+    baseline: float | None
+    model_version: str
+    explanation: str
+    status: AlertStatus
+    received_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_note: str | None
+    episode_ended_at: datetime | None
+    episode_end_note: str | None
+    episode_id: UUID
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution_reason: str | None
+    escalated_at: datetime | None
+    ack_due_at: datetime | None = None
+    overdue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """Alerts of one participant, kind and rule until the episode ended or all resolved."""
+
+    episode_id: UUID
+    participant_id: str
+    site_id: str | None
+    kind: str
+    rule: str
+    severity: str
+    status: AlertStatus
+    overdue: bool
+    first_detected_at: datetime
+    last_detected_at: datetime
+    ended_at: datetime | None
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def site_to_read(staff: Staff, requested_site: str | None) -> str | None:
@@ -53,7 +107,7 @@ def site_to_read(staff: Staff, requested_site: str | None) -> str | None:
     if staff.all_sites:
         return requested_site
     if requested_site is not None and requested_site != staff.site_id:
-        raise AccessDenied(
+        raise denied(
             "forbidden_site", f"staff of site '{staff.site_id}' cannot read site '{requested_site}'"
         )
     return staff.site_id
@@ -65,12 +119,12 @@ def may_read(staff: Staff, site: str | None) -> bool:
 
 def check_read(staff: Staff, site: str | None) -> None:
     if not may_read(staff, site):
-        raise AccessDenied("forbidden_site", "this belongs to another site")
+        raise denied("forbidden_site", "this belongs to another site")
 
 
 def _check_act(staff: Staff, alert_site: str | None) -> None:
     if not staff.can_act:
-        raise AccessDenied("read_only_role", "monitors can read alerts but not act on them")
+        raise denied("read_only_role", "monitors can read alerts but not act on them")
     check_read(staff, alert_site)
 
 
@@ -78,9 +132,9 @@ def check_acknowledge(staff: Staff, alert_site: str | None, status: AlertStatus)
     """Raise unless `staff` may acknowledge an alert of `alert_site` in `status`."""
     _check_act(staff, alert_site)
     if status is AlertStatus.ACKNOWLEDGED:
-        raise InvalidTransition("already_acknowledged", "the alert has already been acknowledged")
+        raise invalid_transition("already_acknowledged", "the alert has already been acknowledged")
     if status is AlertStatus.RESOLVED:
-        raise InvalidTransition("already_resolved", "the alert has already been resolved")
+        raise invalid_transition("already_resolved", "the alert has already been resolved")
 
 
 def check_resolve(staff: Staff, alert_site: str | None, status: AlertStatus) -> None:
@@ -89,7 +143,7 @@ def check_resolve(staff: Staff, alert_site: str | None, status: AlertStatus) -> 
     (the audit row records old status 'open')."""
     _check_act(staff, alert_site)
     if status is AlertStatus.RESOLVED:
-        raise InvalidTransition("already_resolved", "the alert has already been resolved")
+        raise invalid_transition("already_resolved", "the alert has already been resolved")
 
 
 @dataclass(frozen=True)
@@ -105,38 +159,48 @@ class AckDeadlines:
         return status == AlertStatus.OPEN and now >= self.due_at(severity, received_at)
 
 
+def with_deadline(alerts: Sequence[Alert], deadlines: AckDeadlines, now: datetime) -> list[Alert]:
+    """Each alert with when its acknowledgement is due and whether that has passed."""
+    return [
+        replace(
+            a,
+            ack_due_at=deadlines.due_at(a.severity, a.received_at),
+            overdue=deadlines.overdue(a.severity, a.status, a.received_at, now),
+        )
+        for a in alerts
+    ]
+
+
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 _STATUS_RANK = {AlertStatus.RESOLVED: 0, AlertStatus.ACKNOWLEDGED: 1, AlertStatus.OPEN: 2}
 
 
-def group_episodes(alerts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def group_episodes(alerts: Sequence[Alert]) -> list[Episode]:
     """Alerts grouped per participant episode (same participant, kind and rule, until the
     episode ended or all its alerts were resolved), newest episode first. The episode
     takes its most urgent alert's status and its highest severity."""
-    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    groups: dict[UUID, list[Alert]] = {}
     for alert in alerts:
-        groups.setdefault(alert["episode_id"], []).append(alert)
+        groups.setdefault(alert.episode_id, []).append(alert)
     episodes = []
     for episode_id, members in groups.items():
-        members = sorted(members, key=lambda a: a["detected_at"], reverse=True)
+        members = sorted(members, key=lambda a: a.detected_at, reverse=True)
         first = members[-1]
         episodes.append(
-            {
-                "episode_id": episode_id,
-                "participant_id": first["participant_id"],
-                "site_id": first["site_id"],
-                "kind": first["kind"],
-                "rule": first["rule"],
-                "severity": max((a["severity"] for a in members), key=_SEVERITY_RANK.__getitem__),
-                "status": max(
-                    (AlertStatus(a["status"]) for a in members), key=_STATUS_RANK.__getitem__
-                ),
-                "overdue": any(a.get("overdue") for a in members),
-                "first_detected_at": first["detected_at"],
-                "last_detected_at": members[0]["detected_at"],
-                "ended_at": first["episode_ended_at"],
-                "alerts": list(members),
-            }
+            Episode(
+                episode_id=episode_id,
+                participant_id=first.participant_id,
+                site_id=first.site_id,
+                kind=first.kind,
+                rule=first.rule,
+                severity=max((a.severity for a in members), key=_SEVERITY_RANK.__getitem__),
+                status=max((a.status for a in members), key=_STATUS_RANK.__getitem__),
+                overdue=any(a.overdue for a in members),
+                first_detected_at=first.detected_at,
+                last_detected_at=members[0].detected_at,
+                ended_at=first.episode_ended_at,
+                alerts=members,
+            )
         )
-    episodes.sort(key=lambda e: e["last_detected_at"], reverse=True)
+    episodes.sort(key=lambda e: e.last_detected_at, reverse=True)
     return episodes

@@ -1,5 +1,5 @@
 """Composition root: settings -> broker, subscribers, routes, live feed, escalation checker
--> one ASGI app."""
+and KRI evaluation -> one ASGI app."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
-from monitoring.dashboard import STATIC_PATH, dashboard_router, static_files
+from monitoring.api import router
+from monitoring.api.pages import STATIC_PATH, static_files
+from monitoring.context import Context
 from monitoring.escalation import EscalationChecker
-from monitoring.handlers import build_router, subscribe
 from monitoring.live import LiveFeed
-from monitoring.rbm.handlers import start_rbm_loops, subscribe_rbm
+from monitoring.rbm import kris
 from monitoring.service_info import SERVICE
 from monitoring.settings import MonitoringSettings
+from monitoring.subscribers import subscribe
 
 
 def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
@@ -26,14 +28,19 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
     runtime = Runtime(
         settings, make_broker(settings.kafka_bootstrap_servers, client_id="monitoring")
     )
-    subscribe(runtime, settings.flag_rules())
-    subscribe_rbm(runtime, settings)
+    rules = settings.flag_rules()
+    subscribe(runtime, rules)
     feed = LiveFeed(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(SERVICE, runtime, relay_outbox=True):
-            start_rbm_loops(runtime, settings)
+            kri_config = settings.kri_config()
+            runtime.loops.every(
+                "monitoring-kris",
+                settings.kri_interval_seconds,
+                lambda: kris.evaluate(runtime.pool, kri_config, rules),
+            )
             checker = EscalationChecker(runtime.pool, settings)
             app.state.escalation = checker
             runtime.loops.every(
@@ -52,14 +59,15 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
         title="trialstream monitoring",
         version="1.0",
         description="Site staff alert inbox (acknowledge, resolve, escalation, audit trail), "
-        "a live feed over Server-Sent Events, participant timelines and the staff dashboard.",
+        "a live feed over Server-Sent Events, participant timelines, risk-based monitoring "
+        "(KRIs, discrepancy flags) and the staff dashboard.",
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(build_router(runtime, settings, feed))
-    app.include_router(dashboard_router(runtime, settings))
+    app.include_router(router)
     app.mount(STATIC_PATH, static_files(), name="dashboard-static")
     app.include_router(ops_router(runtime.ready_checks))
+    app.state.context = Context(runtime, settings, feed)
     app.state.runtime = runtime
     app.state.live_feed = feed
     return app

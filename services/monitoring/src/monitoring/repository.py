@@ -14,7 +14,7 @@ from trialstream.db import DbConnection
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.participants import ParticipantEnrolled
 
-from monitoring.domain import Role, Staff
+from monitoring.domain import Alert, AlertStatus, Role, Staff
 
 _UPSERT_PARTICIPANTS = """
 INSERT INTO participants (participant_id, site_id, timezone, updated_at)
@@ -163,10 +163,11 @@ async def notify(conn: DbConnection, alert_ids: Sequence[UUID], change: str) -> 
     await conn.execute(_NOTIFY, NOTIFY_CHANNEL, list(alert_ids), change)
 
 
-def _alert(row: asyncpg.Record) -> dict[str, Any]:
-    alert = dict(row)
-    alert["observed"] = json.loads(alert["observed"])
-    return alert
+def _alert(row: asyncpg.Record) -> Alert:
+    fields = dict(row)
+    fields["observed"] = json.loads(fields["observed"])
+    fields["status"] = AlertStatus(fields["status"])
+    return Alert(**fields)
 
 
 async def list_alerts(
@@ -175,17 +176,17 @@ async def list_alerts(
     statuses: Sequence[str],
     limit: int,
     participant: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Alert]:
     rows = await pool.fetch(_LIST_ALERTS, site, list(statuses), limit, participant)
     return [_alert(r) for r in rows]
 
 
-async def get_alert(conn: DbConnection | asyncpg.Pool, alert_id: UUID) -> dict[str, Any] | None:
+async def get_alert(conn: DbConnection | asyncpg.Pool, alert_id: UUID) -> Alert | None:
     row = await conn.fetchrow(_GET_ALERT, alert_id)
     return _alert(row) if row else None
 
 
-async def lock_alert(conn: DbConnection, alert_id: UUID) -> dict[str, Any] | None:
+async def lock_alert(conn: DbConnection, alert_id: UUID) -> Alert | None:
     row = await conn.fetchrow(_LOCK_ALERT, alert_id)
     return _alert(row) if row else None
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 from trialstream import audit
 from trialstream.auth import hash_token, new_token
 from trialstream.db import DbConnection
+from trialstream.errors import Kind, Refused
 from trialstream.events.alerts import (
     AlertAcknowledged,
     AlertEscalated,
@@ -25,6 +24,7 @@ from trialstream.outbox import enqueue
 from monitoring import repository
 from monitoring.domain import (
     AckDeadlines,
+    Alert,
     AlertStatus,
     Staff,
     check_acknowledge,
@@ -35,30 +35,26 @@ from monitoring.domain import (
 SYSTEM_ACTOR = "system:escalation"
 
 
-class NotFound(Exception):
-    pass
+def unknown_alert(alert_id: UUID) -> Refused:
+    return Refused(Kind.NOT_FOUND, "unknown_alert", f"no alert {alert_id}")
 
 
-class AlreadyExists(Exception):
-    pass
-
-
-async def _locked_alert(conn: DbConnection, staff: Staff, alert_id: UUID) -> dict[str, Any]:
+async def _locked_alert(conn: DbConnection, staff: Staff, alert_id: UUID) -> Alert:
     alert = await repository.lock_alert(conn, alert_id)
     if alert is None:
-        raise NotFound(f"no alert {alert_id}")
-    check_read(staff, alert["site_id"])
+        raise unknown_alert(alert_id)
+    check_read(staff, alert.site_id)
     return alert
 
 
 async def acknowledge_alert(
     pool: asyncpg.Pool, staff: Staff, alert_id: UUID, note: str | None
-) -> dict[str, Any]:
+) -> Alert:
     """open -> acknowledged, with an audit row and an AlertAcknowledged event, atomically.
     The row lock serialises two nurses acknowledging at once: the second gets a conflict."""
     async with pool.acquire() as conn, conn.transaction():
         alert = await _locked_alert(conn, staff, alert_id)
-        check_acknowledge(staff, alert["site_id"], AlertStatus(alert["status"]))
+        check_acknowledge(staff, alert.site_id, AlertStatus(alert.status))
         await repository.acknowledge(conn, alert_id, staff.staff_id, note)
         await repository.audit(
             conn,
@@ -66,31 +62,29 @@ async def acknowledge_alert(
             action="alert.acknowledged",
             entity="alert",
             entity_id=str(alert_id),
-            old_status=alert["status"],
+            old_status=alert.status,
             new_status=AlertStatus.ACKNOWLEDGED,
             note=note,
         )
         event = AlertAcknowledged(
             alert_id=alert_id,
-            participant_id=alert["participant_id"],
-            site_id=alert["site_id"],
+            participant_id=alert.participant_id,
+            site_id=alert.site_id,
             staff_id=staff.staff_id,
             note=note,
         )
-        await enqueue(conn, Topic.ALERT_ACKNOWLEDGEMENTS, [(alert["participant_id"], event)])
+        await enqueue(conn, Topic.ALERT_ACKNOWLEDGEMENTS, [(alert.participant_id, event)])
         await repository.notify(conn, [alert_id], "acknowledged")
         updated = await repository.get_alert(conn, alert_id)
     assert updated is not None
     return updated
 
 
-async def resolve_alert(
-    pool: asyncpg.Pool, staff: Staff, alert_id: UUID, reason: str
-) -> dict[str, Any]:
+async def resolve_alert(pool: asyncpg.Pool, staff: Staff, alert_id: UUID, reason: str) -> Alert:
     """open or acknowledged -> resolved with a reason; audit row and AlertResolved, atomically."""
     async with pool.acquire() as conn, conn.transaction():
         alert = await _locked_alert(conn, staff, alert_id)
-        check_resolve(staff, alert["site_id"], AlertStatus(alert["status"]))
+        check_resolve(staff, alert.site_id, AlertStatus(alert.status))
         await repository.resolve(conn, alert_id, staff.staff_id, reason)
         await repository.audit(
             conn,
@@ -98,19 +92,19 @@ async def resolve_alert(
             action="alert.resolved",
             entity="alert",
             entity_id=str(alert_id),
-            old_status=alert["status"],
+            old_status=alert.status,
             new_status=AlertStatus.RESOLVED,
             note=reason,
         )
         event = AlertResolved(
             alert_id=alert_id,
-            participant_id=alert["participant_id"],
-            site_id=alert["site_id"],
+            participant_id=alert.participant_id,
+            site_id=alert.site_id,
             staff_id=staff.staff_id,
-            previous_status=alert["status"],
+            previous_status=alert.status,
             reason=reason,
         )
-        await enqueue(conn, Topic.ALERT_RESOLUTIONS, [(alert["participant_id"], event)])
+        await enqueue(conn, Topic.ALERT_RESOLUTIONS, [(alert.participant_id, event)])
         await repository.notify(conn, [alert_id], "resolved")
         updated = await repository.get_alert(conn, alert_id)
     assert updated is not None
@@ -167,25 +161,11 @@ def _escalated(row: asyncpg.Record) -> AlertEscalated:
     )
 
 
-def with_deadline(
-    alerts: Sequence[dict[str, Any]], deadlines: AckDeadlines, now: datetime
-) -> list[dict[str, Any]]:
-    """Each alert with when its acknowledgement is due and whether that has passed."""
-    return [
-        {
-            **a,
-            "ack_due_at": deadlines.due_at(a["severity"], a["received_at"]),
-            "overdue": deadlines.overdue(a["severity"], a["status"], a["received_at"], now),
-        }
-        for a in alerts
-    ]
-
-
 async def create_staff(pool: asyncpg.Pool, staff: Staff) -> str:
     token = new_token("staff")
     async with pool.acquire() as conn, conn.transaction():
         if not await repository.insert_staff(conn, staff, hash_token(token)):
-            raise AlreadyExists(f"staff '{staff.staff_id}' already exists")
+            raise Refused(Kind.CONFLICT, "conflict", f"staff '{staff.staff_id}' already exists")
         await audit.record(
             conn,
             actor="admin",

@@ -1,14 +1,16 @@
 """The subscribers: alerts, episode ends and enrolments for the inbox; readings, ePRO and
-visits for the participant timeline. Each is a BatchConsumer in its own group. The hot
-readings stream is read once: each batch feeds the timeline rollups and the risk-based
-monitoring flags (rbm/), which subscribes to its low-volume streams itself."""
+visits for the participant timeline; and the low-volume streams risk-based monitoring
+(rbm/) needs, in one group. The hot readings stream is read once: each batch feeds the
+timeline rollups and the risk-based monitoring flags."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
-from trialstream.events.epro import QuestionnaireMissed, ResponseSubmitted
+from trialstream.events.base import Event
+from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantEnrolled
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
@@ -16,6 +18,7 @@ from trialstream.events.visits import VisitChanged
 from trialstream.runtime import Runtime
 
 from monitoring import repository, timeline
+from monitoring.rbm import service as rbm
 from monitoring.rbm.flags import FlagRules
 from monitoring.rbm.service import DEFAULT_RULES, process_readings_for_rbm
 from monitoring.service_info import GROUPS
@@ -28,6 +31,15 @@ READINGS_GROUP = GROUPS["readings"].name
 EPRO_RESPONSES_GROUP = GROUPS["epro_responses"].name
 EPRO_MISSED_GROUP = GROUPS["epro_missed"].name
 VISITS_GROUP = GROUPS["visits"].name
+# The low-volume streams KRIs and flags need share one group: one join at start-up, not five.
+STREAMS_GROUP = GROUPS["rbm_streams"].name
+STREAMS: dict[Topic, type[Event]] = {
+    Topic.PARTICIPANTS: ParticipantEnrolled,
+    Topic.EPRO_DUE: QuestionnaireDue,
+    Topic.EPRO_MISSED: QuestionnaireMissed,
+    Topic.EPRO_RESPONSES: ResponseSubmitted,
+    Topic.VISITS: VisitChanged,
+}
 
 
 def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
@@ -66,3 +78,22 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
     runtime.subscribe(Topic.EPRO_RESPONSES, ResponseSubmitted, EPRO_RESPONSES_GROUP, on_responses)
     runtime.subscribe(Topic.EPRO_MISSED, QuestionnaireMissed, EPRO_MISSED_GROUP, on_missed)
     runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)
+
+    async def on_rbm_streams(events: Sequence[Event]) -> None:
+        # participants first: a batch may hold an enrolment and that participant's events
+        async with runtime.pool.acquire() as conn:
+            await rbm.apply_participants(conn, _of(events, ParticipantEnrolled))
+            await rbm.apply_epro_occurrences(
+                conn, _of(events, (QuestionnaireDue, QuestionnaireMissed))
+            )
+            await rbm.apply_epro_responses(conn, _of(events, ResponseSubmitted), rbm_rules)
+            await rbm.apply_visits(conn, _of(events, VisitChanged))
+
+    runtime.subscribe(STREAMS, Event, STREAMS_GROUP, on_rbm_streams)
+
+
+T = TypeVar("T", bound=Event)
+
+
+def _of(events: Sequence[Event], kind: type[T] | tuple[type[T], ...]) -> list[T]:
+    return [e for e in events if isinstance(e, kind)]

@@ -6,24 +6,21 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from trialstream.errors import Kind, Refused
 
 from monitoring import repository as monitoring_repository
-from monitoring.domain import AccessDenied, InvalidTransition, Role, Staff, may_read
+from monitoring.domain import Role, Staff, denied, invalid_transition, may_read
 from monitoring.rbm import repository
-
-
-class FlagNotFound(Exception):
-    pass
 
 
 def check_close(staff: Staff, flag_site: str | None, status: str) -> None:
     """Raise unless `staff` may close a flag of `flag_site` in `status`. Pure."""
     if staff.role is not Role.SITE_STAFF:
-        raise AccessDenied("read_only_role", "monitors can read flags but not close them")
+        raise denied("read_only_role", "monitors can read flags but not close them")
     if flag_site != staff.site_id:
-        raise AccessDenied("forbidden_site", "this flag belongs to another site")
+        raise denied("forbidden_site", "this flag belongs to another site")
     if status != "open":
-        raise InvalidTransition("already_closed", "the flag has already been closed")
+        raise invalid_transition("already_closed", "the flag has already been closed")
 
 
 async def close_flag(pool: asyncpg.Pool, staff: Staff, flag_id: UUID, note: str) -> dict[str, Any]:
@@ -32,7 +29,7 @@ async def close_flag(pool: asyncpg.Pool, staff: Staff, flag_id: UUID, note: str)
     async with pool.acquire() as conn, conn.transaction():
         flag = await repository.lock_flag(conn, flag_id)
         if flag is None or not may_read(staff, flag["site_id"]):
-            raise FlagNotFound(str(flag_id))
+            raise Refused(Kind.NOT_FOUND, "unknown_flag", f"no flag {flag_id} in your sites")
         check_close(staff, flag["site_id"], flag["status"])
         await repository.close_flag(conn, flag_id, staff.staff_id, note)
         await monitoring_repository.audit(

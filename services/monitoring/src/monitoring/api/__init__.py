@@ -1,0 +1,10 @@
+"""Monitoring's HTTP routes: the alert inbox and timelines (alerts), risk-based monitoring
+(rbm: KRIs and flags), and the server-rendered dashboard (pages, with its static files)."""
+
+from fastapi import APIRouter
+
+from monitoring.api import alerts, pages, rbm
+
+router = APIRouter()
+for part in (alerts, rbm, pages):
+    router.include_router(part.router)

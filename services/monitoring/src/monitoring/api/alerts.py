@@ -1,0 +1,210 @@
+"""Staff and admin routes of the alert inbox: staff accounts, the inbox and its live
+stream, acknowledge and resolve, an alert's audit trail, and a participant's timeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from sse_starlette import EventSourceResponse
+from trialstream.errors import Kind, Refused, about_field
+from trialstream.events.base import ParticipantId, SiteId
+
+from monitoring import repository, service, timeline
+from monitoring.context import Context, Ctx, CurrentStaff, StaffAdmin
+from monitoring.domain import (
+    Alert,
+    AlertStatus,
+    Role,
+    Staff,
+    check_read,
+    group_episodes,
+    site_to_read,
+    with_deadline,
+)
+from monitoring.live import sse_stream
+
+router = APIRouter()
+
+StatusFilter = Literal["open", "acknowledged", "resolved", "active", "all"]
+STATUSES: dict[str, tuple[str, ...]] = {
+    "open": (AlertStatus.OPEN,),
+    "acknowledged": (AlertStatus.ACKNOWLEDGED,),
+    "resolved": (AlertStatus.RESOLVED,),
+    "active": (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED),
+    "all": tuple(AlertStatus),
+}
+
+
+class NewStaff(BaseModel):
+    staff_id: Annotated[
+        str,
+        Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$", description="Pseudonymous, e.g. nurse-a1"),
+    ]
+    site_id: SiteId
+    role: Role = Role.SITE_STAFF
+
+
+class Acknowledgement(BaseModel):
+    note: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class Resolution(BaseModel):
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+        Field(description="Why the alert is closed, e.g. 'device refitted, readings normal'"),
+    ]
+
+
+def _now_due(ctx: Context, alerts: list[Alert]) -> list[Alert]:
+    return with_deadline(alerts, ctx.deadlines, datetime.now(UTC))
+
+
+async def _readable_alert(ctx: Context, alert_id: UUID, staff: Staff) -> Alert:
+    alert = await repository.get_alert(ctx.pool, alert_id)
+    if alert is None:
+        raise service.unknown_alert(alert_id)
+    check_read(staff, alert.site_id)
+    return _now_due(ctx, [alert])[0]
+
+
+# A timeline reads 5-minute rollups of every metric: a month is ~9,000 buckets per metric.
+LONGEST_TIMELINE = timedelta(days=31)
+
+
+def _check_range(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise about_field(
+            Kind.INVALID, "empty_range", "The range is empty.", "to", "'to' must be after 'from'"
+        )
+    if end - start > LONGEST_TIMELINE:
+        raise about_field(
+            Kind.INVALID,
+            "range_too_long",
+            f"A timeline spans at most {LONGEST_TIMELINE.days} days; page through longer ones.",
+            "to",
+            f"at most {LONGEST_TIMELINE.days} days after 'from'",
+        )
+
+
+@router.post("/v1/admin/staff", tags=["admin"], status_code=201, dependencies=[StaffAdmin])
+async def create_staff(ctx: Ctx, body: NewStaff) -> dict[str, str]:
+    token = await service.create_staff(ctx.pool, Staff(body.staff_id, body.site_id, body.role))
+    return {
+        "staff_id": body.staff_id,
+        "site_id": body.site_id,
+        "role": str(body.role),
+        "token": token,
+    }
+
+
+@router.get("/v1/me", tags=["staff"], summary="Who the credential belongs to")
+async def me(staff: CurrentStaff) -> dict[str, Any]:
+    return {
+        "staff_id": staff.staff_id,
+        "site_id": staff.site_id,
+        "role": str(staff.role),
+        "can_act": staff.can_act,
+        "all_sites": staff.all_sites,
+    }
+
+
+@router.get("/v1/alerts", tags=["staff"], summary="The alert inbox of a site, newest first")
+async def list_alerts(
+    ctx: Ctx,
+    staff: CurrentStaff,
+    site: str | None = None,
+    status: StatusFilter = "open",
+    group: Annotated[
+        Literal["alert", "episode"],
+        Query(description="'episode': alerts grouped per participant episode"),
+    ] = "alert",
+    participant: ParticipantId | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    scope = site_to_read(staff, site)
+    alerts = _now_due(
+        ctx, await repository.list_alerts(ctx.pool, scope, STATUSES[status], limit, participant)
+    )
+    body: dict[str, Any] = {"site": scope, "status": status}
+    if group == "episode":
+        body["episodes"] = group_episodes(alerts)
+    else:
+        body["alerts"] = alerts
+    return body
+
+
+@router.get(
+    "/v1/alerts/stream",
+    tags=["staff"],
+    summary="Server-Sent Events: one `alert` event per new or changed alert of your site",
+    response_class=EventSourceResponse,
+)
+async def alert_stream(
+    ctx: Ctx, staff: CurrentStaff, site: str | None = None
+) -> EventSourceResponse:
+    scope = site_to_read(staff, site)
+    return EventSourceResponse(
+        sse_stream(ctx.feed, scope),
+        ping=int(ctx.settings.sse_keepalive_seconds),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/v1/alerts/{alert_id}", tags=["staff"])
+async def get_alert(ctx: Ctx, alert_id: UUID, staff: CurrentStaff) -> Alert:
+    return await _readable_alert(ctx, alert_id, staff)
+
+
+@router.post("/v1/alerts/{alert_id}/acknowledge", tags=["staff"])
+async def acknowledge(
+    ctx: Ctx, alert_id: UUID, body: Acknowledgement, staff: CurrentStaff
+) -> Alert:
+    alert = await service.acknowledge_alert(ctx.pool, staff, alert_id, body.note)
+    return _now_due(ctx, [alert])[0]
+
+
+@router.post("/v1/alerts/{alert_id}/resolve", tags=["staff"])
+async def resolve(ctx: Ctx, alert_id: UUID, body: Resolution, staff: CurrentStaff) -> Alert:
+    alert = await service.resolve_alert(ctx.pool, staff, alert_id, body.reason)
+    return _now_due(ctx, [alert])[0]
+
+
+@router.get("/v1/alerts/{alert_id}/audit", tags=["staff"])
+async def alert_audit(ctx: Ctx, alert_id: UUID, staff: CurrentStaff) -> dict[str, Any]:
+    await _readable_alert(ctx, alert_id, staff)
+    return {
+        "alert_id": str(alert_id),
+        "entries": await repository.audit_for(ctx.pool, "alert", str(alert_id)),
+    }
+
+
+@router.get("/v1/participants/{participant_id}/timeline", tags=["staff"])
+async def participant_timeline(
+    ctx: Ctx,
+    participant_id: ParticipantId,
+    staff: CurrentStaff,
+    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+) -> dict[str, Any]:
+    """Reading rollups, alerts, ePRO and visits of one participant (default: last 24 h)."""
+    site = await repository.site_of(ctx.pool, participant_id)
+    if site is None:
+        raise Refused(Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id}")
+    check_read(staff, site)
+    end = end or datetime.now(UTC) + timedelta(minutes=5)
+    start = start or end - timedelta(hours=24)
+    _check_range(start, end)
+    alerts = await repository.list_alerts(ctx.pool, site, STATUSES["all"], 1000, participant_id)
+    return {
+        "participant_id": participant_id,
+        "site_id": site,
+        "from": start,
+        "to": end,
+        **await timeline.read(ctx.pool, participant_id, start, end),
+        "alerts": _now_due(ctx, [a for a in alerts if start <= a.detected_at < end]),
+    }

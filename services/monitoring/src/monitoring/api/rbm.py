@@ -1,0 +1,64 @@
+"""Risk-based monitoring routes: a site's and a participant's KRIs, discrepancy flags and
+closing them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, StringConstraints
+from trialstream.errors import Kind, Refused
+
+from monitoring.context import Ctx, CurrentStaff
+from monitoring.domain import may_read, site_to_read
+from monitoring.rbm import kris, repository
+from monitoring.rbm.closing import close_flag
+
+router = APIRouter(tags=["risk-based monitoring"])
+
+
+class FlagClosing(BaseModel):
+    note: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+    ] = Field(description="Why the flag is closed (required)")
+
+
+@router.get("/v1/sites/{site_id}/kris", summary="A site's KRIs and its participants' KRIs")
+async def site_kris(ctx: Ctx, site_id: str, staff: CurrentStaff) -> dict[str, Any]:
+    site_to_read(staff, site_id)
+    return await kris.site_kris(ctx.pool, ctx.kri_config, site_id)
+
+
+@router.get("/v1/participants/{participant_id}/kris", summary="One participant's KRIs")
+async def participant_kris(ctx: Ctx, participant_id: str, staff: CurrentStaff) -> dict[str, Any]:
+    site = await repository.site_of(ctx.pool, participant_id)
+    found = None
+    if site is not None and may_read(staff, site):
+        found = await kris.participant_kris(ctx.pool, ctx.kri_config, participant_id)
+    if found is None:
+        raise Refused(
+            Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"
+        )
+    return found
+
+
+@router.get("/v1/flags", summary="Discrepancy flags of a site, newest first")
+async def list_flags(
+    ctx: Ctx,
+    staff: CurrentStaff,
+    site: str | None = None,
+    status: Literal["open", "closed", "all"] = "open",
+    participant: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    scope = site_to_read(staff, site)
+    found = await repository.list_flags(
+        ctx.pool, scope, None if status == "all" else status, participant, limit
+    )
+    return {"site": scope, "status": status, "flags": found}
+
+
+@router.post("/v1/flags/{flag_id}/close", summary="Close a flag with a note (site staff)")
+async def close(ctx: Ctx, flag_id: UUID, body: FlagClosing, staff: CurrentStaff) -> dict[str, Any]:
+    return await close_flag(ctx.pool, staff, flag_id, body.note)
