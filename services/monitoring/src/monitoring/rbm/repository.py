@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -257,10 +258,40 @@ async def last_readings(
     }
 
 
-async def write_reading_state(conn: Db, *columns: Sequence[Any]) -> list[tuple[str, list[str]]]:
-    """Slots, steps, last readings, jumps, device pairs (21 columns, see the SQL); returns
-    the devices that sent for more than one participant."""
-    rows = await conn.fetch(_WRITE_READING_STATE, *[list(c) for c in columns])
+@dataclass(frozen=True)
+class ReadingState:
+    """What one batch of readings changes, as column arrays, one group per table. The
+    fields are in the order of _WRITE_READING_STATE's parameters ($1..$21): the order is
+    this class's concern alone, callers name the fields."""
+
+    slot_participants: Sequence[str]  # rbm_wear_slots
+    slot_starts: Sequence[datetime]
+    step_event_ids: Sequence[UUID]  # rbm_steps
+    step_participants: Sequence[str]
+    step_measured_at: Sequence[datetime]
+    step_values: Sequence[float]
+    last_participants: Sequence[str]  # rbm_last_readings
+    last_devices: Sequence[str]
+    last_metrics: Sequence[str]
+    last_measured_at: Sequence[datetime]
+    last_values: Sequence[float]
+    jump_participants: Sequence[str]  # rbm_jumps
+    jump_devices: Sequence[str]
+    jump_metrics: Sequence[str]
+    jump_at: Sequence[datetime]
+    jump_deltas: Sequence[float]
+    jump_seconds: Sequence[float]
+    pair_devices: Sequence[str]  # rbm_devices
+    pair_participants: Sequence[str]
+    pair_first_measured: Sequence[datetime]
+    pair_last_measured: Sequence[datetime]
+
+
+async def write_reading_state(conn: Db, state: ReadingState) -> list[tuple[str, list[str]]]:
+    """Slots, steps, last readings, jumps and device pairs in one statement; returns the
+    devices that sent for more than one participant."""
+    columns = [list(getattr(state, f.name)) for f in fields(ReadingState)]
+    rows = await conn.fetch(_WRITE_READING_STATE, *columns)
     return [(r["device_id"], list(r["participants"])) for r in rows]
 
 

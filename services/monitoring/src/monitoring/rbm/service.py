@@ -53,8 +53,10 @@ async def raise_flags(conn: DbConnection, candidates: Sequence[FlagCandidate]) -
     return len(raised)
 
 
-def _state_columns(batch: ReadingBatch, rules: FlagRules, found: list[rules_.Jump]) -> list[Any]:
-    """The 21 columns of repository.write_reading_state, deduplicated per key with numpy."""
+def _reading_state(
+    batch: ReadingBatch, rules: FlagRules, found: list[rules_.Jump]
+) -> repository.ReadingState:
+    """What the batch writes, deduplicated per key with numpy."""
     slot_p, slot_s = rules_.slots(batch, rules.slot_seconds)
     steps = np.flatnonzero(batch.metric == "step-count")
     jump_metrics = np.isin(batch.metric, [r.metric for r in rules.jumps])
@@ -74,29 +76,29 @@ def _state_columns(batch: ReadingBatch, rules: FlagRules, found: list[rules_.Jum
     np.minimum.at(first_t, pair_of, batch.measured)
     np.maximum.at(last_t, pair_of, batch.measured)
     ts = rules_._ts
-    return [
-        slot_p,
-        slot_s,
-        [batch.event_ids[i] for i in steps],
-        batch.participant[steps].tolist(),
-        [ts(t) for t in batch.measured[steps]],
-        batch.value[steps].tolist(),
-        batch.participant[last].tolist(),
-        batch.device[last].tolist(),
-        batch.metric[last].tolist(),
-        [ts(t) for t in batch.measured[last]],
-        batch.value[last].tolist(),
-        [x.participant for x in found],
-        [x.device for x in found],
-        [x.metric for x in found],
-        [x.at for x in found],
-        [x.delta for x in found],
-        [x.seconds for x in found],
-        pairs["d"].tolist(),
-        pairs["p"].tolist(),
-        [ts(t) for t in first_t],
-        [ts(t) for t in last_t],
-    ]
+    return repository.ReadingState(
+        slot_participants=slot_p,
+        slot_starts=slot_s,
+        step_event_ids=[batch.event_ids[i] for i in steps],
+        step_participants=batch.participant[steps].tolist(),
+        step_measured_at=[ts(t) for t in batch.measured[steps]],
+        step_values=batch.value[steps].tolist(),
+        last_participants=batch.participant[last].tolist(),
+        last_devices=batch.device[last].tolist(),
+        last_metrics=batch.metric[last].tolist(),
+        last_measured_at=[ts(t) for t in batch.measured[last]],
+        last_values=batch.value[last].tolist(),
+        jump_participants=[x.participant for x in found],
+        jump_devices=[x.device for x in found],
+        jump_metrics=[x.metric for x in found],
+        jump_at=[x.at for x in found],
+        jump_deltas=[x.delta for x in found],
+        jump_seconds=[x.seconds for x in found],
+        pair_devices=pairs["d"].tolist(),
+        pair_participants=pairs["p"].tolist(),
+        pair_first_measured=[ts(t) for t in first_t],
+        pair_last_measured=[ts(t) for t in last_t],
+    )
 
 
 async def process_readings_for_rbm(
@@ -119,7 +121,7 @@ async def process_readings_for_rbm(
             else {}
         )
         found = rules_.jumps(batch, rules, previous)
-        shared = await repository.write_reading_state(conn, *_state_columns(batch, rules, found))
+        shared = await repository.write_reading_state(conn, _reading_state(batch, rules, found))
         now = datetime.now(UTC)
         candidates = rules_.clock_skew(batch, rules)
         candidates += rules_.after_withdrawal(
