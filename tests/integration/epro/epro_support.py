@@ -17,7 +17,7 @@ from epro.main import create_app
 from epro.settings import EproSettings
 from helpers import eventually, publish_to, serving, unique_id
 from trialstream.events.base import Event
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 ADMIN = "epro-admin"
@@ -52,7 +52,7 @@ class Epro:
     ) -> tuple[str, dict[str, str]]:
         """A participant enrolled through the topic, and an app credential for it."""
         participant = unique_id("P")
-        event = ParticipantEnrolled(
+        event = ParticipantState(
             participant_id=participant,
             site_id=site,
             timezone=timezone,
@@ -75,10 +75,10 @@ class Epro:
         withdrawn_at: datetime,
         site: str = "site-a",
         timezone: str = "Europe/Berlin",
-    ) -> ParticipantEnrolled:
+    ) -> ParticipantState:
         """Ingest's withdrawal on the participants topic (the participant's whole state, as
         ingest publishes it); returns once ePRO has recorded it."""
-        event = ParticipantEnrolled(
+        event = ParticipantState(
             participant_id=participant,
             site_id=site,
             timezone=timezone,

@@ -12,7 +12,7 @@ import pytest
 from epro import due_and_missed
 from epro_support import Epro, daily_protocol, phq9_body, publish, running_epro
 from helpers import eventually, read_topic
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -124,9 +124,7 @@ async def test_redelivered_withdrawal_and_a_later_enrolment_leave_the_participan
     withdrawal = await epro.withdraw(participant, left_at)
     stamp = "SELECT updated_at FROM participants WHERE participant_id = $1"
     seen = (await epro.sql(stamp, participant))[0]["updated_at"]
-    later = ParticipantEnrolled(
-        participant_id=participant, site_id="site-a", timezone="Europe/Berlin"
-    )
+    later = ParticipantState(participant_id=participant, site_id="site-a", timezone="Europe/Berlin")
     await publish(epro.kafka, Topic.PARTICIPANTS, [(participant, withdrawal), (participant, later)])
 
     async def applied() -> bool:
@@ -170,7 +168,7 @@ async def test_a_withdrawal_closes_the_window_already_open_and_an_earlier_date_w
 
         # Re-published with an earlier date (a correction at the site): the earliest holds.
         earlier = now + timedelta(minutes=10)
-        event = ParticipantEnrolled(
+        event = ParticipantState(
             participant_id=leaver,
             site_id="site-a",
             timezone=ZONE,

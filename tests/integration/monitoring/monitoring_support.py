@@ -12,7 +12,7 @@ from helpers import eventually, fetchval, publish_to, unique_id
 from monitoring.settings import MonitoringSettings
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
 
@@ -85,7 +85,7 @@ class Monitoring:
         await publish(
             self.kafka,
             Topic.PARTICIPANTS,
-            [(participant, ParticipantEnrolled(participant_id=participant, site_id=site))],
+            [(participant, ParticipantState(participant_id=participant, site_id=site))],
         )
 
         async def known() -> object:

@@ -16,7 +16,7 @@ from monitoring.settings import MonitoringSettings
 from monitoring_support import ADMIN, create_staff
 from trialstream.db import create_pool
 from trialstream.events.base import Event
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import Metric, ReadingReceived
 from trialstream.events.topics import Topic
 
@@ -43,7 +43,7 @@ class Rbm:
 
     async def enrol(self, site: str, **changes: Any) -> str:
         participant = unique_id("P")
-        event = ParticipantEnrolled(participant_id=participant, site_id=site, **changes)
+        event = ParticipantState(participant_id=participant, site_id=site, **changes)
         await self.publish(Topic.PARTICIPANTS, [(participant, event)])
         await eventually(lambda: self.known(participant))
         return participant

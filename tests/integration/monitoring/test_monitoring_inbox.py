@@ -18,7 +18,7 @@ from monitoring.subscribers import ALERTS_GROUP
 from monitoring_support import ADMIN, create_staff
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
 
@@ -76,7 +76,7 @@ async def enrolled(inbox: Inbox, site: str) -> str:
     participant = unique_id("P")
     await inbox.publish(
         Topic.PARTICIPANTS,
-        [(participant, ParticipantEnrolled(participant_id=participant, site_id=site))],
+        [(participant, ParticipantState(participant_id=participant, site_id=site))],
     )
     return participant
 
@@ -169,7 +169,7 @@ async def test_alert_arriving_before_enrolment_appears_once_enrolled(inbox: Inbo
     assert await inbox.alerts(nurse) == []
     await inbox.publish(
         Topic.PARTICIPANTS,
-        [(participant, ParticipantEnrolled(participant_id=participant, site_id=site))],
+        [(participant, ParticipantState(participant_id=participant, site_id=site))],
     )
     listed = await eventually(lambda: inbox.alerts(nurse))
     assert [a["alert_id"] for a in listed] == [str(alert.event_id)]

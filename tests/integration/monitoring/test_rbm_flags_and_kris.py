@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from audit_helpers import audited
 from helpers import eventually, read_topic, unique_id
-from monitoring.rbm import kris
+from monitoring.rbm import kri_evaluation
 from rbm_support import Rbm, now, rbm_service, reading, second_pool
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ async def test_reading_measured_after_withdrawal_raises_one_flag(rbm: Rbm) -> No
         [
             (
                 participant,
-                ParticipantEnrolled(
+                ParticipantState(
                     participant_id=participant,
                     site_id=site,
                     status="withdrawn",
@@ -97,7 +97,7 @@ async def test_reading_that_arrived_before_the_withdrawal_event_is_flagged_by_it
         [
             (
                 participant,
-                ParticipantEnrolled(
+                ParticipantState(
                     participant_id=participant,
                     site_id=site,
                     status="withdrawn",
@@ -301,7 +301,9 @@ async def test_kri_breach_is_published_once_across_two_replicas(
         await eventually(stored)
         cfg, rules = rbm.settings.kri_config(), rbm.settings.flag_rules()
         for _ in range(3):  # both replicas evaluating at once, three times over
-            await asyncio.gather(*(kris.evaluate(pool, cfg, rules) for pool in rbm.pools * 2))
+            await asyncio.gather(
+                *(kri_evaluation.evaluate(pool, cfg, rules) for pool in rbm.pools * 2)
+            )
 
         def mine(v: dict[str, Any]) -> bool:
             return v.get("participant_id") == participant and v.get("kri") == "epro_on_time"
@@ -353,7 +355,9 @@ async def test_kri_breach_is_published_once_across_two_replicas(
 
         await eventually(all_answered)
         for _ in range(2):
-            await asyncio.gather(*(kris.evaluate(pool, cfg, rules) for pool in rbm.pools * 2))
+            await asyncio.gather(
+                *(kri_evaluation.evaluate(pool, cfg, rules) for pool in rbm.pools * 2)
+            )
         events = await eventually(lambda: _two(read_topic(kafka, Topic.KRI_BREACHES, match=mine)))
         assert [(e["status"], "recovered_at" in e) for e in events] == [
             ("red", False),

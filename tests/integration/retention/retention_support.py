@@ -14,7 +14,7 @@ from helpers import eventually, publish_to, unique_id
 from retention.settings import RetentionSettings
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 ADMIN = "retention-admin"
@@ -51,7 +51,7 @@ class Retention:
         pid = unique_id("P")
         if site is not None:
             await self.publish(
-                Topic.PARTICIPANTS, [ParticipantEnrolled(participant_id=pid, site_id=site)]
+                Topic.PARTICIPANTS, [ParticipantState(participant_id=pid, site_id=site)]
             )
             # Enrolments and triggers travel on different topics, read by different consumer
             # groups: nothing orders them. A test that needs the site must wait for it, as

@@ -13,7 +13,7 @@ from retention.channels import Outgoing, WebhookChannel
 from retention.main import create_app
 from retention_support import AUTH, Gateway, Retention, due_event, settings_for
 from trialstream.events.epro import QuestionnaireMissed
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 
@@ -203,7 +203,7 @@ async def test_outreach_list_ranks_the_site_participants_by_dropout_risk(
 
     # Once the slipping participant withdraws, nobody is asked to chase them (decision 0034):
     # they leave the list and are not scored again.
-    left = ParticipantEnrolled(
+    left = ParticipantState(
         participant_id=slipping, site_id=site, status="withdrawn", withdrawn_at=now
     )
     await retention.publish(Topic.PARTICIPANTS, [left])

@@ -18,7 +18,7 @@ from retention.main import create_app
 from retention.service_info import SERVICE
 from retention_support import AUTH, Retention, due_event, missed_in_a_row, settings_for
 from trialstream.db import migrate
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -45,10 +45,8 @@ async def retention(kafka: str, database_url: str, clock: Clock) -> AsyncIterato
         yield Retention(client, kafka, database_url)
 
 
-def withdrawal(pid: str, site: str, at: datetime) -> ParticipantEnrolled:
-    return ParticipantEnrolled(
-        participant_id=pid, site_id=site, status="withdrawn", withdrawn_at=at
-    )
+def withdrawal(pid: str, site: str, at: datetime) -> ParticipantState:
+    return ParticipantState(participant_id=pid, site_id=site, status="withdrawn", withdrawn_at=at)
 
 
 async def withdrawn(retention: Retention, pid: str) -> datetime:
@@ -141,7 +139,7 @@ async def test_triggers_after_withdrawal_make_no_nudge_or_task_and_are_not_dead_
     first = datetime.now(UTC) - timedelta(hours=1)
     # The withdrawal delivered twice (the second with a later time), then an `enrolled`
     # record for the same id: the earliest withdrawal stands.
-    later = ParticipantEnrolled(participant_id=pid, site_id=site, timezone="Europe/Paris")
+    later = ParticipantState(participant_id=pid, site_id=site, timezone="Europe/Paris")
     await retention.publish(
         Topic.PARTICIPANTS,
         [withdrawal(pid, site, first), withdrawal(pid, site, datetime.now(UTC)), later],

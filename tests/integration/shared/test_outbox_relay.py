@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 import structlog.testing
 from trialstream.db import create_pool, migrate
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.outbox import OutboxRelay, enqueue
 from trialstream.producer import KeyedRecord
@@ -34,7 +34,7 @@ async def test_concurrent_writers_committing_out_of_order_lose_nothing(database_
     async def writer(n: int) -> list[bytes]:
         written = []
         for i in range(25):
-            event = ParticipantEnrolled(participant_id=f"P-{n}-{i}", site_id="s1")
+            event = ParticipantState(participant_id=f"P-{n}-{i}", site_id="s1")
             async with pool.acquire() as conn, conn.transaction():
                 await enqueue(conn, Topic.PARTICIPANTS, [(event.participant_id, event)])
                 # Hold the transaction open: later ids commit before this one.
@@ -74,7 +74,7 @@ async def test_a_failed_publish_leaves_rows_for_the_next_attempt(database_url: s
             raise OSError("broker unreachable")
         sent.extend(m.payload for m in messages)
 
-    event = ParticipantEnrolled(participant_id="P-flaky", site_id="s1")
+    event = ParticipantState(participant_id="P-flaky", site_id="s1")
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, Topic.PARTICIPANTS, [(event.participant_id, event)])
     relay = OutboxRelay(pool, flaky)
@@ -90,7 +90,7 @@ async def test_a_failed_publish_leaves_rows_for_the_next_attempt(database_url: s
 async def test_each_relayed_batch_is_logged_with_its_event_ids(database_url: str) -> None:
     await migrate(database_url, schema="outboxlog", directories=[])
     pool = await create_pool(database_url, schema="outboxlog", max_size=2)
-    events = [ParticipantEnrolled(participant_id=f"P-log-{i}", site_id="s1") for i in range(3)]
+    events = [ParticipantState(participant_id=f"P-log-{i}", site_id="s1") for i in range(3)]
     try:
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, Topic.PARTICIPANTS, [(e.participant_id, e) for e in events])
@@ -130,7 +130,7 @@ async def test_rows_committed_before_shutdown_are_sent_by_the_last_pass(
     task = asyncio.create_task(relay.run(stop))
     try:
         await asyncio.sleep(0.1)  # it found nothing and sleeps
-        events = [ParticipantEnrolled(participant_id=f"P-{i}", site_id="s1") for i in range(12)]
+        events = [ParticipantState(participant_id=f"P-{i}", site_id="s1") for i in range(12)]
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, Topic.PARTICIPANTS, [(e.participant_id, e) for e in events])
         stop.set()

@@ -23,7 +23,7 @@ from helpers import eventually, read_topic, serving, unique_id
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus, VisitType
@@ -39,7 +39,7 @@ def good(topic: Topic, pid: str) -> Event:
     now = datetime.now(UTC)
     soon = now + timedelta(hours=2)
     examples: dict[Topic, Event] = {
-        Topic.PARTICIPANTS: ParticipantEnrolled(participant_id=pid, site_id="site-p"),
+        Topic.PARTICIPANTS: ParticipantState(participant_id=pid, site_id="site-p"),
         Topic.READINGS: ReadingReceived(
             participant_id=pid,
             device_id="dev-p",

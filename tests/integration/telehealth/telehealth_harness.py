@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 from helpers import eventually, publish_to, unique_id
 from trialstream.events.base import Event
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 ADMIN = "telehealth-admin"
@@ -72,7 +72,7 @@ class Telehealth:
         events = [
             (
                 p,
-                ParticipantEnrolled(
+                ParticipantState(
                     participant_id=p,
                     site_id=site or self.site,
                     timezone=timezone,

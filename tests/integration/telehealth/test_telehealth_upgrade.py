@@ -15,7 +15,7 @@ from telehealth.domain.windows import DEFAULT_PROTOCOL
 from telehealth.service import enrolment
 from telehealth.service.booking import Policy
 from trialstream.db import migrate
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 pytestmark = pytest.mark.integration
 WITHDRAWAL_MIGRATION = "0002_withdrawal.sql"
@@ -75,7 +75,7 @@ async def test_existing_participants_stay_enrolled_and_their_bookings_stop_at_wi
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute("UPDATE urgent_alerts SET outcome = 'gone'")
 
-        withdrew = ParticipantEnrolled(
+        withdrew = ParticipantState(
             participant_id="P-1",
             site_id="site-a",
             timezone="UTC",

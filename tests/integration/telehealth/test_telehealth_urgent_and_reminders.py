@@ -15,7 +15,7 @@ from telehealth.service import scheduler
 from telehealth.subscribers import ALERTS_GROUP
 from telehealth_harness import T0, VIDEO_BASE, Telehealth
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -151,7 +151,7 @@ async def test_alert_arriving_before_enrolment_is_proposed_once_the_participant_
         [
             (
                 early,
-                ParticipantEnrolled(
+                ParticipantState(
                     participant_id=early,
                     site_id=telehealth.site,
                     timezone="Europe/Berlin",

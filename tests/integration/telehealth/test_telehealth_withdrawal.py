@@ -12,7 +12,7 @@ from helpers import eventually, read_topic
 from telehealth.service import scheduler
 from telehealth_harness import T0, Telehealth
 from test_telehealth_urgent_and_reminders import alert, proposals
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -23,8 +23,8 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def withdrawal(th: Telehealth, participant: str, at: datetime) -> ParticipantEnrolled:
-    return ParticipantEnrolled(
+def withdrawal(th: Telehealth, participant: str, at: datetime) -> ParticipantState:
+    return ParticipantState(
         participant_id=participant,
         site_id=th.site,
         timezone="Europe/Berlin",
@@ -122,7 +122,7 @@ async def test_a_redelivered_or_later_withdrawal_and_a_later_enrolment_change_no
     later = [
         withdrawal(telehealth, participant, utc(2030, 1, 8, 9)),  # a re-statement
         withdrawal(telehealth, participant, utc(2030, 1, 9, 9)),
-        ParticipantEnrolled(participant_id=participant, site_id=telehealth.site),
+        ParticipantState(participant_id=participant, site_id=telehealth.site),
     ]
     await telehealth.publish(Topic.PARTICIPANTS, [(participant, e) for e in later])
 
@@ -156,7 +156,7 @@ async def test_no_booking_can_be_made_for_a_withdrawn_participant(
     await withdraw(telehealth, participant, T0)
     await withdrawn(telehealth, participant, auth)
     # A later `enrolled` record (a replay, a re-statement) does not lift the withdrawal.
-    restated = ParticipantEnrolled(participant_id=participant, site_id=telehealth.site)
+    restated = ParticipantState(participant_id=participant, site_id=telehealth.site)
     await telehealth.publish(Topic.PARTICIPANTS, [(participant, restated)])
 
     async def handled() -> bool:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from epro.domain.withdrawal import cut_short, refuses, schedule_until, withdrawn_at
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 T = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
-def enrolled(at: datetime) -> ParticipantEnrolled:
-    return ParticipantEnrolled(participant_id="P-1", site_id="site-a", occurred_at=at)
+def enrolled(at: datetime) -> ParticipantState:
+    return ParticipantState(participant_id="P-1", site_id="site-a", occurred_at=at)
 
 
-def withdrawn(at: datetime, recorded: datetime | None = None) -> ParticipantEnrolled:
-    return ParticipantEnrolled(
+def withdrawn(at: datetime, recorded: datetime | None = None) -> ParticipantState:
+    return ParticipantState(
         participant_id="P-1",
         site_id="site-a",
         status="withdrawn",
@@ -51,7 +51,7 @@ def test_the_earliest_withdrawal_time_holds_whichever_order_they_come_in() -> No
 
 
 def test_a_withdrawal_without_a_time_counts_from_when_it_was_recorded() -> None:
-    event = ParticipantEnrolled(
+    event = ParticipantState(
         participant_id="P-1", site_id="site-a", status="withdrawn", occurred_at=T
     )
     assert withdrawn_at(None, [event]) == T

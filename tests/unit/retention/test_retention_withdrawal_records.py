@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from retention.withdrawal import fold
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 WITHDREW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 PUBLISHED = datetime(2026, 6, 1, 9, 5, tzinfo=UTC)
 
 
-def record(**fields: object) -> ParticipantEnrolled:
-    return ParticipantEnrolled.model_validate(
+def record(**fields: object) -> ParticipantState:
+    return ParticipantState.model_validate(
         {"participant_id": "P-1", "site_id": "site-a", "occurred_at": PUBLISHED, **fields}
     )
 

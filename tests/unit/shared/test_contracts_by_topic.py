@@ -13,7 +13,7 @@ from trialstream.consumer import BatchConsumer
 from trialstream.events.base import Event
 from trialstream.events.deadletter import DeadLetter
 from trialstream.events.epro import QuestionnaireMissed
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 
@@ -45,7 +45,7 @@ def test_records_of_each_topic_become_their_own_event_type() -> None:
         send_dead_letters=_nothing,
         contracts=STREAMS,
     )
-    enrolled = ParticipantEnrolled(participant_id="P-1", site_id="s1", status="withdrawn")
+    enrolled = ParticipantState(participant_id="P-1", site_id="s1", status="withdrawn")
     t = datetime(2026, 3, 2, tzinfo=UTC)
     missed = QuestionnaireMissed(
         participant_id="P-1",
@@ -62,7 +62,7 @@ def test_records_of_each_topic_become_their_own_event_type() -> None:
             record(Topic.EPRO_DUE, enrolled.model_dump_json().encode()),  # wrong contract
         ]
     )
-    assert [type(e) for _, e in good] == [ParticipantEnrolled, QuestionnaireMissed]
+    assert [type(e) for _, e in good] == [ParticipantState, QuestionnaireMissed]
     assert good[0][1] == enrolled
     assert [(d.source_topic, d.error_type) for d in dead] == [(Topic.EPRO_DUE, "ValidationError")]
     assert all(isinstance(d, DeadLetter) for d in dead)

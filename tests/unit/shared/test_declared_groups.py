@@ -6,7 +6,7 @@ from importlib.resources import files
 
 import pytest
 from faststream.kafka import KafkaBroker
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.runtime import Runtime, check_groups
 from trialstream.services import ConsumerGroup, ServiceInfo
@@ -33,19 +33,19 @@ def runtime() -> Runtime:
 
 def test_declared_groups_pass_and_name_what_the_catalogue_shows() -> None:
     rt = runtime()
-    rt.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, "demo-participants", _nothing)
+    rt.subscribe(Topic.PARTICIPANTS, ParticipantState, "demo-participants", _nothing)
     check_groups(INFO, rt.subscriptions)
     assert INFO.consumes == (Topic.PARTICIPANTS,)
 
 
 def test_an_undeclared_group_or_topic_refuses_to_start() -> None:
     rt = runtime()
-    rt.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, "demo-participants-v2", _nothing)
+    rt.subscribe(Topic.PARTICIPANTS, ParticipantState, "demo-participants-v2", _nothing)
     with pytest.raises(RuntimeError, match="demo-participants-v2"):
         check_groups(INFO, rt.subscriptions)
     rt = runtime()
     rt.subscribe(
-        [Topic.PARTICIPANTS, Topic.VISITS], ParticipantEnrolled, "demo-participants", _nothing
+        [Topic.PARTICIPANTS, Topic.VISITS], ParticipantState, "demo-participants", _nothing
     )
     with pytest.raises(RuntimeError, match="differ"):
         check_groups(INFO, rt.subscriptions)
@@ -58,6 +58,6 @@ def test_a_declared_group_nobody_subscribes_refuses_to_start() -> None:
 
 def test_one_group_is_subscribed_once() -> None:
     rt = runtime()
-    rt.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, "demo-participants", _nothing)
+    rt.subscribe(Topic.PARTICIPANTS, ParticipantState, "demo-participants", _nothing)
     with pytest.raises(ValueError, match="twice"):
-        rt.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, "demo-participants", _nothing)
+        rt.subscribe(Topic.PARTICIPANTS, ParticipantState, "demo-participants", _nothing)

@@ -11,16 +11,14 @@ from telehealth.domain.withdrawal import (
     refusal,
     stops_booking,
 )
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 T = datetime(2030, 1, 8, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-def record(
-    status: str = "withdrawn", at: datetime | None = T, **extra: object
-) -> ParticipantEnrolled:
-    return ParticipantEnrolled.model_validate(
+def record(status: str = "withdrawn", at: datetime | None = T, **extra: object) -> ParticipantState:
+    return ParticipantState.model_validate(
         {
             "participant_id": "P-1",
             "site_id": "site-a",

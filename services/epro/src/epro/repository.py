@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 from trialstream.db import DbConnection
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 from epro.domain import withdrawal
 from epro.domain.definitions import Questionnaire
@@ -166,10 +166,10 @@ class Upserted:
 
 
 async def upsert_participants(
-    conn: DbConnection, events: Sequence[ParticipantEnrolled], schedules: Sequence[Schedule]
+    conn: DbConnection, events: Sequence[ParticipantState], schedules: Sequence[Schedule]
 ) -> Upserted:
     """Upsert participants (site, timezone, withdrawal) and assign the protocol's schedules."""
-    by_id: dict[str, list[ParticipantEnrolled]] = {}
+    by_id: dict[str, list[ParticipantState]] = {}
     for e in events:
         by_id.setdefault(e.participant_id, []).append(e)
     ids = sorted(by_id)

@@ -14,7 +14,7 @@ from trialstream.db import DbConnection
 from trialstream.errors import Kind, Refused
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.epro import ResponseSubmitted
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 from trialstream.validation import FieldError
@@ -65,7 +65,7 @@ def withdrawn(withdrawn_at: datetime, field: str | None = None) -> Refused:
 
 
 async def participants_enrolled(
-    pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled], schedules: Sequence[Schedule]
+    pool: asyncpg.Pool, events: Sequence[ParticipantState], schedules: Sequence[Schedule]
 ) -> None:
     """Participants from ingest's enrolments get the protocol's schedules; each schedule a
     participant newly gets is an audit entry (the system assigned it). A withdrawal stops

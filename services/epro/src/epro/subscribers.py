@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.runtime import Runtime
@@ -22,7 +22,7 @@ VISITS_GROUP = GROUPS["visits"].name
 
 
 def subscribe(runtime: Runtime, schedules: Sequence[Schedule]) -> None:
-    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+    async def on_participants(events: Sequence[ParticipantState]) -> None:
         await service.participants_enrolled(runtime.pool, events, schedules)
 
     async def on_visits(events: Sequence[VisitChanged]) -> None:
@@ -31,5 +31,5 @@ def subscribe(runtime: Runtime, schedules: Sequence[Schedule]) -> None:
             rows = [(e.participant_id, e.visit_id, e.starts_at or e.occurred_at) for e in done]
             await service.visits_completed(runtime.pool, rows)
 
-    runtime.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
+    runtime.subscribe(Topic.PARTICIPANTS, ParticipantState, PARTICIPANTS_GROUP, on_participants)
     runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)

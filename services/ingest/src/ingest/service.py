@@ -11,7 +11,7 @@ import asyncpg
 from trialstream import audit
 from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 from trialstream.validation import ReadingUpload, received_json
@@ -89,7 +89,7 @@ async def enroll_participant(pool: asyncpg.Pool, participant: repository.Partici
     scope data per site. Re-enrolling with the same site is a no-op; another site conflicts."""
     async with pool.acquire() as conn, conn.transaction():
         if await repository.insert_participant(conn, participant):
-            event = ParticipantEnrolled(
+            event = ParticipantState(
                 participant_id=participant.participant_id,
                 site_id=participant.site_id,
                 timezone=participant.timezone,
@@ -131,7 +131,7 @@ async def withdraw_participant(
                     f"participant '{participant_id}' is not enrolled",
                 )
             return existing
-        event = ParticipantEnrolled(
+        event = ParticipantState(
             participant_id=done.participant_id,
             site_id=done.site_id,
             timezone=done.timezone,

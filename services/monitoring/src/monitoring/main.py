@@ -17,7 +17,7 @@ from monitoring.api.pages import STATIC_PATH, static_files
 from monitoring.context import Context
 from monitoring.escalation import EscalationChecker
 from monitoring.live import LiveFeed
-from monitoring.rbm import kris
+from monitoring.rbm import kri_evaluation
 from monitoring.service_info import SERVICE
 from monitoring.settings import MonitoringSettings
 from monitoring.subscribers import subscribe
@@ -39,7 +39,7 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
             runtime.loops.every(
                 "monitoring-kris",
                 settings.kri_interval_seconds,
-                lambda: kris.evaluate(runtime.pool, kri_config, rules),
+                lambda: kri_evaluation.evaluate(runtime.pool, kri_config, rules),
             )
             checker = EscalationChecker(runtime.pool, settings)
             app.state.escalation = checker

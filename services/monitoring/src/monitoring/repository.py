@@ -12,7 +12,7 @@ import asyncpg
 from trialstream import audit as audit_trail
 from trialstream.db import DbConnection
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 from monitoring.domain import Alert, AlertStatus, Role, Staff
 
@@ -115,7 +115,7 @@ _SITE_OF = "SELECT site_id FROM participants WHERE participant_id = $1"
 _STAFF_BY_CREDENTIAL_HASH = "SELECT staff_id, site_id, role FROM staff WHERE token_hash = $1"
 
 
-async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled]) -> None:
+async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantState]) -> None:
     latest = {e.participant_id: e for e in events}  # the last event per participant wins
     await pool.execute(
         _UPSERT_PARTICIPANTS,

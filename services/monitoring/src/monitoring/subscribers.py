@@ -11,7 +11,7 @@ from typing import TypeVar
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged
@@ -34,7 +34,7 @@ VISITS_GROUP = GROUPS["visits"].name
 # The low-volume streams KRIs and flags need share one group: one join at start-up, not five.
 STREAMS_GROUP = GROUPS["rbm_streams"].name
 STREAMS: dict[Topic, type[Event]] = {
-    Topic.PARTICIPANTS: ParticipantEnrolled,
+    Topic.PARTICIPANTS: ParticipantState,
     Topic.EPRO_DUE: QuestionnaireDue,
     Topic.EPRO_MISSED: QuestionnaireMissed,
     Topic.EPRO_RESPONSES: ResponseSubmitted,
@@ -49,7 +49,7 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
     async def on_episodes_ended(events: Sequence[AlertEpisodeEnded]) -> None:
         await repository.end_episodes(runtime.pool, events)
 
-    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+    async def on_participants(events: Sequence[ParticipantState]) -> None:
         await repository.upsert_participants(runtime.pool, events)
 
     async def on_readings(readings: Sequence[ReadingReceived]) -> None:
@@ -73,7 +73,7 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
     runtime.subscribe(
         Topic.ALERT_EPISODES_ENDED, AlertEpisodeEnded, EPISODES_GROUP, on_episodes_ended
     )
-    runtime.subscribe(Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants)
+    runtime.subscribe(Topic.PARTICIPANTS, ParticipantState, PARTICIPANTS_GROUP, on_participants)
     runtime.subscribe(Topic.READINGS, ReadingReceived, READINGS_GROUP, on_readings)
     runtime.subscribe(Topic.EPRO_RESPONSES, ResponseSubmitted, EPRO_RESPONSES_GROUP, on_responses)
     runtime.subscribe(Topic.EPRO_MISSED, QuestionnaireMissed, EPRO_MISSED_GROUP, on_missed)
@@ -82,7 +82,7 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
     async def on_rbm_streams(events: Sequence[Event]) -> None:
         # participants first: a batch may hold an enrolment and that participant's events
         async with runtime.pool.acquire() as conn:
-            await rbm.apply_participants(conn, _of(events, ParticipantEnrolled))
+            await rbm.apply_participants(conn, _of(events, ParticipantState))
             await rbm.apply_epro_occurrences(
                 conn, _of(events, (QuestionnaireDue, QuestionnaireMissed))
             )

@@ -15,7 +15,7 @@ from trialstream import audit
 from trialstream.db import DbConnection
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.nudges import CoordinatorTaskCreated
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus
@@ -207,7 +207,7 @@ def reminder_step(policy: Policy) -> Step[VisitReminderDue]:
 
 
 async def record_enrolments(
-    pool: asyncpg.Pool, events: Sequence[ParticipantEnrolled], clock: Clock
+    pool: asyncpg.Pool, events: Sequence[ParticipantState], clock: Clock
 ) -> None:
     """The latest record per participant becomes their row; a withdrawal cancels their
     queued nudges in the same transaction. The withdrawing participants' engagement rows

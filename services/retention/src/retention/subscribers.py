@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue
@@ -51,7 +51,7 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
     trigger(Topic.VISITS, VisitChanged, service.visit_step(policy))
     trigger(Topic.VISIT_REMINDERS, VisitReminderDue, service.reminder_step(policy))
 
-    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+    async def on_participants(events: Sequence[ParticipantState]) -> None:
         await service.record_enrolments(runtime.pool, events, clock)
 
     async def on_readings(readings: Sequence[ReadingReceived]) -> None:
@@ -59,7 +59,7 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
 
     runtime.subscribe(
         Topic.PARTICIPANTS,
-        ParticipantEnrolled,
+        ParticipantState,
         PARTICIPANTS_GROUP,
         on_participants,
         max_records=500,

@@ -10,19 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 CANCEL_REASON = "participant-withdrew"
 
 
 def fold(
-    events: Sequence[ParticipantEnrolled],
-) -> dict[str, tuple[ParticipantEnrolled, datetime | None]]:
+    events: Sequence[ParticipantState],
+) -> dict[str, tuple[ParticipantState, datetime | None]]:
     """Per participant in a consumed batch (in topic order): the latest record, for site
     and timezone, and the earliest withdrawal time among them (as ePRO keeps, decision
     0014). The latest record alone is not enough: a withdrawal followed by an `enrolled`
     record in one batch must not be lost."""
-    folded: dict[str, tuple[ParticipantEnrolled, datetime | None]] = {}
+    folded: dict[str, tuple[ParticipantState, datetime | None]] = {}
     for event in events:
         _, earliest = folded.get(event.participant_id, (event, None))
         folded[event.participant_id] = (event, event.earliest_withdrawal(earliest))

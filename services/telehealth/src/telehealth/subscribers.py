@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trialstream.events.alerts import AlertRaised
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 from telehealth.context import Context
@@ -21,12 +21,10 @@ def subscribe(ctx: Context) -> None:
     async def on_alerts(alerts: Sequence[AlertRaised]) -> None:
         await urgent.on_alerts(ctx.pool, alerts, ctx.policy, ctx.urgent_horizon, ctx.clock())
 
-    async def on_participants(events: Sequence[ParticipantEnrolled]) -> None:
+    async def on_participants(events: Sequence[ParticipantState]) -> None:
         await enrolment.on_enrolled(
             ctx.pool, events, ctx.settings.protocol, (ctx.policy, ctx.urgent_horizon), ctx.clock()
         )
 
     ctx.runtime.subscribe(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)
-    ctx.runtime.subscribe(
-        Topic.PARTICIPANTS, ParticipantEnrolled, PARTICIPANTS_GROUP, on_participants
-    )
+    ctx.runtime.subscribe(Topic.PARTICIPANTS, ParticipantState, PARTICIPANTS_GROUP, on_participants)

@@ -12,7 +12,7 @@ from trialstream.events.alerts import (
 from trialstream.events.base import Event, ParticipantId
 from trialstream.events.deadletter import DeadLetter
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import UNITS, Metric, ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import (
@@ -34,8 +34,8 @@ __all__ = [
     "DeadLetter",
     "Event",
     "Metric",
-    "ParticipantEnrolled",
     "ParticipantId",
+    "ParticipantState",
     "QuestionnaireDue",
     "QuestionnaireMissed",
     "ReadingReceived",

@@ -1,9 +1,10 @@
 """Enrolment facts other services need (which site a participant belongs to, and whether
 they are still in the study).
 
-The participants topic is compacted: the latest event per participant is their state.
-A withdrawal is the same event with `status="withdrawn"` (added fields, defaults keep
-every older record and consumer valid)."""
+The participants topic is compacted: the latest event per participant is their state,
+hence the name `ParticipantState`. A withdrawal is the same event with
+`status="withdrawn"` (added fields, defaults keep every older record and consumer valid).
+`ParticipantEnrolled` is its former name, kept for code written against it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic import AwareDatetime, Field
 from trialstream.events.base import Event, ParticipantId, SiteId, Timezone
 
 
-class ParticipantEnrolled(Event):
+class ParticipantState(Event):
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
     site_id: SiteId
@@ -41,3 +42,7 @@ class ParticipantEnrolled(Event):
         if at is None or (before is not None and before <= at):
             return before
         return at
+
+
+# The former name (it also carried withdrawals, which it did not say): same class.
+ParticipantEnrolled = ParticipantState

@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 REFUSED = "participant_withdrawn"
 
 
-def withdrawn_at(
-    current: datetime | None, events: Iterable[ParticipantEnrolled]
-) -> datetime | None:
+def withdrawn_at(current: datetime | None, events: Iterable[ParticipantState]) -> datetime | None:
     """The participant's withdrawal time after `events`: the earliest one seen, so a
     re-delivered or re-published withdrawal changes nothing and `enrolled` never clears it."""
     for event in events:

@@ -12,7 +12,7 @@ from trialstream.errors import Kind, Refused
 
 from monitoring.context import Ctx, CurrentStaff
 from monitoring.domain import may_read, site_to_read
-from monitoring.rbm import kris, repository
+from monitoring.rbm import kri_evaluation, repository
 from monitoring.rbm.closing import close_flag
 
 router = APIRouter(tags=["risk-based monitoring"])
@@ -27,7 +27,7 @@ class FlagClosing(BaseModel):
 @router.get("/v1/sites/{site_id}/kris", summary="A site's KRIs and its participants' KRIs")
 async def site_kris(ctx: Ctx, site_id: str, staff: CurrentStaff) -> dict[str, Any]:
     site_to_read(staff, site_id)
-    return await kris.site_kris(ctx.pool, ctx.kri_config, site_id)
+    return await kri_evaluation.site_kris(ctx.pool, ctx.kri_config, site_id)
 
 
 @router.get("/v1/participants/{participant_id}/kris", summary="One participant's KRIs")
@@ -35,7 +35,7 @@ async def participant_kris(ctx: Ctx, participant_id: str, staff: CurrentStaff) -
     site = await repository.site_of(ctx.pool, participant_id)
     found = None
     if site is not None and may_read(staff, site):
-        found = await kris.participant_kris(ctx.pool, ctx.kri_config, participant_id)
+        found = await kri_evaluation.participant_kris(ctx.pool, ctx.kri_config, participant_id)
     if found is None:
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"

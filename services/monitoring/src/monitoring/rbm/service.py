@@ -12,7 +12,7 @@ import numpy as np
 from trialstream.db import DbConnection
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.monitoring import DiscrepancyFlagRaised
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus
@@ -160,7 +160,7 @@ async def _jump_flags(
     return out
 
 
-async def apply_participants(conn: DbConnection, events: Sequence[ParticipantEnrolled]) -> int:
+async def apply_participants(conn: DbConnection, events: Sequence[ParticipantState]) -> int:
     """Participant state (site, timezone, withdrawal). A withdrawal also looks back: readings
     measured after it that arrived before the withdrawal did raise the flag now."""
     latest = {e.participant_id: e for e in events}

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 from trialstream.db import DbConnection
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 
 from retention.domain import ChannelKind, Decision, Preferences, Trigger
 from retention.triggers import Engagement
@@ -120,7 +120,7 @@ WHERE d.last_reading_at < $1 AND pa.withdrawn_at IS NULL ORDER BY d.participant_
 
 
 async def upsert_participants(
-    conn: DbConnection, participants: Sequence[tuple[ParticipantEnrolled, datetime | None]]
+    conn: DbConnection, participants: Sequence[tuple[ParticipantState, datetime | None]]
 ) -> None:
     """One row per participant: their latest record and when they withdrew (None: not
     in these records; an earlier withdrawal stays)."""

@@ -12,7 +12,7 @@ import asyncpg
 import structlog
 from trialstream.db import DbConnection
 from trialstream.errors import Kind, Refused
-from trialstream.events.participants import ParticipantEnrolled
+from trialstream.events.participants import ParticipantState
 from trialstream.events.visits import VisitStatus
 from trialstream.inbox import claim_new
 
@@ -47,7 +47,7 @@ def _timezone_or_utc(name: str, participant_id: str) -> str:
 
 async def on_enrolled(
     pool: asyncpg.Pool,
-    events: Sequence[ParticipantEnrolled],
+    events: Sequence[ParticipantState],
     protocol: Sequence[ProtocolVisit],
     urgent_policy: tuple[Policy, timedelta],
     now: datetime,
@@ -69,7 +69,7 @@ async def on_enrolled(
 
 async def _apply(
     conn: DbConnection,
-    event: ParticipantEnrolled,
+    event: ParticipantState,
     protocol: Sequence[ProtocolVisit],
     urgent_policy: tuple[Policy, timedelta],
     now: datetime,
