@@ -88,7 +88,7 @@ async def create_booking(ctx: Ctx, body: NewBooking, actor: Actor = StaffActor) 
 @router.get("/v1/bookings/{booking_id}")
 async def get_booking(ctx: Ctx, booking_id: UUID, actor: Actor = StaffActor) -> dict[str, Any]:
     row = await repository.get_booking(ctx.pool, booking_id)
-    if row is None or row["site_id"] != actor.site_id:
+    if row is None or row.site_id != actor.site_id:
         raise Refused(Kind.NOT_FOUND, "unknown_booking", f"no booking {booking_id} at your site")
     return booking.present(row, ctx.policy)
 
@@ -145,8 +145,9 @@ async def list_proposals(
     actor: Actor = StaffActor,
     status: Literal["proposed", "booked", "dismissed", "all"] = "proposed",
 ) -> dict[str, Any]:
-    rows = await repository.proposals(ctx.pool, actor.site_id, None if status == "all" else status)
-    return {"site": actor.site_id, "proposals": [booking.present(r, ctx.policy) for r in rows]}
+    found = await repository.proposals(ctx.pool, actor.site_id, None if status == "all" else status)
+    shown = [booking.present(b, ctx.policy, alert_id=alert_id) for b, alert_id in found]
+    return {"site": actor.site_id, "proposals": shown}
 
 
 async def decide(

@@ -178,11 +178,7 @@ async def site_schedule(
         "from": start,
         "until": end,
         "bookings": [
-            {
-                **{k: v for k, v in r.items() if k != "room_token"},
-                "local_start": r["starts_at"].astimezone(tz).isoformat(),
-            }
-            for r in rows
+            {**b.shown(), "local_start": b.starts_at.astimezone(tz).isoformat()} for b in rows
         ],
     }
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from trialstream.db import DbConnection
 
+from telehealth.domain.booking import Booking
 from telehealth.repository.state import Conn
 
 LIVE = ("proposed", "booked", "completed", "no-show")  # statuses that hold a staff member's time
@@ -139,19 +140,19 @@ async def insert_booking(
     )
 
 
-async def lock_booking(conn: DbConnection, booking_id: UUID) -> dict[str, Any] | None:
+async def lock_booking(conn: DbConnection, booking_id: UUID) -> Booking | None:
     row = await conn.fetchrow(_LOCK, booking_id)
-    return dict(row) if row else None
+    return Booking.of(row) if row else None
 
 
-async def lock_pending_of(conn: DbConnection, participant_id: str) -> list[dict[str, Any]]:
+async def lock_pending_of(conn: DbConnection, participant_id: str) -> list[Booking]:
     """The participant's proposed and booked slots, locked with their visits."""
-    return [dict(r) for r in await conn.fetch(_LOCK_PENDING_OF, participant_id)]
+    return [Booking.of(r) for r in await conn.fetch(_LOCK_PENDING_OF, participant_id)]
 
 
-async def get_booking(conn: Conn, booking_id: UUID) -> dict[str, Any] | None:
+async def get_booking(conn: Conn, booking_id: UUID) -> Booking | None:
     row = await conn.fetchrow(_GET, booking_id)
-    return dict(row) if row else None
+    return Booking.of(row) if row else None
 
 
 async def set_status(
@@ -205,15 +206,16 @@ async def in_range(
     staff_id: str | None = None,
     participant_id: str | None = None,
     statuses: Sequence[str] = LIVE,
-) -> list[dict[str, Any]]:
+) -> list[Booking]:
     rows = await conn.fetch(
         _IN_RANGE, site_id, start, end, list(statuses), staff_id, participant_id
     )
-    return [dict(r) for r in rows]
+    return [Booking.of(r) for r in rows]
 
 
-async def claim_due_reminders(conn: DbConnection, now: datetime) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch(_DUE_REMINDERS, now)]
+async def claim_due_reminders(conn: DbConnection, now: datetime) -> list[tuple[str, Booking]]:
+    """Claim the reminders due at `now`, each once: (lead, the booking) per reminder."""
+    return [(r["lead"], Booking.of(r)) for r in await conn.fetch(_DUE_REMINDERS, now)]
 
 
 async def mark_missed(conn: DbConnection, now: datetime) -> list[dict[str, Any]]:
@@ -236,5 +238,7 @@ async def set_alert_outcome(
     await conn.execute(_ALERT_OUTCOME, alert_id, outcome, booking_id)
 
 
-async def proposals(conn: Conn, site_id: str, status: str | None) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch(_PROPOSALS, site_id, status)]
+async def proposals(conn: Conn, site_id: str, status: str | None) -> list[tuple[Booking, UUID]]:
+    """A site's urgent proposals, newest first, each with the alert it answers."""
+    rows = await conn.fetch(_PROPOSALS, site_id, status)
+    return [(Booking.of(r), r["alert_id"]) for r in rows]

@@ -4,7 +4,7 @@ the transaction of its change, as that transaction's last write."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -12,21 +12,15 @@ from trialstream import audit
 from trialstream.db import DbConnection
 
 from telehealth.domain.availability import Hours, WeeklyHours
-
-_BOOKING_FIELDS = ("visit_id", "staff_id", "starts_at", "ends_at", "status", "visit_status")
-
-
-def booking_state(row: Mapping[str, Any]) -> dict[str, Any]:
-    """What a booking change is about: who, when, and the booking's and visit's status."""
-    return {k: row[k] for k in _BOOKING_FIELDS}
+from telehealth.domain.booking import Booking
 
 
 async def booking_changed(
     conn: DbConnection,
     actor: str,
     action: str,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any],
+    before: Booking | None,
+    after: Booking,
     reason: str | None,
 ) -> None:
     await audit.record(
@@ -34,9 +28,9 @@ async def booking_changed(
         actor=actor,
         action=action,
         entity="booking",
-        entity_id=str(after["booking_id"]),
-        old=None if before is None else booking_state(before),
-        new=booking_state(after),
+        entity_id=str(after.booking_id),
+        old=None if before is None else before.audited(),
+        new=after.audited(),
         reason=reason,
     )
 

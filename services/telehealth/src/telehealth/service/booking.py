@@ -25,6 +25,7 @@ from trialstream.events.visits import VisitStatus, VisitType
 
 from telehealth import repository
 from telehealth.domain import withdrawal
+from telehealth.domain.booking import Booking
 from telehealth.domain.windows import within
 from telehealth.service import audited, slots, visit_events
 
@@ -58,7 +59,7 @@ async def _bookable_staff(conn: DbConnection, staff_id: str, site_id: str) -> di
 
 async def _check_time(
     conn: DbConnection,
-    visit: dict[str, Any],
+    visit: Visit,
     staff_id: str,
     starts_at: datetime,
     deviation_reason: str | None,
@@ -74,17 +75,17 @@ async def _check_time(
             Kind.INVALID, "in_the_past", message, "starts_at", "must be in the future"
         )
     offered = await slots.offered(
-        conn, visit["site_id"], starts_at, ends_at, policy.slot_minutes, [staff_id]
+        conn, visit.site_id, starts_at, ends_at, policy.slot_minutes, [staff_id]
     )
     if not any(s.starts_at == starts_at for s in offered):
         message = f"{staff_id} does not offer a {policy.slot_minutes}-minute slot at {starts_at.isoformat()}"
         raise about_field(
             Kind.INVALID, "not_an_available_slot", message, "starts_at", "not one of their slots"
         )
-    w0, w1 = visit["window_start"], visit["window_end"]
+    w0, w1 = visit.window_start, visit.window_end
     if not within(starts_at, ends_at, w0, w1) and not deviation_reason:
         message = (
-            f"{visit['name']} must take place between {w0.isoformat()} and {w1.isoformat()}; "
+            f"{visit.name} must take place between {w0.isoformat()} and {w1.isoformat()}; "
             "to book outside it, send deviation_reason"
         )
         raise about_field(
@@ -97,6 +98,16 @@ async def _check_time(
             window_end=w1.isoformat(),
         )
     return ends_at
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What the slot check needs of a visit."""
+
+    site_id: str
+    name: str
+    window_start: datetime
+    window_end: datetime
 
 
 def withdrawn(at: datetime) -> Refused:
@@ -124,7 +135,7 @@ async def withdrawal_of_booking(conn: DbConnection, booking_id: UUID) -> datetim
     found = await repository.get_booking(conn, booking_id)
     if found is None:
         return None
-    who = await repository.share_participant(conn, found["participant_id"])
+    who = await repository.share_participant(conn, found.participant_id)
     return None if who is None else who["withdrawn_at"]
 
 
@@ -156,8 +167,11 @@ async def book(
                     Kind.CONFLICT, "visit_not_bookable", f"the visit is {visit['status']}, not open"
                 )
             member = await _bookable_staff(conn, staff_id, visit["site_id"])
+            window = Visit(
+                visit["site_id"], visit["name"], visit["window_start"], visit["window_end"]
+            )
             ends_at = await _check_time(
-                conn, visit, staff_id, starts_at, deviation_reason, policy, now
+                conn, window, staff_id, starts_at, deviation_reason, policy, now
             )
             token = secrets.token_urlsafe(24) if visit["visit_type"] == VisitType.VIDEO else None
             await repository.insert_booking(
@@ -189,14 +203,12 @@ async def book(
     return present(row, policy)
 
 
-async def _locked(
-    conn: DbConnection, actor: Actor, booking_id: UUID, *allowed: str
-) -> dict[str, Any]:
+async def _locked(conn: DbConnection, actor: Actor, booking_id: UUID, *allowed: str) -> Booking:
     row = await repository.lock_booking(conn, booking_id)
-    if row is None or row["site_id"] != actor.site_id:
+    if row is None or row.site_id != actor.site_id:
         raise _not_found("booking", booking_id)
-    if row["status"] not in allowed:
-        raise Refused(Kind.CONFLICT, "invalid_transition", f"the booking is {row['status']}")
+    if row.status not in allowed:
+        raise Refused(Kind.CONFLICT, "invalid_transition", f"the booking is {row.status}")
     return row
 
 
@@ -217,9 +229,9 @@ async def reschedule(
             row = await _locked(conn, actor, booking_id, "booked")
             if left_at is not None:  # only a booking from before it is left
                 raise withdrawn(left_at)
-            target = staff_id or row["staff_id"]
-            member = await _bookable_staff(conn, target, row["site_id"])
-            visit = {**row, "name": row["visit_name"]}
+            target = staff_id or row.staff_id
+            member = await _bookable_staff(conn, target, row.site_id)
+            visit = Visit(row.site_id, row.visit_name, row.window_start, row.window_end)
             ends_at = await _check_time(
                 conn, visit, target, starts_at, deviation_reason, policy, now
             )
@@ -261,23 +273,23 @@ async def finish(
     async with pool.acquire() as conn, conn.transaction():
         left_at = await withdrawal_of_booking(conn, booking_id)
         row = await _locked(conn, actor, booking_id, *allowed)
-        if action != "cancel" and row["starts_at"] > now:
+        if action != "cancel" and row.starts_at > now:
             raise Refused(Kind.CONFLICT, "not_started", "the visit has not started yet")
-        if row["sequence"] == 0 and visit_status == "open":
+        if row.sequence == 0 and visit_status == "open":
             visit_status = "cancelled"  # an urgent visit is not rebooked
-        if row["visit_status"] == "missed" and visit_status == "open":
+        if row.visit_status == "missed" and visit_status == "open":
             visit_status = "missed"  # the window has closed meanwhile
         await repository.set_status(conn, booking_id, booking_status, reason)
         if (
             visit_status == "open"
             and left_at is not None
-            and withdrawal.closes_open_visit(row["window_end"], left_at)
+            and withdrawal.closes_open_visit(row.window_end, left_at)
         ):
             # Nobody can book it again, and the scheduler does not count a window the
             # withdrawal cut short as missed: closed as the withdrawal closes open visits.
-            await repository.cancel_visits(conn, [row["visit_id"]], withdrawal.REASON)
+            await repository.cancel_visits(conn, [row.visit_id], withdrawal.REASON)
         else:
-            await repository.set_visit_status(conn, row["visit_id"], visit_status)
+            await repository.set_visit_status(conn, row.visit_id, visit_status)
         done = await repository.get_booking(conn, booking_id)
         assert done is not None
         await visit_events.emit(conn, [visit_events.from_booking(done, event_status, reason)])
@@ -287,8 +299,6 @@ async def finish(
     return present(done, policy)
 
 
-def present(row: dict[str, Any], policy: Policy) -> dict[str, Any]:
+def present(b: Booking, policy: Policy, **extra: object) -> dict[str, Any]:
     """A booking as the API shows it: the room token only as part of the room URL."""
-    shown = {k: v for k, v in row.items() if k != "room_token"}
-    shown["room_url"] = policy.room_url(row["room_token"])
-    return shown
+    return {**b.shown(), "room_url": policy.room_url(b.room_token), **extra}

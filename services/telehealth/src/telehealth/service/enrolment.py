@@ -121,19 +121,19 @@ async def _stop_at_withdrawal(
     reason = withdrawal.REASON
     stopped: dict[str, list[str]] = {"cancelled": [], "dismissed": []}
     for row in await repository.lock_pending_of(conn, participant_id):
-        if not withdrawal.stops_booking(row["starts_at"], at):
+        if not withdrawal.stops_booking(row.starts_at, at):
             continue
-        status = "cancelled" if row["status"] == "booked" else "dismissed"
-        await repository.set_status(conn, row["booking_id"], status, reason)
-        await repository.cancel_visits(conn, [row["visit_id"]], reason)
-        done = await repository.get_booking(conn, row["booking_id"])
+        status = "cancelled" if row.status == "booked" else "dismissed"
+        await repository.set_status(conn, row.booking_id, status, reason)
+        await repository.cancel_visits(conn, [row.visit_id], reason)
+        done = await repository.get_booking(conn, row.booking_id)
         assert done is not None
         if status == "cancelled":
             event = visit_events.from_booking(done, VisitStatus.CANCELLED, reason)
             await visit_events.emit(conn, [event])
         action = "booking.cancelled" if status == "cancelled" else "proposal.dismissed"
         audits.append(partial(audited.booking_changed, conn, SYSTEM, action, row, done, reason))
-        stopped[status].append(str(row["booking_id"]))
+        stopped[status].append(str(row.booking_id))
     cut_short = [
         v
         for v in await repository.visits_of(conn, participant_id)

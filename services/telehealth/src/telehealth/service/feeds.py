@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
 from telehealth import repository
+from telehealth.domain.booking import Booking
 from telehealth.domain.ical import CalendarEvent, render
 from telehealth.service.booking import Policy
 
@@ -15,21 +15,21 @@ SHOWN = ("booked", "completed", "no-show", "cancelled")
 PAST, FUTURE = timedelta(days=90), timedelta(days=400)
 
 
-def _event(row: dict[str, Any], for_staff: bool, policy: Policy) -> CalendarEvent:
-    what = f"{row['visit_name']} ({row['visit_type']} visit)"
-    room = policy.room_url(row["room_token"]) if row["status"] == "booked" else None
-    details = [f"Status: {row['status']}"]
+def _event(b: Booking, for_staff: bool, policy: Policy) -> CalendarEvent:
+    what = f"{b.visit_name} ({b.visit_type} visit)"
+    room = policy.room_url(b.room_token) if b.status == "booked" else None
+    details = [f"Status: {b.status}"]
     if room:
         details.append(f"Join: {room}")
     return CalendarEvent(
-        uid=f"{row['booking_id']}@telehealth.trialstream",
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        summary=f"{what} with {row['participant_id']}" if for_staff else what,
+        uid=f"{b.booking_id}@telehealth.trialstream",
+        starts_at=b.starts_at,
+        ends_at=b.ends_at,
+        summary=f"{what} with {b.participant_id}" if for_staff else what,
         description="\n".join(details),
         url=room,
-        cancelled=row["status"] == "cancelled",
-        sequence=row["revision"],  # grows with every change, so calendar apps update
+        cancelled=b.status == "cancelled",
+        sequence=b.revision,  # grows with every change, so calendar apps update
     )
 
 

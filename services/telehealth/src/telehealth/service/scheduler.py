@@ -30,15 +30,15 @@ async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
         due = await repository.claim_due_reminders(conn, now)
         reminders = [
             VisitReminderDue(
-                participant_id=r["participant_id"],
-                visit_id=r["visit_id"],
-                booking_id=r["booking_id"],
-                visit_name=r["visit_name"],
-                visit_type=VisitType(r["visit_type"]),
-                starts_at=r["starts_at"],
-                lead=r["lead"],
+                participant_id=b.participant_id,
+                visit_id=b.visit_id,
+                booking_id=b.booking_id,
+                visit_name=b.visit_name,
+                visit_type=VisitType(b.visit_type),
+                starts_at=b.starts_at,
+                lead=lead,
             )
-            for r in due
+            for lead, b in due
         ]
         await enqueue(conn, Topic.VISIT_REMINDERS, [(r.participant_id, r) for r in reminders])
         missed = await repository.mark_missed(conn, now)

@@ -171,26 +171,24 @@ async def decide(
     async with pool.acquire() as conn, conn.transaction():
         left_at = await withdrawal_of_booking(conn, proposal_id)
         row = await repository.lock_booking(conn, proposal_id)
-        if row is None or row["site_id"] != actor.site_id or row["sequence"] != 0:
+        if row is None or row.site_id != actor.site_id or row.sequence != 0:
             raise Refused(
                 Kind.NOT_FOUND, "unknown_proposal", f"no proposal {proposal_id} at your site"
             )
-        if row["status"] != "proposed":
-            raise Refused(
-                Kind.CONFLICT, "already_decided", f"the proposal is already {row['status']}"
-            )
+        if row.status != "proposed":
+            raise Refused(Kind.CONFLICT, "already_decided", f"the proposal is already {row.status}")
         if confirm:
             if left_at is not None:
                 raise withdrawn(left_at)
-            if row["starts_at"] <= now:
+            if row.starts_at <= now:
                 raise Refused(
                     Kind.CONFLICT, "proposal_expired", "the proposed slot has passed; dismiss it"
                 )
             await repository.confirm(conn, proposal_id, now)
-            await repository.set_visit_status(conn, row["visit_id"], "booked")
+            await repository.set_visit_status(conn, row.visit_id, "booked")
         else:
             await repository.set_status(conn, proposal_id, "dismissed", note)
-            await repository.set_visit_status(conn, row["visit_id"], "cancelled")
+            await repository.set_visit_status(conn, row.visit_id, "cancelled")
         done = await repository.get_booking(conn, proposal_id)
         assert done is not None
         if confirm:
@@ -198,5 +196,5 @@ async def decide(
             await visit_events.emit(conn, [event])
         action = "proposal.confirmed" if confirm else "proposal.dismissed"
         await audited.booking_changed(conn, actor.staff_id, action, row, done, note)
-    assert done["visit_type"] == VisitType.VIDEO
+    assert done.visit_type == VisitType.VIDEO
     return present(done, policy)

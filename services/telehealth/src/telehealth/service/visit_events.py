@@ -9,22 +9,22 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus, VisitType
 from trialstream.outbox import enqueue
 
+from telehealth.domain.booking import Booking
 
-def from_booking(
-    row: dict[str, Any], status: VisitStatus, reason: str | None = None
-) -> VisitChanged:
+
+def from_booking(b: Booking, status: VisitStatus, reason: str | None = None) -> VisitChanged:
     return VisitChanged(
-        participant_id=row["participant_id"],
-        site_id=row["site_id"],
-        visit_id=row["visit_id"],
-        visit_name=row["visit_name"],
-        visit_type=VisitType(row["visit_type"]),
+        participant_id=b.participant_id,
+        site_id=b.site_id,
+        visit_id=b.visit_id,
+        visit_name=b.visit_name,
+        visit_type=VisitType(b.visit_type),
         status=status,
-        window_start=row["window_start"],
-        window_end=row["window_end"],
-        booking_id=row["booking_id"],
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
+        window_start=b.window_start,
+        window_end=b.window_end,
+        booking_id=b.booking_id,
+        starts_at=b.starts_at,
+        ends_at=b.ends_at,
         reason=reason,
     )
 
