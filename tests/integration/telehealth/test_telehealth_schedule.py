@@ -72,6 +72,9 @@ async def test_site_schedule_lists_a_day_or_week_in_site_time(telehealth: Telehe
         await telehealth.client.get(url, params={"on": "2030-01-14", "span": "week"}, headers=auth)
     ).json()
     assert [b["participant_id"] for b in next_week["bookings"]] == [second]
+    last = await telehealth.client.get(url, params={"on": "9999-12-31"}, headers=auth)
+    assert last.status_code == 422, last.text
+    assert last.json()["error"]["details"][0]["code"] == "date_out_of_range"
 
 
 async def test_baseline_moves_windows_until_a_visit_is_booked(telehealth: Telehealth) -> None:
@@ -91,6 +94,13 @@ async def test_baseline_moves_windows_until_a_visit_is_booked(telehealth: Telehe
     bad = await telehealth.client.put(url, json={"baseline_date": "soon"}, headers=auth)
     assert bad.status_code == 422
     assert bad.json()["error"]["details"][0]["field"] == "baseline_date"
+    # A date past the span a trial runs in is a 422 on the field, not a 500 from the
+    # windows computed after it (9999-12-31 + 28 days overflows).
+    far = await telehealth.client.put(url, json={"baseline_date": "9999-12-31"}, headers=auth)
+    assert far.status_code == 422, far.text
+    assert [(d["field"], d["code"]) for d in far.json()["error"]["details"]] == [
+        ("baseline_date", "date_out_of_range")
+    ]
 
 
 async def test_weekly_hours_follow_site_clock_across_new_york_dst_switch(

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, hash_token
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import DeviceId, ParticipantId, SiteId, Timezone
+from trialstream.events.base import DeviceId, ParticipantId, SiteId, Timezone, TrialDatetime
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
 from trialstream.producer import KeyedRecord
@@ -40,7 +40,7 @@ class Withdrawal(BaseModel):
             description="Why (kept in ingest's database only, never published)",
         ),
     ]
-    withdrawn_at: AwareDatetime | None = Field(
+    withdrawn_at: TrialDatetime | None = Field(
         default=None, description="When it took effect (default: now); not in the future"
     )
 
@@ -196,8 +196,8 @@ async def revoke_device(runtime: CurrentRuntime, device_id: str) -> dict[str, st
 async def list_readings(
     runtime: CurrentRuntime,
     participant_id: str,
-    start: Annotated[AwareDatetime, Query(alias="from")],
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[TrialDatetime, Query(alias="from")],
+    end: Annotated[TrialDatetime | None, Query(alias="to")] = None,
     metric: Metric | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, tokens_match
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import ParticipantId, SiteId, Timezone
+from trialstream.events.base import ParticipantId, SiteId, Timezone, TrialDatetime
 from trialstream.runtime import AdminOnly, CurrentRuntime
 
 from retention import changes, receipts, repository
@@ -33,7 +33,7 @@ class PreferencesIn(BaseModel):
 
 class Receipt(BaseModel):
     status: Literal["delivered", "opened"]
-    at: AwareDatetime | None = None
+    at: TrialDatetime | None = None
 
 
 router = APIRouter()

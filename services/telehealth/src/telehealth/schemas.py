@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import time
 from typing import Annotated, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
-from trialstream.events.base import SiteId
+from pydantic import BaseModel, Field, field_validator, model_validator
+from trialstream.events.base import SiteId, TrialDate, TrialDatetime
 
 from telehealth.domain.windows import UnknownTimezone, zone
 
@@ -59,20 +59,20 @@ class DayException(BaseModel):
 
 
 class Baseline(BaseModel):
-    baseline_date: date
+    baseline_date: TrialDate
 
 
 class NewBooking(BaseModel):
     visit_id: UUID
     staff_id: StaffId
-    starts_at: AwareDatetime
+    starts_at: TrialDatetime
     deviation_reason: Reason | None = Field(
         default=None, description="Required to book outside the protocol window (a deviation)"
     )
 
 
 class Reschedule(BaseModel):
-    starts_at: AwareDatetime
+    starts_at: TrialDatetime
     staff_id: StaffId | None = None
     reason: Reason
     deviation_reason: Reason | None = None

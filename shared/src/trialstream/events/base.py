@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Annotated
 from uuid import UUID, uuid4
@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
 # A study id such as "P-0042" or "site01-p7": starts with a letter, so a phone number
 # cannot pass, and has no "@", space or "+", so an email or a name with a space cannot
@@ -46,6 +47,26 @@ def _iana_zone(name: str) -> str:
 
 
 Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_zone)]
+
+# Dates and times a person or device sends: a trial runs in this span. Outside it a value
+# is a mistake (9999-12-31), and arithmetic on it (a window's end, a week after it) would
+# overflow into a 500 instead of a 422 on the field.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _in_span(value: date) -> date:
+    day = value.date() if isinstance(value, datetime) else value
+    if not EARLIEST <= day <= LATEST:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            "must be between {earliest} and {latest}",
+            {"earliest": EARLIEST.isoformat(), "latest": LATEST.isoformat()},
+        )
+    return value
+
+
+TrialDate = Annotated[date, AfterValidator(_in_span)]
+TrialDatetime = Annotated[AwareDatetime, AfterValidator(_in_span)]
 
 
 def utcnow() -> datetime:

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 from sse_starlette import EventSourceResponse
 from trialstream.errors import Kind, Refused, about_field
-from trialstream.events.base import ParticipantId, SiteId
+from trialstream.events.base import ParticipantId, SiteId, TrialDatetime
 
 from monitoring import repository, service, timeline
 from monitoring.context import Context, Ctx, CurrentStaff, StaffAdmin
@@ -188,8 +188,8 @@ async def participant_timeline(
     ctx: Ctx,
     participant_id: ParticipantId,
     staff: CurrentStaff,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[TrialDatetime | None, Query(alias="from")] = None,
+    end: Annotated[TrialDatetime | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     """Reading rollups, alerts, ePRO and visits of one participant (default: last 24 h)."""
     site = await repository.site_of(ctx.pool, participant_id)

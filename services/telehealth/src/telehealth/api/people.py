@@ -9,6 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
+from trialstream.events.base import TrialDate
 from trialstream.runtime import AdminOnly
 
 from telehealth import repository
@@ -86,7 +87,7 @@ async def set_weekly(
 
 @router.put("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
 async def set_exception(
-    ctx: Ctx, staff_id: str, on_date: date, body: DayException, actor: Actor = StaffActor
+    ctx: Ctx, staff_id: str, on_date: TrialDate, body: DayException, actor: Actor = StaffActor
 ) -> dict[str, Any]:
     await colleague(ctx, actor, staff_id)
     hours = [Hours(h.start, h.end) for h in body.hours]
@@ -106,7 +107,7 @@ async def set_exception(
 
 @router.delete("/v1/staff/{staff_id}/exceptions/{on_date}", tags=["availability"])
 async def delete_exception(
-    ctx: Ctx, staff_id: str, on_date: date, actor: Actor = StaffActor
+    ctx: Ctx, staff_id: str, on_date: TrialDate, actor: Actor = StaffActor
 ) -> dict[str, Any]:
     await colleague(ctx, actor, staff_id)
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -161,7 +162,7 @@ async def set_baseline(
 async def site_schedule(
     ctx: Ctx,
     site_id: str,
-    on: date,
+    on: TrialDate,
     span: Literal["day", "week"] = "day",
     actor: Actor = StaffActor,
 ) -> dict[str, Any]:
