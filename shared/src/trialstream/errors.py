@@ -58,3 +58,10 @@ def about_field(
     return Refused(
         kind, code, message, [{"field": field, "code": code, "message": detail, **extra}]
     )
+
+
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The one error body of every service: {"error": {"code", "message", "details"}}."""
+    return {"error": {"code": code, "message": message, "details": details or []}}

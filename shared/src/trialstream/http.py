@@ -20,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from trialstream.errors import Kind, Refused
+from trialstream.errors import Kind, Refused, error_body
+from trialstream.ratelimit import CredentialRateLimit, RateLimit
 from trialstream.transient import is_transient
 
 log = structlog.get_logger(__name__)
@@ -34,12 +35,6 @@ REQUEST_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-
-
-def error_body(
-    code: str, message: str, details: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or []}}
 
 
 def field_errors(errors: Any) -> list[dict[str, Any]]:
@@ -174,11 +169,19 @@ RETRY_AFTER_SECONDS = 2
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 
 
-def install_error_handlers(app: FastAPI, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+def install_error_handlers(
+    app: FastAPI,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    rate_limit: RateLimit | None = None,
+) -> None:
     """The shared error body for refusals and for request validation; 503 with
-    Retry-After when the database or broker fails under a request; the body limit
-    (before authentication); request metrics."""
+    Retry-After when the database or broker fails under a request; the body limit and the
+    per-credential rate limit (both before authentication; `ServiceSettings.rate_limit()`);
+    request metrics."""
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if rate_limit is not None:
+        app.add_middleware(CredentialRateLimit, limit=rate_limit)
     app.add_middleware(RequestMetrics)
 
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trialstream.ratelimit import RateLimit
+
 
 def _common(name: str, *more: str) -> AliasChoices:
     """A platform-wide setting is always spelled TRIALSTREAM_<NAME>: the alias pins it,
@@ -76,3 +78,24 @@ class ServiceSettings(CommonSettings):
         description="How often trialstream_consumer_lag is re-read for every owned partition, "
         "besides after each batch.",
     )
+    rate_limit_per_second: float = Field(
+        default=50.0,
+        ge=0,
+        validation_alias=_common("RATE_LIMIT_PER_SECOND"),
+        description="Requests per second one credential (device, app or staff token, admin "
+        "token) may make to one process; over it, 429 with Retry-After. 0 turns it off.",
+    )
+    rate_limit_burst: int = Field(
+        default=200,
+        ge=1,
+        validation_alias=_common("RATE_LIMIT_BURST"),
+        description="Requests one credential may make at once before the rate applies.",
+    )
+
+    def rate_limit(self) -> RateLimit | None:
+        """The per-credential limit for trialstream.http.install_error_handlers (the admin
+        token is exempt); None when off."""
+        if self.rate_limit_per_second == 0:
+            return None
+        admin = () if self.admin_token is None else (self.admin_token.get_secret_value(),)
+        return RateLimit(self.rate_limit_per_second, self.rate_limit_burst, admin)

@@ -290,3 +290,38 @@ async def test_revoked_device_cannot_upload(ingest: httpx.AsyncClient) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 401
+
+
+async def test_a_device_over_its_rate_gets_429_and_nobody_else_is_slowed(
+    kafka: str, database_url: str
+) -> None:
+    settings = IngestSettings(
+        kafka_bootstrap_servers=kafka,
+        database_url=database_url,
+        admin_token=ADMIN,
+        rate_limit_per_second=0.5,
+        rate_limit_burst=2,
+    )
+    async with serving(create_app(settings)) as client:
+        flooder = await enrol(client)  # the admin token is never limited: 4 calls here
+        quiet = await enrol(client)
+        codes = []
+        for i in range(3):
+            batch = [reading(flooder[0], flooder[1], value=60 + i)]
+            r = await client.post(
+                "/v1/readings",
+                json={"readings": batch},
+                headers={"Authorization": f"Bearer {flooder[2]}"},
+            )
+            codes.append(r.status_code)
+        assert codes == [200, 200, 429]
+        assert r.json()["error"]["code"] == "rate_limited"
+        assert int(r.headers["Retry-After"]) >= 1
+        other = await client.post(
+            "/v1/readings",
+            json={"readings": [reading(quiet[0], quiet[1])]},
+            headers={"Authorization": f"Bearer {quiet[2]}"},
+        )
+        assert other.status_code == 200, other.text
+    # the refused request wrote nothing: the two accepted readings only
+    assert sorted(row["value"] for row in await archived(database_url, flooder[0])) == [60, 61]

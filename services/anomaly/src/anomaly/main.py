@@ -56,7 +56,7 @@ def create_app(
             yield
 
     app = FastAPI(title="trialstream anomaly", version="1.0", lifespan=lifespan)
-    install_error_handlers(app)
+    install_error_handlers(app, rate_limit=settings.rate_limit())
     app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime

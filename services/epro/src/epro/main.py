@@ -65,7 +65,7 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
         "app, compliance and FHIR export for site staff.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, rate_limit=settings.rate_limit())
     app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime

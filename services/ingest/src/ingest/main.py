@@ -30,7 +30,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         description="Device uploads of wearable readings; device and participant enrolment.",
         lifespan=lifespan,
     )
-    install_error_handlers(app, max_body_bytes=settings.max_request_bytes)
+    install_error_handlers(
+        app, max_body_bytes=settings.max_request_bytes, rate_limit=settings.rate_limit()
+    )
     app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime

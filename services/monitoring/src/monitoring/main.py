@@ -63,7 +63,7 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
         "(KRIs, discrepancy flags) and the staff dashboard.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, rate_limit=settings.rate_limit())
     app.include_router(router)
     app.mount(STATIC_PATH, static_files(), name="dashboard-static")
     app.include_router(ops_router(runtime.ready_checks))

@@ -87,7 +87,7 @@ def create_app(settings: RetentionSettings | None = None, clock: Clock = service
         "escalation to coordinators, a queryable journey and a dropout-risk outreach list.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, rate_limit=settings.rate_limit())
     app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime

@@ -48,7 +48,7 @@ def create_app(
         "urgent visits from alerts, iCalendar feeds.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, rate_limit=settings.rate_limit())
     app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.context = ctx
