@@ -8,6 +8,7 @@ JSON: a cross-site form cannot send that without a CORS preflight we never answe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated
 
 import asyncpg
@@ -36,11 +37,11 @@ class Context:
     def pool(self) -> asyncpg.Pool:
         return self.runtime.pool
 
-    @property
+    @cached_property  # built once from the settings, not per request
     def deadlines(self) -> AckDeadlines:
         return self.settings.ack_deadlines()
 
-    @property
+    @cached_property
     def kri_config(self) -> KriConfig:
         return self.settings.kri_config()
 
