@@ -106,10 +106,15 @@ class Telehealth:
         return await self.client.post("/v1/bookings", json=body, headers=auth)
 
     async def sql(self, query: str, *args: Any) -> Any:
+        """The first value of the first row."""
+        rows = await self.sql_rows(query, *args)
+        return rows[0][0] if rows else None
+
+    async def sql_rows(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(
             self.database_url, server_settings={"search_path": "telehealth"}
         )
         try:
-            return await conn.fetchval(query, *args)
+            return list(await conn.fetch(query, *args))
         finally:
             await conn.close()

@@ -119,6 +119,33 @@ async def test_dismissed_proposal_frees_its_slot(telehealth: Telehealth) -> None
     ).status_code == 201
 
 
+async def test_a_run_of_alerts_holds_one_urgent_visit_not_the_whole_calendar(
+    telehealth: Telehealth,
+) -> None:
+    _, auth = await telehealth.staff()
+    (participant,) = await telehealth.enrol()
+    await telehealth.visits(participant, auth)
+    run = [alert(participant) for _ in range(5)]  # five distinct alerts of one episode
+    await telehealth.publish(Topic.ALERTS, [(participant, a) for a in run])
+
+    async def all_handled() -> list[str] | None:
+        found = await telehealth.sql_rows(
+            "SELECT outcome FROM urgent_alerts WHERE participant_id = $1", participant
+        )
+        return sorted(r["outcome"] for r in found) if len(found) == 5 else None
+
+    assert await eventually(all_handled) == ["already_proposed"] * 4 + ["proposed"]
+    (proposal,) = await proposals(telehealth, auth)  # one slot held, listed once
+    r = await telehealth.client.post(
+        f"/v1/proposals/{proposal['booking_id']}/dismiss", json={}, headers=auth
+    )
+    assert r.status_code == 200, r.text
+    # Once nothing urgent is ahead, the next alert proposes again.
+    await telehealth.publish(Topic.ALERTS, [(participant, alert(participant))])
+    (again,) = await eventually(lambda: proposals(telehealth, auth))
+    assert again["booking_id"] != proposal["booking_id"]
+
+
 async def outcomes(th: Telehealth) -> dict[str, str]:
     conn = await asyncpg.connect(th.database_url)
     try:

@@ -103,9 +103,17 @@ SELECT alert_id FROM urgent_alerts
 WHERE participant_id = $1 AND outcome = 'unknown_participant' AND received_at > $2
 ORDER BY received_at FOR UPDATE
 """
+# The participant's urgent visit still ahead (proposed, or booked and not yet started).
+_URGENT_AHEAD = """
+SELECT b.booking_id FROM bookings b JOIN visits v USING (visit_id)
+WHERE v.participant_id = $1 AND v.sequence = 0 AND b.status IN ('proposed', 'booked')
+  AND b.ends_at > $2
+ORDER BY b.starts_at LIMIT 1
+"""
 _ALERT_OUTCOME = "UPDATE urgent_alerts SET outcome = $2, booking_id = $3 WHERE alert_id = $1"
 _PROPOSALS = f"""
-SELECT {_BOOKING_COLUMNS}, u.alert_id {_FROM} JOIN urgent_alerts u ON u.booking_id = b.booking_id
+SELECT {_BOOKING_COLUMNS}, u.alert_id {_FROM}
+JOIN urgent_alerts u ON u.booking_id = b.booking_id AND u.outcome = 'proposed'
 WHERE p.site_id = $1 AND ($2::text IS NULL OR b.status = $2) ORDER BY b.created_at DESC
 """
 
@@ -230,6 +238,11 @@ async def claim_alert(
 
 async def waiting_alerts(conn: DbConnection, participant_id: str, since: datetime) -> list[UUID]:
     return [r["alert_id"] for r in await conn.fetch(_WAITING_ALERTS, participant_id, since)]
+
+
+async def urgent_visit_ahead(conn: DbConnection, participant_id: str, now: datetime) -> UUID | None:
+    found: UUID | None = await conn.fetchval(_URGENT_AHEAD, participant_id, now)
+    return found
 
 
 async def set_alert_outcome(

@@ -1,7 +1,9 @@
 """High-severity alert -> an urgent video visit proposed at the site's earliest free slot.
 
 The proposal holds the slot (a booking in status `proposed`, covered by the exclusion
-constraint) so nobody else takes it before staff confirm or dismiss it. A withdrawn
+constraint) so nobody else takes it before staff confirm or dismiss it. A participant has
+one urgent visit ahead at a time: a further alert meanwhile is recorded as
+`already_proposed` against it, so one participant cannot fill a site's calendar. A withdrawn
 participant gets no proposal (decision 0025): the alert is recorded as
 `participant_withdrawn` and logged with the pseudonymous id only.
 """
@@ -93,6 +95,17 @@ async def propose(
         await repository.set_alert_outcome(conn, alert_id, "participant_withdrawn", None)
         log.info(
             "urgent visit not proposed: participant withdrew",
+            participant_id=participant_id,
+            alert_id=str(alert_id),
+        )
+        return
+    ahead = await repository.urgent_visit_ahead(conn, participant_id, now)
+    if ahead is not None:
+        # One urgent visit at a time: a run of alerts (several rules, one episode) must
+        # not fill the site's calendar. Staff see the alerts in monitoring either way.
+        await repository.set_alert_outcome(conn, alert_id, "already_proposed", ahead)
+        log.info(
+            "urgent visit not proposed: one is already ahead",
             participant_id=participant_id,
             alert_id=str(alert_id),
         )
