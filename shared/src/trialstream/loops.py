@@ -10,7 +10,9 @@ silently, while the process kept answering `/readyz`. Here:
   one bad participant cannot stop the work for everyone else;
 - a loop that ends anyway (a bug that escapes, a cancelled task) is reported by
   `Loops.check`, which each service adds to its `/readyz`;
-- failures are counted per loop in `trialstream_loop_failures_total`.
+- failures are counted per loop in `trialstream_loop_failures_total`;
+- a pass over many participants isolates each one (`skip_or_raise`): one whose own work
+  fails is logged, counted and skipped, and the others are done in that same pass.
 """
 
 from __future__ import annotations
@@ -34,7 +36,25 @@ FAILURES = Counter(
     ["loop", "kind"],
 )
 
+SKIPPED = Counter(
+    "trialstream_loop_items_skipped_total",
+    "Items (a participant, an assignment) whose own work failed in a pass; the rest of the "
+    "pass went on",
+    ["loop"],
+)
+
 Work = Callable[[], Awaitable[object]]
+
+
+def skip_or_raise(loop: str, item: str, exc: BaseException) -> None:
+    """Call from `except` around one item's work in a pass. A transient failure is raised
+    again (the whole pass is retried); anything else is that item's own: logged with its
+    (pseudonymous) key and the stack, counted in trialstream_loop_items_skipped_total, and
+    the pass goes on with the next item, so one bad participant stops nobody else."""
+    if is_transient(exc):
+        raise exc
+    SKIPPED.labels(loop).inc()
+    log.error("one item of a periodic pass failed, skipped", loop=loop, item=item, exc_info=exc)
 
 
 class LoopStopped(NotReady):

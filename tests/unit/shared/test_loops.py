@@ -8,8 +8,9 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from trialstream.http import ops_router
-from trialstream.loops import FAILURES, Loops, LoopStopped
+from trialstream.loops import FAILURES, Loops, LoopStopped, skip_or_raise
 
 
 class Passes:
@@ -97,3 +98,24 @@ async def test_first_after_delays_the_first_pass() -> None:
     assert work.done == 0
     await loops.stop()
     assert work.done == 0
+
+
+def test_an_item_that_fails_on_its_own_is_counted_and_skipped_a_transient_one_is_raised() -> None:
+    def skipped() -> float:
+        labels = {"loop": "unit-items"}
+        return REGISTRY.get_sample_value("trialstream_loop_items_skipped_total", labels) or 0.0
+
+    before = skipped()
+    done = []
+    for item in ["P-1", "P-2", "P-3"]:
+        try:
+            if item == "P-2":
+                raise IsADirectoryError(21, "Is a directory", "/usr/share/zoneinfo/Europe")
+            done.append(item)
+        except Exception as exc:
+            skip_or_raise("unit-items", item, exc)
+    assert done == ["P-1", "P-3"]
+    assert skipped() == before + 1
+    with pytest.raises(ConnectionResetError):  # the whole pass is retried
+        skip_or_raise("unit-items", "P-4", ConnectionResetError("connection reset by peer"))
+    assert skipped() == before + 1

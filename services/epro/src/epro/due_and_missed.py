@@ -17,13 +17,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import structlog
+from trialstream.db import DbConnection
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed
 from trialstream.events.topics import Topic
+from trialstream.loops import skip_or_raise
 from trialstream.outbox import enqueue
 
 from epro import repository
 from epro.domain.schedules import occurrences
 from epro.domain.withdrawal import cut_short, schedule_until
+from epro.repository import Assignment
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +34,7 @@ log = structlog.get_logger(__name__)
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder: OSError
         log.warning("unknown timezone, scheduling in UTC", timezone=name)
         return ZoneInfo("UTC")
 
@@ -42,39 +45,51 @@ async def open_due(pool: asyncpg.Pool, now: datetime, *, batch: int = 200) -> tu
         due_events = []
         claimed = await repository.claim_assignments(conn, now, batch)
         for a in claimed:
-            through = schedule_until(now, a.withdrawn_at)
-            found = occurrences(
-                a.schedule,
-                a.participant_id,
-                _zone(a.timezone),
-                after=a.scheduled_through,
-                until=through,
-                enrolled_at=a.enrolled_at,
-                visits=a.visits,
-            )
-            fresh = await repository.insert_occurrences(conn, a.participant_id, found)
-            due_events += [
-                (
-                    a.participant_id,
-                    QuestionnaireDue(
-                        participant_id=a.participant_id,
-                        occurrence_id=o.occurrence_id,
-                        questionnaire_id=o.questionnaire_id,
-                        questionnaire_version=o.questionnaire_version,
-                        due_at=o.due_at,
-                        expires_at=o.expires_at,
-                    ),
-                )
-                for o in found
-                if o.occurrence_id in fresh
-                and o.expires_at > now  # expired ones: only missed
-                and not cut_short(o.expires_at, a.withdrawn_at)
-            ]
-            if a.withdrawn_at is not None:  # the withdrawal was recorded before this tick
-                await repository.close_cut_short(conn, [a.participant_id])
-            await repository.advance(conn, a, through)
+            try:
+                async with conn.transaction():  # a savepoint: a bad assignment skips alone
+                    due_events += await _open_one(conn, a, now)
+            except Exception as exc:
+                skip_or_raise("epro-scheduler", a.participant_id, exc)
         await enqueue(conn, Topic.EPRO_DUE, due_events)
     return len(claimed), len(due_events)
+
+
+async def _open_one(
+    conn: DbConnection, a: Assignment, now: datetime
+) -> list[tuple[str, QuestionnaireDue]]:
+    """One assignment's occurrences up to `now`; returns its due events to publish."""
+    through = schedule_until(now, a.withdrawn_at)
+    found = occurrences(
+        a.schedule,
+        a.participant_id,
+        _zone(a.timezone),
+        after=a.scheduled_through,
+        until=through,
+        enrolled_at=a.enrolled_at,
+        visits=a.visits,
+    )
+    fresh = await repository.insert_occurrences(conn, a.participant_id, found)
+    due_events = [
+        (
+            a.participant_id,
+            QuestionnaireDue(
+                participant_id=a.participant_id,
+                occurrence_id=o.occurrence_id,
+                questionnaire_id=o.questionnaire_id,
+                questionnaire_version=o.questionnaire_version,
+                due_at=o.due_at,
+                expires_at=o.expires_at,
+            ),
+        )
+        for o in found
+        if o.occurrence_id in fresh
+        and o.expires_at > now  # expired ones: only missed
+        and not cut_short(o.expires_at, a.withdrawn_at)
+    ]
+    if a.withdrawn_at is not None:  # the withdrawal was recorded before this tick
+        await repository.close_cut_short(conn, [a.participant_id])
+    await repository.advance(conn, a, through)
+    return due_events
 
 
 async def close_expired(pool: asyncpg.Pool, now: datetime, *, batch: int = 1000) -> int:

@@ -15,6 +15,7 @@ import structlog
 from trialstream.db import DbConnection
 from trialstream.events.monitoring import KriBreached, KriRecovered, KriThreshold
 from trialstream.events.topics import Topic
+from trialstream.loops import skip_or_raise
 from trialstream.outbox import enqueue
 
 from monitoring.rbm import repository
@@ -70,8 +71,12 @@ async def _inputs(
     sites: dict[str, KriInputs] = defaultdict(KriInputs)
     people: dict[str, tuple[str, KriInputs]] = {}
     for row in rows:
-        facts = _facts(row)
-        inputs = participant_inputs(facts, now, cfg)
+        try:
+            facts = _facts(row)
+            inputs = participant_inputs(facts, now, cfg)
+        except Exception as exc:  # one participant's bad data: the site's KRIs go on
+            skip_or_raise("monitoring-kris", str(row["participant_id"]), exc)
+            continue
         people[facts.participant_id] = (facts.site_id, inputs)
         sites[facts.site_id].add(inputs)
     return sites, people
