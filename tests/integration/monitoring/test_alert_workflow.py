@@ -59,7 +59,9 @@ async def test_resolving_needs_a_reason_and_publishes_once(monitoring: Monitorin
         Topic.ALERT_RESOLUTIONS,
         match=lambda v: v.get("alert_id") == str(alert.event_id),
     )
-    assert [(e["previous_status"], e["site_id"]) for e in published] == [("acknowledged", site)]
+    assert [(e["previous_status"], e["site_id"], e["reason"]) for e in published] == [
+        ("acknowledged", site, None)  # the reason stays in monitoring's audit trail
+    ]
 
 
 async def test_an_open_alert_can_be_resolved_directly(monitoring: Monitoring) -> None:

@@ -117,6 +117,8 @@ async def test_alert_reaches_site_inbox_and_can_be_acknowledged(inbox: Inbox) ->
     )
     assert len(acks) == 1
     assert acks[0]["site_id"] == site
+    # the note stays in monitoring (the alert, its audit): free text is not put on a topic
+    assert (acks[0]["note"], acks[0]["has_note"]) == (None, True)
 
 
 async def test_duplicate_alert_event_creates_one_inbox_row(inbox: Inbox) -> None:

@@ -71,7 +71,7 @@ async def acknowledge_alert(
             participant_id=alert.participant_id,
             site_id=alert.site_id,
             staff_id=staff.staff_id,
-            note=note,
+            has_note=bool(note),
         )
         await enqueue(conn, Topic.ALERT_ACKNOWLEDGEMENTS, [(alert.participant_id, event)])
         await repository.notify(conn, [alert_id], "acknowledged")
@@ -102,7 +102,6 @@ async def resolve_alert(pool: asyncpg.Pool, staff: Staff, alert_id: UUID, reason
             site_id=alert.site_id,
             staff_id=staff.staff_id,
             previous_status=alert.status,
-            reason=reason,
         )
         await enqueue(conn, Topic.ALERT_RESOLUTIONS, [(alert.participant_id, event)])
         await repository.notify(conn, [alert_id], "resolved")

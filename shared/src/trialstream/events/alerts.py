@@ -52,11 +52,17 @@ class AlertAcknowledged(Event):
     participant_id: ParticipantId
     site_id: str
     staff_id: str
-    note: str | None = None
+    note: str | None = Field(
+        default=None,
+        description="No longer published (always null): free text can name people, so it "
+        "stays in monitoring's database and audit trail",
+    )
+    has_note: bool = Field(default=False, description="Whether staff wrote a note")
 
 
 class AlertResolved(Event):
-    """Staff closed an alert with a reason (from open or acknowledged)."""
+    """Staff closed an alert with a reason (from open or acknowledged). The reason itself
+    stays in monitoring (the alert and its audit trail): free text is not put on topics."""
 
     schema_version: Literal[1] = 1
     alert_id: UUID
@@ -64,7 +70,9 @@ class AlertResolved(Event):
     site_id: str
     staff_id: str
     previous_status: Literal["open", "acknowledged"]
-    reason: str
+    reason: str | None = Field(
+        default=None, description="No longer published (always null); see the alert's audit"
+    )
 
 
 class AlertEscalated(Event):

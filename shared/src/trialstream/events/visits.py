@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from trialstream.events.base import Event, ParticipantId, SiteId
 
@@ -42,7 +42,11 @@ class VisitChanged(Event):
     booking_id: UUID | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    reason: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="The platform's own reason (a withdrawal, an urgent visit); what staff write "
+        "stays in telehealth",
+    )
 
 
 class VisitReminderDue(Event):

@@ -241,7 +241,7 @@ async def reschedule(
             moved = await repository.get_booking(conn, booking_id)
             assert moved is not None
             await visit_events.emit(
-                conn, [visit_events.from_booking(moved, VisitStatus.RESCHEDULED, reason)]
+                conn, [visit_events.from_booking(moved, VisitStatus.RESCHEDULED)]
             )
             await audited.booking_changed(
                 conn, actor.staff_id, "booking.rescheduled", row, moved, reason
@@ -292,7 +292,7 @@ async def finish(
             await repository.set_visit_status(conn, row.visit_id, visit_status)
         done = await repository.get_booking(conn, booking_id)
         assert done is not None
-        await visit_events.emit(conn, [visit_events.from_booking(done, event_status, reason)])
+        await visit_events.emit(conn, [visit_events.from_booking(done, event_status)])
         await audited.booking_changed(
             conn, actor.staff_id, f"booking.{booking_status}", row, done, reason
         )

@@ -205,7 +205,7 @@ async def decide(
         done = await repository.get_booking(conn, proposal_id)
         assert done is not None
         if confirm:
-            event = visit_events.from_booking(done, VisitStatus.SCHEDULED, note or "urgent visit")
+            event = visit_events.from_booking(done, VisitStatus.SCHEDULED, "urgent visit")
             await visit_events.emit(conn, [event])
         action = "proposal.confirmed" if confirm else "proposal.dismissed"
         await audited.booking_changed(conn, actor.staff_id, action, row, done, note)

@@ -13,6 +13,8 @@ from telehealth.domain.booking import Booking
 
 
 def from_booking(b: Booking, status: VisitStatus, reason: str | None = None) -> VisitChanged:
+    """`reason`: only the platform's own fixed text (a withdrawal, an urgent visit). What
+    staff write stays in telehealth's database and audit trail, not on the topic."""
     return VisitChanged(
         participant_id=b.participant_id,
         site_id=b.site_id,
