@@ -7,6 +7,9 @@ non-decreasing segment numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 import numpy as np
 import numpy.typing as npt
 
@@ -16,6 +19,34 @@ US_PER_HOUR = 3_600_000_000
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+T = TypeVar("T")
+
+
+def median(values: Sequence[float]) -> float:
+    """Plain Python: a baseline has a handful of values, where numpy's call costs more."""
+    ordered, half = sorted(values), len(values) // 2
+    return ordered[half] if len(values) % 2 else (ordered[half - 1] + ordered[half]) / 2
+
+
+def median_and_spread(values: Sequence[float], floor: float) -> tuple[float, float]:
+    """A personal baseline from hourly values at the same time of day: their median, and
+    their median absolute deviation (at least `floor`) as the usual spread. The one
+    statistic of the resting heart-rate baseline (baseline.py) and the multivariate
+    model's per-vital baselines (windows.py)."""
+    mid = median(values)
+    return mid, max(median([abs(x - mid) for x in values]), floor)
+
+
+def cached_by_hour(known: dict[int, T], hour: int, compute: Callable[[], T]) -> T:
+    """A baseline is the same for every reading of an hour: computed once per hour, the
+    cache kept to about two days of hours."""
+    found = known.get(hour)
+    if found is None:
+        found = compute()
+        if len(known) > 48:
+            known.clear()
+        known[hour] = found
+    return found
 
 
 def shift(values: IntArray, fill: int) -> IntArray:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric
 
-from anomaly.arrays import US_PER_HOUR, US_PER_MINUTE
+from anomaly.arrays import US_PER_HOUR, US_PER_MINUTE, cached_by_hour, median_and_spread
 from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import number, span, to_datetime
@@ -66,10 +66,7 @@ def _baseline_at(hours: dict[int, float], hour: int, min_hours: int) -> tuple[fl
     ]
     if len(picked) < min_hours:
         return float("nan"), float("nan")
-    values = np.asarray(picked)
-    median = float(np.median(values))
-    spread = max(float(np.median(np.abs(values - median))), MIN_SPREAD)
-    return median, spread
+    return median_and_spread(picked, MIN_SPREAD)
 
 
 def _trailing_mean(
@@ -92,13 +89,7 @@ def _trailing_mean(
 
 
 def _baseline_cached(state: RestingBaseline, hour: int, min_hours: int) -> tuple[float, float]:
-    found = state.known.get(hour)
-    if found is None:
-        found = _baseline_at(state.hours, hour, min_hours)
-        if len(state.known) > 48:
-            state.known.clear()
-        state.known[hour] = found
-    return found
+    return cached_by_hour(state.known, hour, lambda: _baseline_at(state.hours, hour, min_hours))
 
 
 def baselines(

@@ -28,7 +28,15 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.readings import Metric
 
-from anomaly.arrays import US_PER_HOUR, BoolArray, IntArray, segmented_cummax, shift
+from anomaly.arrays import (
+    US_PER_HOUR,
+    BoolArray,
+    IntArray,
+    cached_by_hour,
+    median_and_spread,
+    segmented_cummax,
+    shift,
+)
 from anomaly.config import METRIC_CODE, ScoringConfig
 from anomaly.state import VITALS, WindowState
 
@@ -206,13 +214,7 @@ def _fold(state: WindowState, hour: int, sums: list[float], counts: list[float],
 def _baseline_cached(
     state: WindowState, hour: int, config: ScoringConfig
 ) -> tuple[FloatArray, FloatArray]:
-    found = state.known.get(hour)
-    if found is None:
-        found = _baseline_at(state.hours, hour, config)
-        if len(state.known) > 48:
-            state.known.clear()
-        state.known[hour] = found
-    return found
+    return cached_by_hour(state.known, hour, lambda: _baseline_at(state.hours, hour, config))
 
 
 def _baseline_at(
@@ -230,12 +232,5 @@ def _baseline_at(
     for j in range(1, VITALS + 1):  # a handful of values: plain Python beats numpy here
         column = [x / 100 for row in picked if (x := row[j]) is not None]
         if len(column) >= need:
-            mid = _median(column)
-            median[j - 1] = mid
-            spread[j - 1] = max(_median([abs(x - mid) for x in column]), float(MIN_SPREAD[j - 1]))
+            median[j - 1], spread[j - 1] = median_and_spread(column, float(MIN_SPREAD[j - 1]))
     return median, spread
-
-
-def _median(values: list[float]) -> float:
-    ordered, half = sorted(values), len(values) // 2
-    return ordered[half] if len(values) % 2 else (ordered[half - 1] + ordered[half]) / 2
