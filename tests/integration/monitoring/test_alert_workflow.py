@@ -46,7 +46,8 @@ async def test_resolving_needs_a_reason_and_publishes_once(monitoring: Monitorin
     audit = (
         await monitoring.client.get(f"/v1/alerts/{alert.event_id}/audit", headers=nurse)
     ).json()["entries"]
-    assert [(e["action"], e["old_status"], e["new_status"], e["note"]) for e in audit] == [
+    assert (audit[0]["action"], audit[0]["new_status"]) == ("alert.received", "open")
+    assert [(e["action"], e["old_status"], e["new_status"], e["note"]) for e in audit[1:]] == [
         ("alert.acknowledged", "open", "acknowledged", "calling"),
         ("alert.resolved", "acknowledged", "resolved", "resting HR normal on recheck"),
     ]
@@ -76,7 +77,10 @@ async def test_an_open_alert_can_be_resolved_directly(monitoring: Monitoring) ->
     audit = (
         await monitoring.client.get(f"/v1/alerts/{alert.event_id}/audit", headers=nurse)
     ).json()["entries"]
-    assert [(e["old_status"], e["new_status"]) for e in audit] == [("open", "resolved")]
+    assert [(e["old_status"], e["new_status"]) for e in audit] == [
+        (None, "open"),  # received
+        ("open", "resolved"),
+    ]
 
 
 async def test_alerts_of_one_participant_episode_are_grouped(monitoring: Monitoring) -> None:

@@ -108,8 +108,10 @@ async def test_alert_reaches_site_inbox_and_can_be_acknowledged(inbox: Inbox) ->
         "entries"
     ]
     assert [(e["action"], e["old_status"], e["new_status"]) for e in audit] == [
-        ("alert.acknowledged", "open", "acknowledged")
+        ("alert.received", None, "open"),  # what arrived is audited too, by the system
+        ("alert.acknowledged", "open", "acknowledged"),
     ]
+    assert audit[0]["actor"] == "system:alerts"
     acks = await read_topic(
         inbox.kafka,
         Topic.ALERT_ACKNOWLEDGEMENTS,
@@ -276,3 +278,31 @@ async def test_ended_episode_marks_its_alerts_auto_resolved_but_still_open(inbox
     finally:
         await conn.close()
     assert untouched is None
+    # The end is audited once per alert, though the event came twice.
+    entries = await audited(inbox.database_url, "monitoring", "alert", str(alert.event_id))
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        ("system:alerts", "alert.received"),
+        ("system:alerts", "alert.episode_ended"),
+    ]
+    assert str(entries[1]["reason"]).startswith("Back to normal")
+
+
+async def test_a_participant_moved_to_another_site_is_audited_not_silently_overwritten(
+    inbox: Inbox,
+) -> None:
+    old_site, new_site = unique_id("site"), unique_id("site")
+    participant = await enrolled(inbox, old_site)
+    new_nurse = await inbox.staff(new_site)
+    moved = ParticipantState(participant_id=participant, site_id=new_site)
+    await inbox.publish(Topic.PARTICIPANTS, [(participant, moved), (participant, moved)])
+    await inbox.publish(Topic.ALERTS, [(participant, alert_for(participant))])
+    await eventually(lambda: inbox.alerts(new_nurse))  # the new site's staff see it
+
+    async def site_changes() -> list[dict[str, object]] | None:
+        found = await audited(inbox.database_url, "monitoring", "participant", participant)
+        return found or None
+
+    entries = await eventually(site_changes)
+    assert [(e["actor"], e["action"], e["old"], e["new"]) for e in entries] == [
+        ("system:participants", "participant.site_changed", old_site, new_site)
+    ]

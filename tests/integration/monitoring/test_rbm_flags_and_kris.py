@@ -228,9 +228,12 @@ async def test_closing_a_flag_needs_site_staff_and_a_note_and_is_audited(rbm: Rb
     assert await rbm.flags(nurse) == []
     assert [f["flag_id"] for f in await rbm.flags(nurse, status="closed")] == [flag["flag_id"]]
     entries = await audited(rbm.database_url, "monitoring", "flag", str(flag["flag_id"]))
-    assert [(e["reason"], e["old"], e["new"]) for e in entries] == [
-        ("device clock reset", "open", "closed")
+    assert [(e["action"], e["old"], e["new"]) for e in entries] == [
+        ("flag.raised", None, "open"),  # raised by the system, audited with its reason
+        ("flag.closed", "open", "closed"),
     ]
+    assert entries[0]["actor"] == "system:rbm"
+    assert entries[1]["reason"] == "device clock reset"
 
 
 async def test_site_kris_are_scoped_to_the_staff_site(rbm: Rbm) -> None:

@@ -79,7 +79,13 @@ UPDATE alerts a SET episode_ended_at = e.ended, episode_end_note = e.note
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS e(p, rule, ended, note)
 WHERE a.participant_id = e.p AND a.rule = e.rule AND a.detected_at <= e.ended
   AND a.episode_ended_at IS NULL
+RETURNING a.alert_id, e.note
 """
+# Sites before the upsert, so a participant moved to another site is audited, not silently
+# overwritten (their alerts change which staff may see them).
+_SITES_OF = (
+    "SELECT participant_id, site_id FROM participants WHERE participant_id = ANY($1::text[])"
+)
 _ACKNOWLEDGE = """
 UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now(), ack_note = $3
 WHERE alert_id = $1
@@ -107,6 +113,9 @@ RETURNING a.alert_id, a.participant_id, a.kind, a.severity, a.rule, a.received_a
           due.ack_due_at, a.escalated_at,
           (SELECT site_id FROM participants p WHERE p.participant_id = a.participant_id) AS site_id
 """
+# Actors of the entries monitoring writes for what arrives on its topics.
+SYSTEM_ALERTS = "system:alerts"
+SYSTEM_PARTICIPANTS = "system:participants"
 _INSERT_STAFF = """
 INSERT INTO staff (staff_id, site_id, role, token_hash) VALUES ($1, $2, $3, $4)
 ON CONFLICT (staff_id) DO NOTHING RETURNING staff_id
@@ -116,13 +125,33 @@ _STAFF_BY_CREDENTIAL_HASH = "SELECT staff_id, site_id, role FROM staff WHERE tok
 
 
 async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantState]) -> None:
+    """Store each participant's latest site and timezone; a change of site is audited."""
     latest = {e.participant_id: e for e in events}  # the last event per participant wins
-    await pool.execute(
-        _UPSERT_PARTICIPANTS,
-        list(latest),
-        [e.site_id for e in latest.values()],
-        [e.timezone for e in latest.values()],
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        before = {
+            r["participant_id"]: r["site_id"] for r in await conn.fetch(_SITES_OF, list(latest))
+        }
+        await conn.execute(
+            _UPSERT_PARTICIPANTS,
+            list(latest),
+            [e.site_id for e in latest.values()],
+            [e.timezone for e in latest.values()],
+        )
+        site = dict(before)
+        for e in events:  # in order: a move inside one batch is a move too
+            was = site.get(e.participant_id)
+            site[e.participant_id] = e.site_id
+            if was is not None and was != e.site_id:
+                await audit(
+                    conn,
+                    actor=SYSTEM_PARTICIPANTS,
+                    action="participant.site_changed",
+                    entity="participant",
+                    entity_id=e.participant_id,
+                    old_status=was,
+                    new_status=e.site_id,
+                    note="from the participants topic; the site's staff now see their alerts",
+                )
 
 
 async def insert_alerts(pool: asyncpg.Pool, alerts: Sequence[AlertRaised]) -> None:
@@ -156,6 +185,17 @@ async def insert_alerts(pool: asyncpg.Pool, alerts: Sequence[AlertRaised]) -> No
             ],
         )
         await notify(conn, [a.event_id for a in fresh], "raised")
+        for a in fresh:  # the inbox's own record of what arrived, last in the transaction
+            await audit(
+                conn,
+                actor=SYSTEM_ALERTS,
+                action="alert.received",
+                entity="alert",
+                entity_id=str(a.event_id),
+                old_status=None,
+                new_status="open",
+                note=f"{a.severity} {a.kind} alert, rule {a.rule}, from {a.model_version}",
+            )
 
 
 async def notify(conn: DbConnection, alert_ids: Sequence[UUID], change: str) -> None:
@@ -268,13 +308,26 @@ async def staff_for_token(pool: asyncpg.Pool, token_hash: str) -> Staff | None:
 
 
 async def end_episodes(pool: asyncpg.Pool, events: Sequence[AlertEpisodeEnded]) -> None:
-    await pool.execute(
-        _END_EPISODES,
-        [e.participant_id for e in events],
-        [e.rule for e in events],
-        [e.ended_at for e in events],
-        [e.explanation for e in events],
-    )
+    """Close the episodes' alerts (a re-delivered end matches nothing) and audit each."""
+    async with pool.acquire() as conn, conn.transaction():
+        ended = await conn.fetch(
+            _END_EPISODES,
+            [e.participant_id for e in events],
+            [e.rule for e in events],
+            [e.ended_at for e in events],
+            [e.explanation for e in events],
+        )
+        for row in sorted(ended, key=lambda r: r["alert_id"]):
+            await audit(
+                conn,
+                actor=SYSTEM_ALERTS,
+                action="alert.episode_ended",
+                entity="alert",
+                entity_id=str(row["alert_id"]),
+                old_status=None,
+                new_status=None,
+                note=row["note"],
+            )
 
 
 async def site_of(pool: asyncpg.Pool, participant_id: str) -> str | None:

@@ -18,6 +18,7 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.outbox import enqueue
 
+from monitoring import repository as monitoring_repository
 from monitoring.rbm import flags as rules_
 from monitoring.rbm import repository
 from monitoring.rbm.flags import FlagCandidate, FlagRules, ReadingBatch
@@ -50,6 +51,17 @@ async def raise_flags(conn: DbConnection, candidates: Sequence[FlagCandidate]) -
         for f in raised
     ]
     await enqueue(conn, Topic.DISCREPANCY_FLAGS, events)
+    for f in raised:  # last writes of the transaction: the audit chain's lock is held to commit
+        await monitoring_repository.audit(
+            conn,
+            actor="system:rbm",
+            action="flag.raised",
+            entity="flag",
+            entity_id=str(f["flag_id"]),
+            old_status=None,
+            new_status="open",
+            note=f"{f['kind']}: {f['reason']}",
+        )
     return len(raised)
 
 
