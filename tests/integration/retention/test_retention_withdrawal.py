@@ -13,6 +13,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 import structlog
+from audit_helpers import audited
 from helpers import eventually, migrate_as_released_before, read_topic, serving, unique_id
 from retention.main import create_app
 from retention.service_info import SERVICE
@@ -75,8 +76,8 @@ async def test_withdrawal_cancels_the_queued_nudge_which_never_goes_out_while_an
         "quiet_start": (now - timedelta(hours=1)).strftime("%H:%M"),
         "quiet_end": (now + timedelta(hours=2)).strftime("%H:%M"),
     }
-    leaving = await retention.participant(site=site, **quiet)
-    staying = await retention.participant(site=site, **quiet)
+    leaving = await retention.participant(site=site, address="leaving@example.test", **quiet)
+    staying = await retention.participant(site=site, address="staying@example.test", **quiet)
     await retention.publish(Topic.EPRO_DUE, [due_event(leaving), due_event(staying)])
     await retention.nudges_where(leaving, 1, status="queued")
     await retention.nudges_where(staying, 1, status="queued")
@@ -85,6 +86,21 @@ async def test_withdrawal_cancels_the_queued_nudge_which_never_goes_out_while_an
     [cancelled] = await retention.nudges_where(leaving, 1, status="cancelled")
     assert cancelled["suppress_reason"] == "participant-withdrew"
     assert [s["step"] for s in cancelled["journey"]] == ["intended", "queued", "cancelled"]
+    # Nothing more will be sent to them: their contact address is erased, and audited.
+    addresses = await retention.sql(
+        "SELECT participant_id, address FROM preferences WHERE participant_id = ANY($1::text[])",
+        [leaving, staying],
+    )
+    assert {r["participant_id"]: r["address"] for r in addresses} == {
+        leaving: None,
+        staying: "staying@example.test",
+    }
+    entries = await audited(retention.database_url, "retention", "preferences", leaving)
+    assert [(e["actor"], e["action"], e["new"]) for e in entries][-1] == (
+        "system:participants",
+        "preferences.address_erased",
+        {"address_set": False},
+    )
 
     clock.ahead = timedelta(hours=3)  # both were due now, had they been queued
     await retention.nudges_where(staying, 1, status="sent")

@@ -210,7 +210,7 @@ async def record_enrolments(
     pool: asyncpg.Pool, events: Sequence[ParticipantState], clock: Clock
 ) -> None:
     """The latest record per participant becomes their row; a withdrawal cancels their
-    queued nudges in the same transaction. The withdrawing participants' engagement rows
+    queued nudges and erases their contact address (audited) in the same transaction. The withdrawing participants' engagement rows
     are locked first (in the order apply_events uses), so a trigger being decided for one
     of them either commits before (and its nudge is cancelled here) or sees the withdrawal."""
     folded = withdrawal.fold(events)
@@ -227,6 +227,18 @@ async def record_enrolments(
             now,
             f"{withdrawal.CANCEL_REASON}: consent withdrawn before it was sent",
         )
+        # Nothing will be sent to them again: their contact address is not kept either.
+        for participant in await repository.erase_addresses(conn, withdrawing):
+            await audit.record(
+                conn,
+                actor="system:participants",
+                action="preferences.address_erased",
+                entity="preferences",
+                entity_id=participant,
+                old={"address_set": True},
+                new={"address_set": False},
+                reason="participant withdrew",
+            )
     for participant in withdrawing:
         nudges = [str(n) for n, p in cancelled if p == participant]
         log.info(

@@ -150,6 +150,21 @@ async def cancel_queued(
     return [(r["nudge_id"], r["participant_id"]) for r in rows]
 
 
+_ERASE_ADDRESSES = """
+UPDATE preferences SET address = NULL, updated_at = now()
+WHERE participant_id = ANY($1::text[]) AND address IS NOT NULL
+RETURNING participant_id
+"""
+
+
+async def erase_addresses(conn: DbConnection, participant_ids: Sequence[str]) -> list[str]:
+    """Forget the contact addresses of these participants; returns whose were erased."""
+    if not participant_ids:
+        return []
+    rows = await conn.fetch(_ERASE_ADDRESSES, list(participant_ids))
+    return sorted(r["participant_id"] for r in rows)
+
+
 async def lock_preferences(
     conn: DbConnection, participant_id: str
 ) -> tuple[dict[str, Any] | None, str | None]:
