@@ -72,6 +72,23 @@ async def retry_waiting(
         await propose(conn, alert_id, participant_id, policy, horizon, now, audits)
 
 
+async def _not_proposed(
+    conn: DbConnection,
+    alert_id: UUID,
+    participant_id: str,
+    outcome: str,
+    booking_id: UUID | None = None,
+) -> None:
+    """Record why the alert proposes nothing (a re-delivery stays handled) and say so."""
+    await repository.set_alert_outcome(conn, alert_id, outcome, booking_id)
+    log.info(
+        "urgent visit not proposed",
+        outcome=outcome,
+        participant_id=participant_id,
+        alert_id=str(alert_id),
+    )
+
+
 async def propose(
     conn: DbConnection,
     alert_id: UUID,
@@ -92,23 +109,13 @@ async def propose(
     if who["withdrawn_at"] is not None:
         # A valid alert (perhaps for a reading measured before the withdrawal), not a dead
         # letter: recorded so a re-delivery stays handled, but nobody is called in.
-        await repository.set_alert_outcome(conn, alert_id, "participant_withdrawn", None)
-        log.info(
-            "urgent visit not proposed: participant withdrew",
-            participant_id=participant_id,
-            alert_id=str(alert_id),
-        )
+        await _not_proposed(conn, alert_id, participant_id, "participant_withdrawn")
         return
     ahead = await repository.urgent_visit_ahead(conn, participant_id, now)
     if ahead is not None:
         # One urgent visit at a time: a run of alerts (several rules, one episode) must
         # not fill the site's calendar. Staff see the alerts in monitoring either way.
-        await repository.set_alert_outcome(conn, alert_id, "already_proposed", ahead)
-        log.info(
-            "urgent visit not proposed: one is already ahead",
-            participant_id=participant_id,
-            alert_id=str(alert_id),
-        )
+        await _not_proposed(conn, alert_id, participant_id, "already_proposed", ahead)
         return
     window = (now, now + horizon)
     visit_id = uuid4()
