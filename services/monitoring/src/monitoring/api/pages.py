@@ -101,28 +101,27 @@ async def logout() -> RedirectResponse:
 
 @router.get("/dashboard", response_model=None)
 async def feed_page(ctx: Ctx, request: Request, site: str | None = None) -> Response:
-    staff = await _page_staff(ctx, request)
-    if staff is None:
-        return _to_login()
-    try:
-        scope = site_to_read(staff, site)
-    except Refused as exc:
-        return _forbidden(request, staff, exc.message)
-    context = {"staff": staff, "site": scope, **await _feed(ctx, scope)}
-    return TEMPLATES.TemplateResponse(request, "feed.html", context)
+    return await _feed_response(ctx, request, site, "feed.html", _to_login())
 
 
 @router.get("/dashboard/feed", response_model=None)
 async def feed_fragment(ctx: Ctx, request: Request, site: str | None = None) -> Response:
+    """The feed alone, for the page's refresh: 401 (not a redirect) without a session."""
+    return await _feed_response(ctx, request, site, "_feed.html", Response(status_code=401))
+
+
+async def _feed_response(
+    ctx: Context, request: Request, site: str | None, template: str, signed_out: Response
+) -> Response:
     staff = await _page_staff(ctx, request)
     if staff is None:
-        return Response(status_code=401)
+        return signed_out
     try:
         scope = site_to_read(staff, site)
     except Refused as exc:
         return _forbidden(request, staff, exc.message)
     context = {"staff": staff, "site": scope, **await _feed(ctx, scope)}
-    return TEMPLATES.TemplateResponse(request, "_feed.html", context)
+    return TEMPLATES.TemplateResponse(request, template, context)
 
 
 @router.get("/dashboard/participants/{participant_id}", response_model=None)
