@@ -82,8 +82,9 @@ class ServiceSettings(CommonSettings):
         default=50.0,
         ge=0,
         validation_alias=_common("RATE_LIMIT_PER_SECOND"),
-        description="Requests per second one credential (device, app or staff token, admin "
-        "token) may make to one process; over it, 429 with Retry-After. 0 turns it off.",
+        description="Requests per second one credential (a device, app or staff token; the "
+        "admin token is exempt) may make to one process; over it, 429 with Retry-After. 0 "
+        "turns it off.",
     )
     rate_limit_burst: int = Field(
         default=200,
