@@ -9,6 +9,7 @@ too (a database that outlived its broker would claim readings the broker never h
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import os
 import pwd
@@ -175,14 +176,19 @@ def _uid_gid(user: str | None) -> tuple[int | None, int | None]:
 
 
 def _ensure_system_user(name: str) -> str:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(  # noqa: S603
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],  # noqa: S607
-            check=True,
-            capture_output=True,
-        )
+    """Create the user once per machine. Test workers start together on a fresh machine:
+    one creates it under a lock while the others wait, so none runs initdb while the user
+    database is being rewritten (initdb then cannot look its own uid up)."""
+    with Path(tempfile.gettempdir(), "trialstream-pg-user.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(  # noqa: S603
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],  # noqa: S607
+                check=True,
+                capture_output=True,
+            )
     return name
 
 
