@@ -31,6 +31,8 @@ def service_acls(info: ServiceInfo) -> list[dict[str, Any]]:
     for group in info.groups:
         for topic in group.topics:
             topics[str(topic)] |= {"Read", "Describe"}
+    # Every service keeps an audit chain and publishes its head (docs/audit.md).
+    topics[str(Topic.AUDIT_HEADS)] |= {"Write", "Describe"}
     if info.groups:  # what a consumer cannot process goes to the dead letters, with the reason
         topics[str(Topic.DEAD_LETTER)] |= {"Write", "Describe"}
     acls = [

@@ -10,6 +10,7 @@ import asyncpg
 import typer
 
 from trialstream.audit import entries
+from trialstream.audit_heads import published_heads
 from trialstream.audit_verify import ChainReport, Head, verify_chain
 from trialstream.services import ServiceInfo, discover_services
 from trialstream.settings import CommonSettings
@@ -67,11 +68,24 @@ def verify(
             "the chain (finds rows deleted from the end). Repeatable."
         ),
     ] = [],  # noqa: B006
+    published: Annotated[
+        bool,
+        typer.Option(
+            "--published",
+            help="Also check each chain against the latest head its service published to "
+            "the audit-heads topic (KAFKA_BOOTSTRAP_SERVERS); --expect-head wins per service.",
+        ),
+    ] = False,
 ) -> None:
     """Walk every service's chain (DATABASE_URL); print rows checked and the head, or the
     first broken link. Exits 1 if any chain is broken."""
     services = _services(service)
     heads = _heads(expect_head, services)
+    if published:
+        settings = CommonSettings()
+        found = asyncio.run(published_heads(settings.kafka_bootstrap_servers))
+        names = {s.name for s in services}
+        heads = {**{n: h for n, h in found.items() if n in names}, **heads}
     reports = asyncio.run(_verify_all(CommonSettings().database_url, services, heads))
     width = max(len(s.name) for s, _ in reports)
     for info, report in reports:

@@ -9,6 +9,10 @@ from trialstream.audit import COLUMNS, GENESIS, AuditEntry
 from trialstream.db import DbConnection
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_TRIGGER = "audit_trail_append_only"
+_TRIGGER_STATE = """
+SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2
+"""
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Head:
 @dataclass(frozen=True)
 class BrokenLink:
     seq: int
-    problem: str  # missing_table | missing_seq | prev_hash | hash | truncated | head_mismatch
+    problem: str  # missing_table | trigger_missing | missing_seq | prev_hash | hash | truncated | head_mismatch
     detail: str
 
     def __str__(self) -> str:
@@ -95,6 +99,11 @@ async def verify_chain(
             0, "missing_table", f"{table} does not exist (dropped, or not migrated)"
         )
         return ChainReport(schema, 0, None, missing)
+    guard = await conn.fetchval(_TRIGGER_STATE, table, _TRIGGER)
+    if guard != "O":  # 'O': fires in normal sessions; 'D' disabled; None: dropped
+        state = "dropped" if guard is None else "disabled"
+        detail = f"the append-only trigger {_TRIGGER} on {table} is {state}"
+        return ChainReport(schema, 0, None, BrokenLink(0, "trigger_missing", detail))
     rows, prev, head, anchored = 0, GENESIS, None, None
     query = f"SELECT {COLUMNS} FROM {table} ORDER BY seq"  # noqa: S608 - schema from ServiceInfo
     async with conn.transaction(isolation="repeatable_read", readonly=True):

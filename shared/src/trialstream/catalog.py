@@ -34,6 +34,7 @@ from trialstream.events import (
     VisitChanged,
     VisitReminderDue,
 )
+from trialstream.events.audit import AuditHeadPublished
 from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
 from trialstream.services import ServiceInfo
@@ -59,6 +60,7 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.COORDINATOR_TASKS: (CoordinatorTaskCreated,),
         Topic.KRI_BREACHES: (KriBreached, KriRecovered),
         Topic.DISCREPANCY_FLAGS: (DiscrepancyFlagRaised,),
+        Topic.AUDIT_HEADS: (AuditHeadPublished,),
     }
 )
 
@@ -66,6 +68,7 @@ _KEYS: Mapping[Topic, str] = MappingProxyType(
     {
         Topic.DEAD_LETTER: "Records no consumer could decode or process, with the reason.",
         Topic.KRI_BREACHES: "Keyed by participant_id (site-level KRIs: by site_id).",
+        Topic.AUDIT_HEADS: "Keyed by service; compacted. Every service sends its chain head.",
     }
 )
 
@@ -95,7 +98,8 @@ def asyncapi(services: Sequence[ServiceInfo]) -> dict[str, Any]:
         }
     operations: dict[str, Any] = {}
     for info in services:
-        for action, topics in (("send", info.produces), ("receive", info.consumes)):
+        sends = (*info.produces, Topic.AUDIT_HEADS)  # every service: its audit chain's head
+        for action, topics in (("send", sends), ("receive", info.consumes)):
             for topic in topics:
                 operations[f"{info.name}.{action}.{_channel_id(topic)}"] = {
                     "action": action,

@@ -99,7 +99,12 @@ def up(
         if settings.admin_token
         else secrets.token_urlsafe(24)
     )
-    supervisor = Supervisor(child_env(infra, admin_token), run_dir, restart=restart)
+    supervisor = Supervisor(
+        child_env(infra, admin_token),
+        run_dir,
+        restart=restart,
+        own_database_logins=infra.embedded_postgres is not None,
+    )
     try:
         run_prepare(infra, services, settings.topic_partitions)
         for info in services:

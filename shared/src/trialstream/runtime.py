@@ -25,6 +25,7 @@ from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from trialstream.audit_heads import HeadPublisher
 from trialstream.auth import bearer_token, check_admin
 from trialstream.consumer import (
     BatchConsumer,
@@ -165,9 +166,16 @@ async def running(
     check_groups(info, runtime.subscriptions)
     settings = runtime.settings
     await ensure_topics(settings.kafka_bootstrap_servers, partitions=settings.topic_partitions)
-    await migrate(settings.database_url, schema=info.schema, directories=[info.migrations])
+    await migrate(
+        settings.database_owner_url or settings.database_url,
+        schema=info.schema,
+        directories=[info.migrations],
+    )
     runtime._pool = await create_pool(
-        settings.database_url, schema=info.schema, max_size=settings.db_pool_max
+        settings.database_url,
+        schema=info.schema,
+        max_size=settings.db_pool_max,
+        as_service_role=True,
     )
     stop = asyncio.Event()
     relay_task: asyncio.Task[None] | None = None
@@ -181,6 +189,10 @@ async def running(
         producer = BatchProducer(settings.kafka_bootstrap_servers, client_id=info.name)
         await producer.start()
         runtime._producer = producer
+        heads = HeadPublisher(info.name, lambda: runtime.pool, producer.send)
+        runtime.loops.every(
+            f"{info.name}-audit-head", settings.audit_head_seconds, heads.publish_quietly
+        )
         if relay_outbox:
             relay = OutboxRelay(runtime.pool, producer.send)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")

@@ -37,6 +37,12 @@ class CommonSettings(BaseSettings):
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         validation_alias=AliasChoices("DATABASE_URL", "TRIALSTREAM_DATABASE_URL"),
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        validation_alias=_common("DATABASE_OWNER_URL"),
+        description="DSN the migrations run as (the schema's owner). Unset: DATABASE_URL. "
+        "Either way the service's queries act as its own role, trialstream_<schema>.",
+    )
     log_level: str = Field(
         default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "TRIALSTREAM_LOG_LEVEL")
     )
@@ -71,6 +77,13 @@ class ServiceSettings(CommonSettings):
         default=0, ge=0, validation_alias=AliasChoices("TRIALSTREAM_REPLICA", "REPLICA")
     )
     db_pool_max: int = Field(default=10, ge=1)
+    audit_head_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=_common("AUDIT_HEAD_SECONDS"),
+        description="How often the audit chain's head is sent to the audit-heads topic "
+        "(when it moved), for `trialstream audit verify --published`.",
+    )
     lag_refresh_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from trialstream.db import migrate
+from trialstream.db import migrate, service_role, with_user
 from trialstream.embedded import EmbeddedKafka, EmbeddedPostgres
 from trialstream.kafka import ensure_topics
 from trialstream.lifetime import tied_to_parent
@@ -113,6 +113,9 @@ class Supervisor:
     log_dir: Path
     children: list[Child] = field(default_factory=list)
     restart: bool = True
+    # True when PostgreSQL is embedded (trust auth): each service then signs in as its own
+    # role and never holds the owner's credentials; `up` ran the migrations as the owner.
+    own_database_logins: bool = False
 
     def spawn(
         self, name: str, argv: list[str], extra_env: Mapping[str, str], ready_url: str | None
@@ -187,10 +190,13 @@ class Supervisor:
                 f"port {port} for {info.name} replica {replica} is in use; stop what holds it "
                 f"(another `trialstream up`?) and try again"
             )
+        env = {f"{info.env_prefix}PORT": str(port), "TRIALSTREAM_REPLICA": str(replica)}
+        if self.own_database_logins:
+            env["DATABASE_URL"] = with_user(self.env["DATABASE_URL"], service_role(info.schema))
         return self.spawn(
             f"{info.name}-{replica}",
             [sys.executable, "-m", info.module],
-            {f"{info.env_prefix}PORT": str(port), "TRIALSTREAM_REPLICA": str(replica)},
+            env,
             f"http://127.0.0.1:{port}/readyz",
         )
 

@@ -10,14 +10,19 @@ import sys
 import asyncpg
 import pytest
 from trialstream import audit
-from trialstream.db import migrate
+from trialstream.audit_heads import HeadPublisher
+from trialstream.db import create_pool, migrate
+from trialstream.kafka import ensure_topics
+from trialstream.producer import BatchProducer
 from trialstream.services import discover_services
 
 pytestmark = pytest.mark.integration
 
 
-async def cli(database_url: str, *args: str) -> tuple[int, str]:
+async def cli(database_url: str, *args: str, kafka: str | None = None) -> tuple[int, str]:
     env = {**os.environ, "DATABASE_URL": database_url}
+    if kafka is not None:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = kafka
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -98,3 +103,41 @@ async def test_verify_reports_each_chain_and_fails_naming_the_first_broken_link(
     assert "truncated" in out
     code, out = await cli(database_url, "verify", "--expect-head", "nosuch=1:ab")
     assert code == 2, out  # a usage error, not a verdict
+
+
+async def test_verify_published_checks_each_chain_against_the_head_on_the_broker(
+    database_url: str, kafka: str
+) -> None:
+    """Rows deleted from the end leave a consistent chain; the head the service published
+    to the audit-heads topic before the deletion shows it."""
+    for info in discover_services():
+        await migrate(database_url, schema=info.schema, directories=[info.migrations])
+    await append(database_url, "monitoring", 4)
+    await ensure_topics(kafka, partitions=2)
+    producer = BatchProducer(kafka, client_id="audit-head-test")
+    await producer.start()
+    pool = await create_pool(database_url, schema="monitoring", as_service_role=True)
+    try:
+        publisher = HeadPublisher("monitoring", lambda: pool, producer.send)
+        head = await publisher.publish()
+        assert head is not None
+        assert head.seq == 4
+    finally:
+        await pool.close()
+        await producer.stop()
+
+    code, out = await cli(database_url, "verify", "--published", kafka=kafka)
+    assert code == 0, out
+    assert f"contains published head {head}" in out
+
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "monitoring"})
+    try:
+        async with conn.transaction():  # what a database superuser can do
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("DELETE FROM audit_trail WHERE seq > 2")
+    finally:
+        await conn.close()
+    code, out = await cli(database_url, "verify", "--published", kafka=kafka)
+    assert code == 1
+    assert "truncated" in out
+    assert "seq 4 was published as its head" in out

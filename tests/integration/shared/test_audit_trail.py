@@ -277,3 +277,22 @@ async def test_a_missing_table_is_a_broken_chain(database_url: str) -> None:
     finally:
         await conn.close()
     assert where(report) == (0, "missing_table")
+
+
+@pytest.mark.parametrize(
+    ("statement", "state"),
+    [
+        ("ALTER TABLE audit_trail DISABLE TRIGGER audit_trail_append_only", "disabled"),
+        ("DROP TRIGGER audit_trail_append_only ON audit_trail", "dropped"),
+    ],
+)
+async def test_an_owner_who_switches_the_append_only_trigger_off_is_found(
+    pool: asyncpg.Pool, statement: str, state: str
+) -> None:
+    await append(pool, 3)
+    assert where(await check(pool)) is None
+    await pool.execute(statement)  # this pool signs in as the owner, as migrations do
+    report = await check(pool)
+    assert where(report) == (0, "trigger_missing")
+    assert report.broken is not None
+    assert state in report.broken.detail

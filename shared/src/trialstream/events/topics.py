@@ -26,7 +26,10 @@ class Topic(StrEnum):
     # monitoring, risk-based monitoring (KriBreached, KriRecovered; DiscrepancyFlagRaised)
     KRI_BREACHES = "trialstream.kri-breaches.v1"
     DISCREPANCY_FLAGS = "trialstream.discrepancy-flags.v1"
+    # every service: the head of its audit chain (AuditHeadPublished), keyed by service
+    AUDIT_HEADS = "trialstream.audit-heads.v1"
 
 
-# Topics whose latest value per key is the state (participant -> site): compacted.
-COMPACTED: frozenset[Topic] = frozenset({Topic.PARTICIPANTS})
+# Topics whose latest value per key is the state (participant -> site, service -> audit
+# chain head): compacted.
+COMPACTED: frozenset[Topic] = frozenset({Topic.PARTICIPANTS, Topic.AUDIT_HEADS})
