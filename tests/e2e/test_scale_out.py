@@ -12,26 +12,21 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from helpers import exclusive, read_topic
+from helpers import read_topic
+from platform_up import INGEST, MONITORING, Platform, up_platform, wait_for
 from trialstream.events.topics import Topic
-from trialstream.lifetime import tied_to_parent
 
 pytestmark = pytest.mark.integration
 ADMIN = "scale-admin-token"
-INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
 ANOMALY_METRICS = [f"http://127.0.0.1:{8003 + 10 * i}/metrics" for i in range(3)]
 PARTITIONS = 6
 PARTICIPANTS = 24
@@ -47,86 +42,18 @@ LAG = re.compile(
 )
 
 
-@dataclass
-class Platform:
-    process: subprocess.Popen[str]
-    kafka: str
-    run_dir: Path
-    output: list[str]
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    # `trialstream up` listens on fixed ports: one platform at a time on this machine.
-    with exclusive("trialstream-up-ports"):
-        yield from _started_platform(tmp_path_factory)
-
-
-def _started_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    workdir = tmp_path_factory.mktemp("scale")
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
-    }
-    env |= {"TRIALSTREAM_ADMIN_TOKEN": ADMIN, "TRIALSTREAM_TOPIC_PARTITIONS": str(PARTITIONS)}
-    trialstream = Path(sys.executable).with_name("trialstream")
-    process = subprocess.Popen(
-        [str(trialstream), "up", "--scale", "anomaly=3", "--no-simulate", "--no-restart"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=tied_to_parent(),  # a killed test run takes the platform with it
+    yield from up_platform(
+        tmp_path_factory.mktemp("scale"),
+        ["--scale", "anomaly=3", "--no-simulate", "--no-restart"],
+        {"TRIALSTREAM_ADMIN_TOKEN": ADMIN, "TRIALSTREAM_TOPIC_PARTITIONS": str(PARTITIONS)},
     )
-    try:
-        output = _read_until_banner(process)
-        kafka = _banner_value(output, "Kafka")
-        run_dir = workdir / _banner_value(output, "logs").rstrip("/")
-        yield Platform(process, kafka, run_dir, output)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _read_until_banner(process: subprocess.Popen[str]) -> list[str]:
-    assert process.stdout is not None
-    deadline, seen = time.monotonic() + 180, []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError("trialstream up exited early:\n" + "".join(seen))
-        seen.append(line)
-        if "Ctrl-C stops everything" in line:
-            return seen
-    raise AssertionError("trialstream up did not come up:\n" + "".join(seen))
-
-
-def _banner_value(lines: list[str], label: str) -> str:
-    for line in lines:
-        if line.strip().startswith(label):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {label!r} line in the banner:\n{''.join(lines)}")
 
 
 def _assigned(client: httpx.Client, url: str) -> float:
     match = ASSIGNED.search(client.get(url).text)
     return float(match.group(1)) if match else 0.0
-
-
-def _wait(what: str, check: Any, timeout: float = 90, last: Any = None) -> Any:
-    """Poll `check` until truthy; on timeout, `last()` (if given) tells what was seen."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    seen = f"; last seen: {last()!r}" if last is not None else ""
-    raise AssertionError(f"{what}: not within {timeout} s{seen}")
 
 
 def _readings(pid: str, device: str, start: datetime, values: list[float]) -> dict[str, Any]:
@@ -155,7 +82,7 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
     episode = [136.0 + (i % 4) for i in range(20)] + [66.0 + (i % 3) for i in range(20)]
     with httpx.Client(timeout=30) as client:
         # Three replicas, each owning part of the readings topic.
-        owned = _wait(
+        owned = wait_for(
             "partitions split over three replicas",
             lambda: (
                 counts
@@ -207,7 +134,7 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
 
         # The survivors own every partition between them.
         survivors = [ANOMALY_METRICS[0], ANOMALY_METRICS[2]]
-        _wait(
+        wait_for(
             "the two survivors own all partitions",
             lambda: sum(_assigned(client, u) for u in survivors) == PARTITIONS,
         )
@@ -216,7 +143,9 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
 
     def ours_on(topic: Topic) -> list[dict[str, Any]]:
         return asyncio.run(
-            read_topic(platform.kafka, topic, match=lambda e: e.get("participant_id") in ours)
+            read_topic(
+                platform.banner("Kafka"), topic, match=lambda e: e.get("participant_id") in ours
+            )
         )
 
     def alerts_and_ends() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -233,9 +162,7 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
         time.sleep(1)
     if gap != complete:
         unalerted = sorted(ours - {a["participant_id"] for a in alerts_and_ends()[0]})
-        trail = asyncio.run(
-            _where_alerts_stopped(_banner_value(platform.output, "PostgreSQL"), unalerted)
-        )
+        trail = asyncio.run(_where_alerts_stopped(platform.banner("PostgreSQL"), unalerted))
         raise AssertionError(f"after the kill, of {PARTICIPANTS} participants: {gap}\n{trail}")
     time.sleep(3)  # a late duplicate would have arrived by now
     alerts, ends = alerts_and_ends()
@@ -262,7 +189,7 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
             found = [a["participant_id"] for a in r.json()["alerts"]]
             return found if len(set(found)) == PARTICIPANTS else None
 
-        assert sorted(_wait("every alert in the inbox", inbox)) == sorted(ours)
+        assert sorted(wait_for("every alert in the inbox", inbox)) == sorted(ours)
 
         # What an autoscaler reads: the survivors report their lag for every partition, now 0.
         # A partition that moved in once the stream was quiet never had a batch; the gauge
@@ -274,8 +201,10 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
             found = lags()
             return found if len(found) == PARTITIONS and sum(found) == 0 else None
 
-        _wait("lag 0 reported for all six partitions", caught_up, timeout=30, last=lags)
-    assert any("anomaly-1 exited with code -9; not restarted" in line for line in _more(platform))
+        wait_for("lag 0 reported for all six partitions", caught_up, timeout=30, last=lags)
+    assert any(
+        "anomaly-1 exited with code -9; not restarted" in line for line in platform.more_output()
+    )
 
 
 async def _where_alerts_stopped(database_url: str, participants: list[str]) -> str:
@@ -294,11 +223,3 @@ async def _where_alerts_stopped(database_url: str, participants: list[str]) -> s
     finally:
         await conn.close()
     return f"alert rows: {[dict(r) for r in alerts]}\noutbox rows: {[dict(r) for r in outbox]}"
-
-
-def _more(platform: Platform) -> list[str]:
-    """What `up` printed after the banner (it reports the dead replica)."""
-    assert platform.process.stdout is not None
-    os.set_blocking(platform.process.stdout.fileno(), False)
-    extra = platform.process.stdout.read() or ""
-    return [*platform.output, *extra.splitlines()]

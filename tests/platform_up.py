@@ -1,0 +1,112 @@
+"""`trialstream up` as a user runs it, for end-to-end tests: the real command with its
+embedded broker and database, every service its own process, on the fixed ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from helpers import exclusive
+from trialstream.lifetime import tied_to_parent
+
+T = TypeVar("T")
+INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
+
+
+@dataclass
+class Platform:
+    process: subprocess.Popen[str]
+    run_dir: Path
+    output: list[str]
+
+    def banner(self, label: str) -> str:
+        """A value from the banner, e.g. `Kafka` or `PostgreSQL`."""
+        for line in self.output:
+            if line.strip().startswith(label):
+                return line.split(":", 1)[1].strip()
+        raise AssertionError(f"no {label!r} line in the banner:\n{''.join(self.output)}")
+
+    def pid_of(self, child: str) -> int:
+        """The current pid of a child such as `ingest-0` (the supervisor's manifest)."""
+        manifest = json.loads((self.run_dir / "processes.json").read_text())
+        return int(next(p["pid"] for p in manifest if p["name"] == child))
+
+    def more_output(self) -> list[str]:
+        """What `up` printed so far, the banner included."""
+        assert self.process.stdout is not None
+        os.set_blocking(self.process.stdout.fileno(), False)
+        extra = self.process.stdout.read() or ""
+        return [*self.output, *extra.splitlines()]
+
+
+def up_platform(
+    workdir: Path, args: Sequence[str], env: dict[str, str] | None = None
+) -> Iterator[Platform]:
+    """Run `trialstream up ARGS` in `workdir` until the generator is closed (then Ctrl-C).
+    One platform at a time on this machine: the ports are fixed."""
+    with exclusive("trialstream-up-ports"):
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+        }
+        trialstream = Path(sys.executable).with_name("trialstream")
+        process = subprocess.Popen(
+            [str(trialstream), "up", *args],
+            cwd=workdir,
+            env=base | (env or {}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=tied_to_parent(),  # a killed test run takes the platform with it
+        )
+        try:
+            output = _read_until_banner(process)
+            platform = Platform(process, workdir, output)
+            platform.run_dir = workdir / platform.banner("logs").rstrip("/")
+            yield platform
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def _read_until_banner(process: subprocess.Popen[str]) -> list[str]:
+    assert process.stdout is not None
+    deadline, seen = time.monotonic() + 180, []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise AssertionError("trialstream up exited early:\n" + "".join(seen))
+        seen.append(line)
+        if "Ctrl-C stops everything" in line:
+            return seen
+    raise AssertionError("trialstream up did not come up:\n" + "".join(seen))
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], T | None],
+    timeout: float = 90,
+    last: Callable[[], Any] | None = None,
+) -> T:
+    """Poll `check` until truthy; on timeout, `last()` (if given) tells what was seen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    seen = f"; last seen: {last()!r}" if last is not None else ""
+    raise AssertionError(f"{what}: not within {timeout} s{seen}")
