@@ -109,7 +109,8 @@ def _broker_pid(kafka: str) -> int:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"tansu") and any(a.endswith(port.encode()) for a in argv):
+        named_tansu = argv and b"tansu" in argv[0].rpartition(b"/")[2]
+        if named_tansu and any(a.endswith(b":" + port.encode()) for a in argv):
             return int(entry.name)
     raise AssertionError(f"no broker process listening on {kafka}")
 
@@ -201,6 +202,8 @@ def test_acknowledged_readings_and_alerts_survive_kills_cut_connections_and_a_fr
             thread.join()
         assert all(d.done for d in devices)
 
+    felt = statuses["ConnectError"] + statuses["ReadError"] + statuses["RemoteProtocolError"]
+    assert felt > 0, f"the ingest kill was never felt by a device: {statuses}"
     server_errors = {s: n for s, n in statuses.items() if s.startswith("5") and s != "503"}
     assert server_errors == {}, f"answers other than 503 among the 5xx: {statuses}"
     expected = PARTICIPANTS * (QUIET + EPISODE + RECOVERY)
