@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, tokens_match
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import ParticipantId, SiteId, Timezone, TrialDatetime
+from trialstream.events.base import LanguageTag, ParticipantId, SiteId, Timezone, TrialDatetime
 from trialstream.runtime import AdminOnly, CurrentRuntime
 
 from retention import changes, receipts, repository
@@ -19,7 +19,7 @@ from retention.settings import RetentionSettings
 
 
 class PreferencesIn(BaseModel):
-    language: Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] = "en"
+    language: LanguageTag = "en"
     timezone: Timezone | None = Field(default=None, description="IANA name; default: enrolment's")
     channel: ChannelKind = ChannelKind.PUSH
     opted_out: list[ChannelKind] = Field(default_factory=list)

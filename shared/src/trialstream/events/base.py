@@ -8,6 +8,7 @@ from typing import Annotated
 from uuid import UUID, uuid4
 from zoneinfo import available_timezones
 
+import langcodes
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -47,6 +48,24 @@ def _iana_zone(name: str) -> str:
 
 
 Timezone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_zone)]
+
+
+def _registered_language(tag: str) -> str:
+    """A BCP 47 tag whose subtags are in the IANA language subtag registry ("en", "pt-BR",
+    "zh-Hant-TW"); templates and questionnaire texts are looked up by it, so "xx-YY" or
+    "english" must be refused where it enters. Kept as sent, with '-' separators."""
+    if "_" in tag or not langcodes.tag_is_valid(tag):
+        raise PydanticCustomError(
+            "language_not_registered",
+            "'{tag}' is not a registered BCP 47 language tag such as 'en' or 'pt-BR'",
+            {"tag": tag},
+        )
+    return tag
+
+
+LanguageTag = Annotated[
+    str, StringConstraints(min_length=2, max_length=35), AfterValidator(_registered_language)
+]
 
 # Dates and times a person or device sends: a trial runs in this span. Outside it a value
 # is a mistake (9999-12-31), and arithmetic on it (a window's end, a week after it) would

@@ -13,9 +13,11 @@ from importlib.resources import files
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from trialstream.events.base import LanguageTag
 
 Code = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Language = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
+# A registered BCP 47 tag, in the short form the questionnaire files use ("en", "pt-BR").
+Language = Annotated[LanguageTag, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")]
 Text = dict[str, str]  # language -> text
 
 
