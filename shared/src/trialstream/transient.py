@@ -45,9 +45,14 @@ _TRANSIENT_KAFKA: tuple[type[BaseException], ...] = (
 )
 
 
+class TransientConflict(Exception):
+    """Work that lost an optimistic-concurrency race (another writer changed what it read):
+    done again from the new state, it succeeds. Raise a subclass naming the race."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when retrying the same work later can succeed without any change to it."""
-    if isinstance(exc, _TRANSIENT_POSTGRES):
+    if isinstance(exc, (TransientConflict, *_TRANSIENT_POSTGRES)):
         return True
     if isinstance(exc, kafka_errors.KafkaError):
         return isinstance(exc, _TRANSIENT_KAFKA) or bool(getattr(exc, "retriable", False))

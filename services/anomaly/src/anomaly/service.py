@@ -31,10 +31,16 @@ async def score_batch(
             received[r.participant_id] = r.occurred_at
     participant_ids = list(received)
     scorer = Scorer(config, stream_clock=False)  # a batch mixes partitions: see Scorer
-    scorer.restore(await repository.load_states(pool, participant_ids))
+    loaded = await repository.load_states(pool, participant_ids)
+    scorer.restore(loaded.states)
     scored = scorer.score_all(readings)
     return await repository.commit_scores(
-        pool, scorer.snapshot(participant_ids), scored.alerts, received, scored.ended
+        pool,
+        scorer.snapshot(participant_ids),
+        scored.alerts,
+        received,
+        scored.ended,
+        versions=loaded.versions,
     )
 
 
