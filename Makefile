@@ -15,7 +15,7 @@ TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 INSTALL_INPUTS := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test test-unit test-integration lint format bench bench-anomaly catalog constraints clean
+.PHONY: install run test test-unit test-integration lint audit-deps format bench bench-anomaly catalog constraints clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared/src/trialstream $(foreach s,$(SERVICES),services/$(s)/src/$(s))
+
+# Known vulnerabilities in the pinned dependencies (pip-audit; tools/audit_deps.py says what
+# happens where no vulnerability service is reachable).
+audit-deps: install
+	$(BIN)/python tools/audit_deps.py
 
 format: install
 	$(BIN)/ruff format .
