@@ -7,74 +7,28 @@ sees the alert in the nurse's inbox, acknowledges it, then stops with Ctrl-C.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import exclusive
-from trialstream.lifetime import tied_to_parent
+from platform_up import INGEST, MONITORING, up_platform
 
 pytestmark = pytest.mark.integration
 ADMIN = "e2e-admin-token"
-INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
-    # `trialstream up` listens on fixed ports: one platform at a time on this machine.
-    with exclusive("trialstream-up-ports"):
-        yield from _started_platform(tmp_path_factory)
-
-
-def _started_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
-    workdir = tmp_path_factory.mktemp("up")
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
-    }
-    env["TRIALSTREAM_ADMIN_TOKEN"] = ADMIN
-    trialstream = Path(sys.executable).with_name("trialstream")
-    process = subprocess.Popen(
-        [str(trialstream), "up", "--no-simulate"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=tied_to_parent(),  # a killed test run takes the platform with it
-    )
-    try:
-        _wait_for_banner(process)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _wait_for_banner(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    deadline = time.monotonic() + 120
-    seen = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError("trialstream up exited early:\n" + "".join(seen))
-        seen.append(line)
-        if "Ctrl-C stops everything" in line:
-            return
-    raise AssertionError("trialstream up did not come up:\n" + "".join(seen))
+    for up in up_platform(
+        tmp_path_factory.mktemp("up"), ["--no-simulate"], {"TRIALSTREAM_ADMIN_TOKEN": ADMIN}
+    ):
+        yield up.process
 
 
 def _post(client: httpx.Client, url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
