@@ -20,6 +20,7 @@ from trialstream.services import ServiceInfo, discover_services
 from trialstream.supervisor import Infrastructure, Supervisor, child_env, run_prepare
 
 from benchmarks.platform.load import ADMIN, enrol, flat_out, normal_requests, paced
+from benchmarks.platform.prefill import prefill
 from benchmarks.platform.resources import ResourceSampler
 
 LOAD_GENERATOR = "load generator"
@@ -44,6 +45,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--paced-batch", type=int, default=500)
     parser.add_argument("--probe-every", type=float, default=0.1, help="seconds")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--prefill-readings",
+        type=int,
+        default=0,
+        help="archive this many readings (last 30 days, 10,000 participants) before measuring",
+    )
     parser.add_argument(
         "--services",
         nargs="+",
@@ -128,10 +135,16 @@ def run_once(args: argparse.Namespace, anomaly_replicas: int, run_dir: Path) -> 
     }
     infra = Infrastructure.resolve(env, run_dir)
     supervisor = Supervisor(
-        child_env(infra, ADMIN) | {"TRIALSTREAM_LOG_LEVEL": "WARNING"}, run_dir, restart=False
+        child_env(infra, ADMIN) | {"TRIALSTREAM_LOG_LEVEL": "WARNING"},
+        run_dir,
+        restart=False,
+        own_database_logins=infra.embedded_postgres is not None,  # as `trialstream up` does
     )
     try:
         run_prepare(infra, services, args.partitions)
+        prefill_s = 0.0
+        if args.prefill_readings:
+            prefill_s = asyncio.run(prefill(infra.database_url, args.prefill_readings))
         for info in services:
             for replica in range(replicas[info.name]):
                 supervisor.spawn_service(info, replica)
@@ -141,7 +154,12 @@ def run_once(args: argparse.Namespace, anomaly_replicas: int, run_dir: Path) -> 
     finally:
         supervisor.stop_all()
         infra.stop()
-    return {"anomaly_replicas": anomaly_replicas, **result}
+    return {
+        "anomaly_replicas": anomaly_replicas,
+        "prefilled_readings": args.prefill_readings,
+        "prefill_seconds": round(prefill_s, 1),
+        **result,
+    }
 
 
 def table(runs: list[dict[str, Any]]) -> str:
@@ -179,7 +197,10 @@ def main() -> None:
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     print()
-    print(f"services: {' '.join(args.services)}; ingest replicas: {args.ingest_replicas}")
+    print(
+        f"services: {' '.join(args.services)}; ingest replicas: {args.ingest_replicas}; "
+        f"archive prefilled with {args.prefill_readings:,} readings"
+    )
     print(table(runs))
 
 
