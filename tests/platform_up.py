@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from helpers import exclusive
 from trialstream.lifetime import tied_to_parent
 
@@ -110,3 +111,26 @@ def wait_for(
         time.sleep(0.5)
     seen = f"; last seen: {last()!r}" if last is not None else ""
     raise AssertionError(f"{what}: not within {timeout} s{seen}")
+
+
+def enrol_fleet(
+    client: httpx.Client, admin_token: str, prefix: str, site: str, count: int
+) -> list[tuple[str, str, str]]:
+    """Enrol `count` participants at `site`, each with a watch: (participant, device, token)."""
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    fleet = []
+    for n in range(count):
+        pid, device = f"P-{prefix}-{n:02d}", f"watch-{prefix}-{n:02d}"
+        client.post(
+            f"{INGEST}/v1/admin/participants",
+            headers=admin,
+            json={"participant_id": pid, "site_id": site},
+        ).raise_for_status()
+        r = client.post(
+            f"{INGEST}/v1/admin/devices",
+            headers=admin,
+            json={"device_id": device, "participant_id": pid},
+        )
+        r.raise_for_status()
+        fleet.append((pid, device, str(r.json()["token"])))
+    return fleet

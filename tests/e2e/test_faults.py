@@ -27,7 +27,7 @@ import asyncpg
 import httpx
 import pytest
 from helpers import read_topic
-from platform_up import INGEST, MONITORING, Platform, up_platform, wait_for
+from platform_up import INGEST, MONITORING, Platform, enrol_fleet, up_platform, wait_for
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -165,21 +165,12 @@ def test_acknowledged_readings_and_alerts_survive_kills_cut_connections_and_a_fr
     statuses: Counter[str] = Counter()
     acknowledged: list[str] = []
     with httpx.Client(timeout=30) as client:
-        devices = []
-        for n in range(PARTICIPANTS):
-            pid, device = f"P-fault-{run}-{n:02d}", f"watch-{run}-{n:02d}"
-            client.post(
-                f"{INGEST}/v1/admin/participants",
-                headers=admin,
-                json={"participant_id": pid, "site_id": "site-faults"},
-            ).raise_for_status()
-            r = client.post(
-                f"{INGEST}/v1/admin/devices",
-                headers=admin,
-                json={"device_id": device, "participant_id": pid},
+        devices = [
+            Device(pid, device, token, start)
+            for pid, device, token in enrol_fleet(
+                client, ADMIN, f"fault-{run}", "site-faults", PARTICIPANTS
             )
-            r.raise_for_status()
-            devices.append(Device(pid, device, r.json()["token"], start))
+        ]
 
         rounds = (QUIET + EPISODE + RECOVERY) // CHUNK
         faults = {

@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 from helpers import read_topic
-from platform_up import INGEST, MONITORING, Platform, up_platform, wait_for
+from platform_up import INGEST, MONITORING, Platform, enrol_fleet, up_platform, wait_for
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -93,22 +93,12 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
         )
         assert owned == [2.0, 2.0, 2.0]
 
-        admin = {"Authorization": f"Bearer {ADMIN}"}
-        fleet = []
-        for n in range(PARTICIPANTS):
-            pid, device = f"P-scale-{run}-{n:02d}", f"watch-{run}-{n:02d}"
-            client.post(
-                f"{INGEST}/v1/admin/participants",
-                headers=admin,
-                json={"participant_id": pid, "site_id": "site-scale"},
-            ).raise_for_status()
-            r = client.post(
-                f"{INGEST}/v1/admin/devices",
-                headers=admin,
-                json={"device_id": device, "participant_id": pid},
+        fleet = [
+            (pid, device, {"Authorization": f"Bearer {token}"})
+            for pid, device, token in enrol_fleet(
+                client, ADMIN, f"scale-{run}", "site-scale", PARTICIPANTS
             )
-            r.raise_for_status()
-            fleet.append((pid, device, {"Authorization": f"Bearer {r.json()['token']}"}))
+        ]
 
         for pid, device, auth in fleet:  # 90 quiet minutes: a history to lose
             r = client.post(
