@@ -8,6 +8,7 @@ from typing import Annotated
 
 import asyncpg
 import typer
+from aiokafka.errors import KafkaError
 
 from trialstream.audit import entries
 from trialstream.audit_heads import published_heads
@@ -82,10 +83,21 @@ def verify(
     services = _services(service)
     heads = _heads(expect_head, services)
     if published:
-        settings = CommonSettings()
-        found = asyncio.run(published_heads(settings.kafka_bootstrap_servers))
-        names = {s.name for s in services}
-        heads = {**{n: h for n, h in found.items() if n in names}, **heads}
+        bootstrap = CommonSettings().kafka_bootstrap_servers
+        try:
+            found = asyncio.run(published_heads(bootstrap, timeout_s=30))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            typer.secho(
+                f"cannot read the published heads from {bootstrap} (KAFKA_BOOTSTRAP_SERVERS): "
+                f"{exc!r}",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(2) from None
+        for info in services:
+            if info.name not in found and info.name not in heads:
+                typer.echo(f"{info.name}: no head published yet (checked without one)")
+        heads = {**{n: h for n, h in found.items() if n in {s.name for s in services}}, **heads}
     reports = asyncio.run(_verify_all(CommonSettings().database_url, services, heads))
     width = max(len(s.name) for s, _ in reports)
     for info, report in reports:

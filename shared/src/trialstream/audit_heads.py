@@ -62,9 +62,9 @@ async def published_heads(bootstrap_servers: str, *, timeout_s: float = 30.0) ->
         auto_offset_reset="earliest",
         **KafkaSecurity().client_options(),
     )
-    await consumer.start()
     heads: dict[str, Head] = {}
     try:
+        await consumer.start()
         await consumer.topics()  # metadata for every topic, so its partitions are known
         partitions = consumer.partitions_for_topic(str(Topic.AUDIT_HEADS)) or set()
         assigned = [TopicPartition(str(Topic.AUDIT_HEADS), p) for p in sorted(partitions)]

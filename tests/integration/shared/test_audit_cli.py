@@ -141,3 +141,9 @@ async def test_verify_published_checks_each_chain_against_the_head_on_the_broker
     assert code == 1
     assert "truncated" in out
     assert "seq 4 was published as its head" in out
+
+
+async def test_verify_published_says_when_the_broker_cannot_be_read(database_url: str) -> None:
+    code, out = await cli(database_url, "verify", "--published", kafka="127.0.0.1:1")
+    assert code == 2
+    assert "cannot read the published heads from 127.0.0.1:1" in out
