@@ -97,7 +97,7 @@ def verify(
         for info in services:
             if info.name not in found and info.name not in heads:
                 typer.echo(f"{info.name}: no head published yet (checked without one)")
-        heads = {**{n: h for n, h in found.items() if n in {s.name for s in services}}, **heads}
+        heads = {**{s.name: found[s.name] for s in services if s.name in found}, **heads}
     reports = asyncio.run(_verify_all(CommonSettings().database_url, services, heads))
     width = max(len(s.name) for s, _ in reports)
     for info, report in reports:

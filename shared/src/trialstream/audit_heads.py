@@ -36,9 +36,6 @@ class HeadPublisher:
     send: Callable[[Sequence[KeyedRecord]], Awaitable[None]]
     last: Head | None = None
 
-    async def publish_quietly(self) -> None:
-        await self.publish()
-
     async def publish(self) -> Head | None:
         """Send the current head if it moved since this process last sent one."""
         row = await self.pool().fetchrow(_HEAD)

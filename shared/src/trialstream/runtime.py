@@ -190,9 +190,7 @@ async def running(
         await producer.start()
         runtime._producer = producer
         heads = HeadPublisher(info.name, lambda: runtime.pool, producer.send)
-        runtime.loops.every(
-            f"{info.name}-audit-head", settings.audit_head_seconds, heads.publish_quietly
-        )
+        runtime.loops.every(f"{info.name}-audit-head", settings.audit_head_seconds, heads.publish)
         if relay_outbox:
             relay = OutboxRelay(runtime.pool, producer.send)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")
