@@ -41,6 +41,24 @@ def exclusive(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def heart_rate_minutes(
+    participant: str, device: str, start: datetime, values: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Upload records (JSON) of one heart-rate reading a minute from `start`, fresh ids."""
+    return [
+        {
+            "event_id": str(uuid.uuid4()),
+            "participant_id": participant,
+            "device_id": device,
+            "metric": "heart-rate",
+            "value": value,
+            "unit": "beats/min",
+            "measured_at": (start + timedelta(minutes=i)).isoformat(),
+        }
+        for i, value in enumerate(values)
+    ]
+
+
 def unique_id(prefix: str = "P") -> str:
     """A fresh pseudonymous id, so tests sharing a broker never collide."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"

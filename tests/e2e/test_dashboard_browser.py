@@ -24,7 +24,7 @@ import httpx
 import pytest
 from anomaly.main import create_app as anomaly_app
 from anomaly.settings import AnomalySettings
-from helpers import eventually
+from helpers import eventually, heart_rate_minutes
 from ingest.main import create_app as ingest_app
 from ingest.settings import IngestSettings
 from monitoring.main import create_app as monitoring_app
@@ -116,18 +116,8 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 
 def tachycardia(participant: str, device: str) -> list[dict[str, Any]]:
     start = datetime.now(UTC) - timedelta(minutes=30)
-    return [
-        {
-            "event_id": str(uuid.uuid4()),
-            "participant_id": participant,
-            "device_id": device,
-            "metric": "heart-rate",
-            "value": v,
-            "unit": "beats/min",
-            "measured_at": (start + timedelta(minutes=i)).isoformat(),
-        }
-        for i, v in enumerate([70, 71, 72, 140, 139, 141, 142, 140, 143, 138, 141, 74])
-    ]
+    values = [70, 71, 72, 140, 139, 141, 142, 140, 143, 138, 141, 74]
+    return heart_rate_minutes(participant, device, start, values)
 
 
 async def log_in(page: Page, base: str, token: str) -> None:

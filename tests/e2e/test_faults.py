@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from helpers import read_topic
+from helpers import heart_rate_minutes, read_topic
 from platform_up import INGEST, MONITORING, Platform, enrol_fleet, up_platform, wait_for
 from trialstream.events.topics import Topic
 
@@ -57,18 +57,7 @@ class Device:
             + [136.0 + i % 4 for i in range(EPISODE)]
             + [66.0 + i % 3 for i in range(RECOVERY)]
         )
-        self.readings = [
-            {
-                "event_id": str(uuid.uuid4()),
-                "participant_id": pid,
-                "device_id": device,
-                "metric": "heart-rate",
-                "value": value,
-                "unit": "beats/min",
-                "measured_at": (start + timedelta(minutes=i)).isoformat(),
-            }
-            for i, value in enumerate(values)
-        ]
+        self.readings = heart_rate_minutes(pid, device, start, values)
         self.sent = 0
 
     def upload_next(self, client: httpx.Client, statuses: Counter[str]) -> list[str]:

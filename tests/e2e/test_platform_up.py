@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import heart_rate_minutes
 from platform_up import INGEST, MONITORING, up_platform
 
 pytestmark = pytest.mark.integration
@@ -62,18 +63,9 @@ def test_abnormal_readings_become_an_alert_staff_can_acknowledge(
             {"staff_id": f"nurse-{suffix}", "site_id": site, "role": "site_staff"},
         )["token"]
         start = datetime.now(UTC) - timedelta(minutes=30)
-        readings = [
-            {
-                "event_id": str(uuid.uuid4()),
-                "participant_id": participant,
-                "device_id": device,
-                "metric": "heart-rate",
-                "value": v,
-                "unit": "beats/min",
-                "measured_at": (start + timedelta(minutes=i)).isoformat(),
-            }
-            for i, v in enumerate([70, 71, 140, 139, 141, 142, 140, 143, 138, 72])
-        ]
+        readings = heart_rate_minutes(
+            participant, device, start, [70, 71, 140, 139, 141, 142, 140, 143, 138, 72]
+        )
         result = _post(client, f"{INGEST}/v1/readings", device_token, {"readings": readings})
         assert result["accepted"] == 10
 

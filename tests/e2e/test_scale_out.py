@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from helpers import read_topic
+from helpers import heart_rate_minutes, read_topic
 from platform_up import INGEST, MONITORING, Platform, enrol_fleet, up_platform, wait_for
 from trialstream.events.topics import Topic
 
@@ -56,23 +56,6 @@ def _assigned(client: httpx.Client, url: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def _readings(pid: str, device: str, start: datetime, values: list[float]) -> dict[str, Any]:
-    return {
-        "readings": [
-            {
-                "event_id": str(uuid.uuid4()),
-                "participant_id": pid,
-                "device_id": device,
-                "metric": "heart-rate",
-                "value": value,
-                "unit": "beats/min",
-                "measured_at": (start + timedelta(minutes=i)).isoformat(),
-            }
-            for i, value in enumerate(values)
-        ]
-    }
-
-
 def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
     platform: Platform,
 ) -> None:
@@ -102,7 +85,9 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
 
         for pid, device, auth in fleet:  # 90 quiet minutes: a history to lose
             r = client.post(
-                f"{INGEST}/v1/readings", headers=auth, json=_readings(pid, device, start, normal)
+                f"{INGEST}/v1/readings",
+                headers=auth,
+                json={"readings": heart_rate_minutes(pid, device, start, normal)},
             )
             assert r.json()["accepted"] == len(normal), r.text
 
@@ -118,7 +103,7 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
             r = client.post(
                 f"{INGEST}/v1/readings",
                 headers=auth,
-                json=_readings(pid, device, episode_start, episode),
+                json={"readings": heart_rate_minutes(pid, device, episode_start, episode)},
             )
             assert r.json()["accepted"] == len(episode), r.text
 
