@@ -47,20 +47,24 @@ LEFT JOIN LATERAL (SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1) 
 """
 _INSERT = """
 INSERT INTO audit_trail (seq, occurred_at, actor, action, entity, entity_id, old, new, reason,
-                         prev_hash, hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         prev_hash, hash, actor_detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 """
-COLUMNS = "seq, occurred_at, actor, action, entity, entity_id, old, new, reason, prev_hash, hash"
+COLUMNS = (
+    "seq, occurred_at, actor, action, entity, entity_id, old, new, reason, prev_hash, hash,"
+    " actor_detail"
+)
 _FOR_ENTITY = f"""
 SELECT {COLUMNS} FROM audit_trail
 WHERE ($1::text IS NULL OR entity = $1) AND ($2::text IS NULL OR entity_id = $2)
 ORDER BY seq DESC LIMIT $3
 """  # noqa: S608 - constant column list
 
-# Pseudonymous actors only: a staff id, 'admin', or '<kind>:<id>'. No spaces or '@', so an
+# Pseudonymous actors only: a staff id, 'admin', or '<kind>:<id>' (a staff member is
+# 'staff:<subject of their access token>'). No spaces or '@', so an
 # email address or a person's name cannot be passed by mistake.
 _ACTOR = re.compile(
-    r"^(admin|(participant|device|system):[A-Za-z0-9_.:-]{1,128}|[A-Za-z][A-Za-z0-9_.-]{1,63})$"
+    r"^(admin|(participant|device|system|staff):[A-Za-z0-9_.:|-]{1,255}|[A-Za-z][A-Za-z0-9_.-]{1,63})$"
 )
 
 Value = Mapping[str, Any] | Sequence[Any] | str | int | float | bool | None
@@ -116,14 +120,16 @@ class AuditEntry:
     reason: str | None
     prev_hash: str
     hash: str
+    actor_detail: str | None = None  # canonical JSON {"name", "role"} of a staff actor
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any] | asyncpg.Record) -> AuditEntry:
         return cls(**{name: row[name] for name in COLUMNS.split(", ")})
 
     def document(self) -> dict[str, object]:
-        """What the hash covers: every field but the hash itself."""
-        return {
+        """What the hash covers: every field but the hash itself (`actor_detail` only when
+        present, so entries written before it existed keep their hash)."""
+        document: dict[str, object] = {
             "seq": self.seq,
             "occurred_at": utc_iso(self.occurred_at),
             "actor": self.actor,
@@ -135,6 +141,9 @@ class AuditEntry:
             "reason": self.reason,
             "prev_hash": self.prev_hash,
         }
+        if self.actor_detail is not None:
+            document["actor_detail"] = self.actor_detail
+        return document
 
     def computed_hash(self) -> str:
         return entry_hash(self.document())
@@ -144,6 +153,7 @@ class AuditEntry:
         out = {**self.document(), "hash": self.hash}
         out["old"] = None if self.old is None else json.loads(self.old)
         out["new"] = None if self.new is None else json.loads(self.new)
+        out["actor_detail"] = None if self.actor_detail is None else json.loads(self.actor_detail)
         return out
 
 
@@ -165,8 +175,10 @@ async def record(
     old: Value = None,
     new: Value = None,
     reason: str | None = None,
+    actor_detail: Mapping[str, str] | None = None,
 ) -> AuditEntry:
-    """Append one entry to this schema's chain, inside the caller's open transaction."""
+    """Append one entry to this schema's chain, inside the caller's open transaction.
+    `actor_detail` names a staff actor as their token does (`trialstream.staff.acting`)."""
     if not conn.is_in_transaction():
         # Outside a transaction the advisory lock would be released at once and two
         # appenders could both chain onto the same head.
@@ -174,6 +186,7 @@ async def record(
     if not _ACTOR.fullmatch(actor):
         raise AuditError(f"actor {actor!r} is not a pseudonymous actor id")
     old_text, new_text = _encoded(old), _encoded(new)  # bad values fail before the lock
+    detail = _encoded(actor_detail)
     isolation = await conn.fetchval(_LOCK, LOCK_CLASS)
     if isolation != "read committed":
         # A snapshot taken before the lock was granted cannot see the previous append.
@@ -183,7 +196,18 @@ async def record(
     seq = 1 if head["seq"] is None else head["seq"] + 1
     prev = GENESIS if head["hash"] is None else head["hash"]
     draft = AuditEntry(
-        seq, head["now"], actor, action, entity, entity_id, old_text, new_text, reason, prev, ""
+        seq,
+        head["now"],
+        actor,
+        action,
+        entity,
+        entity_id,
+        old_text,
+        new_text,
+        reason,
+        prev,
+        "",
+        detail,
     )
     entry = AuditEntry(**{**draft.__dict__, "hash": draft.computed_hash()})
     await conn.execute(
@@ -199,6 +223,7 @@ async def record(
         entry.reason,
         entry.prev_hash,
         entry.hash,
+        entry.actor_detail,
     )
     return entry
 

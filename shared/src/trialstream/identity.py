@@ -5,8 +5,8 @@ tokens, verified locally, carrying who the person is and their roles per study a
   publishes itself as a JWKS. An external OIDC provider (Keycloak, Entra ID, Auth0) takes
   its place by configuration: services only ever verify.
 - `TokenVerifier` checks signature, issuer, audience, expiry and not-before, with keys
-  from a JWKS (a URL, cached by PyJWT, or a document), and maps the claims to a
-  `Principal`. Only asymmetric algorithms are accepted: a token signed with "none" or with
+  from the issuer's JWKS (refreshed in the background by `trialstream.staff`), and maps
+  the claims to a `Principal`. Only asymmetric algorithms are accepted: a token signed with "none" or with
   the public key as an HMAC secret is refused.
 - `Revocations`: sessions ended (logout) and people whose tokens issued before a moment
   are void (revoked access), checked on every request after the signature.
@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from trialstream.errors import Kind, Refused
+from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 
 ALGORITHMS = ["EdDSA", "ES256", "RS256", "PS256"]  # asymmetric only: never HS*, never none
 ROLES_CLAIM = "trialstream_roles"
@@ -119,12 +120,16 @@ class Principal:
     session_id: str | None
     issued_at: float
     auth_time: float  # when they last proved who they are (password, passkey, SSO)
+    bootstrap: bool = False  # the platform admin token, not a person (trialstream.staff)
 
     def roles(self, study_id: str, site_id: str | None = None) -> frozenset[Role]:
         return frozenset(g.role for g in self.grants if g.covers(study_id, site_id))
 
     def allows(self, action: Action, study_id: str, site_id: str | None = None) -> bool:
         return bool(self.roles(study_id, site_id) & PERMISSIONS[action])
+
+    def allows_in_some_study(self, action: Action) -> bool:
+        return any(g.role in PERMISSIONS[action] for g in self.grants)
 
     def sites(self, study_id: str) -> frozenset[str] | None:
         """The sites this person sees in a study: None means every site."""
@@ -133,14 +138,19 @@ class Principal:
             return None
         return frozenset(g.site_id for g in grants if g.site_id is not None)
 
+    @property
+    def is_platform_admin(self) -> bool:
+        return any(g.role is Role.PLATFORM_ADMIN and g.study_id is None for g in self.grants)
+
     def authenticated_within(self, seconds: float, now: float | None = None) -> bool:
         """Step-up: did they prove who they are in the last `seconds`?"""
         return (now if now is not None else time.time()) - self.auth_time <= seconds
 
     @property
     def actor(self) -> str:
-        """How the audit trail names them: the subject, never an email or a name."""
-        return f"staff:{self.subject}"
+        """How the audit trail names them: the subject, never an email or a name (those go
+        in the entry's `actor_detail`). The bootstrap token is `admin`."""
+        return "admin" if self.bootstrap else f"staff:{self.subject}"
 
 
 @dataclass
@@ -152,6 +162,13 @@ class Revocations:
 
     def end_session(self, session_id: str) -> None:
         self.sessions.add(session_id)
+
+    def apply(self, event: StaffSessionEnded | StaffAccessRevoked) -> None:
+        """One record of the staff-access topic."""
+        if isinstance(event, StaffSessionEnded):
+            self.end_session(event.session_id)
+        else:
+            self.revoke(event.subject, event.not_before.timestamp())
 
     def revoke(self, subject: str, at: float) -> None:
         self.not_before[subject] = max(at, self.not_before.get(subject, 0.0))
@@ -211,7 +228,9 @@ class SigningKey:
         now: float | None = None,
     ) -> str:
         """A signed access token (short-lived: revocation and logout reach it quickly)."""
-        issued = int(now if now is not None else time.time())
+        # Milliseconds (RFC 7519 allows a non-integer NumericDate): a revocation at 12:00:00.4
+        # voids a token of 12:00:00.2 and spares the one a new sign-in gets at 12:00:00.9.
+        issued = round(now if now is not None else time.time(), 3)
         claims = {
             "iss": issuer,
             "aud": audience,
@@ -238,7 +257,9 @@ class ClaimMapping:
 
 
 class TokenVerifier:
-    """Verifies access tokens against one issuer's keys, locally, on every request."""
+    """Verifies access tokens against one issuer's keys, locally, on every request. The
+    keys are a JWKS document, replaced as the issuer publishes new ones (`set_keys`: the
+    service refreshes them in the background, never on a request's path)."""
 
     def __init__(
         self,
@@ -246,32 +267,46 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         jwks: Mapping[str, Any] | None = None,
-        jwks_url: str | None = None,
         claims: ClaimMapping | None = None,
         leeway_seconds: float = 30.0,
         revocations: Revocations | None = None,
     ) -> None:
-        if (jwks is None) == (jwks_url is None):
-            raise ValueError("give exactly one of jwks (a document) or jwks_url")
         self.issuer, self.audience = issuer, audience
         self.claims = claims or ClaimMapping()
         self.leeway = leeway_seconds
         self.revocations = revocations or Revocations()
-        self._set = jwt.PyJWKSet.from_dict(dict(jwks)) if jwks is not None else None
-        # PyJWT caches the keys and fetches again for a kid it does not know (rotation).
-        self._client = jwt.PyJWKClient(jwks_url, lifespan=300) if jwks_url else None
+        self._keys: dict[str | None, Any] = {}
+        if jwks is not None:
+            self.set_keys(jwks)
+
+    def set_keys(self, jwks: Mapping[str, Any]) -> None:
+        """Use these keys from now on (an issuer's key rotation reaches us here)."""
+        try:
+            found = jwt.PyJWKSet.from_dict(dict(jwks)).keys
+        except jwt.PyJWTError as exc:
+            raise ValueError(f"not a usable JWKS: {exc}") from None
+        self._keys = {k.key_id: k.key for k in found}
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self._keys)
 
     def _key(self, token: str) -> Any:
+        if not self._keys:
+            raise Refused(
+                Kind.UNAVAILABLE,
+                "identity_unavailable",
+                "The staff sign-in keys are not loaded yet; try again in a few seconds.",
+                headers={"Retry-After": "5"},
+            )
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            if self._client is not None:
-                return self._client.get_signing_key_from_jwt(token).key
-            assert self._set is not None
-            for key in self._set.keys:
-                if kid is None or key.key_id == kid:
-                    return key.key
         except jwt.PyJWTError as exc:
-            raise _invalid(f"the token's key cannot be found: {exc}") from None
+            raise _invalid(f"the token cannot be read: {exc}") from None
+        if kid in self._keys:
+            return self._keys[kid]
+        if kid is None and len(self._keys) == 1:
+            return next(iter(self._keys.values()))
         raise _invalid("the token is signed with a key this issuer does not publish")
 
     def verify(self, token: str) -> Principal:

@@ -43,6 +43,7 @@ from trialstream.outbox import OutboxRelay
 from trialstream.producer import BatchProducer
 from trialstream.services import ServiceInfo
 from trialstream.settings import ServiceSettings
+from trialstream.staff import StaffAccess
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=BaseModel)
@@ -62,6 +63,11 @@ class Runtime:
     subscriptions: dict[str, tuple[Topic, ...]] = field(default_factory=dict, repr=False)
     _pool: asyncpg.Pool | None = field(default=None, repr=False)
     _producer: BatchProducer | None = field(default=None, repr=False)
+    # Staff access tokens: the issuer's keys and the revocations, kept current by `running`.
+    staff: StaffAccess = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.staff = StaffAccess(self.settings)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -191,6 +197,9 @@ async def running(
         runtime._producer = producer
         heads = HeadPublisher(info.name, lambda: runtime.pool, producer.send)
         runtime.loops.every(f"{info.name}-audit-head", settings.audit_head_seconds, heads.publish)
+        staff = runtime.staff
+        runtime.loops.every("staff-keys", 1.0, staff.refresh_keys)  # when due: see refresh_keys
+        runtime.loops.every("staff-revocations", 0.5, staff.follow_revocations)
         if relay_outbox:
             relay = OutboxRelay(runtime.pool, producer.send)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")
@@ -207,6 +216,7 @@ async def running(
     finally:
         # Loops first: they write to the database (and the outbox) while consumers still run.
         await runtime.loops.stop()
+        await runtime.staff.stop()
         if lag_task is not None:
             lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

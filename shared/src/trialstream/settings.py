@@ -106,6 +106,53 @@ class ServiceSettings(CommonSettings):
         description="Requests one credential may make at once before the rate applies.",
     )
 
+    oidc_issuer: str = Field(
+        default="http://127.0.0.1:8007",
+        validation_alias=_common("OIDC_ISSUER"),
+        description="Staff access tokens must come from this issuer (`iss`): the embedded "
+        "identity service by default, or an external OIDC provider (Keycloak, Entra ID, ...).",
+    )
+    oidc_audience: str = Field(
+        default="trialstream",
+        validation_alias=_common("OIDC_AUDIENCE"),
+        description="The audience (`aud`) staff access tokens must carry.",
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        validation_alias=_common("OIDC_JWKS_URL"),
+        description="Where the issuer's signing keys are; unset: `jwks_uri` of the issuer's "
+        "/.well-known/openid-configuration.",
+    )
+    oidc_jwks: str | None = Field(
+        default=None,
+        validation_alias=_common("OIDC_JWKS"),
+        description="The issuer's keys as an inline JWKS document instead of a URL "
+        "(air-gapped sites, tests).",
+    )
+    oidc_name_claim: str = Field(
+        default="name",
+        validation_alias=_common("OIDC_NAME_CLAIM"),
+        description="The claim holding a person's display name (Keycloak: preferred_username).",
+    )
+    oidc_roles_claim: str = Field(
+        default="trialstream_roles",
+        validation_alias=_common("OIDC_ROLES_CLAIM"),
+        description="The claim holding the role grants [{role, study, site}].",
+    )
+    oidc_keys_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=_common("OIDC_KEYS_REFRESH_SECONDS"),
+        description="How often the issuer's keys are fetched again (key rotation).",
+    )
+    step_up_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=_common("STEP_UP_SECONDS"),
+        description="A Part 11 signature (resolving a high alert, closing a flag) needs a "
+        "sign-in at most this long ago.",
+    )
+
     def rate_limit(self) -> RateLimit | None:
         """The per-credential limit for trialstream.http.install_error_handlers (the admin
         token is exempt); None when off."""

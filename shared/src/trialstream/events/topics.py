@@ -28,8 +28,10 @@ class Topic(StrEnum):
     DISCREPANCY_FLAGS = "trialstream.discrepancy-flags.v1"
     # every service: the head of its audit chain (AuditHeadPublished), keyed by service
     AUDIT_HEADS = "trialstream.audit-heads.v1"
+    # identity: ended staff sessions and revoked access (StaffSessionEnded, StaffAccessRevoked)
+    STAFF_ACCESS = "trialstream.staff-access.v1"
 
 
 # Topics whose latest value per key is the state (participant -> site, service -> audit
-# chain head): compacted.
-COMPACTED: frozenset[Topic] = frozenset({Topic.PARTICIPANTS, Topic.AUDIT_HEADS})
+# chain head, session or person -> ended or revoked): compacted.
+COMPACTED: frozenset[Topic] = frozenset({Topic.PARTICIPANTS, Topic.AUDIT_HEADS, Topic.STAFF_ACCESS})

@@ -1,0 +1,269 @@
+"""Staff access in every service: who is calling (a verified access token), and whether
+their role in the study allows the route (issue 15, decision 0071).
+
+- `StaffAccess` holds the issuer's keys (refreshed in the background from its discovery
+  document or JWKS URL, or given inline) and the revocations it announced on the
+  compacted `staff-access` topic, which every process follows from the start without a
+  consumer group: a logout or a revoked person reaches every replica within a second or
+  two, not only the one whose group member owns the partition.
+- `CurrentPrincipal`: the person behind `Authorization: Bearer <token>` or, for the
+  dashboard, the session cookie (a cookie-authenticated write must be JSON, decision 0040).
+- `Allowed(action)`: the route's permission, answered by the one matrix in
+  `trialstream.identity.PERMISSIONS`; `check_step_up` before a Part 11 signature.
+- The platform admin token is still accepted where a platform admin may act, as the
+  bootstrap credential: it is audited as `admin`, never as a person.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import httpx
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import Depends, Request
+from pydantic import TypeAdapter, ValidationError
+
+from trialstream.auth import tokens_match
+from trialstream.errors import Kind, Refused
+from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
+from trialstream.events.topics import Topic
+from trialstream.identity import (
+    PERMISSIONS,
+    Action,
+    ClaimMapping,
+    Grant,
+    Principal,
+    Revocations,
+    Role,
+    TokenVerifier,
+)
+from trialstream.kafka_security import KafkaSecurity
+from trialstream.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+# Until studies are first-class (issue 15, second half), every record belongs to this one.
+DEFAULT_STUDY = "default"
+# The dashboard keeps the access token in this HttpOnly cookie (docs/decisions/0040).
+SESSION_COOKIE = "trialstream_staff"
+
+_EVENT: TypeAdapter[StaffSessionEnded | StaffAccessRevoked] = TypeAdapter(
+    StaffSessionEnded | StaffAccessRevoked
+)
+
+BOOTSTRAP = Principal(
+    subject="admin",
+    name="platform admin token (bootstrap)",
+    grants=(Grant(Role.PLATFORM_ADMIN, None),),
+    session_id=None,
+    issued_at=0.0,
+    auth_time=0.0,
+    bootstrap=True,
+)
+
+
+class StaffAccess:
+    """The token verifier of one service process, with its keys and revocations kept
+    current in the background (`refresh_keys`, `follow_revocations`)."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.verifier = TokenVerifier(
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            claims=ClaimMapping(name=settings.oidc_name_claim, roles=settings.oidc_roles_claim),
+            revocations=Revocations(),
+        )
+        if settings.oidc_jwks is not None:
+            self.verifier.set_keys(json.loads(settings.oidc_jwks))
+        self._consumer: AIOKafkaConsumer | None = None
+        self._next_refresh, self._backoff = 0.0, 1.0
+
+    @property
+    def revocations(self) -> Revocations:
+        return self.verifier.revocations
+
+    def issued_here(self) -> None:
+        """This process is the issuer: it is given its keys (`verifier.set_keys`), it
+        does not fetch them from itself."""
+        self._next_refresh = float("inf")
+
+    async def refresh_keys(self) -> None:
+        """Fetch the issuer's JWKS (through its discovery document unless a JWKS URL is
+        configured) when due: every `oidc_keys_refresh_seconds`, and until the first
+        success at growing intervals (2 s, 4 s, ... while the issuer starts). A failure
+        keeps the keys we have."""
+        now = time.monotonic()
+        if self.settings.oidc_jwks is not None or now < self._next_refresh:
+            return
+        try:
+            await self._fetch_keys()
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            self._backoff = min(self._backoff * 2, self.settings.oidc_keys_refresh_seconds)
+            self._next_refresh = now + self._backoff
+            raise ConnectionError(f"the issuer's keys could not be fetched: {exc!r}") from exc
+        self._backoff = 1.0
+        self._next_refresh = now + self.settings.oidc_keys_refresh_seconds
+
+    async def _fetch_keys(self) -> None:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            url = self.settings.oidc_jwks_url
+            if url is None:
+                discovery = (
+                    self.settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration"
+                )
+                response = await client.get(discovery)
+                response.raise_for_status()
+                url = str(response.json()["jwks_uri"])
+            response = await client.get(url)
+            response.raise_for_status()
+            self.verifier.set_keys(response.json())
+
+    async def follow_revocations(self) -> int:
+        """Apply what the staff-access topic holds beyond what we read; every partition,
+        from the beginning, no consumer group (each process needs all of it)."""
+        if self._consumer is None:
+            self._consumer = await self._start_consumer()
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
+        applied = 0
+        for records in batches.values():
+            for record in records:
+                try:
+                    self.revocations.apply(_EVENT.validate_json(record.value or b""))
+                    applied += 1
+                except ValidationError:
+                    log.warning("unreadable staff-access record skipped", offset=record.offset)
+        return applied
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **KafkaSecurity().client_options(),
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()
+            topic = str(Topic.STAFF_ACCESS)
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+            if not partitions:
+                raise ConnectionError(f"topic {topic} has no partitions yet")
+            assigned = [TopicPartition(topic, p) for p in partitions]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    def principal(self, token: str) -> Principal:
+        admin = self.settings.admin_token
+        if admin is not None and tokens_match(token, admin.get_secret_value()):
+            return BOOTSTRAP
+        return self.verifier.verify(token)
+
+
+def _token(request: Request) -> str:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused(
+                Kind.UNAUTHORIZED, "invalid_credentials", "Authorization must be 'Bearer <token>'."
+            )
+        return token.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        json_body = request.headers.get("content-type", "").startswith("application/json")
+        if request.method not in ("GET", "HEAD") and not json_body:
+            raise Refused(Kind.FORBIDDEN, "csrf", "Send JSON with the session cookie.")
+        return cookie
+    raise Refused(
+        Kind.UNAUTHORIZED,
+        "missing_credentials",
+        "Send 'Authorization: Bearer <access token>' (from the identity service's /v1/token).",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def staff_access(request: Request) -> StaffAccess:
+    access: StaffAccess = request.app.state.runtime.staff
+    return access
+
+
+async def current_principal(
+    request: Request, access: Annotated[StaffAccess, Depends(staff_access)]
+) -> Principal:
+    """FastAPI dependency: the verified person behind the request, or a 401."""
+    principal = access.principal(_token(request))
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def forbidden(action: Action, study_id: str = DEFAULT_STUDY) -> Refused:
+    roles = sorted(str(r) for r in PERMISSIONS[action])
+    return Refused(
+        Kind.FORBIDDEN,
+        "role_not_allowed",
+        f"'{action}' in study '{study_id}' needs one of these roles: {', '.join(roles)}.",
+        [{"field": "role", "code": "role_not_allowed", "message": f"needs one of {roles}"}],
+    )
+
+
+def check_allowed(
+    principal: Principal, action: Action, site_id: str | None = None, study_id: str = DEFAULT_STUDY
+) -> None:
+    if not principal.allows(action, study_id, site_id):
+        raise forbidden(action, study_id)
+
+
+def allowed(action: Action, *, in_some_study: bool = False) -> Any:
+    """A route dependency: the caller's role in the study allows `action` (at some site);
+    with `in_some_study`, in any study (the route then checks which, e.g. the issuer's
+    people directory)."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if in_some_study:
+            if not principal.allows_in_some_study(action):
+                raise forbidden(action)
+        else:
+            check_allowed(principal, action)
+        return principal
+
+    return Depends(check)
+
+
+def check_step_up(principal: Principal, seconds: float) -> None:
+    """Part 11 signatures (resolve a high alert, close a flag) need a recent sign-in: the
+    caller signs in again (RFC 9470's `insufficient_user_authentication`)."""
+    if principal.bootstrap or not principal.authenticated_within(seconds):
+        raise Refused(
+            Kind.UNAUTHORIZED,
+            "step_up_required",
+            f"Signing needs a sign-in within the last {int(seconds)} s: sign in again and retry.",
+            headers={
+                "WWW-Authenticate": 'Bearer error="insufficient_user_authentication", '
+                f"max_age={int(seconds)}"
+            },
+        )
+
+
+def acting(
+    principal: Principal, study_id: str = DEFAULT_STUDY, site_id: str | None = None
+) -> dict[str, str]:
+    """How an audit entry describes the person behind it (its `by` detail): display name
+    and the role they acted in."""
+    roles = sorted(str(r) for r in principal.roles(study_id, site_id))
+    return {"name": principal.name, "role": ",".join(roles)}
