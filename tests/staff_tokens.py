@@ -1,0 +1,52 @@
+"""Staff access tokens for tests: one test issuer key whose JWKS the services under test
+are given (`oidc_jwks=JWKS` in their settings), and tokens it signs for any role, site,
+study and sign-in age. End-to-end tests sign in at the real identity service instead."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from trialstream.identity import Grant, Role, SigningKey
+from trialstream.settings import ServiceSettings
+from trialstream.staff import DEFAULT_STUDY
+
+KEY = SigningKey.generate()
+JWKS = json.dumps(KEY.jwks())
+_DEFAULTS = ServiceSettings()
+
+
+def staff_token(
+    site: str | None = None,
+    role: str | Role = Role.SITE_STAFF,
+    *,
+    study: str | None = DEFAULT_STUDY,
+    subject: str | None = None,
+    name: str | None = None,
+    signed_in_seconds_ago: float = 0.0,
+    session_id: str | None = None,
+    grants: list[Grant] | None = None,
+) -> str:
+    """A token for one person with one grant (or `grants`); platform_admin has no study."""
+    role = Role(role)
+    subject = subject or f"staff-{uuid.uuid4().hex[:8]}"
+    if grants is None:
+        grant_study = None if role is Role.PLATFORM_ADMIN else study
+        grants = [Grant(role, grant_study, site)]
+    return KEY.issue(
+        issuer=_DEFAULTS.oidc_issuer,
+        audience=_DEFAULTS.oidc_audience,
+        subject=subject,
+        name=name or f"Test {subject}",
+        grants=grants,
+        session_id=session_id or str(uuid.uuid4()),
+        auth_time=time.time() - signed_in_seconds_ago,
+    )
+
+
+def staff_auth(
+    site: str | None = None, role: str | Role = Role.SITE_STAFF, **kwargs: object
+) -> dict[str, str]:
+    """The Authorization header of `staff_token(...)`."""
+    return {"Authorization": f"Bearer {staff_token(site, role, **kwargs)}"}  # type: ignore[arg-type]
