@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 
-from trialstream.identity import Grant, Role, SigningKey
+from trialstream.identity import Grant, Principal, Role, SigningKey
 from trialstream.settings import ServiceSettings
 from trialstream.staff import DEFAULT_STUDY
 
@@ -50,3 +50,11 @@ def staff_auth(
 ) -> dict[str, str]:
     """The Authorization header of `staff_token(...)`."""
     return {"Authorization": f"Bearer {staff_token(site, role, **kwargs)}"}  # type: ignore[arg-type]
+
+
+def principal(role: Role, *sites: str, signed_in_seconds_ago: float = 0.0) -> Principal:
+    """A verified person with `role` at `sites` (none: every site) of the default study,
+    for unit tests of the rules (no token)."""
+    now = time.time()
+    grants = tuple(Grant(role, DEFAULT_STUDY, s) for s in sites) or (Grant(role, DEFAULT_STUDY),)
+    return Principal(f"{role}-1", f"A {role}", grants, "s1", now, now - signed_in_seconds_ago)

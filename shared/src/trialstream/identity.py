@@ -50,7 +50,8 @@ class Role(StrEnum):
 class Action(StrEnum):
     READ_PARTICIPANT_DATA = "read_participant_data"  # alerts, timelines, responses, visits
     ACT_ON_ALERTS = "act_on_alerts"  # acknowledge, escalate, book a visit
-    SIGN = "sign"  # Part 11 signatures: resolve a high alert, close a flag (step-up)
+    SIGN = "sign"  # Part 11 signature on a high alert's resolution (step-up)
+    CLOSE_FLAGS = "close_flags"  # close a discrepancy flag with a note (signed: step-up)
     READ_AGGREGATES = "read_aggregates"  # KRIs, counts, compliance rates
     EXPORT = "export"  # data exports
     MANAGE_PARTICIPANTS = "manage_participants"  # enrol, withdraw, devices
@@ -63,6 +64,7 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.READ_PARTICIPANT_DATA: _ALL - {Role.SPONSOR},
     Action.ACT_ON_ALERTS: frozenset({Role.SITE_STAFF, Role.INVESTIGATOR}),
     Action.SIGN: frozenset({Role.INVESTIGATOR}),
+    Action.CLOSE_FLAGS: frozenset({Role.SITE_STAFF, Role.INVESTIGATOR, Role.DATA_MANAGER}),
     Action.READ_AGGREGATES: _ALL,
     Action.EXPORT: frozenset({Role.DATA_MANAGER, Role.STUDY_ADMIN, Role.PLATFORM_ADMIN}),
     Action.MANAGE_PARTICIPANTS: frozenset(

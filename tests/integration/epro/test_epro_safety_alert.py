@@ -10,6 +10,7 @@ from epro_support import Epro, phq9_body
 from helpers import eventually, read_topic, serving, unique_id
 from monitoring.main import create_app as create_monitoring
 from monitoring.settings import MonitoringSettings
+from staff_tokens import JWKS
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -22,6 +23,7 @@ async def monitoring(kafka: str, database_url: str) -> AsyncIterator[httpx.Async
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=MONITORING_ADMIN,
+        oidc_jwks=JWKS,
         kafka_session_timeout_ms=2000,
     )
     async with serving(create_monitoring(settings)) as client:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from helpers import eventually, fetchval, publish_to, unique_id
 from monitoring.settings import MonitoringSettings
+from staff_tokens import JWKS, staff_auth
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantState
@@ -24,22 +25,18 @@ def monitoring_settings(kafka: str, database_url: str, **overrides: Any) -> Moni
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         kafka_session_timeout_ms=2000,
         **overrides,
     )
 
 
-async def create_staff(
-    client: httpx.AsyncClient, site: str, role: str = "site_staff", *, prefix: str = "staff"
-) -> dict[str, str]:
-    """A new staff member of `site` (through the admin API); their Authorization header."""
-    r = await client.post(
-        "/v1/admin/staff",
-        json={"staff_id": unique_id(prefix), "site_id": site, "role": role},
-        headers={"Authorization": f"Bearer {ADMIN}"},
-    )
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
+def create_staff(site: str, role: str = "investigator", *, prefix: str = "staff") -> dict[str, str]:
+    """A person with `role` at `site` (a monitor, sponsor or admin role: every site of the
+    study), signed in just now; their Authorization header. An investigator is the site
+    role that may also sign (resolve a high-severity alert)."""
+    site_role = role in ("site_staff", "investigator")
+    return staff_auth(site if site_role else None, role, subject=unique_id(prefix))
 
 
 async def publish(kafka: str, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
@@ -77,8 +74,8 @@ class Monitoring:
     kafka: str
     database_url: str
 
-    async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
-        return await create_staff(self.client, site, role, prefix="staff")
+    async def staff(self, site: str, role: str = "investigator") -> dict[str, str]:
+        return create_staff(site, role, prefix="staff")
 
     async def enrolled(self, site: str) -> str:
         participant = unique_id("P")

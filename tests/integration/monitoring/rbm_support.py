@@ -14,6 +14,7 @@ from helpers import eventually, publish_to, serving, unique_id
 from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
 from monitoring_support import ADMIN, create_staff
+from staff_tokens import JWKS
 from trialstream.db import create_pool
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantState
@@ -38,8 +39,8 @@ class Rbm:
     async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
         await publish_to(self.kafka, topic, list(events))
 
-    async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
-        return await create_staff(self.client, site, role, prefix="nurse")
+    async def staff(self, site: str, role: str = "investigator") -> dict[str, str]:
+        return create_staff(site, role, prefix="nurse")
 
     async def enrol(self, site: str, **changes: Any) -> str:
         participant = unique_id("P")
@@ -95,6 +96,7 @@ async def rbm_service(kafka: str, database_url: str, **settings: Any) -> AsyncIt
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         kafka_session_timeout_ms=2000,
         **settings,
     )

@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from helpers import eventually, read_topic, unique_id
 from monitoring_support import ADMIN, Monitoring, alert_for, publish
+from staff_tokens import staff_auth
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, Severity
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
+from trialstream.identity import SigningKey
 
 pytestmark = pytest.mark.integration
 
@@ -181,31 +183,49 @@ async def test_monitor_reads_every_site_and_cannot_act(monitoring: Monitoring) -
     assert timeline.status_code == 200, timeline.text
     for action, body in (("acknowledge", {}), ("resolve", {"reason": "x"})):
         r = await monitoring.act(monitor, alert.event_id, action, body)
-        assert (r.status_code, r.json()["error"]["code"]) == (403, "read_only_role")
-    staff = await monitoring.client.post(
-        "/v1/admin/staff", json={"staff_id": unique_id("n"), "site_id": site}, headers=monitor
-    )
-    assert (staff.status_code, staff.json()["error"]["code"]) == (403, "admin_only")
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")
 
 
-async def test_admin_acts_on_every_site_and_creates_staff(monitoring: Monitoring) -> None:
+async def test_roles_from_the_token_decide_who_reads_acts_and_signs(
+    monitoring: Monitoring,
+) -> None:
     site = unique_id("site")
     participant = await monitoring.enrolled(site)
-    alert = alert_for(participant)
-    await publish(monitoring.kafka, Topic.ALERTS, [(participant, alert)])
-    admin = await monitoring.staff("cro", role="admin")
-    await eventually(lambda: monitoring.alerts(admin, site=site))
-    r = await monitoring.act(admin, alert.event_id, "acknowledge", {"note": "covering site"})
+    high, medium = alert_for(participant), alert_for(participant, severity=Severity.MEDIUM)
+    await publish(monitoring.kafka, Topic.ALERTS, [(participant, high), (participant, medium)])
+    # An investigator for every site of the study acts anywhere.
+    covering = await monitoring.staff(site, "investigator")
+    await eventually(lambda: monitoring.alerts(covering, site=site))
+    # Site staff act at their site but cannot sign a high alert's resolution.
+    nurse = await monitoring.staff(site, "site_staff")
+    r = await monitoring.act(nurse, medium.event_id, "resolve", {"reason": "strap refitted"})
     assert r.status_code == 200, r.text
-    created = await monitoring.client.post(
-        "/v1/admin/staff", json={"staff_id": unique_id("nurse"), "site_id": site}, headers=admin
-    )
-    assert created.status_code == 201, created.text
-    nurse = {"Authorization": f"Bearer {created.json()['token']}"}
-    assert [a["status"] for a in await monitoring.alerts(nurse, status="all")] == ["acknowledged"]
-    bad_admin = await monitoring.client.post(
-        "/v1/admin/staff",
-        json={"staff_id": unique_id("n"), "site_id": site},
-        headers={"Authorization": f"Bearer {ADMIN}x"},
-    )
-    assert bad_admin.status_code == 401
+    r = await monitoring.act(nurse, high.event_id, "resolve", {"reason": "rested"})
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")
+    # An investigator who signed in long ago must sign in again first (step-up).
+    stale = staff_auth(site, "investigator", signed_in_seconds_ago=3600)
+    r = await monitoring.act(stale, high.event_id, "resolve", {"reason": "rested"})
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "step_up_required")
+    assert "insufficient_user_authentication" in r.headers["www-authenticate"]
+    r = await monitoring.act(covering, high.event_id, "resolve", {"reason": "rested, 72/min"})
+    assert r.status_code == 200, r.text
+    # A sponsor sees aggregates only: no alert, no timeline.
+    sponsor = staff_auth(None, "sponsor")
+    for path in (
+        "/v1/alerts",
+        f"/v1/alerts/{high.event_id}",
+        f"/v1/participants/{participant}/timeline",
+    ):
+        r = await monitoring.client.get(path, headers=sponsor)
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed"), path
+    # Staff of another study see nothing of this one.
+    elsewhere = staff_auth(site, "investigator", study="ONCO-2")
+    r = await monitoring.client.get("/v1/alerts", params={"site": site}, headers=elsewhere)
+    assert r.status_code == 403
+    # A token signed with another key, or garbage, is refused.
+    forged = {
+        "Authorization": f"Bearer {SigningKey.generate().issue(issuer='http://127.0.0.1:8007', audience='trialstream', subject='x', name='X', grants=[])}"
+    }
+    for headers in (forged, {"Authorization": f"Bearer {ADMIN}x"}):
+        r = await monitoring.client.get("/v1/alerts", headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_token")

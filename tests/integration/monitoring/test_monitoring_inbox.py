@@ -16,6 +16,7 @@ from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
 from monitoring.subscribers import ALERTS_GROUP
 from monitoring_support import ADMIN, create_staff
+from staff_tokens import JWKS, staff_auth
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantState
@@ -34,8 +35,8 @@ class Inbox:
     async def publish(self, topic: Topic, events: Sequence[tuple[str, Event]]) -> None:
         await publish_to(self.kafka, topic, list(events))
 
-    async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
-        return await create_staff(self.client, site, role, prefix="nurse")
+    async def staff(self, site: str, role: str = "investigator") -> dict[str, str]:
+        return create_staff(site, role, prefix="nurse")
 
     async def alerts(self, auth: dict[str, str], **params: str) -> list[dict[str, object]]:
         r = await self.client.get("/v1/alerts", params=params, headers=auth)
@@ -49,6 +50,7 @@ async def inbox(kafka: str, database_url: str) -> AsyncIterator[Inbox]:
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         kafka_session_timeout_ms=2000,
     )
     async with serving(create_app(settings)) as client:
@@ -190,7 +192,7 @@ async def test_monitor_role_reads_all_sites_but_cannot_acknowledge(inbox: Inbox)
     r = await inbox.client.post(
         f"/v1/alerts/{alert.event_id}/acknowledge", json={}, headers=monitor
     )
-    assert (r.status_code, r.json()["error"]["code"]) == (403, "read_only_role")
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")
 
 
 async def test_invalid_alert_event_goes_to_dead_letter_topic(inbox: Inbox) -> None:
@@ -221,15 +223,22 @@ async def test_invalid_alert_event_goes_to_dead_letter_topic(inbox: Inbox) -> No
     assert all(letter["source_topic"] == Topic.ALERTS and letter["reason"] for letter in letters)
 
 
-async def test_audit_trail_rejects_updates_and_deletes(inbox: Inbox) -> None:
+async def test_audit_names_the_person_and_rejects_updates_and_deletes(inbox: Inbox) -> None:
     site = unique_id("site")
-    await inbox.staff(site)  # staff creation is audited: the trail has a row
-    (created,) = await audited(inbox.database_url, "monitoring", "staff", None)
-    assert (created["actor"], created["action"], created["new"]) == (
-        "admin",
-        "staff.created",
-        {"site_id": site, "role": "site_staff"},
+    nurse = staff_auth(site, "site_staff", subject="nurse-ada", name="Ada Lovelace")
+    participant = await enrolled(inbox, site)
+    alert = alert_for(participant)
+    await inbox.publish(Topic.ALERTS, [(participant, alert)])
+    await eventually(lambda: inbox.alerts(nurse))
+    ack = await inbox.client.post(
+        f"/v1/alerts/{alert.event_id}/acknowledge", json={}, headers=nurse
     )
+    assert ack.status_code == 200, ack.text
+    entries = await audited(inbox.database_url, "monitoring", "alert", str(alert.event_id))
+    acknowledged = [e for e in entries if e["action"] == "alert.acknowledged"]
+    assert [(e["actor"], e["actor_detail"]) for e in acknowledged] == [
+        ("staff:nurse-ada", {"name": "Ada Lovelace", "role": "site_staff"})
+    ]
     conn = await asyncpg.connect(inbox.database_url)
     try:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
@@ -242,7 +251,7 @@ async def test_audit_trail_rejects_updates_and_deletes(inbox: Inbox) -> None:
 
 async def test_unknown_staff_token_is_refused(inbox: Inbox) -> None:
     r = await inbox.client.get("/v1/alerts", headers={"Authorization": "Bearer staff_nope"})
-    assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_credentials")
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_token")
 
 
 async def test_ended_episode_marks_its_alerts_auto_resolved_but_still_open(inbox: Inbox) -> None:

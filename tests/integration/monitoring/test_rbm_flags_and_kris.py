@@ -213,7 +213,7 @@ async def test_closing_a_flag_needs_site_staff_and_a_note_and_is_audited(rbm: Rb
     blank = await rbm.client.post(close, json={"note": "   "}, headers=nurse)
     assert blank.status_code == 422
     by_monitor = await rbm.client.post(close, json={"note": "ok"}, headers=monitor)
-    assert (by_monitor.status_code, by_monitor.json()["error"]["code"]) == (403, "read_only_role")
+    assert (by_monitor.status_code, by_monitor.json()["error"]["code"]) == (403, "role_not_allowed")
     by_other_site = await rbm.client.post(close, json={"note": "ok"}, headers=other)
     assert by_other_site.status_code == 404
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 import pytest
 from monitoring.domain import (
     AlertStatus,
-    Role,
     Staff,
     check_acknowledge,
     may_read,
     site_to_read,
 )
+from staff_tokens import principal
 from trialstream.errors import Kind, Refused
+from trialstream.identity import Role
 
-NURSE_A = Staff("nurse-a1", "site-a", Role.SITE_STAFF)
-MONITOR = Staff("cra-1", "cro", Role.MONITOR)
+
+def person(role: Role, *sites: str, signed_in_seconds_ago: float = 0.0) -> Staff:
+    """Someone with `role` at `sites` (none: every site) of the default study."""
+    return Staff(principal(role, *sites, signed_in_seconds_ago=signed_in_seconds_ago))
+
+
+NURSE_A = person(Role.SITE_STAFF, "site-a")
+MONITOR = person(Role.MONITOR)
 
 
 def test_site_staff_listing_defaults_to_their_own_site() -> None:
@@ -47,7 +54,7 @@ def test_site_staff_acknowledge_open_alerts_of_their_site() -> None:
     ("staff", "site", "status", "kind", "code"),
     [
         (NURSE_A, "site-b", AlertStatus.OPEN, Kind.FORBIDDEN, "forbidden_site"),
-        (MONITOR, "site-a", AlertStatus.OPEN, Kind.FORBIDDEN, "read_only_role"),
+        (MONITOR, "site-a", AlertStatus.OPEN, Kind.FORBIDDEN, "role_not_allowed"),
         (NURSE_A, "site-a", AlertStatus.ACKNOWLEDGED, Kind.CONFLICT, "already_acknowledged"),
     ],
 )
@@ -57,3 +64,19 @@ def test_acknowledge_is_refused_with_a_reason(
     with pytest.raises(Refused) as refused:
         check_acknowledge(staff, site, status)
     assert (refused.value.kind, refused.value.code) == (kind, code)
+
+
+def test_someone_at_several_sites_names_the_one_a_listing_is_for() -> None:
+    both = person(Role.SITE_STAFF, "site-a", "site-b")
+    assert site_to_read(both, "site-b") == "site-b"
+    with pytest.raises(Refused) as refused:
+        site_to_read(both, None)
+    assert (refused.value.kind, refused.value.code) == (Kind.INVALID, "site_required")
+
+
+def test_a_sponsor_reads_no_participant_data() -> None:
+    sponsor = person(Role.SPONSOR)
+    with pytest.raises(Refused) as refused:
+        site_to_read(sponsor, "site-a")
+    assert (refused.value.kind, refused.value.code) == (Kind.FORBIDDEN, "role_not_allowed")
+    assert not may_read(sponsor, "site-a")

@@ -10,7 +10,6 @@ from monitoring.domain import (
     AckDeadlines,
     Alert,
     AlertStatus,
-    Role,
     Staff,
     check_acknowledge,
     check_resolve,
@@ -18,24 +17,27 @@ from monitoring.domain import (
     site_to_read,
 )
 from monitoring.settings import MonitoringSettings
+from test_monitoring_access import person
 from trialstream.errors import Kind, Refused
+from trialstream.identity import Role
 
-NURSE_A = Staff("nurse-a1", "site-a", Role.SITE_STAFF)
-MONITOR = Staff("cra-1", "cro", Role.MONITOR)
-ADMIN = Staff("admin-1", "cro", Role.ADMIN)
+NURSE_A = person(Role.SITE_STAFF, "site-a")
+MONITOR = person(Role.MONITOR)
+INVESTIGATOR = person(Role.INVESTIGATOR)  # every site of the study
+STEP_UP = 300.0
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("status", [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED])
 def test_site_staff_resolve_from_open_or_acknowledged(status: AlertStatus) -> None:
-    check_resolve(NURSE_A, "site-a", status)
+    check_resolve(NURSE_A, "site-a", status, "medium", STEP_UP)
 
 
 @pytest.mark.parametrize(
     ("staff", "site", "status", "kind", "code"),
     [
         (NURSE_A, "site-b", AlertStatus.OPEN, Kind.FORBIDDEN, "forbidden_site"),
-        (MONITOR, "site-a", AlertStatus.ACKNOWLEDGED, Kind.FORBIDDEN, "read_only_role"),
+        (MONITOR, "site-a", AlertStatus.ACKNOWLEDGED, Kind.FORBIDDEN, "role_not_allowed"),
         (NURSE_A, "site-a", AlertStatus.RESOLVED, Kind.CONFLICT, "already_resolved"),
     ],
 )
@@ -43,7 +45,7 @@ def test_resolve_is_refused_with_a_reason(
     staff: Staff, site: str, status: AlertStatus, kind: Kind, code: str
 ) -> None:
     with pytest.raises(Refused) as refused:
-        check_resolve(staff, site, status)
+        check_resolve(staff, site, status, "medium", STEP_UP)
     assert (refused.value.kind, refused.value.code) == (kind, code)
 
 
@@ -53,11 +55,21 @@ def test_a_resolved_alert_cannot_be_acknowledged() -> None:
     assert (refused.value.kind, refused.value.code) == (Kind.CONFLICT, "already_resolved")
 
 
-def test_admin_reads_and_acts_on_every_site() -> None:
-    assert site_to_read(ADMIN, None) is None
-    assert site_to_read(ADMIN, "site-b") == "site-b"
-    check_acknowledge(ADMIN, "site-b", AlertStatus.OPEN)
-    check_resolve(ADMIN, None, AlertStatus.OPEN)
+def test_an_investigator_of_the_whole_study_reads_acts_and_signs_on_every_site() -> None:
+    assert site_to_read(INVESTIGATOR, None) is None
+    assert site_to_read(INVESTIGATOR, "site-b") == "site-b"
+    check_acknowledge(INVESTIGATOR, "site-b", AlertStatus.OPEN)
+    check_resolve(INVESTIGATOR, None, AlertStatus.OPEN, "high", STEP_UP)
+
+
+def test_a_high_alerts_resolution_is_an_investigators_recent_signature() -> None:
+    with pytest.raises(Refused) as refused:
+        check_resolve(NURSE_A, "site-a", AlertStatus.OPEN, "high", STEP_UP)
+    assert refused.value.code == "role_not_allowed"
+    stale = person(Role.INVESTIGATOR, "site-a", signed_in_seconds_ago=STEP_UP + 1)
+    with pytest.raises(Refused) as refused:
+        check_resolve(stale, "site-a", AlertStatus.OPEN, "high", STEP_UP)
+    assert (refused.value.kind, refused.value.code) == (Kind.UNAUTHORIZED, "step_up_required")
 
 
 def test_default_deadlines_are_shorter_for_more_severe_alerts() -> None:

@@ -8,13 +8,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from trialstream.errors import Kind, Refused
-
-
-class Role(StrEnum):
-    SITE_STAFF = "site_staff"  # their own site only; can act on alerts
-    MONITOR = "monitor"  # CRO monitor / operations: every site, read-only
-    ADMIN = "admin"  # every site, can act, can create staff
+from trialstream.errors import Kind, Refused, about_field
+from trialstream.identity import Action, Principal
+from trialstream.staff import DEFAULT_STUDY, acting, check_step_up, forbidden
 
 
 class AlertStatus(StrEnum):
@@ -25,17 +21,49 @@ class AlertStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Staff:
-    staff_id: str
-    site_id: str
-    role: Role
+    """A person acting in one study, as their verified access token says (issue 15): what
+    they may do is the platform's permission matrix (`trialstream.identity.PERMISSIONS`)
+    for their roles in the study, at the sites their grants cover."""
+
+    principal: Principal
+    study_id: str = DEFAULT_STUDY
+
+    @property
+    def staff_id(self) -> str:
+        """Who is recorded as having acknowledged or resolved (the token's subject)."""
+        return self.principal.subject
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    @property
+    def actor_detail(self) -> dict[str, str]:
+        return acting(self.principal, self.study_id)
+
+    @property
+    def sites(self) -> frozenset[str] | None:
+        """The sites they read; None: every site of the study."""
+        return self.principal.sites(self.study_id)
 
     @property
     def all_sites(self) -> bool:
-        return self.role in (Role.MONITOR, Role.ADMIN)
+        return self.sites is None
 
     @property
     def can_act(self) -> bool:
-        return self.role in (Role.SITE_STAFF, Role.ADMIN)
+        return self.principal.allows(Action.ACT_ON_ALERTS, self.study_id)
+
+    @property
+    def roles(self) -> list[str]:
+        return sorted(str(r) for r in self.principal.roles(self.study_id))
+
+    def allows(self, action: Action, site: str | None) -> bool:
+        """`action` on something of `site` (None: a site not known yet, which only
+        someone who sees every site may touch)."""
+        if site is None and not self.all_sites:
+            return False
+        return self.principal.allows(action, self.study_id, site)
 
 
 def denied(code: str, message: str) -> Refused:
@@ -102,30 +130,44 @@ class Episode:
     alerts: list[Alert] = field(default_factory=list)
 
 
-def site_to_read(staff: Staff, requested_site: str | None) -> str | None:
-    """The site a listing is scoped to (None = every site: monitors and admins only)."""
-    if staff.all_sites:
+def site_to_read(
+    staff: Staff, requested_site: str | None, action: Action = Action.READ_PARTICIPANT_DATA
+) -> str | None:
+    """The site a listing is scoped to (None = every site: roles that cover the whole
+    study). Someone with grants at several sites names the one they want."""
+    if not staff.principal.allows(action, staff.study_id, requested_site):
+        if staff.principal.allows(action, staff.study_id):  # at another site
+            raise denied("forbidden_site", f"you have no role at site '{requested_site}'")
+        raise forbidden(action, staff.study_id)
+    sites = staff.sites
+    if sites is None or requested_site is not None:
         return requested_site
-    if requested_site is not None and requested_site != staff.site_id:
-        raise denied(
-            "forbidden_site", f"staff of site '{staff.site_id}' cannot read site '{requested_site}'"
-        )
-    return staff.site_id
+    if len(sites) == 1:
+        return next(iter(sites))
+    raise about_field(
+        Kind.INVALID,
+        "site_required",
+        "You work at several sites: name one.",
+        "site",
+        f"one of {sorted(sites)}",
+    )
 
 
 def may_read(staff: Staff, site: str | None) -> bool:
-    return staff.all_sites or (site is not None and site == staff.site_id)
+    return staff.allows(Action.READ_PARTICIPANT_DATA, site)
 
 
 def check_read(staff: Staff, site: str | None) -> None:
     if not may_read(staff, site):
-        raise denied("forbidden_site", "this belongs to another site")
+        if staff.principal.allows(Action.READ_PARTICIPANT_DATA, staff.study_id):
+            raise denied("forbidden_site", "this belongs to another site")
+        raise forbidden(Action.READ_PARTICIPANT_DATA, staff.study_id)
 
 
-def _check_act(staff: Staff, alert_site: str | None) -> None:
-    if not staff.can_act:
-        raise denied("read_only_role", "monitors can read alerts but not act on them")
+def _check_act(staff: Staff, alert_site: str | None, action: Action = Action.ACT_ON_ALERTS) -> None:
     check_read(staff, alert_site)
+    if not staff.allows(action, alert_site):
+        raise forbidden(action, staff.study_id)
 
 
 def check_acknowledge(staff: Staff, alert_site: str | None, status: AlertStatus) -> None:
@@ -137,11 +179,18 @@ def check_acknowledge(staff: Staff, alert_site: str | None, status: AlertStatus)
         raise invalid_transition("already_resolved", "the alert has already been resolved")
 
 
-def check_resolve(staff: Staff, alert_site: str | None, status: AlertStatus) -> None:
+def check_resolve(
+    staff: Staff, alert_site: str | None, status: AlertStatus, severity: str, step_up_seconds: float
+) -> None:
     """Resolving is allowed from open as well as acknowledged: a nurse who looked at a
     device-quality alert and fixed the strap has acknowledged and resolved it in one step
-    (the audit row records old status 'open')."""
-    _check_act(staff, alert_site)
+    (the audit row records old status 'open'). Resolving a high-severity alert is a Part 11
+    signature: an investigator, signed in within the last `step_up_seconds`."""
+    if severity == "high":
+        _check_act(staff, alert_site, Action.SIGN)
+        check_step_up(staff.principal, step_up_seconds)
+    else:
+        _check_act(staff, alert_site)
     if status is AlertStatus.RESOLVED:
         raise invalid_transition("already_resolved", "the alert has already been resolved")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -14,7 +14,7 @@ from trialstream.db import DbConnection
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.participants import ParticipantState
 
-from monitoring.domain import Alert, AlertStatus, Role, Staff
+from monitoring.domain import Alert, AlertStatus
 
 _UPSERT_PARTICIPANTS = """
 INSERT INTO participants (participant_id, site_id, timezone, updated_at)
@@ -116,12 +116,7 @@ RETURNING a.alert_id, a.participant_id, a.kind, a.severity, a.rule, a.received_a
 # Actors of the entries monitoring writes for what arrives on its topics.
 SYSTEM_ALERTS = "system:alerts"
 SYSTEM_PARTICIPANTS = "system:participants"
-_INSERT_STAFF = """
-INSERT INTO staff (staff_id, site_id, role, token_hash) VALUES ($1, $2, $3, $4)
-ON CONFLICT (staff_id) DO NOTHING RETURNING staff_id
-"""
 _SITE_OF = "SELECT site_id FROM participants WHERE participant_id = $1"
-_STAFF_BY_CREDENTIAL_HASH = "SELECT staff_id, site_id, role FROM staff WHERE token_hash = $1"
 
 
 async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantState]) -> None:
@@ -260,12 +255,14 @@ async def audit(
     old_status: str | None,
     new_status: str | None,
     note: str | None,
+    actor_detail: Mapping[str, str] | None = None,
 ) -> None:
     """One entry in the schema's hash-chained audit trail (trialstream.audit), inside the
     caller's transaction; call it as the transaction's last write (it takes the chain lock)."""
     await audit_trail.record(
         conn,
         actor=actor,
+        actor_detail=actor_detail,
         action=action,
         entity=entity,
         entity_id=entity_id,
@@ -282,6 +279,7 @@ async def audit_for(pool: asyncpg.Pool, entity: str, entity_id: str) -> list[dic
             "id": e.seq,
             "occurred_at": e.occurred_at,
             "actor": e.actor,
+            "actor_detail": e.as_dict()["actor_detail"],
             "action": e.action,
             "entity": e.entity,
             "entity_id": e.entity_id,
@@ -291,20 +289,6 @@ async def audit_for(pool: asyncpg.Pool, entity: str, entity_id: str) -> list[dic
         }
         for e in await audit_trail.entries(pool, entity=entity, entity_id=entity_id)
     ]
-
-
-async def insert_staff(conn: DbConnection | asyncpg.Pool, staff: Staff, token_hash: str) -> bool:
-    return (
-        await conn.fetchrow(
-            _INSERT_STAFF, staff.staff_id, staff.site_id, str(staff.role), token_hash
-        )
-        is not None
-    )
-
-
-async def staff_for_token(pool: asyncpg.Pool, token_hash: str) -> Staff | None:
-    row = await pool.fetchrow(_STAFF_BY_CREDENTIAL_HASH, token_hash)
-    return Staff(row["staff_id"], row["site_id"], Role(row["role"])) if row else None
 
 
 async def end_episodes(pool: asyncpg.Pool, events: Sequence[AlertEpisodeEnded]) -> None:

@@ -7,8 +7,6 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
-from trialstream import audit
-from trialstream.auth import hash_token, new_token
 from trialstream.db import DbConnection
 from trialstream.errors import Kind, Refused
 from trialstream.events.alerts import (
@@ -58,7 +56,8 @@ async def acknowledge_alert(
         await repository.acknowledge(conn, alert_id, staff.staff_id, note)
         await repository.audit(
             conn,
-            actor=staff.staff_id,
+            actor=staff.actor,
+            actor_detail=staff.actor_detail,
             action="alert.acknowledged",
             entity="alert",
             entity_id=str(alert_id),
@@ -80,15 +79,21 @@ async def acknowledge_alert(
     return updated
 
 
-async def resolve_alert(pool: asyncpg.Pool, staff: Staff, alert_id: UUID, reason: str) -> Alert:
-    """open or acknowledged -> resolved with a reason; audit row and AlertResolved, atomically."""
+async def resolve_alert(
+    pool: asyncpg.Pool, staff: Staff, alert_id: UUID, reason: str, *, step_up_seconds: float
+) -> Alert:
+    """open or acknowledged -> resolved with a reason; audit row and AlertResolved, atomically.
+    A high-severity alert is resolved by an investigator's signature (domain.check_resolve)."""
     async with pool.acquire() as conn, conn.transaction():
         alert = await _locked_alert(conn, staff, alert_id)
-        check_resolve(staff, alert.site_id, AlertStatus(alert.status))
+        check_resolve(
+            staff, alert.site_id, AlertStatus(alert.status), alert.severity, step_up_seconds
+        )
         await repository.resolve(conn, alert_id, staff.staff_id, reason)
         await repository.audit(
             conn,
-            actor=staff.staff_id,
+            actor=staff.actor,
+            actor_detail=staff.actor_detail,
             action="alert.resolved",
             entity="alert",
             entity_id=str(alert_id),
@@ -158,19 +163,3 @@ def _escalated(row: asyncpg.Record) -> AlertEscalated:
         ack_due_at=row["ack_due_at"],
         escalated_at=row["escalated_at"],
     )
-
-
-async def create_staff(pool: asyncpg.Pool, staff: Staff) -> str:
-    token = new_token("staff")
-    async with pool.acquire() as conn, conn.transaction():
-        if not await repository.insert_staff(conn, staff, hash_token(token)):
-            raise Refused(Kind.CONFLICT, "conflict", f"staff '{staff.staff_id}' already exists")
-        await audit.record(
-            conn,
-            actor="admin",
-            action="staff.created",
-            entity="staff",
-            entity_id=staff.staff_id,
-            new={"site_id": staff.site_id, "role": staff.role},
-        )
-    return token

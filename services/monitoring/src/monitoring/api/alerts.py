@@ -1,5 +1,6 @@
-"""Staff and admin routes of the alert inbox: staff accounts, the inbox and its live
-stream, acknowledge and resolve, an alert's audit trail, and a participant's timeline."""
+"""Staff routes of the alert inbox: who am I, the inbox and its live stream, acknowledge
+and resolve, an alert's audit trail, and a participant's timeline. Staff accounts live in
+the identity service."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StringConstraints
 from sse_starlette import EventSourceResponse
 from trialstream.errors import Kind, Refused, about_field
-from trialstream.events.base import ParticipantId, SiteId, TrialDatetime
+from trialstream.events.base import ParticipantId, TrialDatetime
 
 from monitoring import repository, service, timeline
-from monitoring.context import Context, Ctx, CurrentStaff, StaffAdmin
+from monitoring.context import Context, Ctx, CurrentStaff
 from monitoring.domain import (
     Alert,
     AlertStatus,
-    Role,
     Staff,
     check_read,
     group_episodes,
@@ -37,15 +37,6 @@ STATUSES: dict[str, tuple[str, ...]] = {
     "active": (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED),
     "all": tuple(AlertStatus),
 }
-
-
-class NewStaff(BaseModel):
-    staff_id: Annotated[
-        str,
-        Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$", description="Pseudonymous, e.g. nurse-a1"),
-    ]
-    site_id: SiteId
-    role: Role = Role.SITE_STAFF
 
 
 class Acknowledgement(BaseModel):
@@ -91,23 +82,14 @@ def _check_range(start: datetime, end: datetime) -> None:
         )
 
 
-@router.post("/v1/admin/staff", tags=["admin"], status_code=201, dependencies=[StaffAdmin])
-async def create_staff(ctx: Ctx, body: NewStaff) -> dict[str, str]:
-    token = await service.create_staff(ctx.pool, Staff(body.staff_id, body.site_id, body.role))
-    return {
-        "staff_id": body.staff_id,
-        "site_id": body.site_id,
-        "role": str(body.role),
-        "token": token,
-    }
-
-
 @router.get("/v1/me", tags=["staff"], summary="Who the credential belongs to")
 async def me(staff: CurrentStaff) -> dict[str, Any]:
     return {
         "staff_id": staff.staff_id,
-        "site_id": staff.site_id,
-        "role": str(staff.role),
+        "name": staff.principal.name,
+        "study_id": staff.study_id,
+        "roles": staff.roles,
+        "sites": None if staff.sites is None else sorted(staff.sites),
         "can_act": staff.can_act,
         "all_sites": staff.all_sites,
     }
@@ -170,7 +152,9 @@ async def acknowledge(
 
 @router.post("/v1/alerts/{alert_id}/resolve", tags=["staff"])
 async def resolve(ctx: Ctx, alert_id: UUID, body: Resolution, staff: CurrentStaff) -> Alert:
-    alert = await service.resolve_alert(ctx.pool, staff, alert_id, body.reason)
+    alert = await service.resolve_alert(
+        ctx.pool, staff, alert_id, body.reason, step_up_seconds=ctx.settings.step_up_seconds
+    )
     return _now_due(ctx, [alert])[0]
 
 

@@ -1,6 +1,7 @@
 """The site-staff dashboard: server-rendered pages (Jinja2) and their local static assets.
 
-Login stores the staff token in an HttpOnly, SameSite=Strict cookie (docs/decisions/0040):
+Login signs in at the identity issuer and stores the access token in an HttpOnly,
+SameSite=Strict cookie (docs/decisions/0040); logout ends the session at the issuer:
 page scripts never see it, and the JSON API accepts it next to `Authorization: Bearer`.
 The pages fetch data from the same JSON API the curl users have, so roles and site
 scoping are enforced in one place.
@@ -8,28 +9,33 @@ scoping are enforced in one place.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
+import jwt
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from trialstream.auth import hash_token
 from trialstream.errors import Refused
 from trialstream.events.base import ParticipantId
+from trialstream.staff import SESSION_COOKIE
 
 from monitoring import repository
-from monitoring.context import SESSION_COOKIE, Context, Ctx
+from monitoring.context import Context, Ctx
 from monitoring.domain import Staff, group_episodes, site_to_read, with_deadline
 
 _PACKAGE = Path(str(files("monitoring")))
 TEMPLATES = Jinja2Templates(directory=_PACKAGE / "templates")
 STATIC_PATH = "/dashboard/static"
 
+log = structlog.get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
@@ -48,7 +54,34 @@ async def _page_staff(ctx: Context, request: Request) -> Staff | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    return await repository.staff_for_token(ctx.pool, hash_token(token))
+    try:
+        return Staff(ctx.runtime.staff.principal(token))
+    except Refused:
+        return None  # expired, logged out or revoked: sign in again
+
+
+async def _issuer_endpoint(client: httpx.AsyncClient, ctx: Context, name: str) -> str:
+    """An endpoint of the issuer, from its discovery document."""
+    discovery = ctx.settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration"
+    response = await client.get(discovery)
+    response.raise_for_status()
+    return str(response.json()[name])
+
+
+async def _sign_in(ctx: Context, name: str, password: str) -> tuple[str | None, str | None]:
+    """(access token, None) from the issuer's password grant, or (None, why not)."""
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            url = await _issuer_endpoint(client, ctx, "token_endpoint")
+            body = {"grant_type": "password", "username": name, "password": password}
+            response = await client.post(url, json=body)
+    except (httpx.HTTPError, KeyError, ValueError):
+        return None, "The sign-in service cannot be reached; try again in a moment."
+    if response.status_code == 200:
+        return str(response.json()["access_token"]), None
+    if response.status_code == 429:
+        return None, "Too many failed sign-ins: try again later or ask an admin."
+    return None, "Unknown name or wrong password."
 
 
 def _to_login() -> RedirectResponse:
@@ -73,13 +106,25 @@ async def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/dashboard/login")
 async def login(ctx: Ctx, request: Request) -> Response:
+    """Sign in with name and password at the identity issuer (or paste an access token
+    from any configured issuer); the access token goes in the session cookie for as long
+    as it lives."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    token = (form.get("token") or [""])[0].strip()
-    staff = await repository.staff_for_token(ctx.pool, hash_token(token)) if token else None
-    if staff is None:
-        return TEMPLATES.TemplateResponse(
-            request, "login.html", {"error": "That staff token is not valid."}, status_code=401
-        )
+
+    def field(name: str) -> str:
+        return (form.get(name) or [""])[0].strip()
+
+    token, error = (field("token") or None), None
+    if token is None:
+        token, error = await _sign_in(ctx, field("username"), field("password"))
+    staff = None
+    if token is not None:
+        try:
+            staff = Staff(ctx.runtime.staff.principal(token))
+        except Refused as exc:
+            error = exc.message
+    if staff is None or token is None:
+        return TEMPLATES.TemplateResponse(request, "login.html", {"error": error}, status_code=401)
     response = RedirectResponse("/dashboard", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -87,13 +132,28 @@ async def login(ctx: Ctx, request: Request) -> Response:
         httponly=True,
         samesite="strict",
         secure=ctx.settings.mode == "production",
-        max_age=12 * 3600,
+        max_age=max(60, int(_expires_in(token))),
     )
     return response
 
 
+def _expires_in(token: str) -> float:
+    """Seconds the (already verified) token still lives: the cookie lives as long."""
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"]) - time.time()
+
+
 @router.post("/dashboard/logout")
-async def logout() -> RedirectResponse:
+async def logout(ctx: Ctx, request: Request) -> RedirectResponse:
+    """End the session at the issuer (every service then refuses its tokens), then drop
+    the cookie."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                url = await _issuer_endpoint(client, ctx, "end_session_endpoint")
+                await client.post(url, headers={"Authorization": f"Bearer {token}"})
+        except (httpx.HTTPError, KeyError, ValueError):
+            log.warning("the issuer could not be told of a logout; the token lives until expiry")
     response = _to_login()
     response.delete_cookie(SESSION_COOKIE)
     return response

@@ -59,6 +59,11 @@ async def list_flags(
     return {"site": scope, "status": status, "flags": found}
 
 
-@router.post("/v1/flags/{flag_id}/close", summary="Close a flag with a note (site staff)")
+@router.post(
+    "/v1/flags/{flag_id}/close",
+    summary="Close a flag with a signed note (site staff, investigator, data manager)",
+)
 async def close(ctx: Ctx, flag_id: UUID, body: FlagClosing, staff: CurrentStaff) -> dict[str, Any]:
-    return await close_flag(ctx.pool, staff, flag_id, body.note)
+    return await close_flag(
+        ctx.pool, staff, flag_id, body.note, step_up_seconds=ctx.settings.step_up_seconds
+    )
