@@ -27,7 +27,7 @@ from fastapi import Depends, Request
 from pydantic import TypeAdapter, ValidationError
 
 from trialstream.auth import tokens_match
-from trialstream.errors import Kind, Refused
+from trialstream.errors import Kind, Refused, about_field
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.topics import Topic
 from trialstream.identity import (
@@ -227,6 +227,33 @@ def check_allowed(
 ) -> None:
     if not principal.allows(action, study_id, site_id):
         raise forbidden(action, study_id)
+
+
+def site_scope(
+    principal: Principal, action: Action, requested_site: str | None, study_id: str = DEFAULT_STUDY
+) -> str | None:
+    """The site a listing is limited to (None: every site, for roles that cover the whole
+    study). Someone with grants at several sites names the one they want; a site where
+    they have no role is `forbidden_site`, an action their roles never allow
+    `role_not_allowed`."""
+    if not principal.allows(action, study_id, requested_site):
+        if principal.allows(action, study_id):  # at another site
+            raise Refused(
+                Kind.FORBIDDEN, "forbidden_site", f"you have no role at site '{requested_site}'"
+            )
+        raise forbidden(action, study_id)
+    sites = principal.sites(study_id)
+    if sites is None or requested_site is not None:
+        return requested_site
+    if len(sites) == 1:
+        return next(iter(sites))
+    raise about_field(
+        Kind.INVALID,
+        "site_required",
+        "You work at several sites: name one.",
+        "site",
+        f"one of {sorted(sites)}",
+    )
 
 
 def allowed(action: Action, *, in_some_study: bool = False) -> Any:

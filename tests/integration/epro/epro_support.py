@@ -16,6 +16,7 @@ import httpx
 from epro.main import create_app
 from epro.settings import EproSettings
 from helpers import eventually, publish_to, serving, unique_id
+from staff_tokens import JWKS, staff_auth
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
@@ -33,6 +34,7 @@ def epro_settings(kafka: str, database_url: str, protocol: Path | None = None) -
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         kafka_session_timeout_ms=2000,
         scheduler_enabled=False,  # tests drive the scheduler's clock themselves
     )
@@ -98,13 +100,9 @@ class Epro:
         return event
 
     async def staff(self, site: str, role: str = "site_staff") -> dict[str, str]:
-        r = await self.client.post(
-            "/v1/admin/staff",
-            json={"staff_id": unique_id("nurse"), "site_id": site, "role": role},
-            headers=self.admin,
-        )
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}"}
+        """A person with `role` at `site` (a monitor: every site of the study)."""
+        site_role = role in ("site_staff", "investigator")
+        return staff_auth(site if site_role else None, role, subject=unique_id("nurse"))
 
     @property
     def admin(self) -> dict[str, str]:

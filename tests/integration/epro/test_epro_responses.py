@@ -159,7 +159,7 @@ async def test_site_staff_can_correct_with_a_reason_and_are_recorded_as_author(e
     r = await epro.client.post(url, json=fix, headers=nurse)
     assert r.status_code == 201, r.text
     stored = r.json()["response"]
-    assert (stored["version"], stored["reason"], stored["author"].startswith("nurse-")) == (
+    assert (stored["version"], stored["reason"], stored["author"].startswith("staff:nurse-")) == (
         2,
         "participant phoned: meant 2",
         True,

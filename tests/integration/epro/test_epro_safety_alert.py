@@ -10,7 +10,7 @@ from epro_support import Epro, phq9_body
 from helpers import eventually, read_topic, serving, unique_id
 from monitoring.main import create_app as create_monitoring
 from monitoring.settings import MonitoringSettings
-from staff_tokens import JWKS
+from staff_tokens import JWKS, staff_auth
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -30,21 +30,11 @@ async def monitoring(kafka: str, database_url: str) -> AsyncIterator[httpx.Async
         yield client
 
 
-async def monitoring_nurse(client: httpx.AsyncClient, site: str) -> dict[str, str]:
-    r = await client.post(
-        "/v1/admin/staff",
-        json={"staff_id": unique_id("nurse"), "site_id": site},
-        headers={"Authorization": f"Bearer {MONITORING_ADMIN}"},
-    )
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
 async def test_phq9_item9_answer_raises_an_urgent_alert_in_the_site_inbox(
     epro: Epro, monitoring: httpx.AsyncClient
 ) -> None:
     site = unique_id("site")
-    nurse = await monitoring_nurse(monitoring, site)
+    nurse = staff_auth(site)
     participant, app = await epro.enroll(site=site)
     body = phq9_body(1, 2, 1, 1, 0, 1, 0, 0, 2)
     assert (await epro.submit(app, body)).status_code == 201

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,6 +119,7 @@ async def publish_questionnaires(
     found: Sequence[Questionnaire],
     *,
     actor: str = "system:epro",
+    actor_detail: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Store definitions; a published (id, version) never changes (a 409 refusal if it would)."""
     outcome = {}
@@ -136,6 +137,7 @@ async def publish_questionnaires(
                 await audit.record(
                     conn,
                     actor=actor,
+                    actor_detail=actor_detail,
                     action="questionnaire.published",
                     entity="questionnaire",
                     entity_id=f"{q.id}@{q.version}",
@@ -333,12 +335,16 @@ async def correct(
     c: Correction,
     *,
     author: str = "participant",
+    author_detail: Mapping[str, str] | None = None,
 ) -> Stored:
-    """A new version with a reason and its author (the participant or a staff id);
-    earlier versions stay as they were."""
+    """A new version with a reason and its author (the participant, or a staff actor
+    `staff:<subject>` with their name and role in `author_detail`); earlier versions stay
+    as they were."""
     request_digest = digest({**c.model_dump(mode="json"), "author": author})
     try:
-        return await _correct(pool, catalog, participant_id, response_id, c, request_digest, author)
+        return await _correct(
+            pool, catalog, participant_id, response_id, c, request_digest, author, author_detail
+        )
     except _Raced:
         raise conflict("stale_version", "another correction was stored at the same time") from None
 
@@ -351,6 +357,7 @@ async def _correct(
     c: Correction,
     request_digest: str,
     author: str,
+    author_detail: Mapping[str, str] | None,
 ) -> Stored:
     async with pool.acquire() as conn, conn.transaction():
         if await repository.lock_response(conn, response_id) != participant_id:
@@ -383,7 +390,7 @@ async def _correct(
         )
         await _store(conn, row, checked, [s for s in checked.signals if s.rule.rule not in before])
         actor = f"participant:{participant_id}" if author == "participant" else author
-        await _audit_version(conn, row, actor, latest)
+        await _audit_version(conn, row, actor, latest, author_detail)
     return Stored(True, row)
 
 
@@ -398,12 +405,17 @@ def _version(row: ResponseVersion) -> dict[str, Any]:
 
 
 async def _audit_version(
-    conn: DbConnection, row: ResponseVersion, actor: str, before: ResponseVersion | None
+    conn: DbConnection,
+    row: ResponseVersion,
+    actor: str,
+    before: ResponseVersion | None,
+    actor_detail: Mapping[str, str] | None = None,
 ) -> None:
     """A response version in the audit trail: the answers before and after, and why."""
     await audit.record(
         conn,
         actor=actor,
+        actor_detail=actor_detail,
         action="response.submitted" if before is None else "response.corrected",
         entity="response",
         entity_id=str(row.response_id),

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from trialstream.errors import Kind, Refused, about_field
+from trialstream.errors import Kind, Refused
 from trialstream.identity import Action, Principal
-from trialstream.staff import DEFAULT_STUDY, acting, check_step_up, forbidden
+from trialstream.staff import DEFAULT_STUDY, acting, check_step_up, forbidden, site_scope
 
 
 class AlertStatus(StrEnum):
@@ -133,24 +133,8 @@ class Episode:
 def site_to_read(
     staff: Staff, requested_site: str | None, action: Action = Action.READ_PARTICIPANT_DATA
 ) -> str | None:
-    """The site a listing is scoped to (None = every site: roles that cover the whole
-    study). Someone with grants at several sites names the one they want."""
-    if not staff.principal.allows(action, staff.study_id, requested_site):
-        if staff.principal.allows(action, staff.study_id):  # at another site
-            raise denied("forbidden_site", f"you have no role at site '{requested_site}'")
-        raise forbidden(action, staff.study_id)
-    sites = staff.sites
-    if sites is None or requested_site is not None:
-        return requested_site
-    if len(sites) == 1:
-        return next(iter(sites))
-    raise about_field(
-        Kind.INVALID,
-        "site_required",
-        "You work at several sites: name one.",
-        "site",
-        f"one of {sorted(sites)}",
-    )
+    """The site a listing is scoped to (trialstream.staff.site_scope)."""
+    return site_scope(staff.principal, action, requested_site, staff.study_id)
 
 
 def may_read(staff: Staff, site: str | None) -> bool:

@@ -1,32 +1,29 @@
-"""Admin routes (platform admin token): app credentials, staff, questionnaire versions."""
+"""Admin routes: participants' app credentials (site staff and admins of the participant's
+site), questionnaire versions (study admins). Staff accounts live in the identity service."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import SiteId
-from trialstream.runtime import AdminOnly, CurrentRuntime
+from trialstream.identity import Action, Principal
+from trialstream.runtime import CurrentRuntime
+from trialstream.staff import CurrentPrincipal, acting, allowed, check_allowed
 
 from epro import accounts, service
-from epro.accounts import Role
-from epro.api.common import Published
+from epro.api.common import Published, site_of_known
 from epro.domain.definitions import Questionnaire
 
-router = APIRouter(tags=["admin"], dependencies=[AdminOnly])
-
-
-class NewStaff(BaseModel):
-    staff_id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$")
-    site_id: SiteId
-    role: Role = Role.SITE_STAFF
+router = APIRouter(tags=["admin"])
 
 
 @router.post("/v1/admin/participants/{participant_id}/app-credentials", status_code=201)
-async def issue_app_credential(runtime: CurrentRuntime, participant_id: str) -> dict[str, str]:
-    token = await accounts.issue_app_credential(runtime.pool, participant_id)
+async def issue_app_credential(
+    runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
+) -> dict[str, str]:
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, await site_of_known(runtime, participant_id))
+    token = await accounts.issue_app_credential(runtime.pool, by, participant_id)
     if token is None:
         raise Refused(
             Kind.NOT_FOUND,
@@ -37,26 +34,21 @@ async def issue_app_credential(runtime: CurrentRuntime, participant_id: str) -> 
 
 
 @router.post("/v1/admin/participants/{participant_id}/app-credentials/revoke")
-async def revoke_app_credentials(runtime: CurrentRuntime, participant_id: str) -> dict[str, Any]:
-    revoked = await accounts.revoke_app_credentials(runtime.pool, participant_id)
+async def revoke_app_credentials(
+    runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
+) -> dict[str, Any]:
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, await site_of_known(runtime, participant_id))
+    revoked = await accounts.revoke_app_credentials(runtime.pool, by, participant_id)
     return {"participant_id": participant_id, "revoked": revoked}
-
-
-@router.post("/v1/admin/staff", status_code=201)
-async def create_staff(runtime: CurrentRuntime, body: NewStaff) -> dict[str, str]:
-    token = await accounts.create_staff(runtime.pool, body.staff_id, body.site_id, body.role)
-    if token is None:
-        raise Refused(Kind.CONFLICT, "conflict", f"staff '{body.staff_id}' already exists")
-    return {
-        "staff_id": body.staff_id,
-        "site_id": body.site_id,
-        "role": str(body.role),
-        "token": token,
-    }
 
 
 @router.post("/v1/admin/questionnaires", status_code=201)
 async def publish(
-    runtime: CurrentRuntime, catalog: Published, body: Questionnaire
+    runtime: CurrentRuntime,
+    catalog: Published,
+    body: Questionnaire,
+    by: Annotated[Principal, allowed(Action.MANAGE_STUDY)],
 ) -> dict[str, str]:
-    return await service.publish_questionnaires(runtime.pool, catalog, [body], actor="admin")
+    return await service.publish_questionnaires(
+        runtime.pool, catalog, [body], actor=by.actor, actor_detail=acting(by)
+    )

@@ -1,5 +1,6 @@
-"""What every ePRO route shares: the service's state as typed dependencies, the two
-credentials (participant app, site staff) and how a stored response is shown."""
+"""What every ePRO route shares: the service's state as typed dependencies, the
+participant app credential, which participants a staff member reads, and how a stored
+response is shown. Staff are the people behind verified access tokens (trialstream.staff)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from trialstream.auth import bearer_token
 from trialstream.errors import Kind, Refused
+from trialstream.identity import Action
 from trialstream.runtime import CurrentRuntime
+from trialstream.staff import DEFAULT_STUDY, CurrentPrincipal, check_allowed
 
 from epro import accounts, compliance, service
-from epro.accounts import Staff
 from epro.domain.definitions import Catalog
 from epro.settings import EproSettings
 
@@ -47,24 +49,28 @@ async def participant(runtime: CurrentRuntime, token: str = Depends(bearer_token
     return found
 
 
-async def current_staff(runtime: CurrentRuntime, token: str = Depends(bearer_token)) -> Staff:
-    staff = await accounts.staff_for_token(runtime.pool, token)
-    if staff is None:
-        raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "Unknown staff credential.")
-    return staff
-
-
-CurrentStaff = Annotated[Staff, Depends(current_staff)]
-
-
-async def readable(runtime: CurrentRuntime, participant_id: str, staff: CurrentStaff) -> str:
-    """A participant of a site the staff member may read (404 otherwise: no existence leak)."""
+async def readable(runtime: CurrentRuntime, participant_id: str, staff: CurrentPrincipal) -> str:
+    """A participant of a site the person may read (404 otherwise: no existence leak); a
+    role that never reads participant data (a sponsor) gets 403."""
+    check_allowed(staff, Action.READ_PARTICIPANT_DATA)
     site = await compliance.site_of(runtime.pool, participant_id)
-    if site is None or not staff.may_read(site):
+    if site is None or not staff.allows(Action.READ_PARTICIPANT_DATA, DEFAULT_STUDY, site):
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"
         )
     return participant_id
+
+
+async def site_of_known(runtime: CurrentRuntime, participant_id: str) -> str:
+    """The participant's site, or 404 when ePRO has no enrolment for them (yet)."""
+    site = await compliance.site_of(runtime.pool, participant_id)
+    if site is None:
+        raise Refused(
+            Kind.NOT_FOUND,
+            "unknown_participant",
+            f"ePRO has no enrolment for '{participant_id}' (yet)",
+        )
+    return site
 
 
 def stored_response(result: service.Stored) -> JSONResponse:

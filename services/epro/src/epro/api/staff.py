@@ -12,11 +12,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from trialstream.errors import Kind, Refused
+from trialstream.identity import Action
 from trialstream.runtime import CurrentRuntime
+from trialstream.staff import CurrentPrincipal, acting, check_allowed, site_scope
 
 from epro import compliance, repository, service
-from epro.accounts import Role
-from epro.api.common import CurrentStaff, Published, readable, stored_response
+from epro.api.common import Published, readable, stored_response
 from epro.domain import fhir
 from epro.domain.responses import ResponseVersion
 from epro.domain.submissions import Correction
@@ -75,14 +76,18 @@ async def staff_correct(
     runtime: CurrentRuntime,
     catalog: Published,
     participant_id: Readable,
-    staff: CurrentStaff,
+    staff: CurrentPrincipal,
 ) -> JSONResponse:
-    if staff.role is not Role.SITE_STAFF:
-        raise Refused(
-            Kind.FORBIDDEN, "read_only_role", "monitors can read responses but not correct them"
-        )
+    site = await compliance.site_of(runtime.pool, participant_id)
+    check_allowed(staff, Action.MANAGE_PARTICIPANTS, site)
     result = await service.correct(
-        runtime.pool, catalog, participant_id, response_id, body, author=staff.staff_id
+        runtime.pool,
+        catalog,
+        participant_id,
+        response_id,
+        body,
+        author=staff.actor,
+        author_detail=acting(staff),
     )
     return stored_response(result)
 
@@ -90,15 +95,12 @@ async def staff_correct(
 @router.get("/v1/compliance", summary="On-time %, late and missed per participant and site")
 async def compliance_report(
     runtime: CurrentRuntime,
-    staff: CurrentStaff,
+    staff: CurrentPrincipal,
     site: str | None = None,
     participant_id: str | None = None,
     questionnaire_id: str | None = None,
 ) -> dict[str, Any]:
-    try:
-        scope = staff.site_scope(site)
-    except PermissionError as exc:
-        raise Refused(Kind.FORBIDDEN, "forbidden_site", str(exc)) from None
+    scope = site_scope(staff, Action.READ_PARTICIPANT_DATA, site)
     return await compliance.report(runtime.pool, scope, participant_id, questionnaire_id)
 
 
@@ -125,7 +127,7 @@ async def responses_csv(runtime: CurrentRuntime, participant_id: Readable) -> Pl
 
 @router.get("/v1/fhir/Questionnaire/{questionnaire_id}")
 async def fhir_questionnaire(
-    catalog: Published, questionnaire_id: str, _: CurrentStaff, version: int | None = None
+    catalog: Published, questionnaire_id: str, _: CurrentPrincipal, version: int | None = None
 ) -> dict[str, Any]:
     q = catalog.get(questionnaire_id, version) if version else catalog.latest(questionnaire_id)
     if q is None:
