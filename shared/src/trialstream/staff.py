@@ -225,8 +225,14 @@ def forbidden(action: Action, study_id: str = DEFAULT_STUDY) -> Refused:
 def check_allowed(
     principal: Principal, action: Action, site_id: str | None = None, study_id: str = DEFAULT_STUDY
 ) -> None:
-    if not principal.allows(action, study_id, site_id):
-        raise forbidden(action, study_id)
+    """Refuse unless the person's role in the study allows `action` at `site_id` (None: at
+    some site): `forbidden_site` when their role allows it elsewhere, else
+    `role_not_allowed`."""
+    if principal.allows(action, study_id, site_id):
+        return
+    if site_id is not None and principal.allows(action, study_id):
+        raise Refused(Kind.FORBIDDEN, "forbidden_site", f"you have no role at site '{site_id}'")
+    raise forbidden(action, study_id)
 
 
 def site_scope(
@@ -236,12 +242,7 @@ def site_scope(
     study). Someone with grants at several sites names the one they want; a site where
     they have no role is `forbidden_site`, an action their roles never allow
     `role_not_allowed`."""
-    if not principal.allows(action, study_id, requested_site):
-        if principal.allows(action, study_id):  # at another site
-            raise Refused(
-                Kind.FORBIDDEN, "forbidden_site", f"you have no role at site '{requested_site}'"
-            )
-        raise forbidden(action, study_id)
+    check_allowed(principal, action, requested_site, study_id)
     sites = principal.sites(study_id)
     if sites is None or requested_site is not None:
         return requested_site
@@ -294,3 +295,9 @@ def acting(
     and the role they acted in."""
     roles = sorted(str(r) for r in principal.roles(study_id, site_id))
     return {"name": principal.name, "role": ",".join(roles)}
+
+
+def audited_as(principal: Principal, study_id: str = DEFAULT_STUDY) -> dict[str, Any]:
+    """`actor` and `actor_detail` of an audit entry this person's request writes:
+    `audit.record(conn, **audited_as(by), action=...)`."""
+    return {"actor": principal.actor, "actor_detail": acting(principal, study_id)}

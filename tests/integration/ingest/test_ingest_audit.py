@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 from audit_helpers import audited, changes
+from helpers import unique_id
+from staff_tokens import staff_auth
 from test_ingest_upload import ADMIN, enrol, ingest  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -62,3 +64,35 @@ async def test_withdrawal_is_audited_with_its_reason(
     assert withdrawal["old"] == {"status": "enrolled"}
     assert withdrawal["new"]["status"] == "withdrawn"
     assert withdrawal["reason"] == "consent withdrawn at visit 3"
+
+
+async def test_site_staff_enrol_at_their_site_only_and_are_named_in_the_audit(
+    ingest: httpx.AsyncClient,  # noqa: F811 - the fixture
+    database_url: str,
+) -> None:
+    nurse = staff_auth("site-n", "site_staff", subject="nurse-n1", name="Nora N")
+    body = {"participant_id": unique_id("P"), "site_id": "site-n", "timezone": "UTC"}
+    r = await ingest.post("/v1/admin/participants", json=body, headers=nurse)
+    assert r.status_code == 201, r.text
+    elsewhere = {**body, "participant_id": unique_id("P"), "site_id": "site-m"}
+    r = await ingest.post("/v1/admin/participants", json=elsewhere, headers=nurse)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden_site")
+    for role in ("monitor", "sponsor", "data_manager"):
+        r = await ingest.post(
+            "/v1/admin/participants", json=elsewhere, headers=staff_auth(None, role)
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed"), role
+    [entry] = await audited(database_url, "ingest", "participant", body["participant_id"])
+    assert (entry["actor"], entry["actor_detail"]) == (
+        "staff:nurse-n1",
+        {"name": "Nora N", "role": "site_staff"},
+    )
+    # Readings are participant data: the site's staff read them, a sponsor does not, and
+    # another site's staff do not learn the participant exists.
+    path = f"/v1/participants/{body['participant_id']}/readings"
+    params = {"from": "2026-01-01T00:00:00Z"}
+    assert (await ingest.get(path, params=params, headers=nurse)).status_code == 200
+    sponsor = await ingest.get(path, params=params, headers=staff_auth(None, "sponsor"))
+    assert sponsor.status_code == 403
+    stranger = await ingest.get(path, params=params, headers=staff_auth("site-m"))
+    assert stranger.status_code == 404

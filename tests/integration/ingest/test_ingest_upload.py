@@ -13,6 +13,7 @@ import pytest
 from helpers import read_topic, reading, serving, unique_id
 from ingest.main import create_app
 from ingest.settings import IngestSettings
+from staff_tokens import JWKS
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -25,6 +26,7 @@ async def ingest(kafka: str, database_url: str) -> AsyncIterator[httpx.AsyncClie
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         max_readings_per_request=50,
         kafka_session_timeout_ms=2000,
     )

@@ -14,8 +14,10 @@ from trialstream.errors import Kind, Refused
 from trialstream.events.base import DeviceId, ParticipantId, SiteId, Timezone, TrialDatetime
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
+from trialstream.identity import Action
 from trialstream.producer import KeyedRecord
-from trialstream.runtime import AdminOnly, CurrentRuntime
+from trialstream.runtime import CurrentRuntime
+from trialstream.staff import DEFAULT_STUDY, CurrentPrincipal, check_allowed
 from trialstream.validation import ReadingUpload, parse_valid_body
 
 from ingest import repository, service
@@ -143,10 +145,23 @@ async def upload(
     return JSONResponse(result.as_dict())
 
 
-@router.post("/v1/admin/participants", tags=["admin"], status_code=201, dependencies=[AdminOnly])
-async def enroll_participant(runtime: CurrentRuntime, body: EnrollParticipant) -> dict[str, str]:
+async def _site_of(runtime: CurrentRuntime, participant_id: str) -> str:
+    found = await repository.get_participant(runtime.pool, participant_id)
+    if found is None:
+        raise Refused(
+            Kind.NOT_FOUND, "unknown_participant", f"participant '{participant_id}' is not enrolled"
+        )
+    return found.site_id
+
+
+@router.post("/v1/admin/participants", tags=["admin"], status_code=201)
+async def enroll_participant(
+    runtime: CurrentRuntime, body: EnrollParticipant, by: CurrentPrincipal
+) -> dict[str, str]:
+    """Enrol a participant at a site (site staff, investigators and admins of that site)."""
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, body.site_id)
     await service.enroll_participant(
-        runtime.pool, repository.Participant(body.participant_id, body.site_id, body.timezone)
+        runtime.pool, by, repository.Participant(body.participant_id, body.site_id, body.timezone)
     )
     return {"participant_id": body.participant_id, "site_id": body.site_id}
 
@@ -154,12 +169,12 @@ async def enroll_participant(runtime: CurrentRuntime, body: EnrollParticipant) -
 @router.post(
     "/v1/admin/participants/{participant_id}/withdraw",
     tags=["admin"],
-    dependencies=[AdminOnly],
     summary="Withdraw a participant: later readings are refused, the state is published",
 )
 async def withdraw_participant(
-    runtime: CurrentRuntime, participant_id: str, body: Withdrawal
+    runtime: CurrentRuntime, participant_id: str, body: Withdrawal, by: CurrentPrincipal
 ) -> dict[str, str]:
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, await _site_of(runtime, participant_id))
     if body.withdrawn_at is not None and body.withdrawn_at > datetime.now(UTC):
         raise Refused(
             Kind.INVALID,
@@ -168,7 +183,7 @@ async def withdraw_participant(
             [{"field": "withdrawn_at", "code": "in_future", "message": "in the future"}],
         )
     done = await service.withdraw_participant(
-        runtime.pool, participant_id, body.reason, body.withdrawn_at
+        runtime.pool, by, participant_id, body.reason, body.withdrawn_at
     )
     assert done.withdrawn_at is not None
     return {
@@ -179,28 +194,43 @@ async def withdraw_participant(
     }
 
 
-@router.post("/v1/admin/devices", tags=["admin"], status_code=201, dependencies=[AdminOnly])
-async def enroll_device(runtime: CurrentRuntime, body: EnrollDevice) -> dict[str, str]:
-    token = await service.enroll_device(runtime.pool, body.device_id, body.participant_id)
+@router.post("/v1/admin/devices", tags=["admin"], status_code=201)
+async def enroll_device(
+    runtime: CurrentRuntime, body: EnrollDevice, by: CurrentPrincipal
+) -> dict[str, str]:
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, await _site_of(runtime, body.participant_id))
+    token = await service.enroll_device(runtime.pool, by, body.device_id, body.participant_id)
     return {"device_id": body.device_id, "participant_id": body.participant_id, "token": token}
 
 
-@router.post("/v1/admin/devices/{device_id}/revoke", tags=["admin"], dependencies=[AdminOnly])
-async def revoke_device(runtime: CurrentRuntime, device_id: str) -> dict[str, str]:
-    if not await service.revoke_device(runtime.pool, device_id):
+@router.post("/v1/admin/devices/{device_id}/revoke", tags=["admin"])
+async def revoke_device(
+    runtime: CurrentRuntime, device_id: str, by: CurrentPrincipal
+) -> dict[str, str]:
+    site = await repository.site_of_device(runtime.pool, device_id)
+    if site is not None:
+        check_allowed(by, Action.MANAGE_PARTICIPANTS, site)
+    if site is None or not await service.revoke_device(runtime.pool, by, device_id):
         raise Refused(Kind.NOT_FOUND, "unknown_device", f"no active device '{device_id}'")
     return {"device_id": device_id, "status": "revoked"}
 
 
-@router.get("/v1/participants/{participant_id}/readings", tags=["admin"], dependencies=[AdminOnly])
+@router.get("/v1/participants/{participant_id}/readings", tags=["staff"])
 async def list_readings(
     runtime: CurrentRuntime,
     participant_id: str,
+    by: CurrentPrincipal,
     start: Annotated[TrialDatetime, Query(alias="from")],
     end: Annotated[TrialDatetime | None, Query(alias="to")] = None,
     metric: Metric | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
+    check_allowed(by, Action.READ_PARTICIPANT_DATA)
+    found = await repository.get_participant(runtime.pool, participant_id)
+    if found is None or not by.allows(Action.READ_PARTICIPANT_DATA, DEFAULT_STUDY, found.site_id):
+        raise Refused(
+            Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"
+        )
     rows = await repository.readings_for(
         runtime.pool, participant_id, start, end or datetime.now(UTC), metric, limit
     )

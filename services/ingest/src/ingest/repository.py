@@ -103,6 +103,12 @@ async def insert_participant(conn: DbConnection, participant: Participant) -> bo
     return row is not None
 
 
+_DEVICE_SITE = """
+SELECT p.site_id FROM devices d JOIN participants p USING (participant_id)
+WHERE d.device_id = $1 AND d.revoked_at IS NULL
+"""
+
+
 async def get_participant(
     conn: DbConnection | asyncpg.Pool, participant_id: str
 ) -> Participant | None:
@@ -126,6 +132,12 @@ async def insert_device(
     conn: DbConnection, device_id: str, participant_id: str, token_hash: str
 ) -> bool:
     return await conn.fetchrow(_INSERT_DEVICE, device_id, participant_id, token_hash) is not None
+
+
+async def site_of_device(conn: DbConnection | asyncpg.Pool, device_id: str) -> str | None:
+    """The site of an active device's participant, None if no active device has this id."""
+    value = await conn.fetchval(_DEVICE_SITE, device_id)
+    return None if value is None else str(value)
 
 
 async def revoke_device(conn: DbConnection, device_id: str) -> str | None:

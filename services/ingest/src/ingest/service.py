@@ -13,7 +13,9 @@ from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
+from trialstream.identity import Principal
 from trialstream.outbox import enqueue
+from trialstream.staff import audited_as
 from trialstream.validation import ReadingUpload, received_json
 
 from ingest import repository
@@ -84,7 +86,9 @@ async def upload_readings(
     return UploadResult(checked.results)
 
 
-async def enroll_participant(pool: asyncpg.Pool, participant: repository.Participant) -> None:
+async def enroll_participant(
+    pool: asyncpg.Pool, by: Principal, participant: repository.Participant
+) -> None:
     """Register a participant with its site; announce it (outbox) so other services can
     scope data per site. Re-enrolling with the same site is a no-op; another site conflicts."""
     async with pool.acquire() as conn, conn.transaction():
@@ -97,7 +101,7 @@ async def enroll_participant(pool: asyncpg.Pool, participant: repository.Partici
             await enqueue(conn, Topic.PARTICIPANTS, [(participant.participant_id, event)])
             await audit.record(
                 conn,
-                actor="admin",
+                **audited_as(by),
                 action="participant.enrolled",
                 entity="participant",
                 entity_id=participant.participant_id,
@@ -114,7 +118,11 @@ async def enroll_participant(pool: asyncpg.Pool, participant: repository.Partici
 
 
 async def withdraw_participant(
-    pool: asyncpg.Pool, participant_id: str, reason: str, withdrawn_at: datetime | None = None
+    pool: asyncpg.Pool,
+    by: Principal,
+    participant_id: str,
+    reason: str,
+    withdrawn_at: datetime | None = None,
 ) -> repository.Participant:
     """enrolled -> withdrawn, announced on the participants topic (outbox) as the
     participant's new state. Withdrawing again returns the first withdrawal unchanged."""
@@ -141,7 +149,7 @@ async def withdraw_participant(
         await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, event)])
         await audit.record(  # the reason stays here: it is never published
             conn,
-            actor="admin",
+            **audited_as(by),
             action="participant.withdrawn",
             entity="participant",
             entity_id=done.participant_id,
@@ -152,7 +160,9 @@ async def withdraw_participant(
         return done
 
 
-async def enroll_device(pool: asyncpg.Pool, device_id: str, participant_id: str) -> str:
+async def enroll_device(
+    pool: asyncpg.Pool, by: Principal, device_id: str, participant_id: str
+) -> str:
     """Create a device credential; the token is returned once and stored only as a hash."""
     token = new_token("dev")
     async with pool.acquire() as conn, conn.transaction():
@@ -166,7 +176,7 @@ async def enroll_device(pool: asyncpg.Pool, device_id: str, participant_id: str)
             raise Refused(Kind.CONFLICT, "conflict", f"device '{device_id}' is already enrolled")
         await audit.record(
             conn,
-            actor="admin",
+            **audited_as(by),
             action="device.registered",
             entity="device",
             entity_id=device_id,
@@ -175,7 +185,7 @@ async def enroll_device(pool: asyncpg.Pool, device_id: str, participant_id: str)
     return token
 
 
-async def revoke_device(pool: asyncpg.Pool, device_id: str) -> bool:
+async def revoke_device(pool: asyncpg.Pool, by: Principal, device_id: str) -> bool:
     """Revoke an active device credential; False if there is none."""
     async with pool.acquire() as conn, conn.transaction():
         participant_id = await repository.revoke_device(conn, device_id)
@@ -183,7 +193,7 @@ async def revoke_device(pool: asyncpg.Pool, device_id: str) -> bool:
             return False
         await audit.record(
             conn,
-            actor="admin",
+            **audited_as(by),
             action="device.revoked",
             entity="device",
             entity_id=device_id,
