@@ -1,4 +1,4 @@
-"""Every service has the same shape, so a newcomer who knows one knows all six.
+"""Every service has the same shape, so a newcomer who knows one knows them all.
 
     api.py (or api/)               routes: module-level APIRouters with typed dependencies
     subscribers.py                 what each declared consumer group does (if it consumes)

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from trialstream.events.topics import Topic
-from trialstream.services import ServiceInfo
+from trialstream.services import FOLLOWED_BY_EVERY_SERVICE, ServiceInfo
 
 CLUSTER = "trialstream"  # the Strimzi Kafka resource the users belong to
 
@@ -31,6 +31,8 @@ def service_acls(info: ServiceInfo) -> list[dict[str, Any]]:
     for group in info.groups:
         for topic in group.topics:
             topics[str(topic)] |= {"Read", "Describe"}
+    for topic in FOLLOWED_BY_EVERY_SERVICE:  # read without a group: no group ACL
+        topics[str(topic)] |= {"Read", "Describe"}
     # Every service keeps an audit chain and publishes its head (docs/audit.md).
     topics[str(Topic.AUDIT_HEADS)] |= {"Write", "Describe"}
     if info.groups:  # what a consumer cannot process goes to the dead letters, with the reason

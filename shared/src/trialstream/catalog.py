@@ -35,6 +35,7 @@ from trialstream.events import (
     VisitReminderDue,
 )
 from trialstream.events.audit import AuditHeadPublished
+from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
 from trialstream.services import ServiceInfo
@@ -61,6 +62,7 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.KRI_BREACHES: (KriBreached, KriRecovered),
         Topic.DISCREPANCY_FLAGS: (DiscrepancyFlagRaised,),
         Topic.AUDIT_HEADS: (AuditHeadPublished,),
+        Topic.STAFF_ACCESS: (StaffSessionEnded, StaffAccessRevoked),
     }
 )
 
@@ -69,6 +71,8 @@ _KEYS: Mapping[Topic, str] = MappingProxyType(
         Topic.DEAD_LETTER: "Records no consumer could decode or process, with the reason.",
         Topic.KRI_BREACHES: "Keyed by participant_id (site-level KRIs: by site_id).",
         Topic.AUDIT_HEADS: "Keyed by service; compacted. Every service sends its chain head.",
+        Topic.STAFF_ACCESS: "Keyed by session:<id> or subject:<id>; compacted. Sent by the"
+        " identity issuer; every service process reads all of it, without a consumer group.",
     }
 )
 

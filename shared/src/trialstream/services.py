@@ -23,6 +23,11 @@ class ConsumerGroup:
     topics: tuple[Topic, ...]
 
 
+# Topics every service process reads from the start without a consumer group (each process
+# needs all of it): ended staff sessions and revoked access (trialstream.staff).
+FOLLOWED_BY_EVERY_SERVICE: tuple[Topic, ...] = (Topic.STAFF_ACCESS,)
+
+
 @dataclass(frozen=True)
 class ServiceInfo:
     name: str
@@ -40,7 +45,9 @@ class ServiceInfo:
 
     @property
     def consumes(self) -> tuple[Topic, ...]:
-        return tuple(dict.fromkeys(t for g in self.groups for t in g.topics))
+        """Its groups' topics, and the ones every service follows."""
+        grouped = (t for g in self.groups for t in g.topics)
+        return tuple(dict.fromkeys((*grouped, *FOLLOWED_BY_EVERY_SERVICE)))
 
     def port_of(self, replica: int) -> int:
         return self.base_port + 10 * replica

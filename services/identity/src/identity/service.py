@@ -12,7 +12,6 @@ import json
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -23,79 +22,13 @@ from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.topics import Topic
 from trialstream.identity import Grant, Principal, Role, SigningKey
 
+from identity import repository as sql
+from identity.domain import Person, Tokens, acting_anywhere, check_may_grant
 from identity.passwords import hash_password, hash_password_async, password_matches_async
 from identity.settings import IdentitySettings
 
 # Compared against when the sign-in name is unknown, so the answer takes as long either way.
 _NOBODY = hash_password(secrets.token_urlsafe(16))
-
-_KEY = "SELECT private_pem FROM signing_keys ORDER BY created_at DESC, kid LIMIT 1"
-_ADD_KEY = "INSERT INTO signing_keys (kid, private_pem) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-_INSERT_PERSON = """
-INSERT INTO people (subject, display_name, password_hash) VALUES ($1, $2, $3)
-ON CONFLICT (subject) DO NOTHING RETURNING subject
-"""
-_PERSON = """
-SELECT subject, display_name, password_hash, revoked_at, failed_sign_ins, locked_until
-FROM people WHERE subject = $1
-"""
-_GRANTS = (
-    "SELECT role, study_id, site_id FROM grants WHERE subject = $1 ORDER BY role, study_id, site_id"
-)
-_DELETE_GRANTS = "DELETE FROM grants WHERE subject = $1"
-_INSERT_GRANTS = """
-INSERT INTO grants (subject, role, study_id, site_id)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING
-"""
-_FAILED = """
-UPDATE people SET failed_sign_ins = failed_sign_ins + 1,
-    locked_until = CASE WHEN failed_sign_ins + 1 >= $2 THEN now() + make_interval(secs => $3)
-                        ELSE locked_until END
-WHERE subject = $1 RETURNING failed_sign_ins
-"""
-_SUCCEEDED = "UPDATE people SET failed_sign_ins = 0, locked_until = NULL WHERE subject = $1"
-_OPEN_SESSION = """
-INSERT INTO sessions (session_id, subject, auth_time, expires_at, refresh_hash)
-VALUES ($1, $2, now(), now() + make_interval(secs => $3), $4) RETURNING auth_time
-"""
-_REFRESH = """
-UPDATE sessions SET refresh_hash = $2
-WHERE refresh_hash = $1 AND ended_at IS NULL AND expires_at > now()
-RETURNING session_id, subject, auth_time
-"""
-_END_SESSION = """
-UPDATE sessions SET ended_at = now() WHERE session_id = $1 AND ended_at IS NULL
-RETURNING subject, ended_at
-"""
-_END_ALL = """
-UPDATE sessions SET ended_at = now() WHERE subject = $1 AND ended_at IS NULL
-RETURNING session_id
-"""
-_REVOKE = """
-UPDATE people SET revoked_at = now() WHERE subject = $1 AND revoked_at IS NULL
-RETURNING revoked_at
-"""
-_PEOPLE = """
-SELECT p.subject, p.display_name, p.revoked_at IS NOT NULL AS revoked,
-       coalesce(json_agg(json_build_object('role', g.role, 'study', g.study_id, 'site', g.site_id))
-                FILTER (WHERE g.role IS NOT NULL), '[]') AS grants
-FROM people p LEFT JOIN grants g USING (subject)
-GROUP BY p.subject ORDER BY p.subject
-"""
-
-
-@dataclass(frozen=True)
-class Person:
-    subject: str
-    name: str
-    grants: tuple[Grant, ...]
-
-
-@dataclass(frozen=True)
-class Tokens:
-    access_token: str
-    refresh_token: str
-    expires_in: int
 
 
 def _digest(token: str) -> str:
@@ -105,30 +38,12 @@ def _digest(token: str) -> str:
 async def signing_key(pool: asyncpg.Pool) -> SigningKey:
     """The newest signing key; the first replica to start creates it (replicas agree)."""
     async with pool.acquire() as conn:
-        pem = await conn.fetchval(_KEY)
+        pem = await conn.fetchval(sql.KEY)
         if pem is None:
             fresh = SigningKey.generate()
-            await conn.execute(_ADD_KEY, fresh.kid, fresh.pem().decode("ascii"))
-            pem = await conn.fetchval(_KEY)
+            await conn.execute(sql.ADD_KEY, fresh.kid, fresh.pem().decode("ascii"))
+            pem = await conn.fetchval(sql.KEY)
     return SigningKey.from_pem(str(pem).encode("ascii"))
-
-
-def check_may_grant(by: Principal, grants: Sequence[Grant]) -> None:
-    """A study admin grants roles in their own study, never platform_admin; a platform
-    admin grants anything."""
-    for grant in grants:
-        if by.is_platform_admin:
-            continue
-        if grant.role is Role.PLATFORM_ADMIN or grant.study_id is None:
-            raise Refused(
-                Kind.FORBIDDEN, "role_not_allowed", "Only a platform admin grants platform_admin."
-            )
-        if Role.STUDY_ADMIN not in by.roles(grant.study_id):
-            raise Refused(
-                Kind.FORBIDDEN,
-                "role_not_allowed",
-                f"Only a study admin of '{grant.study_id}' grants roles in it.",
-            )
 
 
 async def create_person(
@@ -142,7 +57,7 @@ async def create_person(
     check_may_grant(by, grants)
     hashed = await hash_password_async(password)
     async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval(_INSERT_PERSON, subject, name, hashed) is None:
+        if await conn.fetchval(sql.INSERT_PERSON, subject, name, hashed) is None:
             raise Refused(Kind.CONFLICT, "person_exists", f"'{subject}' already exists.")
         await _write_grants(conn, subject, grants)
         await audit.record(
@@ -166,7 +81,7 @@ async def set_grants(
         person = await _person_for_update(conn, subject)
         old = await _grants(conn, subject)
         check_may_grant(by, [*old, *grants])
-        await conn.execute(_DELETE_GRANTS, subject)
+        await conn.execute(sql.DELETE_GRANTS, subject)
         await _write_grants(conn, subject, grants)
         await _announce_revocation(conn, subject, datetime.now(UTC))
         await audit.record(
@@ -189,10 +104,10 @@ async def revoke(pool: asyncpg.Pool, by: Principal, subject: str, reason: str) -
     async with pool.acquire() as conn, conn.transaction():
         await _person_for_update(conn, subject)
         check_may_grant(by, await _grants(conn, subject))
-        revoked_at = await conn.fetchval(_REVOKE, subject)
+        revoked_at = await conn.fetchval(sql.REVOKE, subject)
         if revoked_at is None:
             raise Refused(Kind.CONFLICT, "already_revoked", f"'{subject}' is already revoked.")
-        await conn.fetch(_END_ALL, subject)
+        await conn.fetch(sql.END_ALL, subject)
         await _announce_revocation(conn, subject, revoked_at)
         await audit.record(
             conn,
@@ -212,7 +127,7 @@ async def sign_in(
 ) -> Tokens:
     """Password sign-in: a new session and its first tokens. Every refusal reads the same
     (`invalid_grant`), whether the name is unknown, the password wrong or access revoked."""
-    row = await pool.fetchrow(_PERSON, subject)
+    row = await pool.fetchrow(sql.PERSON, subject)
     ok = await password_matches_async(password, row["password_hash"] if row else _NOBODY)
     refused = Refused(Kind.UNAUTHORIZED, "invalid_grant", "Unknown name or wrong password.")
     if row is None or row["revoked_at"] is not None:
@@ -227,7 +142,7 @@ async def sign_in(
     async with pool.acquire() as conn, conn.transaction():
         if not ok:
             await conn.execute(
-                _FAILED, subject, settings.max_failed_sign_ins, settings.lockout_minutes * 60
+                sql.FAILED, subject, settings.max_failed_sign_ins, settings.lockout_minutes * 60
             )
             await audit.record(
                 conn,
@@ -237,11 +152,15 @@ async def sign_in(
                 entity_id=subject,
             )
         else:
-            await conn.execute(_SUCCEEDED, subject)
+            await conn.execute(sql.SUCCEEDED, subject)
             session_id = uuid.uuid4()
             refresh = secrets.token_urlsafe(32)
             auth_time = await conn.fetchval(
-                _OPEN_SESSION, session_id, subject, settings.session_hours * 3600, _digest(refresh)
+                sql.OPEN_SESSION,
+                session_id,
+                subject,
+                settings.session_hours * 3600,
+                _digest(refresh),
             )
             grants = await _grants(conn, subject)
             await audit.record(
@@ -266,12 +185,12 @@ async def refresh(
     of the sign-in, so a signature still asks for the password again."""
     new_refresh = secrets.token_urlsafe(32)
     async with pool.acquire() as conn, conn.transaction():
-        session = await conn.fetchrow(_REFRESH, _digest(refresh_token), _digest(new_refresh))
+        session = await conn.fetchrow(sql.REFRESH, _digest(refresh_token), _digest(new_refresh))
         if session is None:
             raise Refused(
                 Kind.UNAUTHORIZED, "invalid_grant", "The session ended or the token is not valid."
             )
-        person = await conn.fetchrow(_PERSON, session["subject"])
+        person = await conn.fetchrow(sql.PERSON, session["subject"])
         assert person is not None
         if person["revoked_at"] is not None:
             raise Refused(Kind.UNAUTHORIZED, "invalid_grant", "This person's access was revoked.")
@@ -294,7 +213,7 @@ async def log_out(pool: asyncpg.Pool, principal: Principal) -> None:
     if principal.session_id is None:
         raise Refused(Kind.CONFLICT, "no_session", "This token belongs to no session.")
     async with pool.acquire() as conn, conn.transaction():
-        ended = await conn.fetchrow(_END_SESSION, uuid.UUID(principal.session_id))
+        ended = await conn.fetchrow(sql.END_SESSION, uuid.UUID(principal.session_id))
         if ended is None:
             return  # already ended: logging out twice is fine
         event = StaffSessionEnded(
@@ -313,7 +232,7 @@ async def log_out(pool: asyncpg.Pool, principal: Principal) -> None:
 async def people(pool: asyncpg.Pool, by: Principal) -> list[dict[str, object]]:
     """The people whose grants the caller may manage (all, for a platform admin)."""
     out = []
-    for row in await pool.fetch(_PEOPLE):
+    for row in await pool.fetch(sql.PEOPLE):
         grants = [Grant.parse(g) for g in json.loads(row["grants"])] if row["grants"] else []
         try:
             check_may_grant(by, grants)
@@ -328,13 +247,6 @@ async def people(pool: asyncpg.Pool, by: Principal) -> list[dict[str, object]]:
             }
         )
     return out
-
-
-def acting_anywhere(principal: Principal) -> dict[str, str]:
-    return {
-        "name": principal.name,
-        "role": ",".join(sorted({str(g.role) for g in principal.grants})),
-    }
 
 
 def _access_token(
@@ -359,7 +271,7 @@ def _access_token(
 
 
 async def _person_for_update(conn: DbConnection, subject: str) -> asyncpg.Record:
-    row: asyncpg.Record | None = await conn.fetchrow(_PERSON + " FOR UPDATE", subject)
+    row: asyncpg.Record | None = await conn.fetchrow(sql.PERSON + " FOR UPDATE", subject)
     if row is None:
         raise Refused(Kind.NOT_FOUND, "unknown_person", f"No person '{subject}'.")
     return row
@@ -368,13 +280,13 @@ async def _person_for_update(conn: DbConnection, subject: str) -> asyncpg.Record
 async def _grants(conn: DbConnection, subject: str) -> list[Grant]:
     return [
         Grant(Role(r["role"]), r["study_id"], r["site_id"])
-        for r in await conn.fetch(_GRANTS, subject)
+        for r in await conn.fetch(sql.GRANTS, subject)
     ]
 
 
 async def _write_grants(conn: DbConnection, subject: str, grants: Sequence[Grant]) -> None:
     await conn.execute(
-        _INSERT_GRANTS,
+        sql.INSERT_GRANTS,
         subject,
         [str(g.role) for g in grants],
         [g.study_id for g in grants],
