@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from trialstream.lifetime import tied_to_parent
 
 T = TypeVar("T")
 INGEST, MONITORING = "http://127.0.0.1:8001", "http://127.0.0.1:8002"
+IDENTITY = "http://127.0.0.1:8007"
 
 
 @dataclass
@@ -134,3 +136,23 @@ def enrol_fleet(
         r.raise_for_status()
         fleet.append((pid, device, str(r.json()["token"])))
     return fleet
+
+
+def signed_in(
+    client: httpx.Client, admin_token: str, subject: str, site: str, role: str = "investigator"
+) -> str:
+    """A staff member with `role` at `site`, created at the identity issuer with the
+    bootstrap admin token and signed in with their password: their access token."""
+    password = uuid.uuid4().hex
+    grant = {"role": role, "study": "default", "site": site}
+    client.post(
+        f"{IDENTITY}/v1/people",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        json={"subject": subject, "name": subject, "password": password, "grants": [grant]},
+    ).raise_for_status()
+    r = client.post(
+        f"{IDENTITY}/v1/token",
+        json={"grant_type": "password", "username": subject, "password": password},
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])

@@ -13,9 +13,10 @@ from trialstream.embedded import free_port
 
 
 @asynccontextmanager
-async def tcp_server(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) on 127.0.0.1; yields its base URL."""
-    port = free_port()
+async def tcp_server(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `app` (lifespan included) on 127.0.0.1 (on `port`, else a free one); yields
+    its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -25,12 +25,15 @@ import pytest
 from anomaly.main import create_app as anomaly_app
 from anomaly.settings import AnomalySettings
 from helpers import eventually, heart_rate_minutes
+from identity.main import create_app as identity_app
+from identity.settings import IdentitySettings
 from ingest.main import create_app as ingest_app
 from ingest.settings import IngestSettings
 from monitoring.main import create_app as monitoring_app
 from monitoring.settings import MonitoringSettings
 from playwright.async_api import Browser, Page, async_playwright, expect
 from servers import tcp_server
+from trialstream.embedded import free_port
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,6 +67,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 class Platform:
     ingest: str
     monitoring: str
+    identity: str
     http: httpx.AsyncClient
 
     async def post(self, url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -81,16 +85,32 @@ class Platform:
         device_body = {"device_id": device, "participant_id": participant}
         return (await self.post(f"{self.ingest}/v1/admin/devices", ADMIN, device_body))["token"]
 
+    async def person(self, subject: str, password: str, role: str, site: str) -> None:
+        """A staff member at the identity issuer (created with the bootstrap admin token)."""
+        grant = {"role": role, "study": "default", "site": site}
+        body = {
+            "subject": subject,
+            "name": f"Nurse {subject}",
+            "password": password,
+            "grants": [grant],
+        }
+        await self.post(f"{self.identity}/v1/people", ADMIN, body)
+
 
 @pytest.fixture
 async def platform(kafka: str, database_url: str) -> AsyncIterator[Platform]:
+    issuer_port = free_port()
     common: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka,
         "database_url": database_url,
         "admin_token": ADMIN,
         "kafka_session_timeout_ms": 2000,
+        "oidc_issuer": f"http://127.0.0.1:{issuer_port}",
     }
     async with AsyncExitStack() as stack:
+        identity = await stack.enter_async_context(
+            tcp_server(identity_app(IdentitySettings(**common)), issuer_port)
+        )
         # High-severity alerts are due at once here, so the page shows overdue and escalation.
         settings = MonitoringSettings(
             **common, ack_deadline_high_minutes=0, escalation_check_seconds=0.5
@@ -99,7 +119,7 @@ async def platform(kafka: str, database_url: str) -> AsyncIterator[Platform]:
         await stack.enter_async_context(tcp_server(anomaly_app(AnomalySettings(**common))))
         ingest = await stack.enter_async_context(tcp_server(ingest_app(IngestSettings(**common))))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
-        yield Platform(ingest, monitoring, http)
+        yield Platform(ingest, monitoring, identity, http)
 
 
 @pytest.fixture
@@ -120,10 +140,11 @@ def tachycardia(participant: str, device: str) -> list[dict[str, Any]]:
     return heart_rate_minutes(participant, device, start, values)
 
 
-async def log_in(page: Page, base: str, token: str) -> None:
+async def log_in(page: Page, base: str, name: str, password: str) -> None:
     await page.goto(f"{base}/dashboard")
     await expect(page).to_have_url(f"{base}/dashboard/login")
-    await page.fill("#token", token)
+    await page.fill("#username", name)
+    await page.fill("#password", password)
     await page.click("#login")
     await expect(page.locator("body")).to_have_attribute("data-live", "connected")
 
@@ -135,16 +156,16 @@ async def test_nurse_sees_a_new_alert_live_acknowledges_it_and_the_audit_shows_i
     participant, device, site = f"P-ui-{suffix}", f"watch-{suffix}", f"site-{suffix}"
     staff_id = f"nurse-{suffix}"
     device_token = await platform.enrol(participant, device, site)
-    nurse = (
-        await platform.post(
-            f"{platform.monitoring}/v1/admin/staff",
-            ADMIN,
-            {"staff_id": staff_id, "site_id": site, "role": "site_staff"},
-        )
-    )["token"]
+    password = uuid.uuid4().hex
+    await platform.person(staff_id, password, "site_staff", site)
+    signed_in = await platform.http.post(
+        f"{platform.identity}/v1/token",
+        json={"grant_type": "password", "username": staff_id, "password": password},
+    )
+    nurse = signed_in.json()["access_token"]
 
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    await log_in(page, platform.monitoring, nurse)
+    await log_in(page, platform.monitoring, staff_id, password)
     await expect(page.locator(".empty")).to_be_visible()
     await page.evaluate("window.loadedOnce = true")  # a reload would drop this
 
@@ -204,3 +225,18 @@ async def test_nurse_sees_a_new_alert_live_acknowledges_it_and_the_audit_shows_i
     await expect(page.locator("tr[data-kri=ack_median]")).to_be_visible()
     await expect(page.locator("#flags li")).to_contain_text("the device clock is behind")
     await page.screenshot(path=str(screenshots / "dashboard-feed-kris.png"), full_page=True)
+    # Logging out ends the session at the issuer: the cookie's token stops working on the
+    # API too (every service follows the staff-access topic), not only in this browser.
+    [cookie] = [c for c in await page.context.cookies() if c["name"] == "trialstream_staff"]
+    session = {"Authorization": f"Bearer {cookie['value']}"}
+    assert (
+        await platform.http.get(f"{platform.monitoring}/v1/me", headers=session)
+    ).status_code == 200
+    await page.click("form.logout button")
+    await expect(page).to_have_url(f"{platform.monitoring}/dashboard/login")
+
+    async def refused() -> bool:
+        r = await platform.http.get(f"{platform.monitoring}/v1/me", headers=session)
+        return r.status_code == 401 and r.json()["error"]["code"] == "session_ended"
+
+    await eventually(refused, timeout=30)

@@ -27,7 +27,15 @@ import asyncpg
 import httpx
 import pytest
 from helpers import heart_rate_minutes, read_topic
-from platform_up import INGEST, MONITORING, Platform, enrol_fleet, up_platform, wait_for
+from platform_up import (
+    INGEST,
+    MONITORING,
+    Platform,
+    enrol_fleet,
+    signed_in,
+    up_platform,
+    wait_for,
+)
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -150,7 +158,6 @@ def test_acknowledged_readings_and_alerts_survive_kills_cut_connections_and_a_fr
     run = uuid.uuid4().hex[:6]
     database_url, kafka = platform.banner("PostgreSQL"), platform.banner("Kafka")
     start = datetime.now(UTC) - timedelta(hours=3)
-    admin = {"Authorization": f"Bearer {ADMIN}"}
     statuses: Counter[str] = Counter()
     acknowledged: list[str] = []
     with httpx.Client(timeout=30) as client:
@@ -226,27 +233,13 @@ def test_acknowledged_readings_and_alerts_survive_kills_cut_connections_and_a_fr
     assert ids == dict.fromkeys(ours, 1), f"alert ids per participant: {ids}"
 
     with httpx.Client(timeout=30) as client:
-        nurse = wait_for(
+        token = signed_in(client, ADMIN, f"nurse-{run}", "site-faults", "site_staff")
+        wait_for(
             "monitoring back after its kill",
-            lambda: (
-                r
-                if (
-                    r := client.post(
-                        f"{MONITORING}/v1/admin/staff",
-                        headers=admin,
-                        json={
-                            "staff_id": f"nurse-{run}",
-                            "site_id": "site-faults",
-                            "role": "site_staff",
-                        },
-                    )
-                ).status_code
-                == 201
-                else None
-            ),
+            lambda: client.get(f"{MONITORING}/healthz").status_code == 200,
             timeout=60,
         )
-        auth = {"Authorization": f"Bearer {nurse.json()['token']}"}
+        auth = {"Authorization": f"Bearer {token}"}
 
         def inbox() -> list[str] | None:
             r = client.get(f"{MONITORING}/v1/alerts", params={"status": "all"}, headers=auth)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import heart_rate_minutes
-from platform_up import INGEST, MONITORING, up_platform
+from platform_up import INGEST, MONITORING, signed_in, up_platform
 
 pytestmark = pytest.mark.integration
 ADMIN = "e2e-admin-token"
@@ -56,12 +56,7 @@ def test_abnormal_readings_become_an_alert_staff_can_acknowledge(
             ADMIN,
             {"device_id": device, "participant_id": participant},
         )["token"]
-        nurse = _post(
-            client,
-            f"{MONITORING}/v1/admin/staff",
-            ADMIN,
-            {"staff_id": f"nurse-{suffix}", "site_id": site, "role": "site_staff"},
-        )["token"]
+        nurse = signed_in(client, ADMIN, f"nurse-{suffix}", site, "site_staff")
         start = datetime.now(UTC) - timedelta(minutes=30)
         readings = heart_rate_minutes(
             participant, device, start, [70, 71, 140, 139, 141, 142, 140, 143, 138, 72]

@@ -22,7 +22,15 @@ import asyncpg
 import httpx
 import pytest
 from helpers import heart_rate_minutes, read_topic
-from platform_up import INGEST, MONITORING, Platform, enrol_fleet, up_platform, wait_for
+from platform_up import (
+    INGEST,
+    MONITORING,
+    Platform,
+    enrol_fleet,
+    signed_in,
+    up_platform,
+    wait_for,
+)
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -151,13 +159,8 @@ def test_killing_one_of_three_anomaly_replicas_loses_and_doubles_nothing(
     assert {a["metric"] for a in alerts} == {"heart-rate"}
     assert len({e["event_id"] for e in ends}) == PARTICIPANTS
     with httpx.Client(timeout=30) as client:
-        nurse = client.post(
-            f"{MONITORING}/v1/admin/staff",
-            headers={"Authorization": f"Bearer {ADMIN}"},
-            json={"staff_id": f"nurse-{run}", "site_id": "site-scale", "role": "site_staff"},
-        )
-        nurse.raise_for_status()
-        auth = {"Authorization": f"Bearer {nurse.json()['token']}"}
+        token = signed_in(client, ADMIN, f"nurse-{run}", "site-scale", "site_staff")
+        auth = {"Authorization": f"Bearer {token}"}
 
         def inbox() -> list[str] | None:
             r = client.get(f"{MONITORING}/v1/alerts", params={"status": "all"}, headers=auth)

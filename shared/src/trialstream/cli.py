@@ -186,17 +186,24 @@ def _print_credentials(path: Path, supervisor: object) -> None:
         typer.echo("  (the simulator has not written its credentials yet; see simulator.log)")
         return
     creds = json.loads(path.read_text())
-    typer.echo("  simulated wearables are uploading; site staff credentials:")
+    typer.echo("  simulated wearables are uploading; staff sign-ins (name / password / role):")
     for staff in creds["staff"]:
-        typer.echo(f"    {staff['staff_id']:<16} site {staff['site_id']:<8} token {staff['token']}")
+        typer.echo(
+            f"    {staff['staff_id']:<26} {staff['password']:<18} {staff['role']} at {staff['site_id']}"
+        )
     first = creds["staff"][0]
-    typer.echo("  list open alerts:")
+    typer.echo(f"  an access token of {first['staff_id']} (15 min; sign in again for more):")
+    typer.echo(f"    TOKEN={first['token']}")
     typer.echo(
-        f"    curl -s -H 'Authorization: Bearer {first['token']}' "
-        f"'{creds['monitoring_url']}/v1/alerts?status=open'"
+        f"    curl -s -H \"Authorization: Bearer $TOKEN\" '{creds['monitoring_url']}/v1/alerts?status=open'"
     )
     typer.echo(
-        f"  staff dashboard: {creds['monitoring_url']}/dashboard (log in with a token above)"
+        "  a new token: curl -s -X POST http://127.0.0.1:8007/v1/token -H 'Content-Type: "
+        'application/json\' -d \'{"grant_type": "password", "username": "<name>", '
+        '"password": "<password>"}\''
+    )
+    typer.echo(
+        f"  staff dashboard: {creds['monitoring_url']}/dashboard (sign in with a name and password above)"
     )
 
 
@@ -230,6 +237,7 @@ def simulate(
     ] = 0,
     ingest_url: str = "http://127.0.0.1:8001",
     monitoring_url: str = "http://127.0.0.1:8002",
+    identity_url: str = "http://127.0.0.1:8007",
     credentials_out: Annotated[
         Path | None, typer.Option(help="Write demo staff credentials here (JSON).")
     ] = None,
@@ -251,6 +259,7 @@ def simulate(
         duration_seconds=duration,
         ingest_url=ingest_url,
         monitoring_url=monitoring_url,
+        identity_url=identity_url,
         admin_token=settings.admin_token.get_secret_value(),
         credentials_out=credentials_out,
         seed=seed,

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import random
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from trialstream.staff import DEFAULT_STUDY
 
 log = logging.getLogger("trialstream.simulate")
 
@@ -40,6 +43,7 @@ class FleetConfig:
     duration_seconds: float
     ingest_url: str
     monitoring_url: str
+    identity_url: str
     admin_token: str
     credentials_out: Path | None = None
     seed: int = 7
@@ -134,16 +138,47 @@ async def enrol(
         )
         r.raise_for_status()
         p.token = r.json()["token"]
+    return await create_staff(client, config, sorted({p.site_id for p in fleet}), run_id)
+
+
+# Who the demo signs in as: per site a nurse and an investigator, and one monitor (CRA)
+# for every site of the study.
+STAFF_ROLES = ("site_staff", "investigator")
+
+
+async def create_staff(
+    client: httpx.AsyncClient, config: FleetConfig, sites: list[str], run_id: str
+) -> list[dict[str, str]]:
+    """People at the identity issuer (bootstrap admin token), each with a fresh password,
+    signed in once so the banner can show an access token."""
+    admin = {"Authorization": f"Bearer {config.admin_token}"}
+    wanted: list[tuple[str, str, str | None]] = [
+        (f"{role.split('_')[0]}-{site}-{run_id}", role, site)
+        for site in sites
+        for role in STAFF_ROLES
+    ]
+    wanted.append((f"monitor-{run_id}", "monitor", None))
     staff = []
-    for site in sorted({p.site_id for p in fleet}):
-        staff_id = f"nurse-{site}-{run_id}"
+    for subject, role, site in wanted:
+        password = secrets.token_urlsafe(12)
+        grant = {"role": role, "study": DEFAULT_STUDY, **({"site": site} if site else {})}
+        body = {"subject": subject, "name": subject, "password": password, "grants": [grant]}
+        r = await client.post(f"{config.identity_url}/v1/people", headers=admin, json=body)
+        r.raise_for_status()
         r = await client.post(
-            f"{config.monitoring_url}/v1/admin/staff",
-            headers=admin,
-            json={"staff_id": staff_id, "site_id": site, "role": "site_staff"},
+            f"{config.identity_url}/v1/token",
+            json={"grant_type": "password", "username": subject, "password": password},
         )
         r.raise_for_status()
-        staff.append({"staff_id": staff_id, "site_id": site, "token": r.json()["token"]})
+        staff.append(
+            {
+                "staff_id": subject,
+                "role": role,
+                "site_id": site or "(all)",
+                "password": password,
+                "token": r.json()["access_token"],
+            }
+        )
     return staff
 
 
@@ -185,6 +220,7 @@ async def run_fleet(config: FleetConfig) -> None:
                     {
                         "staff": staff,
                         "monitoring_url": config.monitoring_url,
+                        "identity_url": config.identity_url,
                         "ingest_url": config.ingest_url,
                     },
                     indent=2,

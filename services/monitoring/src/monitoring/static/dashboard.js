@@ -57,7 +57,8 @@
     for (const e of (await r.json()).entries) {
       const li = document.createElement("li");
       const when = new Date(e.occurred_at).toISOString().replace("T", " ").slice(0, 19) + " UTC";
-      li.textContent = when + " · " + e.actor + " · " + e.action + " (" + (e.old_status || "-") + " → " +
+      const who = e.actor_detail ? e.actor_detail.name + " (" + e.actor + ", " + e.actor_detail.role + ")" : e.actor;
+      li.textContent = when + " · " + who + " · " + e.action + " (" + (e.old_status || "-") + " → " +
         (e.new_status || "-") + ")" + (e.note ? ": " + e.note : "");
       li.dataset.action = e.action;
       list.appendChild(li);
