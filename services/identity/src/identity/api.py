@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from trialstream.errors import Kind, about_field
 from trialstream.events.base import SiteId
 from trialstream.identity import Action, Grant, Role, SigningKey
 from trialstream.runtime import CurrentRuntime
@@ -74,7 +75,7 @@ class GrantIn(BaseModel):
 class NewPerson(BaseModel):
     subject: Subject
     name: DisplayName
-    password: SecretStr = Field(min_length=12, max_length=1024)
+    password: SecretStr = Field(min_length=8, max_length=1024)
     grants: list[GrantIn] = Field(min_length=1, max_length=100)
 
 
@@ -189,6 +190,15 @@ async def create_person(
 ) -> dict[str, Any]:
     """A new staff member with a first password (give it to them out of band) and their
     roles; a study admin grants roles in their own study only."""
+    shortest = _settings(runtime).min_password_length
+    if len(body.password.get_secret_value()) < shortest:
+        raise about_field(
+            Kind.INVALID,
+            "password_too_short",
+            "The password is too short.",
+            "password",
+            f"at least {shortest} characters",
+        )
     person = await service.create_person(
         runtime.pool,
         principal,

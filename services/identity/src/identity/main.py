@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from trialstream.http import install_error_handlers, ops_router
+from trialstream.identity import SigningKey
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
@@ -25,7 +26,12 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(SERVICE, runtime, relay_outbox=True):
-            key = await service.signing_key(runtime.pool)
+            configured = settings.signing_key_pem
+            key = (
+                SigningKey.from_pem(configured.get_secret_value().encode("ascii"))
+                if configured is not None
+                else await service.signing_key(runtime.pool)
+            )
             app.state.signing_key = key
             runtime.staff.verifier.set_keys(key.jwks())
             yield

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from trialstream.settings import ServiceSettings
 
@@ -23,3 +23,8 @@ class IdentitySettings(ServiceSettings):
     )
     lockout_minutes: float = Field(default=15.0, gt=0)
     min_password_length: int = Field(default=12, ge=8)
+    signing_key_pem: SecretStr | None = Field(
+        default=None,
+        description="The Ed25519 signing key (PKCS#8 PEM), e.g. from a Kubernetes secret; "
+        "unset: a key generated on first start and kept in the identity schema.",
+    )

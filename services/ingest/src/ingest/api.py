@@ -17,7 +17,7 @@ from trialstream.events.topics import Topic
 from trialstream.identity import Action
 from trialstream.producer import KeyedRecord
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import DEFAULT_STUDY, CurrentPrincipal, check_allowed
+from trialstream.staff import DEFAULT_STUDY, CurrentPrincipal, allowed, check_allowed
 from trialstream.validation import ReadingUpload, parse_valid_body
 
 from ingest import repository, service
@@ -154,7 +154,12 @@ async def _site_of(runtime: CurrentRuntime, participant_id: str) -> str:
     return found.site_id
 
 
-@router.post("/v1/admin/participants", tags=["admin"], status_code=201)
+@router.post(
+    "/v1/admin/participants",
+    tags=["admin"],
+    status_code=201,
+    dependencies=[allowed(Action.MANAGE_PARTICIPANTS)],
+)
 async def enroll_participant(
     runtime: CurrentRuntime, body: EnrollParticipant, by: CurrentPrincipal
 ) -> dict[str, str]:
@@ -168,6 +173,7 @@ async def enroll_participant(
 
 @router.post(
     "/v1/admin/participants/{participant_id}/withdraw",
+    dependencies=[allowed(Action.MANAGE_PARTICIPANTS)],
     tags=["admin"],
     summary="Withdraw a participant: later readings are refused, the state is published",
 )
@@ -194,7 +200,12 @@ async def withdraw_participant(
     }
 
 
-@router.post("/v1/admin/devices", tags=["admin"], status_code=201)
+@router.post(
+    "/v1/admin/devices",
+    tags=["admin"],
+    status_code=201,
+    dependencies=[allowed(Action.MANAGE_PARTICIPANTS)],
+)
 async def enroll_device(
     runtime: CurrentRuntime, body: EnrollDevice, by: CurrentPrincipal
 ) -> dict[str, str]:
@@ -203,7 +214,11 @@ async def enroll_device(
     return {"device_id": body.device_id, "participant_id": body.participant_id, "token": token}
 
 
-@router.post("/v1/admin/devices/{device_id}/revoke", tags=["admin"])
+@router.post(
+    "/v1/admin/devices/{device_id}/revoke",
+    tags=["admin"],
+    dependencies=[allowed(Action.MANAGE_PARTICIPANTS)],
+)
 async def revoke_device(
     runtime: CurrentRuntime, device_id: str, by: CurrentPrincipal
 ) -> dict[str, str]:
@@ -215,7 +230,11 @@ async def revoke_device(
     return {"device_id": device_id, "status": "revoked"}
 
 
-@router.get("/v1/participants/{participant_id}/readings", tags=["staff"])
+@router.get(
+    "/v1/participants/{participant_id}/readings",
+    tags=["staff"],
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def list_readings(
     runtime: CurrentRuntime,
     participant_id: str,

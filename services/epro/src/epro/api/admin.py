@@ -18,7 +18,11 @@ from epro.domain.definitions import Questionnaire
 router = APIRouter(tags=["admin"])
 
 
-@router.post("/v1/admin/participants/{participant_id}/app-credentials", status_code=201)
+@router.post(
+    "/v1/admin/participants/{participant_id}/app-credentials",
+    status_code=201,
+    dependencies=[allowed(Action.MANAGE_PARTICIPANTS)],
+)
 async def issue_app_credential(
     runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
 ) -> dict[str, str]:
@@ -33,7 +37,10 @@ async def issue_app_credential(
     return {"participant_id": participant_id, "token": token}
 
 
-@router.post("/v1/admin/participants/{participant_id}/app-credentials/revoke")
+@router.post(
+    "/v1/admin/participants/{participant_id}/app-credentials/revoke",
+    dependencies=[allowed(Action.MANAGE_PARTICIPANTS)],
+)
 async def revoke_app_credentials(
     runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
 ) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from trialstream.errors import Kind, Refused
 from trialstream.identity import Action
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import CurrentPrincipal, acting, check_allowed, site_scope
+from trialstream.staff import CurrentPrincipal, acting, allowed, check_allowed, site_scope
 
 from epro import compliance, repository, service
 from epro.api.common import Published, readable, stored_response
@@ -66,6 +66,7 @@ def csv_rows(responses: list[ResponseVersion]) -> list[dict[str, Any]]:
 
 @router.post(
     "/v1/participants/{participant_id}/responses/{response_id}/corrections",
+    dependencies=[allowed(Action.MANAGE_PARTICIPANTS)],
     status_code=201,
     responses={200: {}, 403: {}, 404: {}, 409: {}, 422: {}},
     summary="Correct a response on the participant's behalf (site staff; reason required)",
@@ -92,7 +93,11 @@ async def staff_correct(
     return stored_response(result)
 
 
-@router.get("/v1/compliance", summary="On-time %, late and missed per participant and site")
+@router.get(
+    "/v1/compliance",
+    summary="On-time %, late and missed per participant and site",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def compliance_report(
     runtime: CurrentRuntime,
     staff: CurrentPrincipal,
@@ -104,7 +109,10 @@ async def compliance_report(
     return await compliance.report(runtime.pool, scope, participant_id, questionnaire_id)
 
 
-@router.get("/v1/participants/{participant_id}/responses")
+@router.get(
+    "/v1/participants/{participant_id}/responses",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def responses(runtime: CurrentRuntime, participant_id: Readable) -> dict[str, Any]:
     rows = await repository.responses_of(runtime.pool, participant_id)
     grouped: dict[str, list[dict[str, Any]]] = {}
@@ -116,7 +124,11 @@ async def responses(runtime: CurrentRuntime, participant_id: Readable) -> dict[s
     }
 
 
-@router.get("/v1/participants/{participant_id}/responses.csv", response_class=PlainTextResponse)
+@router.get(
+    "/v1/participants/{participant_id}/responses.csv",
+    response_class=PlainTextResponse,
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def responses_csv(runtime: CurrentRuntime, participant_id: Readable) -> PlainTextResponse:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -137,7 +149,10 @@ async def fhir_questionnaire(
     return fhir.questionnaire(q)
 
 
-@router.get("/v1/participants/{participant_id}/fhir/QuestionnaireResponse")
+@router.get(
+    "/v1/participants/{participant_id}/fhir/QuestionnaireResponse",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def fhir_responses(
     runtime: CurrentRuntime, catalog: Published, participant_id: Readable, history: bool = False
 ) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field, StringConstraints
 from sse_starlette import EventSourceResponse
 from trialstream.errors import Kind, Refused, about_field
 from trialstream.events.base import ParticipantId, TrialDatetime
+from trialstream.identity import Action
+from trialstream.staff import allowed
 
 from monitoring import repository, service, timeline
 from monitoring.context import Context, Ctx, CurrentStaff
@@ -95,7 +97,12 @@ async def me(staff: CurrentStaff) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/alerts", tags=["staff"], summary="The alert inbox of a site, newest first")
+@router.get(
+    "/v1/alerts",
+    tags=["staff"],
+    summary="The alert inbox of a site, newest first",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def list_alerts(
     ctx: Ctx,
     staff: CurrentStaff,
@@ -122,6 +129,7 @@ async def list_alerts(
 
 @router.get(
     "/v1/alerts/stream",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
     tags=["staff"],
     summary="Server-Sent Events: one `alert` event per new or changed alert of your site",
     response_class=EventSourceResponse,
@@ -137,12 +145,18 @@ async def alert_stream(
     )
 
 
-@router.get("/v1/alerts/{alert_id}", tags=["staff"])
+@router.get(
+    "/v1/alerts/{alert_id}", tags=["staff"], dependencies=[allowed(Action.READ_PARTICIPANT_DATA)]
+)
 async def get_alert(ctx: Ctx, alert_id: UUID, staff: CurrentStaff) -> Alert:
     return await _readable_alert(ctx, alert_id, staff)
 
 
-@router.post("/v1/alerts/{alert_id}/acknowledge", tags=["staff"])
+@router.post(
+    "/v1/alerts/{alert_id}/acknowledge",
+    tags=["staff"],
+    dependencies=[allowed(Action.ACT_ON_ALERTS)],
+)
 async def acknowledge(
     ctx: Ctx, alert_id: UUID, body: Acknowledgement, staff: CurrentStaff
 ) -> Alert:
@@ -150,7 +164,9 @@ async def acknowledge(
     return _now_due(ctx, [alert])[0]
 
 
-@router.post("/v1/alerts/{alert_id}/resolve", tags=["staff"])
+@router.post(
+    "/v1/alerts/{alert_id}/resolve", tags=["staff"], dependencies=[allowed(Action.ACT_ON_ALERTS)]
+)
 async def resolve(ctx: Ctx, alert_id: UUID, body: Resolution, staff: CurrentStaff) -> Alert:
     alert = await service.resolve_alert(
         ctx.pool, staff, alert_id, body.reason, step_up_seconds=ctx.settings.step_up_seconds
@@ -158,7 +174,11 @@ async def resolve(ctx: Ctx, alert_id: UUID, body: Resolution, staff: CurrentStaf
     return _now_due(ctx, [alert])[0]
 
 
-@router.get("/v1/alerts/{alert_id}/audit", tags=["staff"])
+@router.get(
+    "/v1/alerts/{alert_id}/audit",
+    tags=["staff"],
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def alert_audit(ctx: Ctx, alert_id: UUID, staff: CurrentStaff) -> dict[str, Any]:
     await _readable_alert(ctx, alert_id, staff)
     return {
@@ -167,7 +187,11 @@ async def alert_audit(ctx: Ctx, alert_id: UUID, staff: CurrentStaff) -> dict[str
     }
 
 
-@router.get("/v1/participants/{participant_id}/timeline", tags=["staff"])
+@router.get(
+    "/v1/participants/{participant_id}/timeline",
+    tags=["staff"],
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def participant_timeline(
     ctx: Ctx,
     participant_id: ParticipantId,

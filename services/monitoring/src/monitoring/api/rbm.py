@@ -9,6 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StringConstraints
 from trialstream.errors import Kind, Refused
+from trialstream.identity import Action
+from trialstream.staff import allowed
 
 from monitoring.context import Ctx, CurrentStaff
 from monitoring.domain import may_read, site_to_read
@@ -24,13 +26,21 @@ class FlagClosing(BaseModel):
     ] = Field(description="Why the flag is closed (required)")
 
 
-@router.get("/v1/sites/{site_id}/kris", summary="A site's KRIs and its participants' KRIs")
+@router.get(
+    "/v1/sites/{site_id}/kris",
+    summary="A site's KRIs and its participants' KRIs",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def site_kris(ctx: Ctx, site_id: str, staff: CurrentStaff) -> dict[str, Any]:
     site_to_read(staff, site_id)
     return await kri_evaluation.site_kris(ctx.pool, ctx.kri_config, site_id)
 
 
-@router.get("/v1/participants/{participant_id}/kris", summary="One participant's KRIs")
+@router.get(
+    "/v1/participants/{participant_id}/kris",
+    summary="One participant's KRIs",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def participant_kris(ctx: Ctx, participant_id: str, staff: CurrentStaff) -> dict[str, Any]:
     site = await repository.site_of(ctx.pool, participant_id)
     found = None
@@ -43,7 +53,11 @@ async def participant_kris(ctx: Ctx, participant_id: str, staff: CurrentStaff) -
     return found
 
 
-@router.get("/v1/flags", summary="Discrepancy flags of a site, newest first")
+@router.get(
+    "/v1/flags",
+    summary="Discrepancy flags of a site, newest first",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+)
 async def list_flags(
     ctx: Ctx,
     staff: CurrentStaff,
@@ -61,6 +75,7 @@ async def list_flags(
 
 @router.post(
     "/v1/flags/{flag_id}/close",
+    dependencies=[allowed(Action.CLOSE_FLAGS)],
     summary="Close a flag with a signed note (site staff, investigator, data manager)",
 )
 async def close(ctx: Ctx, flag_id: UUID, body: FlagClosing, staff: CurrentStaff) -> dict[str, Any]:

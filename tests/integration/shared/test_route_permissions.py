@@ -1,0 +1,232 @@
+"""Every route of every service against the permission matrix (README, *Staff identity
+and permissions*): each service runs on the real broker and database, and each staff
+route is called with a token of every role.
+
+- `ROUTES` names, for every route in a service's OpenAPI, what it needs: an `Action` of the
+  matrix, or a credential that is not a staff role (public, a device, the participant app,
+  the retention receipt webhook, any signed-in person). A route missing from it fails the
+  test, so a new route must be declared here.
+- A role the matrix refuses gets 403 `role_not_allowed`, whatever the ids and the body.
+- A role the matrix allows (granted for every site of the study) is never refused: any
+  answer but 401 and 403 (the fake ids may well be 404, the empty body 422).
+- The same role in another study gets 403; at another site it never gets a 2xx.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from helpers import serving
+from staff_tokens import JWKS, KEY, staff_auth
+from trialstream.identity import PERMISSIONS, Action, Grant, Role
+
+pytestmark = pytest.mark.integration
+ADMIN = "walker-admin"
+
+PUBLIC, DEVICE, APP, RECEIPT, ANY_STAFF, STREAM = (
+    "public",
+    "device",
+    "participant app",
+    "receipt webhook",
+    "any signed-in person",
+    "stream",
+)
+OPS = {("GET", "/healthz"): PUBLIC, ("GET", "/readyz"): PUBLIC, ("GET", "/metrics"): PUBLIC}
+READ, ACT, MANAGE = Action.READ_PARTICIPANT_DATA, Action.ACT_ON_ALERTS, Action.MANAGE_PARTICIPANTS
+
+ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
+    "identity": {
+        **OPS,
+        ("GET", "/.well-known/openid-configuration"): PUBLIC,
+        ("GET", "/v1/jwks"): PUBLIC,
+        ("POST", "/v1/token"): PUBLIC,
+        ("POST", "/v1/logout"): ANY_STAFF,
+        ("GET", "/v1/me"): ANY_STAFF,
+        # people: a study admin of some study; which study is the grants' own (the body),
+        # checked per grant (tests/integration/identity), so no other-study check here
+        ("GET", "/v1/people"): Action.MANAGE_STUDY,
+        ("POST", "/v1/people"): Action.MANAGE_STUDY,
+        ("PUT", "/v1/people/{subject}/grants"): Action.MANAGE_STUDY,
+        ("POST", "/v1/people/{subject}/revoke"): Action.MANAGE_STUDY,
+    },
+    "ingest": {
+        **OPS,
+        ("POST", "/v1/readings"): DEVICE,
+        ("POST", "/v1/admin/participants"): MANAGE,
+        ("POST", "/v1/admin/participants/{participant_id}/withdraw"): MANAGE,
+        ("POST", "/v1/admin/devices"): MANAGE,
+        ("POST", "/v1/admin/devices/{device_id}/revoke"): MANAGE,
+        ("GET", "/v1/participants/{participant_id}/readings"): READ,
+    },
+    "monitoring": {
+        **OPS,
+        ("GET", "/v1/me"): ANY_STAFF,
+        ("GET", "/v1/alerts"): READ,
+        ("GET", "/v1/alerts/stream"): STREAM,
+        ("GET", "/v1/alerts/{alert_id}"): READ,
+        ("POST", "/v1/alerts/{alert_id}/acknowledge"): ACT,
+        ("POST", "/v1/alerts/{alert_id}/resolve"): ACT,
+        ("GET", "/v1/alerts/{alert_id}/audit"): READ,
+        ("GET", "/v1/participants/{participant_id}/timeline"): READ,
+        ("GET", "/v1/sites/{site_id}/kris"): READ,
+        ("GET", "/v1/participants/{participant_id}/kris"): READ,
+        ("GET", "/v1/flags"): READ,
+        ("POST", "/v1/flags/{flag_id}/close"): Action.CLOSE_FLAGS,
+    },
+    "epro": {
+        **OPS,
+        ("GET", "/v1/questionnaires"): APP,
+        ("GET", "/v1/questionnaires/{questionnaire_id}/versions/{version}"): APP,
+        ("POST", "/v1/responses"): APP,
+        ("POST", "/v1/responses/{response_id}/corrections"): APP,
+        ("POST", "/v1/admin/participants/{participant_id}/app-credentials"): MANAGE,
+        ("POST", "/v1/admin/participants/{participant_id}/app-credentials/revoke"): MANAGE,
+        ("POST", "/v1/admin/questionnaires"): Action.MANAGE_STUDY,
+        ("POST", "/v1/participants/{participant_id}/responses/{response_id}/corrections"): MANAGE,
+        ("GET", "/v1/compliance"): READ,
+        ("GET", "/v1/participants/{participant_id}/responses"): READ,
+        ("GET", "/v1/participants/{participant_id}/responses.csv"): READ,
+        ("GET", "/v1/fhir/Questionnaire/{questionnaire_id}"): ANY_STAFF,
+        ("GET", "/v1/participants/{participant_id}/fhir/QuestionnaireResponse"): READ,
+    },
+}
+
+
+def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
+    from epro.main import create_app as epro_app
+    from epro.settings import EproSettings
+    from identity.main import create_app as identity_app
+    from identity.settings import IdentitySettings
+    from ingest.main import create_app as ingest_app
+    from ingest.settings import IngestSettings
+    from monitoring.main import create_app as monitoring_app
+    from monitoring.settings import MonitoringSettings
+
+    common: dict[str, Any] = {
+        "kafka_bootstrap_servers": kafka,
+        "database_url": database_url,
+        "admin_token": ADMIN,
+        "kafka_session_timeout_ms": 2000,
+        "oidc_jwks": JWKS,
+        "rate_limit_per_second": 0,
+    }
+    return {
+        "identity": lambda: identity_app(
+            IdentitySettings(**common, signing_key_pem=KEY.pem().decode("ascii"))
+        ),
+        "ingest": lambda: ingest_app(IngestSettings(**common)),
+        "monitoring": lambda: monitoring_app(MonitoringSettings(**common)),
+        "epro": lambda: epro_app(EproSettings(**common, scheduler_enabled=False)),
+    }
+
+
+@pytest.fixture
+async def clients(kafka: str, database_url: str) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    async with AsyncExitStack() as stack:
+        yield {
+            name: await stack.enter_async_context(serving(make()))
+            for name, make in _apps(kafka, database_url).items()
+        }
+
+
+def _url(path: str) -> str:
+    """The path with made-up ids: nothing they name exists."""
+    fake = {
+        "participant_id": "P-walk",
+        "site_id": "site-walk",
+        "device_id": "dev-walk",
+        "subject": "nobody-walk",
+        "questionnaire_id": "phq-9",
+        "version": "1",
+    }
+    for name, value in fake.items():
+        path = path.replace("{" + name + "}", value)
+    while "{" in path:  # every other id is a UUID
+        start, end = path.index("{"), path.index("}")
+        path = path[:start] + str(uuid.uuid4()) + path[end + 1 :]
+    return path
+
+
+def _token(role: Role, *, study: str = "default", site: str | None = None) -> dict[str, str]:
+    grant = Grant(role, None, None) if role is Role.PLATFORM_ADMIN else Grant(role, study, site)
+    return staff_auth(grants=[grant], signed_in_seconds_ago=0)
+
+
+async def _call(
+    client: httpx.AsyncClient, method: str, path: str, auth: dict[str, str]
+) -> httpx.Response:
+    params = {"from": "2026-01-01T00:00:00Z", "site": "site-walk"}
+    body = {} if method in ("POST", "PUT", "PATCH") else None
+    return await client.request(method, _url(path), params=params, json=body, headers=auth)
+
+
+async def test_every_route_is_declared_and_answers_each_role_as_the_matrix_says(
+    clients: dict[str, httpx.AsyncClient],
+) -> None:
+    problems: list[str] = []
+    for service, client in clients.items():
+        app_routes = {
+            (method.upper(), path)
+            for path, item in (await client.get("/openapi.json")).json()["paths"].items()
+            for method in item
+        }
+        declared = ROUTES[service]
+        for missing in sorted(app_routes - declared.keys()):
+            problems.append(f"{service} {missing}: not declared in ROUTES")
+        for gone in sorted(declared.keys() - app_routes):
+            problems.append(f"{service} {gone}: declared but not served")
+        for (method, path), needs in sorted(declared.items()):
+            if not isinstance(needs, Action):
+                continue
+            where = f"{service} {method} {path}"
+            for role in Role:
+                r = await _call(client, method, path, _token(role))
+                code = r.json().get("error", {}).get("code") if r.status_code >= 400 else None
+                if role in PERMISSIONS[needs] and r.status_code in (401, 403):
+                    problems.append(f"{where}: {role} may ({needs}) but got {r.status_code} {code}")
+                if role not in PERMISSIONS[needs] and (r.status_code, code) != (
+                    403,
+                    "role_not_allowed",
+                ):
+                    problems.append(
+                        f"{where}: {role} may not ({needs}) but got {r.status_code} {code}"
+                    )
+            allowed = sorted(PERMISSIONS[needs], key=list(Role).index)[0]
+            if allowed is not Role.PLATFORM_ADMIN and service != "identity":
+                other_study = await _call(
+                    client, method, path, _token(allowed, study="other-study")
+                )
+                if other_study.status_code != 403:
+                    problems.append(
+                        f"{where}: {allowed} of another study got {other_study.status_code}"
+                    )
+                other_site = await _call(client, method, path, _token(allowed, site="site-other"))
+                if other_site.status_code < 300:
+                    problems.append(
+                        f"{where}: {allowed} of another site got {other_site.status_code}"
+                    )
+    assert not problems, "\n".join(problems)
+
+
+async def test_staff_routes_refuse_no_token_and_a_forged_one(
+    clients: dict[str, httpx.AsyncClient],
+) -> None:
+    forged = {
+        "Authorization": "Bearer "
+        + KEY.issue(
+            issuer="http://elsewhere", audience="trialstream", subject="x", name="X", grants=[]
+        )
+    }
+    for service, client in clients.items():
+        for (method, path), needs in ROUTES[service].items():
+            if not isinstance(needs, Action) and needs != ANY_STAFF:
+                continue
+            for auth in ({}, forged):
+                r = await _call(client, method, path, auth)
+                assert r.status_code == 401, f"{service} {method} {path}: {r.status_code}"
