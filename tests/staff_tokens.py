@@ -8,9 +8,8 @@ import json
 import time
 import uuid
 
-from trialstream.identity import Grant, Principal, Role, SigningKey
+from trialstream.identity import DEFAULT_STUDY, Grant, Principal, Role, SigningKey
 from trialstream.settings import ServiceSettings
-from trialstream.staff import DEFAULT_STUDY
 
 KEY = SigningKey.generate()
 JWKS = json.dumps(KEY.jwks())

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from trialstream.staff import DEFAULT_STUDY
+from trialstream.identity import DEFAULT_STUDY
 
 log = logging.getLogger("trialstream.simulate")
 

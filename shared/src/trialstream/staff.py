@@ -31,6 +31,7 @@ from trialstream.errors import Kind, Refused, about_field
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.topics import Topic
 from trialstream.identity import (
+    DEFAULT_STUDY,
     PERMISSIONS,
     Action,
     ClaimMapping,
@@ -45,8 +46,6 @@ from trialstream.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 
-# Until studies are first-class (issue 15, second half), every record belongs to this one.
-DEFAULT_STUDY = "default"
 # The dashboard keeps the access token in this HttpOnly cookie (docs/decisions/0040).
 SESSION_COOKIE = "trialstream_staff"
 

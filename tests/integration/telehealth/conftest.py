@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from helpers import serving
+from staff_tokens import JWKS
 from telehealth.main import create_app
 from telehealth.settings import TelehealthSettings
 from telehealth_harness import ADMIN, VIDEO_BASE, Clock, Telehealth
@@ -17,6 +18,7 @@ async def telehealth(kafka: str, database_url: str) -> AsyncIterator[Telehealth]
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         kafka_session_timeout_ms=2000,
         video_base_url=VIDEO_BASE,
         scheduler_interval_seconds=3600,  # tests tick the scheduler themselves

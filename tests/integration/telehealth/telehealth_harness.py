@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 from helpers import eventually, publish_to, unique_id
+from staff_tokens import staff_auth
 from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
@@ -46,13 +47,13 @@ class Telehealth:
     async def staff(
         self, site: str | None = None, hours: str = "09:00-12:00"
     ) -> tuple[str, dict[str, str]]:
-        """A staff member of `site` available every day during `hours` (site time)."""
+        """A nurse of `site`, registered as a clinician there and available every day during
+        `hours` (site time): their id and the Authorization header of their access token."""
         staff_id = unique_id("nurse")
-        r = await self.admin(
-            "POST", "/v1/admin/staff", {"staff_id": staff_id, "site_id": site or self.site}
-        )
+        site = site or self.site
+        r = await self.admin("POST", "/v1/admin/staff", {"staff_id": staff_id, "site_id": site})
         assert r.status_code == 201, r.text
-        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        auth = staff_auth(site, "site_staff", subject=staff_id)
         start, end = hours.split("-")
         weekly = [{"weekday": d, "start": start, "end": end} for d in range(7)]
         r = await self.client.put(

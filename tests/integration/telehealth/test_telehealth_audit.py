@@ -39,9 +39,9 @@ async def test_a_booking_lifecycle_is_audited_with_reasons(telehealth: Telehealt
         telehealth.database_url, "telehealth", "booking", booked.json()["booking_id"]
     )
     assert [(e["actor"], e["action"], e["reason"]) for e in entries] == [
-        (staff_id, "booking.booked", None),
-        (staff_id, "booking.rescheduled", "work shift"),
-        (staff_id, "booking.cancelled", "feeling unwell"),
+        (f"staff:{staff_id}", "booking.booked", None),
+        (f"staff:{staff_id}", "booking.rescheduled", "work shift"),
+        (f"staff:{staff_id}", "booking.cancelled", "feeling unwell"),
     ]
     assert [
         (
@@ -70,7 +70,7 @@ async def test_availability_staff_and_site_changes_are_audited(telehealth: Teleh
     weekly = await audited(db, "telehealth", "staff_availability", f"{staff_id}/weekly")
     assert changes(weekly) == [
         (
-            staff_id,
+            f"staff:{staff_id}",
             "availability.weekly_hours_set",
             [],
             [[d, "09:00:00", "12:00:00"] for d in range(7)],
@@ -78,12 +78,13 @@ async def test_availability_staff_and_site_changes_are_audited(telehealth: Teleh
     ]
     day_off = await audited(db, "telehealth", "staff_availability", f"{staff_id}/2030-01-14")
     assert changes(day_off) == [
-        (staff_id, "availability.exception_set", None, []),
-        (staff_id, "availability.exception_removed", [], None),
+        (f"staff:{staff_id}", "availability.exception_set", None, []),
+        (f"staff:{staff_id}", "availability.exception_removed", [], None),
     ]
     assert changes(await audited(db, "telehealth", "staff", staff_id)) == [
-        ("admin", "staff.created", None, {"site_id": telehealth.site})
+        ("admin", "staff.registered", None, {"site_id": telehealth.site})
     ]
+    assert day_off[0]["actor_detail"] == {"name": f"Test {staff_id}", "role": "site_staff"}
     (participant,) = await telehealth.enrol()
     await telehealth.visits(participant, auth)
     (planned,) = await audited(db, "telehealth", "participant", participant)
@@ -116,7 +117,7 @@ async def test_an_urgent_proposal_is_audited_from_the_system_to_the_staff_decisi
     )
     assert [(e["actor"], e["action"], e["reason"]) for e in entries] == [
         ("system:telehealth", "proposal.created", f"high-severity alert {high.event_id}"),
-        (staff_id, "proposal.dismissed", "seen in clinic"),
+        (f"staff:{staff_id}", "proposal.dismissed", "seen in clinic"),
     ]
     assert [(e["new"]["status"], e["new"]["visit_status"]) for e in entries] == [
         ("proposed", "proposed"),

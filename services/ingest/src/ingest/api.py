@@ -14,10 +14,10 @@ from trialstream.errors import Kind, Refused
 from trialstream.events.base import DeviceId, ParticipantId, SiteId, Timezone, TrialDatetime
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
-from trialstream.identity import Action
+from trialstream.identity import DEFAULT_STUDY, Action
 from trialstream.producer import KeyedRecord
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import DEFAULT_STUDY, CurrentPrincipal, allowed, check_allowed
+from trialstream.staff import CurrentPrincipal, allowed, check_allowed
 from trialstream.validation import ReadingUpload, parse_valid_body
 
 from ingest import repository, service

@@ -9,8 +9,8 @@ from enum import StrEnum
 from uuid import UUID
 
 from trialstream.errors import Kind, Refused
-from trialstream.identity import Action, Principal
-from trialstream.staff import DEFAULT_STUDY, acting, check_step_up, forbidden, site_scope
+from trialstream.identity import DEFAULT_STUDY, Action, Principal
+from trialstream.staff import acting, check_step_up, forbidden, site_scope
 
 
 class AlertStatus(StrEnum):

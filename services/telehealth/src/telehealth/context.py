@@ -1,21 +1,23 @@
 """What the routes and subscribers share: runtime, settings, booking policy, clock; and the
-routes' typed dependencies (`Ctx`, `StaffActor`)."""
+routes' typed dependencies (`Ctx`, `StaffActor`, `StaffReader`): the person behind a
+verified access token (trialstream.staff) and what the matrix lets them do."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
-from trialstream.auth import bearer_token, hash_token
 from trialstream.errors import Kind, Refused
+from trialstream.identity import Action
 from trialstream.runtime import Runtime
+from trialstream.staff import CurrentPrincipal, check_allowed
 
-from telehealth import repository
-from telehealth.service.booking import Actor, Policy
+from telehealth.domain.actor import Actor
+from telehealth.service.booking import Policy
 from telehealth.settings import TelehealthSettings
 
 
@@ -47,20 +49,20 @@ def context(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(context)]
 
 
-async def current_staff(ctx: Ctx, token: str = Depends(bearer_token)) -> Actor:
-    row = await repository.staff_for_token(ctx.pool, hash_token(token))
-    if row is None:
-        raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "Unknown staff credential.")
-    return Actor(row["staff_id"], row["site_id"])
+def _actor(action: Action) -> Any:
+    async def acting(principal: CurrentPrincipal) -> Actor:
+        check_allowed(principal, action)  # a role that never may: 403 before anything else
+        return Actor(principal, action)
+
+    return Depends(acting)
 
 
-StaffActor = Depends(current_staff)
+# Routes that change visits, bookings, availability or feeds (site staff, investigators,
+# admins of the participant's site), and routes that only read them (also monitors).
+StaffActor = _actor(Action.MANAGE_PARTICIPANTS)
+StaffReader = _actor(Action.READ_PARTICIPANT_DATA)
 
 
 def same_site(actor: Actor, site_id: str) -> None:
-    if actor.site_id != site_id:
-        raise Refused(
-            Kind.FORBIDDEN,
-            "forbidden_site",
-            f"staff of site '{actor.site_id}' cannot act for site '{site_id}'",
-        )
+    if not actor.at(site_id):
+        raise Refused(Kind.FORBIDDEN, "forbidden_site", f"you have no role at site '{site_id}'")

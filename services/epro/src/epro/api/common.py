@@ -11,9 +11,9 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from trialstream.auth import bearer_token
 from trialstream.errors import Kind, Refused
-from trialstream.identity import Action
+from trialstream.identity import DEFAULT_STUDY, Action
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import DEFAULT_STUDY, CurrentPrincipal, check_allowed
+from trialstream.staff import CurrentPrincipal, check_allowed
 
 from epro import accounts, compliance, service
 from epro.domain.definitions import Catalog

@@ -8,13 +8,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from trialstream.errors import Kind, Refused
+from trialstream.staff import site_scope
 
 from telehealth import repository
-from telehealth.context import Ctx, StaffActor
+from telehealth.context import Ctx, StaffActor, StaffReader
+from telehealth.domain.actor import Actor
 from telehealth.domain.windows import zone
 from telehealth.schemas import NewBooking, Note, Reschedule, WithReason
 from telehealth.service import booking, slots, urgent
-from telehealth.service.booking import Actor
 
 router = APIRouter(tags=["bookings"])
 
@@ -23,12 +24,12 @@ router = APIRouter(tags=["bookings"])
 async def next_visit_slots(
     ctx: Ctx,
     participant_id: str,
-    actor: Actor = StaffActor,
+    actor: Actor = StaffReader,
     visit_id: UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     who = await repository.participant(ctx.pool, participant_id)
-    if who is None or who["site_id"] != actor.site_id:
+    if who is None or not actor.at(who["site_id"]):
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} at your site"
         )
@@ -86,9 +87,9 @@ async def create_booking(ctx: Ctx, body: NewBooking, actor: Actor = StaffActor) 
 
 
 @router.get("/v1/bookings/{booking_id}")
-async def get_booking(ctx: Ctx, booking_id: UUID, actor: Actor = StaffActor) -> dict[str, Any]:
+async def get_booking(ctx: Ctx, booking_id: UUID, actor: Actor = StaffReader) -> dict[str, Any]:
     row = await repository.get_booking(ctx.pool, booking_id)
-    if row is None or row.site_id != actor.site_id:
+    if row is None or not actor.at(row.site_id):
         raise Refused(Kind.NOT_FOUND, "unknown_booking", f"no booking {booking_id} at your site")
     return booking.present(row, ctx.policy)
 
@@ -142,12 +143,14 @@ async def no_show(
 @router.get("/v1/proposals", tags=["urgent"], summary="Urgent visit proposals of your site")
 async def list_proposals(
     ctx: Ctx,
-    actor: Actor = StaffActor,
+    actor: Actor = StaffReader,
     status: Literal["proposed", "booked", "dismissed", "all"] = "proposed",
+    site: str | None = None,
 ) -> dict[str, Any]:
-    found = await repository.proposals(ctx.pool, actor.site_id, None if status == "all" else status)
+    scope = site_scope(actor.principal, actor.action, site)
+    found = await repository.proposals(ctx.pool, scope, None if status == "all" else status)
     shown = [booking.present(b, ctx.policy, alert_id=alert_id) for b, alert_id in found]
-    return {"site": actor.site_id, "proposals": shown}
+    return {"site": scope, "proposals": shown}
 
 
 async def decide(

@@ -4,16 +4,18 @@ and iCalendar feeds."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
 from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
 from trialstream.events.base import TrialDate
-from trialstream.runtime import AdminOnly
+from trialstream.identity import Action, Principal
+from trialstream.staff import allowed
 
 from telehealth import repository
-from telehealth.context import Ctx, StaffActor, same_site
+from telehealth.context import Ctx, StaffActor, StaffReader, same_site
+from telehealth.domain.actor import Actor
 from telehealth.domain.availability import Hours, WeeklyHours
 from telehealth.domain.windows import local_midnight, zone
 from telehealth.schemas import (
@@ -25,31 +27,38 @@ from telehealth.schemas import (
     WeeklySchedule,
 )
 from telehealth.service import audited, enrolment
-from telehealth.service.booking import Actor
 from telehealth.service.feeds import calendar_for
 
 router = APIRouter()
 
 
-@router.post("/v1/admin/staff", tags=["admin"], status_code=201, dependencies=[AdminOnly])
-async def create_staff(ctx: Ctx, body: NewStaff) -> dict[str, str]:
-    token = new_token("staff")
+@router.post("/v1/admin/staff", tags=["admin"], status_code=201)
+async def register_clinician(ctx: Ctx, body: NewStaff, actor: Actor = StaffActor) -> dict[str, str]:
+    """Register a clinician for scheduling at a site (their availability and bookings).
+    `staff_id` is the subject of their access token; no credential is made here: they
+    sign in at the identity issuer."""
+    same_site(actor, body.site_id)
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await repository.insert_staff(conn, body.staff_id, body.site_id, hash_token(token)):
+        if not await repository.insert_staff(conn, body.staff_id, body.site_id):
             raise Refused(Kind.CONFLICT, "conflict", f"staff '{body.staff_id}' already exists")
         new = {"site_id": body.site_id}
-        await audited.changed(conn, "admin", "staff.created", "staff", body.staff_id, None, new)
-    return {"staff_id": body.staff_id, "site_id": body.site_id, "token": token}
+        await audited.changed(conn, actor, "staff.registered", "staff", body.staff_id, None, new)
+    return {"staff_id": body.staff_id, "site_id": body.site_id}
 
 
-@router.put("/v1/admin/sites/{site_id}", tags=["admin"], dependencies=[AdminOnly])
-async def set_site(ctx: Ctx, site_id: str, body: SiteSettings) -> dict[str, str]:
+@router.put("/v1/admin/sites/{site_id}", tags=["admin"])
+async def set_site(
+    ctx: Ctx,
+    site_id: str,
+    body: SiteSettings,
+    by: Annotated[Principal, allowed(Action.MANAGE_STUDY)],
+) -> dict[str, str]:
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await repository.site_timezone(conn, site_id)
         await repository.upsert_site(conn, site_id, body.timezone)
         await audited.changed(
             conn,
-            "admin",
+            Actor(by, Action.MANAGE_STUDY),
             "site.timezone_set",
             "site",
             site_id,
@@ -61,7 +70,7 @@ async def set_site(ctx: Ctx, site_id: str, body: SiteSettings) -> dict[str, str]
 
 async def colleague(ctx: Ctx, actor: Actor, staff_id: str) -> None:
     member = await repository.staff(ctx.pool, staff_id)
-    if member is None or member["site_id"] != actor.site_id:
+    if member is None or not actor.at(member["site_id"]):
         raise Refused(Kind.NOT_FOUND, "unknown_staff", f"no staff member '{staff_id}' at your site")
 
 
@@ -76,7 +85,7 @@ async def set_weekly(
         await repository.replace_weekly_hours(conn, staff_id, hours)
         await audited.availability_changed(
             conn,
-            actor.staff_id,
+            actor,
             staff_id,
             None,
             audited.weekly(before[staff_id]),
@@ -96,7 +105,7 @@ async def set_exception(
         await repository.replace_exception(conn, staff_id, on_date, hours)
         await audited.availability_changed(
             conn,
-            actor.staff_id,
+            actor,
             staff_id,
             on_date,
             audited.day(before[staff_id].get(on_date)),
@@ -116,7 +125,7 @@ async def delete_exception(
             await repository.delete_exception(conn, staff_id, on_date)
             await audited.availability_changed(
                 conn,
-                actor.staff_id,
+                actor,
                 staff_id,
                 on_date,
                 audited.day(before[staff_id][on_date]),
@@ -126,9 +135,9 @@ async def delete_exception(
 
 
 @router.get("/v1/participants/{participant_id}/visits", tags=["visits"])
-async def visits(ctx: Ctx, participant_id: str, actor: Actor = StaffActor) -> dict[str, Any]:
+async def visits(ctx: Ctx, participant_id: str, actor: Actor = StaffReader) -> dict[str, Any]:
     who = await repository.participant(ctx.pool, participant_id)
-    if who is None or who["site_id"] != actor.site_id:
+    if who is None or not actor.at(who["site_id"]):
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} at your site"
         )
@@ -140,12 +149,7 @@ async def set_baseline(
     ctx: Ctx, participant_id: str, body: Baseline, actor: Actor = StaffActor
 ) -> dict[str, Any]:
     planned = await enrolment.set_baseline(
-        ctx.pool,
-        actor.site_id,
-        participant_id,
-        body.baseline_date,
-        ctx.settings.protocol,
-        actor.staff_id,
+        ctx.pool, actor, participant_id, body.baseline_date, ctx.settings.protocol
     )
     return {
         "participant_id": participant_id,
@@ -164,7 +168,7 @@ async def site_schedule(
     site_id: str,
     on: TrialDate,
     span: Literal["day", "week"] = "day",
-    actor: Actor = StaffActor,
+    actor: Actor = StaffReader,
 ) -> dict[str, Any]:
     same_site(actor, site_id)
     tz_name = await repository.site_timezone(ctx.pool, site_id)
@@ -192,15 +196,15 @@ async def create_feed(ctx: Ctx, body: NewFeed, actor: Actor = StaffActor) -> dic
     else:
         assert body.participant_id is not None
         who = await repository.participant(ctx.pool, body.participant_id)
-        if who is None or who["site_id"] != actor.site_id:
+        if who is None or not actor.at(who["site_id"]):
             raise Refused(Kind.NOT_FOUND, "unknown_participant", "no such participant at your site")
         kind, owner = "participant", body.participant_id
     token = new_token("cal")
     async with ctx.pool.acquire() as conn, conn.transaction():
-        await repository.insert_feed(conn, hash_token(token), kind, owner, actor.staff_id)
+        await repository.insert_feed(conn, hash_token(token), kind, owner, actor.actor)
         await audited.changed(
             conn,
-            actor.staff_id,
+            actor,
             "calendar_feed.created",
             "calendar_feed",
             f"{kind}:{owner}",

@@ -114,7 +114,8 @@ _ALERT_OUTCOME = "UPDATE urgent_alerts SET outcome = $2, booking_id = $3 WHERE a
 _PROPOSALS = f"""
 SELECT {_BOOKING_COLUMNS}, u.alert_id {_FROM}
 JOIN urgent_alerts u ON u.booking_id = b.booking_id AND u.outcome = 'proposed'
-WHERE p.site_id = $1 AND ($2::text IS NULL OR b.status = $2) ORDER BY b.created_at DESC
+WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR b.status = $2)
+ORDER BY b.created_at DESC
 """
 
 
@@ -251,7 +252,10 @@ async def set_alert_outcome(
     await conn.execute(_ALERT_OUTCOME, alert_id, outcome, booking_id)
 
 
-async def proposals(conn: Conn, site_id: str, status: str | None) -> list[tuple[Booking, UUID]]:
-    """A site's urgent proposals, newest first, each with the alert it answers."""
+async def proposals(
+    conn: Conn, site_id: str | None, status: str | None
+) -> list[tuple[Booking, UUID]]:
+    """A site's (None: every site's) urgent proposals, newest first, each with the alert it
+    answers."""
     rows = await conn.fetch(_PROPOSALS, site_id, status)
     return [(Booking.of(r), r["alert_id"]) for r in rows]

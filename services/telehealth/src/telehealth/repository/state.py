@@ -77,10 +77,9 @@ INSERT INTO visits (visit_id, participant_id, name, visit_type, sequence, window
 VALUES ($1, $2, $3, $4, 0, $5, $6, $7)
 """
 _INSERT_STAFF = """
-INSERT INTO staff (staff_id, site_id, token_hash) VALUES ($1, $2, $3)
+INSERT INTO staff (staff_id, site_id) VALUES ($1, $2)
 ON CONFLICT (staff_id) DO NOTHING RETURNING staff_key
 """
-_STAFF_BY_CREDENTIAL_HASH = "SELECT staff_id, site_id FROM staff WHERE token_hash = $1"
 _STAFF = "SELECT staff_id, site_id, staff_key FROM staff WHERE staff_id = $1"
 _DELETE_WEEKLY = "DELETE FROM weekly_hours WHERE staff_id = $1"
 _INSERT_WEEKLY = """
@@ -203,13 +202,8 @@ async def insert_visit(
     await conn.execute(_INSERT_VISIT, visit_id, participant_id, name, visit_type, *window, status)
 
 
-async def insert_staff(conn: Conn, staff_id: str, site_id: str, token_hash: str) -> bool:
-    return await conn.fetchval(_INSERT_STAFF, staff_id, site_id, token_hash) is not None
-
-
-async def staff_for_token(conn: Conn, token_hash: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow(_STAFF_BY_CREDENTIAL_HASH, token_hash)
-    return dict(row) if row else None
+async def insert_staff(conn: Conn, staff_id: str, site_id: str) -> bool:
+    return await conn.fetchval(_INSERT_STAFF, staff_id, site_id) is not None
 
 
 async def staff(conn: Conn, staff_id: str) -> dict[str, Any] | None:

@@ -11,13 +11,23 @@ from typing import Any
 from trialstream import audit
 from trialstream.db import DbConnection
 
+from telehealth.domain.actor import Actor
 from telehealth.domain.availability import Hours, WeeklyHours
 from telehealth.domain.booking import Booking
+
+# A person (named with their role), or a system actor such as `system:telehealth`.
+By = Actor | str
+
+
+def _by(by: By) -> dict[str, Any]:
+    if isinstance(by, Actor):
+        return {"actor": by.actor, "actor_detail": by.detail}
+    return {"actor": by}
 
 
 async def booking_changed(
     conn: DbConnection,
-    actor: str,
+    actor: By,
     action: str,
     before: Booking | None,
     after: Booking,
@@ -25,7 +35,7 @@ async def booking_changed(
 ) -> None:
     await audit.record(
         conn,
-        actor=actor,
+        **_by(actor),
         action=action,
         entity="booking",
         entity_id=str(after.booking_id),
@@ -48,7 +58,7 @@ def day(hours: Sequence[Hours] | None) -> list[list[str]] | None:
 
 async def availability_changed(
     conn: DbConnection,
-    actor: str,
+    actor: By,
     staff_id: str,
     on: date | None,
     before: audit.Value,
@@ -62,7 +72,7 @@ async def availability_changed(
         what = on.isoformat()
     await audit.record(
         conn,
-        actor=actor,
+        **_by(actor),
         action=action,
         entity="staff_availability",
         entity_id=f"{staff_id}/{what}",
@@ -73,7 +83,7 @@ async def availability_changed(
 
 async def changed(
     conn: DbConnection,
-    actor: str,
+    actor: By,
     action: str,
     entity: str,
     entity_id: str,
@@ -82,5 +92,5 @@ async def changed(
 ) -> None:
     """Any other telehealth record: staff, site, participant baseline, calendar feed."""
     await audit.record(
-        conn, actor=actor, action=action, entity=entity, entity_id=entity_id, old=before, new=after
+        conn, **_by(actor), action=action, entity=entity, entity_id=entity_id, old=before, new=after
     )

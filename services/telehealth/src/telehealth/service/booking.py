@@ -25,15 +25,10 @@ from trialstream.events.visits import VisitStatus, VisitType
 
 from telehealth import repository
 from telehealth.domain import withdrawal
+from telehealth.domain.actor import Actor
 from telehealth.domain.booking import Booking
 from telehealth.domain.windows import within
 from telehealth.service import audited, slots, visit_events
-
-
-@dataclass(frozen=True)
-class Actor:
-    staff_id: str
-    site_id: str
 
 
 @dataclass(frozen=True)
@@ -122,7 +117,7 @@ async def _refuse_if_withdrawn(conn: DbConnection, actor: Actor, visit_id: UUID)
     if participant_id is None:
         raise _not_found("visit", visit_id)
     who = await repository.share_participant(conn, participant_id)
-    if who is None or who["site_id"] != actor.site_id:
+    if who is None or not actor.at(who["site_id"]):
         raise _not_found("visit", visit_id)
     if who["withdrawn_at"] is not None:
         raise withdrawn(who["withdrawn_at"])
@@ -160,7 +155,7 @@ async def book(
         async with pool.acquire() as conn, conn.transaction():
             await _refuse_if_withdrawn(conn, actor, visit_id)
             visit = await repository.lock_visit(conn, visit_id)
-            if visit is None or visit["site_id"] != actor.site_id:
+            if visit is None or not actor.at(visit["site_id"]):
                 raise _not_found("visit", visit_id)
             if visit["status"] != "open":
                 raise Refused(
@@ -184,7 +179,7 @@ async def book(
                 status="booked",
                 room_token=token,
                 deviation_reason=deviation_reason,
-                created_by=actor.staff_id,
+                created_by=actor.actor,
                 now=now,
             )
             await repository.set_visit_status(conn, visit_id, "booked")
@@ -192,7 +187,7 @@ async def book(
             assert row is not None
             await visit_events.emit(conn, [visit_events.from_booking(row, VisitStatus.SCHEDULED)])
             await audited.booking_changed(
-                conn, actor.staff_id, "booking.booked", None, row, deviation_reason
+                conn, actor, "booking.booked", None, row, deviation_reason
             )
     except asyncpg.ExclusionViolationError:
         raise _slot_taken(staff_id, starts_at) from None
@@ -205,7 +200,7 @@ async def book(
 
 async def _locked(conn: DbConnection, actor: Actor, booking_id: UUID, *allowed: str) -> Booking:
     row = await repository.lock_booking(conn, booking_id)
-    if row is None or row.site_id != actor.site_id:
+    if row is None or not actor.at(row.site_id):
         raise _not_found("booking", booking_id)
     if row.status not in allowed:
         raise Refused(Kind.CONFLICT, "invalid_transition", f"the booking is {row.status}")
@@ -243,9 +238,7 @@ async def reschedule(
             await visit_events.emit(
                 conn, [visit_events.from_booking(moved, VisitStatus.RESCHEDULED)]
             )
-            await audited.booking_changed(
-                conn, actor.staff_id, "booking.rescheduled", row, moved, reason
-            )
+            await audited.booking_changed(conn, actor, "booking.rescheduled", row, moved, reason)
     except asyncpg.ExclusionViolationError:
         raise _slot_taken(target, starts_at) from None
     return present(moved, policy)
@@ -293,9 +286,7 @@ async def finish(
         done = await repository.get_booking(conn, booking_id)
         assert done is not None
         await visit_events.emit(conn, [visit_events.from_booking(done, event_status)])
-        await audited.booking_changed(
-            conn, actor.staff_id, f"booking.{booking_status}", row, done, reason
-        )
+        await audited.booking_changed(conn, actor, f"booking.{booking_status}", row, done, reason)
     return present(done, policy)
 
 

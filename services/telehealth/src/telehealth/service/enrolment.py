@@ -18,6 +18,7 @@ from trialstream.inbox import claim_new
 
 from telehealth import repository
 from telehealth.domain import withdrawal
+from telehealth.domain.actor import Actor
 from telehealth.domain.windows import (
     ProtocolVisit,
     UnknownTimezone,
@@ -170,16 +171,15 @@ async def _stop_at_withdrawal(
 
 async def set_baseline(
     pool: asyncpg.Pool,
-    site_id: str,
+    actor: Actor,
     participant_id: str,
     baseline: date,
     protocol: Sequence[ProtocolVisit],
-    actor: str,
 ) -> list[dict[str, Any]]:
     """Re-plan the windows from a new baseline, only while no visit has been booked or held."""
     async with pool.acquire() as conn, conn.transaction():
         who = await repository.participant(conn, participant_id, lock=True)
-        if who is None or who["site_id"] != site_id:
+        if who is None or not actor.at(who["site_id"]):
             raise Refused(
                 Kind.NOT_FOUND,
                 "unknown_participant",

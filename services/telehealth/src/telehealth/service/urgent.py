@@ -27,8 +27,9 @@ from trialstream.events.visits import UrgentVisitProposed, VisitStatus, VisitTyp
 from trialstream.outbox import enqueue
 
 from telehealth import repository
+from telehealth.domain.actor import Actor
 from telehealth.service import audited, slots, visit_events
-from telehealth.service.booking import Actor, Policy, present, withdrawal_of_booking, withdrawn
+from telehealth.service.booking import Policy, present, withdrawal_of_booking, withdrawn
 
 log = structlog.get_logger(__name__)
 
@@ -191,7 +192,7 @@ async def decide(
     async with pool.acquire() as conn, conn.transaction():
         left_at = await withdrawal_of_booking(conn, proposal_id)
         row = await repository.lock_booking(conn, proposal_id)
-        if row is None or row.site_id != actor.site_id or row.sequence != 0:
+        if row is None or not actor.at(row.site_id) or row.sequence != 0:
             raise Refused(
                 Kind.NOT_FOUND, "unknown_proposal", f"no proposal {proposal_id} at your site"
             )
@@ -215,6 +216,6 @@ async def decide(
             event = visit_events.from_booking(done, VisitStatus.SCHEDULED, "urgent visit")
             await visit_events.emit(conn, [event])
         action = "proposal.confirmed" if confirm else "proposal.dismissed"
-        await audited.booking_changed(conn, actor.staff_id, action, row, done, note)
+        await audited.booking_changed(conn, actor, action, row, done, note)
     assert done.visit_type == VisitType.VIDEO
     return present(done, policy)
