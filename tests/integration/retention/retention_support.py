@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 from helpers import eventually, publish_to, unique_id
 from retention.settings import RetentionSettings
+from staff_tokens import JWKS
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed
 from trialstream.events.participants import ParticipantState
@@ -27,6 +28,7 @@ def settings_for(kafka: str, database_url: str, **overrides: Any) -> RetentionSe
         "kafka_bootstrap_servers": kafka,
         "database_url": database_url,
         "admin_token": ADMIN,
+        "oidc_jwks": JWKS,
         "kafka_session_timeout_ms": 2000,
         "dispatch_interval_seconds": 0.1,
         "sweep_interval_seconds": 3600,

@@ -7,6 +7,7 @@ import pytest
 from audit_helpers import audited, changes
 from helpers import eventually, unique_id
 from retention_support import AUTH, NO_QUIET_HOURS, Retention, missed_in_a_row
+from staff_tokens import staff_auth
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -46,9 +47,27 @@ async def test_a_coordinator_task_is_audited_from_opened_to_done(retention: Rete
         return list(r.json()["tasks"]) or None
 
     (task,) = await eventually(open_tasks)
-    done = await retention.client.post(f"/v1/tasks/{task['task_id']}/complete", headers=AUTH)
+    url = f"/v1/tasks/{task['task_id']}/complete"
+    # Staff of another site neither see the site's tasks nor learn the task exists; a
+    # monitor reads them but does not act; the site's coordinator completes it.
+    stranger = staff_auth("elsewhere", "site_staff")
+    seen = await retention.client.get(f"/v1/sites/{site}/tasks", headers=stranger)
+    assert (seen.status_code, seen.json()["error"]["code"]) == (403, "forbidden_site")
+    assert (await retention.client.post(url, headers=stranger)).status_code == 404
+    monitor = staff_auth(None, "monitor")
+    assert (
+        await retention.client.get(f"/v1/sites/{site}/tasks", headers=monitor)
+    ).status_code == 200
+    refused = await retention.client.post(url, headers=monitor)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "role_not_allowed")
+    sponsor = staff_auth(None, "sponsor")
+    assert (
+        await retention.client.get(f"/v1/participants/{pid}/nudges", headers=sponsor)
+    ).status_code == 403
+    coordinator = staff_auth(site, "site_staff", subject="coord-1", name="Cora Ordinator")
+    done = await retention.client.post(url, headers=coordinator)
     assert done.status_code == 200
-    again = await retention.client.post(f"/v1/tasks/{task['task_id']}/complete", headers=AUTH)
+    again = await retention.client.post(url, headers=coordinator)
     assert again.status_code == 404
 
     entries = await audited(
@@ -61,6 +80,7 @@ async def test_a_coordinator_task_is_audited_from_opened_to_done(retention: Rete
             None,
             {"status": "open", "participant_id": pid, "kind": "epro-missed"},
         ),
-        ("admin", "task.completed", {"status": "open"}, {"status": "done"}),
+        ("staff:coord-1", "task.completed", {"status": "open"}, {"status": "done"}),
     ]
+    assert entries[-1]["actor_detail"] == {"name": "Cora Ordinator", "role": "site_staff"}
     assert "3 questionnaires missed in a row" in entries[0]["reason"]

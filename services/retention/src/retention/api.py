@@ -1,4 +1,6 @@
-"""HTTP routes: preferences (admin), receipts (channels), staff views (nudges, tasks, outreach)."""
+"""HTTP routes: preferences (site staff and admins of the participant's site), receipts
+(channel gateways), staff views (nudges, tasks, outreach: roles that read participant data,
+at the site)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, tokens_match
 from trialstream.errors import Kind, Refused
 from trialstream.events.base import LanguageTag, ParticipantId, SiteId, Timezone, TrialDatetime
-from trialstream.runtime import AdminOnly, CurrentRuntime
+from trialstream.identity import DEFAULT_STUDY, Action, Principal
+from trialstream.runtime import CurrentRuntime
+from trialstream.staff import allowed, audited_as, check_allowed
 
 from retention import changes, receipts, repository
 from retention.domain import ChannelKind, Preferences
@@ -29,6 +33,9 @@ class PreferencesIn(BaseModel):
     address: Annotated[str | None, Field(max_length=320)] = Field(
         default=None, description="Channel address for the gateway; stored here only, never echoed"
     )
+
+
+READ, MANAGE = Action.READ_PARTICIPANT_DATA, Action.MANAGE_PARTICIPANTS
 
 
 class Receipt(BaseModel):
@@ -58,12 +65,27 @@ def channel_credential(settings: Settings, token: str = Depends(bearer_token)) -
         raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "Not a receipt or admin token.")
 
 
-@router.put(
-    "/v1/admin/participants/{participant_id}/preferences", tags=["admin"], dependencies=[AdminOnly]
-)
+async def _site(
+    runtime: CurrentRuntime, by: Principal, action: Action, kind: str, key: str | UUID
+) -> None:
+    """The record's participant is at a site where `by` may do `action`; else 404, so
+    another site's records are not confirmed to exist. A participant whose enrolment has
+    not reached retention yet has no site here: only someone who covers every site may
+    act for them (preferences may well arrive before the enrolment)."""
+    site = await repository.site_of(runtime.pool, kind, key)
+    every_site = by.sites(DEFAULT_STUDY) is None
+    if not by.allows(action, DEFAULT_STUDY, site) or (site is None and not every_site):
+        raise Refused(Kind.NOT_FOUND, f"unknown_{kind}", f"no {kind} {key} at your sites")
+
+
+@router.put("/v1/admin/participants/{participant_id}/preferences", tags=["admin"])
 async def put_preferences(
-    runtime: CurrentRuntime, participant_id: ParticipantId, body: PreferencesIn
+    runtime: CurrentRuntime,
+    participant_id: ParticipantId,
+    body: PreferencesIn,
+    by: Annotated[Principal, allowed(MANAGE)],
 ) -> dict[str, Any]:
+    await _site(runtime, by, MANAGE, "participant", participant_id)
     prefs = Preferences(
         language=body.language,
         channel=body.channel,
@@ -78,6 +100,7 @@ async def put_preferences(
         timezone=body.timezone,
         cap=body.max_per_day,
         address=body.address,
+        by=audited_as(by),
     )
     shown = body.model_dump(mode="json", exclude={"address"})
     return {"participant_id": participant_id, **shown, "address_set": body.address is not None}
@@ -95,14 +118,16 @@ async def post_receipt(runtime: CurrentRuntime, nudge_id: UUID, body: Receipt) -
     return nudge
 
 
-@router.get("/v1/participants/{participant_id}/nudges", tags=["staff"], dependencies=[AdminOnly])
+@router.get("/v1/participants/{participant_id}/nudges", tags=["staff"])
 async def participant_nudges(
     runtime: CurrentRuntime,
     participant_id: ParticipantId,
+    by: Annotated[Principal, allowed(READ)],
     status: Literal["suppressed", "escalated", "queued", "sent", "failed", "cancelled"]
     | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
+    await _site(runtime, by, READ, "participant", participant_id)
     nudges = await repository.nudges_for(runtime.pool, participant_id, status, limit)
     sent = sum(1 for n in nudges if n["status"] == "sent")
     withdrawn_at = await repository.withdrawn_at(runtime.pool, participant_id)
@@ -114,46 +139,62 @@ async def participant_nudges(
     }
 
 
-@router.get("/v1/nudges/{nudge_id}", tags=["staff"], dependencies=[AdminOnly])
-async def get_nudge(runtime: CurrentRuntime, nudge_id: UUID) -> dict[str, Any]:
+@router.get("/v1/nudges/{nudge_id}", tags=["staff"])
+async def get_nudge(
+    runtime: CurrentRuntime, nudge_id: UUID, by: Annotated[Principal, allowed(READ)]
+) -> dict[str, Any]:
+    await _site(runtime, by, READ, "nudge", nudge_id)
     nudge = await repository.get_nudge(runtime.pool, nudge_id)
     if nudge is None:
         raise Refused(Kind.NOT_FOUND, "unknown_nudge", f"no nudge {nudge_id}")
     return nudge
 
 
-@router.get("/v1/sites/{site_id}/outreach", tags=["staff"], dependencies=[AdminOnly])
+@router.get("/v1/sites/{site_id}/outreach", tags=["staff"])
 async def outreach(
-    runtime: CurrentRuntime, site_id: SiteId, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    runtime: CurrentRuntime,
+    site_id: SiteId,
+    by: Annotated[Principal, allowed(READ)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    check_allowed(by, READ, site_id)
     ranked = await repository.outreach(runtime.pool, site_id, limit)
     return {"site_id": site_id, "participants": ranked}
 
 
-@router.get("/v1/sites/{site_id}/tasks", tags=["staff"], dependencies=[AdminOnly])
+@router.get("/v1/sites/{site_id}/tasks", tags=["staff"])
 async def site_tasks(
     runtime: CurrentRuntime,
     site_id: SiteId,
+    by: Annotated[Principal, allowed(READ)],
     status: Literal["open", "done"] | None = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
+    check_allowed(by, READ, site_id)
     return {
         "site_id": site_id,
         "tasks": await repository.tasks_for_site(runtime.pool, site_id, status, limit),
     }
 
 
-@router.post("/v1/tasks/{task_id}/complete", tags=["staff"], dependencies=[AdminOnly])
-async def complete_task(runtime: CurrentRuntime, task_id: UUID) -> dict[str, str]:
-    if not await changes.complete_task(runtime.pool, task_id):
+@router.post("/v1/tasks/{task_id}/complete", tags=["staff"])
+async def complete_task(
+    runtime: CurrentRuntime, task_id: UUID, by: Annotated[Principal, allowed(MANAGE)]
+) -> dict[str, str]:
+    """A coordinator did what the task asked (site staff, investigators, admins)."""
+    await _site(runtime, by, MANAGE, "task", task_id)
+    if not await changes.complete_task(runtime.pool, task_id, by=audited_as(by)):
         raise Refused(Kind.NOT_FOUND, "unknown_open_task", f"no open task {task_id}")
     return {"task_id": str(task_id), "status": "done"}
 
 
-@router.get(
-    "/v1/participants/{participant_id}/local-inbox", tags=["demo"], dependencies=[AdminOnly]
-)
-async def local_inbox(runtime: CurrentRuntime, participant_id: ParticipantId) -> dict[str, Any]:
+@router.get("/v1/participants/{participant_id}/local-inbox", tags=["demo"])
+async def local_inbox(
+    runtime: CurrentRuntime,
+    participant_id: ParticipantId,
+    by: Annotated[Principal, allowed(READ)],
+) -> dict[str, Any]:
+    await _site(runtime, by, READ, "participant", participant_id)
     return {
         "participant_id": participant_id,
         "messages": await repository.local_mailbox(runtime.pool, participant_id),

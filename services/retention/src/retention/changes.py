@@ -4,6 +4,7 @@ is set."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -22,8 +23,9 @@ async def set_preferences(
     timezone: str | None,
     cap: int | None,
     address: str | None,
-    actor: str = "admin",
+    by: Mapping[str, Any],
 ) -> None:
+    """`by`: the audit entry's actor and actor_detail (trialstream.staff.audited_as)."""
     async with pool.acquire() as conn, conn.transaction():
         before, old_address = await repository.lock_preferences(conn, participant_id)
         await repository.put_preferences(
@@ -44,7 +46,7 @@ async def set_preferences(
         if before != after:
             await audit.record(
                 conn,
-                actor=actor,
+                **by,
                 action="preferences.set",
                 entity="preferences",
                 entity_id=participant_id,
@@ -53,14 +55,14 @@ async def set_preferences(
             )
 
 
-async def complete_task(pool: asyncpg.Pool, task_id: UUID, *, actor: str = "admin") -> bool:
+async def complete_task(pool: asyncpg.Pool, task_id: UUID, *, by: Mapping[str, Any]) -> bool:
     """open -> done; False if there is no open task with this id."""
     async with pool.acquire() as conn, conn.transaction():
         if not await repository.complete_task(conn, task_id):
             return False
         await audit.record(
             conn,
-            actor=actor,
+            **by,
             action="task.completed",
             entity="coordinator_task",
             entity_id=str(task_id),

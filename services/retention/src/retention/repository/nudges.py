@@ -196,3 +196,18 @@ async def outreach(pool: asyncpg.Pool, site: str, limit: int) -> list[dict[str, 
         r["features"] = json.loads(r["features"])
     rows.sort(key=lambda r: (-r["score"], r["participant_id"]))
     return rows[:limit]
+
+
+_SITE_OF = {
+    "participant": "SELECT site_id FROM participants WHERE participant_id = $1",
+    "nudge": "SELECT p.site_id FROM nudges n JOIN participants p USING (participant_id)"
+    " WHERE n.nudge_id = $1",
+    "task": "SELECT p.site_id FROM coordinator_tasks t JOIN participants p USING (participant_id)"
+    " WHERE t.task_id = $1",
+}
+
+
+async def site_of(pool: asyncpg.Pool, kind: str, key: str | UUID) -> str | None:
+    """The site of a participant, or of a nudge's or task's participant (None: unknown)."""
+    value = await pool.fetchval(_SITE_OF[kind], key)
+    return None if value is None else str(value)
