@@ -95,6 +95,40 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("GET", "/v1/fhir/Questionnaire/{questionnaire_id}"): ANY_STAFF,
         ("GET", "/v1/participants/{participant_id}/fhir/QuestionnaireResponse"): READ,
     },
+    "telehealth": {
+        **OPS,
+        ("GET", "/v1/calendars/{token}.ics"): "calendar feed address",
+        ("POST", "/v1/admin/staff"): MANAGE,
+        ("PUT", "/v1/admin/sites/{site_id}"): Action.MANAGE_STUDY,
+        ("PUT", "/v1/staff/{staff_id}/weekly-hours"): MANAGE,
+        ("PUT", "/v1/staff/{staff_id}/exceptions/{on_date}"): MANAGE,
+        ("DELETE", "/v1/staff/{staff_id}/exceptions/{on_date}"): MANAGE,
+        ("GET", "/v1/participants/{participant_id}/visits"): READ,
+        ("GET", "/v1/participants/{participant_id}/slots"): READ,
+        ("PUT", "/v1/participants/{participant_id}/baseline"): MANAGE,
+        ("GET", "/v1/sites/{site_id}/schedule"): READ,
+        ("POST", "/v1/calendar-feeds"): MANAGE,
+        ("POST", "/v1/bookings"): MANAGE,
+        ("GET", "/v1/bookings/{booking_id}"): READ,
+        ("POST", "/v1/bookings/{booking_id}/reschedule"): MANAGE,
+        ("POST", "/v1/bookings/{booking_id}/cancel"): MANAGE,
+        ("POST", "/v1/bookings/{booking_id}/complete"): MANAGE,
+        ("POST", "/v1/bookings/{booking_id}/no-show"): MANAGE,
+        ("GET", "/v1/proposals"): READ,
+        ("POST", "/v1/proposals/{proposal_id}/confirm"): MANAGE,
+        ("POST", "/v1/proposals/{proposal_id}/dismiss"): MANAGE,
+    },
+    "retention": {
+        **OPS,
+        ("POST", "/v1/nudges/{nudge_id}/receipts"): RECEIPT,
+        ("PUT", "/v1/admin/participants/{participant_id}/preferences"): MANAGE,
+        ("GET", "/v1/participants/{participant_id}/nudges"): READ,
+        ("GET", "/v1/nudges/{nudge_id}"): READ,
+        ("GET", "/v1/sites/{site_id}/outreach"): READ,
+        ("GET", "/v1/sites/{site_id}/tasks"): READ,
+        ("POST", "/v1/tasks/{task_id}/complete"): MANAGE,
+        ("GET", "/v1/participants/{participant_id}/local-inbox"): READ,
+    },
 }
 
 
@@ -107,6 +141,10 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
     from ingest.settings import IngestSettings
     from monitoring.main import create_app as monitoring_app
     from monitoring.settings import MonitoringSettings
+    from retention.main import create_app as retention_app
+    from retention.settings import RetentionSettings
+    from telehealth.main import create_app as telehealth_app
+    from telehealth.settings import TelehealthSettings
 
     common: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka,
@@ -123,6 +161,8 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
         "ingest": lambda: ingest_app(IngestSettings(**common)),
         "monitoring": lambda: monitoring_app(MonitoringSettings(**common)),
         "epro": lambda: epro_app(EproSettings(**common, scheduler_enabled=False)),
+        "telehealth": lambda: telehealth_app(TelehealthSettings(**common)),
+        "retention": lambda: retention_app(RetentionSettings(**common)),
     }
 
 
@@ -144,6 +184,9 @@ def _url(path: str) -> str:
         "subject": "nobody-walk",
         "questionnaire_id": "phq-9",
         "version": "1",
+        "staff_id": "nurse-walk",
+        "on_date": "2030-01-07",
+        "token": "no-such-feed",
     }
     for name, value in fake.items():
         path = path.replace("{" + name + "}", value)
