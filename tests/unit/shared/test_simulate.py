@@ -15,6 +15,7 @@ CONFIG = FleetConfig(
     duration_seconds=0,
     ingest_url="",
     monitoring_url="",
+    identity_url="",
     admin_token="x",
 )
 
