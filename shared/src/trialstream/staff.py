@@ -4,7 +4,7 @@ their role in the study allows the route (issue 15, decision 0071).
 - `StaffAccess` holds the issuer's keys (refreshed in the background from its discovery
   document or JWKS URL, or given inline) and the revocations it announced on the
   compacted `staff-access` topic, which every process follows from the start without a
-  consumer group: a logout or a revoked person reaches every replica within a second or
+  consumer group (trialstream.following): a logout or a revoked person reaches every replica within a second or
   two, not only the one whose group member owns the partition.
 - `CurrentPrincipal`: the person behind `Authorization: Bearer <token>` or, for the
   dashboard, the session cookie (a cookie-authenticated write must be JSON, decision 0040).
@@ -21,15 +21,14 @@ import time
 from typing import Annotated, Any
 
 import httpx
-import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import Depends, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from trialstream.auth import tokens_match
 from trialstream.errors import Kind, Refused, about_field
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.topics import Topic
+from trialstream.following import TopicFollower
 from trialstream.identity import (
     DEFAULT_STUDY,
     PERMISSIONS,
@@ -41,10 +40,7 @@ from trialstream.identity import (
     Role,
     TokenVerifier,
 )
-from trialstream.kafka_security import KafkaSecurity
 from trialstream.settings import ServiceSettings
-
-log = structlog.get_logger(__name__)
 
 # The dashboard keeps the access token in this HttpOnly cookie (docs/decisions/0040).
 SESSION_COOKIE = "trialstream_staff"
@@ -78,7 +74,9 @@ class StaffAccess:
         )
         if settings.oidc_jwks is not None:
             self.verifier.set_keys(json.loads(settings.oidc_jwks))
-        self._consumer: AIOKafkaConsumer | None = None
+        self._revocations = TopicFollower(
+            settings.kafka_bootstrap_servers, Topic.STAFF_ACCESS, _EVENT, self.revocations.apply
+        )
         self._next_refresh, self._backoff = 0.0, 1.0
 
     @property
@@ -122,47 +120,12 @@ class StaffAccess:
             self.verifier.set_keys(response.json())
 
     async def follow_revocations(self) -> int:
-        """Apply what the staff-access topic holds beyond what we read; every partition,
-        from the beginning, no consumer group (each process needs all of it)."""
-        if self._consumer is None:
-            self._consumer = await self._start_consumer()
-        batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
-        applied = 0
-        for records in batches.values():
-            for record in records:
-                try:
-                    self.revocations.apply(_EVENT.validate_json(record.value or b""))
-                    applied += 1
-                except ValidationError:
-                    log.warning("unreadable staff-access record skipped", offset=record.offset)
-        return applied
-
-    async def _start_consumer(self) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **KafkaSecurity().client_options(),
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            topic = str(Topic.STAFF_ACCESS)
-            partitions = sorted(consumer.partitions_for_topic(topic) or ())
-            if not partitions:
-                raise ConnectionError(f"topic {topic} has no partitions yet")
-            assigned = [TopicPartition(topic, p) for p in partitions]
-            consumer.assign(assigned)
-            await consumer.seek_to_beginning(*assigned)
-        except BaseException:
-            await consumer.stop()
-            raise
-        return consumer
+        """Apply what the staff-access topic holds beyond what we read (all of it, in
+        every process: trialstream.following)."""
+        return await self._revocations.poll()
 
     async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        await self._revocations.stop()
 
     def principal(self, token: str) -> Principal:
         admin = self.settings.admin_token

@@ -209,7 +209,7 @@ async def test_a_forged_row_put_in_place_of_a_real_one_is_found(pool: asyncpg.Po
     await as_privileged(pool, "DELETE FROM audit_trail WHERE seq = 6")
     async with pool.acquire() as conn:
         await conn.execute(
-            "INSERT INTO audit_trail VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO audit_trail VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             *forged.__dict__.values(),
         )
     report = await check(pool)

@@ -30,8 +30,10 @@ class Topic(StrEnum):
     AUDIT_HEADS = "trialstream.audit-heads.v1"
     # identity: ended staff sessions and revoked access (StaffSessionEnded, StaffAccessRevoked)
     STAFF_ACCESS = "trialstream.staff-access.v1"
+    # identity: each study's current definition (StudyDefined)
+    STUDIES = "trialstream.studies.v1"
 
 
 # Topics whose latest value per key is the state (participant -> site, service -> audit
-# chain head, session or person -> ended or revoked): compacted.
+# chain head, session or person -> ended or revoked, study -> definition): compacted.
 COMPACTED: frozenset[Topic] = frozenset({Topic.PARTICIPANTS, Topic.AUDIT_HEADS, Topic.STAFF_ACCESS})

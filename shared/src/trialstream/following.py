@@ -1,0 +1,79 @@
+"""Following a compacted topic whole, in every process: no consumer group (a group would
+hand each replica only some partitions), every partition from the beginning, applied in
+memory. For small, platform-wide state every process needs all of: ended staff sessions
+and revoked people (`staff-access`), study definitions (`studies`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import TypeAdapter, ValidationError
+
+from trialstream.events.topics import Topic
+from trialstream.kafka_security import KafkaSecurity
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+class TopicFollower(Generic[T]):
+    """`poll()` (from a periodic loop) applies every record that arrived since the last
+    poll; a record that does not decode is logged and skipped."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: Topic,
+        contract: TypeAdapter[T],
+        apply: Callable[[T], None],
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.contract = contract
+        self.apply = apply
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def poll(self) -> int:
+        if self._consumer is None:
+            self._consumer = await self._start()
+        batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
+        applied = 0
+        for records in batches.values():
+            for record in records:
+                try:
+                    self.apply(self.contract.validate_json(record.value or b""))
+                    applied += 1
+                except ValidationError:
+                    log.warning(
+                        "unreadable record skipped", topic=str(self.topic), offset=record.offset
+                    )
+        return applied
+
+    async def _start(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **KafkaSecurity().client_options(),
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()
+            partitions = sorted(consumer.partitions_for_topic(str(self.topic)) or ())
+            if not partitions:
+                raise ConnectionError(f"topic {self.topic} has no partitions yet")
+            assigned = [TopicPartition(str(self.topic), p) for p in partitions]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None

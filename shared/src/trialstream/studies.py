@@ -1,0 +1,238 @@
+"""A study, declared in one versioned file (issue 15): its sites, the modules it uses, its
+visit schedule, questionnaire schedules, alert limits within safe bounds, KRI tolerance
+limits and retention rules. `trialstream study apply study.yaml` sends it to the identity
+service (the platform's directory of people and studies), which versions and audits every
+change and announces it on the compacted `studies` topic; every service reads its part
+from there (`StudyRegistry`), never from another service's database.
+
+The study `default` needs no file: it is the study every record belonged to before studies
+were first-class, with every module and any site (decision 0072).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from trialstream.events.base import LanguageTag, SiteId, Timezone
+from trialstream.events.visits import VisitType
+from trialstream.identity import DEFAULT_STUDY
+
+StudyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Module(StrEnum):
+    """What a study can switch on; a module it has not enabled refuses its routes for the
+    study (409 `module_not_enabled`) and skips its events."""
+
+    INGEST = "ingest"  # wearable uploads (and the archive)
+    ANOMALY = "anomaly"  # scoring the readings into alerts
+    MONITORING = "monitoring"  # the staff inbox, KRIs, flags
+    EPRO = "epro"
+    TELEHEALTH = "telehealth"
+    RETENTION = "retention"
+    CONSENT = "consent"
+
+
+# Alert limits a study may move, and how far: a study of athletes may raise the resting
+# heart-rate limit, one of heart-failure patients lower the SpO2 one, but never beyond
+# what is still a safe trigger for a clinical look.
+SAFE_LIMITS: Mapping[str, tuple[float, float]] = {
+    "heart-rate-high": (100.0, 180.0),  # beats/min at rest
+    "heart-rate-low": (30.0, 60.0),
+    "oxygen-saturation-low": (85.0, 95.0),  # %
+    "body-temperature-high": (37.5, 39.5),  # C
+    "respiratory-rate-high": (20.0, 35.0),  # breaths/min
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StudySite(_Strict):
+    id: SiteId
+    name: Name | None = None
+    timezone: Timezone
+    languages: list[LanguageTag] = Field(default_factory=lambda: ["en"], min_length=1)
+
+
+class StudyVisit(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    day: int = Field(ge=1, le=3650, description="Study day; Day 1 is the baseline date")
+    minus_days: int = Field(default=0, ge=0, le=365)
+    plus_days: int = Field(default=0, ge=0, le=365)
+    type: VisitType = VisitType.VIDEO
+
+
+class QuestionnaireSchedule(_Strict):
+    schedule_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+    questionnaire_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+    questionnaire_version: int = Field(ge=1)
+    # The rule's own shape is ePRO's (daily, weekly, after_enrollment, after_visit, random);
+    # ePRO checks it when it reads the study and refuses the version that does not fit.
+    rule: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> QuestionnaireSchedule:
+        kinds = {"daily", "weekly", "after_enrollment", "after_visit", "random"}
+        if self.rule.get("kind") not in kinds:
+            raise ValueError(f"rule.kind must be one of {sorted(kinds)}")
+        return self
+
+
+class AlertLimit(_Strict):
+    rule: Literal[
+        "heart-rate-high",
+        "heart-rate-low",
+        "oxygen-saturation-low",
+        "body-temperature-high",
+        "respiratory-rate-high",
+    ]
+    value: float
+
+    @model_validator(mode="after")
+    def _within_safe_bounds(self) -> AlertLimit:
+        low, high = SAFE_LIMITS[self.rule]
+        if not low <= self.value <= high:
+            raise ValueError(
+                f"{self.rule} may be set between {low:g} and {high:g}, not {self.value:g}"
+            )
+        return self
+
+
+class KriLimit(_Strict):
+    kri: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    amber: float
+    red: float
+
+
+class RetentionRules(_Strict):
+    languages: list[LanguageTag] = Field(default_factory=lambda: ["en"], min_length=1)
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    max_per_day: int = Field(default=3, ge=0, le=50)
+
+
+class StudyDefinition(_Strict):
+    """One study, as its file declares it. Unknown keys are refused (a typo is an error,
+    not a silently ignored setting)."""
+
+    study_id: StudyId
+    title: Name
+    sponsor: Name
+    sites: list[StudySite] = Field(min_length=1, max_length=1000)
+    modules: list[Module] = Field(min_length=1)
+    visits: list[StudyVisit] = Field(default_factory=list, max_length=200)
+    questionnaires: list[QuestionnaireSchedule] = Field(default_factory=list, max_length=200)
+    alert_limits: list[AlertLimit] = Field(default_factory=list)
+    kri_limits: list[KriLimit] = Field(default_factory=list)
+    retention: RetentionRules = Field(default_factory=RetentionRules)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudyDefinition:
+        for what, ids in (
+            ("site id", [s.id for s in self.sites]),
+            ("module", [str(m) for m in self.modules]),
+            ("visit name", [v.name for v in self.visits]),
+            ("schedule_id", [q.schedule_id for q in self.questionnaires]),
+            ("alert limit rule", [str(a.rule) for a in self.alert_limits]),
+            ("kri", [k.kri for k in self.kri_limits]),
+        ):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                raise ValueError(f"each {what} may appear once; repeated: {', '.join(twice)}")
+        if self.study_id == DEFAULT_STUDY:
+            raise ValueError(f"'{DEFAULT_STUDY}' is the implicit study of existing data")
+        return self
+
+    def enables(self, module: Module) -> bool:
+        return module in self.modules
+
+    def site(self, site_id: str) -> StudySite | None:
+        return next((s for s in self.sites if s.id == site_id), None)
+
+    def canonical(self) -> str:
+        """The definition as sorted, compact JSON: what is hashed and compared."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()
+
+
+class StudyFileError(ValueError):
+    """A study file that cannot be used, with one line per problem (`path: message`)."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        super().__init__(f"{path}: " + "; ".join(problems))
+        self.problems = problems
+
+
+def field_problems(exc: ValidationError) -> list[str]:
+    """Each validation error as `sites[1].timezone: message`."""
+    out = []
+    for error in exc.errors(include_url=False):
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        ).lstrip(".")
+        out.append(f"{where or '(file)'}: {error['msg']}")
+    return out
+
+
+def load_study(path: Path) -> StudyDefinition:
+    """A study file (YAML or JSON), validated; `StudyFileError` names every problem."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise StudyFileError(path, [f"cannot be read: {exc}"]) from None
+    if not isinstance(document, dict):
+        raise StudyFileError(path, ["the file must hold one mapping (study_id: ..., sites: ...)"])
+    try:
+        return StudyDefinition.model_validate(document)
+    except ValidationError as exc:
+        raise StudyFileError(path, field_problems(exc)) from None
+
+
+class StudyRegistry:
+    """The studies as the `studies` topic has announced them, in one service process."""
+
+    def __init__(self) -> None:
+        self._studies: dict[str, tuple[int, StudyDefinition]] = {}
+
+    def apply(self, version: int, definition: StudyDefinition) -> None:
+        current = self._studies.get(definition.study_id)
+        if current is None or current[0] < version:
+            self._studies[definition.study_id] = (version, definition)
+
+    def get(self, study_id: str) -> StudyDefinition | None:
+        found = self._studies.get(study_id)
+        return None if found is None else found[1]
+
+    def known(self, study_id: str) -> bool:
+        return study_id == DEFAULT_STUDY or study_id in self._studies
+
+    def enables(self, study_id: str, module: Module) -> bool:
+        """The implicit default study has every module; an unknown study none."""
+        if study_id == DEFAULT_STUDY:
+            return True
+        study = self.get(study_id)
+        return study is not None and study.enables(module)
+
+    def __len__(self) -> int:
+        return len(self._studies)
