@@ -38,6 +38,7 @@ from trialstream.events.audit import AuditHeadPublished
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
+from trialstream.events.studies import StudyDefined
 from trialstream.services import ServiceInfo
 
 # What each topic carries. A topic missing here fails the catalogue test.
@@ -63,6 +64,7 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.DISCREPANCY_FLAGS: (DiscrepancyFlagRaised,),
         Topic.AUDIT_HEADS: (AuditHeadPublished,),
         Topic.STAFF_ACCESS: (StaffSessionEnded, StaffAccessRevoked),
+        Topic.STUDIES: (StudyDefined,),
     }
 )
 
@@ -73,6 +75,8 @@ _KEYS: Mapping[Topic, str] = MappingProxyType(
         Topic.AUDIT_HEADS: "Keyed by service; compacted. Every service sends its chain head.",
         Topic.STAFF_ACCESS: "Keyed by session:<id> or subject:<id>; compacted. Sent by the"
         " identity issuer; every service process reads all of it, without a consumer group.",
+        Topic.STUDIES: "Keyed by study_id; compacted. Sent by the identity service; every"
+        " service process reads all of it, without a consumer group.",
     }
 )
 

@@ -19,6 +19,7 @@ import typer
 from trialstream.audit_cli import app as audit_app
 from trialstream.services import ServiceInfo, discover_services
 from trialstream.settings import CommonSettings
+from trialstream.study_cli import app as study_app
 
 app = typer.Typer(
     help="trialstream: an event-driven platform for decentralized clinical trials.",
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 
 app.add_typer(audit_app, name="audit")
+app.add_typer(study_app, name="study")
 
 STATE_DIR = Path(".trialstream")
 

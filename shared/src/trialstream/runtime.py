@@ -23,7 +23,7 @@ import asyncpg
 import structlog
 from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from trialstream.audit_heads import HeadPublisher
 from trialstream.auth import bearer_token, check_admin
@@ -35,7 +35,9 @@ from trialstream.consumer import (
     subscribe_batches,
 )
 from trialstream.db import create_pool, migrate
+from trialstream.events.studies import StudyDefined
 from trialstream.events.topics import Topic
+from trialstream.following import TopicFollower
 from trialstream.http import ReadyCheck
 from trialstream.kafka import ensure_topics, start_broker
 from trialstream.loops import Loops
@@ -44,10 +46,12 @@ from trialstream.producer import BatchProducer
 from trialstream.services import ServiceInfo
 from trialstream.settings import ServiceSettings
 from trialstream.staff import StaffAccess
+from trialstream.studies import StudyRegistry
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=BaseModel)
 GC_THRESHOLDS = (50_000, 20, 20)
+_STUDY: TypeAdapter[StudyDefined] = TypeAdapter(StudyDefined)
 
 
 @dataclass
@@ -65,9 +69,17 @@ class Runtime:
     _producer: BatchProducer | None = field(default=None, repr=False)
     # Staff access tokens: the issuer's keys and the revocations, kept current by `running`.
     staff: StaffAccess = field(init=False, repr=False)
+    # The studies' definitions, as the studies topic announces them (kept by `running`).
+    studies: StudyRegistry = field(default_factory=StudyRegistry, repr=False)
 
     def __post_init__(self) -> None:
         self.staff = StaffAccess(self.settings)
+        self._studies = TopicFollower(
+            self.settings.kafka_bootstrap_servers, Topic.STUDIES, _STUDY, self._study_defined
+        )
+
+    def _study_defined(self, event: StudyDefined) -> None:
+        self.studies.apply(event.version, event.definition)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -200,6 +212,7 @@ async def running(
         staff = runtime.staff
         runtime.loops.every("staff-keys", 1.0, staff.refresh_keys)  # when due: see refresh_keys
         runtime.loops.every("staff-revocations", 0.5, staff.follow_revocations)
+        runtime.loops.every("studies", 1.0, runtime._studies.poll)
         if relay_outbox:
             relay = OutboxRelay(runtime.pool, producer.send)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")
@@ -217,6 +230,7 @@ async def running(
         # Loops first: they write to the database (and the outbox) while consumers still run.
         await runtime.loops.stop()
         await runtime.staff.stop()
+        await runtime._studies.stop()
         if lag_task is not None:
             lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

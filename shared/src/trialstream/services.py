@@ -24,8 +24,9 @@ class ConsumerGroup:
 
 
 # Topics every service process reads from the start without a consumer group (each process
-# needs all of it): ended staff sessions and revoked access (trialstream.staff).
-FOLLOWED_BY_EVERY_SERVICE: tuple[Topic, ...] = (Topic.STAFF_ACCESS,)
+# needs all of it, trialstream.following): ended staff sessions and revoked access
+# (trialstream.staff), study definitions (trialstream.studies).
+FOLLOWED_BY_EVERY_SERVICE: tuple[Topic, ...] = (Topic.STAFF_ACCESS, Topic.STUDIES)
 
 
 @dataclass(frozen=True)

@@ -219,17 +219,14 @@ def site_scope(
     )
 
 
-def allowed(action: Action, *, in_some_study: bool = False) -> Any:
-    """A route dependency: the caller's role in the study allows `action` (at some site);
-    with `in_some_study`, in any study (the route then checks which, e.g. the issuer's
-    people directory)."""
+def allowed(action: Action) -> Any:
+    """A route dependency, the role gate: the caller holds a role that allows `action` in
+    some study, else 403 `role_not_allowed` before ids or the body are looked at. The
+    route then checks the study and site of what it touches (`check_allowed`)."""
 
     async def check(principal: CurrentPrincipal) -> Principal:
-        if in_some_study:
-            if not principal.allows_in_some_study(action):
-                raise forbidden(action)
-        else:
-            check_allowed(principal, action)
+        if not principal.allows_in_some_study(action):
+            raise forbidden(action)
         return principal
 
     return Depends(check)

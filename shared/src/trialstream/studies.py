@@ -29,11 +29,10 @@ from pydantic import (
     model_validator,
 )
 
-from trialstream.events.base import LanguageTag, SiteId, Timezone
+from trialstream.events.base import LanguageTag, SiteId, StudyId, Timezone
 from trialstream.events.visits import VisitType
 from trialstream.identity import DEFAULT_STUDY
 
-StudyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 

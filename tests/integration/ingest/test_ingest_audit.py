@@ -27,7 +27,12 @@ async def test_enrolment_registration_and_revocation_are_in_the_audit_chain(
     assert again.status_code == 404  # nothing changed, nothing audited
 
     assert changes(await audited(database_url, "ingest", "participant", participant)) == [
-        ("admin", "participant.enrolled", None, {"site_id": "site-q", "timezone": "UTC"})
+        (
+            "admin",
+            "participant.enrolled",
+            None,
+            {"study_id": "default", "site_id": "site-q", "timezone": "UTC"},
+        )
     ]
     assert changes(await audited(database_url, "ingest", "device", device)) == [
         ("admin", "device.registered", None, {"participant_id": participant, "status": "active"}),

@@ -35,7 +35,7 @@ def test_declared_groups_pass_and_name_what_the_catalogue_shows() -> None:
     rt = runtime()
     rt.subscribe(Topic.PARTICIPANTS, ParticipantState, "demo-participants", _nothing)
     check_groups(INFO, rt.subscriptions)
-    assert INFO.consumes == (Topic.PARTICIPANTS, Topic.STAFF_ACCESS)
+    assert INFO.consumes == (Topic.PARTICIPANTS, Topic.STAFF_ACCESS, Topic.STUDIES)
 
 
 def test_an_undeclared_group_or_topic_refuses_to_start() -> None:

@@ -20,12 +20,13 @@ from pydantic import (
     model_validator,
 )
 from trialstream.errors import Kind, about_field
-from trialstream.events.base import SiteId
+from trialstream.events.base import SiteId, StudyId
 from trialstream.identity import Action, Grant, Role, SigningKey
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, allowed
+from trialstream.studies import StudyDefinition
 
-from identity import service
+from identity import service, studies
 from identity.settings import IdentitySettings
 
 router = APIRouter()
@@ -33,7 +34,6 @@ router = APIRouter()
 # A sign-in name is also the token's subject and the audit trail's actor: no "@" or
 # spaces, so an email address or a full name cannot become one.
 Subject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$")]
-StudyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 DisplayName = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
@@ -177,7 +177,7 @@ async def me(principal: CurrentPrincipal) -> dict[str, Any]:
 @router.get("/v1/people", tags=["people"])
 async def list_people(
     runtime: CurrentRuntime,
-    principal: Annotated[Any, allowed(Action.MANAGE_STUDY, in_some_study=True)],
+    principal: Annotated[Any, allowed(Action.MANAGE_STUDY)],
 ) -> dict[str, Any]:
     return {"people": await service.people(runtime.pool, principal)}
 
@@ -186,7 +186,7 @@ async def list_people(
 async def create_person(
     runtime: CurrentRuntime,
     body: NewPerson,
-    principal: Annotated[Any, allowed(Action.MANAGE_STUDY, in_some_study=True)],
+    principal: Annotated[Any, allowed(Action.MANAGE_STUDY)],
 ) -> dict[str, Any]:
     """A new staff member with a first password (give it to them out of band) and their
     roles; a study admin grants roles in their own study only."""
@@ -219,7 +219,7 @@ async def set_grants(
     runtime: CurrentRuntime,
     subject: Subject,
     body: Grants,
-    principal: Annotated[Any, allowed(Action.MANAGE_STUDY, in_some_study=True)],
+    principal: Annotated[Any, allowed(Action.MANAGE_STUDY)],
 ) -> dict[str, Any]:
     """Replace someone's roles; their current tokens are revoked (they refresh or sign in
     again to carry the new ones)."""
@@ -234,8 +234,54 @@ async def revoke(
     runtime: CurrentRuntime,
     subject: Subject,
     body: Revocation,
-    principal: Annotated[Any, allowed(Action.MANAGE_STUDY, in_some_study=True)],
+    principal: Annotated[Any, allowed(Action.MANAGE_STUDY)],
 ) -> None:
     """Revoke a person's access: sign-in refused, every token void on every service within
     seconds."""
     await service.revoke(runtime.pool, principal, subject, body.reason)
+
+
+@router.get("/v1/studies", tags=["studies"])
+async def list_studies(runtime: CurrentRuntime, by: CurrentPrincipal) -> dict[str, Any]:
+    """The studies the caller has a role in (all, for a platform admin)."""
+    return {"studies": await studies.listed(runtime.pool, by)}
+
+
+@router.get("/v1/studies/{study_id}", tags=["studies"])
+async def get_study(
+    runtime: CurrentRuntime, study_id: StudyId, by: CurrentPrincipal
+) -> dict[str, Any]:
+    return await studies.get(runtime.pool, by, study_id)
+
+
+@router.get("/v1/studies/{study_id}/versions", tags=["studies"])
+async def study_versions(
+    runtime: CurrentRuntime, study_id: StudyId, by: CurrentPrincipal
+) -> dict[str, Any]:
+    return {"study_id": study_id, "versions": await studies.versions(runtime.pool, by, study_id)}
+
+
+@router.put("/v1/studies/{study_id}", tags=["studies"])
+async def put_study(
+    runtime: CurrentRuntime,
+    study_id: StudyId,
+    body: StudyDefinition,
+    by: Annotated[Any, allowed(Action.MANAGE_STUDY)],
+) -> dict[str, Any]:
+    """Create or change a study (the same definition again changes nothing). A platform
+    admin creates it; its study admins change it. `trialstream study apply` calls this."""
+    if body.study_id != study_id:
+        raise about_field(
+            Kind.INVALID,
+            "study_id_mismatch",
+            "The body is another study.",
+            "study_id",
+            f"must be '{study_id}', as in the path",
+        )
+    done = await studies.apply(runtime.pool, by, body)
+    return {
+        "study_id": done.study_id,
+        "version": done.version,
+        "digest": done.digest,
+        "changed": done.changed,
+    }

@@ -55,3 +55,20 @@ SELECT p.subject, p.display_name, p.revoked_at IS NOT NULL AS revoked,
 FROM people p LEFT JOIN grants g USING (subject)
 GROUP BY p.subject ORDER BY p.subject
 """
+STUDY = "SELECT study_id, version, digest, definition, updated_at FROM studies WHERE study_id = $1"
+STUDY_FOR_UPDATE = STUDY + " FOR UPDATE"
+STUDIES = "SELECT study_id, version, digest, definition, updated_at FROM studies ORDER BY study_id"
+UPSERT_STUDY = """
+INSERT INTO studies (study_id, version, digest, definition) VALUES ($1, $2, $3, $4)
+ON CONFLICT (study_id) DO UPDATE
+SET version = EXCLUDED.version, digest = EXCLUDED.digest, definition = EXCLUDED.definition,
+    updated_at = now()
+"""
+INSERT_STUDY_VERSION = """
+INSERT INTO study_versions (study_id, version, digest, definition, applied_by)
+VALUES ($1, $2, $3, $4, $5)
+"""
+STUDY_VERSIONS = """
+SELECT version, digest, applied_by, applied_at FROM study_versions WHERE study_id = $1
+ORDER BY version DESC
+"""

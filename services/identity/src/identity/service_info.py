@@ -11,5 +11,5 @@ SERVICE = ServiceInfo(
     base_port=8007,
     env_prefix="IDENTITY_",
     order=5,  # first: the other services fetch its keys
-    produces=(Topic.STAFF_ACCESS,),
+    produces=(Topic.STAFF_ACCESS, Topic.STUDIES),
 )

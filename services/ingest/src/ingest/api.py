@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, hash_token
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import DeviceId, ParticipantId, SiteId, Timezone, TrialDatetime
+from trialstream.events.base import (
+    DeviceId,
+    ParticipantId,
+    SiteId,
+    StudyId,
+    Timezone,
+    TrialDatetime,
+)
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
 from trialstream.identity import DEFAULT_STUDY, Action
@@ -21,7 +28,7 @@ from trialstream.staff import CurrentPrincipal, allowed, check_allowed
 from trialstream.validation import ReadingUpload, parse_valid_body
 
 from ingest import repository, service
-from ingest.domain import Uploader
+from ingest.domain import Uploader, enrolment_timezone
 from ingest.settings import IngestSettings
 
 
@@ -29,8 +36,13 @@ class EnrollParticipant(BaseModel):
     participant_id: ParticipantId = Field(
         description="Pseudonymous study id; never a name, email or phone"
     )
+    study_id: StudyId = Field(
+        default=DEFAULT_STUDY, description="The study (declared with `trialstream study apply`)"
+    )
     site_id: SiteId
-    timezone: Timezone = "UTC"
+    timezone: Timezone | None = Field(
+        default=None, description="IANA zone; default: the site's in the study file, else UTC"
+    )
 
 
 class Withdrawal(BaseModel):
@@ -145,13 +157,14 @@ async def upload(
     return JSONResponse(result.as_dict())
 
 
-async def _site_of(runtime: CurrentRuntime, participant_id: str) -> str:
+async def _where(runtime: CurrentRuntime, participant_id: str) -> tuple[str, str]:
+    """(study, site) of an enrolled participant, else 404."""
     found = await repository.get_participant(runtime.pool, participant_id)
     if found is None:
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"participant '{participant_id}' is not enrolled"
         )
-    return found.site_id
+    return found.study_id, found.site_id
 
 
 @router.post(
@@ -163,12 +176,20 @@ async def _site_of(runtime: CurrentRuntime, participant_id: str) -> str:
 async def enroll_participant(
     runtime: CurrentRuntime, body: EnrollParticipant, by: CurrentPrincipal
 ) -> dict[str, str]:
-    """Enrol a participant at a site (site staff, investigators and admins of that site)."""
-    check_allowed(by, Action.MANAGE_PARTICIPANTS, body.site_id)
-    await service.enroll_participant(
-        runtime.pool, by, repository.Participant(body.participant_id, body.site_id, body.timezone)
+    """Enrol a participant in a study at one of its sites (site staff, investigators and
+    admins of that site in that study)."""
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, body.site_id, body.study_id)
+    timezone = enrolment_timezone(runtime.studies, body.study_id, body.site_id, body.timezone)
+    participant = repository.Participant(
+        body.participant_id, body.site_id, timezone, study_id=body.study_id
     )
-    return {"participant_id": body.participant_id, "site_id": body.site_id}
+    await service.enroll_participant(runtime.pool, by, participant)
+    return {
+        "participant_id": body.participant_id,
+        "study_id": body.study_id,
+        "site_id": body.site_id,
+        "timezone": timezone,
+    }
 
 
 @router.post(
@@ -180,7 +201,8 @@ async def enroll_participant(
 async def withdraw_participant(
     runtime: CurrentRuntime, participant_id: str, body: Withdrawal, by: CurrentPrincipal
 ) -> dict[str, str]:
-    check_allowed(by, Action.MANAGE_PARTICIPANTS, await _site_of(runtime, participant_id))
+    study, site = await _where(runtime, participant_id)
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, site, study)
     if body.withdrawn_at is not None and body.withdrawn_at > datetime.now(UTC):
         raise Refused(
             Kind.INVALID,
@@ -209,7 +231,8 @@ async def withdraw_participant(
 async def enroll_device(
     runtime: CurrentRuntime, body: EnrollDevice, by: CurrentPrincipal
 ) -> dict[str, str]:
-    check_allowed(by, Action.MANAGE_PARTICIPANTS, await _site_of(runtime, body.participant_id))
+    study, site = await _where(runtime, body.participant_id)
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, site, study)
     token = await service.enroll_device(runtime.pool, by, body.device_id, body.participant_id)
     return {"device_id": body.device_id, "participant_id": body.participant_id, "token": token}
 
@@ -222,10 +245,10 @@ async def enroll_device(
 async def revoke_device(
     runtime: CurrentRuntime, device_id: str, by: CurrentPrincipal
 ) -> dict[str, str]:
-    site = await repository.site_of_device(runtime.pool, device_id)
-    if site is not None:
-        check_allowed(by, Action.MANAGE_PARTICIPANTS, site)
-    if site is None or not await service.revoke_device(runtime.pool, by, device_id):
+    where = await repository.site_of_device(runtime.pool, device_id)
+    if where is not None:
+        check_allowed(by, Action.MANAGE_PARTICIPANTS, where[1], where[0])
+    if where is None or not await service.revoke_device(runtime.pool, by, device_id, where[0]):
         raise Refused(Kind.NOT_FOUND, "unknown_device", f"no active device '{device_id}'")
     return {"device_id": device_id, "status": "revoked"}
 
@@ -246,7 +269,7 @@ async def list_readings(
 ) -> dict[str, Any]:
     check_allowed(by, Action.READ_PARTICIPANT_DATA)
     found = await repository.get_participant(runtime.pool, participant_id)
-    if found is None or not by.allows(Action.READ_PARTICIPANT_DATA, DEFAULT_STUDY, found.site_id):
+    if found is None or not by.allows(Action.READ_PARTICIPANT_DATA, found.study_id, found.site_id):
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"
         )

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from trialstream.errors import Kind, Refused, about_field
+from trialstream.studies import Module, StudyRegistry
 from trialstream.validation import ReadingUpload, RecordRejected, check, parse_upload
 
 
@@ -118,3 +120,37 @@ def check_batch(
         results.append(RecordResult(index, Status.ACCEPTED, event_id))
         valid.append((index, reading))
     return CheckedBatch(results, valid)
+
+
+def enrolment_timezone(
+    studies: StudyRegistry, study_id: str, site_id: str, timezone: str | None
+) -> str:
+    """The study exists here, uses ingest, and declares the site; the participant's
+    timezone (given, else the site's, else UTC)."""
+    if not studies.known(study_id):
+        raise about_field(
+            Kind.INVALID,
+            "unknown_study",
+            f"No study '{study_id}' is known (yet).",
+            "study_id",
+            "declare it with `trialstream study apply` first",
+        )
+    if not studies.enables(study_id, Module.INGEST):
+        raise Refused(
+            Kind.CONFLICT,
+            "module_not_enabled",
+            f"Study '{study_id}' does not use wearable ingest.",
+        )
+    study = studies.get(study_id)
+    if study is None:  # the implicit default study: any site
+        return timezone or "UTC"
+    site = study.site(site_id)
+    if site is None:
+        raise about_field(
+            Kind.INVALID,
+            "unknown_site",
+            f"Study '{study_id}' has no site '{site_id}'.",
+            "site_id",
+            f"one of {sorted(s.id for s in study.sites)}",
+        )
+    return timezone or site.timezone

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 from trialstream.db import DbConnection
+from trialstream.identity import DEFAULT_STUDY
 
 _DEVICE_BY_CREDENTIAL_HASH = """
 SELECT d.device_id, d.participant_id, p.site_id, p.withdrawn_at
@@ -16,17 +17,18 @@ FROM devices d JOIN participants p USING (participant_id)
 WHERE d.token_hash = $1 AND d.revoked_at IS NULL
 """
 _INSERT_PARTICIPANT = """
-INSERT INTO participants (participant_id, site_id, timezone) VALUES ($1, $2, $3)
+INSERT INTO participants (participant_id, site_id, timezone, study_id) VALUES ($1, $2, $3, $4)
 ON CONFLICT (participant_id) DO NOTHING
 RETURNING participant_id
 """
 _PARTICIPANT = """
-SELECT participant_id, site_id, timezone, withdrawn_at FROM participants WHERE participant_id = $1
+SELECT participant_id, site_id, timezone, withdrawn_at, study_id FROM participants
+WHERE participant_id = $1
 """
 _WITHDRAW = """
 UPDATE participants SET status = 'withdrawn', withdrawn_at = $2, withdrawal_reason = $3
 WHERE participant_id = $1 AND status = 'enrolled'
-RETURNING participant_id, site_id, timezone, withdrawn_at
+RETURNING participant_id, site_id, timezone, withdrawn_at, study_id
 """
 _INSERT_DEVICE = """
 INSERT INTO devices (device_id, participant_id, token_hash) VALUES ($1, $2, $3)
@@ -87,6 +89,7 @@ class Participant:
     site_id: str
     timezone: str
     withdrawn_at: datetime | None = None
+    study_id: str = DEFAULT_STUDY
 
 
 async def device_for_token(pool: asyncpg.Pool, token_hash: str) -> Device | None:
@@ -98,13 +101,17 @@ async def device_for_token(pool: asyncpg.Pool, token_hash: str) -> Device | None
 
 async def insert_participant(conn: DbConnection, participant: Participant) -> bool:
     row = await conn.fetchrow(
-        _INSERT_PARTICIPANT, participant.participant_id, participant.site_id, participant.timezone
+        _INSERT_PARTICIPANT,
+        participant.participant_id,
+        participant.site_id,
+        participant.timezone,
+        participant.study_id,
     )
     return row is not None
 
 
 _DEVICE_SITE = """
-SELECT p.site_id FROM devices d JOIN participants p USING (participant_id)
+SELECT p.study_id, p.site_id FROM devices d JOIN participants p USING (participant_id)
 WHERE d.device_id = $1 AND d.revoked_at IS NULL
 """
 
@@ -125,7 +132,9 @@ async def withdraw(
 
 
 def _participant(row: asyncpg.Record) -> Participant:
-    return Participant(row["participant_id"], row["site_id"], row["timezone"], row["withdrawn_at"])
+    return Participant(
+        row["participant_id"], row["site_id"], row["timezone"], row["withdrawn_at"], row["study_id"]
+    )
 
 
 async def insert_device(
@@ -134,10 +143,12 @@ async def insert_device(
     return await conn.fetchrow(_INSERT_DEVICE, device_id, participant_id, token_hash) is not None
 
 
-async def site_of_device(conn: DbConnection | asyncpg.Pool, device_id: str) -> str | None:
-    """The site of an active device's participant, None if no active device has this id."""
-    value = await conn.fetchval(_DEVICE_SITE, device_id)
-    return None if value is None else str(value)
+async def site_of_device(
+    conn: DbConnection | asyncpg.Pool, device_id: str
+) -> tuple[str, str] | None:
+    """(study, site) of an active device's participant, None if no active device has this id."""
+    row = await conn.fetchrow(_DEVICE_SITE, device_id)
+    return None if row is None else (row["study_id"], row["site_id"])
 
 
 async def revoke_device(conn: DbConnection, device_id: str) -> str | None:

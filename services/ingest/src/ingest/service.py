@@ -95,17 +95,22 @@ async def enroll_participant(
         if await repository.insert_participant(conn, participant):
             event = ParticipantState(
                 participant_id=participant.participant_id,
+                study_id=participant.study_id,
                 site_id=participant.site_id,
                 timezone=participant.timezone,
             )
             await enqueue(conn, Topic.PARTICIPANTS, [(participant.participant_id, event)])
             await audit.record(
                 conn,
-                **audited_as(by),
+                **audited_as(by, participant.study_id),
                 action="participant.enrolled",
                 entity="participant",
                 entity_id=participant.participant_id,
-                new={"site_id": participant.site_id, "timezone": participant.timezone},
+                new={
+                    "study_id": participant.study_id,
+                    "site_id": participant.site_id,
+                    "timezone": participant.timezone,
+                },
             )
             return
         existing = await repository.get_participant(conn, participant.participant_id)
@@ -114,6 +119,12 @@ async def enroll_participant(
                 Kind.CONFLICT,
                 "conflict",
                 f"participant '{participant.participant_id}' is enrolled at site '{existing.site_id}'",
+            )
+        if existing is not None and existing.study_id != participant.study_id:
+            raise Refused(
+                Kind.CONFLICT,
+                "conflict",
+                f"participant '{participant.participant_id}' is enrolled in study '{existing.study_id}'",
             )
 
 
@@ -141,6 +152,7 @@ async def withdraw_participant(
             return existing
         event = ParticipantState(
             participant_id=done.participant_id,
+            study_id=done.study_id,
             site_id=done.site_id,
             timezone=done.timezone,
             status="withdrawn",
@@ -149,7 +161,7 @@ async def withdraw_participant(
         await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, event)])
         await audit.record(  # the reason stays here: it is never published
             conn,
-            **audited_as(by),
+            **audited_as(by, done.study_id),
             action="participant.withdrawn",
             entity="participant",
             entity_id=done.participant_id,
@@ -166,7 +178,8 @@ async def enroll_device(
     """Create a device credential; the token is returned once and stored only as a hash."""
     token = new_token("dev")
     async with pool.acquire() as conn, conn.transaction():
-        if await repository.get_participant(conn, participant_id) is None:
+        participant = await repository.get_participant(conn, participant_id)
+        if participant is None:
             raise Refused(
                 Kind.NOT_FOUND,
                 "unknown_participant",
@@ -176,7 +189,7 @@ async def enroll_device(
             raise Refused(Kind.CONFLICT, "conflict", f"device '{device_id}' is already enrolled")
         await audit.record(
             conn,
-            **audited_as(by),
+            **audited_as(by, participant.study_id),
             action="device.registered",
             entity="device",
             entity_id=device_id,
@@ -185,7 +198,7 @@ async def enroll_device(
     return token
 
 
-async def revoke_device(pool: asyncpg.Pool, by: Principal, device_id: str) -> bool:
+async def revoke_device(pool: asyncpg.Pool, by: Principal, device_id: str, study_id: str) -> bool:
     """Revoke an active device credential; False if there is none."""
     async with pool.acquire() as conn, conn.transaction():
         participant_id = await repository.revoke_device(conn, device_id)
@@ -193,7 +206,7 @@ async def revoke_device(pool: asyncpg.Pool, by: Principal, device_id: str) -> bo
             return False
         await audit.record(
             conn,
-            **audited_as(by),
+            **audited_as(by, study_id),
             action="device.revoked",
             entity="device",
             entity_id=device_id,

@@ -1,5 +1,5 @@
-"""Enrolment facts other services need (which site a participant belongs to, and whether
-they are still in the study).
+"""Enrolment facts other services need (which study and site a participant belongs to,
+and whether they are still in the study).
 
 The participants topic is compacted: the latest event per participant is their state,
 hence the name `ParticipantState`. A withdrawal is the same event with
@@ -13,12 +13,15 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from trialstream.events.base import Event, ParticipantId, SiteId, Timezone
+from trialstream.events.base import Event, ParticipantId, SiteId, StudyId, Timezone
+from trialstream.identity import DEFAULT_STUDY
 
 
 class ParticipantState(Event):
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    # Added with studies (issue 15): a record without it is of the implicit default study.
+    study_id: StudyId = DEFAULT_STUDY
     site_id: SiteId
     timezone: Timezone = "UTC"
     status: Literal["enrolled", "withdrawn"] = "enrolled"

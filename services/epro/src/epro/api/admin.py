@@ -56,6 +56,7 @@ async def publish(
     body: Questionnaire,
     by: Annotated[Principal, allowed(Action.MANAGE_STUDY)],
 ) -> dict[str, str]:
+    check_allowed(by, Action.MANAGE_STUDY)
     return await service.publish_questionnaires(
         runtime.pool, catalog, [body], actor=by.actor, actor_detail=acting(by)
     )

@@ -11,7 +11,7 @@ from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
 from trialstream.events.base import TrialDate
 from trialstream.identity import Action, Principal
-from trialstream.staff import allowed
+from trialstream.staff import allowed, check_allowed
 
 from telehealth import repository
 from telehealth.context import Ctx, StaffActor, StaffReader, same_site
@@ -53,6 +53,7 @@ async def set_site(
     body: SiteSettings,
     by: Annotated[Principal, allowed(Action.MANAGE_STUDY)],
 ) -> dict[str, str]:
+    check_allowed(by, Action.MANAGE_STUDY)
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await repository.site_timezone(conn, site_id)
         await repository.upsert_site(conn, site_id, body.timezone)
