@@ -58,7 +58,11 @@ def _actor(action: Action) -> Any:
 
 
 # Routes that change visits, bookings, availability or feeds (site staff, investigators,
-# admins of the participant's site), and routes that only read them (also monitors).
+# admins of the participant's site), and routes that only read them (also monitors and
+# data managers; never sponsors). Changing a participant's visit plan is managing that
+# participant, so it is `manage_participants`, not `act_on_alerts`: both refuse monitors
+# and sponsors, but only the former lets a study or platform admin (and the bootstrap
+# admin token) book or cancel for a site that has no coordinator on duty.
 StaffActor = _actor(Action.MANAGE_PARTICIPANTS)
 StaffReader = _actor(Action.READ_PARTICIPANT_DATA)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from trialstream import audit
 from trialstream.db import DbConnection
+from trialstream.staff import audited_as
 
 from telehealth.domain.actor import Actor
 from telehealth.domain.availability import Hours, WeeklyHours
@@ -20,8 +21,10 @@ By = Actor | str
 
 
 def _by(by: By) -> dict[str, Any]:
+    """A person: `actor` and `actor_detail` as every service writes them (name and role,
+    trialstream.staff); a system actor: its name only."""
     if isinstance(by, Actor):
-        return {"actor": by.actor, "actor_detail": by.detail}
+        return audited_as(by.principal)
     return {"actor": by}
 
 
