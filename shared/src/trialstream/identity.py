@@ -31,10 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from trialstream.errors import Kind, Refused
+from trialstream.events.base import DEFAULT_STUDY as DEFAULT_STUDY  # re-exported
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 
-# Until studies are first-class (issue 15, second half), every record belongs to this one.
-DEFAULT_STUDY = "default"
 ALGORITHMS = ["EdDSA", "ES256", "RS256", "PS256"]  # asymmetric only: never HS*, never none
 ROLES_CLAIM = "trialstream_roles"
 

@@ -197,6 +197,26 @@ def check_allowed(
     raise forbidden(action, study_id)
 
 
+def study_for(principal: Principal, requested: str | None) -> str:
+    """The study a request is about: the one named (`?study=`), else the only study the
+    person has roles in; a platform admin without one names none: the default study.
+    Someone with roles in several studies names one (422 `study_required`)."""
+    if requested is not None:
+        return requested
+    studies = sorted({g.study_id for g in principal.grants if g.study_id is not None})
+    if len(studies) == 1:
+        return studies[0]
+    if not studies:
+        return DEFAULT_STUDY
+    raise about_field(
+        Kind.INVALID,
+        "study_required",
+        "You have roles in several studies: name one.",
+        "study",
+        f"one of {studies}",
+    )
+
+
 def site_scope(
     principal: Principal, action: Action, requested_site: str | None, study_id: str = DEFAULT_STUDY
 ) -> str | None:

@@ -77,13 +77,10 @@ class Monitoring:
     async def staff(self, site: str, role: str = "investigator") -> dict[str, str]:
         return create_staff(site, role, prefix="staff")
 
-    async def enrolled(self, site: str) -> str:
+    async def enrolled(self, site: str, study: str = "default") -> str:
         participant = unique_id("P")
-        await publish(
-            self.kafka,
-            Topic.PARTICIPANTS,
-            [(participant, ParticipantState(participant_id=participant, site_id=site))],
-        )
+        state = ParticipantState(participant_id=participant, site_id=site, study_id=study)
+        await publish(self.kafka, Topic.PARTICIPANTS, [(participant, state)])
 
         async def known() -> object:
             sql = "SELECT site_id FROM monitoring.participants WHERE participant_id = $1"

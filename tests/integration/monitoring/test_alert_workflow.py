@@ -12,7 +12,7 @@ from staff_tokens import staff_auth
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, Severity
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
-from trialstream.identity import SigningKey
+from trialstream.identity import Grant, Role, SigningKey
 
 pytestmark = pytest.mark.integration
 
@@ -221,6 +221,10 @@ async def test_roles_from_the_token_decide_who_reads_acts_and_signs(
     # Staff of another study see nothing of this one.
     elsewhere = staff_auth(site, "investigator", study="ONCO-2")
     r = await monitoring.client.get("/v1/alerts", params={"site": site}, headers=elsewhere)
+    assert (r.status_code, r.json()["alerts"]) == (200, [])  # their own study's: none
+    r = await monitoring.client.get(
+        "/v1/alerts", params={"site": site, "study": "default"}, headers=elsewhere
+    )
     assert r.status_code == 403
     # A token signed with another key, or garbage, is refused.
     forged = {
@@ -229,3 +233,38 @@ async def test_roles_from_the_token_decide_who_reads_acts_and_signs(
     for headers in (forged, {"Authorization": f"Bearer {ADMIN}x"}):
         r = await monitoring.client.get("/v1/alerts", headers=headers)
         assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_token")
+
+
+async def test_staff_of_one_study_see_nothing_of_another_at_a_site_of_the_same_name(
+    monitoring: Monitoring,
+) -> None:
+    site = unique_id("site")  # both studies have a site of this name
+    in_a = await monitoring.enrolled(site, study="STUDY-A")
+    in_b = await monitoring.enrolled(site, study="STUDY-B")
+    alert_a, alert_b = alert_for(in_a), alert_for(in_b)
+    await publish(monitoring.kafka, Topic.ALERTS, [(in_a, alert_a), (in_b, alert_b)])
+    nurse_a = staff_auth(site, "investigator", study="STUDY-A")
+    listed = await eventually(lambda: monitoring.alerts(nurse_a, status="all"))
+    assert [a["participant_id"] for a in listed] == [in_a]
+    assert listed[0]["study_id"] == "STUDY-A"
+    for path in (
+        f"/v1/alerts/{alert_b.event_id}",
+        f"/v1/alerts/{alert_b.event_id}/audit",
+        f"/v1/participants/{in_b}/timeline",
+    ):
+        r = await monitoring.client.get(path, headers=nurse_a)
+        assert r.status_code in (403, 404), (path, r.status_code)
+    r = await monitoring.act(nurse_a, alert_b.event_id, "acknowledge", {})
+    assert r.status_code in (403, 404)
+    r = await monitoring.client.get("/v1/alerts", params={"study": "STUDY-B"}, headers=nurse_a)
+    assert r.status_code == 403
+    # Someone with roles in both studies names the one they look at.
+    both = staff_auth(grants=[Grant(Role.MONITOR, "STUDY-A"), Grant(Role.MONITOR, "STUDY-B")])
+    r = await monitoring.client.get("/v1/alerts", headers=both)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "study_required")
+    r = await monitoring.client.get(
+        "/v1/alerts", params={"study": "STUDY-B", "status": "all"}, headers=both
+    )
+    assert [a["participant_id"] for a in r.json()["alerts"]] == [in_b]
+    # The default study's staff at that site see neither.
+    assert await monitoring.alerts(staff_auth(site), status="all") == []

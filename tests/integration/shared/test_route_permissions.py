@@ -213,7 +213,9 @@ def _token(role: Role, *, study: str = "default", site: str | None = None) -> di
 async def _call(
     client: httpx.AsyncClient, method: str, path: str, auth: dict[str, str]
 ) -> httpx.Response:
-    params = {"from": "2026-01-01T00:00:00Z", "site": "site-walk"}
+    # the fake data is the default study's: a listing names it, as another study's staff
+    # would have to in order to look at it
+    params = {"from": "2026-01-01T00:00:00Z", "site": "site-walk", "study": "default"}
     body = {} if method in ("POST", "PUT", "PATCH") else None
     return await client.request(method, _url(path), params=params, json=body, headers=auth)
 

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
+from trialstream.events.base import StudyId
 from trialstream.runtime import Runtime
-from trialstream.staff import CurrentPrincipal
+from trialstream.staff import CurrentPrincipal, study_for
 
 from monitoring.domain import AckDeadlines, Staff
 from monitoring.live import LiveFeed
@@ -51,10 +52,10 @@ def context(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(context)]
 
 
-async def current_staff(principal: CurrentPrincipal) -> Staff:
+async def current_staff(principal: CurrentPrincipal, study: StudyId | None = None) -> Staff:
     """The person behind the verified access token (`Authorization: Bearer` or, for the
-    dashboard, the session cookie), acting in the study."""
-    return Staff(principal)
+    dashboard, the session cookie), acting in a study: `?study=`, else their only one."""
+    return Staff(principal, study_for(principal, study))
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]

@@ -28,6 +28,12 @@ class Staff:
     principal: Principal
     study_id: str = DEFAULT_STUDY
 
+    def in_study(self, study_id: str | None) -> Staff:
+        """The same person, acting on something of `study_id` (None: of a participant not
+        enrolled here yet, which belongs to the default study until then)."""
+        study = study_id or DEFAULT_STUDY
+        return self if study == self.study_id else Staff(self.principal, study)
+
     @property
     def staff_id(self) -> str:
         """Who is recorded as having acknowledged or resolved (the token's subject)."""
@@ -108,6 +114,8 @@ class Alert:
     resolved_at: datetime | None
     resolution_reason: str | None
     escalated_at: datetime | None
+    # None until monitoring has seen the participant's enrolment (then: the default study's)
+    study_id: str | None = None
     ack_due_at: datetime | None = None
     overdue: bool = False
 

@@ -13,14 +13,17 @@ from trialstream import audit as audit_trail
 from trialstream.db import DbConnection
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.participants import ParticipantState
+from trialstream.identity import DEFAULT_STUDY
 
 from monitoring.domain import Alert, AlertStatus
 
 _UPSERT_PARTICIPANTS = """
-INSERT INTO participants (participant_id, site_id, timezone, updated_at)
-SELECT p, s, tz, now() FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, s, tz)
+INSERT INTO participants (participant_id, site_id, timezone, study_id, updated_at)
+SELECT p, s, tz, st, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(p, s, tz, st)
 ON CONFLICT (participant_id) DO UPDATE
-SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, updated_at = now()
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, study_id = EXCLUDED.study_id,
+    updated_at = now()
 """
 # One row per statement (executemany), so an alert sees the ones inserted before it in
 # the same batch when it looks for the running episode of its participant and rule.
@@ -51,13 +54,13 @@ a.alert_id, a.participant_id, p.site_id, a.kind, a.metric, a.severity, a.rule, a
 a.window_start, a.window_end, a.observed, a.threshold, a.baseline, a.model_version, a.explanation,
 a.status, a.received_at, a.acknowledged_by, a.acknowledged_at, a.ack_note,
 a.episode_ended_at, a.episode_end_note, a.episode_id, a.resolved_by, a.resolved_at,
-a.resolution_reason, a.escalated_at
+a.resolution_reason, a.escalated_at, p.study_id
 """
 _LIST_ALERTS = f"""
 SELECT {_ALERT_COLUMNS}
 FROM alerts a LEFT JOIN participants p USING (participant_id)
 WHERE ($1::text IS NULL OR p.site_id = $1) AND a.status = ANY($2::text[])
-  AND ($4::text IS NULL OR a.participant_id = $4)
+  AND ($4::text IS NULL OR a.participant_id = $4) AND COALESCE(p.study_id, 'default') = $5
 ORDER BY a.detected_at DESC, a.alert_id
 LIMIT $3
 """  # noqa: S608 - constant column list
@@ -117,6 +120,7 @@ RETURNING a.alert_id, a.participant_id, a.kind, a.severity, a.rule, a.received_a
 SYSTEM_ALERTS = "system:alerts"
 SYSTEM_PARTICIPANTS = "system:participants"
 _SITE_OF = "SELECT site_id FROM participants WHERE participant_id = $1"
+_WHERE_IS = "SELECT study_id, site_id FROM participants WHERE participant_id = $1"
 
 
 async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantState]) -> None:
@@ -131,6 +135,7 @@ async def upsert_participants(pool: asyncpg.Pool, events: Sequence[ParticipantSt
             list(latest),
             [e.site_id for e in latest.values()],
             [e.timezone for e in latest.values()],
+            [e.study_id for e in latest.values()],
         )
         site = dict(before)
         for e in events:  # in order: a move inside one batch is a move too
@@ -211,8 +216,11 @@ async def list_alerts(
     statuses: Sequence[str],
     limit: int,
     participant: str | None = None,
+    study: str = DEFAULT_STUDY,
 ) -> list[Alert]:
-    rows = await pool.fetch(_LIST_ALERTS, site, list(statuses), limit, participant)
+    """A study's alerts (of a site, or every site), newest first. An alert of a participant
+    not enrolled here yet counts as the default study's until the enrolment arrives."""
+    rows = await pool.fetch(_LIST_ALERTS, site, list(statuses), limit, participant, study)
     return [_alert(r) for r in rows]
 
 
@@ -312,6 +320,12 @@ async def end_episodes(pool: asyncpg.Pool, events: Sequence[AlertEpisodeEnded]) 
                 new_status=None,
                 note=row["note"],
             )
+
+
+async def where_is(pool: asyncpg.Pool, participant_id: str) -> tuple[str, str] | None:
+    """(study, site) of a participant, or None when monitoring has not seen their enrolment."""
+    row = await pool.fetchrow(_WHERE_IS, participant_id)
+    return None if row is None else (row["study_id"], row["site_id"])
 
 
 async def site_of(pool: asyncpg.Pool, participant_id: str) -> str | None:

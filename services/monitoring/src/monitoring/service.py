@@ -37,12 +37,14 @@ def unknown_alert(alert_id: UUID) -> Refused:
     return Refused(Kind.NOT_FOUND, "unknown_alert", f"no alert {alert_id}")
 
 
-async def _locked_alert(conn: DbConnection, staff: Staff, alert_id: UUID) -> Alert:
+async def _locked_alert(conn: DbConnection, staff: Staff, alert_id: UUID) -> tuple[Alert, Staff]:
+    """The alert, locked, and the person acting in its study (refused unless they read it)."""
     alert = await repository.lock_alert(conn, alert_id)
     if alert is None:
         raise unknown_alert(alert_id)
+    staff = staff.in_study(alert.study_id)
     check_read(staff, alert.site_id)
-    return alert
+    return alert, staff
 
 
 async def acknowledge_alert(
@@ -51,7 +53,7 @@ async def acknowledge_alert(
     """open -> acknowledged, with an audit row and an AlertAcknowledged event, atomically.
     The row lock serialises two nurses acknowledging at once: the second gets a conflict."""
     async with pool.acquire() as conn, conn.transaction():
-        alert = await _locked_alert(conn, staff, alert_id)
+        alert, staff = await _locked_alert(conn, staff, alert_id)
         check_acknowledge(staff, alert.site_id, AlertStatus(alert.status))
         await repository.acknowledge(conn, alert_id, staff.staff_id, note)
         await repository.audit(
@@ -85,7 +87,7 @@ async def resolve_alert(
     """open or acknowledged -> resolved with a reason; audit row and AlertResolved, atomically.
     A high-severity alert is resolved by an investigator's signature (domain.check_resolve)."""
     async with pool.acquire() as conn, conn.transaction():
-        alert = await _locked_alert(conn, staff, alert_id)
+        alert, staff = await _locked_alert(conn, staff, alert_id)
         check_resolve(
             staff, alert.site_id, AlertStatus(alert.status), alert.severity, step_up_seconds
         )

@@ -25,7 +25,9 @@ from pydantic_core import PydanticCustomError
 ParticipantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{1,63}$")]
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 SiteId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-# A study, e.g. "CARDIO-HF"; records from before studies were first-class are in "default".
+# A study, e.g. "CARDIO-HF"; records from before studies were first-class are in "default"
+# (every module, any site: decision 0072).
+DEFAULT_STUDY = "default"
 StudyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 

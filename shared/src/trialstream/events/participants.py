@@ -13,8 +13,14 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from trialstream.events.base import Event, ParticipantId, SiteId, StudyId, Timezone
-from trialstream.identity import DEFAULT_STUDY
+from trialstream.events.base import (
+    DEFAULT_STUDY,
+    Event,
+    ParticipantId,
+    SiteId,
+    StudyId,
+    Timezone,
+)
 
 
 class ParticipantState(Event):

@@ -61,7 +61,7 @@ async def _readable_alert(ctx: Context, alert_id: UUID, staff: Staff) -> Alert:
     alert = await repository.get_alert(ctx.pool, alert_id)
     if alert is None:
         raise service.unknown_alert(alert_id)
-    check_read(staff, alert.site_id)
+    check_read(staff.in_study(alert.study_id), alert.site_id)
     return _now_due(ctx, [alert])[0]
 
 
@@ -117,9 +117,12 @@ async def list_alerts(
 ) -> dict[str, Any]:
     scope = site_to_read(staff, site)
     alerts = _now_due(
-        ctx, await repository.list_alerts(ctx.pool, scope, STATUSES[status], limit, participant)
+        ctx,
+        await repository.list_alerts(
+            ctx.pool, scope, STATUSES[status], limit, participant, staff.study_id
+        ),
     )
-    body: dict[str, Any] = {"site": scope, "status": status}
+    body: dict[str, Any] = {"study": staff.study_id, "site": scope, "status": status}
     if group == "episode":
         body["episodes"] = group_episodes(alerts)
     else:
@@ -200,10 +203,11 @@ async def participant_timeline(
     end: Annotated[TrialDatetime | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     """Reading rollups, alerts, ePRO and visits of one participant (default: last 24 h)."""
-    site = await repository.site_of(ctx.pool, participant_id)
-    if site is None:
+    where = await repository.where_is(ctx.pool, participant_id)
+    if where is None:
         raise Refused(Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id}")
-    check_read(staff, site)
+    study, site = where
+    check_read(staff.in_study(study), site)
     end = end or datetime.now(UTC) + timedelta(minutes=5)
     start = start or end - timedelta(hours=24)
     _check_range(start, end)

@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from trialstream.errors import Refused
 from trialstream.events.base import ParticipantId
-from trialstream.staff import SESSION_COOKIE
+from trialstream.staff import SESSION_COOKIE, study_for
 
 from monitoring import repository
 from monitoring.context import Context, Ctx
@@ -55,9 +55,10 @@ async def _page_staff(ctx: Context, request: Request) -> Staff | None:
     if not token:
         return None
     try:
-        return Staff(ctx.runtime.staff.principal(token))
+        principal = ctx.runtime.staff.principal(token)
+        return Staff(principal, study_for(principal, request.query_params.get("study")))
     except Refused:
-        return None  # expired, logged out or revoked: sign in again
+        return None  # expired, logged out or revoked (or several studies, none named)
 
 
 async def _issuer_endpoint(client: httpx.AsyncClient, ctx: Context, name: str) -> str:
@@ -180,7 +181,7 @@ async def _feed_response(
         scope = site_to_read(staff, site)
     except Refused as exc:
         return _forbidden(request, staff, exc.message)
-    context = {"staff": staff, "site": scope, **await _feed(ctx, scope)}
+    context = {"staff": staff, "site": scope, **await _feed(ctx, staff.study_id, scope)}
     return TEMPLATES.TemplateResponse(request, template, context)
 
 
@@ -189,21 +190,24 @@ async def timeline_page(ctx: Ctx, request: Request, participant_id: ParticipantI
     staff = await _page_staff(ctx, request)
     if staff is None:
         return _to_login()
-    site = await repository.site_of(ctx.pool, participant_id)
-    if site is None:
+    where = await repository.where_is(ctx.pool, participant_id)
+    if where is None:
         return _forbidden(request, staff, f"No participant {participant_id} is known here.")
+    study, site = where
     try:
-        site_to_read(staff, site)
+        site_to_read(staff.in_study(study), site)
     except Refused as exc:
         return _forbidden(request, staff, exc.message)
     context = {"staff": staff, "site": site, "participant_id": participant_id}
     return TEMPLATES.TemplateResponse(request, "timeline.html", context)
 
 
-async def _feed(ctx: Context, site: str | None) -> dict[str, Any]:
+async def _feed(ctx: Context, study: str, site: str | None) -> dict[str, Any]:
     """Unresolved alerts (open and acknowledged) grouped per episode, plus recent resolved."""
-    active = await repository.list_alerts(ctx.pool, site, ("open", "acknowledged"), 500)
-    resolved = await repository.list_alerts(ctx.pool, site, ("resolved",), 20)
+    active = await repository.list_alerts(
+        ctx.pool, site, ("open", "acknowledged"), 500, study=study
+    )
+    resolved = await repository.list_alerts(ctx.pool, site, ("resolved",), 20, study=study)
     now = datetime.now(UTC)
     episodes = group_episodes(with_deadline(active, ctx.deadlines, now))
     return {

@@ -12,6 +12,7 @@ from trialstream.errors import Kind, Refused
 from trialstream.identity import Action
 from trialstream.staff import allowed
 
+from monitoring import repository as monitoring_repository
 from monitoring.context import Ctx, CurrentStaff
 from monitoring.domain import may_read, site_to_read
 from monitoring.rbm import kri_evaluation, repository
@@ -42,9 +43,11 @@ async def site_kris(ctx: Ctx, site_id: str, staff: CurrentStaff) -> dict[str, An
     dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
 )
 async def participant_kris(ctx: Ctx, participant_id: str, staff: CurrentStaff) -> dict[str, Any]:
-    site = await repository.site_of(ctx.pool, participant_id)
+    site = await repository.site_of(ctx.pool, participant_id)  # RBM's own participants
+    where = await monitoring_repository.where_is(ctx.pool, participant_id)
+    study = None if where is None else where[0]
     found = None
-    if site is not None and may_read(staff, site):
+    if site is not None and may_read(staff.in_study(study), site):
         found = await kri_evaluation.participant_kris(ctx.pool, ctx.kri_config, participant_id)
     if found is None:
         raise Refused(
