@@ -51,11 +51,13 @@ class Epro:
         site: str = "site-a",
         timezone: str = "Europe/Berlin",
         enrolled_at: datetime | None = None,
+        study: str = "default",
     ) -> tuple[str, dict[str, str]]:
         """A participant enrolled through the topic, and an app credential for it."""
         participant = unique_id("P")
         event = ParticipantState(
             participant_id=participant,
+            study_id=study,
             site_id=site,
             timezone=timezone,
             occurred_at=enrolled_at or datetime.now(UTC),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from epro_support import Epro, phq9_body
 from helpers import read_topic
+from staff_tokens import staff_auth
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
@@ -164,3 +165,19 @@ async def test_site_staff_can_correct_with_a_reason_and_are_recorded_as_author(e
         "participant phoned: meant 2",
         True,
     )
+
+
+async def test_staff_of_another_study_do_not_see_a_participant_at_a_site_of_the_same_name(
+    epro: Epro,
+) -> None:
+    participant, app = await epro.enroll(site="site-s", study="STUDY-B")
+    body = {**phq9_body(), "questionnaire_id": "pain-nrs", "answers": {"pain": 3}}
+    assert (await epro.submit(app, body)).status_code == 201
+    ours = staff_auth("site-s", "site_staff", study="STUDY-B")
+    theirs = staff_auth("site-s", "site_staff", study="STUDY-A")
+    url = f"/v1/participants/{participant}/responses"
+    assert (await epro.client.get(url, headers=ours)).status_code == 200
+    assert (await epro.client.get(url, headers=theirs)).status_code == 404
+    credential = f"/v1/admin/participants/{participant}/app-credentials"
+    r = await epro.client.post(credential, headers=theirs)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")

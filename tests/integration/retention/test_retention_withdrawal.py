@@ -219,8 +219,12 @@ async def test_upgrading_a_database_with_nudges_adds_withdrawal_and_keeps_the_ro
         applied = await migrate(
             database_url, schema=SERVICE.schema, directories=[SERVICE.migrations]
         )
-        assert applied == ["retention/0002_participant_withdrawal.sql"]
+        assert applied == [
+            "retention/0002_participant_withdrawal.sql",
+            "retention/0003_participant_study.sql",
+        ]
         assert await conn.fetchval("SELECT withdrawn_at FROM participants") is None
+        assert await conn.fetchval("SELECT study_id FROM participants") == "default"
         await conn.execute("UPDATE nudges SET status = 'cancelled'")
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute("UPDATE nudges SET status = 'withdrawn'")

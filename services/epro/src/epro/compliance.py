@@ -20,7 +20,7 @@ WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR p.participan
 GROUP BY p.participant_id, p.site_id
 ORDER BY p.site_id, p.participant_id
 """
-_SITE_OF = "SELECT site_id FROM participants WHERE participant_id = $1"
+_WHERE_IS = "SELECT study_id, site_id FROM participants WHERE participant_id = $1"
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ async def report(
     }
 
 
-async def site_of(pool: asyncpg.Pool, participant_id: str) -> str | None:
-    value = await pool.fetchval(_SITE_OF, participant_id)
-    return None if value is None else str(value)
+async def where_is(pool: asyncpg.Pool, participant_id: str) -> tuple[str, str] | None:
+    """(study, site) of a participant ePRO knows; None before their enrolment arrives."""
+    row = await pool.fetchrow(_WHERE_IS, participant_id)
+    return None if row is None else (row["study_id"], row["site_id"])

@@ -35,10 +35,12 @@ SELECT participant_id, withdrawn_at FROM participants WHERE participant_id = ANY
 ORDER BY participant_id FOR UPDATE
 """
 _UPSERT_PARTICIPANTS = """
-INSERT INTO participants (participant_id, site_id, timezone, enrolled_at, withdrawn_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+INSERT INTO participants (participant_id, site_id, timezone, enrolled_at, withdrawn_at, study_id)
+SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[]
+)
 ON CONFLICT (participant_id) DO UPDATE
-SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, study_id = EXCLUDED.study_id,
     -- LEAST ignores NULL: a concurrent writer of the same new participant cannot clear it
     withdrawn_at = LEAST(participants.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 """
@@ -185,6 +187,7 @@ async def upsert_participants(
         [e.timezone for e in latest],
         [by_id[p][0].occurred_at for p in ids],  # only used when the participant is new
         [after[p] for p in ids],
+        [e.study_id for e in latest],
     )
     rows = await conn.fetch(
         _ASSIGN, ids, [s.schedule_id for s in schedules], [s.model_dump_json() for s in schedules]

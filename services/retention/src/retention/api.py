@@ -68,13 +68,18 @@ def channel_credential(settings: Settings, token: str = Depends(bearer_token)) -
 async def _site(
     runtime: CurrentRuntime, by: Principal, action: Action, kind: str, key: str | UUID
 ) -> None:
-    """The record's participant is at a site where `by` may do `action`; else 404, so
-    another site's records are not confirmed to exist. A participant whose enrolment has
-    not reached retention yet has no site here: only someone who covers every site may
-    act for them (preferences may well arrive before the enrolment)."""
-    site = await repository.site_of(runtime.pool, kind, key)
-    every_site = by.sites(DEFAULT_STUDY) is None
-    if not by.allows(action, DEFAULT_STUDY, site) or (site is None and not every_site):
+    """The record's participant is at a site (of their study) where `by` may do `action`;
+    else 404, so another site's or study's records are not confirmed to exist. A
+    participant whose enrolment has not reached retention yet has no site here: only
+    someone who covers every site of the default study may act for them (preferences may
+    well arrive before the enrolment)."""
+    where = await repository.where_is(runtime.pool, kind, key)
+    if where is None:
+        every_site = by.sites(DEFAULT_STUDY) is None
+        if not (every_site and by.allows(action, DEFAULT_STUDY)):
+            raise Refused(Kind.NOT_FOUND, f"unknown_{kind}", f"no {kind} {key} at your sites")
+        return
+    if not by.allows(action, *where):
         raise Refused(Kind.NOT_FOUND, f"unknown_{kind}", f"no {kind} {key} at your sites")
 
 

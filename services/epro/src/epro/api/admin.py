@@ -12,7 +12,7 @@ from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, acting, allowed, check_allowed
 
 from epro import accounts, service
-from epro.api.common import Published, site_of_known
+from epro.api.common import Published, managing
 from epro.domain.definitions import Questionnaire
 
 router = APIRouter(tags=["admin"])
@@ -26,7 +26,7 @@ router = APIRouter(tags=["admin"])
 async def issue_app_credential(
     runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
 ) -> dict[str, str]:
-    check_allowed(by, Action.MANAGE_PARTICIPANTS, await site_of_known(runtime, participant_id))
+    await managing(runtime, by, participant_id)
     token = await accounts.issue_app_credential(runtime.pool, by, participant_id)
     if token is None:
         raise Refused(
@@ -44,7 +44,7 @@ async def issue_app_credential(
 async def revoke_app_credentials(
     runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
 ) -> dict[str, Any]:
-    check_allowed(by, Action.MANAGE_PARTICIPANTS, await site_of_known(runtime, participant_id))
+    await managing(runtime, by, participant_id)
     revoked = await accounts.revoke_app_credentials(runtime.pool, by, participant_id)
     return {"participant_id": participant_id, "revoked": revoked}
 

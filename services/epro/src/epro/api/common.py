@@ -11,9 +11,9 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from trialstream.auth import bearer_token
 from trialstream.errors import Kind, Refused
-from trialstream.identity import DEFAULT_STUDY, Action
+from trialstream.identity import Action, Principal
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import CurrentPrincipal, check_allowed
+from trialstream.staff import CurrentPrincipal, check_allowed, forbidden
 
 from epro import accounts, compliance, service
 from epro.domain.definitions import Catalog
@@ -50,27 +50,30 @@ async def participant(runtime: CurrentRuntime, token: str = Depends(bearer_token
 
 
 async def readable(runtime: CurrentRuntime, participant_id: str, staff: CurrentPrincipal) -> str:
-    """A participant of a site the person may read (404 otherwise: no existence leak); a
-    role that never reads participant data (a sponsor) gets 403."""
-    check_allowed(staff, Action.READ_PARTICIPANT_DATA)
-    site = await compliance.site_of(runtime.pool, participant_id)
-    if site is None or not staff.allows(Action.READ_PARTICIPANT_DATA, DEFAULT_STUDY, site):
+    """A participant of a site (in their study) the person may read (404 otherwise: no
+    existence leak); a role that never reads participant data (a sponsor) gets 403."""
+    if not staff.allows_in_some_study(Action.READ_PARTICIPANT_DATA):
+        raise forbidden(Action.READ_PARTICIPANT_DATA)
+    where = await compliance.where_is(runtime.pool, participant_id)
+    if where is None or not staff.allows(Action.READ_PARTICIPANT_DATA, *where):
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"
         )
     return participant_id
 
 
-async def site_of_known(runtime: CurrentRuntime, participant_id: str) -> str:
-    """The participant's site, or 404 when ePRO has no enrolment for them (yet)."""
-    site = await compliance.site_of(runtime.pool, participant_id)
-    if site is None:
+async def managing(runtime: CurrentRuntime, by: Principal, participant_id: str) -> None:
+    """`by` manages participants at this participant's site in their study; 404 when ePRO
+    has no enrolment for them (yet)."""
+    where = await compliance.where_is(runtime.pool, participant_id)
+    if where is None:
         raise Refused(
             Kind.NOT_FOUND,
             "unknown_participant",
             f"ePRO has no enrolment for '{participant_id}' (yet)",
         )
-    return site
+    study, site = where
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, site, study)
 
 
 def stored_response(result: service.Stored) -> JSONResponse:

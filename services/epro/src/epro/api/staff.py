@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from trialstream.errors import Kind, Refused
 from trialstream.identity import Action
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import CurrentPrincipal, acting, allowed, check_allowed, site_scope
+from trialstream.staff import CurrentPrincipal, acting, allowed, site_scope
 
 from epro import compliance, repository, service
-from epro.api.common import Published, readable, stored_response
+from epro.api.common import Published, managing, readable, stored_response
 from epro.domain import fhir
 from epro.domain.responses import ResponseVersion
 from epro.domain.submissions import Correction
@@ -79,8 +79,7 @@ async def staff_correct(
     participant_id: Readable,
     staff: CurrentPrincipal,
 ) -> JSONResponse:
-    site = await compliance.site_of(runtime.pool, participant_id)
-    check_allowed(staff, Action.MANAGE_PARTICIPANTS, site)
+    await managing(runtime, staff, participant_id)
     result = await service.correct(
         runtime.pool,
         catalog,

@@ -198,16 +198,16 @@ async def outreach(pool: asyncpg.Pool, site: str, limit: int) -> list[dict[str, 
     return rows[:limit]
 
 
-_SITE_OF = {
-    "participant": "SELECT site_id FROM participants WHERE participant_id = $1",
-    "nudge": "SELECT p.site_id FROM nudges n JOIN participants p USING (participant_id)"
+_WHERE_IS = {
+    "participant": "SELECT study_id, site_id FROM participants WHERE participant_id = $1",
+    "nudge": "SELECT p.study_id, p.site_id FROM nudges n JOIN participants p USING (participant_id)"
     " WHERE n.nudge_id = $1",
-    "task": "SELECT p.site_id FROM coordinator_tasks t JOIN participants p USING (participant_id)"
-    " WHERE t.task_id = $1",
+    "task": "SELECT p.study_id, p.site_id FROM coordinator_tasks t"
+    " JOIN participants p USING (participant_id) WHERE t.task_id = $1",
 }
 
 
-async def site_of(pool: asyncpg.Pool, kind: str, key: str | UUID) -> str | None:
-    """The site of a participant, or of a nudge's or task's participant (None: unknown)."""
-    value = await pool.fetchval(_SITE_OF[kind], key)
-    return None if value is None else str(value)
+async def where_is(pool: asyncpg.Pool, kind: str, key: str | UUID) -> tuple[str, str] | None:
+    """(study, site) of a participant, or of a nudge's or task's participant (None: unknown)."""
+    row = await pool.fetchrow(_WHERE_IS[kind], key)
+    return None if row is None else (row["study_id"], row["site_id"])

@@ -19,11 +19,13 @@ from retention.triggers import Engagement
 # later for the participant (a re-delivered withdrawal, an `enrolled` record). LEAST
 # ignores NULL, so an `enrolled` record never clears it.
 _UPSERT_PARTICIPANTS = """
-INSERT INTO participants AS pa (participant_id, site_id, timezone, withdrawn_at, updated_at)
-SELECT p, s, tz, w, now()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(p, s, tz, w)
+INSERT INTO participants AS pa (participant_id, site_id, timezone, withdrawn_at, study_id,
+                               updated_at)
+SELECT p, s, tz, w, st, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+    AS t(p, s, tz, w, st)
 ON CONFLICT (participant_id) DO UPDATE
-SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, study_id = EXCLUDED.study_id,
     withdrawn_at = LEAST(pa.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 """
 _WITHDRAWN_AT = "SELECT withdrawn_at FROM participants WHERE participant_id = $1"
@@ -130,6 +132,7 @@ async def upsert_participants(
         [e.site_id for e, _ in participants],
         [e.timezone for e, _ in participants],
         [at for _, at in participants],
+        [e.study_id for e, _ in participants],
     )
 
 
