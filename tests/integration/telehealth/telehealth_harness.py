@@ -68,6 +68,7 @@ class Telehealth:
         timezone: str = "Europe/Berlin",
         site: str | None = None,
         enrolled_at: datetime = T0,
+        study: str = "default",
     ) -> list[str]:
         ids = [unique_id("P") for _ in range(count)]
         events = [
@@ -75,6 +76,7 @@ class Telehealth:
                 p,
                 ParticipantState(
                     participant_id=p,
+                    study_id=study,
                     site_id=site or self.site,
                     timezone=timezone,
                     occurred_at=enrolled_at,

@@ -192,3 +192,16 @@ async def test_tokens_that_are_not_from_the_issuer_are_refused(telehealth: Teleh
         url, params={"on": "2030-01-12"}, headers={"Authorization": f"Bearer {forged}"}
     )
     assert r.json()["error"]["code"] == "invalid_token"
+
+
+async def test_staff_of_another_study_do_not_see_visits_at_a_site_of_the_same_name(
+    telehealth: Telehealth,
+) -> None:
+    (participant,) = await telehealth.enrol(study="STUDY-B")
+    ours = staff_auth(telehealth.site, "site_staff", study="STUDY-B")
+    theirs = staff_auth(telehealth.site, "site_staff", study="STUDY-A")
+    await telehealth.visits(participant, ours)
+    r = await telehealth.client.get(f"/v1/participants/{participant}/visits", headers=theirs)
+    assert r.status_code == 404
+    r = await telehealth.client.get(f"/v1/participants/{participant}/slots", headers=theirs)
+    assert r.status_code == 404

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from trialstream.errors import Kind, Refused
 from trialstream.identity import Action
 from trialstream.runtime import Runtime
-from trialstream.staff import CurrentPrincipal, check_allowed
+from trialstream.staff import CurrentPrincipal, forbidden
 
 from telehealth.domain.actor import Actor
 from telehealth.service.booking import Policy
@@ -51,7 +51,8 @@ Ctx = Annotated[Context, Depends(context)]
 
 def _actor(action: Action) -> Any:
     async def acting(principal: CurrentPrincipal) -> Actor:
-        check_allowed(principal, action)  # a role that never may: 403 before anything else
+        if not principal.allows_in_some_study(action):  # a role that never may: 403 first
+            raise forbidden(action)
         return Actor(principal, action)
 
     return Depends(acting)

@@ -29,7 +29,7 @@ async def next_visit_slots(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     who = await repository.participant(ctx.pool, participant_id)
-    if who is None or not actor.at(who["site_id"]):
+    if who is None or not actor.at(who["site_id"], who["study_id"]):
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} at your site"
         )
@@ -89,7 +89,7 @@ async def create_booking(ctx: Ctx, body: NewBooking, actor: Actor = StaffActor) 
 @router.get("/v1/bookings/{booking_id}")
 async def get_booking(ctx: Ctx, booking_id: UUID, actor: Actor = StaffReader) -> dict[str, Any]:
     row = await repository.get_booking(ctx.pool, booking_id)
-    if row is None or not actor.at(row.site_id):
+    if row is None or not actor.at(row.site_id, row.study_id):
         raise Refused(Kind.NOT_FOUND, "unknown_booking", f"no booking {booking_id} at your site")
     return booking.present(row, ctx.policy)
 

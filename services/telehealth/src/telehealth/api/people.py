@@ -138,7 +138,7 @@ async def delete_exception(
 @router.get("/v1/participants/{participant_id}/visits", tags=["visits"])
 async def visits(ctx: Ctx, participant_id: str, actor: Actor = StaffReader) -> dict[str, Any]:
     who = await repository.participant(ctx.pool, participant_id)
-    if who is None or not actor.at(who["site_id"]):
+    if who is None or not actor.at(who["site_id"], who["study_id"]):
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} at your site"
         )
@@ -197,7 +197,7 @@ async def create_feed(ctx: Ctx, body: NewFeed, actor: Actor = StaffActor) -> dic
     else:
         assert body.participant_id is not None
         who = await repository.participant(ctx.pool, body.participant_id)
-        if who is None or not actor.at(who["site_id"]):
+        if who is None or not actor.at(who["site_id"], who["study_id"]):
             raise Refused(Kind.NOT_FOUND, "unknown_participant", "no such participant at your site")
         kind, owner = "participant", body.participant_id
     token = new_token("cal")

@@ -21,6 +21,8 @@ class Actor:
         """How the audit trail and a booking's `created_by` name them."""
         return self.principal.actor
 
-    def at(self, site_id: str | None) -> bool:
-        """May they do `action` for something of this site?"""
-        return site_id is not None and self.principal.allows(self.action, DEFAULT_STUDY, site_id)
+    def at(self, site_id: str | None, study_id: str = DEFAULT_STUDY) -> bool:
+        """May they do `action` for something of this site, in this study (a participant's,
+        for their visits and bookings; site resources such as clinicians and schedules
+        are the default study's until they are per study)?"""
+        return site_id is not None and self.principal.allows(self.action, study_id, site_id)

@@ -39,6 +39,7 @@ class Booking:
     window_end: datetime
     visit_status: str
     withdrawn_at: datetime | None
+    study_id: str  # the participant's
 
     @classmethod
     def of(cls, row: Row) -> Booking:

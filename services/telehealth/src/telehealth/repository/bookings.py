@@ -19,7 +19,7 @@ _BOOKING_COLUMNS = """
 b.booking_id, b.visit_id, b.staff_id, b.starts_at, b.ends_at, b.status, b.room_token,
 b.deviation_reason, b.reason, b.created_by, b.created_at, b.updated_at, b.revision,
 v.participant_id, p.site_id, p.timezone, v.name AS visit_name, v.visit_type, v.sequence,
-v.window_start, v.window_end, v.status AS visit_status, p.withdrawn_at
+v.window_start, v.window_end, v.status AS visit_status, p.withdrawn_at, p.study_id
 """
 _FROM = "FROM bookings b JOIN visits v USING (visit_id) JOIN participants p ON p.participant_id = v.participant_id"
 _INSERT = """

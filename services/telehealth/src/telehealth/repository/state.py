@@ -24,15 +24,15 @@ _SITE_TZ = "SELECT timezone FROM sites WHERE site_id = $1"
 # The caller passes the withdrawal time it computed under the row lock; LEAST (which ignores
 # NULL) keeps the earliest one even so, and never lets an `enrolled` record clear it.
 _UPSERT_PARTICIPANT = """
-INSERT INTO participants (participant_id, site_id, timezone, baseline_date, withdrawn_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO participants (participant_id, site_id, timezone, baseline_date, withdrawn_at, study_id)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (participant_id) DO UPDATE
-SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone,
+SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, study_id = EXCLUDED.study_id,
     withdrawn_at = LEAST(participants.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 RETURNING baseline_date, (xmax = 0) AS created
 """
 _PARTICIPANT = """
-SELECT participant_id, site_id, timezone, baseline_date, withdrawn_at
+SELECT participant_id, site_id, timezone, baseline_date, withdrawn_at, study_id
 FROM participants WHERE participant_id = $1
 """
 _LOCK_PARTICIPANT = _PARTICIPANT + " FOR UPDATE"
@@ -54,7 +54,7 @@ WHERE participant_id = $1 AND name = $2 AND status = 'open'
 """
 _VISIT_COLUMNS = """
 v.visit_id, v.participant_id, p.site_id, p.timezone, v.name, v.visit_type, v.sequence,
-v.window_start, v.window_end, v.status, v.cancel_reason
+v.window_start, v.window_end, v.status, v.cancel_reason, p.study_id
 """
 _VISITS_OF = f"""
 SELECT {_VISIT_COLUMNS} FROM visits v JOIN participants p USING (participant_id)
@@ -116,10 +116,11 @@ async def upsert_participant(
     timezone: str,
     enrolled_on: date,
     withdrawn_at: datetime | None,
+    study_id: str,
 ) -> tuple[date, bool]:
     """Returns (baseline date, whether the participant is new)."""
     row = await conn.fetchrow(
-        _UPSERT_PARTICIPANT, participant_id, site_id, timezone, enrolled_on, withdrawn_at
+        _UPSERT_PARTICIPANT, participant_id, site_id, timezone, enrolled_on, withdrawn_at, study_id
     )
     assert row is not None
     return row["baseline_date"], row["created"]

@@ -117,7 +117,7 @@ async def _refuse_if_withdrawn(conn: DbConnection, actor: Actor, visit_id: UUID)
     if participant_id is None:
         raise _not_found("visit", visit_id)
     who = await repository.share_participant(conn, participant_id)
-    if who is None or not actor.at(who["site_id"]):
+    if who is None or not actor.at(who["site_id"], who["study_id"]):
         raise _not_found("visit", visit_id)
     if who["withdrawn_at"] is not None:
         raise withdrawn(who["withdrawn_at"])
@@ -155,7 +155,7 @@ async def book(
         async with pool.acquire() as conn, conn.transaction():
             await _refuse_if_withdrawn(conn, actor, visit_id)
             visit = await repository.lock_visit(conn, visit_id)
-            if visit is None or not actor.at(visit["site_id"]):
+            if visit is None or not actor.at(visit["site_id"], visit["study_id"]):
                 raise _not_found("visit", visit_id)
             if visit["status"] != "open":
                 raise Refused(
@@ -200,7 +200,7 @@ async def book(
 
 async def _locked(conn: DbConnection, actor: Actor, booking_id: UUID, *allowed: str) -> Booking:
     row = await repository.lock_booking(conn, booking_id)
-    if row is None or not actor.at(row.site_id):
+    if row is None or not actor.at(row.site_id, row.study_id):
         raise _not_found("booking", booking_id)
     if row.status not in allowed:
         raise Refused(Kind.CONFLICT, "invalid_transition", f"the booking is {row.status}")

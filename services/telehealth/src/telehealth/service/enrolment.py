@@ -83,7 +83,13 @@ async def _apply(
     before = None if known is None else known["withdrawn_at"]
     after = event.earliest_withdrawal(before)
     baseline, created = await repository.upsert_participant(
-        conn, participant_id, event.site_id, tz_name, local_date(event.occurred_at, tz), after
+        conn,
+        participant_id,
+        event.site_id,
+        tz_name,
+        local_date(event.occurred_at, tz),
+        after,
+        event.study_id,
     )
     if created and after is None:
         planned = plan_schedule(baseline, list(protocol), tz)
@@ -179,7 +185,7 @@ async def set_baseline(
     """Re-plan the windows from a new baseline, only while no visit has been booked or held."""
     async with pool.acquire() as conn, conn.transaction():
         who = await repository.participant(conn, participant_id, lock=True)
-        if who is None or not actor.at(who["site_id"]):
+        if who is None or not actor.at(who["site_id"], who["study_id"]):
             raise Refused(
                 Kind.NOT_FOUND,
                 "unknown_participant",

@@ -192,7 +192,7 @@ async def decide(
     async with pool.acquire() as conn, conn.transaction():
         left_at = await withdrawal_of_booking(conn, proposal_id)
         row = await repository.lock_booking(conn, proposal_id)
-        if row is None or not actor.at(row.site_id) or row.sequence != 0:
+        if row is None or not actor.at(row.site_id, row.study_id) or row.sequence != 0:
             raise Refused(
                 Kind.NOT_FOUND, "unknown_proposal", f"no proposal {proposal_id} at your site"
             )
