@@ -26,8 +26,10 @@ $(STAMP): $(INSTALL_INPUTS)
 	$(BIN)/pip install --quiet -c constraints.txt $(PACKAGES) -r requirements-dev.txt
 	@touch $(STAMP)
 
+# Two example studies with different sites and modules (deploy/studies/); ARGS adds more.
+STUDIES ?= deploy/studies/cardio-hf.yaml deploy/studies/sleep-athletes.yaml
 run: install
-	$(BIN)/trialstream up $(ARGS)
+	$(BIN)/trialstream up $(foreach s,$(STUDIES),--study $(s)) $(ARGS)
 
 test: install
 	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)

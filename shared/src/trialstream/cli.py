@@ -19,6 +19,7 @@ import typer
 from trialstream.audit_cli import app as audit_app
 from trialstream.services import ServiceInfo, discover_services
 from trialstream.settings import CommonSettings
+from trialstream.studies import StudyDefinition, StudyFileError, load_study
 from trialstream.study_cli import app as study_app
 
 app = typer.Typer(
@@ -70,6 +71,10 @@ def up(
         float,
         typer.Option(min=1, help="Simulated minutes per wall-clock minute while catching up."),
     ] = 60.0,
+    study: Annotated[
+        list[Path],
+        typer.Option(help="A study file to apply at start; the simulated fleet spreads over them."),
+    ] = [],  # noqa: B006
 ) -> None:
     """Run the whole platform locally: broker, database, every service, and simulated devices.
 
@@ -86,6 +91,7 @@ def up(
     if not services:
         raise typer.BadParameter("no services are installed (run `make install`)")
     replicas = _parse_scale(scale, services)
+    studies = [_study_or_exit(path) for path in study]
     settings = CommonSettings()
     run_dir = STATE_DIR / time.strftime("run-%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -114,8 +120,16 @@ def up(
                 supervisor.spawn_service(info, replica)
         typer.echo(f"starting {len(supervisor.children)} service processes ...")
         supervisor.wait_ready()
+        issuer = next(
+            (f"http://127.0.0.1:{i.port_of(0)}" for i in services if i.name == "identity"), None
+        )
+        for definition in studies:
+            if issuer is None:
+                raise typer.BadParameter("--study needs the identity service", param_hint="--study")
+            typer.echo(_apply_study(issuer, definition, admin_token))
         credentials = run_dir / "demo-credentials.json"
         if simulate:
+            files = [arg for path in study for arg in ("--study", str(path))]
             supervisor.spawn(
                 "simulator",
                 [
@@ -129,6 +143,7 @@ def up(
                     str(speed),
                     "--credentials-out",
                     str(credentials),
+                    *files,
                 ],
                 {},
                 None,
@@ -150,6 +165,28 @@ def up(
         supervisor.stop_all()
         infra.stop()
         typer.echo("stopped.")
+
+
+def _study_or_exit(path: Path) -> StudyDefinition:
+    try:
+        return load_study(path)
+    except StudyFileError as exc:
+        raise typer.BadParameter("; ".join(exc.problems), param_hint=f"--study {path}") from None
+
+
+def _apply_study(issuer: str, definition: StudyDefinition, admin_token: str) -> str:
+    """PUT the study at the identity service (the same as `trialstream study apply`)."""
+    import httpx
+
+    response = httpx.put(
+        f"{issuer}/v1/studies/{definition.study_id}",
+        json=definition.model_dump(mode="json"),
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    done = response.json()
+    return f"study {definition.study_id}: version {done['version']} ({'applied' if done['changed'] else 'unchanged'})"
 
 
 def _print_banner(
@@ -190,8 +227,9 @@ def _print_credentials(path: Path, supervisor: object) -> None:
     creds = json.loads(path.read_text())
     typer.echo("  simulated wearables are uploading; staff sign-ins (name / password / role):")
     for staff in creds["staff"]:
+        where = f"{staff['study_id']} / {staff['site_id']}"
         typer.echo(
-            f"    {staff['staff_id']:<26} {staff['password']:<18} {staff['role']} at {staff['site_id']}"
+            f"    {staff['staff_id']:<30} {staff['password']:<18} {staff['role']} in {where}"
         )
     first = creds["staff"][0]
     typer.echo(f"  an access token of {first['staff_id']} (15 min; sign in again for more):")
@@ -244,6 +282,9 @@ def simulate(
         Path | None, typer.Option(help="Write demo staff credentials here (JSON).")
     ] = None,
     seed: int = 7,
+    study: Annotated[
+        list[Path], typer.Option(help="Spread the fleet over these studies' sites (files).")
+    ] = [],  # noqa: B006
 ) -> None:
     """Enrol simulated participants, devices and site staff, then stream readings over HTTPS."""
     import asyncio
@@ -265,6 +306,7 @@ def simulate(
         admin_token=settings.admin_token.get_secret_value(),
         credentials_out=credentials_out,
         seed=seed,
+        studies=tuple(_study_or_exit(path) for path in study),
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_fleet(config))

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from trialstream.identity import DEFAULT_STUDY
+from trialstream.studies import StudyDefinition
 
 log = logging.getLogger("trialstream.simulate")
 
@@ -47,6 +48,9 @@ class FleetConfig:
     admin_token: str
     credentials_out: Path | None = None
     seed: int = 7
+    # Declared studies to spread the fleet over (their sites); none: the default study at
+    # `sites` made-up sites.
+    studies: tuple[StudyDefinition, ...] = ()
 
 
 @dataclass
@@ -56,6 +60,7 @@ class SimParticipant:
     device_id: str
     scenario: str
     resting_hr: float
+    study_id: str = DEFAULT_STUDY
     token: str = ""
     rng: random.Random = field(default_factory=random.Random)
     pending: list[dict[str, Any]] = field(default_factory=list)
@@ -101,15 +106,25 @@ class SimParticipant:
         }
 
 
+def places(config: FleetConfig) -> list[tuple[str, str]]:
+    """(study, site) pairs the fleet is spread over, round robin."""
+    if config.studies:
+        return [(s.study_id, site.id) for s in config.studies for site in s.sites]
+    return [(DEFAULT_STUDY, f"site-{chr(ord('a') + i)}") for i in range(config.sites)]
+
+
 def build_fleet(config: FleetConfig, run_id: str) -> list[SimParticipant]:
     rng = random.Random(config.seed)
+    where = places(config)
     fleet = []
     for i in range(config.participants):
         pid = f"P-{i + 1:04d}"
+        study, site = where[i % len(where)]
         fleet.append(
             SimParticipant(
                 participant_id=pid,
-                site_id=f"site-{chr(ord('a') + i % config.sites)}",
+                study_id=study,
+                site_id=site,
                 device_id=f"wear-{pid}-{run_id}",
                 scenario=SCENARIOS[i % len(SCENARIOS)],
                 resting_hr=rng.uniform(55, 78),
@@ -124,11 +139,14 @@ async def enrol(
 ) -> list[dict[str, str]]:
     admin = {"Authorization": f"Bearer {config.admin_token}"}
     for p in fleet:
-        r = await client.post(
-            f"{config.ingest_url}/v1/admin/participants",
-            headers=admin,
-            json={"participant_id": p.participant_id, "site_id": p.site_id},
-        )
+        body = {"participant_id": p.participant_id, "study_id": p.study_id, "site_id": p.site_id}
+        for _ in range(60):  # ingest learns a study just applied within a second or two
+            r = await client.post(
+                f"{config.ingest_url}/v1/admin/participants", headers=admin, json=body
+            )
+            if r.status_code != 422 or r.json()["error"]["code"] != "unknown_study":
+                break
+            await asyncio.sleep(0.5)
         if r.status_code not in (201, 409):
             r.raise_for_status()
         r = await client.post(
@@ -138,30 +156,31 @@ async def enrol(
         )
         r.raise_for_status()
         p.token = r.json()["token"]
-    return await create_staff(client, config, sorted({p.site_id for p in fleet}), run_id)
+    return await create_staff(client, config, places(config), run_id)
 
 
-# Who the demo signs in as: per site a nurse and an investigator, and one monitor (CRA)
-# for every site of the study.
-STAFF_ROLES = ("site_staff", "investigator")
+# Who the demo signs in as: per site a nurse and an investigator, and per study one
+# monitor (CRA) for every site of it.
+STAFF_ROLES = {"site_staff": "nurse", "investigator": "investigator"}  # role: name prefix
 
 
 async def create_staff(
-    client: httpx.AsyncClient, config: FleetConfig, sites: list[str], run_id: str
+    client: httpx.AsyncClient, config: FleetConfig, where: list[tuple[str, str]], run_id: str
 ) -> list[dict[str, str]]:
     """People at the identity issuer (bootstrap admin token), each with a fresh password,
     signed in once so the banner can show an access token."""
     admin = {"Authorization": f"Bearer {config.admin_token}"}
-    wanted: list[tuple[str, str, str | None]] = [
-        (f"{role.split('_')[0]}-{site}-{run_id}", role, site)
-        for site in sites
+    wanted: list[tuple[str, str, str, str | None]] = [
+        (f"{STAFF_ROLES[role]}-{site}-{run_id}", role, study, site)
+        for study, site in where
         for role in STAFF_ROLES
     ]
-    wanted.append((f"monitor-{run_id}", "monitor", None))
+    for study in sorted({study for study, _ in where}):
+        wanted.append((f"monitor-{study.lower()}-{run_id}", "monitor", study, None))
     staff = []
-    for subject, role, site in wanted:
+    for subject, role, study, site in wanted:
         password = secrets.token_urlsafe(12)
-        grant = {"role": role, "study": DEFAULT_STUDY, **({"site": site} if site else {})}
+        grant = {"role": role, "study": study, **({"site": site} if site else {})}
         body = {"subject": subject, "name": subject, "password": password, "grants": [grant]}
         r = await client.post(f"{config.identity_url}/v1/people", headers=admin, json=body)
         r.raise_for_status()
@@ -174,6 +193,7 @@ async def create_staff(
             {
                 "staff_id": subject,
                 "role": role,
+                "study_id": study,
                 "site_id": site or "(all)",
                 "password": password,
                 "token": r.json()["access_token"],
