@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -30,8 +30,10 @@ from pydantic import (
 )
 
 from trialstream.events.base import LanguageTag, SiteId, StudyId, Timezone
+from trialstream.events.participants import ParticipantState
 from trialstream.events.visits import VisitType
 from trialstream.identity import DEFAULT_STUDY
+from trialstream.transient import TransientConflict
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -208,6 +210,14 @@ def load_study(path: Path) -> StudyDefinition:
         raise StudyFileError(path, field_problems(exc)) from None
 
 
+class StudyNotKnownYet(TransientConflict):
+    """A record names a study this process has not read from the studies topic yet (the
+    two topics are read independently): retried until it has."""
+
+
+E = TypeVar("E", bound=ParticipantState)
+
+
 class StudyRegistry:
     """The studies as the `studies` topic has announced them, in one service process."""
 
@@ -232,6 +242,15 @@ class StudyRegistry:
             return True
         study = self.get(study_id)
         return study is not None and study.enables(module)
+
+    def of_module(self, events: Sequence[E], module: Module) -> list[E]:
+        """The participants' records of studies that use `module`; the others are skipped
+        (the module does nothing for those studies). Raises `StudyNotKnownYet` while one
+        names a study not read yet, so the batch is retried rather than skipped wrongly."""
+        unknown = sorted({e.study_id for e in events if not self.known(e.study_id)})
+        if unknown:
+            raise StudyNotKnownYet(f"studies not known here yet: {', '.join(unknown)}")
+        return [e for e in events if self.enables(e.study_id, module)]
 
     def __len__(self) -> int:
         return len(self._studies)

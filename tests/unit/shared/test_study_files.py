@@ -86,3 +86,20 @@ def test_the_registry_keeps_the_newest_version_and_knows_the_default_study() -> 
     assert registry.enables("default", Module.TELEHEALTH)
     assert not registry.known("S-2")
     assert not registry.enables("S-2", Module.INGEST)
+
+
+def test_a_module_skips_the_participants_of_studies_that_do_not_use_it() -> None:
+    from trialstream.events.participants import ParticipantState
+    from trialstream.studies import StudyNotKnownYet
+    from trialstream.transient import is_transient
+
+    registry = StudyRegistry()
+    registry.apply(1, StudyDefinition.model_validate({**MINIMAL, "modules": ["ingest"]}))
+    ours = ParticipantState(participant_id="P-1", site_id="site-a")  # the default study
+    theirs = ParticipantState(participant_id="P-2", site_id="site-a", study_id="S-1")
+    assert registry.of_module([ours, theirs], Module.EPRO) == [ours]
+    assert registry.of_module([theirs], Module.INGEST) == [theirs]
+    later = ParticipantState(participant_id="P-3", site_id="site-a", study_id="S-2")
+    with pytest.raises(StudyNotKnownYet) as retried:
+        registry.of_module([ours, later], Module.EPRO)
+    assert is_transient(retried.value)  # the batch waits for the studies topic

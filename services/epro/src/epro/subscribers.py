@@ -9,6 +9,7 @@ from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.runtime import Runtime
+from trialstream.studies import Module
 
 from epro import service
 from epro.domain.schedules import Schedule
@@ -23,7 +24,8 @@ VISITS_GROUP = GROUPS["visits"].name
 
 def subscribe(runtime: Runtime, schedules: Sequence[Schedule]) -> None:
     async def on_participants(events: Sequence[ParticipantState]) -> None:
-        await service.participants_enrolled(runtime.pool, events, schedules)
+        ours = runtime.studies.of_module(events, Module.EPRO)  # others' studies: skipped
+        await service.participants_enrolled(runtime.pool, ours, schedules)
 
     async def on_visits(events: Sequence[VisitChanged]) -> None:
         done = [e for e in events if e.status is VisitStatus.COMPLETED]

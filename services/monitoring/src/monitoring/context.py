@@ -14,9 +14,11 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
+from trialstream.errors import Kind, Refused
 from trialstream.events.base import StudyId
 from trialstream.runtime import Runtime
 from trialstream.staff import CurrentPrincipal, study_for
+from trialstream.studies import Module
 
 from monitoring.domain import AckDeadlines, Staff
 from monitoring.live import LiveFeed
@@ -52,10 +54,21 @@ def context(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(context)]
 
 
-async def current_staff(principal: CurrentPrincipal, study: StudyId | None = None) -> Staff:
+async def current_staff(
+    ctx: Ctx, principal: CurrentPrincipal, study: StudyId | None = None
+) -> Staff:
     """The person behind the verified access token (`Authorization: Bearer` or, for the
-    dashboard, the session cookie), acting in a study: `?study=`, else their only one."""
-    return Staff(principal, study_for(principal, study))
+    dashboard, the session cookie), acting in a study: `?study=`, else their only one. A
+    study that does not use monitoring is refused (409 `module_not_enabled`)."""
+    acting_in = study_for(principal, study)
+    studies = ctx.runtime.studies
+    if studies.known(acting_in) and not studies.enables(acting_in, Module.MONITORING):
+        raise Refused(
+            Kind.CONFLICT,
+            "module_not_enabled",
+            f"Study '{acting_in}' does not use monitoring.",
+        )
+    return Staff(principal, acting_in)
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]

@@ -12,6 +12,7 @@ from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue
 from trialstream.runtime import Runtime
+from trialstream.studies import Module
 
 from retention import service
 from retention.service import Clock, Policy, Step
@@ -52,7 +53,8 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
     trigger(Topic.VISIT_REMINDERS, VisitReminderDue, service.reminder_step(policy))
 
     async def on_participants(events: Sequence[ParticipantState]) -> None:
-        await service.record_enrolments(runtime.pool, events, clock)
+        ours = runtime.studies.of_module(events, Module.RETENTION)  # others' studies: skipped
+        await service.record_enrolments(runtime.pool, ours, clock)
 
     async def on_readings(readings: Sequence[ReadingReceived]) -> None:
         await service.record_readings(runtime.pool, readings, clock)

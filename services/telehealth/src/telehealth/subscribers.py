@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
+from trialstream.studies import Module
 
 from telehealth.context import Context
 from telehealth.service import enrolment, urgent
@@ -22,8 +23,9 @@ def subscribe(ctx: Context) -> None:
         await urgent.on_alerts(ctx.pool, alerts, ctx.policy, ctx.urgent_horizon, ctx.clock())
 
     async def on_participants(events: Sequence[ParticipantState]) -> None:
+        ours = ctx.runtime.studies.of_module(events, Module.TELEHEALTH)  # others: skipped
         await enrolment.on_enrolled(
-            ctx.pool, events, ctx.settings.protocol, (ctx.policy, ctx.urgent_horizon), ctx.clock()
+            ctx.pool, ours, ctx.settings.protocol, (ctx.policy, ctx.urgent_horizon), ctx.clock()
         )
 
     ctx.runtime.subscribe(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)
