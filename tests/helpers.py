@@ -164,3 +164,23 @@ async def read_topic(
     finally:
         await consumer.stop()
     return found
+
+
+async def announce_study(kafka: str, study_id: str, modules: list[str], sites: list[str]) -> None:
+    """Put a study definition on the studies topic, as the identity service would after
+    `trialstream study apply`: services then act for (or skip) its participants."""
+    from trialstream.events.studies import StudyDefined
+    from trialstream.events.topics import Topic
+    from trialstream.studies import StudyDefinition
+
+    definition = StudyDefinition.model_validate(
+        {
+            "study_id": study_id,
+            "title": f"Study {study_id}",
+            "sponsor": "Test sponsor",
+            "sites": [{"id": s, "timezone": "UTC"} for s in sites],
+            "modules": modules,
+        }
+    )
+    event = StudyDefined(version=1, digest=definition.digest(), definition=definition)
+    await publish_to(kafka, Topic.STUDIES, [(study_id, event)])

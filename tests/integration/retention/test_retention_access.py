@@ -7,15 +7,13 @@ from __future__ import annotations
 import httpx
 import pytest
 from audit_helpers import audited
-from helpers import eventually, publish_to, unique_id
+from helpers import announce_study, eventually, unique_id
 from retention_support import NO_QUIET_HOURS, Retention, due_event
 from staff_tokens import staff_auth
 from trialstream.events.participants import ParticipantState
-from trialstream.events.studies import StudyDefined
 from trialstream.events.topics import Topic
 from trialstream.identity import Grant, Role, SigningKey
 from trialstream.settings import ServiceSettings
-from trialstream.studies import StudyDefinition
 
 pytestmark = pytest.mark.integration
 
@@ -137,17 +135,7 @@ async def test_tokens_not_from_the_issuer_are_refused_and_receipts_keep_their_cr
 
 async def test_participants_of_a_study_without_retention_are_skipped(retention: Retention) -> None:
     study = unique_id("S")
-    definition = StudyDefinition.model_validate(
-        {
-            "study_id": study,
-            "title": "No nudges here",
-            "sponsor": "Acme",
-            "sites": [{"id": "site-1", "timezone": "UTC"}],
-            "modules": ["ingest", "monitoring"],
-        }
-    )
-    announced = StudyDefined(version=1, digest=definition.digest(), definition=definition)
-    await publish_to(retention.kafka, Topic.STUDIES, [(study, announced)])
+    await announce_study(retention.kafka, study, ["ingest", "monitoring"], ["site-1"])
     skipped, kept = unique_id("P"), unique_id("P")
     await retention.publish(
         Topic.PARTICIPANTS,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from audit_helpers import audited
-from helpers import unique_id
+from helpers import announce_study, unique_id
 from staff_tokens import staff_auth
 from telehealth_harness import Telehealth
 from trialstream.identity import Grant, Role, SigningKey
@@ -197,6 +197,7 @@ async def test_tokens_that_are_not_from_the_issuer_are_refused(telehealth: Teleh
 async def test_staff_of_another_study_do_not_see_visits_at_a_site_of_the_same_name(
     telehealth: Telehealth,
 ) -> None:
+    await announce_study(telehealth.kafka, "STUDY-B", ["ingest", "telehealth"], [telehealth.site])
     (participant,) = await telehealth.enrol(study="STUDY-B")
     ours = staff_auth(telehealth.site, "site_staff", study="STUDY-B")
     theirs = staff_auth(telehealth.site, "site_staff", study="STUDY-A")
