@@ -270,10 +270,10 @@ def check_step_up(principal: Principal, seconds: float) -> None:
 def acting(
     principal: Principal, study_id: str = DEFAULT_STUDY, site_id: str | None = None
 ) -> dict[str, str]:
-    """How an audit entry describes the person behind it (its `by` detail): display name
-    and the role they acted in."""
+    """How an audit entry describes the person behind it (its `actor_detail`): display
+    name, the role they acted in and the study they acted in."""
     roles = sorted(str(r) for r in principal.roles(study_id, site_id))
-    return {"name": principal.name, "role": ",".join(roles)}
+    return {"name": principal.name, "role": ",".join(roles), "study": study_id}
 
 
 def audited_as(principal: Principal, study_id: str = DEFAULT_STUDY) -> dict[str, Any]:

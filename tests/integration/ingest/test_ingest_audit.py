@@ -90,7 +90,7 @@ async def test_site_staff_enrol_at_their_site_only_and_are_named_in_the_audit(
     [entry] = await audited(database_url, "ingest", "participant", body["participant_id"])
     assert (entry["actor"], entry["actor_detail"]) == (
         "staff:nurse-n1",
-        {"name": "Nora N", "role": "site_staff"},
+        {"name": "Nora N", "role": "site_staff", "study": "default"},
     )
     # Readings are participant data: the site's staff read them, a sponsor does not, and
     # another site's staff do not learn the participant exists.

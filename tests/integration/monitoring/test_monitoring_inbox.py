@@ -237,7 +237,7 @@ async def test_audit_names_the_person_and_rejects_updates_and_deletes(inbox: Inb
     entries = await audited(inbox.database_url, "monitoring", "alert", str(alert.event_id))
     acknowledged = [e for e in entries if e["action"] == "alert.acknowledged"]
     assert [(e["actor"], e["actor_detail"]) for e in acknowledged] == [
-        ("staff:nurse-ada", {"name": "Ada Lovelace", "role": "site_staff"})
+        ("staff:nurse-ada", {"name": "Ada Lovelace", "role": "site_staff", "study": "default"})
     ]
     conn = await asyncpg.connect(inbox.database_url)
     try:

@@ -99,7 +99,7 @@ async def test_preferences_are_set_by_the_participants_site_and_name_the_person(
     assert (last["actor"], last["action"], last["actor_detail"]) == (
         "staff:nurse-7",
         "preferences.set",
-        {"name": "Nora Nurse", "role": "site_staff"},
+        {"name": "Nora Nurse", "role": "site_staff", "study": "default"},
     )
     assert last["new"]["opted_out"] == ["push"]
 

@@ -82,5 +82,9 @@ async def test_a_coordinator_task_is_audited_from_opened_to_done(retention: Rete
         ),
         ("staff:coord-1", "task.completed", {"status": "open"}, {"status": "done"}),
     ]
-    assert entries[-1]["actor_detail"] == {"name": "Cora Ordinator", "role": "site_staff"}
+    assert entries[-1]["actor_detail"] == {
+        "name": "Cora Ordinator",
+        "role": "site_staff",
+        "study": "default",
+    }
     assert "3 questionnaires missed in a row" in entries[0]["reason"]

@@ -113,7 +113,7 @@ async def test_site_settings_need_a_study_admin(telehealth: Telehealth) -> None:
     last = (await audited(telehealth.database_url, "telehealth", "site", telehealth.site))[-1]
     assert (last["actor"], last["actor_detail"]) == (
         "staff:sa-1",
-        {"name": "Stella Admin", "role": "study_admin"},
+        {"name": "Stella Admin", "role": "study_admin", "study": "default"},
     )
 
 
@@ -141,7 +141,7 @@ async def test_site_staff_register_a_clinician_of_their_site_without_a_credentia
     assert (entry["actor"], entry["action"], entry["actor_detail"]) == (
         "staff:co-1",
         "staff.registered",
-        {"name": "Cora Ordinator", "role": "site_staff"},
+        {"name": "Cora Ordinator", "role": "site_staff", "study": "default"},
     )
 
     # The clinician signs in at the issuer; their token's subject is their staff_id.
@@ -167,7 +167,7 @@ async def test_a_booking_names_the_person_and_their_role_in_the_audit(
     )
     assert (entry["actor"], entry["actor_detail"]) == (
         "staff:pi-1",
-        {"name": "Ivy Vest", "role": "investigator"},
+        {"name": "Ivy Vest", "role": "investigator", "study": "default"},
     )
 
 

@@ -84,7 +84,11 @@ async def test_availability_staff_and_site_changes_are_audited(telehealth: Teleh
     assert changes(await audited(db, "telehealth", "staff", staff_id)) == [
         ("admin", "staff.registered", None, {"site_id": telehealth.site})
     ]
-    assert day_off[0]["actor_detail"] == {"name": f"Test {staff_id}", "role": "site_staff"}
+    assert day_off[0]["actor_detail"] == {
+        "name": f"Test {staff_id}",
+        "role": "site_staff",
+        "study": "default",
+    }
     (participant,) = await telehealth.enrol()
     await telehealth.visits(participant, auth)
     (planned,) = await audited(db, "telehealth", "participant", participant)

@@ -24,7 +24,7 @@ SELECT participant_id FROM app_credentials WHERE token_hash = $1 AND revoked_at 
 
 
 async def issue_app_credential(
-    pool: asyncpg.Pool, by: Principal, participant_id: str
+    pool: asyncpg.Pool, by: Principal, participant_id: str, study_id: str
 ) -> str | None:
     """A new app token for a participant ePRO knows; None if it does not (yet)."""
     token = new_token("app")
@@ -34,7 +34,7 @@ async def issue_app_credential(
         await audit.record(
             conn,
             actor=by.actor,
-            actor_detail=acting(by),
+            actor_detail=acting(by, study_id),
             action="app_credential.issued",
             entity="app_credential",
             entity_id=participant_id,
@@ -43,14 +43,16 @@ async def issue_app_credential(
     return token
 
 
-async def revoke_app_credentials(pool: asyncpg.Pool, by: Principal, participant_id: str) -> int:
+async def revoke_app_credentials(
+    pool: asyncpg.Pool, by: Principal, participant_id: str, study_id: str
+) -> int:
     async with pool.acquire() as conn, conn.transaction():
         revoked = len(await conn.fetch(_REVOKE_APP, participant_id))
         if revoked:
             await audit.record(
                 conn,
                 actor=by.actor,
-                actor_detail=acting(by),
+                actor_detail=acting(by, study_id),
                 action="app_credential.revoked",
                 entity="app_credential",
                 entity_id=participant_id,

@@ -67,20 +67,21 @@ def channel_credential(settings: Settings, token: str = Depends(bearer_token)) -
 
 async def _site(
     runtime: CurrentRuntime, by: Principal, action: Action, kind: str, key: str | UUID
-) -> None:
+) -> str:
     """The record's participant is at a site (of their study) where `by` may do `action`;
     else 404, so another site's or study's records are not confirmed to exist. A
     participant whose enrolment has not reached retention yet has no site here: only
     someone who covers every site of the default study may act for them (preferences may
-    well arrive before the enrolment)."""
+    well arrive before the enrolment). Returns the participant's study."""
     where = await repository.where_is(runtime.pool, kind, key)
     if where is None:
         every_site = by.sites(DEFAULT_STUDY) is None
         if not (every_site and by.allows(action, DEFAULT_STUDY)):
             raise Refused(Kind.NOT_FOUND, f"unknown_{kind}", f"no {kind} {key} at your sites")
-        return
+        return DEFAULT_STUDY
     if not by.allows(action, *where):
         raise Refused(Kind.NOT_FOUND, f"unknown_{kind}", f"no {kind} {key} at your sites")
+    return where[0]
 
 
 @router.put("/v1/admin/participants/{participant_id}/preferences", tags=["admin"])
@@ -90,7 +91,7 @@ async def put_preferences(
     body: PreferencesIn,
     by: Annotated[Principal, allowed(MANAGE)],
 ) -> dict[str, Any]:
-    await _site(runtime, by, MANAGE, "participant", participant_id)
+    study = await _site(runtime, by, MANAGE, "participant", participant_id)
     prefs = Preferences(
         language=body.language,
         channel=body.channel,
@@ -105,7 +106,7 @@ async def put_preferences(
         timezone=body.timezone,
         cap=body.max_per_day,
         address=body.address,
-        by=audited_as(by),
+        by=audited_as(by, study),
     )
     shown = body.model_dump(mode="json", exclude={"address"})
     return {"participant_id": participant_id, **shown, "address_set": body.address is not None}
@@ -187,8 +188,8 @@ async def complete_task(
     runtime: CurrentRuntime, task_id: UUID, by: Annotated[Principal, allowed(MANAGE)]
 ) -> dict[str, str]:
     """A coordinator did what the task asked (site staff, investigators, admins)."""
-    await _site(runtime, by, MANAGE, "task", task_id)
-    if not await changes.complete_task(runtime.pool, task_id, by=audited_as(by)):
+    study = await _site(runtime, by, MANAGE, "task", task_id)
+    if not await changes.complete_task(runtime.pool, task_id, by=audited_as(by, study)):
         raise Refused(Kind.NOT_FOUND, "unknown_open_task", f"no open task {task_id}")
     return {"task_id": str(task_id), "status": "done"}
 

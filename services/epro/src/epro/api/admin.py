@@ -26,8 +26,8 @@ router = APIRouter(tags=["admin"])
 async def issue_app_credential(
     runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
 ) -> dict[str, str]:
-    await managing(runtime, by, participant_id)
-    token = await accounts.issue_app_credential(runtime.pool, by, participant_id)
+    study = await managing(runtime, by, participant_id)
+    token = await accounts.issue_app_credential(runtime.pool, by, participant_id, study)
     if token is None:
         raise Refused(
             Kind.NOT_FOUND,
@@ -44,8 +44,8 @@ async def issue_app_credential(
 async def revoke_app_credentials(
     runtime: CurrentRuntime, participant_id: str, by: CurrentPrincipal
 ) -> dict[str, Any]:
-    await managing(runtime, by, participant_id)
-    revoked = await accounts.revoke_app_credentials(runtime.pool, by, participant_id)
+    study = await managing(runtime, by, participant_id)
+    revoked = await accounts.revoke_app_credentials(runtime.pool, by, participant_id, study)
     return {"participant_id": participant_id, "revoked": revoked}
 
 

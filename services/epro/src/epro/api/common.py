@@ -62,9 +62,9 @@ async def readable(runtime: CurrentRuntime, participant_id: str, staff: CurrentP
     return participant_id
 
 
-async def managing(runtime: CurrentRuntime, by: Principal, participant_id: str) -> None:
-    """`by` manages participants at this participant's site in their study; 404 when ePRO
-    has no enrolment for them (yet)."""
+async def managing(runtime: CurrentRuntime, by: Principal, participant_id: str) -> str:
+    """`by` manages participants at this participant's site in their study (returned);
+    404 when ePRO has no enrolment for them (yet)."""
     where = await compliance.where_is(runtime.pool, participant_id)
     if where is None:
         raise Refused(
@@ -74,6 +74,7 @@ async def managing(runtime: CurrentRuntime, by: Principal, participant_id: str) 
         )
     study, site = where
     check_allowed(by, Action.MANAGE_PARTICIPANTS, site, study)
+    return study
 
 
 def stored_response(result: service.Stored) -> JSONResponse:

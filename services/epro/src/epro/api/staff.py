@@ -79,7 +79,7 @@ async def staff_correct(
     participant_id: Readable,
     staff: CurrentPrincipal,
 ) -> JSONResponse:
-    await managing(runtime, staff, participant_id)
+    study = await managing(runtime, staff, participant_id)
     result = await service.correct(
         runtime.pool,
         catalog,
@@ -87,7 +87,7 @@ async def staff_correct(
         response_id,
         body,
         author=staff.actor,
-        author_detail=acting(staff),
+        author_detail=acting(staff, study),
     )
     return stored_response(result)
 
