@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import time
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -215,6 +215,16 @@ class StudyNotKnownYet(TransientConflict):
     two topics are read independently): retried until it has."""
 
 
+class UnknownStudy(ValueError):
+    """A record names a study that has not been announced within the grace period: not
+    transient, so the consumer dead-letters that record (with this reason) and goes on
+    with the others, instead of one bad enrolment stalling a service."""
+
+
+# How long a record may wait for its study to be announced before it is dead-lettered.
+UNKNOWN_STUDY_GRACE = timedelta(minutes=2)
+
+
 E = TypeVar("E", bound=ParticipantState)
 
 
@@ -243,13 +253,20 @@ class StudyRegistry:
         study = self.get(study_id)
         return study is not None and study.enables(module)
 
-    def of_module(self, events: Sequence[E], module: Module) -> list[E]:
+    def of_module(
+        self, events: Sequence[E], module: Module, now: datetime | None = None
+    ) -> list[E]:
         """The participants' records of studies that use `module`; the others are skipped
-        (the module does nothing for those studies). Raises `StudyNotKnownYet` while one
-        names a study not read yet, so the batch is retried rather than skipped wrongly."""
-        unknown = sorted({e.study_id for e in events if not self.known(e.study_id)})
+        (the module does nothing for those studies). A record of a study not read yet
+        raises `StudyNotKnownYet` (the batch is retried, not skipped wrongly) for
+        `UNKNOWN_STUDY_GRACE` after it was published, then `UnknownStudy` (dead-lettered)."""
+        unknown = [e for e in events if not self.known(e.study_id)]
         if unknown:
-            raise StudyNotKnownYet(f"studies not known here yet: {', '.join(unknown)}")
+            names = ", ".join(sorted({e.study_id for e in unknown}))
+            oldest = min(e.occurred_at for e in unknown)
+            if (now or datetime.now(UTC)) - oldest > UNKNOWN_STUDY_GRACE:
+                raise UnknownStudy(f"no study {names} was announced on the studies topic")
+            raise StudyNotKnownYet(f"studies not known here yet: {names}")
         return [e for e in events if self.enables(e.study_id, module)]
 
     def __len__(self) -> int:

@@ -4,10 +4,12 @@ permissions*); the receipt webhook keeps its own credential."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 from audit_helpers import audited
-from helpers import announce_study, eventually, unique_id
+from helpers import announce_study, eventually, read_topic, unique_id
 from retention_support import NO_QUIET_HOURS, Retention, due_event
 from staff_tokens import staff_auth
 from trialstream.events.participants import ParticipantState
@@ -148,3 +150,27 @@ async def test_participants_of_a_study_without_retention_are_skipped(retention: 
         lambda: retention.sql("SELECT 1 FROM participants WHERE participant_id = $1", kept)
     )
     assert not await retention.sql("SELECT 1 FROM participants WHERE participant_id = $1", skipped)
+
+
+async def test_a_participant_of_a_study_never_announced_is_dead_lettered_not_stalling(
+    retention: Retention,
+) -> None:
+    bogus, kept = unique_id("P"), unique_id("P")
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    await retention.publish(
+        Topic.PARTICIPANTS,
+        [
+            ParticipantState(
+                participant_id=bogus, site_id="site-1", study_id="NEVER", occurred_at=long_ago
+            ),
+            ParticipantState(participant_id=kept, site_id="site-1"),
+        ],
+    )
+    await eventually(
+        lambda: retention.sql("SELECT 1 FROM participants WHERE participant_id = $1", kept)
+    )
+    letters = await read_topic(
+        retention.kafka, Topic.DEAD_LETTER, match=lambda v: v.get("key") == bogus
+    )
+    assert letters
+    assert "no study NEVER was announced" in letters[0]["reason"]

@@ -3,6 +3,7 @@ canonical digests, and the registry keeping the newest version."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_the_registry_keeps_the_newest_version_and_knows_the_default_study() -> 
 
 def test_a_module_skips_the_participants_of_studies_that_do_not_use_it() -> None:
     from trialstream.events.participants import ParticipantState
-    from trialstream.studies import StudyNotKnownYet
+    from trialstream.studies import UNKNOWN_STUDY_GRACE, StudyNotKnownYet, UnknownStudy
     from trialstream.transient import is_transient
 
     registry = StudyRegistry()
@@ -103,3 +104,9 @@ def test_a_module_skips_the_participants_of_studies_that_do_not_use_it() -> None
     with pytest.raises(StudyNotKnownYet) as retried:
         registry.of_module([ours, later], Module.EPRO)
     assert is_transient(retried.value)  # the batch waits for the studies topic
+    # A study never announced: after the grace period the record is a dead letter (not
+    # transient), so one bad enrolment cannot stall the service.
+    much_later = later.occurred_at + UNKNOWN_STUDY_GRACE + timedelta(seconds=1)
+    with pytest.raises(UnknownStudy, match="no study S-2") as refused:
+        registry.of_module([later], Module.EPRO, now=much_later)
+    assert not is_transient(refused.value)
