@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from trialstream.errors import Kind, Refused
 from trialstream.identity import Grant, Principal, Role
@@ -41,8 +42,8 @@ def check_may_grant(by: Principal, grants: Sequence[Grant]) -> None:
             )
 
 
-def acting_anywhere(principal: Principal) -> dict[str, str]:
-    return {
-        "name": principal.name,
-        "role": ",".join(sorted({str(g.role) for g in principal.grants})),
-    }
+def audited_anywhere(by: Principal) -> dict[str, Any]:
+    """`actor` and `actor_detail` of an audit entry a person's request writes here: the
+    issuer acts across studies, so the detail names every role they hold."""
+    roles = ",".join(sorted({str(g.role) for g in by.grants}))
+    return {"actor": by.actor, "actor_detail": {"name": by.name, "role": roles}}

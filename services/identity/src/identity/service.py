@@ -23,7 +23,7 @@ from trialstream.events.topics import Topic
 from trialstream.identity import Grant, Principal, Role, SigningKey
 
 from identity import repository as sql
-from identity.domain import Person, Tokens, acting_anywhere, check_may_grant
+from identity.domain import Person, Tokens, audited_anywhere, check_may_grant
 from identity.passwords import hash_password, hash_password_async, password_matches_async
 from identity.settings import IdentitySettings
 
@@ -62,8 +62,7 @@ async def create_person(
         await _write_grants(conn, subject, grants)
         await audit.record(
             conn,
-            actor=by.actor,
-            actor_detail=acting_anywhere(by),
+            **audited_anywhere(by),
             action="person.created",
             entity="person",
             entity_id=subject,
@@ -86,8 +85,7 @@ async def set_grants(
         await _announce_revocation(conn, subject, datetime.now(UTC))
         await audit.record(
             conn,
-            actor=by.actor,
-            actor_detail=acting_anywhere(by),
+            **audited_anywhere(by),
             action="person.grants_changed",
             entity="person",
             entity_id=subject,
@@ -111,8 +109,7 @@ async def revoke(pool: asyncpg.Pool, by: Principal, subject: str, reason: str) -
         await _announce_revocation(conn, subject, revoked_at)
         await audit.record(
             conn,
-            actor=by.actor,
-            actor_detail=acting_anywhere(by),
+            **audited_anywhere(by),
             action="person.revoked",
             entity="person",
             entity_id=subject,

@@ -22,7 +22,7 @@ from trialstream.identity import Principal, Role
 from trialstream.studies import StudyDefinition
 
 from identity import repository as sql
-from identity.domain import acting_anywhere
+from identity.domain import audited_anywhere
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,7 @@ async def apply(pool: asyncpg.Pool, by: Principal, definition: StudyDefinition) 
         await outbox.enqueue(conn, Topic.STUDIES, [(study_id, event)])
         await audit.record(
             conn,
-            actor=by.actor,
-            actor_detail=acting_anywhere(by),
+            **audited_anywhere(by),
             action="study.defined",
             entity="study",
             entity_id=study_id,
