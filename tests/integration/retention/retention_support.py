@@ -49,12 +49,13 @@ class Retention:
             self.kafka, topic, [(getattr(e, "participant_id", None), e) for e in events]
         )
 
-    async def participant(self, site: str | None = None, **prefs: Any) -> str:
+    async def participant(
+        self, site: str | None = None, study: str = "default", **prefs: Any
+    ) -> str:
         pid = unique_id("P")
         if site is not None:
-            await self.publish(
-                Topic.PARTICIPANTS, [ParticipantState(participant_id=pid, site_id=site)]
-            )
+            state = ParticipantState(participant_id=pid, site_id=site, study_id=study)
+            await self.publish(Topic.PARTICIPANTS, [state])
             # Enrolments and triggers travel on different topics, read by different consumer
             # groups: nothing orders them. A test that needs the site must wait for it, as
             # the service itself joins the site at query time.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from audit_helpers import audited, changes
-from helpers import eventually, unique_id
+from helpers import announce_study, eventually, unique_id
 from retention_support import AUTH, NO_QUIET_HOURS, Retention, missed_in_a_row
 from staff_tokens import staff_auth
 from trialstream.events.topics import Topic
@@ -88,3 +88,20 @@ async def test_a_coordinator_task_is_audited_from_opened_to_done(retention: Rete
         "study": "default",
     }
     assert "3 questionnaires missed in a row" in entries[0]["reason"]
+
+
+async def test_a_sites_tasks_are_listed_per_study(retention: Retention) -> None:
+    site, study = unique_id("site"), unique_id("S")
+    await announce_study(retention.kafka, study, ["ingest", "epro", "retention"], [site])
+    ours = await retention.participant(site=site, study=study)
+    default = await retention.participant(site=site)
+    await retention.publish(Topic.EPRO_MISSED, [*missed_in_a_row(ours), *missed_in_a_row(default)])
+    study_staff = staff_auth(site, "site_staff", study=study)
+
+    async def listed(auth: dict[str, str]) -> list[str] | None:
+        r = await retention.client.get(f"/v1/sites/{site}/tasks", headers=auth)
+        assert r.status_code == 200, r.text
+        return [t["participant_id"] for t in r.json()["tasks"]] or None
+
+    assert await eventually(lambda: listed(study_staff)) == [ours]
+    assert await eventually(lambda: listed(staff_auth(site, "site_staff"))) == [default]

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
+from trialstream.identity import DEFAULT_STUDY
 
 _PER_PARTICIPANT = """
 SELECT p.participant_id, p.site_id,
@@ -17,6 +18,7 @@ FROM participants p
 LEFT JOIN occurrences o
        ON o.participant_id = p.participant_id AND ($3::text IS NULL OR o.questionnaire_id = $3)
 WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR p.participant_id = $2)
+  AND p.study_id = $4
 GROUP BY p.participant_id, p.site_id
 ORDER BY p.site_id, p.participant_id
 """
@@ -55,9 +57,13 @@ def total(parts: list[Compliance]) -> Compliance:
 
 
 async def report(
-    pool: asyncpg.Pool, site: str | None, participant_id: str | None, questionnaire_id: str | None
+    pool: asyncpg.Pool,
+    site: str | None,
+    participant_id: str | None,
+    questionnaire_id: str | None,
+    study: str = DEFAULT_STUDY,
 ) -> dict[str, Any]:
-    rows = await pool.fetch(_PER_PARTICIPANT, site, participant_id, questionnaire_id)
+    rows = await pool.fetch(_PER_PARTICIPANT, site, participant_id, questionnaire_id, study)
     people = [
         (
             r["participant_id"],

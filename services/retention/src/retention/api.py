@@ -12,10 +12,17 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from trialstream.auth import bearer_token, tokens_match
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import LanguageTag, ParticipantId, SiteId, Timezone, TrialDatetime
+from trialstream.events.base import (
+    LanguageTag,
+    ParticipantId,
+    SiteId,
+    StudyId,
+    Timezone,
+    TrialDatetime,
+)
 from trialstream.identity import DEFAULT_STUDY, Action, Principal
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import allowed, audited_as, check_allowed
+from trialstream.staff import allowed, audited_as, check_allowed, study_for
 
 from retention import changes, receipts, repository
 from retention.domain import ChannelKind, Preferences
@@ -162,9 +169,11 @@ async def outreach(
     site_id: SiteId,
     by: Annotated[Principal, allowed(READ)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    study: StudyId | None = None,
 ) -> dict[str, Any]:
-    check_allowed(by, READ, site_id)
-    ranked = await repository.outreach(runtime.pool, site_id, limit)
+    in_study = study_for(by, study)
+    check_allowed(by, READ, site_id, in_study)
+    ranked = await repository.outreach(runtime.pool, site_id, limit, in_study)
     return {"site_id": site_id, "participants": ranked}
 
 
@@ -175,11 +184,14 @@ async def site_tasks(
     by: Annotated[Principal, allowed(READ)],
     status: Literal["open", "done"] | None = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    study: StudyId | None = None,
 ) -> dict[str, Any]:
-    check_allowed(by, READ, site_id)
+    in_study = study_for(by, study)
+    check_allowed(by, READ, site_id, in_study)
     return {
         "site_id": site_id,
-        "tasks": await repository.tasks_for_site(runtime.pool, site_id, status, limit),
+        "study": in_study,
+        "tasks": await repository.tasks_for_site(runtime.pool, site_id, status, limit, in_study),
     }
 
 

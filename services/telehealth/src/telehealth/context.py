@@ -68,6 +68,9 @@ StaffActor = _actor(Action.MANAGE_PARTICIPANTS)
 StaffReader = _actor(Action.READ_PARTICIPANT_DATA)
 
 
-def same_site(actor: Actor, site_id: str) -> None:
-    if not actor.at(site_id):
+def same_site(actor: Actor, site_id: str, study_id: str | None = None) -> None:
+    """`actor` may act at the site: in `study_id`, or (None: a site resource such as its
+    clinicians) in any of their studies."""
+    allowed = actor.at_any_study(site_id) if study_id is None else actor.at(site_id, study_id)
+    if not allowed:
         raise Refused(Kind.FORBIDDEN, "forbidden_site", f"you have no role at site '{site_id}'")

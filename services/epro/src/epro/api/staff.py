@@ -12,9 +12,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse
 from trialstream.errors import Kind, Refused
+from trialstream.events.base import StudyId
 from trialstream.identity import Action
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import CurrentPrincipal, acting, allowed, site_scope
+from trialstream.staff import CurrentPrincipal, acting, allowed, site_scope, study_for
 
 from epro import compliance, repository, service
 from epro.api.common import Published, managing, readable, stored_response
@@ -103,9 +104,12 @@ async def compliance_report(
     site: str | None = None,
     participant_id: str | None = None,
     questionnaire_id: str | None = None,
+    study: StudyId | None = None,
 ) -> dict[str, Any]:
-    scope = site_scope(staff, Action.READ_PARTICIPANT_DATA, site)
-    return await compliance.report(runtime.pool, scope, participant_id, questionnaire_id)
+    """One study's (`study`, else the caller's only one) compliance, of a site or every site."""
+    in_study = study_for(staff, study)
+    scope = site_scope(staff, Action.READ_PARTICIPANT_DATA, site, in_study)
+    return await compliance.report(runtime.pool, scope, participant_id, questionnaire_id, in_study)
 
 
 @router.get(

@@ -62,7 +62,7 @@ _TASKS = """
 SELECT t.task_id, t.participant_id, t.kind, t.reason, t.status, t.created_at, t.completed_at,
        p.withdrawn_at AS participant_withdrawn_at
 FROM coordinator_tasks t LEFT JOIN participants p USING (participant_id)
-WHERE p.site_id = $1 AND ($2::text IS NULL OR t.status = $2)
+WHERE p.site_id = $1 AND ($2::text IS NULL OR t.status = $2) AND p.study_id = $4
 ORDER BY t.created_at DESC LIMIT $3
 """
 _COMPLETE_TASK = """
@@ -133,9 +133,9 @@ async def get_nudge(pool: asyncpg.Pool, nudge_id: UUID) -> dict[str, Any] | None
 
 
 async def tasks_for_site(
-    pool: asyncpg.Pool, site: str, status: str | None, limit: int
+    pool: asyncpg.Pool, site: str, status: str | None, limit: int, study: str
 ) -> list[dict[str, Any]]:
-    return [dict(r) for r in await pool.fetch(_TASKS, site, status, limit)]
+    return [dict(r) for r in await pool.fetch(_TASKS, site, status, limit, study)]
 
 
 async def complete_task(conn: DbConnection | asyncpg.Pool, task_id: UUID) -> bool:
@@ -169,7 +169,7 @@ _OUTREACH = """
 SELECT DISTINCT ON (r.participant_id) r.participant_id, r.score, r.model_version, r.scored_at,
        r.features
 FROM risk_scores r JOIN participants p USING (participant_id)
-WHERE p.site_id = $1 AND p.withdrawn_at IS NULL
+WHERE p.site_id = $1 AND p.withdrawn_at IS NULL AND p.study_id = $2
 ORDER BY r.participant_id, r.scored_at DESC
 """
 
@@ -189,9 +189,9 @@ async def insert_scores(
     await pool.execute(_INSERT_SCORES, ids, [at] * len(ids), scores, [version] * len(ids), features)
 
 
-async def outreach(pool: asyncpg.Pool, site: str, limit: int) -> list[dict[str, Any]]:
-    """Latest score per participant of `site`, highest risk first."""
-    rows = [dict(r) for r in await pool.fetch(_OUTREACH, site)]
+async def outreach(pool: asyncpg.Pool, site: str, limit: int, study: str) -> list[dict[str, Any]]:
+    """Latest score per participant of `site` in `study`, highest risk first."""
+    rows = [dict(r) for r in await pool.fetch(_OUTREACH, site, study)]
     for r in rows:
         r["features"] = json.loads(r["features"])
     rows.sort(key=lambda r: (-r["score"], r["participant_id"]))

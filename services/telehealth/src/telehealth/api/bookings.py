@@ -8,7 +8,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from trialstream.errors import Kind, Refused
-from trialstream.staff import site_scope
+from trialstream.events.base import StudyId
+from trialstream.staff import site_scope, study_for
 
 from telehealth import repository
 from telehealth.context import Ctx, StaffActor, StaffReader
@@ -146,9 +147,14 @@ async def list_proposals(
     actor: Actor = StaffReader,
     status: Literal["proposed", "booked", "dismissed", "all"] = "proposed",
     site: str | None = None,
+    study: StudyId | None = None,
 ) -> dict[str, Any]:
-    scope = site_scope(actor.principal, actor.action, site)
-    found = await repository.proposals(ctx.pool, scope, None if status == "all" else status)
+    """One study's proposals (`study`, else the caller's only one), of a site or all."""
+    in_study = study_for(actor.principal, study)
+    scope = site_scope(actor.principal, actor.action, site, in_study)
+    found = await repository.proposals(
+        ctx.pool, scope, None if status == "all" else status, in_study
+    )
     shown = [booking.present(b, ctx.policy, alert_id=alert_id) for b, alert_id in found]
     return {"site": scope, "proposals": shown}
 

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Response
 from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
-from trialstream.events.base import TrialDate
+from trialstream.events.base import StudyId, TrialDate
 from trialstream.identity import Action, Principal
-from trialstream.staff import allowed, check_allowed
+from trialstream.staff import allowed, check_allowed, study_for
 
 from telehealth import repository
 from telehealth.context import Ctx, StaffActor, StaffReader, same_site
@@ -71,7 +71,7 @@ async def set_site(
 
 async def colleague(ctx: Ctx, actor: Actor, staff_id: str) -> None:
     member = await repository.staff(ctx.pool, staff_id)
-    if member is None or not actor.at(member["site_id"]):
+    if member is None or not actor.at_any_study(member["site_id"]):
         raise Refused(Kind.NOT_FOUND, "unknown_staff", f"no staff member '{staff_id}' at your site")
 
 
@@ -170,14 +170,17 @@ async def site_schedule(
     on: TrialDate,
     span: Literal["day", "week"] = "day",
     actor: Actor = StaffReader,
+    study: StudyId | None = None,
 ) -> dict[str, Any]:
-    same_site(actor, site_id)
+    """One study's bookings at the site (`study`, else the caller's only one)."""
+    in_study = study_for(actor.principal, study)
+    same_site(actor, site_id, in_study)
     tz_name = await repository.site_timezone(ctx.pool, site_id)
     tz = zone(tz_name)
     first = on - timedelta(days=on.weekday()) if span == "week" else on
     last = first + timedelta(days=7 if span == "week" else 1)
     start, end = local_midnight(first, tz), local_midnight(last, tz)
-    rows = await repository.in_range(ctx.pool, start, end, site_id=site_id)
+    rows = await repository.in_range(ctx.pool, start, end, site_id=site_id, study_id=in_study)
     return {
         "site_id": site_id,
         "timezone": tz_name,

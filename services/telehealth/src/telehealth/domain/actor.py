@@ -21,6 +21,12 @@ class Actor:
         """How the audit trail and a booking's `created_by` name them."""
         return self.principal.actor
 
+    def at_any_study(self, site_id: str | None) -> bool:
+        """For the site's own resources (its clinicians, their hours): may they do
+        `action` at this site in any study they have a role in?"""
+        studies = {g.study_id or DEFAULT_STUDY for g in self.principal.grants}
+        return any(self.at(site_id, study) for study in studies)
+
     def at(self, site_id: str | None, study_id: str = DEFAULT_STUDY) -> bool:
         """May they do `action` for something of this site, in this study (a participant's,
         for their visits and bookings; site resources such as clinicians and schedules

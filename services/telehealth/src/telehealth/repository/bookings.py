@@ -56,6 +56,7 @@ SELECT {_BOOKING_COLUMNS} {_FROM}
 WHERE b.status = ANY($4::text[]) AND b.starts_at < $3 AND b.ends_at > $2
   AND ($1::text IS NULL OR p.site_id = $1)
   AND ($5::text IS NULL OR b.staff_id = $5) AND ($6::text IS NULL OR v.participant_id = $6)
+  AND ($7::text IS NULL OR p.study_id = $7)
 ORDER BY b.starts_at, b.staff_id
 """
 # A withdrawn participant is never reminded. The participant row is share-locked and
@@ -115,6 +116,7 @@ _PROPOSALS = f"""
 SELECT {_BOOKING_COLUMNS}, u.alert_id {_FROM}
 JOIN urgent_alerts u ON u.booking_id = b.booking_id AND u.outcome = 'proposed'
 WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR b.status = $2)
+  AND p.study_id = $3
 ORDER BY b.created_at DESC
 """
 
@@ -215,9 +217,10 @@ async def in_range(
     staff_id: str | None = None,
     participant_id: str | None = None,
     statuses: Sequence[str] = LIVE,
+    study_id: str | None = None,
 ) -> list[Booking]:
     rows = await conn.fetch(
-        _IN_RANGE, site_id, start, end, list(statuses), staff_id, participant_id
+        _IN_RANGE, site_id, start, end, list(statuses), staff_id, participant_id, study_id
     )
     return [Booking.of(r) for r in rows]
 
@@ -253,9 +256,9 @@ async def set_alert_outcome(
 
 
 async def proposals(
-    conn: Conn, site_id: str | None, status: str | None
+    conn: Conn, site_id: str | None, status: str | None, study_id: str
 ) -> list[tuple[Booking, UUID]]:
     """A site's (None: every site's) urgent proposals, newest first, each with the alert it
     answers."""
-    rows = await conn.fetch(_PROPOSALS, site_id, status)
+    rows = await conn.fetch(_PROPOSALS, site_id, status, study_id)
     return [(Booking.of(r), r["alert_id"]) for r in rows]
