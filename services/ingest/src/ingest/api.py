@@ -267,7 +267,6 @@ async def list_readings(
     metric: Metric | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    check_allowed(by, Action.READ_PARTICIPANT_DATA)
     found = await repository.get_participant(runtime.pool, participant_id)
     if found is None or not by.allows(Action.READ_PARTICIPANT_DATA, found.study_id, found.site_id):
         raise Refused(

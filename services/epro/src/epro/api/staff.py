@@ -16,6 +16,7 @@ from trialstream.events.base import StudyId
 from trialstream.identity import Action
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, acting, allowed, site_scope, study_for
+from trialstream.studies import Module
 
 from epro import compliance, repository, service
 from epro.api.common import Published, managing, readable, stored_response
@@ -108,6 +109,9 @@ async def compliance_report(
 ) -> dict[str, Any]:
     """One study's (`study`, else the caller's only one) compliance, of a site or every site."""
     in_study = study_for(staff, study)
+    studies = runtime.studies
+    if studies.known(in_study) and not studies.enables(in_study, Module.EPRO):
+        raise Refused(Kind.CONFLICT, "module_not_enabled", f"Study '{in_study}' does not use ePRO.")
     scope = site_scope(staff, Action.READ_PARTICIPANT_DATA, site, in_study)
     return await compliance.report(runtime.pool, scope, participant_id, questionnaire_id, in_study)
 
