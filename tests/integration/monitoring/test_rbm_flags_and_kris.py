@@ -15,6 +15,7 @@ from helpers import eventually, read_topic, unique_id
 from monitoring.rbm import kri_evaluation
 from prometheus_client import REGISTRY
 from rbm_support import Rbm, now, rbm_service, reading, second_pool
+from staff_tokens import staff_auth
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
@@ -463,3 +464,38 @@ async def test_participant_kris_come_from_visits_readings_alerts_and_flags(rbm: 
     by_name = {k["name"]: k for k in site_view["kris"]}
     assert by_name["visit_window"]["status"] == "red"
     assert by_name["visit_window"]["value"] == values["visit_window"]
+
+
+async def test_flags_are_listed_and_closed_per_study(rbm: Rbm) -> None:
+    site = unique_id("site")  # a site of this name in the default study and in STUDY-F
+    ours = await rbm.enrol(site, study_id="STUDY-F")
+
+    async def known_study() -> object:
+        return await rbm.pools[0].fetchval(
+            "SELECT study_id FROM participants WHERE participant_id = $1", ours
+        )
+
+    assert await eventually(known_study) == "STUDY-F"
+    withdrawn = now() - timedelta(minutes=30)
+    state = ParticipantState(
+        participant_id=ours,
+        site_id=site,
+        study_id="STUDY-F",
+        status="withdrawn",
+        withdrawn_at=withdrawn,
+    )
+    await rbm.publish(Topic.PARTICIPANTS, [(ours, state)])
+    await eventually(lambda: rbm.known(ours, "withdrawn"))
+    await rbm.readings([reading(ours, withdrawn + timedelta(minutes=10))])
+    study_nurse = staff_auth(site, "site_staff", study="STUDY-F")
+    (flag,) = await eventually(lambda: rbm.flags(study_nurse))
+    assert flag["participant_id"] == ours
+    default_nurse = staff_auth(site, "site_staff")
+    assert await rbm.flags(default_nurse) == []
+    url = f"/v1/flags/{flag['flag_id']}/close"
+    r = await rbm.client.post(url, json={"note": "not mine"}, headers=default_nurse)
+    assert r.status_code == 404
+    r = await rbm.client.post(
+        url, json={"note": "watch worn after withdrawal"}, headers=study_nurse
+    )
+    assert r.status_code == 200, r.text

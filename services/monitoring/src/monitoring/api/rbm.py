@@ -71,7 +71,7 @@ async def list_flags(
 ) -> dict[str, Any]:
     scope = site_to_read(staff, site)
     found = await repository.list_flags(
-        ctx.pool, scope, None if status == "all" else status, participant, limit
+        ctx.pool, scope, None if status == "all" else status, participant, limit, staff.study_id
     )
     return {"site": scope, "status": status, "flags": found}
 

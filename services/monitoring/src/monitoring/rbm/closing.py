@@ -32,6 +32,8 @@ async def close_flag(
     second, concurrent close see the flag closed (409)."""
     async with pool.acquire() as conn, conn.transaction():
         flag = await repository.lock_flag(conn, flag_id)
+        if flag is not None:
+            staff = staff.in_study(flag["study_id"])
         if flag is None or not may_read(staff, flag["site_id"]):
             raise Refused(Kind.NOT_FOUND, "unknown_flag", f"no flag {flag_id} in your sites")
         check_close(staff, flag["site_id"], flag["status"], step_up_seconds)

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from trialstream.db import DbConnection
+from trialstream.identity import DEFAULT_STUDY
 
 from monitoring.rbm.flags import FlagCandidate
 
@@ -213,13 +214,17 @@ WHERE k.scope = u.scope AND k.scope_id = u.scope_id AND k.kri = u.kri
 """
 _FLAG_COLUMNS = """
 f.flag_id, f.participant_id, p.site_id, f.kind, f.reason, f.evidence, f.raised_at, f.status,
-f.closed_by, f.closed_at, f.close_note
+f.closed_by, f.closed_at, f.close_note,
+(SELECT m.study_id FROM participants m WHERE m.participant_id = f.participant_id) AS study_id
 """
 _LIST_FLAGS = f"""
 SELECT {_FLAG_COLUMNS}
 FROM rbm_flags f LEFT JOIN rbm_participants p USING (participant_id)
 WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR f.status = $2)
   AND ($3::text IS NULL OR f.participant_id = $3)
+  AND COALESCE(
+      (SELECT m.study_id FROM participants m WHERE m.participant_id = f.participant_id),
+      'default') = $5
 ORDER BY f.raised_at DESC, f.flag_id
 LIMIT $4
 """  # noqa: S608 - constant column list
@@ -400,9 +405,17 @@ def _flag(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def list_flags(
-    conn: Db, site: str | None, status: str | None, participant: str | None, limit: int
+    conn: Db,
+    site: str | None,
+    status: str | None,
+    participant: str | None,
+    limit: int,
+    study: str = DEFAULT_STUDY,
 ) -> list[dict[str, Any]]:
-    return [_flag(r) for r in await conn.fetch(_LIST_FLAGS, site, status, participant, limit)]
+    """One study's flags (a participant not enrolled here yet counts as the default
+    study's), of a site or every site, newest first."""
+    rows = await conn.fetch(_LIST_FLAGS, site, status, participant, limit, study)
+    return [_flag(r) for r in rows]
 
 
 async def lock_flag(conn: DbConnection, flag_id: UUID) -> dict[str, Any] | None:
