@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import structlog
 from sse_starlette import ServerSentEvent
+from trialstream.identity import DEFAULT_STUDY
 
 from monitoring.repository import NOTIFY_CHANNEL
 
@@ -98,11 +99,18 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-async def sse_stream(feed: LiveFeed, site: str | None) -> AsyncIterator[ServerSentEvent]:
-    """The events for one client: alert changes of `site` (None = every site)."""
+async def sse_stream(
+    feed: LiveFeed, site: str | None, study: str = DEFAULT_STUDY
+) -> AsyncIterator[ServerSentEvent]:
+    """The events for one client: alert changes of `study` at `site` (None = every site);
+    an alert of a participant not enrolled here yet counts as the default study's."""
     async with feed.subscription() as queue:
         yield ServerSentEvent(data="{}", event="ready", retry=2000)
         while True:
             message = await queue.get()
-            if message is RESYNC or site is None or message.get("site_id") == site:
+            if message is RESYNC:
+                yield ServerSentEvent(data=json.dumps(message), event="alert")
+                continue
+            ours = (message.get("study_id") or DEFAULT_STUDY) == study
+            if ours and (site is None or message.get("site_id") == site):
                 yield ServerSentEvent(data=json.dumps(message), event="alert")

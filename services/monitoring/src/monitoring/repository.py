@@ -45,7 +45,7 @@ NOTIFY_CHANNEL = "monitoring_alerts"
 _NOTIFY = """
 SELECT pg_notify($1, json_build_object(
     'alert_id', a.alert_id, 'participant_id', a.participant_id, 'site_id', p.site_id,
-    'change', $3::text)::text)
+    'study_id', p.study_id, 'change', $3::text)::text)
 FROM alerts a LEFT JOIN participants p USING (participant_id)
 WHERE a.alert_id = ANY($2::uuid[])
 """

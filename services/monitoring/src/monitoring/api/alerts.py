@@ -142,7 +142,7 @@ async def alert_stream(
 ) -> EventSourceResponse:
     scope = site_to_read(staff, site)
     return EventSourceResponse(
-        sse_stream(ctx.feed, scope),
+        sse_stream(ctx.feed, scope, staff.study_id),
         ping=int(ctx.settings.sse_keepalive_seconds),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
