@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 
-from fastapi import Depends, Header
+from fastapi import Header
 
 from trialstream.errors import Kind, Refused
 
@@ -40,21 +39,3 @@ def bearer_token(authorization: str | None = Header(default=None)) -> str:
             Kind.UNAUTHORIZED, "invalid_credentials", "Authorization must be 'Bearer <token>'."
         )
     return token.strip()
-
-
-def check_admin(admin_token: str | None, token: str) -> None:
-    """`token` is the configured admin token, else a refusal (403 when none is configured)."""
-    if admin_token is None:
-        raise Refused(Kind.FORBIDDEN, "admin_disabled", "No TRIALSTREAM_ADMIN_TOKEN is configured.")
-    if not tokens_match(token, admin_token):
-        raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "The admin token is not valid.")
-
-
-def require_admin(admin_token: str | None) -> Callable[[str], None]:
-    """FastAPI dependency factory: the request must carry the configured admin token.
-    Module-level routers use `trialstream.runtime.AdminOnly` instead."""
-
-    def check(token: str = Depends(bearer_token)) -> None:
-        check_admin(admin_token, token)
-
-    return check

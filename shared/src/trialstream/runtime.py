@@ -26,7 +26,6 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, TypeAdapter
 
 from trialstream.audit_heads import HeadPublisher
-from trialstream.auth import bearer_token, check_admin
 from trialstream.consumer import (
     BatchConsumer,
     Handle,
@@ -154,15 +153,6 @@ def current_runtime(request: Request) -> Runtime:
 
 
 CurrentRuntime = Annotated[Runtime, Depends(current_runtime)]
-
-
-def require_admin_token(runtime: CurrentRuntime, token: str = Depends(bearer_token)) -> None:
-    """FastAPI dependency: the request carries the platform admin token of the settings."""
-    configured = runtime.settings.admin_token
-    check_admin(configured.get_secret_value() if configured else None, token)
-
-
-AdminOnly = Depends(require_admin_token)
 
 
 def check_groups(info: ServiceInfo, subscribed: Mapping[str, Sequence[Topic]]) -> None:

@@ -4,12 +4,13 @@ their role in the study allows the route (issue 15, decision 0071).
 - `StaffAccess` holds the issuer's keys (refreshed in the background from its discovery
   document or JWKS URL, or given inline) and the revocations it announced on the
   compacted `staff-access` topic, which every process follows from the start without a
-  consumer group (trialstream.following): a logout or a revoked person reaches every replica within a second or
-  two, not only the one whose group member owns the partition.
+  consumer group (trialstream.following): a logout or a revoked person reaches every
+  replica within a second or two, not only the one whose group member owns the partition.
 - `CurrentPrincipal`: the person behind `Authorization: Bearer <token>` or, for the
   dashboard, the session cookie (a cookie-authenticated write must be JSON, decision 0040).
-- `Allowed(action)`: the route's permission, answered by the one matrix in
-  `trialstream.identity.PERMISSIONS`; `check_step_up` before a Part 11 signature.
+- `allowed(action)`: the route's role gate, answered by the one matrix in
+  `trialstream.identity.PERMISSIONS`; `check_allowed` for the record's study and site,
+  `study_for` and `site_scope` for listings, `check_step_up` before a Part 11 signature.
 - The platform admin token is still accepted where a platform admin may act, as the
   bootstrap credential: it is audited as `admin`, never as a person.
 """

@@ -63,6 +63,8 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("GET", "/v1/studies/{study_id}/versions"): ANY_STAFF,
         ("PUT", "/v1/studies/{study_id}"): Action.MANAGE_STUDY,
     },
+    # the scoring in force is the platform's, no study's data: any signed-in person
+    "anomaly": {**OPS, ("GET", "/v1/scoring"): ANY_STAFF},
     "ingest": {
         **OPS,
         ("POST", "/v1/readings"): DEVICE,
@@ -141,6 +143,8 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
 
 
 def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
+    from anomaly.main import create_app as anomaly_app
+    from anomaly.settings import AnomalySettings
     from epro.main import create_app as epro_app
     from epro.settings import EproSettings
     from identity.main import create_app as identity_app
@@ -167,6 +171,7 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
             IdentitySettings(**common, signing_key_pem=KEY.pem().decode("ascii"))
         ),
         "ingest": lambda: ingest_app(IngestSettings(**common)),
+        "anomaly": lambda: anomaly_app(AnomalySettings(**common)),
         "monitoring": lambda: monitoring_app(MonitoringSettings(**common)),
         "epro": lambda: epro_app(EproSettings(**common, scheduler_enabled=False)),
         "telehealth": lambda: telehealth_app(TelehealthSettings(**common)),

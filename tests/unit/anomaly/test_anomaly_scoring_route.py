@@ -6,22 +6,13 @@ import httpx
 from anomaly.api import router, scoring_config
 from anomaly.config import ScoringConfig
 from fastapi import FastAPI
+from staff_tokens import JWKS, staff_token
 from trialstream.http import install_error_handlers
-from trialstream.runtime import current_runtime
+from trialstream.settings import ServiceSettings
+from trialstream.staff import StaffAccess, staff_access
 
 ADMIN = "scoring-admin"
-
-
-class _Settings:
-    class _Secret:
-        def get_secret_value(self) -> str:
-            return ADMIN
-
-    admin_token = _Secret()
-
-
-class _Runtime:
-    settings = _Settings()
+ACCESS = StaffAccess(ServiceSettings(admin_token=ADMIN, oidc_jwks=JWKS))
 
 
 def app(config: ScoringConfig) -> FastAPI:
@@ -29,7 +20,7 @@ def app(config: ScoringConfig) -> FastAPI:
     install_error_handlers(api)
     api.include_router(router)
     api.dependency_overrides[scoring_config] = lambda: config
-    api.dependency_overrides[current_runtime] = _Runtime
+    api.dependency_overrides[staff_access] = lambda: ACCESS
     return api
 
 
@@ -62,6 +53,8 @@ async def test_a_study_override_and_the_device_mix_profile_show_as_they_score() 
     assert off["multivariate"] is None
 
 
-async def test_it_is_for_administrators_only() -> None:
+async def test_it_is_for_signed_in_staff_only() -> None:
     assert (await get(ScoringConfig(), token=None)).status_code == 401
     assert (await get(ScoringConfig(), token="not-it")).status_code == 401
+    sponsor = staff_token(None, "sponsor", study="S-1")  # aggregates: every role
+    assert (await get(ScoringConfig(), token=sponsor)).status_code == 200

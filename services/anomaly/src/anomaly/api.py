@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from trialstream.runtime import AdminOnly
+from trialstream.identity import Action
+from trialstream.staff import allowed
 
 from anomaly.config import Persistence, ScoringConfig
 from anomaly.forest import shipped
@@ -69,7 +70,11 @@ class Scoring(BaseModel):
     multivariate: ModelOut | None = Field(description="None when the model is switched off")
 
 
-@router.get("/v1/scoring", dependencies=[AdminOnly], summary="The scoring in force")
+@router.get(
+    "/v1/scoring",
+    dependencies=[allowed(Action.READ_AGGREGATES)],
+    summary="The scoring in force (any signed-in staff member)",
+)
 async def scoring(config: Annotated[ScoringConfig, Depends(scoring_config)]) -> Scoring:
     model = None
     if config.multivariate:
