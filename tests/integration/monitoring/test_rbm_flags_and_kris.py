@@ -499,3 +499,8 @@ async def test_flags_are_listed_and_closed_per_study(rbm: Rbm) -> None:
         url, json={"note": "watch worn after withdrawal"}, headers=study_nurse
     )
     assert r.status_code == 200, r.text
+    # The site's KRIs pool only the study's participants.
+    for auth, expected in ((study_nurse, [ours]), (default_nurse, [])):
+        r = await rbm.client.get(f"/v1/sites/{site}/kris", headers=auth)
+        assert r.status_code == 200, r.text
+        assert [p["participant_id"] for p in r.json()["participants"]] == expected

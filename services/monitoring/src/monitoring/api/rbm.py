@@ -34,7 +34,7 @@ class FlagClosing(BaseModel):
 )
 async def site_kris(ctx: Ctx, site_id: str, staff: CurrentStaff) -> dict[str, Any]:
     site_to_read(staff, site_id)
-    return await kri_evaluation.site_kris(ctx.pool, ctx.kri_config, site_id)
+    return await kri_evaluation.site_kris(ctx.pool, ctx.kri_config, site_id, study=staff.study_id)
 
 
 @router.get(

@@ -57,8 +57,9 @@ async def _inputs(
     now: datetime,
     site: str | None = None,
     participant: str | None = None,
+    study: str | None = None,
 ) -> tuple[dict[str, KriInputs], dict[str, tuple[str, KriInputs]]]:
-    """(site -> pooled inputs, participant -> (site, inputs))."""
+    """(site -> pooled inputs, participant -> (site, inputs)), of one study or all."""
     rows = await repository.facts(
         conn,
         site,
@@ -67,6 +68,7 @@ async def _inputs(
         now - timedelta(days=cfg.window_days),
         now - timedelta(days=cfg.epro_window_days),
         now - timedelta(days=cfg.visit_window_days),
+        study,
     )
     sites: dict[str, KriInputs] = defaultdict(KriInputs)
     people: dict[str, tuple[str, KriInputs]] = {}
@@ -83,10 +85,15 @@ async def _inputs(
 
 
 async def site_kris(
-    pool: asyncpg.Pool, cfg: KriConfig, site: str, now: datetime | None = None
+    pool: asyncpg.Pool,
+    cfg: KriConfig,
+    site: str,
+    now: datetime | None = None,
+    study: str | None = None,
 ) -> dict[str, Any]:
+    """A site's KRIs pooled over its participants of `study` (None: every study)."""
     now = now or datetime.now(UTC)
-    sites, people = await _inputs(pool, cfg, now, site=site)
+    sites, people = await _inputs(pool, cfg, now, site=site, study=study)
     return {
         "site_id": site,
         "kris": present(sites.get(site, KriInputs()).values(), cfg),

@@ -190,6 +190,9 @@ SELECT p.participant_id, p.site_id, p.timezone, p.enrolled_at, p.withdrawn_at,
       AND a.detected_at >= $4) AS dq_events
 FROM rbm_participants p
 WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR p.participant_id = $2)
+  AND ($7::text IS NULL OR COALESCE(
+      (SELECT m.study_id FROM participants m WHERE m.participant_id = p.participant_id),
+      'default') = $7)
 ORDER BY p.site_id, p.participant_id
 """
 _SITE_OF = "SELECT site_id FROM rbm_participants WHERE participant_id = $1"
@@ -368,9 +371,14 @@ async def facts(
     window_start: datetime,
     epro_start: datetime,
     visit_start: datetime,
+    study: str | None = None,
 ) -> list[asyncpg.Record]:
+    """KRI inputs per participant (of a site, of one participant, of one study: None is any;
+    a participant not enrolled in monitoring yet counts as the default study's)."""
     return list(
-        await conn.fetch(_FACTS, site, participant, now, window_start, epro_start, visit_start)
+        await conn.fetch(
+            _FACTS, site, participant, now, window_start, epro_start, visit_start, study
+        )
     )
 
 
