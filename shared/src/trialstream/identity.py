@@ -290,10 +290,6 @@ class TokenVerifier:
             raise ValueError(f"not a usable JWKS: {exc}") from None
         self._keys = {k.key_id: k.key for k in found}
 
-    @property
-    def has_keys(self) -> bool:
-        return bool(self._keys)
-
     def _key(self, token: str) -> Any:
         if not self._keys:
             raise Refused(

@@ -25,7 +25,7 @@ import httpx
 from fastapi import Depends, Request
 from pydantic import TypeAdapter
 
-from trialstream.auth import tokens_match
+from trialstream.auth import bearer_token, tokens_match
 from trialstream.errors import Kind, Refused, about_field
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.topics import Topic
@@ -138,12 +138,7 @@ class StaffAccess:
 def _token(request: Request) -> str:
     authorization = request.headers.get("authorization")
     if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Refused(
-                Kind.UNAUTHORIZED, "invalid_credentials", "Authorization must be 'Bearer <token>'."
-            )
-        return token.strip()
+        return bearer_token(authorization)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         json_body = request.headers.get("content-type", "").startswith("application/json")
@@ -268,12 +263,10 @@ def check_step_up(principal: Principal, seconds: float) -> None:
         )
 
 
-def acting(
-    principal: Principal, study_id: str = DEFAULT_STUDY, site_id: str | None = None
-) -> dict[str, str]:
+def acting(principal: Principal, study_id: str = DEFAULT_STUDY) -> dict[str, str]:
     """How an audit entry describes the person behind it (its `actor_detail`): display
-    name, the role they acted in and the study they acted in."""
-    roles = sorted(str(r) for r in principal.roles(study_id, site_id))
+    name, the role and the study they acted in."""
+    roles = sorted(str(r) for r in principal.roles(study_id))
     return {"name": principal.name, "role": ",".join(roles), "study": study_id}
 
 

@@ -268,6 +268,3 @@ class StudyRegistry:
                 raise UnknownStudy(f"no study {names} was announced on the studies topic")
             raise StudyNotKnownYet(f"studies not known here yet: {names}")
         return [e for e in events if self.enables(e.study_id, module)]
-
-    def __len__(self) -> int:
-        return len(self._studies)

@@ -21,7 +21,7 @@ from trialstream.events.base import (
 )
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
-from trialstream.identity import DEFAULT_STUDY, Action
+from trialstream.identity import DEFAULT_STUDY, Action, Principal
 from trialstream.producer import KeyedRecord
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, allowed, check_allowed
@@ -157,14 +157,15 @@ async def upload(
     return JSONResponse(result.as_dict())
 
 
-async def _where(runtime: CurrentRuntime, participant_id: str) -> tuple[str, str]:
-    """(study, site) of an enrolled participant, else 404."""
+async def _check_manages(runtime: CurrentRuntime, by: Principal, participant_id: str) -> None:
+    """`by` manages participants at this enrolled participant's site, in their study;
+    404 for a participant not enrolled."""
     found = await repository.get_participant(runtime.pool, participant_id)
     if found is None:
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"participant '{participant_id}' is not enrolled"
         )
-    return found.study_id, found.site_id
+    check_allowed(by, Action.MANAGE_PARTICIPANTS, found.site_id, found.study_id)
 
 
 @router.post(
@@ -201,8 +202,7 @@ async def enroll_participant(
 async def withdraw_participant(
     runtime: CurrentRuntime, participant_id: str, body: Withdrawal, by: CurrentPrincipal
 ) -> dict[str, str]:
-    study, site = await _where(runtime, participant_id)
-    check_allowed(by, Action.MANAGE_PARTICIPANTS, site, study)
+    await _check_manages(runtime, by, participant_id)
     if body.withdrawn_at is not None and body.withdrawn_at > datetime.now(UTC):
         raise Refused(
             Kind.INVALID,
@@ -231,8 +231,7 @@ async def withdraw_participant(
 async def enroll_device(
     runtime: CurrentRuntime, body: EnrollDevice, by: CurrentPrincipal
 ) -> dict[str, str]:
-    study, site = await _where(runtime, body.participant_id)
-    check_allowed(by, Action.MANAGE_PARTICIPANTS, site, study)
+    await _check_manages(runtime, by, body.participant_id)
     token = await service.enroll_device(runtime.pool, by, body.device_id, body.participant_id)
     return {"device_id": body.device_id, "participant_id": body.participant_id, "token": token}
 

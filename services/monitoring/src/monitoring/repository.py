@@ -119,7 +119,6 @@ RETURNING a.alert_id, a.participant_id, a.kind, a.severity, a.rule, a.received_a
 # Actors of the entries monitoring writes for what arrives on its topics.
 SYSTEM_ALERTS = "system:alerts"
 SYSTEM_PARTICIPANTS = "system:participants"
-_SITE_OF = "SELECT site_id FROM participants WHERE participant_id = $1"
 _WHERE_IS = "SELECT study_id, site_id FROM participants WHERE participant_id = $1"
 
 
@@ -326,9 +325,3 @@ async def where_is(pool: asyncpg.Pool, participant_id: str) -> tuple[str, str] |
     """(study, site) of a participant, or None when monitoring has not seen their enrolment."""
     row = await pool.fetchrow(_WHERE_IS, participant_id)
     return None if row is None else (row["study_id"], row["site_id"])
-
-
-async def site_of(pool: asyncpg.Pool, participant_id: str) -> str | None:
-    """The participant's site, or None when monitoring has not seen their enrolment."""
-    site: str | None = await pool.fetchval(_SITE_OF, participant_id)
-    return site
