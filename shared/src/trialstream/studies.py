@@ -53,14 +53,37 @@ class Module(StrEnum):
 
 # Alert limits a study may move, and how far: a study of athletes may raise the resting
 # heart-rate limit, one of heart-failure patients lower the SpO2 one, but never beyond
-# what is still a safe trigger for a clinical look.
+# what is still a safe trigger for a clinical look. The alert rule's alerting threshold
+# (its mildest band) moves; the anomaly service reads these bounds from here.
 SAFE_LIMITS: Mapping[str, tuple[float, float]] = {
-    "heart-rate-high": (100.0, 180.0),  # beats/min at rest
-    "heart-rate-low": (30.0, 60.0),
-    "oxygen-saturation-low": (85.0, 95.0),  # %
-    "body-temperature-high": (37.5, 39.5),  # C
-    "respiratory-rate-high": (20.0, 35.0),  # breaths/min
+    "heart-rate-high": (100.0, 150.0),  # beats/min at rest
+    "heart-rate-low": (30.0, 50.0),
+    "oxygen-saturation-low": (85.0, 94.0),  # %
+    "body-temperature-high": (37.5, 39.0),  # C
+    "body-temperature-low": (34.0, 36.0),
+    "respiratory-rate-high": (20.0, 30.0),  # breaths/min
+    "respiratory-rate-low": (6.0, 10.0),
 }
+AlertRuleName = Literal[
+    "heart-rate-high",
+    "heart-rate-low",
+    "oxygen-saturation-low",
+    "body-temperature-high",
+    "body-temperature-low",
+    "respiratory-rate-high",
+    "respiratory-rate-low",
+]
+
+# The KRIs a study may set tolerance limits for, in the units the monitoring service
+# reports them, and which way is worse ("below": a lower value is worse).
+KRI_UNITS: Mapping[str, tuple[str, Literal["above", "below"]]] = {
+    "wear_time": ("% of waking slots with data", "below"),
+    "epro_on_time": ("% of ePRO due answered on time", "below"),
+    "visit_window": ("% of visits done in their window", "below"),
+    "ack_median": ("minutes to acknowledge an alert", "above"),
+    "dq_flag_rate": ("data-quality flags per participant-day", "above"),
+}
+KriName = Literal["wear_time", "epro_on_time", "visit_window", "ack_median", "dq_flag_rate"]
 
 
 class _Strict(BaseModel):
@@ -99,13 +122,7 @@ class QuestionnaireSchedule(_Strict):
 
 
 class AlertLimit(_Strict):
-    rule: Literal[
-        "heart-rate-high",
-        "heart-rate-low",
-        "oxygen-saturation-low",
-        "body-temperature-high",
-        "respiratory-rate-high",
-    ]
+    rule: AlertRuleName
     value: float
 
     @model_validator(mode="after")
@@ -119,9 +136,22 @@ class AlertLimit(_Strict):
 
 
 class KriLimit(_Strict):
-    kri: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-    amber: float
-    red: float
+    """A KRI's tolerance limits in its own unit (KRI_UNITS): percentages as 0-100."""
+
+    kri: KriName
+    amber: float = Field(ge=0)
+    red: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _red_is_worse(self) -> KriLimit:
+        unit, worse = KRI_UNITS[self.kri]
+        if unit.startswith("%") and max(self.amber, self.red) > 100:
+            raise ValueError(f"{self.kri} is a percentage (0-100)")
+        if self.red != self.amber and (self.red < self.amber) != (worse == "below"):
+            raise ValueError(
+                f"{self.kri}: red must be worse than amber ({worse} is worse, in {unit})"
+            )
+        return self
 
 
 class RetentionRules(_Strict):

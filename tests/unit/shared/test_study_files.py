@@ -39,6 +39,7 @@ def test_every_problem_is_named_by_its_field(tmp_path: Path) -> None:
         "sites: [{id: a, timezone: Mars/Base}, {id: a, timezone: UTC}]\n"
         "modules: [ingest, ehr]\n"
         "alert_limits: [{rule: heart-rate-high, value: 250}]\n"
+        "kri_limits: [{kri: wear_time, amber: 0.7, red: 0.9}, {kri: wear_hours, amber: 1, red: 2}]\n"
         "colour: red\n"
     )
     with pytest.raises(StudyFileError) as refused:
@@ -47,7 +48,9 @@ def test_every_problem_is_named_by_its_field(tmp_path: Path) -> None:
     assert "sites[0].timezone" in problems
     assert "modules[1]" in problems
     assert "alert_limits[0]" in problems
-    assert "between 100 and 180" in problems
+    assert "between 100 and 150" in problems
+    assert "kri_limits[0]: Value error, wear_time: red must be worse than amber" in problems
+    assert "kri_limits[1].kri" in problems  # not a KRI the platform reports
     assert "colour: Extra inputs are not permitted" in problems
 
 

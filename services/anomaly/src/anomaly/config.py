@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.alerts import Severity
 from trialstream.events.readings import Metric
+from trialstream.studies import SAFE_LIMITS
 
 SEVERITY_OF_BAND: Mapping[int, Severity] = MappingProxyType(
     {1: Severity.LOW, 2: Severity.MEDIUM, 3: Severity.HIGH}
@@ -130,16 +131,9 @@ def _time_persistence() -> Mapping[Metric, Persistence]:
 
 # How far a study may move each limit's alerting threshold (the mildest band): beyond
 # these a limit would page on normal physiology or stay silent through a clinical event.
+# One table for the study file's validation and for scoring (trialstream.studies).
 SAFE_BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
-    {
-        "clinical-limit/heart-rate-high": (100, 150),
-        "clinical-limit/heart-rate-low": (30, 50),
-        "clinical-limit/oxygen-saturation-low": (85, 94),
-        "clinical-limit/body-temperature-high": (37.5, 39.0),
-        "clinical-limit/body-temperature-low": (34.0, 36.0),
-        "clinical-limit/respiratory-rate-high": (20, 30),
-        "clinical-limit/respiratory-rate-low": (6, 10),
-    }
+    {f"clinical-limit/{rule}": bounds for rule, bounds in SAFE_LIMITS.items()}
 )
 
 
