@@ -166,9 +166,20 @@ async def read_topic(
     return found
 
 
-async def announce_study(kafka: str, study_id: str, modules: list[str], sites: list[str]) -> None:
+async def announce_study(
+    kafka: str,
+    study_id: str,
+    modules: list[str],
+    sites: list[str],
+    *,
+    version: int = 1,
+    timezone: str = "UTC",
+    **declared: Any,
+) -> None:
     """Put a study definition on the studies topic, as the identity service would after
-    `trialstream study apply`: services then act for (or skip) its participants."""
+    `trialstream study apply`: services then act for (or skip) its participants.
+    `declared` adds any other part of the study file (visits=[...], alert_limits=[...],
+    retention={...}); a later call with a higher `version` replaces the definition."""
     from trialstream.events.studies import StudyDefined
     from trialstream.events.topics import Topic
     from trialstream.studies import StudyDefinition
@@ -178,9 +189,10 @@ async def announce_study(kafka: str, study_id: str, modules: list[str], sites: l
             "study_id": study_id,
             "title": f"Study {study_id}",
             "sponsor": "Test sponsor",
-            "sites": [{"id": s, "timezone": "UTC"} for s in sites],
+            "sites": [{"id": s, "timezone": timezone} for s in sites],
             "modules": modules,
+            **declared,
         }
     )
-    event = StudyDefined(version=1, digest=definition.digest(), definition=definition)
+    event = StudyDefined(version=version, digest=definition.digest(), definition=definition)
     await publish_to(kafka, Topic.STUDIES, [(study_id, event)])
