@@ -21,7 +21,9 @@ T = TypeVar("T")
 
 class TopicFollower(Generic[T]):
     """`poll()` (from a periodic loop) applies every record that arrived since the last
-    poll; a record that does not decode is logged and skipped."""
+    poll; a record that does not decode is logged and skipped. `caught_up` turns true once
+    every record that was on the topic when the follower started has been applied: until
+    then, "not announced" may only mean "not read yet"."""
 
     def __init__(
         self,
@@ -35,6 +37,8 @@ class TopicFollower(Generic[T]):
         self.contract = contract
         self.apply = apply
         self._consumer: AIOKafkaConsumer | None = None
+        self._ends: dict[TopicPartition, int] = {}
+        self.caught_up = False
 
     async def poll(self) -> int:
         if self._consumer is None:
@@ -50,6 +54,11 @@ class TopicFollower(Generic[T]):
                     log.warning(
                         "unreadable record skipped", topic=str(self.topic), offset=record.offset
                     )
+        if not self.caught_up:
+            consumer = self._consumer
+            self.caught_up = all(
+                [await consumer.position(tp) >= end for tp, end in self._ends.items()]
+            )
         return applied
 
     async def _start(self) -> AIOKafkaConsumer:
@@ -68,6 +77,7 @@ class TopicFollower(Generic[T]):
             assigned = [TopicPartition(str(self.topic), p) for p in partitions]
             consumer.assign(assigned)
             await consumer.seek_to_beginning(*assigned)
+            self._ends = await consumer.end_offsets(assigned)
         except BaseException:
             await consumer.stop()
             raise

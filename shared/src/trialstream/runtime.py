@@ -37,7 +37,7 @@ from trialstream.db import create_pool, migrate
 from trialstream.events.studies import StudyDefined
 from trialstream.events.topics import Topic
 from trialstream.following import TopicFollower
-from trialstream.http import ReadyCheck
+from trialstream.http import NotReady, ReadyCheck
 from trialstream.kafka import ensure_topics, start_broker
 from trialstream.loops import Loops
 from trialstream.outbox import OutboxRelay
@@ -79,6 +79,10 @@ class Runtime:
 
     def _study_defined(self, event: StudyDefined) -> None:
         self.studies.apply(event.version, event.definition)
+
+    async def _follow_studies(self) -> None:
+        await self._studies.poll()
+        self.studies.caught_up = self._studies.caught_up
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -141,8 +145,14 @@ class Runtime:
 
     @property
     def ready_checks(self) -> list[ReadyCheck]:
-        """What `/readyz` asks: the database, the broker, and that no loop has stopped."""
-        return [self.check_database, self.check_broker, self.loops.check]
+        """What `/readyz` asks: the database, the broker, that no loop has stopped, and
+        that the studies topic has been read (until then a study's participants would be
+        refused or judged by the platform's settings instead of their study's)."""
+        return [self.check_database, self.check_broker, self.loops.check, self.check_studies]
+
+    async def check_studies(self) -> None:
+        if not self.studies.caught_up:
+            raise NotReady("the studies topic has not been read yet")
 
 
 def current_runtime(request: Request) -> Runtime:
@@ -202,7 +212,7 @@ async def running(
         staff = runtime.staff
         runtime.loops.every("staff-keys", 1.0, staff.refresh_keys)  # when due: see refresh_keys
         runtime.loops.every("staff-revocations", 0.5, staff.follow_revocations)
-        runtime.loops.every("studies", 1.0, runtime._studies.poll)
+        runtime.loops.every("studies", 1.0, runtime._follow_studies)
         if relay_outbox:
             relay = OutboxRelay(runtime.pool, producer.send)
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")

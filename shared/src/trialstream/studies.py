@@ -184,7 +184,7 @@ class StudyDefinition(_Strict):
             ("visit name", [v.name for v in self.visits]),
             ("schedule_id", [q.schedule_id for q in self.questionnaires]),
             ("alert limit rule", [str(a.rule) for a in self.alert_limits]),
-            ("kri", [k.kri for k in self.kri_limits]),
+            ("kri", [str(k.kri) for k in self.kri_limits]),
         ):
             twice = sorted({i for i in ids if ids.count(i) > 1})
             if twice:
@@ -263,6 +263,9 @@ class StudyRegistry:
 
     def __init__(self) -> None:
         self._studies: dict[str, tuple[int, StudyDefinition]] = {}
+        # Set once every study on the topic when the process started has been read: before
+        # that, a study missing here may simply not have been read yet.
+        self.caught_up = False
 
     def apply(self, version: int, definition: StudyDefinition) -> None:
         current = self._studies.get(definition.study_id)
@@ -288,13 +291,19 @@ class StudyRegistry:
     ) -> list[E]:
         """The participants' records of studies that use `module`; the others are skipped
         (the module does nothing for those studies). A record of a study not read yet
-        raises `StudyNotKnownYet` (the batch is retried, not skipped wrongly) for
-        `UNKNOWN_STUDY_GRACE` after it was published, then `UnknownStudy` (dead-lettered)."""
+        raises `StudyNotKnownYet` (the batch is retried, not skipped wrongly) until the
+        registry has caught up with the topic and for `UNKNOWN_STUDY_GRACE` after the
+        record was published, then `UnknownStudy` (dead-lettered)."""
         unknown = [e for e in events if not self.known(e.study_id)]
         if unknown:
             names = ", ".join(sorted({e.study_id for e in unknown}))
-            oldest = min(e.occurred_at for e in unknown)
-            if (now or datetime.now(UTC)) - oldest > UNKNOWN_STUDY_GRACE:
+            if self.given_up_on(min(e.occurred_at for e in unknown), now):
                 raise UnknownStudy(f"no study {names} was announced on the studies topic")
             raise StudyNotKnownYet(f"studies not known here yet: {names}")
         return [e for e in events if self.enables(e.study_id, module)]
+
+    def given_up_on(self, published: datetime, now: datetime | None = None) -> bool:
+        """Whether a record published at `published` that names a study not known here
+        has waited long enough: the registry has read the whole topic and the studies
+        topic had `UNKNOWN_STUDY_GRACE` to announce it (the two topics are independent)."""
+        return self.caught_up and (now or datetime.now(UTC)) - published > UNKNOWN_STUDY_GRACE

@@ -127,6 +127,12 @@ def enrolment_timezone(
 ) -> str:
     """The study exists here, uses ingest, and declares the site; the participant's
     timezone (given, else the site's, else UTC)."""
+    if not studies.known(study_id) and not studies.caught_up:
+        raise Refused(
+            Kind.UNAVAILABLE,
+            "studies_loading",
+            "This service is still reading the studies; retry in a few seconds.",
+        )
     if not studies.known(study_id):
         raise about_field(
             Kind.INVALID,
