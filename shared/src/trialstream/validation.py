@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from trialstream.events.base import DeviceId, ParticipantId
+from trialstream.events.base import DEFAULT_STUDY, DeviceId, ParticipantId, StudyId
 from trialstream.events.readings import UNITS, Metric, ReadingReceived
 
 # Outside these a value is not a measurement of a living participant but a device
@@ -63,18 +63,25 @@ def parse_valid_body(body: bytes) -> list[ReadingUpload] | None:
 
 
 _AWARE_DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+_STUDY_ID: TypeAdapter[str] = TypeAdapter(StudyId)
 
 
-def received_json(uploads: list[ReadingUpload], received_at: datetime) -> list[bytes]:
-    """The `ReadingReceived` JSON of checked uploads, without building the events.
+def received_json(
+    uploads: list[ReadingUpload], received_at: datetime, study_id: str = DEFAULT_STUDY
+) -> list[bytes]:
+    """The `ReadingReceived` JSON of checked uploads (all of one participant's study),
+    without building the events.
 
-    A `ReadingReceived` is the upload plus `occurred_at` (when ingest received it) and
-    `schema_version`, and an upload serialises its fields exactly as the event does, so
-    the event is the upload's JSON with those two fields put first. Building 2,000 models
-    per request only to serialise them cost more than validating the request; a unit test
-    holds the bytes equal to the model's own.
+    A `ReadingReceived` is the upload plus `occurred_at` (when ingest received it),
+    `schema_version` and `study_id`, and an upload serialises its fields exactly as the
+    event does, so the event is the upload's JSON with those fields put first. Building
+    2,000 models per request only to serialise them cost more than validating the request;
+    a unit test holds the bytes equal to the model's own.
     """
-    head = b'{"occurred_at":%s,"schema_version":1,' % _AWARE_DATETIME.dump_json(received_at)
+    head = b'{"occurred_at":%s,"schema_version":1,"study_id":%s,' % (
+        _AWARE_DATETIME.dump_json(received_at),
+        _STUDY_ID.dump_json(study_id),
+    )
     return [head + upload.__pydantic_serializer__.to_json(upload)[1:] for upload in uploads]
 
 
@@ -121,7 +128,11 @@ def parse_upload(raw: object) -> ReadingUpload:
 
 
 def normalise(
-    upload: ReadingUpload, *, received_at: datetime, max_clock_skew: timedelta
+    upload: ReadingUpload,
+    *,
+    received_at: datetime,
+    max_clock_skew: timedelta,
+    study_id: str = DEFAULT_STUDY,
 ) -> ReadingReceived:
     """Unit and range checks; Fahrenheit temperatures become Celsius. Raises RecordRejected."""
     checked = check(upload, received_at=received_at, max_clock_skew=max_clock_skew)
@@ -129,6 +140,7 @@ def normalise(
         event_id=checked.event_id,
         occurred_at=received_at,
         participant_id=checked.participant_id,
+        study_id=study_id,
         device_id=checked.device_id,
         metric=checked.metric,
         value=checked.value,

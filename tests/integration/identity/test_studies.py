@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,30 @@ async def test_ingest_enrols_only_into_a_declared_study_at_its_sites(
         kafka, Topic.PARTICIPANTS, match=lambda e: e["participant_id"] == pid
     )
     assert (state["study_id"], state["site_id"]) == (with_ingest, "site-1")
+    # The participant's device uploads readings stamped with the study (the scorer applies
+    # the study's alert limits from it).
+    device = unique_id("dev")
+    r = await platform.ingest.post(
+        "/v1/admin/devices", json={"device_id": device, "participant_id": pid}, headers=nurse
+    )
+    assert r.status_code == 201, r.text
+    upload = {
+        "event_id": str(uuid.uuid4()),
+        "participant_id": pid,
+        "device_id": device,
+        "metric": "heart-rate",
+        "value": 71,
+        "unit": "beats/min",
+        "measured_at": datetime.now(UTC).isoformat(),
+    }
+    r = await platform.ingest.post(
+        "/v1/readings",
+        json={"readings": [upload]},
+        headers={"Authorization": f"Bearer {r.json()['token']}"},
+    )
+    assert r.json()["accepted"] == 1, r.text
+    [reading] = await read_topic(kafka, Topic.READINGS, match=lambda e: e["participant_id"] == pid)
+    assert reading["study_id"] == with_ingest
     # Staff of the default study at the same site name do not see this participant.
     other = staff_auth("site-1", "site_staff")
     r = await platform.ingest.get(

@@ -5,30 +5,57 @@ from __future__ import annotations
 import httpx
 from anomaly.api import router, scoring_config
 from anomaly.config import ScoringConfig
+from anomaly.studies import StudyScoring
 from fastapi import FastAPI
 from staff_tokens import JWKS, staff_token
 from trialstream.http import install_error_handlers
 from trialstream.settings import ServiceSettings
 from trialstream.staff import StaffAccess, staff_access
+from trialstream.studies import StudyDefinition, StudyRegistry
 
 ADMIN = "scoring-admin"
 ACCESS = StaffAccess(ServiceSettings(admin_token=ADMIN, oidc_jwks=JWKS))
+
+
+def studies() -> StudyRegistry:
+    registry = StudyRegistry()
+    site = [{"id": "site-a", "timezone": "UTC"}]
+    for study_id, modules in (("HF", ["ingest", "anomaly"]), ("NOSCORE", ["ingest"])):
+        registry.apply(
+            1,
+            StudyDefinition.model_validate(
+                {
+                    "study_id": study_id,
+                    "title": "t",
+                    "sponsor": "s",
+                    "sites": site,
+                    "modules": modules,
+                    "alert_limits": [{"rule": "heart-rate-high", "value": 105}],
+                }
+            ),
+        )
+    registry.caught_up = True
+    return registry
 
 
 def app(config: ScoringConfig) -> FastAPI:
     api = FastAPI()
     install_error_handlers(api)
     api.include_router(router)
-    api.dependency_overrides[scoring_config] = lambda: config
+    scoring = StudyScoring(config, studies())
+    api.dependency_overrides[scoring_config] = lambda: scoring
     api.dependency_overrides[staff_access] = lambda: ACCESS
     return api
 
 
-async def get(config: ScoringConfig, token: str | None = ADMIN) -> httpx.Response:
+async def get(
+    config: ScoringConfig, token: str | None = ADMIN, study: str | None = None
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app(config))
+    params = {"study": study} if study else {}
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        return await client.get("/v1/scoring", headers=headers)
+        return await client.get("/v1/scoring", headers=headers, params=params)
 
 
 async def test_the_default_scoring_is_described_with_its_limits_and_model() -> None:
@@ -58,3 +85,15 @@ async def test_it_is_for_signed_in_staff_only() -> None:
     assert (await get(ScoringConfig(), token="not-it")).status_code == 401
     sponsor = staff_token(None, "sponsor", study="S-1")  # aggregates: every role
     assert (await get(ScoringConfig(), token=sponsor)).status_code == 200
+
+
+async def test_a_study_shows_the_limits_its_participants_are_scored_with() -> None:
+    body = (await get(ScoringConfig(), study="HF")).json()
+    assert body["model_version"] == "rules-2.0+HF"
+    high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
+    # the alerting threshold moved to 105; the high band (131) stays above it
+    assert high["bands"] == [{"threshold": 131, "band": 3}, {"threshold": 105, "band": 2}]
+    missing = await get(ScoringConfig(), study="NOPE")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "unknown_study")
+    off = await get(ScoringConfig(), study="NOSCORE")
+    assert (off.status_code, off.json()["error"]["code"]) == (409, "module_not_enabled")

@@ -155,7 +155,9 @@ def test_one_bad_record_sends_the_whole_body_to_the_per_record_path() -> None:
 )
 def test_event_bytes_are_the_events_own_serialisation(record: dict[str, Any]) -> None:
     upload = check(parse_upload(record), received_at=NOW, max_clock_skew=SKEW)
-    expected = normalise(parse_upload(record), received_at=NOW, max_clock_skew=SKEW)
-    [encoded] = received_json([upload], NOW)
+    expected = normalise(
+        parse_upload(record), received_at=NOW, max_clock_skew=SKEW, study_id="CARDIO-HF"
+    )
+    [encoded] = received_json([upload], NOW, "CARDIO-HF")
     assert ReadingReceived.model_validate_json(encoded) == expected
     assert json.loads(encoded) == json.loads(expected.model_dump_json())

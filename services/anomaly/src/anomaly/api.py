@@ -1,25 +1,30 @@
 """Anomaly's one route of its own: what scoring is in force, for operators and auditors
-(which rules, limits, persistence and model version every alert of this process carries)."""
+(which rules, limits, persistence and model version every alert of this process carries,
+in general or for one study's participants)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from trialstream.errors import Kind, Refused
+from trialstream.events.base import StudyId
 from trialstream.identity import Action
 from trialstream.staff import allowed
+from trialstream.studies import StudyNotKnownYet
 
 from anomaly.config import Persistence, ScoringConfig
 from anomaly.forest import shipped
+from anomaly.studies import StudyScoring
 
 router = APIRouter(tags=["scoring"])
 
 
-def scoring_config(request: Request) -> ScoringConfig:
-    """The configuration this process scores with (app.state.config)."""
-    config: ScoringConfig = request.app.state.config
-    return config
+def scoring_config(request: Request) -> StudyScoring:
+    """The configurations this process scores with (app.state.scoring)."""
+    scoring: StudyScoring = request.app.state.scoring
+    return scoring
 
 
 class Band(BaseModel):
@@ -75,7 +80,14 @@ class Scoring(BaseModel):
     dependencies=[allowed(Action.READ_AGGREGATES)],
     summary="The scoring in force (any signed-in staff member)",
 )
-async def scoring(config: Annotated[ScoringConfig, Depends(scoring_config)]) -> Scoring:
+async def scoring(
+    scoring: Annotated[StudyScoring, Depends(scoring_config)],
+    study: Annotated[
+        StudyId | None,
+        Query(description="A study: its participants' limits (the study file's alert_limits)"),
+    ] = None,
+) -> Scoring:
+    config = scoring.base if study is None else _of_study(scoring, study)
     model = None
     if config.multivariate:
         forest = shipped()
@@ -105,3 +117,19 @@ async def scoring(config: Annotated[ScoringConfig, Depends(scoring_config)]) -> 
         irregular_rhythm=config.irregular_rhythm,
         multivariate=model,
     )
+
+
+def _of_study(scoring: StudyScoring, study: str) -> ScoringConfig:
+    try:
+        config = scoring.config_for(study)
+    except StudyNotKnownYet:
+        if not scoring.studies.caught_up:
+            raise Refused(
+                Kind.UNAVAILABLE, "studies_loading", "The studies are still being read."
+            ) from None
+        raise Refused(Kind.NOT_FOUND, "unknown_study", f"No study '{study}' is known.") from None
+    if config is None:
+        raise Refused(
+            Kind.CONFLICT, "module_not_enabled", f"Study '{study}' does not use anomaly scoring."
+        )
+    return config

@@ -18,6 +18,7 @@ from anomaly.config import ScoringConfig
 from anomaly.service import Backlog, check_silences
 from anomaly.service_info import SERVICE
 from anomaly.settings import AnomalySettings
+from anomaly.studies import StudyScoring
 from anomaly.subscribers import subscribe_scoring
 
 log = structlog.get_logger(__name__)
@@ -41,7 +42,8 @@ def create_app(
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="anomaly"))
     config = config or ScoringConfig()
     backlog = Backlog(settings.max_batch)
-    subscribe_scoring(runtime, settings, config, backlog)
+    scoring = StudyScoring(config, runtime.studies)
+    subscribe_scoring(runtime, settings, scoring, backlog)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,5 +62,5 @@ def create_app(
     app.include_router(router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
-    app.state.config = config
+    app.state.scoring = scoring
     return app

@@ -10,37 +10,55 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from trialstream.events.alerts import AlertRaised
+from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.readings import ReadingReceived
 
 from anomaly import repository
 from anomaly.config import ScoringConfig
 from anomaly.domain import Scorer
 from anomaly.explain import EPOCH
+from anomaly.studies import StudyScoring
 
 
 async def score_batch(
-    pool: asyncpg.Pool, readings: Sequence[ReadingReceived], config: ScoringConfig
+    pool: asyncpg.Pool,
+    readings: Sequence[ReadingReceived],
+    scoring: ScoringConfig | StudyScoring,
 ) -> int:
     """The database is the source of truth for state: each batch starts from the last
     committed checkpoint of its participants, so a rebalance (another replica scored
-    them meanwhile) or a re-delivered batch never works from stale memory."""
+    them meanwhile) or a re-delivered batch never works from stale memory. Each study's
+    readings are scored with the study's configuration (its alert limits)."""
+    if isinstance(scoring, ScoringConfig):
+        parts = [(scoring, list(readings))]
+    else:
+        parts = scoring.by_config(readings)
     received: dict[str, datetime] = {}
-    for r in readings:
-        if r.participant_id not in received or r.occurred_at > received[r.participant_id]:
-            received[r.participant_id] = r.occurred_at
-    participant_ids = list(received)
-    scorer = Scorer(config, stream_clock=False)  # a batch mixes partitions: see Scorer
-    loaded = await repository.load_states(pool, participant_ids)
-    scorer.restore(loaded.states)
-    scored = scorer.score_all(readings)
+    for _, part in parts:
+        for r in part:
+            if r.participant_id not in received or r.occurred_at > received[r.participant_id]:
+                received[r.participant_id] = r.occurred_at
+    if not received:
+        return 0
+    loaded = await repository.load_states(pool, list(received))
+    states: dict[str, Mapping[str, Any]] = {}
+    alerts: list[AlertRaised] = []
+    ended: list[AlertEpisodeEnded] = []
+    for config, part in parts:
+        ids = list(dict.fromkeys(r.participant_id for r in part))
+        scorer = Scorer(config, stream_clock=False)  # a batch mixes partitions: see Scorer
+        scorer.restore({pid: loaded.states[pid] for pid in ids if pid in loaded.states})
+        scored = scorer.score_all(part)
+        states.update(scorer.snapshot(ids))
+        study_of = {r.participant_id: r.study_id for r in part}
+        alerts += [
+            a.model_copy(update={"study_id": study_of[a.participant_id]}) for a in scored.alerts
+        ]
+        ended += [
+            e.model_copy(update={"study_id": study_of[e.participant_id]}) for e in scored.ended
+        ]
     return await repository.commit_scores(
-        pool,
-        scorer.snapshot(participant_ids),
-        scored.alerts,
-        received,
-        scored.ended,
-        versions=loaded.versions,
+        pool, states, alerts, received, ended, versions=loaded.versions
     )
 
 

@@ -8,19 +8,19 @@ from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.runtime import Runtime
 
-from anomaly.config import ScoringConfig
 from anomaly.service import Backlog, score_batch
 from anomaly.service_info import GROUPS
 from anomaly.settings import AnomalySettings
+from anomaly.studies import StudyScoring
 
 GROUP = GROUPS["readings"].name
 
 
 def subscribe_scoring(
-    runtime: Runtime, settings: AnomalySettings, config: ScoringConfig, backlog: Backlog
+    runtime: Runtime, settings: AnomalySettings, scoring: StudyScoring, backlog: Backlog
 ) -> None:
     async def score(readings: Sequence[ReadingReceived]) -> None:
         backlog.note_batch(len(readings))
-        await score_batch(runtime.pool, readings, config)
+        await score_batch(runtime.pool, readings, scoring)
 
     runtime.subscribe(Topic.READINGS, ReadingReceived, GROUP, score, max_records=settings.max_batch)

@@ -114,7 +114,7 @@ async def uploader(runtime: CurrentRuntime, token: str = Depends(bearer_token)) 
         raise Refused(
             Kind.UNAUTHORIZED, "invalid_credentials", "Unknown or revoked device credential."
         )
-    return Uploader(device.device_id, device.participant_id, device.withdrawn_at)
+    return Uploader(device.device_id, device.participant_id, device.withdrawn_at, device.study_id)
 
 
 @router.post(

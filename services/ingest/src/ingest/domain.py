@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from trialstream.errors import Kind, Refused, about_field
+from trialstream.events.base import DEFAULT_STUDY
 from trialstream.studies import Module, StudyRegistry
 from trialstream.validation import ReadingUpload, RecordRejected, check, parse_upload
 
@@ -26,6 +27,7 @@ class Uploader:
     device_id: str
     participant_id: str
     withdrawn_at: datetime | None = None  # readings measured after it are refused
+    study_id: str = DEFAULT_STUDY  # stamped on every reading it uploads
 
 
 @dataclass

@@ -12,7 +12,7 @@ from trialstream.db import DbConnection
 from trialstream.identity import DEFAULT_STUDY
 
 _DEVICE_BY_CREDENTIAL_HASH = """
-SELECT d.device_id, d.participant_id, p.site_id, p.withdrawn_at
+SELECT d.device_id, d.participant_id, p.site_id, p.withdrawn_at, p.study_id
 FROM devices d JOIN participants p USING (participant_id)
 WHERE d.token_hash = $1 AND d.revoked_at IS NULL
 """
@@ -81,6 +81,7 @@ class Device:
     participant_id: str
     site_id: str
     withdrawn_at: datetime | None = None
+    study_id: str = DEFAULT_STUDY
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,13 @@ async def device_for_token(pool: asyncpg.Pool, token_hash: str) -> Device | None
     row = await pool.fetchrow(_DEVICE_BY_CREDENTIAL_HASH, token_hash)
     if row is None:
         return None
-    return Device(row["device_id"], row["participant_id"], row["site_id"], row["withdrawn_at"])
+    return Device(
+        row["device_id"],
+        row["participant_id"],
+        row["site_id"],
+        row["withdrawn_at"],
+        row["study_id"],
+    )
 
 
 async def insert_participant(conn: DbConnection, participant: Participant) -> bool:

@@ -69,7 +69,9 @@ async def upload_readings(
         records, uploader, received_at=received_at, max_clock_skew=max_clock_skew
     )
     if checked.valid:
-        events = received_json([reading for _, reading in checked.valid], received_at)
+        events = received_json(
+            [reading for _, reading in checked.valid], received_at, uploader.study_id
+        )
         async with pool.acquire() as conn, conn.transaction():
             archived_before = await repository.archive_new(conn, events)
             to_publish = []

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from trialstream.events.base import Event, ParticipantId
+from trialstream.events.base import DEFAULT_STUDY, Event, ParticipantId, StudyId
 from trialstream.events.readings import Metric
 
 
@@ -32,6 +32,8 @@ class AlertRaised(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    # The participant's study (added within version 1; older records: the default study).
+    study_id: StudyId = DEFAULT_STUDY
     kind: AlertKind = AlertKind.CLINICAL
     metric: Metric | None = Field(default=None, description="Absent for non-wearable alerts")
     severity: Severity
@@ -100,6 +102,7 @@ class AlertEpisodeEnded(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # added within version 1, as on AlertRaised
     kind: AlertKind
     metric: Metric | None = None
     rule: str

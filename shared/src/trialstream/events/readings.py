@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime
 
-from trialstream.events.base import DeviceId, Event, ParticipantId
+from trialstream.events.base import DEFAULT_STUDY, DeviceId, Event, ParticipantId, StudyId
 
 
 class Metric(StrEnum):
@@ -29,10 +29,14 @@ UNITS: dict[Metric, str] = {
 
 
 class ReadingReceived(Event):
-    """One measurement accepted by ingest. `occurred_at` is when ingest received it."""
+    """One measurement accepted by ingest. `occurred_at` is when ingest received it.
+    `study_id` is the participant's study, stamped by ingest from the enrolment (added
+    within version 1: a record written before it was there belongs to the default study),
+    so the scorer applies the study's alert limits without a lookup per reading."""
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY
     device_id: DeviceId
     metric: Metric
     value: float
