@@ -60,7 +60,8 @@ def test_presented_thresholds_say_where_they_came_from() -> None:
         "source": "study",
     }
     assert shown["visit_window"]["status"] == "amber"
-    assert shown["wear_time"]["threshold"]["source"] == "settings"
+    settings_wear = {**SETTINGS.thresholds["wear_time"].as_dict(), "source": "settings"}
+    assert shown["wear_time"]["threshold"] == settings_wear
 
 
 def test_a_study_without_a_definition_here_shows_the_settings_thresholds() -> None:
