@@ -20,6 +20,7 @@ from trialstream.events.base import Event
 from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import Metric, ReadingReceived
 from trialstream.events.topics import Topic
+from trialstream.studies import StudyRegistry
 
 UNITS = {"heart-rate": "beats/min", "step-count": "steps", "body-temperature": "C"}
 
@@ -31,6 +32,7 @@ class Rbm:
     kafka: str
     database_url: str
     settings: MonitoringSettings
+    studies: StudyRegistry  # the service's, as it follows the studies topic
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -102,7 +104,8 @@ async def rbm_service(kafka: str, database_url: str, **settings: Any) -> AsyncIt
     )
     app = create_app(config)
     async with serving(app) as client:
-        yield Rbm([client], [app.state.runtime.pool], kafka, database_url, config)
+        runtime = app.state.runtime
+        yield Rbm([client], [runtime.pool], kafka, database_url, config, runtime.studies)
 
 
 @asynccontextmanager

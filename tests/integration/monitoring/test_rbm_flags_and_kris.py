@@ -189,7 +189,7 @@ async def test_diary_reporting_no_activity_on_a_day_of_many_steps_is_flagged(rbm
         total = await rbm.pools[0].fetchval(
             "SELECT sum(steps) FROM rbm_steps WHERE participant_id = $1", participant
         )
-        return total == 6000
+        return bool(total == 6000)
 
     await eventually(counted)
     await rbm.publish(Topic.EPRO_RESPONSES, [(participant, response)])
@@ -247,7 +247,7 @@ async def test_site_kris_are_scoped_to_the_staff_site(rbm: Rbm) -> None:
     own = await rbm.client.get(f"/v1/sites/{site}/kris", headers=nurse)
     assert own.status_code == 200, own.text
     body = own.json()
-    assert set(body) == {"site_id", "kris", "participants"}
+    assert set(body) == {"study_id", "site_id", "kris", "participants"}
     assert [p["participant_id"] for p in body["participants"]] == [participant]
     assert {k["name"] for k in body["kris"]} == {
         "wear_time",
@@ -259,6 +259,8 @@ async def test_site_kris_are_scoped_to_the_staff_site(rbm: Rbm) -> None:
     assert all(
         set(k) == {"name", "label", "value", "unit", "threshold", "status"} for k in body["kris"]
     )
+    assert body["study_id"] == "default"
+    assert {k["threshold"]["source"] for k in body["kris"]} == {"settings"}
     cross = await rbm.client.get(f"/v1/sites/{other_site}/kris", headers=nurse)
     assert (cross.status_code, cross.json()["error"]["code"]) == (403, "forbidden_site")
     assert (
@@ -287,7 +289,7 @@ async def test_one_participant_with_bad_stored_data_does_not_take_the_site_kris_
     assert [p["participant_id"] for p in r.json()["participants"]] == [good]
     before = _skipped("monitoring-kris")
     events = await kri_evaluation.evaluate(
-        rbm.pools[0], rbm.settings.kri_config(), rbm.settings.flag_rules()
+        rbm.pools[0], rbm.settings.kri_config(), rbm.settings.flag_rules(), rbm.studies
     )
     assert events is not None  # the pass completed
     assert _skipped("monitoring-kris") > before
@@ -334,7 +336,7 @@ async def test_kri_breach_is_published_once_across_two_replicas(
         cfg, rules = rbm.settings.kri_config(), rbm.settings.flag_rules()
         for _ in range(3):  # both replicas evaluating at once, three times over
             await asyncio.gather(
-                *(kri_evaluation.evaluate(pool, cfg, rules) for pool in rbm.pools * 2)
+                *(kri_evaluation.evaluate(pool, cfg, rules, rbm.studies) for pool in rbm.pools * 2)
             )
 
         def mine(v: dict[str, Any]) -> bool:
@@ -388,7 +390,7 @@ async def test_kri_breach_is_published_once_across_two_replicas(
         await eventually(all_answered)
         for _ in range(2):
             await asyncio.gather(
-                *(kri_evaluation.evaluate(pool, cfg, rules) for pool in rbm.pools * 2)
+                *(kri_evaluation.evaluate(pool, cfg, rules, rbm.studies) for pool in rbm.pools * 2)
             )
         events = await eventually(lambda: _two(read_topic(kafka, Topic.KRI_BREACHES, match=mine)))
         assert [(e["status"], "recovered_at" in e) for e in events] == [

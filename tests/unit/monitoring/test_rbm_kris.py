@@ -149,7 +149,7 @@ def test_presented_kris_have_the_dashboard_shape() -> None:
         "label": "Wear-time compliance (waking hours with data)",
         "value": 50.0,
         "unit": "%",
-        "threshold": {"amber": 80.0, "red": 60.0, "direction": "below"},
+        "threshold": {"amber": 80.0, "red": 60.0, "direction": "below", "source": "settings"},
         "status": "red",
     }
     assert shown[1]["status"] == "unknown"

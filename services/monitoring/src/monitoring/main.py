@@ -39,7 +39,7 @@ def create_app(settings: MonitoringSettings | None = None) -> FastAPI:
             runtime.loops.every(
                 "monitoring-kris",
                 settings.kri_interval_seconds,
-                lambda: kri_evaluation.evaluate(runtime.pool, kri_config, rules),
+                lambda: kri_evaluation.evaluate(runtime.pool, kri_config, rules, runtime.studies),
             )
             checker = EscalationChecker(runtime.pool, settings)
             app.state.escalation = checker

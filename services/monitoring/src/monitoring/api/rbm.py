@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, StringConstraints
 from trialstream.errors import Kind, Refused
-from trialstream.identity import Action
+from trialstream.identity import DEFAULT_STUDY, Action
 from trialstream.staff import allowed
 
 from monitoring import repository as monitoring_repository
@@ -17,6 +17,7 @@ from monitoring.context import Ctx, CurrentStaff
 from monitoring.domain import may_read, site_to_read
 from monitoring.rbm import kri_evaluation, repository
 from monitoring.rbm.closing import close_flag
+from monitoring.rbm.study_limits import config_for
 
 router = APIRouter(tags=["risk-based monitoring"])
 
@@ -34,7 +35,11 @@ class FlagClosing(BaseModel):
 )
 async def site_kris(ctx: Ctx, site_id: str, staff: CurrentStaff) -> dict[str, Any]:
     site_to_read(staff, site_id)
-    return await kri_evaluation.site_kris(ctx.pool, ctx.kri_config, site_id, study=staff.study_id)
+    # Each KRI's threshold is the study's (`source: study`) or the settings' (`settings`:
+    # the default study, a KRI its file does not name, or a study not read here yet).
+    study = staff.study_id
+    cfg = config_for(ctx.kri_config, ctx.runtime.studies.get(study))
+    return await kri_evaluation.site_kris(ctx.pool, cfg, site_id, study)
 
 
 @router.get(
@@ -48,7 +53,8 @@ async def participant_kris(ctx: Ctx, participant_id: str, staff: CurrentStaff) -
     study = None if where is None else where[0]
     found = None
     if site is not None and may_read(staff.in_study(study), site):
-        found = await kri_evaluation.participant_kris(ctx.pool, ctx.kri_config, participant_id)
+        thresholds = config_for(ctx.kri_config, ctx.runtime.studies.get(study or DEFAULT_STUDY))
+        found = await kri_evaluation.participant_kris(ctx.pool, thresholds, participant_id)
     if found is None:
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"

@@ -64,6 +64,8 @@ class KriConfig:
     sleep_hour: int = 22
     slot_minutes: int = 15
     min_wear_hours: float = 4.0  # less waking time observed than this: wear time unknown
+    # The KRIs whose thresholds a study file set (study_limits.py); the rest are the settings'.
+    from_study: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -196,7 +198,10 @@ def present(values: Mapping[str, float | None], cfg: KriConfig) -> list[dict[str
                 "label": definition.label,
                 "value": value,
                 "unit": definition.unit,
-                "threshold": threshold.as_dict(),
+                "threshold": {
+                    **threshold.as_dict(),
+                    "source": "study" if name in cfg.from_study else "settings",
+                },
                 "status": threshold.status(value),
             }
         )

@@ -1,4 +1,5 @@
 """KRI use cases: values for the API, and the periodic evaluation that publishes breaches.
+Each study's participants are pooled and judged apart, by that study's thresholds.
 
 The evaluation runs on every replica; a transaction-scoped advisory lock lets one of them
 work per tick, and the KRI state rows are locked while a transition is decided, so a
@@ -7,6 +8,7 @@ breach is published once even if two evaluations overlap."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from trialstream.events.monitoring import KriBreached, KriRecovered, KriThreshol
 from trialstream.events.topics import Topic
 from trialstream.loops import skip_or_raise
 from trialstream.outbox import enqueue
+from trialstream.studies import StudyRegistry
 
 from monitoring.rbm import repository
 from monitoring.rbm.flags import FlagRules
@@ -30,6 +33,7 @@ from monitoring.rbm.kri import (
     transition,
 )
 from monitoring.rbm.service import check_diaries
+from monitoring.rbm.study_limits import configs_to_evaluate
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +55,14 @@ def _facts(row: asyncpg.Record) -> ParticipantFacts:
     )
 
 
+@dataclass
+class Pooled:
+    """KRI inputs of the selected participants: pooled per (study, site), and each one's own."""
+
+    sites: dict[tuple[str, str], KriInputs] = field(default_factory=lambda: defaultdict(KriInputs))
+    people: dict[str, tuple[str, str, KriInputs]] = field(default_factory=dict)
+
+
 async def _inputs(
     conn: DbConnection | asyncpg.Pool,
     cfg: KriConfig,
@@ -58,8 +70,9 @@ async def _inputs(
     site: str | None = None,
     participant: str | None = None,
     study: str | None = None,
-) -> tuple[dict[str, KriInputs], dict[str, tuple[str, KriInputs]]]:
-    """(site -> pooled inputs, participant -> (site, inputs)), of one study or all."""
+) -> Pooled:
+    """Of one study or all; a site's participants are pooled per study, never across
+    studies (two studies may each have a site of the same id)."""
     rows = await repository.facts(
         conn,
         site,
@@ -70,8 +83,7 @@ async def _inputs(
         now - timedelta(days=cfg.visit_window_days),
         study,
     )
-    sites: dict[str, KriInputs] = defaultdict(KriInputs)
-    people: dict[str, tuple[str, KriInputs]] = {}
+    pooled = Pooled()
     for row in rows:
         try:
             facts = _facts(row)
@@ -79,27 +91,29 @@ async def _inputs(
         except Exception as exc:  # one participant's bad data: the site's KRIs go on
             skip_or_raise("monitoring-kris", str(row["participant_id"]), exc)
             continue
-        people[facts.participant_id] = (facts.site_id, inputs)
-        sites[facts.site_id].add(inputs)
-    return sites, people
+        pooled.people[facts.participant_id] = (row["study_id"], facts.site_id, inputs)
+        pooled.sites[(row["study_id"], facts.site_id)].add(inputs)
+    return pooled
 
 
 async def site_kris(
     pool: asyncpg.Pool,
     cfg: KriConfig,
     site: str,
+    study: str,
     now: datetime | None = None,
-    study: str | None = None,
 ) -> dict[str, Any]:
-    """A site's KRIs pooled over its participants of `study` (None: every study)."""
+    """A site's KRIs pooled over its participants of `study`, judged by `cfg` (the
+    study's thresholds: study_limits.config_for)."""
     now = now or datetime.now(UTC)
-    sites, people = await _inputs(pool, cfg, now, site=site, study=study)
+    pooled = await _inputs(pool, cfg, now, site=site, study=study)
     return {
+        "study_id": study,
         "site_id": site,
-        "kris": present(sites.get(site, KriInputs()).values(), cfg),
+        "kris": present(pooled.sites.get((study, site), KriInputs()).values(), cfg),
         "participants": [
             {"participant_id": p, "kris": present(inputs.values(), cfg)}
-            for p, (_, inputs) in people.items()
+            for p, (_, _, inputs) in pooled.people.items()
         ],
     }
 
@@ -107,51 +121,68 @@ async def site_kris(
 async def participant_kris(
     pool: asyncpg.Pool, cfg: KriConfig, participant: str, now: datetime | None = None
 ) -> dict[str, Any] | None:
+    """One participant's KRIs, judged by `cfg` (their study's thresholds)."""
     now = now or datetime.now(UTC)
-    _, people = await _inputs(pool, cfg, now, participant=participant)
-    if participant not in people:
+    pooled = await _inputs(pool, cfg, now, participant=participant)
+    if participant not in pooled.people:
         return None
-    site, inputs = people[participant]
-    return {"participant_id": participant, "site_id": site, "kris": present(inputs.values(), cfg)}
+    study, site, inputs = pooled.people[participant]
+    return {
+        "participant_id": participant,
+        "study_id": study,
+        "site_id": site,
+        "kris": present(inputs.values(), cfg),
+    }
+
+
+# (study, scope, scope id, kri) -> (site, participant or None, value)
+Current = dict[tuple[str, str, str, str], tuple[str, str | None, float | None]]
 
 
 async def evaluate(
-    pool: asyncpg.Pool, cfg: KriConfig, rules: FlagRules, now: datetime | None = None
+    pool: asyncpg.Pool,
+    cfg: KriConfig,
+    rules: FlagRules,
+    studies: StudyRegistry,
+    now: datetime | None = None,
 ) -> int | None:
-    """One evaluation tick: KRI states and breach/recovery events, plus the periodic re-check
-    of recent diaries. Returns the number of events, or None if another replica holds the tick."""
+    """One evaluation tick: KRI states and breach/recovery events per (study, site) and
+    participant, each study judged by its own thresholds (study_limits), plus the periodic
+    re-check of recent diaries. Returns the number of events, or None if another replica
+    holds the tick."""
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         if not await repository.try_kri_lock(conn):
             return None
-        sites, people = await _inputs(conn, cfg, now)
-        current: dict[tuple[str, str, str], tuple[str, str | None, float | None]] = {}
-        for site, inputs in sites.items():
-            for kri, value in inputs.values().items():
-                current[("site", site, kri)] = (site, None, value)
-        for participant, (site, inputs) in people.items():
-            for kri, value in inputs.values().items():
-                current[("participant", participant, kri)] = (site, participant, value)
-        events = await _transitions(conn, cfg, current, now)
+        pooled = await _inputs(conn, cfg, now)
+        in_study = {study for study, _ in pooled.sites}
+        configs = configs_to_evaluate(cfg, sorted(in_study), studies)
+        current: Current = {}
+        for (study, site), inputs in pooled.sites.items():
+            if study in configs:
+                for kri, value in inputs.values().items():
+                    current[(study, "site", site, kri)] = (site, None, value)
+        for participant, (study, site, inputs) in pooled.people.items():
+            if study in configs:
+                for kri, value in inputs.values().items():
+                    current[(study, "participant", participant, kri)] = (site, participant, value)
+        events = await _transitions(conn, configs, current, now)
         await check_diaries(conn, rules, since=now - timedelta(days=3))
         await repository.purge(conn, now - timedelta(days=max(cfg.window_days, 3) + 2))
     return events
 
 
 async def _transitions(
-    conn: DbConnection,
-    cfg: KriConfig,
-    current: dict[tuple[str, str, str], tuple[str, str | None, float | None]],
-    now: datetime,
+    conn: DbConnection, configs: dict[str, KriConfig], current: Current, now: datetime
 ) -> int:
     keys = sorted(current)
     state = await repository.lock_kri_state(conn, [(*k, current[k][0]) for k in keys])
     updates: list[tuple[Any, ...]] = []
     events: list[tuple[str | None, KriBreached | KriRecovered]] = []
     for key in keys:
-        scope, scope_id, kri = key
+        study, scope, scope_id, kri = key
         site, participant, value = current[key]
-        threshold = cfg.thresholds[kri]
+        threshold = configs[study].thresholds[kri]
         status = threshold.status(value)
         old = state[key]
         opened, breached_at = old["breach_open"], old["breached_at"]
@@ -178,7 +209,7 @@ async def _transitions(
                     KriRecovered(breached_at=breached_at or now, recovered_at=now, **common),
                 )
             )
-        updates.append((scope, scope_id, kri, status, value, opened, breached_at))
+        updates.append((study, scope, scope_id, kri, status, value, opened, breached_at))
     await repository.update_kri_state(conn, updates)
     await enqueue(conn, Topic.KRI_BREACHES, events)
     return len(events)

@@ -154,9 +154,11 @@ WHERE EXCLUDED.event_at >= v.event_at
 """
 # Everything the KRIs of the selected participants need, in one round trip:
 # $1 site or NULL, $2 participant or NULL, $3 now, $4 window start (wear, ack, dq),
-# $5 ePRO window start, $6 visit window start.
+# $5 ePRO window start, $6 visit window start, $7 study or NULL. A participant whose
+# enrolment the inbox has not seen yet counts as the default study's.
 _FACTS = """
-SELECT p.participant_id, p.site_id, p.timezone, p.enrolled_at, p.withdrawn_at,
+SELECT p.participant_id, COALESCE(m.study_id, 'default') AS study_id,
+  p.site_id, p.timezone, p.enrolled_at, p.withdrawn_at,
   (SELECT coalesce(array_agg(w.slot_start), '{}') FROM rbm_wear_slots w
     WHERE w.participant_id = p.participant_id AND w.slot_start >= $4::timestamptz - interval '1 hour'
   ) AS slots,
@@ -188,32 +190,34 @@ SELECT p.participant_id, p.site_id, p.timezone, p.enrolled_at, p.withdrawn_at,
   + (SELECT count(*) FROM alerts a
     WHERE a.participant_id = p.participant_id AND a.kind = 'device-quality'
       AND a.detected_at >= $4) AS dq_events
-FROM rbm_participants p
+FROM rbm_participants p LEFT JOIN participants m ON m.participant_id = p.participant_id
 WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR p.participant_id = $2)
-  AND ($7::text IS NULL OR COALESCE(
-      (SELECT m.study_id FROM participants m WHERE m.participant_id = p.participant_id),
-      'default') = $7)
-ORDER BY p.site_id, p.participant_id
+  AND ($7::text IS NULL OR COALESCE(m.study_id, 'default') = $7)
+ORDER BY study_id, p.site_id, p.participant_id
 """
 _SITE_OF = "SELECT site_id FROM rbm_participants WHERE participant_id = $1"
 _TRY_KRI_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('monitoring-rbm-kri'))"
 _ENSURE_KRI_STATE = """
-INSERT INTO rbm_kri_state (scope, scope_id, kri, site_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING
+INSERT INTO rbm_kri_state (study_id, scope, scope_id, kri, site_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+ON CONFLICT DO NOTHING
 """
 _LOCK_KRI_STATE = """
-SELECT scope, scope_id, kri, status, breach_open, breached_at FROM rbm_kri_state
-WHERE (scope, scope_id, kri) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
-ORDER BY scope, scope_id, kri
+SELECT study_id, scope, scope_id, kri, status, breach_open, breached_at FROM rbm_kri_state
+WHERE (study_id, scope, scope_id, kri) IN (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
+ORDER BY study_id, scope, scope_id, kri
 FOR UPDATE
 """
 _UPDATE_KRI_STATE = """
 UPDATE rbm_kri_state k
 SET status = u.status, value = u.value, breach_open = u.open, breached_at = u.breached_at,
     updated_at = now()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::bool[],
-            $7::timestamptz[]) AS u(scope, scope_id, kri, status, value, open, breached_at)
-WHERE k.scope = u.scope AND k.scope_id = u.scope_id AND k.kri = u.kri
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
+            $7::bool[], $8::timestamptz[])
+     AS u(study_id, scope, scope_id, kri, status, value, open, breached_at)
+WHERE k.study_id = u.study_id AND k.scope = u.scope AND k.scope_id = u.scope_id
+  AND k.kri = u.kri
 """
 _FLAG_COLUMNS = """
 f.flag_id, f.participant_id, p.site_id, f.kind, f.reason, f.evidence, f.raised_at, f.status,
@@ -392,13 +396,14 @@ async def try_kri_lock(conn: DbConnection) -> bool:
 
 
 async def lock_kri_state(
-    conn: DbConnection, keys: Sequence[tuple[str, str, str, str]]
-) -> dict[tuple[str, str, str], asyncpg.Record]:
-    """Create missing rows, then lock all of them (in key order: no deadlocks)."""
-    cols = [list(c) for c in zip(*keys, strict=True)] if keys else [[], [], [], []]
+    conn: DbConnection, keys: Sequence[tuple[str, str, str, str, str]]
+) -> dict[tuple[str, str, str, str], asyncpg.Record]:
+    """Create missing rows, then lock all of them (in key order: no deadlocks). A key is
+    (study, scope, scope id, kri, site): a site's episodes are its study's."""
+    cols = [list(c) for c in zip(*keys, strict=True)] if keys else [[], [], [], [], []]
     await conn.execute(_ENSURE_KRI_STATE, *cols)
-    rows = await conn.fetch(_LOCK_KRI_STATE, *cols[:3])
-    return {(r["scope"], r["scope_id"], r["kri"]): r for r in rows}
+    rows = await conn.fetch(_LOCK_KRI_STATE, *cols[:4])
+    return {(r["study_id"], r["scope"], r["scope_id"], r["kri"]): r for r in rows}
 
 
 async def update_kri_state(conn: DbConnection, rows: Sequence[tuple[Any, ...]]) -> None:
