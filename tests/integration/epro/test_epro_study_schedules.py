@@ -14,6 +14,7 @@ from audit_helpers import audited
 from epro.main import create_app
 from epro_support import Epro, epro_settings
 from helpers import announce_study, eventually, serving, unique_id
+from staff_tokens import staff_auth
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +81,21 @@ async def test_a_study_participant_gets_the_studys_schedules_and_default_ones_th
     assert study_schedules["gad-weekly"]["rule"]["weekday"] == 3
     assert set(await assigned(epro, theirs)) == PROTOCOL
 
+    # what was left out, and why, for the study's admins (and nobody else's)
+    url = f"/v1/admin/study-schedules?study={study}"
+    r = await epro.client.get(url, headers=staff_auth(None, "study_admin", study=study))
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert [s["schedule_id"] for s in view["schedules"]] == ["gad-weekly"]
+    assert [(s["schedule_id"], s["code"]) for s in view["skipped"]] == [
+        ("phq-weekly", "rule_does_not_fit"),
+        ("sleep-daily", "questionnaire_not_published"),
+    ]
+    assert "weekday" in view["skipped"][0]["reason"]
+    other = staff_auth(None, "study_admin", study=unique_id("study"))
+    r = await epro.client.get(url, headers=other)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")
+
 
 async def test_a_new_study_version_gives_its_added_schedules_to_participants_enrolled_before(
     epro: Epro,
@@ -100,3 +116,16 @@ async def test_a_new_study_version_gives_its_added_schedules_to_participants_enr
     await eventually(both)
     entries = await audited(epro.database_url, "epro", "schedule", f"{participant}/pain-day-3")
     assert [(e["action"], e["new"]["study_id"]) for e in entries] == [("schedule.assigned", study)]
+
+
+async def test_a_study_admin_of_any_study_publishes_a_questionnaire_version(epro: Epro) -> None:
+    definition = (await epro.client.get("/v1/questionnaires/pain-nrs/versions/1")).json()
+    qid = unique_id("pain").lower()
+    body = {**definition, "id": qid}
+    admin = staff_auth(None, "study_admin", study=unique_id("study"))
+    r = await epro.client.post("/v1/admin/questionnaires", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json() == {f"{qid}@1": "published"}
+    nurse = staff_auth("site-a", "site_staff")
+    r = await epro.client.post("/v1/admin/questionnaires", json=body, headers=nurse)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")
