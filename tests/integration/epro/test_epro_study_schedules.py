@@ -92,6 +92,8 @@ async def test_a_study_participant_gets_the_studys_schedules_and_default_ones_th
         ("sleep-daily", "questionnaire_not_published"),
     ]
     assert "weekday" in view["skipped"][0]["reason"]
+    metrics = (await epro.client.get("/metrics")).text
+    assert f'epro_study_schedules_skipped{{study_id="{study}"}} 2.0' in metrics
     other = staff_auth(None, "study_admin", study=unique_id("study"))
     r = await epro.client.get(url, headers=other)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import asyncpg
 import structlog
+from prometheus_client import Gauge
 from trialstream import audit
 from trialstream.db import DbConnection
 from trialstream.identity import DEFAULT_STUDY
@@ -19,6 +20,12 @@ from epro.domain.schedules import Schedule
 from epro.domain.study_schedules import StudySchedules, study_schedules
 
 log = structlog.get_logger(__name__)
+# For an operator's alert: a study file names schedules its participants are not getting.
+SKIPPED = Gauge(
+    "epro_study_schedules_skipped",
+    "Schedules of the study's file that ePRO skips (rule does not fit, questionnaire not published)",
+    ["study_id"],
+)
 
 
 class ScheduleSource:
@@ -64,6 +71,7 @@ class ScheduleSource:
                     reason=s.reason,
                 )
         self._known[study_id] = (digest, found)
+        SKIPPED.labels(study_id).set(len(found.skipped))
         return found
 
     async def by_study(
