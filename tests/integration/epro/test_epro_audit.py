@@ -68,7 +68,7 @@ async def test_schedules_credentials_and_definitions_are_audited(epro: Epro) -> 
             "system:epro",
             "schedule.assigned",
             None,
-            {"participant_id": participant, "schedule_id": "diary-daily"},
+            {"participant_id": participant, "schedule_id": "diary-daily", "study_id": "default"},
         )
     ]
     shipped = await audited(epro.database_url, "epro", "questionnaire", "phq-9@1")

@@ -97,7 +97,11 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("POST", "/v1/responses/{response_id}/corrections"): APP,
         ("POST", "/v1/admin/participants/{participant_id}/app-credentials"): MANAGE,
         ("POST", "/v1/admin/participants/{participant_id}/app-credentials/revoke"): MANAGE,
+        # a questionnaire version is platform-wide (a study file names the versions it
+        # uses, and a published one never changes): a study admin of any study publishes
         ("POST", "/v1/admin/questionnaires"): Action.MANAGE_STUDY,
+        # what ePRO runs of a study file's schedules, and what it skips: its study admins
+        ("GET", "/v1/admin/study-schedules"): Action.MANAGE_STUDY,
         ("POST", "/v1/participants/{participant_id}/responses/{response_id}/corrections"): MANAGE,
         ("GET", "/v1/compliance"): READ,
         ("GET", "/v1/participants/{participant_id}/responses"): READ,

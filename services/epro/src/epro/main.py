@@ -13,6 +13,7 @@ from trialstream.runtime import Runtime, running
 
 from epro import due_and_missed, repository, service
 from epro.api import router
+from epro.assignments import ScheduleSource, StudyVersions, assign_study_versions
 from epro.domain.definitions import Catalog, Questionnaire, shipped
 from epro.domain.schedules import Protocol
 from epro.service_info import SERVICE
@@ -41,7 +42,9 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
     protocol = load_protocol(settings)
     definitions = load_definitions(settings)
     catalog = Catalog([])
-    subscribe(runtime, protocol.schedules)
+    source = ScheduleSource(protocol.schedules, runtime.studies, catalog)
+    subscribe(runtime, source)
+    study_versions = StudyVersions()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +53,11 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
             await service.publish_questionnaires(runtime.pool, catalog, definitions)
             for q in await repository.questionnaires(runtime.pool):
                 catalog.add(q)
+            runtime.loops.every(
+                "epro-study-schedules",
+                settings.study_schedules_interval_seconds,
+                lambda: assign_study_versions(runtime.pool, source, study_versions),
+            )
             if settings.scheduler_enabled:
                 runtime.loops.every(
                     "epro-scheduler",
@@ -70,4 +78,5 @@ def create_app(settings: EproSettings | None = None) -> FastAPI:
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.catalog = catalog
+    app.state.schedule_source = source
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 from trialstream.db import DbConnection
 from trialstream.events.participants import ParticipantState
+from trialstream.identity import DEFAULT_STUDY
 
 from epro.domain import withdrawal
 from epro.domain.definitions import Questionnaire
@@ -61,6 +62,14 @@ WHERE p.participant_id = ANY($1::text[])
 ON CONFLICT (participant_id, schedule_id) DO NOTHING
 RETURNING participant_id, schedule_id
 """
+# A new study version's schedules for the study's participants enrolled before it. Locked
+# in participant order (as _LOCK_PARTICIPANTS does) so that this and the participants
+# consumer never wait for each other in a cycle.
+_LOCK_STUDY = """
+SELECT participant_id FROM participants WHERE study_id = $1 AND withdrawn_at IS NULL
+ORDER BY participant_id FOR SHARE
+"""
+_DECLARED_STUDIES = "SELECT DISTINCT study_id FROM participants WHERE study_id <> $1"
 _INSERT_VISITS = """
 INSERT INTO visit_anchors (participant_id, visit_id, anchored_at)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING
@@ -168,9 +177,12 @@ class Upserted:
 
 
 async def upsert_participants(
-    conn: DbConnection, events: Sequence[ParticipantState], schedules: Sequence[Schedule]
+    conn: DbConnection,
+    events: Sequence[ParticipantState],
+    schedules: Mapping[str, Sequence[Schedule]],
 ) -> Upserted:
-    """Upsert participants (site, timezone, withdrawal) and assign the protocol's schedules."""
+    """Upsert participants (site, timezone, study, withdrawal) and assign each the
+    schedules of their study (`schedules` by study id)."""
     by_id: dict[str, list[ParticipantState]] = {}
     for e in events:
         by_id.setdefault(e.participant_id, []).append(e)
@@ -189,13 +201,43 @@ async def upsert_participants(
         [after[p] for p in ids],
         [e.study_id for e in latest],
     )
-    rows = await conn.fetch(
-        _ASSIGN, ids, [s.schedule_id for s in schedules], [s.model_dump_json() for s in schedules]
-    )
+    assigned: list[tuple[str, str]] = []
+    for study_id in sorted({e.study_id for e in latest}):
+        members = [e.participant_id for e in latest if e.study_id == study_id]
+        assigned += await _assign(conn, members, schedules.get(study_id, ()))
     return Upserted(
-        [(r["participant_id"], r["schedule_id"]) for r in rows],
-        {p: at for p, at in after.items() if at is not None and at != before.get(p)},
+        assigned, {p: at for p, at in after.items() if at is not None and at != before.get(p)}
     )
+
+
+async def _assign(
+    conn: DbConnection, participant_ids: Sequence[str], schedules: Sequence[Schedule]
+) -> list[tuple[str, str]]:
+    if not participant_ids or not schedules:
+        return []
+    rows = await conn.fetch(
+        _ASSIGN,
+        list(participant_ids),
+        [s.schedule_id for s in schedules],
+        [s.model_dump_json() for s in schedules],
+    )
+    return [(r["participant_id"], r["schedule_id"]) for r in rows]
+
+
+async def declared_studies(db: Db) -> list[str]:
+    """The studies (other than the default) that ePRO has participants of."""
+    return sorted(r["study_id"] for r in await db.fetch(_DECLARED_STUDIES, DEFAULT_STUDY))
+
+
+async def assign_to_study(
+    conn: DbConnection, study_id: str, schedules: Sequence[Schedule]
+) -> list[tuple[str, str]]:
+    """Assign `schedules` to the study's participants who have not withdrawn; return the
+    (participant, schedule) pairs that were new."""
+    if not schedules:
+        return []
+    ids = [r["participant_id"] for r in await conn.fetch(_LOCK_STUDY, study_id)]
+    return await _assign(conn, ids, schedules)
 
 
 async def close_cut_short(conn: DbConnection, participant_ids: Sequence[str]) -> dict[str, int]:

@@ -20,6 +20,7 @@ from trialstream.outbox import enqueue
 from trialstream.validation import FieldError
 
 from epro import repository
+from epro.assignments import audit_assigned
 from epro.domain import withdrawal
 from epro.domain.definitions import Catalog, Questionnaire
 from epro.domain.responses import Answers, ResponseVersion, Scores
@@ -65,11 +66,14 @@ def withdrawn(withdrawn_at: datetime, field: str | None = None) -> Refused:
 
 
 async def participants_enrolled(
-    pool: asyncpg.Pool, events: Sequence[ParticipantState], schedules: Sequence[Schedule]
+    pool: asyncpg.Pool,
+    events: Sequence[ParticipantState],
+    schedules: Mapping[str, Sequence[Schedule]],
 ) -> None:
-    """Participants from ingest's enrolments get the protocol's schedules; each schedule a
-    participant newly gets is an audit entry (the system assigned it). A withdrawal stops
-    their schedules and closes the occurrences it cut short, audited once (decision 0014)."""
+    """Participants from ingest's enrolments get their study's schedules (`schedules` by
+    study id; the default study's are the protocol file's); each schedule a participant
+    newly gets is an audit entry (the system assigned it). A withdrawal stops their
+    schedules and closes the occurrences it cut short, audited once (decision 0014)."""
     async with pool.acquire() as conn, conn.transaction():
         done = await repository.upsert_participants(conn, events, schedules)
         closed = await repository.close_cut_short(conn, list(done.withdrawn))
@@ -82,15 +86,7 @@ async def participants_enrolled(
                 entity_id=participant_id,
                 new={"withdrawn_at": at, "occurrences_closed": closed.get(participant_id, 0)},
             )
-        for participant_id, schedule_id in done.assigned:
-            await audit.record(
-                conn,
-                actor="system:epro",
-                action="schedule.assigned",
-                entity="schedule",
-                entity_id=f"{participant_id}/{schedule_id}",
-                new={"participant_id": participant_id, "schedule_id": schedule_id},
-            )
+        await audit_assigned(conn, done.assigned, {e.participant_id: e.study_id for e in events})
 
 
 async def visits_completed(pool: asyncpg.Pool, rows: Sequence[tuple[str, UUID, datetime]]) -> None:

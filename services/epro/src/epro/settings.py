@@ -16,8 +16,16 @@ class EproSettings(ServiceSettings):
     )
     scheduler_enabled: bool = True
     scheduler_interval_seconds: float = Field(default=30.0, gt=0)
+    study_schedules_interval_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a new study version's schedules are given to the study's"
+        " participants enrolled before it",
+    )
     protocol_path: Path | None = Field(
-        default=None, description="Protocol schedules (JSON); the shipped example protocol if unset"
+        default=None,
+        description="The default study's schedules (JSON); the shipped example protocol if"
+        " unset. A declared study's come from its study file.",
     )
     questionnaires_dir: Path | None = Field(
         default=None, description="Extra questionnaire definitions (*.json) to publish at start-up"

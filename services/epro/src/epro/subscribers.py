@@ -1,5 +1,5 @@
-"""What ePRO's consumer groups do: enrolments and withdrawals assign or stop schedules;
-completed visits anchor visit-relative schedules."""
+"""What ePRO's consumer groups do: enrolments and withdrawals assign (their study's) or stop
+schedules; completed visits anchor visit-relative schedules."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from trialstream.runtime import Runtime
 from trialstream.studies import Module
 
 from epro import service
-from epro.domain.schedules import Schedule
+from epro.assignments import ScheduleSource
 from epro.service_info import GROUPS
 
 # v2 since withdrawal is acted on (decision 0014): a new group reads the compacted topic
@@ -22,9 +22,10 @@ PARTICIPANTS_GROUP = GROUPS["participants"].name
 VISITS_GROUP = GROUPS["visits"].name
 
 
-def subscribe(runtime: Runtime, schedules: Sequence[Schedule]) -> None:
+def subscribe(runtime: Runtime, source: ScheduleSource) -> None:
     async def on_participants(events: Sequence[ParticipantState]) -> None:
         ours = runtime.studies.of_module(events, Module.EPRO)  # others' studies: skipped
+        schedules = await source.by_study(runtime.pool, (e.study_id for e in ours))
         await service.participants_enrolled(runtime.pool, ours, schedules)
 
     async def on_visits(events: Sequence[VisitChanged]) -> None:

@@ -16,6 +16,7 @@ from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, check_allowed, forbidden
 
 from epro import accounts, compliance, service
+from epro.assignments import ScheduleSource
 from epro.domain.definitions import Catalog
 from epro.settings import EproSettings
 
@@ -31,8 +32,15 @@ def published(request: Request) -> Catalog:
     return catalog
 
 
+def schedule_source(request: Request) -> ScheduleSource:
+    """Which schedules each study's participants get (app.state.schedule_source)."""
+    source: ScheduleSource = request.app.state.schedule_source
+    return source
+
+
 Settings = Annotated[EproSettings, Depends(epro_settings)]
 Published = Annotated[Catalog, Depends(published)]
+Schedules = Annotated[ScheduleSource, Depends(schedule_source)]
 
 
 def max_skew(settings: Settings) -> timedelta:
