@@ -189,7 +189,7 @@ async def test_outreach_list_ranks_the_site_participants_by_dropout_risk(
         rows = await retention.sql(
             "SELECT count(*) AS n FROM active_hours WHERE participant_id = $1", engaged
         )
-        return rows[0]["n"] == 100
+        return bool(rows[0]["n"] == 100)
 
     await eventually(hours)
     app = retention.client._transport.app  # type: ignore[attr-defined]

@@ -202,7 +202,7 @@ async def test_upgrading_a_database_with_nudges_adds_withdrawal_and_keeps_the_ro
     await migrate_as_released_before(
         database_url,
         SERVICE.schema,
-        SERVICE.migrations,
+        Path(str(SERVICE.migrations)),
         "0002_participant_withdrawal.sql",
         tmp_path,
     )
