@@ -88,7 +88,13 @@ async def test_redelivered_trigger_across_restart_and_two_replicas_is_sent_once(
         await asyncio.gather(
             *(
                 service.apply_events(
-                    app.state.runtime.pool, f"racer-{i}", [due], step, policy, service.utcnow
+                    app.state.runtime.pool,
+                    f"racer-{i}",
+                    [due],
+                    step,
+                    policy,
+                    service.utcnow,
+                    app.state.runtime.studies,
                 )
                 for i in range(2)
             )

@@ -222,6 +222,7 @@ async def test_upgrading_a_database_with_nudges_adds_withdrawal_and_keeps_the_ro
         assert applied == [
             "retention/0002_participant_withdrawal.sql",
             "retention/0003_participant_study.sql",
+            "retention/0004_preferences_follow_study.sql",
         ]
         assert await conn.fetchval("SELECT withdrawn_at FROM participants") is None
         assert await conn.fetchval("SELECT study_id FROM participants") == "default"
