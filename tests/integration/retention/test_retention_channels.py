@@ -114,10 +114,11 @@ async def test_silent_device_is_nudged_once_then_escalated_and_a_new_reading_clo
     await eventually(seen)
     pool = retention.client._transport.app.state.runtime.pool  # type: ignore[attr-defined]
     policy = retention.client._transport.app.state.policy  # type: ignore[attr-defined]
+    studies = retention.client._transport.app.state.runtime.studies  # type: ignore[attr-defined]
     now = datetime.now(UTC)
-    assert await service.sweep_silence(pool, policy, now) >= 1
-    assert await service.sweep_silence(pool, policy, now + timedelta(minutes=5)) == 0
-    await service.sweep_silence(pool, policy, now + timedelta(hours=20))  # 50 h silent
+    assert await service.sweep_silence(pool, policy, now, studies) >= 1
+    assert await service.sweep_silence(pool, policy, now + timedelta(minutes=5), studies) == 0
+    await service.sweep_silence(pool, policy, now + timedelta(hours=20), studies)  # 50 h silent
     nudges = await retention.nudges_where(pid, 1, status="escalated")
     kinds = sorted((n["kind"], n["status"]) for n in await retention.nudges(pid))
     assert kinds == [("device-silent", "escalated"), ("device-silent", "queued")] or kinds == [
@@ -189,7 +190,7 @@ async def test_outreach_list_ranks_the_site_participants_by_dropout_risk(
         rows = await retention.sql(
             "SELECT count(*) AS n FROM active_hours WHERE participant_id = $1", engaged
         )
-        return rows[0]["n"] == 100
+        return bool(rows[0]["n"] == 100)
 
     await eventually(hours)
     app = retention.client._transport.app  # type: ignore[attr-defined]

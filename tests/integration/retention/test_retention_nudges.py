@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -58,7 +59,7 @@ async def test_due_questionnaire_is_nudged_in_spanish_delivered_locally_and_acte
     ]
 
 
-async def _acted_on(retention: Retention, pid: str) -> list[dict[str, object]] | None:
+async def _acted_on(retention: Retention, pid: str) -> list[dict[str, Any]] | None:
     done = [n for n in await retention.nudges(pid) if n["acted_on_at"] is not None]
     return done or None
 
@@ -87,7 +88,13 @@ async def test_redelivered_trigger_across_restart_and_two_replicas_is_sent_once(
         await asyncio.gather(
             *(
                 service.apply_events(
-                    app.state.runtime.pool, f"racer-{i}", [due], step, policy, service.utcnow
+                    app.state.runtime.pool,
+                    f"racer-{i}",
+                    [due],
+                    step,
+                    policy,
+                    service.utcnow,
+                    app.state.runtime.studies,
                 )
                 for i in range(2)
             )

@@ -202,7 +202,7 @@ async def test_upgrading_a_database_with_nudges_adds_withdrawal_and_keeps_the_ro
     await migrate_as_released_before(
         database_url,
         SERVICE.schema,
-        SERVICE.migrations,
+        Path(str(SERVICE.migrations)),
         "0002_participant_withdrawal.sql",
         tmp_path,
     )
@@ -222,6 +222,7 @@ async def test_upgrading_a_database_with_nudges_adds_withdrawal_and_keeps_the_ro
         assert applied == [
             "retention/0002_participant_withdrawal.sql",
             "retention/0003_participant_study.sql",
+            "retention/0004_preferences_follow_study.sql",
         ]
         assert await conn.fetchval("SELECT withdrawn_at FROM participants") is None
         assert await conn.fetchval("SELECT study_id FROM participants") == "default"

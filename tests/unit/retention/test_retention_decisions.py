@@ -19,7 +19,7 @@ from retention.templates import TEMPLATES, TONES, render
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
 def trigger(at: datetime, kind: TriggerKind = TriggerKind.EPRO_DUE, **kw: object) -> Trigger:

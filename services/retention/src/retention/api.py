@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from trialstream.auth import bearer_token, tokens_match
 from trialstream.errors import Kind, Refused
 from trialstream.events.base import (
@@ -25,21 +25,34 @@ from trialstream.runtime import CurrentRuntime
 from trialstream.staff import allowed, audited_as, check_allowed, study_for
 
 from retention import changes, receipts, repository
-from retention.domain import ChannelKind, Preferences
+from retention.domain import ChannelKind
 from retention.settings import RetentionSettings
+from retention.study_rules import Chosen
 
 
 class PreferencesIn(BaseModel):
-    language: LanguageTag = "en"
+    """Unset (null) fields are not chosen: the study's rules apply (for the default study
+    the service's: "en", 21:00-08:00, RETENTION_MAX_NUDGES_PER_DAY). Chosen quiet hours win
+    over the study's; a chosen cap applies only if smaller than the study's."""
+
+    language: LanguageTag | None = Field(
+        default=None, description="default: a language of the study (for the default study en)"
+    )
     timezone: Timezone | None = Field(default=None, description="IANA name; default: enrolment's")
     channel: ChannelKind = ChannelKind.PUSH
     opted_out: list[ChannelKind] = Field(default_factory=list)
-    quiet_start: time = time(21, 0)
-    quiet_end: time = time(8, 0)
+    quiet_start: time | None = Field(default=None, description="with quiet_end, or neither")
+    quiet_end: time | None = None
     max_per_day: Annotated[int | None, Field(ge=0, le=50)] = None
     address: Annotated[str | None, Field(max_length=320)] = Field(
         default=None, description="Channel address for the gateway; stored here only, never echoed"
     )
+
+    @model_validator(mode="after")
+    def _quiet_hours_whole(self) -> PreferencesIn:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("quiet_start and quiet_end are set together, or neither")
+        return self
 
 
 READ, MANAGE = Action.READ_PARTICIPANT_DATA, Action.MANAGE_PARTICIPANTS
@@ -99,21 +112,17 @@ async def put_preferences(
     by: Annotated[Principal, allowed(MANAGE)],
 ) -> dict[str, Any]:
     study = await _site(runtime, by, MANAGE, "participant", participant_id)
-    prefs = Preferences(
-        language=body.language,
+    chosen = Chosen(
+        timezone=body.timezone,
         channel=body.channel,
         opted_out=frozenset(body.opted_out),
+        language=body.language,
         quiet_start=body.quiet_start,
         quiet_end=body.quiet_end,
+        max_per_day=body.max_per_day,
     )
     await changes.set_preferences(
-        runtime.pool,
-        participant_id,
-        prefs,
-        timezone=body.timezone,
-        cap=body.max_per_day,
-        address=body.address,
-        by=audited_as(by, study),
+        runtime.pool, participant_id, chosen, address=body.address, by=audited_as(by, study)
     )
     shown = body.model_dump(mode="json", exclude={"address"})
     return {"participant_id": participant_id, **shown, "address_set": body.address is not None}

@@ -12,33 +12,29 @@ import asyncpg
 from trialstream import audit
 
 from retention import repository
-from retention.domain import Preferences
+from retention.study_rules import Chosen
 
 
 async def set_preferences(
     pool: asyncpg.Pool,
     participant_id: str,
-    prefs: Preferences,
+    chosen: Chosen,
     *,
-    timezone: str | None,
-    cap: int | None,
     address: str | None,
     by: Mapping[str, Any],
 ) -> None:
     """`by`: the audit entry's actor and actor_detail (trialstream.staff.audited_as)."""
     async with pool.acquire() as conn, conn.transaction():
         before, old_address = await repository.lock_preferences(conn, participant_id)
-        await repository.put_preferences(
-            conn, participant_id, prefs, timezone=timezone, cap=cap, address=address
-        )
+        await repository.put_preferences(conn, participant_id, chosen, address)
         after: dict[str, Any] = {
-            "language": prefs.language,
-            "timezone": timezone,
-            "channel": prefs.channel,
-            "opted_out": sorted(str(c) for c in prefs.opted_out),
-            "quiet_start": prefs.quiet_start,
-            "quiet_end": prefs.quiet_end,
-            "max_per_day": cap,
+            "language": chosen.language,
+            "timezone": chosen.timezone,
+            "channel": chosen.channel,
+            "opted_out": sorted(str(c) for c in chosen.opted_out),
+            "quiet_start": chosen.quiet_start,
+            "quiet_end": chosen.quiet_end,
+            "max_per_day": chosen.max_per_day,
             "address_set": address is not None,
         }
         if before is not None and address is not None and address != old_address:

@@ -69,7 +69,7 @@ def create_app(settings: RetentionSettings | None = None, clock: Clock = service
             app.state.dispatcher = dispatcher
 
             async def sweep() -> int:
-                return await service.sweep_silence(runtime.pool, policy, clock())
+                return await service.sweep_silence(runtime.pool, policy, clock(), runtime.studies)
 
             async def rescore() -> int:
                 return await scoring.score_all(runtime.pool, model, clock())

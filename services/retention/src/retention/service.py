@@ -21,9 +21,11 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus
 from trialstream.inbox import claim_new
 from trialstream.outbox import enqueue
+from trialstream.studies import StudyRegistry
 
 from retention import repository, triggers, withdrawal
 from retention.domain import Outcome, Preferences, Trigger, decide
+from retention.study_rules import effective_rules
 from retention.triggers import EscalationPolicy, SilencePolicy
 
 Clock = Callable[[], datetime]
@@ -41,11 +43,34 @@ class Policy:
     silence: SilencePolicy = field(default_factory=SilencePolicy)
 
 
+@dataclass(frozen=True)
+class Subject:
+    """The participant a trigger is about, as a decision needs them: the preferences in
+    force (their choices on their study's rules), their site, and where the rules came
+    from (a sentence for the journey; empty for the default study)."""
+
+    prefs: Preferences
+    site: str | None = None
+    rules: str = ""
+
+
+async def subject(
+    conn: DbConnection, participant_id: str, policy: Policy, studies: StudyRegistry
+) -> Subject:
+    """Read when the nudge is decided, so a new study version applies from then on. A
+    declared study this process has not read yet (just started, the studies topic not
+    caught up) gets the service's own settings, and the journey says so."""
+    found = await repository.profile(conn, participant_id)
+    study = studies.get(found.study_id)
+    rules = effective_rules(found.chosen, found.study_id, study, found.site_id, policy.default_cap)
+    return Subject(rules.prefs, found.site_id, rules.source)
+
+
 _STATUS = {Outcome.SEND: "queued", Outcome.SUPPRESS: "suppressed", Outcome.ESCALATE: "escalated"}
 
 
 async def record_decision(
-    conn: DbConnection, trigger: Trigger, prefs: Preferences, site: str | None, now: datetime
+    conn: DbConnection, trigger: Trigger, who: Subject, now: datetime
 ) -> bool:
     """Decide and record one trigger; False if its nudge id was recorded before, or if
     the participant has withdrawn (then nothing is recorded: no nudge, no task)."""
@@ -62,12 +87,16 @@ async def record_decision(
     scheduled = await repository.scheduled_times(
         conn, trigger.participant_id, now - timedelta(days=2)
     )
-    decision = decide(trigger, prefs, scheduled, now)
+    decision = decide(trigger, who.prefs, scheduled, now)
     if not await repository.insert_nudge(conn, trigger, decision, _STATUS[decision.outcome]):
         return False
     nudge = trigger.nudge_id
     via = decision.channel or "-"
     intended = f"{trigger.kind} via {via} in {decision.language} ({decision.tone})"
+    if who.rules:  # a declared study's: which language and rules, and why
+        intended += f"; {who.rules}"
+        if decision.language != who.prefs.language:
+            intended += f"; no {who.prefs.language} text, {decision.language} used"
     await repository.journey(conn, nudge, "intended", now, intended)
     if decision.outcome is Outcome.SUPPRESS:
         await repository.journey(
@@ -87,7 +116,7 @@ async def record_decision(
         )
         event = CoordinatorTaskCreated(
             participant_id=trigger.participant_id,
-            site_id=site,
+            site_id=who.site,
             task_id=nudge,
             kind=str(trigger.kind),
             reason=trigger.reason,
@@ -109,7 +138,7 @@ class _Participant(Protocol):
 
 
 P = TypeVar("P", bound=_Participant)
-Step = Callable[[DbConnection, P, Preferences, str | None, datetime], Awaitable[None]]
+Step = Callable[[DbConnection, P, Subject, datetime], Awaitable[None]]
 
 
 async def apply_events(
@@ -119,6 +148,7 @@ async def apply_events(
     step: Step[P],
     policy: Policy,
     clock: Clock,
+    studies: StudyRegistry,
 ) -> None:
     """Run `step` for each new event, in one transaction with the inbox claim. Events are
     taken participant by participant (stable, so each one's order holds), which keeps
@@ -131,16 +161,14 @@ async def apply_events(
                 continue
             new.discard(event.event_id)  # the same event twice in one batch
             await repository.lock_engagement(conn, event.participant_id)
-            prefs, site = await repository.profile(conn, event.participant_id, policy.default_cap)
-            await step(conn, event, prefs, site, now)
+            who = await subject(conn, event.participant_id, policy, studies)
+            await step(conn, event, who, now)
 
 
 def epro_due_step(policy: Policy) -> Step[QuestionnaireDue]:
-    async def step(
-        conn: DbConnection, e: QuestionnaireDue, prefs: Preferences, site: str | None, now: datetime
-    ) -> None:
+    async def step(conn: DbConnection, e: QuestionnaireDue, who: Subject, now: datetime) -> None:
         await repository.open_occurrence(conn, e.occurrence_id, e.participant_id, e.due_at)
-        await record_decision(conn, triggers.epro_due(e), prefs, site, now)
+        await record_decision(conn, triggers.epro_due(e), who, now)
 
     return step
 
@@ -149,15 +177,14 @@ def epro_missed_step(policy: Policy) -> Step[QuestionnaireMissed]:
     async def step(
         conn: DbConnection,
         e: QuestionnaireMissed,
-        prefs: Preferences,
-        site: str | None,
+        who: Subject,
         now: datetime,
     ) -> None:
         state = await repository.lock_engagement(conn, e.participant_id)
         state, trigger = triggers.epro_missed(e, state, policy.escalation)
         await repository.save_engagement(conn, e.participant_id, state)
         await repository.close_occurrence(conn, e.occurrence_id)
-        await record_decision(conn, trigger, prefs, site, now)
+        await record_decision(conn, trigger, who, now)
 
     return step
 
@@ -166,42 +193,37 @@ def response_step(policy: Policy) -> Step[ResponseSubmitted]:
     async def step(
         conn: DbConnection,
         e: ResponseSubmitted,
-        prefs: Preferences,
-        site: str | None,
+        who: Subject,
         now: datetime,
     ) -> None:
         state = await repository.lock_engagement(conn, e.participant_id)
         due_at = await repository.close_occurrence(conn, e.occurrence_id)
-        state, milestone = triggers.response_submitted(e, state, due_at, prefs.timezone)
+        state, milestone = triggers.response_submitted(e, state, due_at, who.prefs.timezone)
         await repository.save_engagement(conn, e.participant_id, state)
         if e.occurrence_id is not None:
             await repository.acted_on(conn, [f"epro:{e.occurrence_id}"], e.submitted_at)
         if milestone is not None:
-            await record_decision(conn, milestone, prefs, site, now)
+            await record_decision(conn, milestone, who, now)
 
     return step
 
 
 def visit_step(policy: Policy) -> Step[VisitChanged]:
-    async def step(
-        conn: DbConnection, e: VisitChanged, prefs: Preferences, site: str | None, now: datetime
-    ) -> None:
+    async def step(conn: DbConnection, e: VisitChanged, who: Subject, now: datetime) -> None:
         state = await repository.lock_engagement(conn, e.participant_id)
         state, trigger = triggers.visit_changed(e, state, policy.escalation)
         await repository.save_engagement(conn, e.participant_id, state)
         if e.status is VisitStatus.COMPLETED:
             await repository.acted_on(conn, [f"visit:{e.visit_id}"], e.occurred_at)
         if trigger is not None:
-            await record_decision(conn, trigger, prefs, site, now)
+            await record_decision(conn, trigger, who, now)
 
     return step
 
 
 def reminder_step(policy: Policy) -> Step[VisitReminderDue]:
-    async def step(
-        conn: DbConnection, e: VisitReminderDue, prefs: Preferences, site: str | None, now: datetime
-    ) -> None:
-        await record_decision(conn, triggers.visit_reminder(e, prefs.timezone), prefs, site, now)
+    async def step(conn: DbConnection, e: VisitReminderDue, who: Subject, now: datetime) -> None:
+        await record_decision(conn, triggers.visit_reminder(e, who.prefs.timezone), who, now)
 
     return step
 
@@ -264,7 +286,9 @@ async def record_readings(
         await repository.acted_on(conn, [f"device:{p}" for p in last], now)
 
 
-async def sweep_silence(pool: asyncpg.Pool, policy: Policy, now: datetime) -> int:
+async def sweep_silence(
+    pool: asyncpg.Pool, policy: Policy, now: datetime, studies: StudyRegistry
+) -> int:
     """Wall-clock check for low wear time and silent devices; returns nudges recorded.
     Safe to run in every replica at once: the nudge ids are derived from the silence
     episode, so a second sweep finds them already recorded."""
@@ -273,7 +297,8 @@ async def sweep_silence(pool: asyncpg.Pool, policy: Policy, now: datetime) -> in
     for participant, last in await repository.silent_since(pool, now - timedelta(hours=shortest)):
         async with pool.acquire() as conn, conn.transaction():
             await repository.lock_engagement(conn, participant)
-            prefs, site = await repository.profile(conn, participant, policy.default_cap)
-            for trigger in triggers.silence_triggers(participant, last, now, prefs, policy.silence):
-                recorded += await record_decision(conn, trigger, prefs, site, now)
+            who = await subject(conn, participant, policy, studies)
+            found = triggers.silence_triggers(participant, last, now, who.prefs, policy.silence)
+            for trigger in found:
+                recorded += await record_decision(conn, trigger, who, now)
     return recorded

@@ -42,7 +42,9 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
         group = TRIGGER_GROUPS[topic]
 
         async def handle(events: Sequence[Any]) -> None:
-            await service.apply_events(runtime.pool, group, events, step, policy, clock)
+            await service.apply_events(
+                runtime.pool, group, events, step, policy, clock, runtime.studies
+            )
 
         runtime.subscribe(topic, model, group, handle, max_records=500)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, fields
-from datetime import datetime, time
+from dataclasses import astuple, dataclass, fields
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +12,8 @@ import asyncpg
 from trialstream.db import DbConnection
 from trialstream.events.participants import ParticipantState
 
-from retention.domain import ChannelKind, Decision, Preferences, Trigger
+from retention.domain import ChannelKind, Decision, Trigger
+from retention.study_rules import Chosen
 from retention.triggers import Engagement
 
 # Withdrawal is final (decision 0034): the earliest withdrawal time stays, whatever comes
@@ -54,7 +55,8 @@ ON CONFLICT (participant_id) DO UPDATE SET language = $2, timezone = $3, channel
 """
 _PROFILE = """
 SELECT pr.language, COALESCE(pr.timezone, pa.timezone, 'UTC') AS timezone, pr.channel,
-       pr.opted_out, pr.quiet_start, pr.quiet_end, pr.max_per_day, pa.site_id
+       pr.opted_out, pr.quiet_start, pr.quiet_end, pr.max_per_day, pa.site_id,
+       COALESCE(pa.study_id, 'default') AS study_id
 FROM (SELECT $1::text AS participant_id) AS me
 LEFT JOIN preferences pr USING (participant_id)
 LEFT JOIN participants pa USING (participant_id)
@@ -181,45 +183,46 @@ async def lock_preferences(
 
 
 async def put_preferences(
-    pool: DbConnection | asyncpg.Pool,
-    participant_id: str,
-    prefs: Preferences,
-    *,
-    timezone: str | None,
-    cap: int | None,
-    address: str | None,
+    pool: DbConnection | asyncpg.Pool, participant_id: str, chosen: Chosen, address: str | None
 ) -> None:
-    """`timezone` None: follow the enrolment's; `cap` None: the service default."""
+    """None in `chosen`: not chosen (the enrolment's timezone, the study's or the service's
+    language, quiet hours and cap)."""
     await pool.execute(
         _PUT_PREFERENCES,
         participant_id,
-        prefs.language,
-        timezone,
-        str(prefs.channel),
-        sorted(str(c) for c in prefs.opted_out),
-        prefs.quiet_start,
-        prefs.quiet_end,
-        cap,
+        chosen.language,
+        chosen.timezone,
+        str(chosen.channel),
+        sorted(str(c) for c in chosen.opted_out),
+        chosen.quiet_start,
+        chosen.quiet_end,
+        chosen.max_per_day,
         address,
     )
 
 
-async def profile(
-    conn: DbConnection | asyncpg.Pool, participant_id: str, default_cap: int
-) -> tuple[Preferences, str | None]:
-    """The participant's preferences (defaults where unset) and site (None if unknown)."""
+@dataclass(frozen=True)
+class Profile:
+    chosen: Chosen
+    site_id: str | None  # None: the enrolment has not reached retention
+    study_id: str
+
+
+async def profile(conn: DbConnection | asyncpg.Pool, participant_id: str) -> Profile:
+    """What is stored for the participant (timezone: theirs, else the enrolment's), their
+    site and study; the rules that follow from it are `study_rules.effective_rules`."""
     row = await conn.fetchrow(_PROFILE, participant_id)
     assert row is not None
-    prefs = Preferences(
-        language=row["language"] or "en",
+    chosen = Chosen(
         timezone=row["timezone"],
         channel=ChannelKind(row["channel"] or "push"),
         opted_out=frozenset(ChannelKind(c) for c in row["opted_out"] or ()),
-        quiet_start=row["quiet_start"] or time(21, 0),
-        quiet_end=row["quiet_end"] or time(8, 0),
-        max_per_day=default_cap if row["max_per_day"] is None else row["max_per_day"],
+        language=row["language"],
+        quiet_start=row["quiet_start"],
+        quiet_end=row["quiet_end"],
+        max_per_day=row["max_per_day"],
     )
-    return prefs, row["site_id"]
+    return Profile(chosen, row["site_id"], row["study_id"])
 
 
 async def lock_engagement(conn: DbConnection, participant_id: str) -> Engagement:
