@@ -197,9 +197,15 @@ async def test_tokens_that_are_not_from_the_issuer_are_refused(telehealth: Teleh
 async def test_staff_of_another_study_do_not_see_visits_at_a_site_of_the_same_name(
     telehealth: Telehealth,
 ) -> None:
-    await announce_study(telehealth.kafka, "STUDY-B", ["ingest", "telehealth"], [telehealth.site])
-    (participant,) = await telehealth.enrol(study="STUDY-B")
-    ours = staff_auth(telehealth.site, "site_staff", study="STUDY-B")
+    # A study id of its own (tests share the broker), with a visit: a study plans the visits
+    # its file declares, none if it declares none.
+    study = unique_id("STUDY-B")
+    visits = [{"name": "Week 1", "day": 7}]
+    await announce_study(
+        telehealth.kafka, study, ["ingest", "telehealth"], [telehealth.site], visits=visits
+    )
+    (participant,) = await telehealth.enrol(study=study)
+    ours = staff_auth(telehealth.site, "site_staff", study=study)
     theirs = staff_auth(telehealth.site, "site_staff", study="STUDY-A")
     await telehealth.visits(participant, ours)
     r = await telehealth.client.get(f"/v1/participants/{participant}/visits", headers=theirs)

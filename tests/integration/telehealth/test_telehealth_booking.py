@@ -13,8 +13,8 @@ from trialstream.events.topics import Topic
 pytestmark = pytest.mark.integration
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 async def test_booking_a_video_visit_gives_room_link_and_scheduled_event(

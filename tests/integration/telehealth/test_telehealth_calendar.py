@@ -10,8 +10,8 @@ from telehealth_harness import Telehealth
 pytestmark = pytest.mark.integration
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 async def test_calendar_feeds_for_staff_and_participant(telehealth: Telehealth) -> None:

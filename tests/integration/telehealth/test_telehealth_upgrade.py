@@ -96,6 +96,7 @@ async def test_existing_participants_stay_enrolled_and_their_bookings_stop_at_wi
             " FROM bookings b JOIN visits v USING (visit_id) WHERE booking_id = $1",
             booking,
         )
+        assert row is not None
         assert tuple(row) == (
             "cancelled",
             "participant withdrew",

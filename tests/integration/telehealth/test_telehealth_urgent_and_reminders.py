@@ -21,8 +21,8 @@ from trialstream.events.topics import Topic
 pytestmark = pytest.mark.integration
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def alert(participant: str, severity: Severity = Severity.HIGH) -> AlertRaised:

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 WITHDREW = "participant withdrew"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def withdrawal(th: Telehealth, participant: str, at: datetime) -> ParticipantState:
@@ -197,12 +197,10 @@ async def test_alert_after_withdrawal_proposes_nothing_and_a_pending_proposal_is
     await telehealth.publish(Topic.ALERTS, [(participant, late)])
 
     async def late_handled() -> bool:
-        return (
-            await telehealth.sql(
-                "SELECT outcome FROM urgent_alerts WHERE alert_id = $1", late.event_id
-            )
-            == "participant_withdrawn"
+        outcome: str | None = await telehealth.sql(
+            "SELECT outcome FROM urgent_alerts WHERE alert_id = $1", late.event_id
         )
+        return outcome == "participant_withdrawn"
 
     assert await eventually(late_handled)
     listed = await proposals(telehealth, auth, "all")

@@ -12,8 +12,8 @@ NEW_YORK = zone("America/New_York")
 MONDAY, SUNDAY = 0, 6
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def weekly(weekday: int, start: time, end: time) -> list[WeeklyHours]:
@@ -63,7 +63,7 @@ def test_weekly_hours_keep_local_time_across_new_york_switch() -> None:
 
 def test_exception_replaces_the_days_weekly_hours() -> None:
     hours = weekly(MONDAY, time(9), time(11))
-    off = {date(2026, 6, 1): []}
+    off: dict[date, list[Hours]] = {date(2026, 6, 1): []}
     changed = {date(2026, 6, 1): [Hours(time(14), time(15))]}
     window = (utc(2026, 6, 1), utc(2026, 6, 2))
     assert slots_between(hours, off, zone("UTC"), *window, 60) == []

@@ -17,6 +17,7 @@ from trialstream.runtime import Runtime
 from trialstream.staff import CurrentPrincipal, forbidden
 
 from telehealth.domain.actor import Actor
+from telehealth.domain.study import study_site_timezone
 from telehealth.service.booking import Policy
 from telehealth.settings import TelehealthSettings
 
@@ -33,7 +34,13 @@ class Context:
 
     @property
     def policy(self) -> Policy:
-        return Policy(self.settings.slot_minutes, self.settings.video_base_url)
+        return Policy(self.settings.slot_minutes, self.settings.video_base_url, self.site_zones)
+
+    def site_zones(self, study_id: str, site_id: str) -> str | None:
+        """The timezone the study file gives the site. None for the default study, and for
+        a study this process has not read yet: the caller then uses the timezone stored
+        by the admin route (the service's own setting for the site, UTC until set)."""
+        return study_site_timezone(self.runtime.studies.get(study_id), site_id)
 
     @property
     def urgent_horizon(self) -> timedelta:

@@ -1,5 +1,5 @@
 """What telehealth's two consumer groups do: high-severity alerts propose urgent visits;
-enrolments plan the protocol's visit windows and withdrawals cancel what is booked."""
+enrolments plan the visit windows (of the study file, or TELEHEALTH_PROTOCOL) and withdrawals cancel what is booked."""
 
 from __future__ import annotations
 
@@ -25,7 +25,12 @@ def subscribe(ctx: Context) -> None:
     async def on_participants(events: Sequence[ParticipantState]) -> None:
         ours = ctx.runtime.studies.of_module(events, Module.TELEHEALTH)  # others: skipped
         await enrolment.on_enrolled(
-            ctx.pool, ours, ctx.settings.protocol, (ctx.policy, ctx.urgent_horizon), ctx.clock()
+            ctx.pool,
+            ours,
+            ctx.settings.protocol,
+            (ctx.policy, ctx.urgent_horizon),
+            ctx.clock(),
+            study_of=ctx.runtime.studies.get,
         )
 
     ctx.runtime.subscribe(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)

@@ -14,6 +14,7 @@ from trialstream.staff import site_scope, study_for
 from telehealth import repository
 from telehealth.context import Ctx, StaffActor, StaffReader
 from telehealth.domain.actor import Actor
+from telehealth.domain.study import Plan
 from telehealth.domain.windows import zone
 from telehealth.schemas import NewBooking, Note, Reschedule, WithReason
 from telehealth.service import booking, slots, urgent
@@ -45,14 +46,22 @@ async def next_visit_slots(
         and (visit_id is None or v["visit_id"] == visit_id)
     ]
     if not visits:
-        raise Refused(
-            Kind.NOT_FOUND, "no_open_visit", "no visit of this participant is open for booking"
-        )
+        none_declared = Plan.from_stored(who["study_id"], who["protocol"]).described()["note"]
+        message = none_declared or "no visit of this participant is open for booking"
+        raise Refused(Kind.NOT_FOUND, "no_open_visit", message)
     visit = min(visits, key=lambda v: (v["window_start"], v["sequence"]))
     start = max(visit["window_start"], now)
     end = min(visit["window_end"], now + timedelta(days=ctx.settings.booking_horizon_days))
     found = (
-        await slots.free_slots(ctx.pool, who["site_id"], start, end, ctx.settings.slot_minutes)
+        await slots.free_slots(
+            ctx.pool,
+            who["site_id"],
+            start,
+            end,
+            ctx.settings.slot_minutes,
+            study_id=who["study_id"],
+            zones=ctx.site_zones,
+        )
         if end > start
         else []
     )

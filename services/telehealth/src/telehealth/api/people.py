@@ -10,13 +10,14 @@ from fastapi import APIRouter, Response
 from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
 from trialstream.events.base import StudyId, TrialDate
-from trialstream.identity import Action, Principal
+from trialstream.identity import DEFAULT_STUDY, Action, Principal
 from trialstream.staff import allowed, check_allowed, study_for
 
 from telehealth import repository
 from telehealth.context import Ctx, StaffActor, StaffReader, same_site
 from telehealth.domain.actor import Actor
 from telehealth.domain.availability import Hours, WeeklyHours
+from telehealth.domain.study import Plan
 from telehealth.domain.windows import local_midnight, zone
 from telehealth.schemas import (
     Baseline,
@@ -26,7 +27,7 @@ from telehealth.schemas import (
     SiteSettings,
     WeeklySchedule,
 )
-from telehealth.service import audited, enrolment
+from telehealth.service import audited, enrolment, slots
 from telehealth.service.feeds import calendar_for
 
 router = APIRouter()
@@ -52,8 +53,15 @@ async def set_site(
     site_id: str,
     body: SiteSettings,
     by: Annotated[Principal, allowed(Action.MANAGE_STUDY)],
+    study: StudyId | None = None,
 ) -> dict[str, str]:
-    check_allowed(by, Action.MANAGE_STUDY)
+    """The timezone of a default-study site (an admin of the default study). A declared
+    study's sites have theirs in the study file: 409 `set_in_study_file` (`?study=`, else
+    the caller's only study), after the caller's role in that study is checked."""
+    in_study = study_for(by, study)
+    check_allowed(by, Action.MANAGE_STUDY, None, in_study)
+    if in_study != DEFAULT_STUDY:
+        raise set_in_study_file(in_study, site_id, ctx.site_zones(in_study, site_id))
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await repository.site_timezone(conn, site_id)
         await repository.upsert_site(conn, site_id, body.timezone)
@@ -67,6 +75,20 @@ async def set_site(
             {"timezone": body.timezone},
         )
     return {"site_id": site_id, "timezone": body.timezone}
+
+
+def set_in_study_file(study_id: str, site_id: str, timezone: str | None) -> Refused:
+    where = (
+        f"sets it to {timezone}"
+        if timezone is not None
+        else "lists its sites and their timezones (it names no such site, or is not known yet)"
+    )
+    return Refused(
+        Kind.CONFLICT,
+        "set_in_study_file",
+        f"Site '{site_id}' of study '{study_id}' takes its timezone from the study file, which "
+        f"{where}: change it there (`trialstream study apply`), not here.",
+    )
 
 
 async def colleague(ctx: Ctx, actor: Actor, staff_id: str) -> None:
@@ -142,7 +164,12 @@ async def visits(ctx: Ctx, participant_id: str, actor: Actor = StaffReader) -> d
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} at your site"
         )
-    return {**who, "visits": await repository.visits_of(ctx.pool, participant_id)}
+    plan = Plan.from_stored(who["study_id"], who.pop("protocol"))
+    return {
+        **who,
+        "schedule": plan.described(),
+        "visits": await repository.visits_of(ctx.pool, participant_id),
+    }
 
 
 @router.put("/v1/participants/{participant_id}/baseline", tags=["visits"])
@@ -175,7 +202,7 @@ async def site_schedule(
     """One study's bookings at the site (`study`, else the caller's only one)."""
     in_study = study_for(actor.principal, study)
     same_site(actor, site_id, in_study)
-    tz_name = await repository.site_timezone(ctx.pool, site_id)
+    tz_name = await slots.site_timezone(ctx.pool, site_id, in_study, ctx.site_zones)
     tz = zone(tz_name)
     first = on - timedelta(days=on.weekday()) if span == "week" else on
     last = first + timedelta(days=7 if span == "week" else 1)

@@ -12,6 +12,7 @@ import asyncpg
 from trialstream.db import DbConnection
 
 from telehealth.domain.availability import Hours, WeeklyHours
+from telehealth.domain.study import Plan
 from telehealth.domain.windows import PlannedVisit
 
 Conn = DbConnection | asyncpg.Pool
@@ -21,18 +22,22 @@ INSERT INTO sites (site_id, timezone) VALUES ($1, $2)
 ON CONFLICT (site_id) DO UPDATE SET timezone = EXCLUDED.timezone
 """
 _SITE_TZ = "SELECT timezone FROM sites WHERE site_id = $1"
+# The protocol is written once, at enrolment (the schedule is fixed then); a later record
+# of the participant never changes it.
 # The caller passes the withdrawal time it computed under the row lock; LEAST (which ignores
 # NULL) keeps the earliest one even so, and never lets an `enrolled` record clear it.
 _UPSERT_PARTICIPANT = """
-INSERT INTO participants (participant_id, site_id, timezone, baseline_date, withdrawn_at, study_id)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO participants
+    (participant_id, site_id, timezone, baseline_date, withdrawn_at, study_id, protocol)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 ON CONFLICT (participant_id) DO UPDATE
 SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, study_id = EXCLUDED.study_id,
     withdrawn_at = LEAST(participants.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 RETURNING baseline_date, (xmax = 0) AS created
 """
 _PARTICIPANT = """
-SELECT participant_id, site_id, timezone, baseline_date, withdrawn_at, study_id
+SELECT participant_id, site_id, timezone, baseline_date, withdrawn_at, study_id,
+    protocol::text AS protocol
 FROM participants WHERE participant_id = $1
 """
 _LOCK_PARTICIPANT = _PARTICIPANT + " FOR UPDATE"
@@ -116,11 +121,19 @@ async def upsert_participant(
     timezone: str,
     enrolled_on: date,
     withdrawn_at: datetime | None,
-    study_id: str,
+    plan: Plan,
 ) -> tuple[date, bool]:
-    """Returns (baseline date, whether the participant is new)."""
+    """Returns (baseline date, whether the participant is new). `plan` is stored only for
+    a new participant: their schedule is fixed at enrolment."""
     row = await conn.fetchrow(
-        _UPSERT_PARTICIPANT, participant_id, site_id, timezone, enrolled_on, withdrawn_at, study_id
+        _UPSERT_PARTICIPANT,
+        participant_id,
+        site_id,
+        timezone,
+        enrolled_on,
+        withdrawn_at,
+        plan.study_id,
+        plan.stored(),
     )
     assert row is not None
     return row["baseline_date"], row["created"]

@@ -27,14 +27,19 @@ from telehealth import repository
 from telehealth.domain import withdrawal
 from telehealth.domain.actor import Actor
 from telehealth.domain.booking import Booking
+from telehealth.domain.study import SiteZones, no_study_zones
 from telehealth.domain.windows import within
 from telehealth.service import audited, slots, visit_events
 
 
 @dataclass(frozen=True)
 class Policy:
+    """How bookings are made: slot length, room links, and each site's clock (`zones`: a
+    declared study's sites have theirs in the study file)."""
+
     slot_minutes: int
     video_base_url: str
+    zones: SiteZones = no_study_zones
 
     def room_url(self, token: str | None) -> str | None:
         return None if token is None else f"{self.video_base_url.rstrip('/')}/{token}"
@@ -70,7 +75,14 @@ async def _check_time(
             Kind.INVALID, "in_the_past", message, "starts_at", "must be in the future"
         )
     offered = await slots.offered(
-        conn, visit.site_id, starts_at, ends_at, policy.slot_minutes, [staff_id]
+        conn,
+        visit.site_id,
+        starts_at,
+        ends_at,
+        policy.slot_minutes,
+        [staff_id],
+        study_id=visit.study_id,
+        zones=policy.zones,
     )
     if not any(s.starts_at == starts_at for s in offered):
         message = f"{staff_id} does not offer a {policy.slot_minutes}-minute slot at {starts_at.isoformat()}"
@@ -103,6 +115,7 @@ class Visit:
     name: str
     window_start: datetime
     window_end: datetime
+    study_id: str  # the participant's: whose study file may set the site's timezone
 
 
 def withdrawn(at: datetime) -> Refused:
@@ -163,7 +176,11 @@ async def book(
                 )
             member = await _bookable_staff(conn, staff_id, visit["site_id"])
             window = Visit(
-                visit["site_id"], visit["name"], visit["window_start"], visit["window_end"]
+                visit["site_id"],
+                visit["name"],
+                visit["window_start"],
+                visit["window_end"],
+                visit["study_id"],
             )
             ends_at = await _check_time(
                 conn, window, staff_id, starts_at, deviation_reason, policy, now
@@ -226,7 +243,9 @@ async def reschedule(
                 raise withdrawn(left_at)
             target = staff_id or row.staff_id
             member = await _bookable_staff(conn, target, row.site_id)
-            visit = Visit(row.site_id, row.visit_name, row.window_start, row.window_end)
+            visit = Visit(
+                row.site_id, row.visit_name, row.window_start, row.window_end, row.study_id
+            )
             ends_at = await _check_time(
                 conn, visit, target, starts_at, deviation_reason, policy, now
             )

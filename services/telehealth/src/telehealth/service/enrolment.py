@@ -1,5 +1,6 @@
-"""Enrolment: each new participant gets the protocol's visit schedule; staff may move the
-baseline; a withdrawal cancels what was booked after it (decision 0025)."""
+"""Enrolment: each new participant gets their visit schedule (their study's visits, or for
+the default study TELEHEALTH_PROTOCOL), fixed at enrolment; staff may move the baseline; a
+withdrawal cancels what was booked after it (decision 0025)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from trialstream.errors import Kind, Refused
 from trialstream.events.participants import ParticipantState
 from trialstream.events.visits import VisitStatus
 from trialstream.inbox import claim_new
+from trialstream.studies import StudyDefinition
 
 from telehealth import repository
 from telehealth.domain import withdrawal
 from telehealth.domain.actor import Actor
+from telehealth.domain.study import Plan
 from telehealth.domain.windows import (
     ProtocolVisit,
     UnknownTimezone,
@@ -35,6 +38,11 @@ log = structlog.get_logger(__name__)
 # compacted topic applies them. Replaying a known participant changes nothing else.
 CONSUMER = "telehealth-participants-v2"
 SYSTEM = "system:telehealth"
+StudyOf = Callable[[str], StudyDefinition | None]
+
+
+def _no_study_file(study_id: str) -> StudyDefinition | None:
+    return None
 
 
 def _timezone_or_utc(name: str, participant_id: str) -> str:
@@ -52,9 +60,12 @@ async def on_enrolled(
     protocol: Sequence[ProtocolVisit],
     urgent_policy: tuple[Policy, timedelta],
     now: datetime,
+    study_of: StudyOf = _no_study_file,
 ) -> None:
     """Upsert site and timezone; the first enrolment fixes the baseline (the enrolment's
-    local date) and plans the visits, and alerts that arrived first get their proposal.
+    local date) and plans the visits - from the study file's visits as `study_of` has
+    them now (the registry), or `protocol` for the default study - and alerts that
+    arrived first get their proposal.
     A withdrawal stops what was booked after it (decision 0025). Redelivery and compaction
     replays change nothing. Audit entries are written last: the audit lock is then the
     transaction's last wait, after every row lock."""
@@ -63,7 +74,10 @@ async def on_enrolled(
         fresh = await claim_new(conn, CONSUMER, [e.event_id for e in events])
         for event in events:
             if event.event_id in fresh:
-                await _apply(conn, event, protocol, urgent_policy, now, audits)
+                # The consumer has made sure every study named is known here (of_module):
+                # None is the default study, which has no file and uses `protocol`.
+                plan = Plan.of_study(event.study_id, study_of(event.study_id))
+                await _apply(conn, event, plan, protocol, urgent_policy, now, audits)
         for write in audits:
             await write()
 
@@ -71,6 +85,7 @@ async def on_enrolled(
 async def _apply(
     conn: DbConnection,
     event: ParticipantState,
+    plan: Plan,
     protocol: Sequence[ProtocolVisit],
     urgent_policy: tuple[Policy, timedelta],
     now: datetime,
@@ -89,15 +104,17 @@ async def _apply(
         tz_name,
         local_date(event.occurred_at, tz),
         after,
-        event.study_id,
+        plan,
     )
     if created and after is None:
-        planned = plan_schedule(baseline, list(protocol), tz)
+        planned = plan_schedule(baseline, plan.protocol(protocol), tz)
         await repository.insert_visits(conn, participant_id, planned)
-        new = {
+        new: dict[str, Any] = {
             "baseline_date": baseline,
             "visits": [[v.name, v.window_start, v.window_end] for v in planned],
         }
+        if plan.visits is not None:  # the default study's entry stays as it always was
+            new["planned_from"] = f"study file of {plan.study_id}"
         audits.append(
             partial(
                 audited.changed,
@@ -182,7 +199,9 @@ async def set_baseline(
     baseline: date,
     protocol: Sequence[ProtocolVisit],
 ) -> list[dict[str, Any]]:
-    """Re-plan the windows from a new baseline, only while no visit has been booked or held."""
+    """Re-plan the windows from a new baseline, only while no visit has been booked or held:
+    from the visits the participant was planned from at enrolment (their study's, as it
+    was then), or `protocol` for the default study."""
     async with pool.acquire() as conn, conn.transaction():
         who = await repository.participant(conn, participant_id, lock=True)
         if who is None or not actor.at(who["site_id"], who["study_id"]):
@@ -203,7 +222,8 @@ async def set_baseline(
                 f"the baseline cannot move once visits are booked or closed: {', '.join(started)}",
             )
         await repository.set_baseline(conn, participant_id, baseline)
-        planned = plan_schedule(baseline, list(protocol), zone(who["timezone"]))
+        plan = Plan.from_stored(who["study_id"], who["protocol"])
+        planned = plan_schedule(baseline, plan.protocol(protocol), zone(who["timezone"]))
         await repository.replan_open_visits(conn, participant_id, planned)
         replanned = await repository.visits_of(conn, participant_id)
         await audited.changed(

@@ -5,10 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from trialstream.identity import DEFAULT_STUDY
+
 from telehealth import repository
 from telehealth.domain.availability import Slot, free, slots_between
+from telehealth.domain.study import SiteZones, no_study_zones
 from telehealth.domain.windows import zone
 from telehealth.repository import Conn
+
+
+async def site_timezone(
+    conn: Conn, site_id: str, study_id: str = DEFAULT_STUDY, zones: SiteZones = no_study_zones
+) -> str:
+    """The site's clock for `study_id`: a declared study's file sets it; otherwise (the
+    default study, or a study this process has not read yet) the timezone the admin route
+    stored, UTC until one is set."""
+    return zones(study_id, site_id) or await repository.site_timezone(conn, site_id)
 
 
 async def offered(
@@ -18,9 +30,13 @@ async def offered(
     end: datetime,
     slot_minutes: int,
     staff_ids: Sequence[str] | None = None,
+    *,
+    study_id: str = DEFAULT_STUDY,
+    zones: SiteZones = no_study_zones,
 ) -> list[Slot]:
-    """Every slot the site's staff (or the given ones) offer in [start, end), booked or not."""
-    tz = zone(await repository.site_timezone(conn, site_id))
+    """Every slot the site's staff (or the given ones) offer in [start, end), booked or not,
+    their weekly hours read on the site's clock for the participant's study."""
+    tz = zone(await site_timezone(conn, site_id, study_id, zones))
     members = [s["staff_id"] for s in await repository.site_staff(conn, site_id)]
     if staff_ids is not None:
         members = [s for s in members if s in staff_ids]
@@ -42,7 +58,12 @@ async def free_slots(
     end: datetime,
     slot_minutes: int,
     staff_ids: Sequence[str] | None = None,
+    *,
+    study_id: str = DEFAULT_STUDY,
+    zones: SiteZones = no_study_zones,
 ) -> list[Slot]:
-    candidates = await offered(conn, site_id, start, end, slot_minutes, staff_ids)
+    candidates = await offered(
+        conn, site_id, start, end, slot_minutes, staff_ids, study_id=study_id, zones=zones
+    )
     members = sorted({s.staff_id for s in candidates})
     return free(candidates, await repository.busy(conn, members, start, end))

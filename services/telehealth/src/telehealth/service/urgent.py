@@ -124,7 +124,13 @@ async def propose(
         conn, visit_id, participant_id, f"Urgent {alert_id}", "video", window, "proposed"
     )
     for slot in await slots.free_slots(
-        conn, who["site_id"], now, now + horizon, policy.slot_minutes
+        conn,
+        who["site_id"],
+        now,
+        now + horizon,
+        policy.slot_minutes,
+        study_id=who["study_id"],
+        zones=policy.zones,
     ):
         member = await repository.staff(conn, slot.staff_id)
         assert member is not None
