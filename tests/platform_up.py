@@ -118,8 +118,10 @@ def wait_for(
 def enrol_fleet(
     client: httpx.Client, admin_token: str, prefix: str, site: str, count: int
 ) -> list[tuple[str, str, str]]:
-    """Enrol `count` participants at `site`, each with a watch: (participant, device, token)."""
-    admin = {"Authorization": f"Bearer {admin_token}"}
+    """Enrol `count` participants at `site`, each with a watch: (participant, device, token),
+    as a platform admin signed in at the issuer (the admin token only bootstraps it)."""
+    enroller = signed_in(client, admin_token, f"enroller-{prefix}", None, "platform_admin")
+    admin = {"Authorization": f"Bearer {enroller}"}
     fleet = []
     for n in range(count):
         pid, device = f"P-{prefix}-{n:02d}", f"watch-{prefix}-{n:02d}"
@@ -139,12 +141,22 @@ def enrol_fleet(
 
 
 def signed_in(
-    client: httpx.Client, admin_token: str, subject: str, site: str, role: str = "investigator"
+    client: httpx.Client,
+    admin_token: str,
+    subject: str,
+    site: str | None,
+    role: str = "investigator",
+    study: str = "default",
 ) -> str:
-    """A staff member with `role` at `site`, created at the identity issuer with the
-    bootstrap admin token and signed in with their password: their access token."""
+    """A staff member with `role` at `site` of `study` (a platform admin: everywhere),
+    created at the identity issuer with the bootstrap admin token and signed in with their
+    password: their access token."""
     password = uuid.uuid4().hex
-    grant = {"role": role, "study": "default", "site": site}
+    grant: dict[str, str] = {"role": role}
+    if role != "platform_admin":
+        grant["study"] = study
+        if site is not None:
+            grant["site"] = site
     client.post(
         f"{IDENTITY}/v1/people",
         headers={"Authorization": f"Bearer {admin_token}"},

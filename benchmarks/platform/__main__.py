@@ -19,7 +19,14 @@ import httpx
 from trialstream.services import ServiceInfo, discover_services
 from trialstream.supervisor import Infrastructure, Supervisor, child_env, run_prepare
 
-from benchmarks.platform.load import ADMIN, enrol, flat_out, normal_requests, paced
+from benchmarks.platform.load import (
+    ADMIN,
+    enrol,
+    flat_out,
+    normal_requests,
+    paced,
+    staff_env,
+)
 from benchmarks.platform.prefill import prefill
 from benchmarks.platform.resources import ResourceSampler
 
@@ -135,7 +142,7 @@ def run_once(args: argparse.Namespace, anomaly_replicas: int, run_dir: Path) -> 
     }
     infra = Infrastructure.resolve(env, run_dir)
     supervisor = Supervisor(
-        child_env(infra, ADMIN) | {"TRIALSTREAM_LOG_LEVEL": "WARNING"},
+        child_env(infra, ADMIN) | staff_env() | {"TRIALSTREAM_LOG_LEVEL": "WARNING"},
         run_dir,
         restart=False,
         own_database_logins=infra.embedded_postgres is not None,  # as `trialstream up` does

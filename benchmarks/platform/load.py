@@ -30,8 +30,32 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
 from trialstream.events.topics import Topic
+from trialstream.identity import Grant, Role, SigningKey
+from trialstream.settings import ServiceSettings
 
 ADMIN = "bench-admin-token"
+# The benchmark enrols as a person, like everyone but the identity service's bootstrap: it
+# signs its own access token and the services trust its key by configuration (inline
+# JWKS), as they would an external identity provider's.
+BENCH_KEY = SigningKey.generate()
+
+
+def staff_env() -> dict[str, str]:
+    """What the services need to accept `staff_token()`."""
+    return {"TRIALSTREAM_OIDC_JWKS": json.dumps(BENCH_KEY.jwks())}
+
+
+def staff_token() -> str:
+    defaults = ServiceSettings()
+    return BENCH_KEY.issue(
+        issuer=defaults.oidc_issuer,
+        audience=defaults.oidc_audience,
+        subject="benchmark",
+        name="benchmark load generator",
+        grants=[Grant(Role.PLATFORM_ADMIN, None)],
+    )
+
+
 PROCESSED = re.compile(
     r'^trialstream_messages_total\{group="anomaly",outcome="processed"\} (\S+)$', re.MULTILINE
 )
@@ -66,7 +90,7 @@ def heart_rates(device: Device, start: datetime, values: Sequence[float], step_s
 
 
 async def enrol(client: httpx.AsyncClient, url: str, n: int, prefix: str) -> list[Device]:
-    admin = {"Authorization": f"Bearer {ADMIN}"}
+    admin = {"Authorization": f"Bearer {staff_token()}"}
     out = []
     for i in range(n):
         pid, dev = f"{prefix}-{uuid.uuid4().hex[:8]}", f"{prefix}-{i}-{uuid.uuid4().hex[:6]}"

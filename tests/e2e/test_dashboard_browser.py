@@ -76,14 +76,28 @@ class Platform:
         return dict(r.json())
 
     async def enrol(self, participant: str, device: str, site: str) -> str:
-        """Enrol a participant at `site` with one device; the device's upload token."""
+        """Enrol a participant at `site` with one device, as a platform admin signed in at
+        the issuer (the admin token only bootstraps it); the device's upload token."""
+        subject, password = f"admin-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+        body = {
+            "subject": subject,
+            "name": "Platform Admin",
+            "password": password,
+            "grants": [{"role": "platform_admin"}],
+        }
+        await self.post(f"{self.identity}/v1/people", ADMIN, body)
+        signed_in = await self.http.post(
+            f"{self.identity}/v1/token",
+            json={"grant_type": "password", "username": subject, "password": password},
+        )
+        admin = str(signed_in.json()["access_token"])
         await self.post(
             f"{self.ingest}/v1/admin/participants",
-            ADMIN,
+            admin,
             {"participant_id": participant, "site_id": site},
         )
         device_body = {"device_id": device, "participant_id": participant}
-        return (await self.post(f"{self.ingest}/v1/admin/devices", ADMIN, device_body))["token"]
+        return (await self.post(f"{self.ingest}/v1/admin/devices", admin, device_body))["token"]
 
     async def person(self, subject: str, password: str, role: str, site: str) -> None:
         """A staff member at the identity issuer (created with the bootstrap admin token)."""

@@ -44,16 +44,18 @@ def test_abnormal_readings_become_an_alert_staff_can_acknowledge(
     suffix = uuid.uuid4().hex[:6]
     participant, device, site = f"P-e2e-{suffix}", f"watch-{suffix}", f"site-{suffix}"
     with httpx.Client(timeout=30) as client:
+        # the admin token only bootstraps the identity service: an admin signs in
+        admin = signed_in(client, ADMIN, f"admin-{suffix}", None, "platform_admin")
         _post(
             client,
             f"{INGEST}/v1/admin/participants",
-            ADMIN,
+            admin,
             {"participant_id": participant, "site_id": site},
         )
         device_token = _post(
             client,
             f"{INGEST}/v1/admin/devices",
-            ADMIN,
+            admin,
             {"device_id": device, "participant_id": participant},
         )["token"]
         nurse = signed_in(client, ADMIN, f"nurse-{suffix}", site, "site_staff")
@@ -93,7 +95,7 @@ def test_abnormal_readings_become_an_alert_staff_can_acknowledge(
             r = client.get(
                 f"{INGEST}/v1/participants/{participant}/readings",
                 params={"from": (start - timedelta(minutes=1)).isoformat()},
-                headers={"Authorization": f"Bearer {ADMIN}"},
+                headers={"Authorization": f"Bearer {admin}"},
             )
             return len(r.json()["readings"])
 

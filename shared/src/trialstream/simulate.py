@@ -137,14 +137,20 @@ def build_fleet(config: FleetConfig, run_id: str) -> list[SimParticipant]:
 async def enrol(
     client: httpx.AsyncClient, config: FleetConfig, fleet: list[SimParticipant], run_id: str
 ) -> list[dict[str, str]]:
-    admin = {"Authorization": f"Bearer {config.admin_token}"}
+    # The admin token only bootstraps the identity service: the simulator enrols as a
+    # person of its own (a platform admin), so the audit names it.
+    _, token = await person(client, config, f"simulator-{run_id}", [{"role": "platform_admin"}])
+    admin = {"Authorization": f"Bearer {token}"}
     for p in fleet:
         body = {"participant_id": p.participant_id, "study_id": p.study_id, "site_id": p.site_id}
         for _ in range(60):  # ingest learns a study just applied within a second or two
             r = await client.post(
                 f"{config.ingest_url}/v1/admin/participants", headers=admin, json=body
             )
-            if r.status_code != 422 or r.json()["error"]["code"] != "unknown_study":
+            if r.status_code not in (422, 503) or r.json()["error"]["code"] not in (
+                "unknown_study",
+                "studies_loading",
+            ):
                 break
             await asyncio.sleep(0.5)
         if r.status_code not in (201, 409):
@@ -169,7 +175,6 @@ async def create_staff(
 ) -> list[dict[str, str]]:
     """People at the identity issuer (bootstrap admin token), each with a fresh password,
     signed in once so the banner can show an access token."""
-    admin = {"Authorization": f"Bearer {config.admin_token}"}
     wanted: list[tuple[str, str, str, str | None]] = [
         (f"{STAFF_ROLES[role]}-{site}-{run_id}", role, study, site)
         for study, site in where
@@ -179,16 +184,8 @@ async def create_staff(
         wanted.append((f"monitor-{study.lower()}-{run_id}", "monitor", study, None))
     staff = []
     for subject, role, study, site in wanted:
-        password = secrets.token_urlsafe(12)
         grant = {"role": role, "study": study, **({"site": site} if site else {})}
-        body = {"subject": subject, "name": subject, "password": password, "grants": [grant]}
-        r = await client.post(f"{config.identity_url}/v1/people", headers=admin, json=body)
-        r.raise_for_status()
-        r = await client.post(
-            f"{config.identity_url}/v1/token",
-            json={"grant_type": "password", "username": subject, "password": password},
-        )
-        r.raise_for_status()
+        password, token = await person(client, config, subject, [grant])
         staff.append(
             {
                 "staff_id": subject,
@@ -196,10 +193,31 @@ async def create_staff(
                 "study_id": study,
                 "site_id": site or "(all)",
                 "password": password,
-                "token": r.json()["access_token"],
+                "token": token,
             }
         )
     return staff
+
+
+async def person(
+    client: httpx.AsyncClient, config: FleetConfig, subject: str, grants: list[dict[str, str]]
+) -> tuple[str, str]:
+    """A person created at the identity issuer with the bootstrap admin token and a fresh
+    password, signed in once: (password, access token)."""
+    password = secrets.token_urlsafe(12)
+    body = {"subject": subject, "name": subject, "password": password, "grants": grants}
+    r = await client.post(
+        f"{config.identity_url}/v1/people",
+        headers={"Authorization": f"Bearer {config.admin_token}"},
+        json=body,
+    )
+    r.raise_for_status()
+    r = await client.post(
+        f"{config.identity_url}/v1/token",
+        json={"grant_type": "password", "username": subject, "password": password},
+    )
+    r.raise_for_status()
+    return password, str(r.json()["access_token"])
 
 
 async def upload(client: httpx.AsyncClient, url: str, p: SimParticipant) -> None:

@@ -11,8 +11,10 @@ their role in the study allows the route (issue 15, decision 0071).
 - `allowed(action)`: the route's role gate, answered by the one matrix in
   `trialstream.identity.PERMISSIONS`; `check_allowed` for the record's study and site,
   `study_for` and `site_scope` for listings, `check_step_up` before a Part 11 signature.
-- The platform admin token is still accepted where a platform admin may act, as the
-  bootstrap credential: it is audited as `admin`, never as a person.
+- The platform admin token is the bootstrap credential and nothing more: only the
+  identity service takes it (to create the first people and studies; audited as `admin`,
+  never as a person). Every other service answers it 401 `bootstrap_only`: people act
+  under their own names there (21 CFR Part 11 attribution).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class StaffAccess:
             settings.kafka_bootstrap_servers, Topic.STAFF_ACCESS, _EVENT, self.revocations.apply
         )
         self._next_refresh, self._backoff = 0.0, 1.0
+        # Whether this service takes the platform admin token (the identity service only).
+        self.takes_admin_token = False
 
     @property
     def revocations(self) -> Revocations:
@@ -131,7 +135,16 @@ class StaffAccess:
     def principal(self, token: str) -> Principal:
         admin = self.settings.admin_token
         if admin is not None and tokens_match(token, admin.get_secret_value()):
-            return BOOTSTRAP
+            if self.takes_admin_token:
+                return BOOTSTRAP
+            raise Refused(
+                Kind.UNAUTHORIZED,
+                "bootstrap_only",
+                "The platform admin token only bootstraps the identity service (the first "
+                "people and studies); sign in as a person there (POST /v1/token) and use "
+                "that access token.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return self.verifier.verify(token)
 
 

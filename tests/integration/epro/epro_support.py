@@ -108,7 +108,8 @@ class Epro:
 
     @property
     def admin(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {ADMIN}"}
+        """A platform admin (the admin token only bootstraps the identity service)."""
+        return staff_auth(None, "platform_admin", subject="epro-admin", name="ePRO Admin")
 
     async def submit(self, auth: dict[str, str], body: dict[str, Any]) -> httpx.Response:
         return await self.client.post("/v1/responses", json=body, headers=auth)

@@ -50,7 +50,7 @@ async def test_response_and_corrections_are_audited_with_old_and_new_answers(epr
 async def test_schedules_credentials_and_definitions_are_audited(epro: Epro) -> None:
     participant, _ = await epro.enroll()
     assert changes(await audited(epro.database_url, "epro", "app_credential", participant)) == [
-        ("admin", "app_credential.issued", None, {"status": "active"})
+        ("staff:epro-admin", "app_credential.issued", None, {"status": "active"})
     ]
     r = await epro.client.post(
         f"/v1/admin/participants/{participant}/app-credentials/revoke", headers=epro.admin

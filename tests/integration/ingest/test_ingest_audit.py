@@ -7,7 +7,7 @@ import pytest
 from audit_helpers import audited, changes
 from helpers import unique_id
 from staff_tokens import staff_auth
-from test_ingest_upload import ADMIN, enrol, ingest  # noqa: F401 - the fixture
+from test_ingest_upload import ADMIN_AUTH, enrol, ingest  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -17,27 +17,28 @@ async def test_enrolment_registration_and_revocation_are_in_the_audit_chain(
     database_url: str,
 ) -> None:
     participant, device, _ = await enrol(ingest, site="site-q")
-    r = await ingest.post(
-        f"/v1/admin/devices/{device}/revoke", headers={"Authorization": f"Bearer {ADMIN}"}
-    )
+    r = await ingest.post(f"/v1/admin/devices/{device}/revoke", headers=ADMIN_AUTH)
     assert r.status_code == 200, r.text
-    again = await ingest.post(
-        f"/v1/admin/devices/{device}/revoke", headers={"Authorization": f"Bearer {ADMIN}"}
-    )
+    again = await ingest.post(f"/v1/admin/devices/{device}/revoke", headers=ADMIN_AUTH)
     assert again.status_code == 404  # nothing changed, nothing audited
 
     assert changes(await audited(database_url, "ingest", "participant", participant)) == [
         (
-            "admin",
+            "staff:ingest-admin",
             "participant.enrolled",
             None,
             {"study_id": "default", "site_id": "site-q", "timezone": "UTC"},
         )
     ]
     assert changes(await audited(database_url, "ingest", "device", device)) == [
-        ("admin", "device.registered", None, {"participant_id": participant, "status": "active"}),
         (
-            "admin",
+            "staff:ingest-admin",
+            "device.registered",
+            None,
+            {"participant_id": participant, "status": "active"},
+        ),
+        (
+            "staff:ingest-admin",
             "device.revoked",
             {"participant_id": participant, "status": "active"},
             {"participant_id": participant, "status": "revoked"},
@@ -52,13 +53,13 @@ async def test_withdrawal_is_audited_with_its_reason(
     participant, _, _ = await enrol(ingest, site="site-w")
     r = await ingest.post(
         f"/v1/admin/participants/{participant}/withdraw",
-        headers={"Authorization": f"Bearer {ADMIN}"},
+        headers=ADMIN_AUTH,
         json={"reason": "consent withdrawn at visit 3"},
     )
     assert r.status_code == 200, r.text
     again = await ingest.post(
         f"/v1/admin/participants/{participant}/withdraw",
-        headers={"Authorization": f"Bearer {ADMIN}"},
+        headers=ADMIN_AUTH,
         json={"reason": "a second click"},
     )
     assert again.status_code == 200  # the first withdrawal stands; nothing new to audit

@@ -13,11 +13,13 @@ import pytest
 from helpers import read_topic, reading, serving, unique_id
 from ingest.main import create_app
 from ingest.settings import IngestSettings
-from staff_tokens import JWKS
+from staff_tokens import JWKS, staff_auth
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
 ADMIN = "test-admin-token"
+# The admin token only bootstraps the identity service: here a platform admin signs in.
+ADMIN_AUTH = staff_auth(None, "platform_admin", subject="ingest-admin", name="Ingest Admin")
 
 
 @pytest.fixture
@@ -34,9 +36,10 @@ async def ingest(kafka: str, database_url: str) -> AsyncIterator[httpx.AsyncClie
         yield client
 
 
-async def enrol(client: httpx.AsyncClient, site: str = "site-a") -> tuple[str, str, str]:
+async def enrol(
+    client: httpx.AsyncClient, site: str = "site-a", admin: dict[str, str] = ADMIN_AUTH
+) -> tuple[str, str, str]:
     participant, device = unique_id("P"), unique_id("dev")
-    admin = {"Authorization": f"Bearer {ADMIN}"}
     r = await client.post(
         "/v1/admin/participants",
         json={"participant_id": participant, "site_id": site},
@@ -139,7 +142,7 @@ async def test_the_archive_row_and_the_event_agree_on_every_field(
 async def test_enrolment_refuses_a_timezone_that_is_not_an_iana_name(
     ingest: httpx.AsyncClient,
 ) -> None:
-    admin = {"Authorization": f"Bearer {ADMIN}"}
+    admin = ADMIN_AUTH
     for zone in ("Europe", "localtime", "Mars/Olympus"):
         r = await ingest.post(
             "/v1/admin/participants",
@@ -282,9 +285,7 @@ async def test_whole_request_errors_have_json_bodies(ingest: httpx.AsyncClient) 
 
 async def test_revoked_device_cannot_upload(ingest: httpx.AsyncClient) -> None:
     participant, device, token = await enrol(ingest)
-    r = await ingest.post(
-        f"/v1/admin/devices/{device}/revoke", headers={"Authorization": f"Bearer {ADMIN}"}
-    )
+    r = await ingest.post(f"/v1/admin/devices/{device}/revoke", headers=ADMIN_AUTH)
     assert r.status_code == 200
     r = await ingest.post(
         "/v1/readings",
@@ -301,12 +302,14 @@ async def test_a_device_over_its_rate_gets_429_and_nobody_else_is_slowed(
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         rate_limit_per_second=0.5,
         rate_limit_burst=2,
     )
     async with serving(create_app(settings)) as client:
-        flooder = await enrol(client)  # the admin token is never limited: 4 calls here
-        quiet = await enrol(client)
+        # two calls each, by two people: nobody is over the limit while enrolling
+        flooder = await enrol(client, admin=staff_auth(None, "platform_admin"))
+        quiet = await enrol(client, admin=staff_auth(None, "platform_admin"))
         codes = []
         for i in range(3):
             batch = [reading(flooder[0], flooder[1], value=60 + i)]
@@ -327,3 +330,14 @@ async def test_a_device_over_its_rate_gets_429_and_nobody_else_is_slowed(
         assert other.status_code == 200, other.text
     # the refused request wrote nothing: the two accepted readings only
     assert sorted(row["value"] for row in await archived(database_url, flooder[0])) == [60, 61]
+
+
+async def test_the_admin_token_only_bootstraps_the_identity_service(
+    ingest: httpx.AsyncClient,
+) -> None:
+    body = {"participant_id": unique_id("P"), "site_id": "site-a"}
+    r = await ingest.post(
+        "/v1/admin/participants", json=body, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "bootstrap_only")
+    assert "sign in as a person" in r.json()["error"]["message"]

@@ -10,11 +10,12 @@ import pytest
 from helpers import read_topic, reading, serving, unique_id
 from ingest.main import create_app
 from ingest.settings import IngestSettings
+from staff_tokens import JWKS, staff_auth
 from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
 ADMIN = "test-admin-token"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
+AUTH = staff_auth(None, "platform_admin")
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ async def ingest(kafka: str, database_url: str) -> AsyncIterator[httpx.AsyncClie
         kafka_bootstrap_servers=kafka,
         database_url=database_url,
         admin_token=ADMIN,
+        oidc_jwks=JWKS,
         kafka_session_timeout_ms=2000,
     )
     async with serving(create_app(settings)) as client:

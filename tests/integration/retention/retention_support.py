@@ -12,14 +12,18 @@ import asyncpg
 import httpx
 from helpers import eventually, publish_to, unique_id
 from retention.settings import RetentionSettings
-from staff_tokens import JWKS
+from staff_tokens import JWKS, staff_auth
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 
 ADMIN = "retention-admin"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
+# A platform admin signed in (the admin token only bootstraps the identity service).
+AUTH = staff_auth(None, "platform_admin", subject="retention-admin", name="Retention Admin")
+# What a channel gateway reports receipts with.
+RECEIPT_TOKEN = "retention-receipts"
+RECEIPTS = {"Authorization": f"Bearer {RECEIPT_TOKEN}"}
 NO_QUIET_HOURS = {"quiet_start": "00:00", "quiet_end": "00:00"}
 
 
@@ -28,6 +32,7 @@ def settings_for(kafka: str, database_url: str, **overrides: Any) -> RetentionSe
         "kafka_bootstrap_servers": kafka,
         "database_url": database_url,
         "admin_token": ADMIN,
+        "receipt_token": RECEIPT_TOKEN,
         "oidc_jwks": JWKS,
         "kafka_session_timeout_ms": 2000,
         "dispatch_interval_seconds": 0.1,

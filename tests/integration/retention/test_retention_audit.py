@@ -23,7 +23,9 @@ async def test_preference_changes_and_opt_outs_are_audited_without_the_address(
     assert (await retention.client.put(url, json=body, headers=AUTH)).status_code == 200  # same
 
     entries = await audited(retention.database_url, "retention", "preferences", pid)
-    assert [(e["actor"], e["action"]) for e in entries] == [("admin", "preferences.set")] * 2
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        ("staff:retention-admin", "preferences.set")
+    ] * 2
     first, second = entries
     assert first["old"] is None
     assert (first["new"]["channel"], first["new"]["opted_out"], first["new"]["address_set"]) == (

@@ -11,7 +11,7 @@ from helpers import eventually, reading, serving, unique_id
 from retention import scoring, service
 from retention.channels import Outgoing, WebhookChannel
 from retention.main import create_app
-from retention_support import AUTH, Gateway, Retention, due_event, settings_for
+from retention_support import AUTH, RECEIPTS, Gateway, Retention, due_event, settings_for
 from trialstream.events.epro import QuestionnaireMissed
 from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
@@ -61,21 +61,21 @@ async def test_webhook_nudge_is_sent_once_then_receipts_record_delivery_and_open
         url = f"/v1/nudges/{nudge['nudge_id']}/receipts"
         opened = datetime.now(UTC).replace(microsecond=0)
         assert (
-            await client.post(url, json={"status": "delivered"}, headers=AUTH)
+            await client.post(url, json={"status": "delivered"}, headers=RECEIPTS)
         ).status_code == 200
         r = await client.post(
-            url, json={"status": "opened", "at": opened.isoformat()}, headers=AUTH
+            url, json={"status": "opened", "at": opened.isoformat()}, headers=RECEIPTS
         )
-        again = await client.post(url, json={"status": "opened"}, headers=AUTH)
+        again = await client.post(url, json={"status": "opened"}, headers=RECEIPTS)
         assert (r.status_code, again.status_code) == (200, 200)
         steps = [s["step"] for s in again.json()["journey"]]
         assert steps == ["intended", "queued", "sent", "delivered", "opened"]
         assert datetime.fromisoformat(again.json()["opened_at"]) == opened
 
-        bad = await client.post(url, json={"status": "read"}, headers=AUTH)
+        bad = await client.post(url, json={"status": "read"}, headers=RECEIPTS)
         assert (bad.status_code, bad.json()["error"]["details"][0]["field"]) == (422, "status")
         unknown = await client.post(
-            f"/v1/nudges/{uuid4()}/receipts", json={"status": "opened"}, headers=AUTH
+            f"/v1/nudges/{uuid4()}/receipts", json={"status": "opened"}, headers=RECEIPTS
         )
         assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "unknown_nudge")
         anonymous = await client.post(url, json={"status": "opened"})

@@ -14,7 +14,7 @@ from helpers import announce_study, eventually, migrate_as_released_before, serv
 from retention.domain import in_quiet_hours
 from retention.main import create_app
 from retention.service_info import SERVICE
-from retention_support import NO_QUIET_HOURS, Retention, due_event, settings_for
+from retention_support import AUTH, NO_QUIET_HOURS, Retention, due_event, settings_for
 from trialstream.db import migrate
 from trialstream.events.topics import Topic
 
@@ -131,7 +131,7 @@ async def test_preferences_left_unset_are_stored_as_not_chosen_and_halves_are_re
     r = await capped.client.put(
         f"/v1/admin/participants/{pid}/preferences",
         json={"quiet_start": NO_QUIET_HOURS["quiet_start"]},
-        headers={"Authorization": "Bearer retention-admin"},
+        headers=AUTH,
     )
     assert r.status_code == 422, r.text
 

@@ -41,7 +41,8 @@ class Telehealth:
         await publish_to(self.kafka, topic, list(events))
 
     async def admin(self, method: str, url: str, body: dict[str, Any]) -> httpx.Response:
-        auth = {"Authorization": f"Bearer {ADMIN}"}
+        # a platform admin signed in (the admin token only bootstraps the identity service)
+        auth = staff_auth(None, "platform_admin", subject="telehealth-admin", name="TH Admin")
         return await self.client.request(method, url, json=body, headers=auth)
 
     async def staff(

@@ -82,7 +82,7 @@ async def test_availability_staff_and_site_changes_are_audited(telehealth: Teleh
         (f"staff:{staff_id}", "availability.exception_removed", [], None),
     ]
     assert changes(await audited(db, "telehealth", "staff", staff_id)) == [
-        ("admin", "staff.registered", None, {"site_id": telehealth.site})
+        ("staff:telehealth-admin", "staff.registered", None, {"site_id": telehealth.site})
     ]
     assert day_off[0]["actor_detail"] == {
         "name": f"Test {staff_id}",

@@ -48,8 +48,11 @@ def app(config: ScoringConfig) -> FastAPI:
     return api
 
 
+ANYONE = staff_token(None, "platform_admin")
+
+
 async def get(
-    config: ScoringConfig, token: str | None = ADMIN, study: str | None = None
+    config: ScoringConfig, token: str | None = ANYONE, study: str | None = None
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app(config))
@@ -83,6 +86,8 @@ async def test_a_study_override_and_the_device_mix_profile_show_as_they_score() 
 async def test_it_is_for_signed_in_staff_only() -> None:
     assert (await get(ScoringConfig(), token=None)).status_code == 401
     assert (await get(ScoringConfig(), token="not-it")).status_code == 401
+    bootstrap = await get(ScoringConfig(), token=ADMIN)  # the admin token: identity only
+    assert (bootstrap.status_code, bootstrap.json()["error"]["code"]) == (401, "bootstrap_only")
     sponsor = staff_token(None, "sponsor", study="S-1")  # aggregates: every role
     assert (await get(ScoringConfig(), token=sponsor)).status_code == 200
 

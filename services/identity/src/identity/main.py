@@ -22,6 +22,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="identity"))
 
     runtime.staff.issued_here()
+    runtime.staff.takes_admin_token = True  # the bootstrap credential's one home
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

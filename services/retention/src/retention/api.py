@@ -75,14 +75,11 @@ Settings = Annotated[RetentionSettings, Depends(retention_settings)]
 
 
 def channel_credential(settings: Settings, token: str = Depends(bearer_token)) -> None:
-    """A channel gateway reports receipts with the receipt token (or the admin token)."""
-    allowed = [
-        secret.get_secret_value()
-        for secret in (settings.receipt_token, settings.admin_token)
-        if secret
-    ]
-    if not any(tokens_match(token, t) for t in allowed):
-        raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "Not a receipt or admin token.")
+    """A channel gateway reports receipts with the receipt token (RETENTION_RECEIPT_TOKEN;
+    the platform admin token only bootstraps the identity service)."""
+    expected = settings.receipt_token
+    if expected is None or not tokens_match(token, expected.get_secret_value()):
+        raise Refused(Kind.UNAUTHORIZED, "invalid_credentials", "Not the receipt token.")
 
 
 async def _site(

@@ -22,7 +22,7 @@ class RetentionSettings(ServiceSettings):
     )
     receipt_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token channels use for delivery/open receipts (else the admin token).",
+        description="Bearer token channels use for delivery/open receipts (unset: receipts refused).",
     )
     dispatch_interval_seconds: float = Field(default=0.5, gt=0)
     sweep_interval_seconds: float = Field(default=300.0, gt=0)
