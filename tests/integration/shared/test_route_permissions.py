@@ -88,6 +88,7 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("GET", "/v1/participants/{participant_id}/kris"): READ,
         ("GET", "/v1/flags"): READ,
         ("POST", "/v1/flags/{flag_id}/close"): Action.CLOSE_FLAGS,
+        ("GET", "/v1/studies/{study_id}/summary"): Action.READ_AGGREGATES,
     },
     "epro": {
         **OPS,

@@ -118,6 +118,14 @@ async def site_kris(
     }
 
 
+async def study_site_kris(
+    pool: asyncpg.Pool, cfg: KriConfig, study: str, now: datetime
+) -> dict[str, dict[str, float | None]]:
+    """Each site's KRI values in `study` (pooled over its participants; no one's own)."""
+    pooled = await _inputs(pool, cfg, now, study=study)
+    return {site: inputs.values() for (s, site), inputs in pooled.sites.items() if s == study}
+
+
 async def participant_kris(
     pool: asyncpg.Pool, cfg: KriConfig, participant: str, now: datetime | None = None
 ) -> dict[str, Any] | None:
