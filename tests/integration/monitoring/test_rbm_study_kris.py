@@ -146,6 +146,7 @@ async def test_study_kri_limits_judge_its_site_apart_from_the_default_study(rbm:
         ("participant", theirs, 75.0),
         ("site", None, 75.0),
     ]
+    assert {e["study_id"] for e in events} == {"default"}  # whose site breached
 
 
 async def test_studies_without_monitoring_are_not_evaluated(rbm: Rbm) -> None:

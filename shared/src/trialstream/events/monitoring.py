@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from trialstream.events.base import Event, ParticipantId, SiteId
+from trialstream.events.base import DEFAULT_STUDY, Event, ParticipantId, SiteId, StudyId
 
 
 class KriThreshold(BaseModel):
@@ -25,6 +25,9 @@ class KriThreshold(BaseModel):
 
 class _KriChange(Event):
     schema_version: Literal[1] = 1
+    # the study whose site (or participant) it is: two studies may share a site id (added
+    # within version 1; older records: the default study)
+    study_id: StudyId = DEFAULT_STUDY
     scope: Literal["site", "participant"]
     site_id: SiteId
     participant_id: ParticipantId | None = Field(

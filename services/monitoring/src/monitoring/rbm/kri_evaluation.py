@@ -196,6 +196,7 @@ async def _transitions(
         opened, breached_at = old["breach_open"], old["breached_at"]
         change = transition(opened, status)
         common: dict[str, Any] = {
+            "study_id": study,
             "scope": scope,
             "site_id": site,
             "participant_id": participant,
