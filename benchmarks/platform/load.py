@@ -91,20 +91,19 @@ def heart_rates(device: Device, start: datetime, values: Sequence[float], step_s
 
 async def enrol(client: httpx.AsyncClient, url: str, n: int, prefix: str) -> list[Device]:
     admin = {"Authorization": f"Bearer {staff_token()}"}
+
+    async def post(path: str, body: dict[str, str]) -> httpx.Response:
+        while True:  # one person enrolling hundreds goes over the per-credential rate limit
+            r = await client.post(f"{url}{path}", headers=admin, json=body)
+            if r.status_code != 429:
+                return r.raise_for_status()
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+
     out = []
     for i in range(n):
         pid, dev = f"{prefix}-{uuid.uuid4().hex[:8]}", f"{prefix}-{i}-{uuid.uuid4().hex[:6]}"
-        (
-            await client.post(
-                f"{url}/v1/admin/participants",
-                headers=admin,
-                json={"participant_id": pid, "site_id": "bench"},
-            )
-        ).raise_for_status()
-        r = await client.post(
-            f"{url}/v1/admin/devices", headers=admin, json={"device_id": dev, "participant_id": pid}
-        )
-        r.raise_for_status()
+        await post("/v1/admin/participants", {"participant_id": pid, "site_id": "bench"})
+        r = await post("/v1/admin/devices", {"device_id": dev, "participant_id": pid})
         out.append(Device(pid, dev, r.json()["token"]))
     return out
 
