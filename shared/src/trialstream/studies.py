@@ -110,7 +110,8 @@ class QuestionnaireSchedule(_Strict):
     questionnaire_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
     questionnaire_version: int = Field(ge=1)
     # The rule's own shape is ePRO's (daily, weekly, after_enrollment, after_visit, random);
-    # ePRO checks it when it reads the study and refuses the version that does not fit.
+    # ePRO checks it when it reads the study and skips (and lists) a schedule that does not
+    # fit or whose questionnaire version is not published.
     rule: dict[str, Any]
 
     @model_validator(mode="after")
