@@ -156,20 +156,34 @@ class Principal:
         return "admin" if self.bootstrap else f"staff:{self.subject}"
 
 
+# How long a logged-out session is remembered: longer than any access token issued in it
+# can live (the embedded issuer's live 15 min; an external provider's, hours at most), so
+# every process holds the logouts of one day, not of the whole trial.
+SESSION_MEMORY_SECONDS = 24 * 3600.0
+
+
 @dataclass
 class Revocations:
     """Ended sessions and revoked people, as the issuer announces them."""
 
-    sessions: set[str] = field(default_factory=set)
+    sessions: dict[str, float] = field(default_factory=dict)  # session -> when it ended
     not_before: dict[str, float] = field(default_factory=dict)  # subject -> issued-at floor
 
-    def end_session(self, session_id: str) -> None:
-        self.sessions.add(session_id)
+    def end_session(self, session_id: str, at: float | None = None) -> None:
+        """Remember a logout (`at`: when it happened, default now). Logouts older than
+        SESSION_MEMORY_SECONDS are forgotten: no token of theirs is still valid."""
+        now = time.time()
+        horizon = now - SESSION_MEMORY_SECONDS
+        if (now if at is None else at) < horizon:
+            return
+        self.sessions[session_id] = now if at is None else at
+        if len(self.sessions) % 1024 == 0:  # now and then, not on every logout
+            self.sessions = {s: t for s, t in self.sessions.items() if t >= horizon}
 
     def apply(self, event: StaffSessionEnded | StaffAccessRevoked) -> None:
         """One record of the staff-access topic."""
         if isinstance(event, StaffSessionEnded):
-            self.end_session(event.session_id)
+            self.end_session(event.session_id, event.occurred_at.timestamp())
         else:
             self.revoke(event.subject, event.not_before.timestamp())
 

@@ -16,6 +16,7 @@ import pytest
 from trialstream.errors import Kind, Refused
 from trialstream.identity import (
     PERMISSIONS,
+    SESSION_MEMORY_SECONDS,
     Action,
     Grant,
     Revocations,
@@ -134,6 +135,22 @@ def test_logout_ends_the_session_and_revocation_voids_earlier_tokens(key: Signin
     revocations.revoke("u-1042", at=issued + 1)
     assert refused(lambda: check.verify(other)) == "access_revoked"
     assert check.verify(token(key, session_id="s-3")).session_id == "s-3"  # signed in again
+
+
+def test_logouts_are_remembered_for_a_day_not_for_the_whole_trial() -> None:
+    revocations = Revocations()
+    now = time.time()
+    revocations.end_session("yesterday-morning", at=now - SESSION_MEMORY_SECONDS - 60)
+    revocations.end_session("an-hour-ago", at=now - 3600)
+    assert list(revocations.sessions) == ["an-hour-ago"]
+    for n in range(2048):  # pruned as logouts accumulate
+        revocations.end_session(f"s-{n}", at=now - SESSION_MEMORY_SECONDS + 0.5)
+    time.sleep(1)
+    revocations.end_session("just-now")
+    for n in range(1023):
+        revocations.end_session(f"t-{n}")
+    assert "s-0" not in revocations.sessions
+    assert "an-hour-ago" in revocations.sessions
 
 
 def test_roles_answer_per_study_and_site() -> None:
