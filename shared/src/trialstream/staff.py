@@ -278,8 +278,14 @@ def check_step_up(principal: Principal, seconds: float) -> None:
 
 def acting(principal: Principal, study_id: str = DEFAULT_STUDY) -> dict[str, str]:
     """How an audit entry describes the person behind it (its `actor_detail`): display
-    name, the role and the study they acted in."""
+    name, the role and the study they acted in. Where the caller names no study (a site's
+    own resources, such as its clinicians' hours) and the person has no role in the
+    default study, their roles and studies as their grants give them."""
     roles = sorted(str(r) for r in principal.roles(study_id))
+    if not roles and study_id == DEFAULT_STUDY:
+        roles = sorted({str(g.role) for g in principal.grants})
+        studies = sorted({g.study_id or "(every study)" for g in principal.grants})
+        return {"name": principal.name, "role": ",".join(roles), "study": ",".join(studies)}
     return {"name": principal.name, "role": ",".join(roles), "study": study_id}
 
 

@@ -191,3 +191,20 @@ def test_every_action_has_roles_and_signing_is_the_narrowest() -> None:
     assert PERMISSIONS[Action.SIGN] <= PERMISSIONS[Action.ACT_ON_ALERTS]
     assert Role.SPONSOR not in PERMISSIONS[Action.READ_PARTICIPANT_DATA]
     assert Role.MONITOR not in PERMISSIONS[Action.ACT_ON_ALERTS] | PERMISSIONS[Action.SIGN]
+
+
+def test_the_audit_names_the_role_and_study_even_where_no_study_is_given() -> None:
+    from trialstream.identity import Principal
+    from trialstream.staff import acting
+
+    now = time.time()
+    investigator = Principal(
+        "inv-1", "Dr A", (Grant(Role.INVESTIGATOR, "CARDIO-HF", "site-b"),), "s", now, now
+    )
+    assert acting(investigator, "CARDIO-HF") == {
+        "name": "Dr A",
+        "role": "investigator",
+        "study": "CARDIO-HF",
+    }
+    # a site's own resources (a clinician's hours) are of no one study: the grants say it
+    assert acting(investigator) == {"name": "Dr A", "role": "investigator", "study": "CARDIO-HF"}
