@@ -7,6 +7,7 @@ dashboard's logout ends the session; the audit names the person who acted."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,8 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import heart_rate_minutes
+from helpers import heart_rate_minutes, read_topic
 from platform_up import IDENTITY, INGEST, MONITORING, signed_in, up_platform, wait_for
+from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
 ADMIN = "e2e-studies-admin"
@@ -32,7 +34,8 @@ CARDIO, SLEEP = "CARDIO-HF", "SLEEP-ATH"  # deploy/studies/*.yaml
 
 
 @pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The platform, running; its Kafka address."""
     args = [
         "--study",
         str(STUDIES / "cardio-hf.yaml"),
@@ -40,14 +43,17 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         str(STUDIES / "sleep-athletes.yaml"),
         "--no-simulate",
     ]
-    for _ in up_platform(tmp_path_factory.mktemp("up"), args, {"TRIALSTREAM_ADMIN_TOKEN": ADMIN}):
-        yield
+    for platform in up_platform(
+        tmp_path_factory.mktemp("up"), args, {"TRIALSTREAM_ADMIN_TOKEN": ADMIN}
+    ):
+        yield platform.banner("Kafka")
 
 
 @dataclass
 class Trial:
     client: httpx.Client
     run: str
+    kafka: str
 
     def person(self, name: str, role: str, study: str, site: str | None = None) -> str:
         """A person created at the issuer, signed in: their access token."""
@@ -86,9 +92,9 @@ class Trial:
 
 
 @pytest.fixture
-def trial(up: None) -> Iterator[Trial]:
+def trial(up: str) -> Iterator[Trial]:
     with httpx.Client(timeout=30) as client:
-        yield Trial(client, uuid.uuid4().hex[:6])
+        yield Trial(client, uuid.uuid4().hex[:6], up)
 
 
 def test_two_studies_one_identity_every_service(trial: Trial) -> None:
@@ -201,6 +207,15 @@ def test_two_studies_one_identity_every_service(trial: Trial) -> None:
     assert ack["actor"] == f"staff:inv-berlin-{t.run}"
     assert ack["actor_detail"]["role"] == "investigator"
     assert ack["actor_detail"]["study"] == CARDIO
+
+    # The events name the participant's study, so any consumer can tell studies apart.
+    kafka = t.kafka
+    for topic in (Topic.READINGS, Topic.ALERTS, Topic.ALERT_ACKNOWLEDGEMENTS):
+        found = asyncio.run(
+            read_topic(kafka, topic, match=lambda v: v.get("participant_id") == berlin)
+        )
+        assert found, topic
+        assert {e["study_id"] for e in found} == {CARDIO}, topic
 
     # A revoked person is refused by every service within 60 s.
     r = t.post(f"{IDENTITY}/v1/people/nurse-lyon-{t.run}/revoke", ADMIN, {"reason": "left"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from epro_support import Epro, phq9_body
-from helpers import announce_study, read_topic
+from helpers import announce_study, eventually, read_topic, unique_id
 from staff_tokens import staff_auth
 from trialstream.events.topics import Topic
 
@@ -170,11 +170,18 @@ async def test_site_staff_can_correct_with_a_reason_and_are_recorded_as_author(e
 async def test_staff_of_another_study_do_not_see_a_participant_at_a_site_of_the_same_name(
     epro: Epro,
 ) -> None:
-    await announce_study(epro.kafka, "STUDY-B", ["ingest", "epro"], ["site-s"])
-    participant, app = await epro.enroll(site="site-s", study="STUDY-B")
+    study = unique_id("STUDY-B")  # a study id of its own: the broker is shared
+    await announce_study(epro.kafka, study, ["ingest", "epro"], ["site-s"])
+    participant, app = await epro.enroll(site="site-s", study=study)
     body = {**phq9_body(), "questionnaire_id": "pain-nrs", "answers": {"pain": 3}}
     assert (await epro.submit(app, body)).status_code == 201
-    ours = staff_auth("site-s", "site_staff", study="STUDY-B")
+    [submitted] = await eventually(
+        lambda: read_topic(
+            epro.kafka, Topic.EPRO_RESPONSES, match=lambda v: v["participant_id"] == participant
+        )
+    )
+    assert submitted["study_id"] == study  # the event names the participant's study
+    ours = staff_auth("site-s", "site_staff", study=study)
     theirs = staff_auth("site-s", "site_staff", study="STUDY-A")
     url = f"/v1/participants/{participant}/responses"
     assert (await epro.client.get(url, headers=ours)).status_code == 200

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import announce_study, eventually, migrate_as_released_before, serving, unique_id
+from helpers import (
+    announce_study,
+    eventually,
+    migrate_as_released_before,
+    read_topic,
+    serving,
+    unique_id,
+)
 from retention.domain import in_quiet_hours
 from retention.main import create_app
 from retention.service_info import SERVICE
@@ -65,6 +72,12 @@ async def test_a_study_participant_is_nudged_by_the_studys_quiet_hours_cap_and_l
     assert (sent["language"], sent["body"][:20]) == ("fr", "Votre questionnaire ")
     assert "study's first retention language" in sent["journey"][0]["detail"]
     assert "quiet 00:00-00:00 (participant's)" in sent["journey"][0]["detail"]
+    [announced] = await eventually(
+        lambda: read_topic(
+            capped.kafka, Topic.NUDGES, match=lambda v: v["participant_id"] == spanish
+        )
+    )
+    assert announced["study_id"] == study  # the event names the participant's study
 
     # The study's cap (1) is below the service's (2): the second nudge that day is dropped.
     await capped.publish(Topic.EPRO_DUE, [due_event(german)])

@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import announce_study, eventually, unique_id
+from helpers import announce_study, eventually, read_topic, unique_id
 from staff_tokens import staff_auth
 from telehealth.context import Context
 from telehealth_harness import Telehealth
+from trialstream.events.topics import Topic
 
 pytestmark = pytest.mark.integration
 SCREENING = {"name": "Screening", "day": 1, "type": "site"}
@@ -79,6 +80,14 @@ async def test_a_declared_study_plans_its_visits_on_its_site_clock_and_default_k
     start = datetime(2030, 1, 7, 14, tzinfo=UTC)
     booked = await telehealth.book(auth, screening, staff_id, start)
     assert booked.status_code == 201, booked.text
+    [scheduled] = await eventually(
+        lambda: read_topic(
+            telehealth.kafka,
+            Topic.VISITS,
+            match=lambda v: v.get("booking_id") == booked.json()["booking_id"],
+        )
+    )
+    assert scheduled["study_id"] == study  # every event names the participant's study
     url = f"/v1/sites/{site}/schedule"
     day = await telehealth.client.get(url, params={"on": "2030-01-07"}, headers=auth)
     assert day.json()["timezone"] == "America/New_York"

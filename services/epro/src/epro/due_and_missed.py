@@ -74,6 +74,7 @@ async def _open_one(
             a.participant_id,
             QuestionnaireDue(
                 participant_id=a.participant_id,
+                study_id=a.study_id,
                 occurrence_id=o.occurrence_id,
                 questionnaire_id=o.questionnaire_id,
                 questionnaire_version=o.questionnaire_version,
@@ -104,6 +105,7 @@ async def close_expired(pool: asyncpg.Pool, now: datetime, *, batch: int = 1000)
                     r["participant_id"],
                     QuestionnaireMissed(
                         participant_id=r["participant_id"],
+                        study_id=r["study_id"],
                         occurrence_id=r["occurrence_id"],
                         questionnaire_id=r["questionnaire_id"],
                         questionnaire_version=r["questionnaire_version"],

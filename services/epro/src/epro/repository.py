@@ -80,7 +80,7 @@ RETURNING participant_id, visit_id, anchored_at
 # closes what the tick opened. A withdrawn participant's assignments stop at withdrawn_at.
 _CLAIM_ASSIGNMENTS = """
 SELECT a.participant_id, a.schedule_id, a.definition, a.scheduled_through, p.timezone, p.enrolled_at,
-       p.withdrawn_at,
+       p.withdrawn_at, p.study_id,
        COALESCE((SELECT array_agg(v.anchored_at) FROM visit_anchors v
                  WHERE v.participant_id = a.participant_id), '{}') AS visits
 FROM assignments a JOIN participants p USING (participant_id)
@@ -105,7 +105,9 @@ WHERE o.occurrence_id IN (
     SELECT occurrence_id FROM occurrences WHERE status = 'open' AND expires_at <= $1
     ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 RETURNING o.occurrence_id, o.participant_id, o.questionnaire_id, o.questionnaire_version,
-          o.due_at, o.expires_at
+          o.due_at, o.expires_at,
+          COALESCE((SELECT p.study_id FROM participants p WHERE p.participant_id = o.participant_id),
+                   'default') AS study_id
 """
 _LOCK_OCCURRENCE = """
 SELECT occurrence_id, participant_id, questionnaire_id, questionnaire_version, due_at, expires_at,
@@ -152,6 +154,7 @@ class Assignment:
     enrolled_at: datetime
     withdrawn_at: datetime | None
     visits: list[datetime]
+    study_id: str = DEFAULT_STUDY
 
 
 async def publish_questionnaire(conn: DbConnection, q: Questionnaire) -> str:
@@ -272,6 +275,7 @@ async def claim_assignments(conn: DbConnection, now: datetime, limit: int) -> li
             r["enrolled_at"],
             r["withdrawn_at"],
             list(r["visits"]),
+            r["study_id"],
         )
         for r in await conn.fetch(_CLAIM_ASSIGNMENTS, now, limit)
     ]
@@ -298,6 +302,14 @@ async def insert_occurrences(
         [o.expires_at for o in found],
     )
     return {r["occurrence_id"] for r in rows}
+
+
+async def study_of(conn: DbConnection, participant_id: str) -> str:
+    """The participant's study (the default one for a participant not enrolled here)."""
+    found: str | None = await conn.fetchval(
+        "SELECT study_id FROM participants WHERE participant_id = $1", participant_id
+    )
+    return found or DEFAULT_STUDY
 
 
 async def expire_open(conn: DbConnection, now: datetime, limit: int) -> list[asyncpg.Record]:

@@ -187,9 +187,11 @@ async def _store(
     """The response row, its event and any safety alert: one transaction (outbox)."""
     if not await repository.insert_response(conn, row):
         raise _Raced
+    study_id = await repository.study_of(conn, row.participant_id)
     event = ResponseSubmitted(
         event_id=response_event_id(row.response_id, row.version),
         participant_id=row.participant_id,
+        study_id=study_id,
         response_id=row.response_id,
         version=row.version,
         questionnaire_id=row.questionnaire_id,
@@ -202,7 +204,10 @@ async def _store(
     )
     key = row.participant_id
     await enqueue(conn, Topic.EPRO_RESPONSES, [(key, event)])
-    await enqueue(conn, Topic.ALERTS, [(key, a) for a in _alerts(key, row, checked, new_signals)])
+    alerts = _alerts(key, row, checked, new_signals)
+    await enqueue(
+        conn, Topic.ALERTS, [(key, a.model_copy(update={"study_id": study_id})) for a in alerts]
+    )
 
 
 async def _timing(conn: DbConnection, participant_id: str, s: Submission) -> tuple[bool, list[str]]:

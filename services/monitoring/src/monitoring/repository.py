@@ -114,7 +114,9 @@ UPDATE alerts a SET escalated_at = $3 FROM due
 WHERE a.alert_id = due.alert_id
 RETURNING a.alert_id, a.participant_id, a.kind, a.severity, a.rule, a.received_at,
           due.ack_due_at, a.escalated_at,
-          (SELECT site_id FROM participants p WHERE p.participant_id = a.participant_id) AS site_id
+          (SELECT site_id FROM participants p WHERE p.participant_id = a.participant_id) AS site_id,
+          COALESCE((SELECT study_id FROM participants p WHERE p.participant_id = a.participant_id),
+                   'default') AS study_id
 """
 # Actors of the entries monitoring writes for what arrives on its topics.
 SYSTEM_ALERTS = "system:alerts"

@@ -16,6 +16,7 @@ from trialstream.events.alerts import (
     AlertResolved,
     Severity,
 )
+from trialstream.events.base import DEFAULT_STUDY
 from trialstream.events.topics import Topic
 from trialstream.outbox import enqueue
 
@@ -70,6 +71,7 @@ async def acknowledge_alert(
         event = AlertAcknowledged(
             alert_id=alert_id,
             participant_id=alert.participant_id,
+            study_id=alert.study_id or DEFAULT_STUDY,
             site_id=alert.site_id,
             staff_id=staff.staff_id,
             has_note=bool(note),
@@ -106,6 +108,7 @@ async def resolve_alert(
         event = AlertResolved(
             alert_id=alert_id,
             participant_id=alert.participant_id,
+            study_id=alert.study_id or DEFAULT_STUDY,
             site_id=alert.site_id,
             staff_id=staff.staff_id,
             previous_status=alert.status,
@@ -157,6 +160,7 @@ def _escalated(row: asyncpg.Record) -> AlertEscalated:
         event_id=escalation_event_id(row["alert_id"]),
         alert_id=row["alert_id"],
         participant_id=row["participant_id"],
+        study_id=row["study_id"],
         site_id=row["site_id"],
         kind=AlertKind(row["kind"]),
         severity=Severity(row["severity"]),

@@ -104,6 +104,7 @@ class Dispatcher:
                 await repository.journey(conn, nid, "delivered", now, self._channel.name)
             event = NudgeSent(
                 participant_id=nudge.participant_id,
+                study_id=row["study_id"],
                 nudge_id=nid,
                 kind=nudge.kind,
                 channel=nudge.channel,

@@ -13,6 +13,7 @@ import asyncpg
 import structlog
 from trialstream import audit
 from trialstream.db import DbConnection
+from trialstream.events.base import DEFAULT_STUDY
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.nudges import CoordinatorTaskCreated
 from trialstream.events.participants import ParticipantState
@@ -52,6 +53,7 @@ class Subject:
     prefs: Preferences
     site: str | None = None
     rules: str = ""
+    study_id: str = DEFAULT_STUDY
 
 
 async def subject(
@@ -63,7 +65,7 @@ async def subject(
     found = await repository.profile(conn, participant_id)
     study = studies.get(found.study_id)
     rules = effective_rules(found.chosen, found.study_id, study, found.site_id, policy.default_cap)
-    return Subject(rules.prefs, found.site_id, rules.source)
+    return Subject(rules.prefs, found.site_id, rules.source, found.study_id)
 
 
 _STATUS = {Outcome.SEND: "queued", Outcome.SUPPRESS: "suppressed", Outcome.ESCALATE: "escalated"}
@@ -116,6 +118,7 @@ async def record_decision(
         )
         event = CoordinatorTaskCreated(
             participant_id=trigger.participant_id,
+            study_id=who.study_id,
             site_id=who.site,
             task_id=nudge,
             kind=str(trigger.kind),

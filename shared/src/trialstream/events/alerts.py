@@ -52,6 +52,7 @@ class AlertAcknowledged(Event):
     schema_version: Literal[1] = 1
     alert_id: UUID
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     site_id: str
     staff_id: str
     note: str | None = Field(
@@ -69,6 +70,7 @@ class AlertResolved(Event):
     schema_version: Literal[1] = 1
     alert_id: UUID
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     site_id: str
     staff_id: str
     previous_status: Literal["open", "acknowledged"]
@@ -84,6 +86,7 @@ class AlertEscalated(Event):
     schema_version: Literal[1] = 1
     alert_id: UUID
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     site_id: str | None = Field(
         default=None, description="None while the participant's site is unknown"
     )

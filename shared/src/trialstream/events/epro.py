@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from trialstream.events.base import Event, ParticipantId
+from trialstream.events.base import DEFAULT_STUDY, Event, ParticipantId, StudyId
 
 
 class _Occurrence(Event):
@@ -19,6 +19,7 @@ class _Occurrence(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     occurrence_id: UUID
     questionnaire_id: str
     questionnaire_version: int
@@ -39,6 +40,7 @@ class ResponseSubmitted(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     response_id: UUID
     version: int = 1
     questionnaire_id: str

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime
 
-from trialstream.events.base import Event, ParticipantId, SiteId
+from trialstream.events.base import DEFAULT_STUDY, Event, ParticipantId, SiteId, StudyId
 
 
 class NudgeSent(Event):
@@ -20,6 +20,7 @@ class NudgeSent(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     nudge_id: UUID
     kind: str  # e.g. "epro-due", "visit-reminder-1h", "device-silent", "milestone"
     channel: Literal["push", "sms", "email"]
@@ -34,6 +35,7 @@ class CoordinatorTaskCreated(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     site_id: SiteId | None = None  # None when the enrolment has not reached retention yet
     task_id: UUID
     kind: str  # the trigger that escalated, e.g. "epro-missed", "device-silent"

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from trialstream.events.base import Event, ParticipantId, SiteId
+from trialstream.events.base import DEFAULT_STUDY, Event, ParticipantId, SiteId, StudyId
 
 
 class VisitType(StrEnum):
@@ -32,6 +32,7 @@ class VisitChanged(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     site_id: SiteId
     visit_id: UUID
     visit_name: str
@@ -54,6 +55,7 @@ class VisitReminderDue(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     visit_id: UUID
     booking_id: UUID
     visit_name: str
@@ -67,6 +69,7 @@ class UrgentVisitProposed(Event):
 
     schema_version: Literal[1] = 1
     participant_id: ParticipantId
+    study_id: StudyId = DEFAULT_STUDY  # the participant's study (added within version 1)
     site_id: SiteId
     proposal_id: UUID
     alert_id: UUID

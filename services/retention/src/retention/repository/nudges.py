@@ -12,7 +12,8 @@ from trialstream.db import DbConnection
 
 _CLAIM_DUE = """
 SELECT n.nudge_id, n.participant_id, n.kind, n.trigger_event_id, n.channel, n.language,
-       n.body, n.dispatches, p.address, pa.withdrawn_at
+       n.body, n.dispatches, p.address, pa.withdrawn_at,
+       COALESCE(pa.study_id, 'default') AS study_id
 FROM nudges n LEFT JOIN preferences p USING (participant_id)
 LEFT JOIN participants pa USING (participant_id)
 WHERE n.status = 'queued' AND n.next_attempt_at <= $1

@@ -40,6 +40,7 @@ async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
             )
             for lead, b in due
         ]
+        reminders = await visit_events.stamped(conn, reminders)
         await enqueue(conn, Topic.VISIT_REMINDERS, [(r.participant_id, r) for r in reminders])
         missed = await repository.mark_missed(conn, now)
         await visit_events.emit(conn, [visit_events.missed(m) for m in missed])

@@ -162,6 +162,7 @@ async def propose(
             starts_at=slot.starts_at,
             ends_at=slot.ends_at,
         )
+        [proposal] = await visit_events.stamped(conn, [proposal])
         await enqueue(conn, Topic.VISIT_PROPOSALS, [(participant_id, proposal)])
         proposed = await repository.get_booking(conn, booking_id)
         assert proposed is not None

@@ -1,15 +1,26 @@
-"""VisitChanged events built from a booking or visit row, queued on the outbox."""
+"""VisitChanged events built from a booking or visit row, queued on the outbox; every
+event telehealth publishes names its participant's study (`stamped`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from trialstream.db import DbConnection
 from trialstream.events.topics import Topic
-from trialstream.events.visits import VisitChanged, VisitStatus, VisitType
+from trialstream.events.visits import (
+    UrgentVisitProposed,
+    VisitChanged,
+    VisitReminderDue,
+    VisitStatus,
+    VisitType,
+)
+from trialstream.identity import DEFAULT_STUDY
 from trialstream.outbox import enqueue
 
+from telehealth import repository
 from telehealth.domain.booking import Booking
+
+E = TypeVar("E", VisitChanged, VisitReminderDue, UrgentVisitProposed)
 
 
 def from_booking(b: Booking, status: VisitStatus, reason: str | None = None) -> VisitChanged:
@@ -45,5 +56,15 @@ def missed(row: dict[str, Any]) -> VisitChanged:
     )
 
 
+async def stamped(conn: DbConnection, events: list[E]) -> list[E]:
+    """The events with their participants' studies."""
+    studies = await repository.studies_of(conn, [e.participant_id for e in events])
+    return [
+        e.model_copy(update={"study_id": studies.get(e.participant_id, DEFAULT_STUDY)})
+        for e in events
+    ]
+
+
 async def emit(conn: DbConnection, events: list[VisitChanged]) -> None:
+    events = await stamped(conn, events)
     await enqueue(conn, Topic.VISITS, [(e.participant_id, e) for e in events])
