@@ -22,7 +22,7 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus
 from trialstream.inbox import claim_new
 from trialstream.outbox import enqueue
-from trialstream.studies import StudyRegistry
+from trialstream.studies import StudyNotKnownYet, StudyRegistry
 
 from retention import repository, triggers, withdrawal
 from retention.domain import Outcome, Preferences, Trigger, decide
@@ -59,11 +59,15 @@ class Subject:
 async def subject(
     conn: DbConnection, participant_id: str, policy: Policy, studies: StudyRegistry
 ) -> Subject:
-    """Read when the nudge is decided, so a new study version applies from then on. A
-    declared study this process has not read yet (just started, the studies topic not
-    caught up) gets the service's own settings, and the journey says so."""
+    """Read when the nudge is decided, so a new study version applies from then on. While
+    this process has not read the whole studies topic yet, a declared study it does not
+    know makes the batch wait (retried); one still unknown after that (never announced)
+    gets the service's own settings, and the journey says so."""
     found = await repository.profile(conn, participant_id)
     study = studies.get(found.study_id)
+    if study is None and found.study_id != DEFAULT_STUDY and not studies.caught_up:
+        # just started: the study is most likely on the topic, not read yet (retried)
+        raise StudyNotKnownYet(f"study {found.study_id} not read from the studies topic yet")
     rules = effective_rules(found.chosen, found.study_id, study, found.site_id, policy.default_cap)
     return Subject(rules.prefs, found.site_id, rules.source, found.study_id)
 
