@@ -5,6 +5,10 @@ publishes them, waits for the broker's acks, then marks them sent. Polling on
 "id > last id seen" would skip rows from transactions that commit out of order;
 row locks do not. Several relays (replicas) share the work; a crash between the
 broker ack and the commit re-sends those rows, which consumers dedupe by event_id.
+
+Bounded tables (decision 0075): every `prune_every_seconds` the relay deletes sent rows
+older than `keep_sent_seconds` and the service's inbox rows older than `keep_inbox_seconds`
+(the redelivery horizon, trialstream.inbox), in slices; unsent rows are never deleted.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
@@ -20,6 +25,7 @@ import structlog
 from trialstream.db import DbConnection
 from trialstream.events.base import Event
 from trialstream.events.topics import Topic
+from trialstream.inbox import KEEP_SECONDS, forget_older_than
 from trialstream.producer import KeyedRecord
 
 log = structlog.get_logger(__name__)
@@ -30,7 +36,12 @@ SELECT id, topic, key, payload FROM outbox
 WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 _MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
-_PURGE = "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)"
+_PURGE = """
+DELETE FROM outbox WHERE id = ANY(ARRAY(
+    SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2
+))
+"""
+PURGE_SLICE = 10_000
 
 
 # Publishes every message and returns once the broker acknowledged all of them.
@@ -60,12 +71,17 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_seconds: float = 0.05,
         keep_sent_seconds: float = 86_400,
+        keep_inbox_seconds: float = KEEP_SECONDS,
+        prune_every_seconds: float = 3_600,
     ) -> None:
         self._pool = pool
         self._publish = publish
         self._batch_size = batch_size
         self._idle = idle_seconds
         self._keep_sent = keep_sent_seconds
+        self._keep_inbox = keep_inbox_seconds
+        self._prune_every = prune_every_seconds
+        self._pruned_at = time.monotonic()  # the first pass an interval after the start
 
     async def relay_once(self) -> int:
         """Relay up to one batch; returns how many rows were sent."""
@@ -79,21 +95,39 @@ class OutboxRelay:
         _log_relayed(messages)
         return len(rows)
 
-    async def purge_sent(self) -> None:
+    async def purge_sent(self) -> int:
+        """Delete sent rows older than `keep_sent_seconds`; returns how many went."""
+        removed = 0
         async with self._pool.acquire() as conn:
-            await conn.execute(_PURGE, self._keep_sent)
+            while True:
+                status = await conn.execute(_PURGE, self._keep_sent, PURGE_SLICE)
+                count = int(str(status).rsplit(" ", 1)[-1])
+                removed += count
+                if count < PURGE_SLICE:
+                    return removed
+
+    async def prune(self) -> tuple[int, int]:
+        """Old sent outbox rows and old inbox rows; returns (outbox, inbox) rows deleted."""
+        sent = await self.purge_sent()
+        async with self._pool.acquire() as conn:
+            seen = await forget_older_than(conn, self._keep_inbox)
+        if sent or seen:
+            log.info("delivery tables pruned", outbox_rows=sent, inbox_rows=seen)
+        return sent, seen
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() - self._pruned_at >= self._prune_every:
+            self._pruned_at = time.monotonic()  # a failed pass waits an interval too
+            await self.prune()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set; a failure is logged and retried, never dropped."""
         failures = 0
-        loops = 0
         while not stop.is_set():
             try:
                 sent = await self.relay_once()
                 failures = 0
-                loops += 1
-                if loops % 20_000 == 0:
-                    await self.purge_sent()
+                await self._prune_when_due()
             except (TimeoutError, OSError, asyncpg.PostgresError, RuntimeError) as exc:
                 failures += 1
                 log.warning("outbox relay failed, will retry", error=repr(exc), attempt=failures)

@@ -10,6 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+from anomaly.columns import Columns
+from anomaly.config import METRIC_CODE
 from trialstream.events.readings import UNITS, Metric, ReadingReceived
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -145,3 +149,39 @@ def random_stream(seed: int, participants: int = 3, length: int = 600) -> list[R
             )
         )
     return out
+
+
+def fleet_day(participants: int, day: int, seed: int = 7) -> Columns:
+    """One simulated day of a fleet as columns (fast enough to replay months): heart rate
+    (whole beats/min, with a daily rhythm and a tachycardia hour every third day) and steps
+    every minute, SpO2, temperature and breathing every 5 minutes."""
+    rng = np.random.default_rng([seed, day])
+    minute = np.arange(day * 1440, (day + 1) * 1440)
+    five = minute % 5 == 0
+    parts: list[tuple[int, Metric, npt.NDArray[np.float64], npt.NDArray[np.int64]]] = []
+    for p in range(participants):
+        hr = 64 + 6 * np.sin(2 * np.pi * (minute % 1440) / 1440) + rng.normal(0, 3, len(minute))
+        if day % 3 == 2:
+            hr[600 + 60 * p : 660 + 60 * p] = 130
+        steps = rng.choice([0.0, 0.0, 0.0, 5.0, 12.0, 30.0, 400.0], len(minute))
+        spo2 = np.minimum(rng.normal(97, 0.8, five.sum()), 100)
+        parts += [
+            (p, Metric.HEART_RATE, np.rint(hr), minute),
+            (p, Metric.STEP_COUNT, steps, minute),
+            (p, Metric.OXYGEN_SATURATION, np.round(spo2, 1), minute[five]),
+            (
+                p,
+                Metric.BODY_TEMPERATURE,
+                np.round(rng.normal(36.7, 0.2, five.sum()), 2),
+                minute[five],
+            ),
+            (p, Metric.RESPIRATORY_RATE, np.rint(rng.normal(15, 1.2, five.sum())), minute[five]),
+        ]
+    pi = np.concatenate([np.full(len(t), p) for p, _, _, t in parts])
+    m = np.concatenate([np.full(len(t), METRIC_CODE[metric]) for _, metric, _, t in parts])
+    v = np.concatenate([values for _, _, values, _ in parts])
+    t_us = np.concatenate([t for _, _, _, t in parts]) * 60_000_000 + int(T0.timestamp()) * 10**6
+    order = np.lexsort((pi, t_us))  # as live traffic: in time, participants interleaved
+    ids = rng.bytes(16 * len(order))
+    names = [f"P-{p + 1:05d}" for p in range(participants)]
+    return Columns(names, pi[order], m[order], v[order], t_us[order], ids)

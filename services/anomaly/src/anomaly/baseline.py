@@ -28,12 +28,14 @@ from anomaly.arrays import US_PER_HOUR, US_PER_MINUTE, cached_by_hour, median_an
 from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import number, span, to_datetime
-from anomaly.state import RestingBaseline
+from anomaly.state import RESTING_SLOTS, RestingBaseline
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 WEEK_HOURS = 7 * 24
 MIN_SPREAD = 2.0  # beats/min: hourly medians of a calm participant can agree closely
+if RESTING_SLOTS != WEEK_HOURS + 1:  # state.py checkpoints the hours a baseline can use
+    raise RuntimeError("anomaly.state.RESTING_SLOTS must be baseline.WEEK_HOURS + 1")
 
 
 def _fold_hours(state: RestingBaseline, t: IntArray, v: FloatArray) -> None:

@@ -3,6 +3,12 @@
 The JSON is versioned by `format`; times are integer microseconds since the Unix epoch (UTC),
 so a round trip is exact. Empty parts are left out, which keeps the checkpoint of a
 participant with nothing going on to a few dozen bytes plus the recent step history.
+
+Bounded: every part holds only what a rule can still look back over (the longest is the
+resting heart-rate baseline's week of hourly medians), and that week is written as a fixed
+run of hourly slots (null where an hour had no resting reading), so a checkpoint is the same
+size after a few days as after months (decision 0075). Format 1 (hourly medians as
+[hour, median] pairs) still loads; it is written as format 2.
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.readings import Metric
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
+# Hourly medians a resting baseline can still use: a reading at hour H uses hours H - 169
+# to H - 22 (anomaly.baseline), and no reading comes before the hour in progress.
+RESTING_SLOTS = 7 * 24 + 1
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -107,8 +117,13 @@ class RestingBaseline:
         return not (self.hours or self.pending or self.recent)
 
     def to_json(self) -> dict[str, Any]:
+        # A fixed run of slots ending before the hour in progress (earlier only while a
+        # batch spanning hours still holds older ones), so its size does not grow with time.
+        last = self.pending_hour if self.pending_hour >= 0 else max(self.hours, default=-1) + 1
+        first = min(last - RESTING_SLOTS, *self.hours) if self.hours else last
         return {
-            "hours": [[h, m] for h, m in sorted(self.hours.items())],
+            "hours_from": first,
+            "hours": [self.hours.get(h) for h in range(first, last)],
             "pending_hour": self.pending_hour,
             "pending": self.pending,
             "recent_us": self.recent_us,
@@ -117,8 +132,13 @@ class RestingBaseline:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RestingBaseline:
+        if "hours_from" in data:  # format 2: slots from hours_from, null = no median
+            first = int(data["hours_from"])
+            hours = {first + i: float(m) for i, m in enumerate(data["hours"]) if m is not None}
+        else:  # format 1: [hour, median] pairs
+            hours = {int(h): float(m) for h, m in data["hours"]}
         return cls(
-            {int(h): float(m) for h, m in data["hours"]},
+            hours,
             int(data["pending_hour"]),
             [float(x) for x in data["pending"]],
             [int(x) for x in data["recent_us"]],
@@ -235,7 +255,7 @@ class ParticipantState:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ParticipantState:
-        if data.get("format") != FORMAT:
+        if data.get("format") not in READABLE_FORMATS:
             raise StateError(f"unknown scoring state format {data.get('format')!r}")
         try:
             series = {Metric(m): SeriesState.from_json(s) for m, s in data["series"].items()}

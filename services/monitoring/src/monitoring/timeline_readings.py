@@ -13,6 +13,7 @@ briefly hold the same records during a rebalance queue rather than deadlock.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from trialstream.db import DbConnection
 from trialstream.events.readings import ReadingReceived
@@ -43,6 +44,13 @@ SET n = r.n + EXCLUDED.n, sum = r.sum + EXCLUDED.sum,
     min = least(r.min, EXCLUDED.min), max = greatest(r.max, EXCLUDED.max)
 """  # noqa: S608 - the only interpolation is a constant
 _PURGE_SEEN = "DELETE FROM reading_rollup_seen WHERE seen_at < now() - make_interval(secs => $1)"
+# A slice per call (the KRI tick calls it every minute): never one long delete.
+_FORGET_ROLLUPS = """
+DELETE FROM reading_rollups WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM reading_rollups WHERE bucket < $1 LIMIT $2
+))
+"""
+ROLLUP_SLICE = 50_000
 
 
 async def record_readings_for_timeline(
@@ -65,3 +73,12 @@ async def record_readings_for_timeline(
 async def forget_seen_readings(conn: DbConnection, older_than_seconds: float) -> str:
     """Drop dedupe ids older than the redelivery horizon; returns the command status."""
     return str(await conn.execute(_PURGE_SEEN, older_than_seconds))
+
+
+async def forget_rollups_before(
+    conn: DbConnection, before: datetime, slice_rows: int = ROLLUP_SLICE
+) -> int:
+    """Delete up to `slice_rows` rollups of buckets before `before`; returns how many went
+    (a backlog goes over several calls)."""
+    status = await conn.execute(_FORGET_ROLLUPS, before, slice_rows)
+    return int(str(status).rsplit(" ", 1)[-1])

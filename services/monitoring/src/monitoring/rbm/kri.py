@@ -64,6 +64,8 @@ class KriConfig:
     sleep_hour: int = 22
     slot_minutes: int = 15
     min_wear_hours: float = 4.0  # less waking time observed than this: wear time unknown
+    # Timeline rollups older than this are deleted by the KRI tick (no KRI reads them).
+    rollup_days: float = 35.0
     # The KRIs whose thresholds a study file set (study_limits.py); the rest are the settings'.
     from_study: frozenset[str] = frozenset()
 

@@ -34,6 +34,7 @@ from monitoring.rbm.kri import (
 )
 from monitoring.rbm.service import check_diaries
 from monitoring.rbm.study_limits import configs_to_evaluate
+from monitoring.timeline_readings import forget_rollups_before
 
 log = structlog.get_logger(__name__)
 
@@ -177,6 +178,7 @@ async def evaluate(
         events = await _transitions(conn, configs, current, now)
         await check_diaries(conn, rules, since=now - timedelta(days=3))
         await repository.purge(conn, now - timedelta(days=max(cfg.window_days, 3) + 2))
+        await forget_rollups_before(conn, now - timedelta(days=cfg.rollup_days))
     return events
 
 

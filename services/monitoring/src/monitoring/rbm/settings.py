@@ -37,6 +37,13 @@ class RbmSettings(BaseSettings):
         default=4.0, ge=0, description="observed waking time below which wear time is unknown"
     )
     kri_interval_seconds: float = Field(default=60.0, gt=0, description="KRI evaluation period")
+    timeline_rollup_days: float = Field(
+        default=35.0,
+        gt=0,
+        description="Days of 5-minute reading rollups kept for the participant timeline (a "
+        "timeline spans at most 31 days); older ones are deleted by the KRI tick, and older "
+        "readings stay in ingest's archive.",
+    )
     # Discrepancy flag rules.
     flag_clock_ahead_seconds: float = Field(default=600.0, gt=0)
     flag_clock_behind_hours: float = Field(default=48.0, gt=0)
@@ -83,6 +90,7 @@ class RbmSettings(BaseSettings):
             sleep_hour=self.kri_sleep_hour,
             slot_minutes=self.kri_wear_slot_minutes,
             min_wear_hours=self.kri_wear_min_waking_hours,
+            rollup_days=self.timeline_rollup_days,
         )
 
     def flag_rules(self) -> FlagRules:
