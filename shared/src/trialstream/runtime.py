@@ -214,7 +214,12 @@ async def running(
         runtime.loops.every("staff-revocations", 0.5, staff.follow_revocations)
         runtime.loops.every("studies", 1.0, runtime._follow_studies)
         if relay_outbox:
-            relay = OutboxRelay(runtime.pool, producer.send)
+            relay = OutboxRelay(
+                runtime.pool,
+                producer.send,
+                keep_sent_seconds=settings.keep_sent_outbox_hours * 3600,
+                keep_inbox_seconds=settings.keep_inbox_days * 86_400,
+            )
             relay_task = asyncio.create_task(relay.run(stop), name=f"{info.name}-outbox-relay")
         # Everything built so far (modules, app, clients) lives as long as the process:
         # frozen, the cyclic collector stops rescanning it on every full collection,

@@ -77,6 +77,20 @@ class ServiceSettings(CommonSettings):
         default=0, ge=0, validation_alias=AliasChoices("TRIALSTREAM_REPLICA", "REPLICA")
     )
     db_pool_max: int = Field(default=10, ge=1)
+    keep_sent_outbox_hours: float = Field(
+        default=24.0,
+        gt=0,
+        validation_alias=_common("KEEP_SENT_OUTBOX_HOURS"),
+        description="Sent outbox rows are deleted after this long (they were published).",
+    )
+    keep_inbox_days: float = Field(
+        default=8.0,
+        gt=0,
+        validation_alias=_common("KEEP_INBOX_DAYS"),
+        description="Inbox dedupe rows are kept this long: more than the longest retention "
+        "of a topic the service consumes (Kafka's default: 7 days), so no redelivery can "
+        "outlive its row.",
+    )
     audit_head_seconds: float = Field(
         default=60.0,
         gt=0,
