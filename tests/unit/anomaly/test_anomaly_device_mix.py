@@ -26,7 +26,20 @@ def irregular(n: int, mean: float, spread: float, seed: int = 1) -> list[float]:
 
 
 def test_a_spot_check_device_alerts_on_two_readings_fifteen_minutes_apart() -> None:
-    assert rules(stream(HR, [70, 128, 130], every_min=15)) == ["clinical-limit/heart-rate-high"]
+    assert rules(stream(HR, [100, 128, 130], every_min=15)) == ["clinical-limit/heart-rate-high"]
+    # a jump of 40 or more is evidence once the next reading agrees: one reading later
+    assert rules(stream(HR, [70, 128, 130], every_min=15)) == []
+    assert rules(stream(HR, [70, 128, 130, 129], every_min=15)) == [
+        "clinical-limit/heart-rate-high"
+    ]
+
+
+def test_single_sample_spikes_while_moving_are_not_evidence() -> None:
+    # a workout on a spot-check device: one motion spike, then exercise at 126
+    assert rules(stream(HR, [80, 196, 126, 124, 90], every_min=10)) == []
+    # spikes among resting readings make neither an irregular rhythm nor a noisy sensor
+    spiky = [62, 61, 63, 190, 62, 61, 201, 63, 62, 186, 61, 62] * 2
+    assert rules(stream(HR, spiky, every_min=5)) == []
 
 
 def test_a_chest_strap_needs_the_breach_held_for_four_minutes_not_five_readings() -> None:

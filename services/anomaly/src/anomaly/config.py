@@ -186,6 +186,11 @@ class ScoringConfig:
     jumps_window_minutes: float = 60
     jumps_per_window: int = 6
     jumps: Persistence = Persistence(1, 0, 60, 30)
+    # A reading this far from the one before it is not evidence for the clinical rules
+    # until the next reading agrees (device-mix profile: single-sample motion spikes of
+    # heart rate 160-210 and SpO2 80-88 otherwise make limit runs, baseline means and
+    # irregularity). Empty: every reading is evidence at once.
+    confirm_jumps: Mapping[Metric, float] = field(default_factory=lambda: MappingProxyType({}))
     # Personal resting heart-rate baseline: median of each completed hour's resting readings
     # (at most `rest_steps` steps in the activity window), compared by time of day (+/- 1 h)
     # over the previous week; a trailing mean this far above it is a personal deviation.
@@ -248,6 +253,12 @@ class ScoringConfig:
             "shift": Persistence(2, 90, 40, 10),
             "steps_less_rest": True,
             "irregular_rhythm": True,
+            "confirm_jumps": MappingProxyType(
+                {Metric.HEART_RATE: 40.0}
+            ),
+            # a workout's motion spikes come in handfuls (each makes two jumps); a loose or
+            # failing sensor gives dozens an hour
+            "jumps_per_window": 12,
             "model_version": "rules-3.0",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]

@@ -251,7 +251,8 @@ class Scorer:
             rows = _RowsOf(
                 batch, group, series, last_in[kept[first]], steps, step_readings, v_before
             )
-            found, ended = self._rules(rows, batch, states)
+            confirmed = self._confirmed(batch, first, v_before)
+            found, ended = self._rules(rows, batch, states, confirmed)
             alerts += found
             if self.config.device_quality:
                 alerts += self._silences_in(batch, states)
@@ -261,8 +262,27 @@ class Scorer:
         ended.sort(key=lambda e: (e.ended_at, e.participant_id, e.rule))
         return Scored(alerts, ended)
 
+    def _confirmed(self, batch: _Batch, first: IntArray, v_before: FloatArray) -> BoolArray:
+        """Rows that count as evidence: every row, except a reading of a metric in
+        `confirm_jumps` that far or further from the reading before it (a single-sample
+        spike while moving, or the first reading of a real jump, which its next reading
+        then confirms). Needs no look-ahead: the next reading is judged against this one."""
+        confirmed: BoolArray = np.ones(len(batch.t), dtype=np.bool_)
+        if not self.config.confirm_jumps or not len(batch.t):
+            return confirmed
+        prev = np.empty_like(batch.v)
+        prev[1:] = batch.v[:-1]
+        prev[first] = v_before
+        jump = np.zeros(len(batch.t))
+        for metric, size in self.config.confirm_jumps.items():
+            jump[batch.m == METRIC_CODE[metric]] = size
+        with np.errstate(invalid="ignore"):
+            jumped = (jump > 0) & (np.abs(batch.v - prev) >= jump)
+        confirmed &= ~jumped
+        return confirmed
+
     def _rules(
-        self, rows: _RowsOf, batch: _Batch, states: list[ParticipantState]
+        self, rows: _RowsOf, batch: _Batch, states: list[ParticipantState], confirmed: BoolArray
     ) -> tuple[list[AlertRaised], list[AlertEpisodeEnded]]:
         cfg = self.config
         out: list[tuple[list[AlertRaised], list[AlertEpisodeEnded]]] = []
@@ -277,13 +297,13 @@ class Scorer:
             known = rows.step_readings > 0
             if cfg.steps_less_rest:  # no steps known: at rest unless the readings say not
                 known = np.ones(len(known), dtype=np.bool_)
-            resting = (batch.m == HEART_RATE) & known & (rows.steps <= cfg.rest_steps)
+            resting = (batch.m == HEART_RATE) & known & (rows.steps <= cfg.rest_steps) & confirmed
             if len(view := rows.view(resting)):
                 learned = [states[p].resting for p in view.p[view.first].tolist()]
                 deviation = deviations(view, learned, cfg)
                 out.append(score(BaselineShiftRule(deviation), deviation.bands(cfg), view))
         for limit in cfg.limits:
-            if not len(view := rows.view(batch.m == METRIC_CODE[limit.metric])):
+            if not len(view := rows.view((batch.m == METRIC_CODE[limit.metric]) & confirmed)):
                 continue
             own = None
             if cfg.personal_baselines and limit.personal_margin is not None:
@@ -292,11 +312,14 @@ class Scorer:
             band = limit_bands(limit, view, cfg, own)
             out.append(score(LimitRule(limit, own), band, view))
         irregular = None
-        if cfg.irregular_rhythm and len(view := rows.view(batch.m == HEART_RATE)):
+        if cfg.irregular_rhythm and len(view := rows.view((batch.m == HEART_RATE) & confirmed)):
             found = rhythm(view, [states[p] for p in view.p[view.first].tolist()], cfg)
             out.append(score(IrregularRhythmRule(found), found.bands(cfg), view))
             with np.errstate(invalid="ignore"):
-                irregular = found.jump >= cfg.rhythm_median_jump
+                judged = found.jump >= cfg.rhythm_median_jump
+            # on every heart-rate row (the jumps rule's view): unconfirmed rows are not
+            irregular = np.zeros(int((batch.m == HEART_RATE).sum()), dtype=np.bool_)
+            irregular[confirmed[batch.m == HEART_RATE]] = judged
         if cfg.device_quality:
             for metric in cfg.flatline_metrics:
                 if len(view := rows.view(batch.m == METRIC_CODE[metric])):
