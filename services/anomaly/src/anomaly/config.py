@@ -253,9 +253,7 @@ class ScoringConfig:
             "shift": Persistence(2, 90, 40, 10),
             "steps_less_rest": True,
             "irregular_rhythm": True,
-            "confirm_jumps": MappingProxyType(
-                {Metric.HEART_RATE: 40.0}
-            ),
+            "confirm_jumps": MappingProxyType({Metric.HEART_RATE: 40.0}),
             # a workout's motion spikes come in handfuls (each makes two jumps); a loose or
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
