@@ -260,3 +260,19 @@ def test_jump_counting_does_not_depend_on_batch_cuts() -> None:
         stored = json.loads(json.dumps(scorer.snapshot(["P-0001"])))
     assert (alerts, ended) == (whole.alerts, whole.ended)
     assert "device-quality/implausible-jumps-heart-rate" in rules(alerts)
+
+
+def test_with_the_device_mix_profile_a_tachycardia_is_the_limit_rules_episode_only() -> None:
+    """Readings beyond the heart-rate-high limit are the limit rule's: the resting-shift
+    rule does not also alert 90 min into the same episode (issue 21)."""
+    from anomaly.config import ScoringConfig
+
+    tachycardia = interleave(
+        stream(HR, noisy(130, 150, seed=9), start_min=3 * DAY),
+        stream(STEPS, [0] * 150, start_min=3 * DAY + 0.5),
+    )
+    readings = resting_days(58, 3) + tachycardia
+    profile = ScoringConfig.device_mix(multivariate=False)
+    assert sorted(set(rules(Scorer(profile).score(readings)))) == ["clinical-limit/heart-rate-high"]
+    both = ScoringConfig.device_mix(multivariate=False, shift_below_limit=False)
+    assert "personal-baseline/heart-rate-resting-high" in rules(Scorer(both).score(readings))

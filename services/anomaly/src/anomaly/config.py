@@ -191,6 +191,9 @@ class ScoringConfig:
     # heart rate 160-210 and SpO2 80-88 otherwise make limit runs, baseline means and
     # irregularity). Empty: every reading is evidence at once.
     confirm_jumps: Mapping[Metric, float] = field(default_factory=lambda: MappingProxyType({}))
+    # The resting-shift rule judges only readings under the heart-rate-high limit: beyond
+    # it, the limit rule has the episode (a shift alert 90 min into a tachycardia is noise).
+    shift_below_limit: bool = False
     # Personal resting heart-rate baseline: median of each completed hour's resting readings
     # (at most `rest_steps` steps in the activity window), compared by time of day (+/- 1 h)
     # over the previous week; a trailing mean this far above it is a personal deviation.
@@ -257,6 +260,7 @@ class ScoringConfig:
             # a workout's motion spikes come in handfuls (each makes two jumps); a loose or
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
+            "shift_below_limit": True,
             "model_version": "rules-3.0",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]

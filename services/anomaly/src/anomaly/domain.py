@@ -42,7 +42,7 @@ from anomaly.arrays import (
 )
 from anomaly.baseline import BaselineShiftRule, baselines, deviations
 from anomaly.columns import ColumnReadings, Columns
-from anomaly.config import METRIC_CODE, METRICS, ScoringConfig
+from anomaly.config import METRIC_CODE, METRICS, Direction, ScoringConfig
 from anomaly.episodes import LimitRule, Rows, limit_bands, score_rule
 from anomaly.forest import Forest, shipped
 from anomaly.model import ModelRule, mark_scored, model_version, window_rows
@@ -225,6 +225,14 @@ class Scorer:
         if self.config.multivariate:
             suppressible.update(VITAL_METRICS)  # the model's windows use resting readings
         self._activity_codes = np.array([METRIC_CODE[m] for m in suppressible], dtype=np.int64)
+        self._hr_high = min(
+            (
+                lim.threshold_for(min(lim.levels))
+                for lim in self.config.limits
+                if lim.metric is Metric.HEART_RATE and lim.direction is Direction.HIGH
+            ),
+            default=np.inf,
+        )
 
     def score(self, readings: Sequence[Reading] | Columns) -> list[AlertRaised]:
         """Alerts raised by this batch, ordered by detection time, participant and rule."""
@@ -298,6 +306,8 @@ class Scorer:
             if cfg.steps_less_rest:  # no steps known: at rest unless the readings say not
                 known = np.ones(len(known), dtype=np.bool_)
             resting = (batch.m == HEART_RATE) & known & (rows.steps <= cfg.rest_steps) & confirmed
+            if cfg.shift_below_limit:  # beyond the limit is the limit rule's episode
+                resting &= batch.v < self._hr_high
             if len(view := rows.view(resting)):
                 learned = [states[p].resting for p in view.p[view.first].tolist()]
                 deviation = deviations(view, learned, cfg)
