@@ -232,12 +232,6 @@ class ScoringConfig:
     rhythm_median_jump: float = 6  # beats/min; a regular heart at rest: about 1
     rhythm_min_mean: float = 90  # AF-like: irregular and fast
     rhythm: Persistence = Persistence(2, 2, 40, 9)
-    # Exertion inferred without steps: a participant who sends no step count and whose
-    # heart rate climbed into the breach (a ramp, not a jump) is exercising. The ramp is
-    # judged from the highest reading in the `ramp_minutes` before the run began.
-    infer_exertion: bool = True
-    ramp_minutes: float = 10
-    ramp_min_rise: float = 15  # beats/min above the pre-breach level seen before the breach
     model_version: str = "rules-2.0"  # bump whenever a threshold or rule changes
 
     @classmethod
