@@ -31,11 +31,11 @@ from ingest.exports_formats import ChunkWriter, HashingFile, writer
 log = structlog.get_logger(__name__)
 
 
-class LeaseLost(Exception):
+class _LeaseLost(Exception):
     """Another replica took the job over (this one was too slow to renew its lease)."""
 
 
-class Stopping(Exception):
+class _Stopping(Exception):
     """The service is shutting down: the job goes back to the queue after this day."""
 
 
@@ -122,9 +122,9 @@ class ExportRunner:
             return
         try:
             await self._run(job)
-        except* LeaseLost:
+        except* _LeaseLost:
             log.warning("export taken over by another replica", export_id=str(job.export_id))
-        except* Stopping:
+        except* _Stopping:
             await repo.release(self.pool, job.export_id, self.worker)
         except* Exception as group:
             exc = group.exceptions[0]
@@ -154,10 +154,10 @@ class ExportRunner:
     ) -> None:
         while not queue.empty():
             if self._stopping:
-                raise Stopping
+                raise _Stopping
             part = queue.get_nowait()
             if not await repo.renew(self.pool, job.export_id, self.worker, self.lease_seconds):
-                raise LeaseLost
+                raise _LeaseLost
             done = await self._write_part(job, directory / part["file_name"], part["day"])
             if not await repo.part_done(
                 self.pool,
@@ -168,7 +168,7 @@ class ExportRunner:
                 done.size,
                 done.sha256,
             ):
-                raise LeaseLost
+                raise _LeaseLost
 
     async def _write_part(self, job: ExportJob, path: Path, day: date) -> PartResult:
         start, end = day_bounds(day)
