@@ -139,12 +139,19 @@ class ParquetWriter:
         self._writer.close()
 
 
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what JSON escapes in a string: quote, backslash, controls
+
+
 def _json_strings(column: pa.ChunkedArray) -> pa.Array:
-    """A dictionary-encoded text column as JSON string bodies (escaped, no quotes): each
-    distinct value escaped once in Python, then taken per row."""
+    """A dictionary-encoded text column as JSON string bodies (escaped, no quotes). The
+    identifiers are validated at the door (letters, digits, `_.:-`), so normally nothing
+    needs escaping and the column is used as it is; otherwise each distinct value is
+    escaped once, in Python, and taken per row."""
     column = column.combine_chunks()
-    escaped = pa.array([json.dumps(v)[1:-1] for v in column.dictionary.to_pylist()], _TEXT)
-    return escaped.take(column.indices)
+    values = column.dictionary
+    if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        values = pa.array([json.dumps(v)[1:-1] for v in values.to_pylist()], _TEXT)
+    return values.take(column.indices)
 
 
 def _fhir_time(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -87,9 +87,10 @@ WHERE export_id = $1 AND worker = $2 AND status = 'running'
 # The readings of one part: its day, the job's participants, received before the request.
 # The participants are one array (an init plan) so that the archive's index on
 # (participant_id, measured_at) answers each one's day, whatever the planner guesses.
-PART_READINGS = """
+# FHIR lines do not show received_at: PostgreSQL need not format it (a tenth of its work).
+_PART_READINGS = """
 SELECT r.event_id, r.participant_id, r.device_id, r.metric, r.value, r.unit,
-       r.measured_at, r.received_at
+       r.measured_at, {received_at}
 FROM readings r
 WHERE r.participant_id = ANY(ARRAY(
         SELECT p.participant_id FROM participants p
@@ -99,6 +100,8 @@ WHERE r.participant_id = ANY(ARRAY(
   AND r.measured_at >= $4::timestamptz AND r.measured_at < $5::timestamptz
   AND r.received_at < $6::timestamptz
 """
+PART_READINGS = _PART_READINGS.format(received_at="r.received_at")
+PART_READINGS_FHIR = _PART_READINGS.format(received_at="NULL")
 
 
 def _job(row: asyncpg.Record) -> ExportJob:
@@ -223,7 +226,7 @@ async def copy_part(
     async with conn.transaction(readonly=True):
         await conn.execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
         await conn.copy_from_query(
-            PART_READINGS,
+            PART_READINGS_FHIR if job.format is ExportFormat.FHIR_NDJSON else PART_READINGS,
             job.study_id,
             job.participant_id,
             list(job.site_ids) if job.site_ids is not None else None,
