@@ -213,9 +213,15 @@ async def test_who_may_export_what(ingest: Ingest) -> None:
     nurse = staff_auth(None, "site_staff", study=study)
     r = await ingest.client.post("/v1/exports", json=body, headers=nurse)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")
-    other = staff_auth(None, "data_manager", study=unique_id("S"))
+    other_study = unique_id("S")
+    other = staff_auth(None, "data_manager", study=other_study)
     r = await ingest.client.post("/v1/exports", json=body, headers=other)
     assert (r.status_code, r.json()["error"]["code"]) == (403, "role_not_allowed")
+    r = await ingest.client.post(  # their own study, never declared
+        "/v1/exports", json={"study_id": other_study, "format": "csv"}, headers=other
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_study")
+    assert "study_id" in str(r.json())
 
     r = await ingest.client.post("/v1/exports", json={**body, "format": "xlsx"}, headers=manager)
     assert r.status_code == 422

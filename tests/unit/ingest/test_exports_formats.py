@@ -27,6 +27,7 @@ from ingest.exports import (
     within_scope,
 )
 from ingest.exports_formats import LOINC, HashingFile, writer
+from ingest.exports_jobs import _Chunks
 
 # As COPY ... (FORMAT csv) prints them with TimeZone UTC and DateStyle ISO.
 ROWS = [
@@ -215,3 +216,27 @@ def test_an_empty_day_still_writes_a_readable_file(fmt: ExportFormat, tmp_path: 
     assert path.exists()
     if fmt is ExportFormat.PARQUET:
         assert pq.read_table(path).num_rows == 0
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, chunk: bytes) -> int:
+        self.chunks.append(chunk)
+        return chunk.count(b"\n")
+
+    def close(self) -> None:
+        pass
+
+
+async def test_copy_output_reaches_a_writer_in_whole_lines_however_it_arrives() -> None:
+    lines = _Lines()
+    chunks = _Chunks(lines, chunk_bytes=100)
+    for i in range(0, len(CHUNK), 37):  # pieces that cut lines anywhere
+        await chunks(CHUNK[i : i + 37])
+    await chunks.flush(last=True)
+    assert len(lines.chunks) > 1
+    assert all(c.endswith(b"\n") for c in lines.chunks)
+    assert b"".join(lines.chunks) == CHUNK
+    assert chunks.rows == 5

@@ -172,6 +172,11 @@ async def download_export_file(
     part = next((p for p in await repo.parts(runtime.pool, export_id) if p.file_name == name), None)
     if part is None or part.rows_written is None:
         raise Refused(Kind.NOT_FOUND, "unknown_file", f"export '{export_id}' has no file '{name}'")
+    path = job_dir(settings.export_dir, export_id) / part.file_name
+    if not path.is_file():  # removed from the volume since (or a replica without the volume)
+        raise Refused(
+            Kind.NOT_FOUND, "file_gone", f"'{name}' of export '{export_id}' is no longer stored"
+        )
     async with runtime.pool.acquire() as conn, conn.transaction():
         await audit.record(
             conn,
@@ -182,7 +187,7 @@ async def download_export_file(
             new={"file": part.file_name, "rows": part.rows_written, "sha256": part.sha256},
         )
     return FileResponse(
-        job_dir(settings.export_dir, export_id) / part.file_name,
+        path,
         media_type=job.format.media_type,
         filename=part.file_name,
     )

@@ -51,7 +51,9 @@ class PartResult:
 
 
 class _Chunks:
-    """COPY's output gathered into chunks of whole lines, each handed to a worker thread."""
+    """COPY's output gathered into chunks of whole lines, each handed to a worker thread.
+    (asyncpg hands over whole CopyData messages, a line each; a chunk is still cut after
+    its last newline, so a writer never sees half a line whatever the client does.)"""
 
     def __init__(self, out: ChunkWriter, chunk_bytes: int) -> None:
         self._out = out
@@ -66,11 +68,13 @@ class _Chunks:
         if self._size >= self._chunk_bytes:
             await self.flush()
 
-    async def flush(self) -> None:
+    async def flush(self, *, last: bool = False) -> None:
         data = b"".join(self._pending)
-        self._pending, self._size = [], 0
-        if data:
-            self.rows += await asyncio.to_thread(self._out.write, data)
+        cut = len(data) if last else data.rfind(b"\n") + 1
+        rest = data[cut:]
+        self._pending, self._size = ([rest], len(rest)) if rest else ([], 0)
+        if cut:
+            self.rows += await asyncio.to_thread(self._out.write, data[:cut])
 
     def close(self) -> None:
         self._out.close()
@@ -178,7 +182,7 @@ class ExportRunner:
             chunks = _Chunks(writer(job.format, out), self.chunk_bytes)
             async with self.pool.acquire() as conn:
                 await repo.copy_part(conn, job, start, end, chunks)
-            await chunks.flush()
+            await chunks.flush(last=True)
             await asyncio.to_thread(_close, chunks, out)
         except BaseException:
             out.close()
