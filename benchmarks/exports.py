@@ -5,7 +5,9 @@ fill is paid once) with N readings of one study: 10,000 participants, five metri
 the order they would arrive (time order, participants interleaved: the layout that makes
 per-participant reads scattered), generated inside PostgreSQL. Then it runs one export
 job per format with ingest's own job runner (the code the service's background loop
-runs) and prints the seconds and rows per second of each. `--database-url` uses an
+runs) and prints the seconds and rows per second of each, with the CPU seconds this
+process and PostgreSQL spent (the machine may be shared: CPU seconds say what the export
+costs whatever else runs). `--database-url` uses an
 existing database instead (its `ingest` schema is migrated and filled).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -105,8 +108,10 @@ async def export_once(dsn: str, fmt: ExportFormat, out: Path) -> tuple[float, in
             " WHERE p.export_id = e.export_id) AS rows FROM exports e WHERE export_id = $1",
             export_id,
         )
-        if row["status"] != "done":
-            raise RuntimeError(f"export {fmt} ended {row['status']}: {row['error']}")
+        if row is None or row["status"] != "done":
+            raise RuntimeError(
+                f"export {fmt} ended {row and row['status']}: {row and row['error']}"
+            )
         size = sum(f.stat().st_size for f in (out / str(export_id)).iterdir())
         return seconds, int(row["rows"]), size, cpu
     finally:
@@ -123,20 +128,34 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-async def run(args: argparse.Namespace, dsn: str) -> None:
+def children_cpu(pid: int | None) -> float:
+    """CPU seconds of the finished children of process `pid` (PostgreSQL's backends, once
+    they have exited: the pool is closed after each job); 0 without a local server."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
+
+
+async def run(args: argparse.Namespace, dsn: str, postgres_pid: int | None = None) -> None:
     await fill(dsn, args.readings)
     if args.fill_only:
         return
-    print(f"{'format':<12} {'seconds':>8} {'rows':>12} {'rows/s':>10} {'MB':>8} {'cpu s':>6}")
+    print(
+        f"{'format':<12} {'seconds':>8} {'rows':>12} {'rows/s':>10} {'MB':>8} {'cpu s':>6} {'pg cpu':>6}"
+    )
     for name in args.formats.split(","):
         out = Path(tempfile.mkdtemp(prefix="bench-exports-", dir=args.data_dir.parent))
         try:
+            before = children_cpu(postgres_pid)
             seconds, rows, size, cpu = await export_once(dsn, ExportFormat(name), out)
+            await asyncio.sleep(0.5)  # the backends exit and are counted
+            pg_cpu = children_cpu(postgres_pid) - before
         finally:
             shutil.rmtree(out, ignore_errors=True)
         print(
             f"{name:<12} {seconds:>8.1f} {rows:>12,} {rows / seconds:>10,.0f}"
-            f" {size / 1e6:>8,.0f} {cpu:>6.1f}"
+            f" {size / 1e6:>8,.0f} {cpu:>6.1f} {pg_cpu:>6.1f}"
         )
 
 
@@ -148,7 +167,8 @@ def main() -> None:
     args.data_dir.parent.mkdir(parents=True, exist_ok=True)
     postgres = EmbeddedPostgres(data_dir=args.data_dir.resolve(), durable=False).start()
     try:
-        asyncio.run(run(args, postgres.url))
+        pid = postgres.process.pid if postgres.process else None
+        asyncio.run(run(args, postgres.url, pid))
     finally:
         postgres.stop()
 
