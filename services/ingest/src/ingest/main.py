@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,8 @@ from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
 from ingest.api import router
+from ingest.exports_api import router as exports_router
+from ingest.exports_jobs import ExportRunner
 from ingest.service_info import SERVICE
 from ingest.settings import IngestSettings
 
@@ -22,7 +25,20 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with running(SERVICE, runtime, relay_outbox=True):
-            yield
+            if settings.export_jobs:
+                exports = ExportRunner(
+                    runtime.pool,
+                    settings.export_dir,
+                    worker=f"ingest-{settings.replica}-{uuid.uuid4().hex[:8]}",
+                    lease_seconds=settings.export_lease_seconds,
+                    concurrency=settings.export_concurrency,
+                )
+                runtime.loops.every("ingest-exports", settings.export_poll_seconds, exports.run_all)
+            try:
+                yield
+            finally:
+                if settings.export_jobs:
+                    exports.stop()  # after its current day: the job waits for a replica
 
     app = FastAPI(
         title="trialstream ingest",
@@ -34,6 +50,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         app, max_body_bytes=settings.max_request_bytes, rate_limit=settings.rate_limit()
     )
     app.include_router(router)
+    app.include_router(exports_router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     return app

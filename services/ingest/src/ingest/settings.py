@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from trialstream.settings import ServiceSettings
@@ -14,3 +16,13 @@ class IngestSettings(ServiceSettings):
     max_clock_skew_seconds: float = Field(
         default=300.0, ge=0, description="How far measured_at may be ahead of the server clock."
     )
+    # Exports (decision 0076): the files go here. Every replica that runs export jobs or
+    # serves their downloads must see the same directory (a shared volume); an object
+    # store is future work.
+    export_dir: Path = Field(default=Path(".trialstream/exports"))
+    export_poll_seconds: float = Field(default=2.0, gt=0, description="How often to look for jobs.")
+    export_lease_seconds: float = Field(
+        default=120.0, gt=0, description="A job whose replica was silent this long is taken over."
+    )
+    export_concurrency: int = Field(default=2, ge=1, description="Days of one job written at once.")
+    export_jobs: bool = Field(default=True, description="Run export jobs in this replica.")

@@ -1,0 +1,193 @@
+"""Export routes (decision 0076): a data manager starts a job, follows its progress and
+downloads its files. The job itself runs in the background (exports_jobs.py)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from trialstream import audit
+from trialstream.errors import Kind, Refused, about_field
+from trialstream.events.base import ParticipantId, StudyId
+from trialstream.identity import PERMISSIONS, Action, Principal
+from trialstream.runtime import CurrentRuntime
+from trialstream.staff import CurrentPrincipal, allowed, audited_as, forbidden
+from trialstream.studies import Module, StudyRegistry
+
+from ingest import exports_repository as repo
+from ingest import repository
+from ingest.exports import ExportFormat, ExportJob, present, within_scope
+from ingest.exports_jobs import job_dir
+from ingest.settings import IngestSettings
+
+router = APIRouter(tags=["exports"])
+
+
+class ExportRequest(BaseModel):
+    study_id: StudyId
+    participant_id: ParticipantId | None = Field(
+        default=None, description="Only this participant's readings (default: the whole study)"
+    )
+    format: ExportFormat = Field(description="csv, parquet or fhir-ndjson (FHIR Observations)")
+
+
+def _settings(runtime: CurrentRuntime) -> IngestSettings:
+    assert isinstance(runtime.settings, IngestSettings)
+    return runtime.settings
+
+
+Settings = Annotated[IngestSettings, Depends(_settings)]
+
+
+def export_scope(principal: Principal, study_id: str) -> tuple[str, ...] | None:
+    """The sites whose participants this person may export in the study: None for every
+    site (a role with EXPORT for the whole study), else the sites of their site-limited
+    grants that allow it. 403 `role_not_allowed` when no role of theirs in the study does."""
+    grants = [
+        g
+        for g in principal.grants
+        if g.role in PERMISSIONS[Action.EXPORT] and g.covers(study_id, None)
+    ]
+    if not grants:
+        raise forbidden(Action.EXPORT, study_id)
+    if any(g.site_id is None for g in grants):
+        return None
+    return tuple(sorted({g.site_id for g in grants if g.site_id is not None}))
+
+
+def _check_study(studies: StudyRegistry, study_id: str) -> None:
+    """The study is known here and uses ingest (whose archive an export reads)."""
+    if not studies.known(study_id):
+        if not studies.caught_up:
+            raise Refused(
+                Kind.UNAVAILABLE,
+                "studies_loading",
+                "This service is still reading the studies; retry in a few seconds.",
+            )
+        raise about_field(
+            Kind.INVALID,
+            "unknown_study",
+            f"No study '{study_id}' is known (yet).",
+            "study_id",
+            "declare it with `trialstream study apply` first",
+        )
+    if not studies.enables(study_id, Module.INGEST):
+        raise Refused(
+            Kind.CONFLICT, "module_not_enabled", f"Study '{study_id}' does not use wearable ingest."
+        )
+
+
+async def _visible_job(runtime: CurrentRuntime, by: Principal, export_id: uuid.UUID) -> ExportJob:
+    """The job, if this person may export every participant it holds; else 404 (another
+    study's or another site's job is not there for them)."""
+    job = await repo.get(runtime.pool, export_id)
+    if (
+        job is not None
+        and by.allows(Action.EXPORT, job.study_id)
+        and within_scope(export_scope(by, job.study_id), job.site_ids)
+    ):
+        return job
+    raise Refused(Kind.NOT_FOUND, "unknown_export", f"no export '{export_id}' of yours")
+
+
+@router.post(
+    "/v1/exports",
+    status_code=202,
+    summary="Start an export job of a study's (or one participant's) readings",
+    dependencies=[allowed(Action.EXPORT)],
+    responses={403: {}, 404: {}, 409: {}, 422: {}},
+)
+async def start_export(
+    runtime: CurrentRuntime, body: ExportRequest, by: CurrentPrincipal
+) -> dict[str, Any]:
+    """Queued at once (202); a background job writes the files. Follow it with
+    `GET /v1/exports/{export_id}`."""
+    scope = export_scope(by, body.study_id)
+    _check_study(runtime.studies, body.study_id)
+    if body.participant_id is not None:
+        found = await repository.get_participant(runtime.pool, body.participant_id)
+        if (
+            found is None
+            or found.study_id != body.study_id
+            or (scope is not None and found.site_id not in scope)
+        ):
+            raise Refused(
+                Kind.NOT_FOUND,
+                "unknown_participant",
+                f"no participant '{body.participant_id}' in your sites of study '{body.study_id}'",
+            )
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        job = await repo.insert(
+            conn, uuid.uuid4(), body.study_id, body.participant_id, scope, body.format, by.actor
+        )
+        await audit.record(
+            conn,
+            **audited_as(by, body.study_id),
+            action="export.requested",
+            entity="export",
+            entity_id=str(job.export_id),
+            new={
+                "study_id": body.study_id,
+                "participant_id": body.participant_id,
+                "site_ids": list(scope) if scope is not None else None,
+                "format": str(body.format),
+                "as_of": job.as_of.isoformat(),
+            },
+        )
+    return present(job, [])
+
+
+@router.get(
+    "/v1/exports/{export_id}",
+    summary="An export job: status, progress, and its files with download links",
+    dependencies=[allowed(Action.EXPORT)],
+    responses={403: {}, 404: {}},
+)
+async def get_export(
+    runtime: CurrentRuntime, export_id: uuid.UUID, by: CurrentPrincipal
+) -> dict[str, Any]:
+    job = await _visible_job(runtime, by, export_id)
+    return present(job, await repo.parts(runtime.pool, export_id))
+
+
+@router.get(
+    "/v1/exports/{export_id}/files/{name}",
+    summary="Download one file of an export (streamed)",
+    dependencies=[allowed(Action.EXPORT)],
+    response_class=FileResponse,
+    responses={403: {}, 404: {}},
+)
+async def download_export_file(
+    runtime: CurrentRuntime,
+    settings: Settings,
+    export_id: uuid.UUID,
+    name: str,
+    by: CurrentPrincipal,
+) -> FileResponse:
+    job = await _visible_job(runtime, by, export_id)
+    # the name is looked up among the job's finished parts, never used as a path as given
+    part = next((p for p in await repo.parts(runtime.pool, export_id) if p.file_name == name), None)
+    if part is None or part.rows_written is None:
+        raise Refused(Kind.NOT_FOUND, "unknown_file", f"export '{export_id}' has no file '{name}'")
+    path = job_dir(settings.export_dir, export_id) / part.file_name
+    if not path.is_file():  # removed from the volume since (or a replica without the volume)
+        raise Refused(
+            Kind.NOT_FOUND, "file_gone", f"'{name}' of export '{export_id}' is no longer stored"
+        )
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await audit.record(
+            conn,
+            **audited_as(by, job.study_id),
+            action="export.downloaded",
+            entity="export",
+            entity_id=str(export_id),
+            new={"file": part.file_name, "rows": part.rows_written, "sha256": part.sha256},
+        )
+    return FileResponse(
+        path,
+        media_type=job.format.media_type,
+        filename=part.file_name,
+    )

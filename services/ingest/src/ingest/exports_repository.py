@@ -1,0 +1,238 @@
+"""Export jobs' SQL. The archive is read only through the parent `readings` table and
+its columns, joined to `participants` for the study (the archive's layout underneath,
+partitions or not, is its own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from trialstream.db import DbConnection
+
+from ingest.exports import ExportFormat, ExportJob, ExportStatus, PartView, file_name, plan_days
+
+_INSERT = """
+INSERT INTO exports (export_id, study_id, participant_id, site_ids, format, requested_by)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING *
+"""
+_JOB = "SELECT * FROM exports WHERE export_id = $1"
+_PARTS = """
+SELECT part, day, file_name, rows_written, bytes, sha256 FROM export_parts
+WHERE export_id = $1 ORDER BY part
+"""
+# The oldest job waiting, or one whose replica stopped renewing its lease (it crashed or
+# was stopped): SKIP LOCKED lets replicas claim different jobs at the same moment.
+_CLAIM = """
+UPDATE exports e
+SET status = 'running', worker = $1, lease_until = now() + make_interval(secs => $2),
+    started_at = coalesce(e.started_at, now()), attempts = e.attempts + 1
+WHERE e.export_id = (
+    SELECT export_id FROM exports
+    WHERE status = 'queued' OR (status = 'running' AND lease_until < now())
+    ORDER BY requested_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING e.*
+"""
+_RENEW = """
+UPDATE exports SET lease_until = now() + make_interval(secs => $3)
+WHERE export_id = $1 AND worker = $2 AND status = 'running'
+RETURNING export_id
+"""
+# First and last measured_at of the job's participants: two index look-ups a participant.
+_SPAN = """
+SELECT min(x.first) AS first, max(x.last) AS last
+FROM participants p,
+     LATERAL (SELECT min(r.measured_at) AS first, max(r.measured_at) AS last
+              FROM readings r WHERE r.participant_id = p.participant_id) AS x
+WHERE p.study_id = $1
+  AND ($2::text IS NULL OR p.participant_id = $2)
+  AND ($3::text[] IS NULL OR p.site_id = ANY($3))
+"""
+_INSERT_PARTS = """
+INSERT INTO export_parts (export_id, part, day, file_name)
+SELECT $1, n, d, f FROM unnest($2::int[], $3::date[], $4::text[]) AS t(n, d, f)
+ON CONFLICT DO NOTHING
+"""
+_PLANNED = """
+UPDATE exports SET parts_total = $3 WHERE export_id = $1 AND worker = $2 AND parts_total IS NULL
+"""
+_PARTS_TO_DO = """
+SELECT part, day, file_name FROM export_parts
+WHERE export_id = $1 AND done_at IS NULL ORDER BY part
+"""
+# Done only while this replica still holds the job: one that lost its lease (it was slow,
+# another took over) must not count a part twice.
+_PART_DONE = """
+UPDATE export_parts pt SET rows_written = $4, bytes = $5, sha256 = $6, done_at = now()
+FROM exports e
+WHERE pt.export_id = $1 AND pt.part = $3 AND pt.done_at IS NULL
+  AND e.export_id = pt.export_id AND e.worker = $2 AND e.status = 'running'
+RETURNING pt.part
+"""
+_FINISH = """
+UPDATE exports SET status = $3, finished_at = now(), lease_until = NULL, error = $4
+WHERE export_id = $1 AND worker = $2 AND status = 'running'
+"""
+# Handed back in good order (shutting down, a transient failure): not a failed attempt.
+_RELEASE = """
+UPDATE exports SET status = 'queued', lease_until = NULL, attempts = attempts - 1
+WHERE export_id = $1 AND worker = $2 AND status = 'running'
+"""
+# The readings of one part: its day, the job's participants, received before the request.
+# The participants are one array (an init plan) so that the archive's index on
+# (participant_id, measured_at) answers each one's day, whatever the planner guesses.
+# FHIR lines do not show received_at: PostgreSQL need not format it (a tenth of its work).
+_PART_READINGS = """
+SELECT r.event_id, r.participant_id, r.device_id, r.metric, r.value, r.unit,
+       r.measured_at, {received_at}
+FROM readings r
+WHERE r.participant_id = ANY(ARRAY(
+        SELECT p.participant_id FROM participants p
+        WHERE p.study_id = $1
+          AND ($2::text IS NULL OR p.participant_id = $2)
+          AND ($3::text[] IS NULL OR p.site_id = ANY($3))))
+  AND r.measured_at >= $4::timestamptz AND r.measured_at < $5::timestamptz
+  AND r.received_at < $6::timestamptz
+"""
+PART_READINGS = _PART_READINGS.format(received_at="r.received_at")
+PART_READINGS_FHIR = _PART_READINGS.format(received_at="NULL")
+
+
+def _job(row: asyncpg.Record) -> ExportJob:
+    return ExportJob(
+        export_id=row["export_id"],
+        study_id=row["study_id"],
+        participant_id=row["participant_id"],
+        format=ExportFormat(row["format"]),
+        status=ExportStatus(row["status"]),
+        requested_by=row["requested_by"],
+        requested_at=row["requested_at"],
+        as_of=row["as_of"],
+        site_ids=tuple(row["site_ids"]) if row["site_ids"] is not None else None,
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        parts_total=row["parts_total"],
+        error=row["error"],
+        attempts=row["attempts"],
+    )
+
+
+async def insert(
+    conn: DbConnection,
+    export_id: UUID,
+    study_id: str,
+    participant_id: str | None,
+    site_ids: Sequence[str] | None,
+    fmt: ExportFormat,
+    requested_by: str,
+) -> ExportJob:
+    row = await conn.fetchrow(
+        _INSERT,
+        export_id,
+        study_id,
+        participant_id,
+        list(site_ids) if site_ids is not None else None,
+        str(fmt),
+        requested_by,
+    )
+    assert row is not None
+    return _job(row)
+
+
+async def get(conn: DbConnection | asyncpg.Pool, export_id: UUID) -> ExportJob | None:
+    row = await conn.fetchrow(_JOB, export_id)
+    return _job(row) if row else None
+
+
+async def parts(conn: DbConnection | asyncpg.Pool, export_id: UUID) -> list[PartView]:
+    return [
+        PartView(r["part"], r["day"], r["file_name"], r["rows_written"], r["bytes"], r["sha256"])
+        for r in await conn.fetch(_PARTS, export_id)
+    ]
+
+
+async def claim(pool: asyncpg.Pool, worker: str, lease_seconds: float) -> ExportJob | None:
+    row = await pool.fetchrow(_CLAIM, worker, lease_seconds)
+    return _job(row) if row else None
+
+
+async def renew(pool: asyncpg.Pool, export_id: UUID, worker: str, lease_seconds: float) -> bool:
+    return await pool.fetchval(_RENEW, export_id, worker, lease_seconds) is not None
+
+
+async def plan(pool: asyncpg.Pool, job: ExportJob, worker: str) -> None:
+    """Cut a job not yet planned into its days (idempotent: a second plan adds nothing)."""
+    async with pool.acquire() as conn, conn.transaction():
+        span = await conn.fetchrow(
+            _SPAN,
+            job.study_id,
+            job.participant_id,
+            list(job.site_ids) if job.site_ids is not None else None,
+        )
+        assert span is not None
+        days = plan_days(span["first"], span["last"])
+        await conn.execute(
+            _INSERT_PARTS,
+            job.export_id,
+            list(range(1, len(days) + 1)),
+            days,
+            [file_name(d, job.format) for d in days],
+        )
+        await conn.execute(_PLANNED, job.export_id, worker, len(days))
+
+
+async def parts_to_do(pool: asyncpg.Pool, export_id: UUID) -> list[asyncpg.Record]:
+    return list(await pool.fetch(_PARTS_TO_DO, export_id))
+
+
+async def part_done(
+    pool: asyncpg.Pool,
+    export_id: UUID,
+    worker: str,
+    part: int,
+    rows: int,
+    size: int,
+    sha256: str,
+) -> bool:
+    """False when this replica no longer holds the job (nothing is recorded)."""
+    return await pool.fetchval(_PART_DONE, export_id, worker, part, rows, size, sha256) is not None
+
+
+async def finish(
+    pool: asyncpg.Pool, export_id: UUID, worker: str, error: str | None = None
+) -> None:
+    status = "failed" if error else "done"
+    await pool.execute(_FINISH, export_id, worker, status, error)
+
+
+async def release(pool: asyncpg.Pool, export_id: UUID, worker: str) -> None:
+    await pool.execute(_RELEASE, export_id, worker)
+
+
+async def copy_part(
+    conn: DbConnection,
+    job: ExportJob,
+    start: datetime,
+    end: datetime,
+    sink: Callable[[bytes], Coroutine[Any, Any, None]],
+) -> None:
+    """Stream one part's readings as PostgreSQL CSV (UTC, ISO timestamps) into `sink`."""
+    async with conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
+        await conn.copy_from_query(
+            PART_READINGS_FHIR if job.format is ExportFormat.FHIR_NDJSON else PART_READINGS,
+            job.study_id,
+            job.participant_id,
+            list(job.site_ids) if job.site_ids is not None else None,
+            start,
+            end,
+            job.as_of,
+            output=sink,
+            format="csv",
+        )
