@@ -32,6 +32,7 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.readings import Metric
 
+from anomaly import evidence
 from anomaly.arrays import (
     US_PER_MINUTE,
     BoolArray,
@@ -259,7 +260,9 @@ class Scorer:
             rows = _RowsOf(
                 batch, group, series, last_in[kept[first]], steps, step_readings, v_before
             )
-            confirmed = self._confirmed(batch, first, v_before)
+            confirmed = evidence.confirmed(
+                batch.m, batch.v, first, v_before, self.config.confirm_jumps
+            )
             found, ended = self._rules(rows, batch, states, confirmed)
             alerts += found
             if self.config.device_quality:
@@ -269,25 +272,6 @@ class Scorer:
         alerts.sort(key=lambda a: (a.detected_at, a.participant_id, a.rule))
         ended.sort(key=lambda e: (e.ended_at, e.participant_id, e.rule))
         return Scored(alerts, ended)
-
-    def _confirmed(self, batch: _Batch, first: IntArray, v_before: FloatArray) -> BoolArray:
-        """Rows that count as evidence: every row, except a reading of a metric in
-        `confirm_jumps` that far or further from the reading before it (a single-sample
-        spike while moving, or the first reading of a real jump, which its next reading
-        then confirms). Needs no look-ahead: the next reading is judged against this one."""
-        confirmed: BoolArray = np.ones(len(batch.t), dtype=np.bool_)
-        if not self.config.confirm_jumps or not len(batch.t):
-            return confirmed
-        prev = np.empty_like(batch.v)
-        prev[1:] = batch.v[:-1]
-        prev[first] = v_before
-        jump = np.zeros(len(batch.t))
-        for metric, size in self.config.confirm_jumps.items():
-            jump[batch.m == METRIC_CODE[metric]] = size
-        with np.errstate(invalid="ignore"):
-            jumped = (jump > 0) & (np.abs(batch.v - prev) >= jump)
-        confirmed &= ~jumped
-        return confirmed
 
     def _rules(
         self, rows: _RowsOf, batch: _Batch, states: list[ParticipantState], confirmed: BoolArray
