@@ -14,3 +14,16 @@ class IngestSettings(ServiceSettings):
     max_clock_skew_seconds: float = Field(
         default=300.0, ge=0, description="How far measured_at may be ahead of the server clock."
     )
+    # The archive's day partitions (decision 0074).
+    archive_days_ahead: int = Field(
+        default=7, ge=1, description="Days after today whose archive partition is kept ready."
+    )
+    archive_maintenance_seconds: float = Field(
+        default=3600.0, gt=0, description="How often partitions are prepared (and detached)."
+    )
+    archive_detach_after_days: int | None = Field(
+        default=None,
+        ge=2,
+        description="Detach archive partitions of days older than this (for tiering); "
+        "unset: never. A reading retried after its day was detached is archived again.",
+    )
