@@ -25,6 +25,7 @@ from benchmarks.platform.load import (
     flat_out,
     normal_requests,
     paced,
+    read_back,
     staff_env,
 )
 from benchmarks.platform.prefill import prefill
@@ -122,11 +123,13 @@ async def measure(
             batch=args.paced_batch,
             probe_every=args.probe_every,
         )
+    reads = await read_back(ingest_urls[0], devices)
     return {
         "flat_out": flat,
         "flat_out_resources": flat_usage.report(),
         "paced": pace,
         "paced_resources": paced_usage.report(),
+        "reads": reads,
     }
 
 
@@ -209,6 +212,13 @@ def main() -> None:
         f"archive prefilled with {args.prefill_readings:,} readings"
     )
     print(table(runs))
+    for run in runs:
+        r = run["reads"]
+        print(
+            f"reads (anomaly replicas {run['anomaly_replicas']}): GET .../readings, "
+            f"{r['read_readings_per_request']:,} readings a request: p50 {r['read_p50_ms']} ms, "
+            f"p95 {r['read_p95_ms']} ms, {r['read_us_per_reading']} us per reading"
+        )
 
 
 if __name__ == "__main__":

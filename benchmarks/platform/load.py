@@ -288,3 +288,35 @@ async def poll(check: Callable[[], Awaitable[bool]], what: str, limit_s: float =
 def _quantile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank quantile: with 200 probes, p99 is the third slowest."""
     return sorted_values[max(1, math.ceil(q * len(sorted_values))) - 1]
+
+
+async def read_back(url: str, devices: list[Device], limit: int = 1000) -> dict[str, float]:
+    """Staff reads of archived readings, `GET /v1/participants/{id}/readings` over the last
+    day, `limit` readings a request, one request at a time after the load: the latency of
+    one request and per reading returned (issue 17: reads must not slow as the archive
+    grows either)."""
+    staff = {"Authorization": f"Bearer {staff_token()}"}
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    seconds, returned = [], 0
+    async with httpx.AsyncClient(timeout=30) as client:
+        for i, device in enumerate(devices * 3):
+            path = f"{url}/v1/participants/{device.participant_id}/readings"
+            started = time.perf_counter()
+            r = await client.get(path, params={"from": since, "limit": limit}, headers=staff)
+            elapsed = time.perf_counter() - started
+            if r.status_code == 429:
+                await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
+            r.raise_for_status()
+            if i >= len(devices):  # the first round warms the caches
+                seconds.append(elapsed)
+                returned += len(r.json()["readings"])
+    seconds.sort()
+    per_request = returned / len(seconds)
+    return {
+        "read_requests": len(seconds),
+        "read_readings_per_request": round(per_request),
+        "read_p50_ms": round(_quantile(seconds, 0.5) * 1000, 1),
+        "read_p95_ms": round(_quantile(seconds, 0.95) * 1000, 1),
+        "read_us_per_reading": round(_quantile(seconds, 0.5) / per_request * 1e6, 1),
+    }
