@@ -51,7 +51,12 @@ BEGIN
         CONTINUE WHEN EXISTS (
             SELECT 1 FROM pg_inherits
             WHERE inhparent = 'readings'::regclass AND inhrelid = to_regclass(quote_ident(part)));
-        EXECUTE format('CREATE TABLE %I PARTITION OF readings FOR VALUES FROM (%L) TO (%L)',
+        -- Created apart, then attached: ATTACH locks the archive in SHARE UPDATE EXCLUSIVE
+        -- mode, so uploads and reads go on; CREATE TABLE ... PARTITION OF would lock them
+        -- out until this transaction ends. The empty table's indexes are built on attach.
+        EXECUTE format('CREATE TABLE %I (LIKE readings INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       part);
+        EXECUTE format('ALTER TABLE readings ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
                        part, day, day + 1);
         created := created + 1;
     END LOOP;
