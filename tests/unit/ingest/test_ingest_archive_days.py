@@ -7,13 +7,13 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 from ingest.domain import days_to_prepare, detach_cutoff, measured_days
-from trialstream.validation import parse_upload
+from trialstream.validation import ReadingUpload, parse_upload
 
 TOKYO = timezone(timedelta(hours=9))
 NEW_YORK = timezone(timedelta(hours=-5))
 
 
-def measured(when: datetime) -> object:
+def measured(when: datetime) -> ReadingUpload:
     return parse_upload(
         {
             "event_id": str(uuid.uuid4()),
@@ -34,7 +34,7 @@ def test_a_batch_needs_the_utc_days_its_readings_were_measured_on() -> None:
         measured(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),
         measured(datetime(2026, 3, 1, 13, 0, tzinfo=UTC)),
     ]
-    assert measured_days(batch) == {date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 2)}  # type: ignore[arg-type]
+    assert measured_days(batch) == {date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 2)}
 
 
 def test_maintenance_prepares_yesterday_today_and_the_days_ahead_in_utc() -> None:
