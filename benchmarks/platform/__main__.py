@@ -109,6 +109,7 @@ async def measure(
             metrics,
             infra.database_url,
             flat_requests,
+            participants=[d.participant_id for d in devices],
             concurrency=args.concurrency,
         )
     paced_requests = normal_requests(devices, int(args.rate * args.paced_seconds), args.paced_batch)
