@@ -47,10 +47,10 @@ def batch(n: int, start: datetime) -> list[bytes]:
 
 
 async def archive_once(
-    pool: asyncpg.Pool, days: repository.ArchiveDays, events: list[bytes]
+    pool: asyncpg.Pool, days: repository.ArchiveDays, events: list[bytes], start: datetime
 ) -> float:
     started = time.perf_counter()
-    await days.ensure(pool, [datetime.now(UTC).date()])
+    await days.ensure(pool, {start.date(), datetime.now(UTC).date()})
     async with pool.acquire() as conn, conn.transaction():
         await repository.archive_new(conn, events)
     return time.perf_counter() - started
@@ -73,11 +73,12 @@ async def run(url: str, prefilled: int, batches: int, size: int) -> dict[str, fl
     }
     days = {k: repository.ArchiveDays() for k in urls}
     spent = dict.fromkeys(urls, 0.0)
-    start = datetime.now(UTC) - timedelta(seconds=batches * size + 600)
     for k in range(batches):
-        events = batch(size, start + timedelta(seconds=k * size))
+        # each batch a device of its own, its readings a second apart up to a minute ago
+        start = datetime.now(UTC) - timedelta(seconds=size + 60)
+        events = batch(size, start)
         for name in ("empty", "full") if k % 2 else ("full", "empty"):
-            spent[name] += await archive_once(pools[name], days[name], events)
+            spent[name] += await archive_once(pools[name], days[name], events, start)
     for pool in pools.values():
         await pool.close()
     rate = {name: batches * size / seconds for name, seconds in spent.items()}
