@@ -25,6 +25,7 @@ from benchmarks.platform.load import (
     flat_out,
     normal_requests,
     paced,
+    read_back,
     staff_env,
 )
 from benchmarks.platform.prefill import prefill
@@ -108,6 +109,7 @@ async def measure(
             metrics,
             infra.database_url,
             flat_requests,
+            participants=[d.participant_id for d in devices],
             concurrency=args.concurrency,
         )
     paced_requests = normal_requests(devices, int(args.rate * args.paced_seconds), args.paced_batch)
@@ -122,11 +124,13 @@ async def measure(
             batch=args.paced_batch,
             probe_every=args.probe_every,
         )
+    reads = await read_back(ingest_urls[0], devices)
     return {
         "flat_out": flat,
         "flat_out_resources": flat_usage.report(),
         "paced": pace,
         "paced_resources": paced_usage.report(),
+        "reads": reads,
     }
 
 
@@ -209,6 +213,13 @@ def main() -> None:
         f"archive prefilled with {args.prefill_readings:,} readings"
     )
     print(table(runs))
+    for run in runs:
+        r = run["reads"]
+        print(
+            f"reads (anomaly replicas {run['anomaly_replicas']}): GET .../readings, "
+            f"{r['read_readings_per_request']:,} readings a request: p50 {r['read_p50_ms']} ms, "
+            f"p95 {r['read_p95_ms']} ms, {r['read_us_per_reading']} us per reading"
+        )
 
 
 if __name__ == "__main__":

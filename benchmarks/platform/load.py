@@ -130,10 +130,17 @@ async def anomaly_processed(client: httpx.AsyncClient, metrics_urls: list[str]) 
     return total
 
 
-async def archived(database_url: str) -> int:
+async def archived(database_url: str, participants: Sequence[str]) -> int:
+    """The archived readings of the run's own participants: counting the whole archive
+    would scan a prefilled one (seconds for 20 million rows) and time that instead."""
     conn = await asyncpg.connect(database_url)
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM ingest.readings"))
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM ingest.readings WHERE participant_id = ANY($1::text[])",
+                list(participants),
+            )
+        )
     finally:
         await conn.close()
 
@@ -154,6 +161,7 @@ async def flat_out(
     database_url: str,
     requests: list[tuple[str, bytes]],
     *,
+    participants: Sequence[str],
     concurrency: int,
 ) -> dict[str, float]:
     """`requests` are built beforehand, so their JSON encoding is not counted as load."""
@@ -164,7 +172,7 @@ async def flat_out(
         timeout=120, limits=httpx.Limits(max_connections=concurrency)
     ) as client:
         before = await anomaly_processed(client, anomaly_metrics)
-        archived_before = await archived(database_url)
+        archived_before = await archived(database_url, participants)
 
         async def worker() -> None:
             nonlocal accepted
@@ -183,7 +191,7 @@ async def flat_out(
             return await anomaly_processed(client, anomaly_metrics) - before >= accepted
 
         async def stored() -> bool:
-            return await archived(database_url) - archived_before >= accepted
+            return await archived(database_url, participants) - archived_before >= accepted
 
         await poll(scored, "anomaly scoring every reading")
         scored_s = time.perf_counter() - t0
@@ -288,3 +296,35 @@ async def poll(check: Callable[[], Awaitable[bool]], what: str, limit_s: float =
 def _quantile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank quantile: with 200 probes, p99 is the third slowest."""
     return sorted_values[max(1, math.ceil(q * len(sorted_values))) - 1]
+
+
+async def read_back(url: str, devices: list[Device], limit: int = 1000) -> dict[str, float]:
+    """Staff reads of archived readings, `GET /v1/participants/{id}/readings` over the last
+    day, `limit` readings a request, one request at a time after the load: the latency of
+    one request and per reading returned (issue 17: reads must not slow as the archive
+    grows either)."""
+    staff = {"Authorization": f"Bearer {staff_token()}"}
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    seconds, returned = [], 0
+    async with httpx.AsyncClient(timeout=30) as client:
+        for i, device in enumerate(devices * 3):
+            path = f"{url}/v1/participants/{device.participant_id}/readings"
+            started = time.perf_counter()
+            r = await client.get(path, params={"from": since, "limit": limit}, headers=staff)
+            elapsed = time.perf_counter() - started
+            if r.status_code == 429:
+                await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                continue
+            r.raise_for_status()
+            if i >= len(devices):  # the first round warms the caches
+                seconds.append(elapsed)
+                returned += len(r.json()["readings"])
+    seconds.sort()
+    per_request = returned / len(seconds)
+    return {
+        "read_requests": len(seconds),
+        "read_readings_per_request": round(per_request),
+        "read_p50_ms": round(_quantile(seconds, 0.5) * 1000, 1),
+        "read_p95_ms": round(_quantile(seconds, 0.95) * 1000, 1),
+        "read_us_per_reading": round(_quantile(seconds, 0.5) / per_request * 1e6, 1),
+    }

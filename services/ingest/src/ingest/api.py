@@ -146,7 +146,12 @@ async def upload(
     skew = timedelta(seconds=settings.max_clock_skew_seconds)
     try:
         result = await service.upload_readings(
-            runtime.pool, publish, who, records, max_clock_skew=skew
+            runtime.pool,
+            publish,
+            who,
+            records,
+            max_clock_skew=skew,
+            archive_days=request.app.state.archive_days,
         )
     except (OSError, TimeoutError, ConnectionError) as exc:
         raise Refused(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -162,3 +162,20 @@ def enrolment_timezone(
             f"one of {sorted(s.id for s in study.sites)}",
         )
     return timezone or site.timezone
+
+
+def measured_days(readings: Iterable[ReadingUpload]) -> set[date]:
+    """The archive partitions (UTC days of measured_at, decision 0074) a batch writes to."""
+    return {reading.measured_at.astimezone(UTC).date() for reading in readings}
+
+
+def days_to_prepare(now: datetime, ahead: int) -> list[date]:
+    """Yesterday (readings arrive late), today and `ahead` days after it: the partitions
+    the maintenance loop keeps ready, so that uploads seldom have to create one."""
+    today = now.astimezone(UTC).date()
+    return [today + timedelta(days=n) for n in range(-1, ahead + 1)]
+
+
+def detach_cutoff(now: datetime, after_days: int) -> date:
+    """Partitions of days before this are detached: the day `after_days` ago is kept."""
+    return now.astimezone(UTC).date() - timedelta(days=after_days)

@@ -84,7 +84,8 @@ _RELEASE = """
 UPDATE exports SET status = 'queued', lease_until = NULL, attempts = attempts - 1
 WHERE export_id = $1 AND worker = $2 AND status = 'running'
 """
-# The readings of one part: its day, the job's participants, received before the request.
+# The readings of one part: its day (one archive partition, decision 0074), the job's
+# participants, received before the request.
 # The participants are one array (an init plan) so that the archive's index on
 # (participant_id, measured_at) answers each one's day, whatever the planner guesses.
 # FHIR lines do not show received_at: PostgreSQL need not format it (a tenth of its work).
@@ -98,6 +99,7 @@ WHERE r.participant_id = ANY(ARRAY(
           AND ($2::text IS NULL OR p.participant_id = $2)
           AND ($3::text[] IS NULL OR p.site_id = ANY($3))))
   AND r.measured_at >= $4::timestamptz AND r.measured_at < $5::timestamptz
+  AND r.measured_on = ($4::timestamptz AT TIME ZONE 'UTC')::date  -- the day's partition only
   AND r.received_at < $6::timestamptz
 """
 PART_READINGS = _PART_READINGS.format(received_at="r.received_at")

@@ -14,6 +14,8 @@ from trialstream.runtime import Runtime, running
 from ingest.api import router
 from ingest.exports_api import router as exports_router
 from ingest.exports_jobs import ExportRunner
+from ingest.repository import ArchiveDays
+from ingest.service import maintain_archive
 from ingest.service_info import SERVICE
 from ingest.settings import IngestSettings
 
@@ -21,10 +23,21 @@ from ingest.settings import IngestSettings
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="ingest"))
+    archive_days = ArchiveDays()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with running(SERVICE, runtime, relay_outbox=True):
+            runtime.loops.every(
+                "ingest-archive-partitions",
+                settings.archive_maintenance_seconds,
+                lambda: maintain_archive(
+                    runtime.pool,
+                    archive_days,
+                    days_ahead=settings.archive_days_ahead,
+                    detach_after_days=settings.archive_detach_after_days,
+                ),
+            )
             if settings.export_jobs:
                 exports = ExportRunner(
                     runtime.pool,
@@ -53,4 +66,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(exports_router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
+    app.state.archive_days = archive_days
     return app

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
@@ -39,40 +39,84 @@ _REVOKE_DEVICE = """
 UPDATE devices SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL
 RETURNING participant_id
 """
-# The archive doubles as the dedupe ledger (decision 0062): an id comes back only if an
-# earlier upload stored it (a duplicate; normally none). The rows come as the readings'
-# event JSON (one array, parsed by PostgreSQL): the bytes ingest publishes anyway, instead
-# of eight columns of 2,000 values encoded one by one, which cost more client CPU than
-# validating the request. `occurred_at` is when ingest received the reading.
+# The archive doubles as the dedupe ledger (decision 0062), partitioned by the UTC day a
+# reading was measured (decision 0074): an id comes back only if an earlier upload stored
+# it for the same day (a duplicate; normally none). The rows come as the readings' event
+# JSON (one array, parsed by PostgreSQL): the bytes ingest publishes anyway, instead of
+# eight columns of 2,000 values encoded one by one, which cost more client CPU than
+# validating the request. `occurred_at` is when ingest received the reading. The lookup of
+# what was archived before is LATERAL so that it stays one primary-key probe in one
+# partition per id that came back, whatever the planner thinks of json_to_recordset.
 _ARCHIVE_NEW = """
 WITH incoming AS (
-    SELECT * FROM json_to_recordset($1::json) AS r(
+    SELECT r.*, (r.measured_at AT TIME ZONE 'UTC')::date AS measured_on
+    FROM json_to_recordset($1::json) AS r(
         event_id uuid, participant_id text, device_id text, metric text, value float8,
         unit text, measured_at timestamptz, occurred_at timestamptz
     )
 ), archived AS (
-    INSERT INTO readings
-        (event_id, participant_id, device_id, metric, value, unit, measured_at, received_at)
-    SELECT event_id, participant_id, device_id, metric, value, unit, measured_at, occurred_at
+    INSERT INTO readings (
+        event_id, participant_id, device_id, metric, value, unit, measured_at, received_at,
+        measured_on
+    )
+    SELECT event_id, participant_id, device_id, metric, value, unit, measured_at, occurred_at,
+           measured_on
     FROM incoming
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT (event_id, measured_on) DO NOTHING
     RETURNING event_id
 )
 SELECT i.event_id,
        r.event_id IS NULL  -- archived by a concurrent upload this statement cannot see
        OR (r.participant_id, r.device_id, r.metric, r.value, r.unit, r.measured_at)
           = (i.participant_id, i.device_id, i.metric, i.value, i.unit, i.measured_at) AS same
-FROM incoming i LEFT JOIN readings r USING (event_id)
+FROM incoming i
+LEFT JOIN LATERAL (
+    SELECT * FROM readings r WHERE r.event_id = i.event_id AND r.measured_on = i.measured_on
+) r ON true
 WHERE NOT EXISTS (SELECT 1 FROM archived a WHERE a.event_id = i.event_id)
 """
+# measured_on bounds the days read to the partitions that can hold the range.
 _READINGS_FOR = """
 SELECT event_id, participant_id, device_id, metric, value, unit, measured_at, received_at
 FROM readings
 WHERE participant_id = $1 AND measured_at >= $2 AND measured_at < $3
+  AND measured_on BETWEEN ($2 AT TIME ZONE 'UTC')::date AND ($3 AT TIME ZONE 'UTC')::date
   AND ($4::text IS NULL OR metric = $4)
 ORDER BY measured_at, event_id
 LIMIT $5
 """
+_PARTITIONS_FOR = "SELECT readings_partitions_for($1::date[])"
+_DETACH_BEFORE = "SELECT detach_readings_before($1::date)"
+
+
+class ArchiveDays:
+    """The days whose archive partition this process has seen exist, so that an upload
+    asks PostgreSQL only for a day it has not seen yet (normally none: the maintenance
+    loop creates the coming days ahead). A day detached since is found by the insert
+    failing; `forget` then makes the next `ensure` ask again."""
+
+    def __init__(self) -> None:
+        self._known: set[date] = set()
+
+    async def ensure(self, conn: DbConnection | asyncpg.Pool, days: Iterable[date]) -> int:
+        """Create the partitions of `days` that do not exist; returns how many were created.
+        Its own statement, outside any upload transaction: creating a partition locks the
+        whole archive until commit."""
+        missing = sorted(set(days) - self._known)
+        if not missing:
+            return 0
+        created = int(await conn.fetchval(_PARTITIONS_FOR, missing))
+        self._known.update(missing)
+        return created
+
+    def forget(self) -> None:
+        self._known.clear()
+
+
+async def detach_readings_before(conn: DbConnection | asyncpg.Pool, cutoff: date) -> list[str]:
+    """Detach the partitions of days before `cutoff` from the archive; their tables stay,
+    renamed `readings_YYYYMMDD_detached_<when>`, and are returned (decision 0074)."""
+    return list(await conn.fetchval(_DETACH_BEFORE, cutoff))
 
 
 @dataclass(frozen=True)
@@ -166,9 +210,11 @@ async def revoke_device(conn: DbConnection, device_id: str) -> str | None:
 
 async def archive_new(conn: DbConnection, events: Sequence[bytes]) -> dict[UUID, bool]:
     """Archive readings given as their `ReadingReceived` JSON (distinct event ids); return
-    the ids that were archived before, each with whether the archived reading is the same
-    (a duplicate) or another one (an event id reused). Inside a transaction, a concurrent
-    upload of the same id waits on the row lock, then sees it as a duplicate."""
+    the ids that were archived before for the same measured day, each with whether the
+    archived reading is the same (a duplicate) or another one (an event id reused). Inside a
+    transaction, a concurrent upload of the same id waits on the row lock, then sees it as a
+    duplicate. Every day's partition must exist (`ArchiveDays.ensure`); PostgreSQL raises
+    CheckViolationError otherwise."""
     if not events:
         return {}
     rows = await conn.fetch(_ARCHIVE_NEW, (b"[" + b",".join(events) + b"]").decode())

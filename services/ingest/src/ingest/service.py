@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import structlog
 from trialstream import audit
 from trialstream.auth import hash_token, new_token
 from trialstream.errors import Kind, Refused
@@ -26,7 +27,12 @@ from ingest.domain import (
     Status,
     Uploader,
     check_batch,
+    days_to_prepare,
+    detach_cutoff,
+    measured_days,
 )
+
+log = structlog.get_logger(__name__)
 
 # Publishes readings as (participant id, ReadingReceived JSON), keyed by participant.
 PublishReadings = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
@@ -55,6 +61,7 @@ async def upload_readings(
     records: Sequence[ReadingUpload | Any],
     *,
     max_clock_skew: timedelta,
+    archive_days: repository.ArchiveDays,
 ) -> UploadResult:
     """Check each record, then archive and publish the ones never accepted before.
 
@@ -62,7 +69,8 @@ async def upload_readings(
     share one transaction, and the rows commit only after the broker acknowledged every
     record (acks=all). If publishing fails the transaction rolls back, the device gets an
     error and its retry publishes again; if the commit fails after the acks, the retry
-    re-publishes and consumers dedupe on event_id.
+    re-publishes and consumers dedupe on event_id. The partitions of the readings' days
+    are created first if missing (decision 0074): a missing day never fails an upload.
     """
     received_at = datetime.now(UTC)
     checked: CheckedBatch = check_batch(
@@ -72,20 +80,57 @@ async def upload_readings(
         events = received_json(
             [reading for _, reading in checked.valid], received_at, uploader.study_id
         )
-        async with pool.acquire() as conn, conn.transaction():
-            archived_before = await repository.archive_new(conn, events)
-            to_publish = []
-            for (index, reading), event in zip(checked.valid, events, strict=True):
-                same = archived_before.get(reading.event_id)
-                if same is True:
-                    checked.results[index].status = Status.DUPLICATE
-                elif same is False:
-                    checked.results[index].status = Status.REJECTED
-                    checked.results[index].errors = [EVENT_ID_CONFLICT]
-                else:
-                    to_publish.append((reading.participant_id, event))
-            await publish(to_publish)
+        days = measured_days(reading for _, reading in checked.valid)
+        await archive_days.ensure(pool, days)
+        try:
+            await _archive_and_publish(pool, publish, checked, events)
+        except asyncpg.CheckViolationError:
+            # A day this process had seen was detached since (decision 0074): nothing was
+            # written or published; create it again and retry once.
+            archive_days.forget()
+            await archive_days.ensure(pool, days)
+            await _archive_and_publish(pool, publish, checked, events)
     return UploadResult(checked.results)
+
+
+async def _archive_and_publish(
+    pool: asyncpg.Pool, publish: PublishReadings, checked: CheckedBatch, events: list[bytes]
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        archived_before = await repository.archive_new(conn, events)
+        to_publish = []
+        for (index, reading), event in zip(checked.valid, events, strict=True):
+            same = archived_before.get(reading.event_id)
+            if same is True:
+                checked.results[index].status = Status.DUPLICATE
+            elif same is False:
+                checked.results[index].status = Status.REJECTED
+                checked.results[index].errors = [EVENT_ID_CONFLICT]
+            else:
+                to_publish.append((reading.participant_id, event))
+        await publish(to_publish)
+
+
+async def maintain_archive(
+    pool: asyncpg.Pool,
+    archive_days: repository.ArchiveDays,
+    *,
+    days_ahead: int,
+    detach_after_days: int | None,
+) -> list[str]:
+    """One pass of the archive's maintenance (decision 0074): the partitions of yesterday,
+    today and the next `days_ahead` days exist; with `detach_after_days`, the partitions
+    of days before that many days ago are detached (returned by name, for tiering)."""
+    now = datetime.now(UTC)
+    archive_days.forget()  # ask PostgreSQL: another replica may have detached some
+    await archive_days.ensure(pool, days_to_prepare(now, days_ahead))
+    if detach_after_days is None:
+        return []
+    detached = await repository.detach_readings_before(pool, detach_cutoff(now, detach_after_days))
+    if detached:
+        archive_days.forget()
+        log.info("archive partitions detached", tables=detached)
+    return detached
 
 
 async def enroll_participant(

@@ -26,3 +26,16 @@ class IngestSettings(ServiceSettings):
     )
     export_concurrency: int = Field(default=2, ge=1, description="Days of one job written at once.")
     export_jobs: bool = Field(default=True, description="Run export jobs in this replica.")
+    # The archive's day partitions (decision 0074).
+    archive_days_ahead: int = Field(
+        default=7, ge=1, description="Days after today whose archive partition is kept ready."
+    )
+    archive_maintenance_seconds: float = Field(
+        default=3600.0, gt=0, description="How often partitions are prepared (and detached)."
+    )
+    archive_detach_after_days: int | None = Field(
+        default=None,
+        ge=2,
+        description="Detach archive partitions of days older than this (for tiering); "
+        "unset: never. A reading retried after its day was detached is archived again.",
+    )
