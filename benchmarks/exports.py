@@ -41,7 +41,8 @@ ON CONFLICT (participant_id) DO NOTHING
 # Reading g is participant g % 10,000's, measured g/N of the way through the last 30 days.
 _FILL = """
 INSERT INTO ingest.readings
-    (event_id, participant_id, device_id, metric, value, unit, measured_at, received_at)
+    (event_id, participant_id, device_id, metric, value, unit, measured_at, received_at,
+     measured_on)
 SELECT gen_random_uuid(),
        'P-bench-' || (g % $4),
        'watch-bench-' || (g % $4),
@@ -56,9 +57,17 @@ SELECT gen_random_uuid(),
        END,
        (ARRAY['beats/min', '%', 'C', 'breaths/min', 'steps'])[1 + (g / $4) % 5],
        at,
-       at + interval '2 seconds'
+       at + interval '2 seconds',
+       (at AT TIME ZONE 'UTC')::date
 FROM generate_series($1::bigint, $2::bigint) AS g,
      LATERAL (SELECT now() - interval '30 days' * (1 - g::float8 / $3) AS at) AS t
+"""
+# The archive's day partitions (decision 0074) for the 31 days the fill spans.
+_PARTITIONS = """
+SELECT ingest.readings_partitions_for(ARRAY(
+    SELECT d::date FROM generate_series(
+        ((now() - interval '30 days') AT TIME ZONE 'UTC')::date, (now() AT TIME ZONE 'UTC')::date,
+        interval '1 day') AS d))
 """
 _COUNT = """
 SELECT count(*) FROM ingest.readings r JOIN ingest.participants p USING (participant_id)
@@ -75,6 +84,7 @@ async def fill(dsn: str, readings: int) -> None:
         if have >= readings:
             return
         started = time.monotonic()
+        await conn.execute(_PARTITIONS)
         for first in range(have, readings, CHUNK):
             last = min(first + CHUNK, readings) - 1
             await conn.execute(_FILL, first, last, readings, PARTICIPANTS)
@@ -145,6 +155,7 @@ async def run(args: argparse.Namespace, dsn: str, postgres_pid: int | None = Non
         f"{'format':<12} {'seconds':>8} {'rows':>12} {'rows/s':>10} {'MB':>8} {'cpu s':>6} {'pg cpu':>6}"
     )
     for name in args.formats.split(","):
+        args.data_dir.parent.mkdir(parents=True, exist_ok=True)  # also with --database-url
         out = Path(tempfile.mkdtemp(prefix="bench-exports-", dir=args.data_dir.parent))
         try:
             before = children_cpu(postgres_pid)

@@ -25,7 +25,8 @@ INSERT INTO ingest.readings
 SELECT gen_random_uuid(),
        'P-prefill-' || (g % $3),
        'watch-prefill-' || (g % $3),
-       (ARRAY['heart-rate', 'spo2', 'skin-temperature', 'respiratory-rate', 'steps'])[1 + g % 5],
+       (ARRAY['heart-rate', 'oxygen-saturation', 'body-temperature', 'respiratory-rate',
+              'step-count'])[1 + g % 5],
        CASE g % 5
            WHEN 0 THEN 55 + random() * 40
            WHEN 1 THEN 94 + random() * 5
@@ -33,7 +34,7 @@ SELECT gen_random_uuid(),
            WHEN 3 THEN 12 + random() * 6
            ELSE floor(random() * 120)
        END,
-       (ARRAY['beats/min', '%', 'Cel', 'breaths/min', 'count'])[1 + g % 5],
+       (ARRAY['beats/min', '%', 'C', 'breaths/min', 'steps'])[1 + g % 5],
        at,
        at + interval '2 seconds',
        (at AT TIME ZONE 'UTC')::date

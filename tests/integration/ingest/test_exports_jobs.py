@@ -103,10 +103,15 @@ async def _archive(database_url: str, participants: list[str], days: int = 3) ->
                         unit,
                         at,
                         at + timedelta(seconds=2),
+                        at.astimezone(UTC).date(),
                     )
                 )
     conn = await asyncpg.connect(database_url)
     try:
+        # the days' archive partitions first, as an upload makes sure of (decision 0074)
+        await conn.execute(
+            "SELECT ingest.readings_partitions_for($1::date[])", sorted({r[-1] for r in rows})
+        )
         await conn.copy_records_to_table(
             "readings",
             schema_name="ingest",
@@ -120,6 +125,7 @@ async def _archive(database_url: str, participants: list[str], days: int = 3) ->
                 "unit",
                 "measured_at",
                 "received_at",
+                "measured_on",
             ],
         )
     finally:
@@ -187,8 +193,9 @@ async def test_readings_received_after_the_request_are_left_for_the_next_export(
     try:
         late = await conn.fetchval(
             "INSERT INTO ingest.readings (event_id, participant_id, device_id, metric, value,"
-            " unit, measured_at, received_at) VALUES (gen_random_uuid(), $1, 'w', 'heart-rate',"
-            " 60, 'beats/min', $2, now() + interval '1 hour') RETURNING event_id::text",
+            " unit, measured_at, received_at, measured_on) VALUES (gen_random_uuid(), $1, 'w',"
+            " 'heart-rate', 60, 'beats/min', $2, now() + interval '1 hour',"
+            " ($2 AT TIME ZONE 'UTC')::date) RETURNING event_id::text",
             participants[0],
             DAY,
         )
