@@ -40,14 +40,21 @@ DECLARE
     day date;
     part text;
     created integer := 0;
+    locked boolean := false;
 BEGIN
     FOR day IN SELECT DISTINCT d FROM unnest(days) AS d WHERE d IS NOT NULL ORDER BY 1 LOOP
         part := 'readings_' || to_char(day, 'YYYYMMDD');
         CONTINUE WHEN EXISTS (
             SELECT 1 FROM pg_inherits
             WHERE inhparent = 'readings'::regclass AND inhrelid = to_regclass(quote_ident(part)));
-        -- Replicas may ask for the same day together: one creates it, the other sees it.
-        PERFORM pg_advisory_xact_lock(hashtext('ingest.readings partition'), day - date '2000-01-01');
+        -- Replicas may ask for the same days together: one creates them, the others see
+        -- them. One lock for every day, taken once: ATTACH holds the archive's SHARE UPDATE
+        -- EXCLUSIVE lock to the end of the transaction, so per-day locks taken in turn
+        -- would deadlock two callers asking for overlapping days.
+        IF NOT locked THEN
+            PERFORM pg_advisory_xact_lock(hashtext('ingest.readings partitions'));
+            locked := true;
+        END IF;
         CONTINUE WHEN EXISTS (
             SELECT 1 FROM pg_inherits
             WHERE inhparent = 'readings'::regclass AND inhrelid = to_regclass(quote_ident(part)));
@@ -75,6 +82,7 @@ DECLARE
     renamed text;
     detached text[] := '{}';
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('ingest.readings partitions'));  -- as above
     FOR part IN
         SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'readings'::regclass AND c.relname ~ '^readings_[0-9]{8}$'
