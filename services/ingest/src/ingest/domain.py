@@ -124,11 +124,9 @@ def check_batch(
     return CheckedBatch(results, valid)
 
 
-def enrolment_timezone(
-    studies: StudyRegistry, study_id: str, site_id: str, timezone: str | None
-) -> str:
-    """The study exists here, uses ingest, and declares the site; the participant's
-    timezone (given, else the site's, else UTC)."""
+def check_study(studies: StudyRegistry, study_id: str) -> None:
+    """The study is known here and uses ingest: 503 `studies_loading` while this process
+    has not read the studies topic, else 422 `unknown_study` or 409 `module_not_enabled`."""
     if not studies.known(study_id) and not studies.caught_up:
         raise Refused(
             Kind.UNAVAILABLE,
@@ -149,6 +147,14 @@ def enrolment_timezone(
             "module_not_enabled",
             f"Study '{study_id}' does not use wearable ingest.",
         )
+
+
+def enrolment_timezone(
+    studies: StudyRegistry, study_id: str, site_id: str, timezone: str | None
+) -> str:
+    """The study exists here, uses ingest, and declares the site; the participant's
+    timezone (given, else the site's, else UTC)."""
+    check_study(studies, study_id)
     study = studies.get(study_id)
     if study is None:  # the implicit default study: any site
         return timezone or "UTC"

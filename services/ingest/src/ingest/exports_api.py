@@ -10,15 +10,15 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from trialstream import audit
-from trialstream.errors import Kind, Refused, about_field
+from trialstream.errors import Kind, Refused
 from trialstream.events.base import ParticipantId, StudyId
 from trialstream.identity import PERMISSIONS, Action, Principal
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, allowed, audited_as, forbidden
-from trialstream.studies import Module, StudyRegistry
 
 from ingest import exports_repository as repo
 from ingest import repository
+from ingest.domain import check_study
 from ingest.exports import ExportFormat, ExportJob, present, within_scope
 from ingest.exports_jobs import job_dir
 from ingest.settings import IngestSettings
@@ -58,28 +58,6 @@ def export_scope(principal: Principal, study_id: str) -> tuple[str, ...] | None:
     return tuple(sorted({g.site_id for g in grants if g.site_id is not None}))
 
 
-def _check_study(studies: StudyRegistry, study_id: str) -> None:
-    """The study is known here and uses ingest (whose archive an export reads)."""
-    if not studies.known(study_id):
-        if not studies.caught_up:
-            raise Refused(
-                Kind.UNAVAILABLE,
-                "studies_loading",
-                "This service is still reading the studies; retry in a few seconds.",
-            )
-        raise about_field(
-            Kind.INVALID,
-            "unknown_study",
-            f"No study '{study_id}' is known (yet).",
-            "study_id",
-            "declare it with `trialstream study apply` first",
-        )
-    if not studies.enables(study_id, Module.INGEST):
-        raise Refused(
-            Kind.CONFLICT, "module_not_enabled", f"Study '{study_id}' does not use wearable ingest."
-        )
-
-
 async def _visible_job(runtime: CurrentRuntime, by: Principal, export_id: uuid.UUID) -> ExportJob:
     """The job, if this person may export every participant it holds; else 404 (another
     study's or another site's job is not there for them)."""
@@ -106,7 +84,7 @@ async def start_export(
     """Queued at once (202); a background job writes the files. Follow it with
     `GET /v1/exports/{export_id}`."""
     scope = export_scope(by, body.study_id)
-    _check_study(runtime.studies, body.study_id)
+    check_study(runtime.studies, body.study_id)
     if body.participant_id is not None:
         found = await repository.get_participant(runtime.pool, body.participant_id)
         if (
