@@ -74,7 +74,12 @@ class Trial:
 
         def enrolled() -> httpx.Response | None:
             r = self.post(f"{INGEST}/v1/admin/participants", token, body)
-            return r if r.status_code != 503 else None  # 503 until ingest read the studies
+            # 503 until ingest has read the studies topic; 422 unknown_study for the moment
+            # between `up` applying the study and ingest's next read of the topic
+            waiting = r.status_code == 503 or (
+                r.status_code == 422 and r.json()["error"]["code"] == "unknown_study"
+            )
+            return None if waiting else r
 
         r = wait_for("enrolment", enrolled, 60)
         assert r.status_code == 201, r.text
