@@ -93,7 +93,8 @@ WITH closing AS (
 UPDATE visits v SET status = 'missed', updated_at = now()
 FROM closing, participants p
 WHERE v.visit_id = closing.visit_id AND p.participant_id = v.participant_id
-RETURNING v.visit_id, v.participant_id, p.site_id, v.name, v.visit_type, v.window_start, v.window_end
+RETURNING v.visit_id, v.participant_id, p.site_id, p.study_id, v.name, v.visit_type,
+          v.window_start, v.window_end
 """
 _CLAIM_ALERT = """
 INSERT INTO urgent_alerts (alert_id, participant_id, outcome, received_at) VALUES ($1, $2, 'no_free_slot', $3)

@@ -281,14 +281,3 @@ async def insert_feed(
 async def feed(conn: Conn, token_hash: str) -> tuple[str, str] | None:
     row = await conn.fetchrow(_FEED, token_hash)
     return (row["owner_kind"], row["owner_id"]) if row else None
-
-
-_STUDIES_OF = """
-SELECT participant_id, study_id FROM participants WHERE participant_id = ANY($1::text[])
-"""
-
-
-async def studies_of(conn: DbConnection, participant_ids: Sequence[str]) -> dict[str, str]:
-    """Each known participant's study (events name it; unknown ones are left out)."""
-    rows = await conn.fetch(_STUDIES_OF, sorted(set(participant_ids)))
-    return {row["participant_id"]: row["study_id"] for row in rows}

@@ -31,6 +31,7 @@ async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
         reminders = [
             VisitReminderDue(
                 participant_id=b.participant_id,
+                study_id=b.study_id,
                 visit_id=b.visit_id,
                 booking_id=b.booking_id,
                 visit_name=b.visit_name,
@@ -40,7 +41,6 @@ async def tick(pool: asyncpg.Pool, now: datetime) -> tuple[int, int]:
             )
             for lead, b in due
         ]
-        reminders = await visit_events.stamped(conn, reminders)
         await enqueue(conn, Topic.VISIT_REMINDERS, [(r.participant_id, r) for r in reminders])
         missed = await repository.mark_missed(conn, now)
         await visit_events.emit(conn, [visit_events.missed(m) for m in missed])

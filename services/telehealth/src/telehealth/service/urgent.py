@@ -155,6 +155,7 @@ async def propose(
         await repository.set_alert_outcome(conn, alert_id, "proposed", booking_id)
         proposal = UrgentVisitProposed(
             participant_id=participant_id,
+            study_id=who["study_id"],
             site_id=who["site_id"],
             proposal_id=booking_id,
             alert_id=alert_id,
@@ -162,7 +163,6 @@ async def propose(
             starts_at=slot.starts_at,
             ends_at=slot.ends_at,
         )
-        [proposal] = await visit_events.stamped(conn, [proposal])
         await enqueue(conn, Topic.VISIT_PROPOSALS, [(participant_id, proposal)])
         proposed = await repository.get_booking(conn, booking_id)
         assert proposed is not None

@@ -1,26 +1,16 @@
-"""VisitChanged events built from a booking or visit row, queued on the outbox; every
-event telehealth publishes names its participant's study (`stamped`)."""
+"""VisitChanged events built from a booking or visit row, queued on the outbox; each
+names its participant's study (the booking and visit rows carry it)."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from trialstream.db import DbConnection
 from trialstream.events.topics import Topic
-from trialstream.events.visits import (
-    UrgentVisitProposed,
-    VisitChanged,
-    VisitReminderDue,
-    VisitStatus,
-    VisitType,
-)
-from trialstream.identity import DEFAULT_STUDY
+from trialstream.events.visits import VisitChanged, VisitStatus, VisitType
 from trialstream.outbox import enqueue
 
-from telehealth import repository
 from telehealth.domain.booking import Booking
-
-E = TypeVar("E", VisitChanged, VisitReminderDue, UrgentVisitProposed)
 
 
 def from_booking(b: Booking, status: VisitStatus, reason: str | None = None) -> VisitChanged:
@@ -28,6 +18,7 @@ def from_booking(b: Booking, status: VisitStatus, reason: str | None = None) -> 
     staff write stays in telehealth's database and audit trail, not on the topic."""
     return VisitChanged(
         participant_id=b.participant_id,
+        study_id=b.study_id,
         site_id=b.site_id,
         visit_id=b.visit_id,
         visit_name=b.visit_name,
@@ -45,6 +36,7 @@ def from_booking(b: Booking, status: VisitStatus, reason: str | None = None) -> 
 def missed(row: dict[str, Any]) -> VisitChanged:
     return VisitChanged(
         participant_id=row["participant_id"],
+        study_id=row["study_id"],
         site_id=row["site_id"],
         visit_id=row["visit_id"],
         visit_name=row["name"],
@@ -56,15 +48,5 @@ def missed(row: dict[str, Any]) -> VisitChanged:
     )
 
 
-async def stamped(conn: DbConnection, events: list[E]) -> list[E]:
-    """The events with their participants' studies."""
-    studies = await repository.studies_of(conn, [e.participant_id for e in events])
-    return [
-        e.model_copy(update={"study_id": studies.get(e.participant_id, DEFAULT_STUDY)})
-        for e in events
-    ]
-
-
 async def emit(conn: DbConnection, events: list[VisitChanged]) -> None:
-    events = await stamped(conn, events)
     await enqueue(conn, Topic.VISITS, [(e.participant_id, e) for e in events])
