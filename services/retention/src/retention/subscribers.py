@@ -63,13 +63,16 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
 
     async def on_readings(readings: Sequence[ReadingReceived]) -> None:
         # readings carry their study: a study without retention is not watched for silence
+        # (judged once per study in the batch, not per reading: this is the busy topic)
         studies = runtime.studies
-        ours = [
-            r
-            for r in readings
-            if not studies.known(r.study_id) or studies.enables(r.study_id, Module.RETENTION)
-        ]
-        await service.record_readings(runtime.pool, ours, clock)
+        skipped = {
+            s
+            for s in {r.study_id for r in readings}
+            if studies.known(s) and not studies.enables(s, Module.RETENTION)
+        }
+        if skipped:
+            readings = [r for r in readings if r.study_id not in skipped]
+        await service.record_readings(runtime.pool, readings, clock)
 
     runtime.subscribe(
         Topic.PARTICIPANTS,
