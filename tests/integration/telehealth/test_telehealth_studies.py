@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from audit_helpers import audited
 from helpers import announce_study, eventually, read_topic, unique_id
 from staff_tokens import staff_auth
 from telehealth.context import Context
 from telehealth_harness import Telehealth
 from trialstream.events.topics import Topic
+from trialstream.identity import Grant, Role
 
 pytestmark = pytest.mark.integration
 SCREENING = {"name": "Screening", "day": 1, "type": "site"}
@@ -78,7 +80,11 @@ async def test_a_declared_study_plans_its_visits_on_its_site_clock_and_default_k
     ]
     screening = answer["visits"][0]["visit_id"]
     start = datetime(2030, 1, 7, 14, tzinfo=UTC)
-    booked = await telehealth.book(auth, screening, staff_id, start)
+    # booked by someone with roles in two studies: the audit names the booking's study
+    both = staff_auth(
+        grants=[Grant(Role.SITE_STAFF, study, site), Grant(Role.SITE_STAFF, "ANOTHER", site)]
+    )
+    booked = await telehealth.book(both, screening, staff_id, start)
     assert booked.status_code == 201, booked.text
     [scheduled] = await eventually(
         lambda: read_topic(
@@ -88,6 +94,11 @@ async def test_a_declared_study_plans_its_visits_on_its_site_clock_and_default_k
         )
     )
     assert scheduled["study_id"] == study  # every event names the participant's study
+    [entry] = await audited(
+        telehealth.database_url, "telehealth", "booking", booked.json()["booking_id"]
+    )
+    assert entry["actor_detail"]["study"] == study  # the role held in the booking's study
+    assert entry["actor_detail"]["role"] == "site_staff"
     url = f"/v1/sites/{site}/schedule"
     day = await telehealth.client.get(url, params={"on": "2030-01-07"}, headers=auth)
     assert day.json()["timezone"] == "America/New_York"

@@ -10,6 +10,7 @@ from typing import Any
 
 from trialstream import audit
 from trialstream.db import DbConnection
+from trialstream.identity import DEFAULT_STUDY
 from trialstream.staff import audited_as
 
 from telehealth.domain.actor import Actor
@@ -20,11 +21,13 @@ from telehealth.domain.booking import Booking
 By = Actor | str
 
 
-def _by(by: By) -> dict[str, Any]:
-    """A person: `actor` and `actor_detail` as every service writes them (name and role,
-    trialstream.staff); a system actor: its name only."""
+def _by(by: By, study_id: str = DEFAULT_STUDY) -> dict[str, Any]:
+    """A person: `actor` and `actor_detail` as every service writes them (name, and the role
+    in `study_id`: a booking's participant's study; for a site's own resources, which are
+    of no one study, trialstream.staff names the roles the grants give); a system actor:
+    its name only."""
     if isinstance(by, Actor):
-        return audited_as(by.principal)
+        return audited_as(by.principal, study_id)
     return {"actor": by}
 
 
@@ -38,7 +41,7 @@ async def booking_changed(
 ) -> None:
     await audit.record(
         conn,
-        **_by(actor),
+        **_by(actor, after.study_id),
         action=action,
         entity="booking",
         entity_id=str(after.booking_id),
