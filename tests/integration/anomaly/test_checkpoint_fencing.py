@@ -16,9 +16,11 @@ import pytest
 from anomaly import repository, service
 from anomaly.config import ScoringConfig
 from anomaly.service_info import SERVICE
+from anomaly.studies import StudyScoring
 from helpers import unique_id
 from test_anomaly_consumer import heart_rates
 from trialstream.db import create_pool, migrate
+from trialstream.studies import StudyRegistry
 from trialstream.transient import is_transient
 
 pytestmark = pytest.mark.integration
@@ -43,7 +45,7 @@ async def checkpoint(pool: asyncpg.Pool, participant: str) -> tuple[Any, int]:
 async def test_a_paused_replica_cannot_overwrite_the_new_owners_checkpoint(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = ScoringConfig()
+    config = StudyScoring(ScoringConfig(), StudyRegistry())  # the default study's
     participant = unique_id("P")
     quiet = heart_rates(participant, [70.0 + i % 4 for i in range(40)])
     episode = heart_rates(participant, [142.0] * 12 + [72.0] * 8, first_minute=40)

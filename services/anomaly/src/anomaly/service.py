@@ -23,16 +23,13 @@ from anomaly.studies import StudyScoring
 async def score_batch(
     pool: asyncpg.Pool,
     readings: Sequence[ReadingReceived],
-    scoring: ScoringConfig | StudyScoring,
+    scoring: StudyScoring,
 ) -> int:
     """The database is the source of truth for state: each batch starts from the last
     committed checkpoint of its participants, so a rebalance (another replica scored
     them meanwhile) or a re-delivered batch never works from stale memory. Each study's
     readings are scored with the study's configuration (its alert limits)."""
-    if isinstance(scoring, ScoringConfig):
-        parts = [(scoring, list(readings))]
-    else:
-        parts = scoring.by_config(readings)
+    parts = scoring.by_config(readings)
     received: dict[str, datetime] = {}
     for _, part in parts:
         for r in part:
