@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from trialstream.studies import KRI_UNITS
+
 Direction = Literal["above", "below"]
 Status = Literal["green", "amber", "red", "unknown"]
 
@@ -25,14 +27,16 @@ class KriDefinition:
     direction: Direction  # which way is worse
 
 
+# Which way is worse comes from the table study files are checked against
+# (trialstream.studies.KRI_UNITS), so a study's limits and their evaluation agree.
 KRIS: Mapping[str, KriDefinition] = {
-    k.name: k
-    for k in (
-        KriDefinition("wear_time", "Wear-time compliance (waking hours with data)", "%", "below"),
-        KriDefinition("epro_on_time", "ePRO on-time completion", "%", "below"),
-        KriDefinition("visit_window", "Visit-window adherence", "%", "below"),
-        KriDefinition("ack_median", "Median time to acknowledge alerts", "min", "above"),
-        KriDefinition("dq_flag_rate", "Data-quality flags per participant-day", "/day", "above"),
+    name: KriDefinition(name, label, unit, KRI_UNITS[name][1])
+    for name, label, unit in (
+        ("wear_time", "Wear-time compliance (waking hours with data)", "%"),
+        ("epro_on_time", "ePRO on-time completion", "%"),
+        ("visit_window", "Visit-window adherence", "%"),
+        ("ack_median", "Median time to acknowledge alerts", "min"),
+        ("dq_flag_rate", "Data-quality flags per participant-day", "/day"),
     )
 }
 
