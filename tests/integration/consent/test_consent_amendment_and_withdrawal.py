@@ -5,14 +5,20 @@ withdrawal on the participants topic; a withdrawal recorded in ingest ends the c
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from consent_support import SITE, Platform
 from helpers import eventually, read_topic
+from trialstream.db import migrate
 from trialstream.events.topics import Topic
 from trialstream.identity import Role
+from trialstream.services import discover_services
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +88,27 @@ async def test_an_amendment_lists_who_must_reconsent_until_they_sign_the_new_ver
     assert [r["status"] for r in kept["results"]] == ["accepted"]
 
 
+async def audit_verify(database_url: str) -> tuple[int, str]:
+    """`trialstream audit verify`, the real command, over every service's schema."""
+    for info in discover_services():
+        await migrate(database_url, schema=info.schema, directories=[info.migrations])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "trialstream.cli",
+        "audit",
+        "verify",
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
 async def test_full_withdrawal_in_consent_withdraws_the_participant_everywhere(
-    ts: Platform,
+    ts: Platform, database_url: str
 ) -> None:
     assert (await ts.publish(questions=[])).status_code == 201
     who = await ts.enrol()
@@ -119,6 +144,26 @@ async def test_full_withdrawal_in_consent_withdraws_the_participant_everywhere(
     }
     again = await ts.consent.post("/v1/consent/withdrawals", json={}, headers=who.app)
     assert again.json() == {"scopes": [], "withdrawn_at": withdrawn_at.isoformat()}
+
+    # every change above is in the hash-chained audit trails, and they verify
+    entries = await fetch_audit(database_url, who.participant)
+    assert {"consent.signed", "consent.withdrawn", "participant.withdrawn"} <= entries
+    code, out = await audit_verify(database_url)
+    assert code == 0, out
+
+
+async def fetch_audit(database_url: str, participant: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT action FROM consent.audit_trail WHERE entity_id = $1 OR entity_id IN"
+            " (SELECT signature_id::text FROM consent.signatures WHERE participant_id = $1)"
+            " UNION ALL SELECT action FROM ingest.audit_trail WHERE entity_id = $1",
+            participant,
+        )
+    finally:
+        await conn.close()
+    return {r["action"] for r in rows}
 
 
 async def test_a_withdrawal_recorded_in_ingest_ends_the_consent(ts: Platform) -> None:
