@@ -150,3 +150,32 @@ async def test_consent_gates_wearable_data_from_signature_to_partial_withdrawal(
     }
     assert provisions == {"wearable": "deny", "epro": "permit"}
     assert entry["verification"][0]["verified"] is True
+
+
+async def test_a_witness_signs_beside_the_participant_and_a_representative_for_them(
+    ts: Platform,
+) -> None:
+    assert (await ts.publish(questions=[])).status_code == 201
+    witnessed, represented = await ts.enrol(), await ts.enrol()
+    witness = {"role": "witness", "name": "Wanda Witness"}
+    r = await ts.sign(witnessed.app, ["wearable"], representative=witness)
+    assert r.status_code == 201, r.text
+    assert r.json()["meaning"].startswith("I have read this information")
+    assert r.json()["representative"]["meaning"].startswith("I witnessed")
+    lar = {
+        "role": "legally_authorised_representative",
+        "name": "Larry Guardian",
+        "relationship": "parent",
+    }
+    r = await ts.sign(represented.app, ["wearable"], representative=lar)
+    assert r.status_code == 201, r.text
+    assert r.json()["meaning"].startswith("As the participant's legally authorised")
+    copy = await ts.consent.get(r.json()["copy"], headers=represented.app)
+    assert "Larry Guardian" in copy.text
+    states = await read_topic(
+        ts.kafka,
+        Topic.CONSENTS,
+        match=lambda v: v.get("participant_id") in {witnessed.participant, represented.participant},
+    )
+    assert len(states) == 2
+    assert not [s for s in states if "Wanda" in str(s) or "Larry" in str(s)]

@@ -134,7 +134,10 @@ async def sign(pool: asyncpg.Pool, participant_id: str, body: NewSignature) -> S
         await _check_document(conn, who, body)
         now = datetime.now(UTC)  # the server's clock, never the app's
         rep = body.representative
-        meaning = PARTICIPANT_MEANING if rep is None else REPRESENTATIVE_MEANING[rep.role]
+        # a representative signs instead of the participant (their meaning is the
+        # signature's); a witness signs beside them (their own meaning, on their record)
+        on_behalf = rep is not None and rep.role == "legally_authorised_representative"
+        meaning = REPRESENTATIVE_MEANING[rep.role] if rep and on_behalf else PARTICIPANT_MEANING
         signature = Signature(
             signature_id=uuid.uuid4(),
             participant_id=participant_id,
@@ -146,7 +149,9 @@ async def sign(pool: asyncpg.Pool, participant_id: str, body: NewSignature) -> S
             scopes=tuple(str(s) for s in body.scopes),
             meaning=meaning,
             signed_at=now,
-            representative=None if rep is None else rep.model_dump(),
+            representative=None
+            if rep is None
+            else {**rep.model_dump(), "meaning": REPRESENTATIVE_MEANING[rep.role]},
         )
         await repository.insert_signature(conn, signature)
         before = await repository.state(conn, participant_id)
