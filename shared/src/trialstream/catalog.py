@@ -35,6 +35,7 @@ from trialstream.events import (
     VisitReminderDue,
 )
 from trialstream.events.audit import AuditHeadPublished
+from trialstream.events.consents import ConsentState
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
@@ -65,6 +66,7 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.AUDIT_HEADS: (AuditHeadPublished,),
         Topic.STAFF_ACCESS: (StaffSessionEnded, StaffAccessRevoked),
         Topic.STUDIES: (StudyDefined,),
+        Topic.CONSENTS: (ConsentState,),
     }
 )
 
@@ -77,6 +79,8 @@ _KEYS: Mapping[Topic, str] = MappingProxyType(
         " identity issuer; every service process reads all of it, without a consumer group.",
         Topic.STUDIES: "Keyed by study_id; compacted. Sent by the identity service; every"
         " service process reads all of it, without a consumer group.",
+        Topic.CONSENTS: "Keyed by participant_id; compacted: the latest revision per"
+        " participant is their consent. Sent by the consent service.",
     }
 )
 

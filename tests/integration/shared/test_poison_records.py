@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from helpers import eventually, read_topic, serving, unique_id
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised, Severity
 from trialstream.events.base import Event
+from trialstream.events.consents import ConsentScope, ConsentState, ScopeConsent
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
@@ -110,6 +111,13 @@ def good(topic: Topic, pid: str) -> Event:
             visit_type=VisitType("video"),
             starts_at=soon,
             lead="24h",
+        ),
+        Topic.CONSENTS: ConsentState(
+            participant_id=pid,
+            site_id="site-p",
+            revision=1,
+            change="signed",
+            scopes=(ScopeConsent(scope=ConsentScope.WEARABLE, since=now),),
         ),
     }
     return examples[topic]

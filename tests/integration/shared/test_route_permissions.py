@@ -147,12 +147,32 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("POST", "/v1/tasks/{task_id}/complete"): MANAGE,
         ("GET", "/v1/participants/{participant_id}/local-inbox"): READ,
     },
+    "consent": {
+        **OPS,
+        ("GET", "/v1/consent/document"): APP,
+        ("POST", "/v1/consent/comprehension"): APP,
+        ("POST", "/v1/consent/reauth"): APP,
+        ("POST", "/v1/consent/signatures"): APP,
+        ("GET", "/v1/consent/signatures/{signature_id}/copy"): APP,
+        ("GET", "/v1/consent/me"): APP,
+        ("POST", "/v1/consent/withdrawals"): APP,
+        ("POST", "/v1/consent/documents"): Action.MANAGE_STUDY,
+        ("GET", "/v1/consent/documents"): Action.READ_AGGREGATES,
+        ("POST", "/v1/participants/{participant_id}/consent-credential"): MANAGE,
+        ("GET", "/v1/participants/{participant_id}/consent"): READ,
+        ("POST", "/v1/participants/{participant_id}/consent/withdrawals"): MANAGE,
+        ("POST", "/v1/consent/signatures/{signature_id}/countersign"): Action.SIGN,
+        ("GET", "/v1/consent/outstanding"): READ,
+        ("GET", "/v1/consent/fhir"): Action.EXPORT,
+    },
 }
 
 
 def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
     from anomaly.main import create_app as anomaly_app
     from anomaly.settings import AnomalySettings
+    from consent.main import create_app as consent_app
+    from consent.settings import ConsentSettings
     from epro.main import create_app as epro_app
     from epro.settings import EproSettings
     from identity.main import create_app as identity_app
@@ -184,6 +204,7 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
         "epro": lambda: epro_app(EproSettings(**common, scheduler_enabled=False)),
         "telehealth": lambda: telehealth_app(TelehealthSettings(**common)),
         "retention": lambda: retention_app(RetentionSettings(**common)),
+        "consent": lambda: consent_app(ConsentSettings(**common)),
     }
 
 

@@ -7,6 +7,7 @@ from trialstream.services import ConsumerGroup, ServiceInfo
 GROUPS = {
     "participants": ConsumerGroup("epro-participants-v2", (Topic.PARTICIPANTS,)),
     "visits": ConsumerGroup("epro-visits", (Topic.VISITS,)),
+    "consents": ConsumerGroup("epro-consents", (Topic.CONSENTS,)),  # decision 0080
 }
 
 SERVICE = ServiceInfo(

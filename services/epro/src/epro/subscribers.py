@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trialstream.events.consents import ConsentState
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.runtime import Runtime
 from trialstream.studies import Module
 
-from epro import service
+from epro import consent, service
 from epro.assignments import ScheduleSource
 from epro.service_info import GROUPS
 
@@ -35,4 +36,9 @@ def subscribe(runtime: Runtime, source: ScheduleSource) -> None:
             await service.visits_completed(runtime.pool, rows)
 
     runtime.subscribe(Topic.PARTICIPANTS, ParticipantState, PARTICIPANTS_GROUP, on_participants)
+
+    async def on_consents(events: Sequence[ConsentState]) -> None:
+        await consent.consents_changed(runtime.pool, events)
+
     runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)
+    runtime.subscribe(Topic.CONSENTS, ConsentState, GROUPS["consents"].name, on_consents)

@@ -27,7 +27,7 @@ from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, allowed, check_allowed
 from trialstream.validation import ReadingUpload, parse_valid_body
 
-from ingest import repository, service
+from ingest import consent, repository, service
 from ingest.domain import Uploader, enrolment_timezone
 from ingest.settings import IngestSettings
 
@@ -132,6 +132,7 @@ async def upload(
     # the body limit (INGEST_MAX_REQUEST_BYTES) is enforced while it is read, before
     # the credential is checked: trialstream.http.BodyLimit
     records = _records(await request.body())
+    who = await consent.gate(runtime.pool, runtime.studies, who)  # decision 0080
     if len(records) > settings.max_readings_per_request:
         raise Refused(
             Kind.TOO_LARGE,

@@ -28,6 +28,10 @@ class Uploader:
     participant_id: str
     withdrawn_at: datetime | None = None  # readings measured after it are refused
     study_id: str = DEFAULT_STUDY  # stamped on every reading it uploads
+    # Studies with the consent module (decision 0080): the participant's wearable consent;
+    # readings measured before it, or after it was withdrawn, are refused.
+    consented_from: datetime | None = None
+    consent_until: datetime | None = None
 
 
 @dataclass
@@ -106,6 +110,7 @@ def check_batch(
                     "participant_withdrawn",
                     "the participant withdrew from the study before this reading was measured",
                 )
+            _check_consent(uploader, reading.measured_at)
         except RecordRejected as rejected:
             results.append(
                 RecordResult(index, Status.REJECTED, _event_id_of(raw), rejected.as_dicts())
@@ -122,6 +127,21 @@ def check_batch(
         results.append(RecordResult(index, Status.ACCEPTED, event_id))
         valid.append((index, reading))
     return CheckedBatch(results, valid)
+
+
+def _check_consent(uploader: Uploader, measured_at: datetime) -> None:
+    if uploader.consented_from is not None and measured_at < uploader.consented_from:
+        raise RecordRejected.one(
+            "measured_at",
+            "before_consent",
+            "measured before the participant consented to wearable data",
+        )
+    if uploader.consent_until is not None and measured_at > uploader.consent_until:
+        raise RecordRejected.one(
+            "measured_at",
+            "consent_withdrawn",
+            "measured after the participant withdrew consent to wearable data",
+        )
 
 
 def check_study(studies: StudyRegistry, study_id: str) -> None:

@@ -11,6 +11,7 @@ from trialstream.http import install_error_handlers, ops_router
 from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
+from ingest import subscribers
 from ingest.api import router
 from ingest.exports_api import router as exports_router
 from ingest.exports_jobs import ExportRunner
@@ -24,6 +25,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="ingest"))
     archive_days = ArchiveDays()
+    subscribers.subscribe(runtime)  # the consents topic (decision 0080)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,7 +1,10 @@
 from importlib.resources import files
 
 from trialstream.events.topics import Topic
-from trialstream.services import ServiceInfo
+from trialstream.services import ConsumerGroup, ServiceInfo
+
+# The consumer groups it joins (their names are offsets on the broker: keep them).
+GROUPS = {"consents": ConsumerGroup("ingest-consents", (Topic.CONSENTS,))}
 
 SERVICE = ServiceInfo(
     name="ingest",
@@ -12,4 +15,5 @@ SERVICE = ServiceInfo(
     env_prefix="INGEST_",
     order=10,
     produces=(Topic.READINGS, Topic.PARTICIPANTS),
+    groups=tuple(GROUPS.values()),
 )

@@ -31,6 +31,7 @@ class TriggerKind(StrEnum):
     LOW_WEAR = "low-wear"
     DEVICE_SILENT = "device-silent"
     MILESTONE = "milestone"
+    RECONSENT_DUE = "reconsent-due"  # a protocol amendment asks for consent again (0081)
 
 
 class ChannelKind(StrEnum):

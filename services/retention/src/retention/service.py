@@ -14,6 +14,7 @@ import structlog
 from trialstream import audit
 from trialstream.db import DbConnection
 from trialstream.events.base import DEFAULT_STUDY
+from trialstream.events.consents import ConsentState
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.nudges import CoordinatorTaskCreated
 from trialstream.events.participants import ParticipantState
@@ -172,6 +173,13 @@ async def apply_events(
             await repository.lock_engagement(conn, event.participant_id)
             who = await subject(conn, event.participant_id, policy, studies)
             await step(conn, event, who, now)
+
+
+def reconsent_step(policy: Policy) -> Step[ConsentState]:
+    async def step(conn: DbConnection, e: ConsentState, who: Subject, now: datetime) -> None:
+        await record_decision(conn, triggers.reconsent_due(e), who, now)
+
+    return step
 
 
 def epro_due_step(policy: Policy) -> Step[QuestionnaireDue]:

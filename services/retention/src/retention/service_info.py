@@ -12,6 +12,7 @@ GROUPS = {
     "visit_reminders": ConsumerGroup("retention-visit-reminders", (Topic.VISIT_REMINDERS,)),
     "participants": ConsumerGroup("retention-participants-v2", (Topic.PARTICIPANTS,)),
     "readings": ConsumerGroup("retention-readings", (Topic.READINGS,)),
+    "consents": ConsumerGroup("retention-consents", (Topic.CONSENTS,)),  # decision 0081
 }
 
 SERVICE = ServiceInfo(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from trialstream.events.consents import ConsentState
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
@@ -74,6 +75,21 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
             readings = [r for r in readings if r.study_id not in skipped]
         await service.record_readings(runtime.pool, readings, clock)
 
+    reconsent = service.reconsent_step(policy)
+
+    async def on_consents(events: Sequence[ConsentState]) -> None:
+        # only an amendment's call for re-consent is a trigger (decision 0081)
+        due = [
+            e
+            for e in events
+            if e.change == "reconsent_due" and e.reconsent_version and e.reconsent_by
+        ]
+        group = GROUPS["consents"].name
+        await service.apply_events(
+            runtime.pool, group, due, reconsent, policy, clock, runtime.studies
+        )
+
+    runtime.subscribe(Topic.CONSENTS, ConsentState, GROUPS["consents"].name, on_consents)
     runtime.subscribe(
         Topic.PARTICIPANTS,
         ParticipantState,

@@ -20,6 +20,7 @@ TONES: dict[str, str] = {
     "low-wear": "reminder",
     "device-silent": "supportive",
     "milestone": "celebratory",
+    "reconsent-due": "reminder",
 }
 
 TEMPLATES: dict[str, dict[str, str]] = {
@@ -32,6 +33,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "low-wear": "Your watch has not sent data for a while. Could you put it on when you can?",
         "device-silent": "We have not received data from your device. Please open the study app so it can sync.",
         "milestone": "{days} days in a row of complete diaries. Thank you, that is a real help to the study!",
+        "reconsent-due": "The study information has been updated. Please read it in the study app and confirm your consent by {reconsent_by}.",
     },
     "es": {
         "epro-due": "Su cuestionario está listo. Solo tarda unos minutos; gracias por completarlo.",
@@ -42,6 +44,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "low-wear": "Su reloj no ha enviado datos desde hace un rato. ¿Podría ponérselo cuando pueda?",
         "device-silent": "No hemos recibido datos de su dispositivo. Abra la aplicación del estudio para sincronizarlo.",
         "milestone": "{days} días seguidos con el diario completo. ¡Gracias, es una gran ayuda para el estudio!",
+        "reconsent-due": "La información del estudio se ha actualizado. Léala en la aplicación del estudio y confirme su consentimiento antes del {reconsent_by}.",
     },
     "fr": {
         "epro-due": "Votre questionnaire est prêt. Il ne prend que quelques minutes ; merci de le remplir.",
@@ -52,6 +55,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "low-wear": "Votre montre n'a pas envoyé de données depuis un moment. Pourriez-vous la porter dès que possible ?",
         "device-silent": "Nous ne recevons plus de données de votre appareil. Ouvrez l'application de l'étude pour le synchroniser.",
         "milestone": "{days} jours d'affilée de journal complet. Merci, c'est une vraie aide pour l'étude !",
+        "reconsent-due": "Les informations de l'étude ont été mises à jour. Merci de les lire dans l'application et de confirmer votre consentement avant le {reconsent_by}.",
     },
     "de": {
         "epro-due": "Ihr Fragebogen ist bereit. Er dauert nur wenige Minuten; danke fürs Ausfüllen.",
@@ -62,6 +66,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "low-wear": "Ihre Uhr hat eine Weile keine Daten gesendet. Könnten Sie sie bei Gelegenheit anlegen?",
         "device-silent": "Von Ihrem Gerät kommen keine Daten an. Bitte öffnen Sie die Studien-App, damit es synchronisiert.",
         "milestone": "{days} Tage in Folge ein vollständiges Tagebuch. Danke, das hilft der Studie sehr!",
+        "reconsent-due": "Die Studieninformation wurde aktualisiert. Bitte lesen Sie sie in der Studien-App und bestätigen Sie Ihre Einwilligung bis zum {reconsent_by}.",
     },
     "pt": {
         "epro-due": "O seu questionário está pronto. Leva só alguns minutos; obrigado por preenchê-lo.",
@@ -72,6 +77,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "low-wear": "O seu relógio não envia dados há algum tempo. Pode colocá-lo quando puder?",
         "device-silent": "Não recebemos dados do seu dispositivo. Abra a aplicação do estudo para sincronizar.",
         "milestone": "{days} dias seguidos com o diário completo. Obrigado, ajuda muito o estudo!",
+        "reconsent-due": "A informação do estudo foi atualizada. Leia-a na aplicação do estudo e confirme o seu consentimento até {reconsent_by}.",
     },
 }
 

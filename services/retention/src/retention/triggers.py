@@ -4,10 +4,11 @@ that drive escalation and streaks. Pure: each function gets what it needs as arg
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
+from trialstream.events.consents import ConsentState
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus
 
@@ -54,6 +55,27 @@ def epro_due(event: QuestionnaireDue) -> Trigger:
         at=event.due_at,
         expires_at=event.expires_at,
         target=f"epro:{event.occurrence_id}",
+    )
+
+
+def reconsent_due(event: ConsentState) -> Trigger:
+    """A protocol amendment's new consent version (decision 0081): one nudge per version,
+    in the participant's language, that expires at the end of the deadline day (UTC)."""
+    assert event.reconsent_version is not None
+    assert event.reconsent_by is not None
+    ends = datetime.combine(event.reconsent_by + timedelta(days=1), datetime.min.time(), UTC)
+    # the nudge's id derives from the participant and the version, not the record: a
+    # second record for the same version (another language published) nudges no more
+    source = uuid5(NUDGE_NAMESPACE, f"{event.participant_id}:reconsent:{event.reconsent_version}")
+    return Trigger(
+        TriggerKind.RECONSENT_DUE,
+        event.participant_id,
+        source,
+        key=f"{TriggerKind.RECONSENT_DUE}:v{event.reconsent_version}",
+        at=event.occurred_at,
+        expires_at=ends,
+        target=f"consent:v{event.reconsent_version}",
+        variables={"reconsent_by": event.reconsent_by.isoformat()},
     )
 
 

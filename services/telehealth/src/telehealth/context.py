@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
+from trialstream import consent_gate
 from trialstream.errors import Kind, Refused
 from trialstream.identity import Action
 from trialstream.runtime import Runtime
@@ -34,7 +35,12 @@ class Context:
 
     @property
     def policy(self) -> Policy:
-        return Policy(self.settings.slot_minutes, self.settings.video_base_url, self.site_zones)
+        return Policy(
+            self.settings.slot_minutes,
+            self.settings.video_base_url,
+            self.site_zones,
+            lambda study_id: consent_gate.gated(self.runtime.studies, study_id),
+        )
 
     def site_zones(self, study_id: str, site_id: str) -> str | None:
         """The timezone the study file gives the site. None for the default study, and for

@@ -7,6 +7,7 @@ from trialstream.services import ConsumerGroup, ServiceInfo
 GROUPS = {
     "alerts": ConsumerGroup("telehealth-alerts", (Topic.ALERTS,)),
     "participants": ConsumerGroup("telehealth-participants-v2", (Topic.PARTICIPANTS,)),
+    "consents": ConsumerGroup("telehealth-consents", (Topic.CONSENTS,)),  # decision 0080
 }
 
 SERVICE = ServiceInfo(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trialstream import consent_gate
 from trialstream.events.alerts import AlertRaised
+from trialstream.events.consents import ConsentState
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.studies import Module
@@ -34,4 +36,10 @@ def subscribe(ctx: Context) -> None:
         )
 
     ctx.runtime.subscribe(Topic.ALERTS, AlertRaised, ALERTS_GROUP, on_alerts)
+
+    async def on_consents(events: Sequence[ConsentState]) -> None:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await consent_gate.record(conn, events)  # for video bookings (decision 0080)
+
     ctx.runtime.subscribe(Topic.PARTICIPANTS, ParticipantState, PARTICIPANTS_GROUP, on_participants)
+    ctx.runtime.subscribe(Topic.CONSENTS, ConsentState, GROUPS["consents"].name, on_consents)

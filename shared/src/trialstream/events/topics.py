@@ -32,8 +32,12 @@ class Topic(StrEnum):
     STAFF_ACCESS = "trialstream.staff-access.v1"
     # identity: each study's current definition (StudyDefined)
     STUDIES = "trialstream.studies.v1"
+    # consent: each participant's consent, by scope (ConsentState)
+    CONSENTS = "trialstream.consents.v1"
 
 
 # Topics whose latest value per key is the state (participant -> site, service -> audit
 # chain head, session or person -> ended or revoked, study -> definition): compacted.
-COMPACTED: frozenset[Topic] = frozenset({Topic.PARTICIPANTS, Topic.AUDIT_HEADS, Topic.STAFF_ACCESS})
+COMPACTED: frozenset[Topic] = frozenset(
+    {Topic.PARTICIPANTS, Topic.AUDIT_HEADS, Topic.STAFF_ACCESS, Topic.CONSENTS}
+)

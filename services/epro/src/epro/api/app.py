@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from trialstream.errors import Kind, Refused
 from trialstream.runtime import CurrentRuntime
 
-from epro import service
+from epro import consent, service
 from epro.api.common import Published, max_skew, participant, stored_response
 from epro.domain.submissions import Correction, Submission
 
@@ -52,6 +52,7 @@ async def submit(
     body: Submission,
     who: Participant,
 ) -> JSONResponse:
+    await consent.require(runtime.pool, runtime.studies, who, body.authored_at)  # 0080
     return stored_response(await service.submit(runtime.pool, catalog, who, body, max_skew=skew))
 
 

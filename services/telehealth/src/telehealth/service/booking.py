@@ -13,14 +13,17 @@ ExclusionViolationError for the others, which becomes a 409 `slot_taken`.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from trialstream import consent_gate
 from trialstream.db import DbConnection
 from trialstream.errors import Kind, Refused, about_field
+from trialstream.events.consents import ConsentScope
 from trialstream.events.visits import VisitStatus, VisitType
 
 from telehealth import repository
@@ -40,6 +43,9 @@ class Policy:
     slot_minutes: int
     video_base_url: str
     zones: SiteZones = no_study_zones
+    # Whether a study gates video visits on the participant's telehealth consent (its
+    # file enables the consent module; decision 0080).
+    consent_gated: Callable[[str], bool] = lambda _study: False
 
     def room_url(self, token: str | None) -> str | None:
         return None if token is None else f"{self.video_base_url.rstrip('/')}/{token}"
@@ -174,6 +180,9 @@ async def book(
                 raise Refused(
                     Kind.CONFLICT, "visit_not_bookable", f"the visit is {visit['status']}, not open"
                 )
+            if visit["visit_type"] == VisitType.VIDEO and policy.consent_gated(visit["study_id"]):
+                participant = visit["participant_id"]
+                await consent_gate.require(conn, participant, ConsentScope.TELEHEALTH, starts_at)
             member = await _bookable_staff(conn, staff_id, visit["site_id"])
             window = Visit(
                 visit["site_id"],

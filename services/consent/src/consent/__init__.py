@@ -1,0 +1,1 @@
+"""eConsent (issue 18): documents, signatures, scopes, withdrawal, FHIR export."""
