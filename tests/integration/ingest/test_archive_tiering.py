@@ -7,6 +7,7 @@ The broker is left out: uploads publish to a list the test reads.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -112,7 +113,9 @@ async def test_an_old_day_is_written_verified_recorded_and_then_dropped(
 
     assert [(r.day, r.rows) for r in done] == [(OLD.date(), 72), (OLD.date() + timedelta(1), 72)]
     tier, files = await tiering_repository.manifest(pool, OLD.date())
-    assert tier is not None and tier["status"] == "tiered" and tier["rows"] == 72
+    assert tier is not None
+    assert tier["status"] == "tiered"
+    assert tier["rows"] == 72
     assert sum(f["rows"] for f in files) == 72
     assert {f["path"] for f in files} == {
         file_path(STUDY, bucket_of(p, 4), OLD.date()) for p in ids
@@ -135,9 +138,8 @@ async def test_an_old_day_is_written_verified_recorded_and_then_dropped(
     for f in files:
         with store.fs.open(store.full(f["path"]), "rb") as fh:
             data = fh.read()
-        import hashlib
-
-        assert hashlib.sha256(data).hexdigest() == f["sha256"] and len(data) == f["bytes"]
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+        assert len(data) == f["bytes"]
         rows += pq.read_table(io.BytesIO(data)).to_pylist()
     assert sorted(
         (r["event_id"], r["value"], r["measured_at"], r["received_at"]) for r in rows
@@ -146,7 +148,8 @@ async def test_an_old_day_is_written_verified_recorded_and_then_dropped(
         "SELECT new FROM audit_trail WHERE action = 'archive.day_tiered' AND entity_id = $1",
         OLD.date().isoformat(),
     )
-    assert '"rows":72' in audit and "P-" not in audit  # no participant in the trail
+    assert '"rows":72' in audit
+    assert "P-" not in audit
 
     assert await tierer(pool, store).run_all() == []  # idempotent: nothing left to tier
 
@@ -190,7 +193,9 @@ async def test_files_that_do_not_match_postgresql_leave_the_day_in_postgresql(
         await tierer(pool, store, after_write=corrupt).tier_day(OLD.date())
 
     tier, files = await tiering_repository.manifest(pool, OLD.date())
-    assert tier is not None and tier["status"] == "tiering" and files == []
+    assert tier is not None
+    assert tier["status"] == "tiering"
+    assert files == []
     source = tier["source_tables"][0]
     assert await pool.fetchval(f'SELECT count(*) FROM "{source}"') == 72  # noqa: S608
     # meanwhile, the day is still read (from the detached table)
@@ -221,7 +226,9 @@ async def test_a_day_left_half_done_by_a_stopped_replica_is_redone_once(
 
     assert [r.rows for r in done] == [72]
     tier, files = await tiering_repository.manifest(pool, OLD.date())
-    assert tier is not None and tier["attempts"] == 2 and sum(f["rows"] for f in files) == 72
+    assert tier is not None
+    assert tier["attempts"] == 2
+    assert sum(f["rows"] for f in files) == 72
     assert len(await participant_readings(pool, store, "P-3", STUDY, OLD, NOW, None, 100)) == 12
 
 
