@@ -31,10 +31,9 @@ from prometheus_client import Counter, Histogram
 from trialstream import audit
 
 from ingest import tiering_repository as repo
-from ingest.exports_formats import PARQUET_SCHEMA
 from ingest.exports_jobs import Chunks
 from ingest.tiering import checksum_hex, tier_cutoff
-from ingest.tiering_store import DayFileWriter, FileCheck, TierStore, WrittenFile
+from ingest.tiering_store import TIER_SCHEMA, DayFileWriter, FileCheck, TierStore, WrittenFile
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +50,7 @@ SECONDS = Histogram(
     buckets=(1, 5, 15, 60, 300, 900, 3600),
 )
 
-_ROW_SCHEMA = pa.schema([("study_id", pa.string()), ("bucket", pa.int32()), *PARQUET_SCHEMA])
+_ROW_SCHEMA = pa.schema([("study_id", pa.string()), ("bucket", pa.int32()), *TIER_SCHEMA])
 AfterWrite = Callable[[TierStore, Sequence[WrittenFile]], Awaitable[None]]
 
 
