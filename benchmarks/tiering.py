@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import random
 import shutil
 import statistics
@@ -24,6 +25,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from ingest import tiering_repository
@@ -80,24 +82,29 @@ async def run(args: argparse.Namespace, dsn: str, postgres_pid: int | None, out:
         print(f"fill: {time.monotonic() - started:.0f} s")
     finally:
         await conn.close()
+    store = TierStore(str(out / "tier"))
     pool = await asyncpg.create_pool(
-        dsn, server_settings={"search_path": "ingest"}, min_size=2, max_size=4
+        dsn, server_settings={"search_path": "ingest"}, min_size=1, max_size=4
     )
     assert pool is not None
+    cpu, pg_before, started = time.process_time(), children_cpu(postgres_pid), time.monotonic()
     try:
-        store = TierStore(str(out / "tier"))
         tierer = Tierer(pool, store, worker="bench", after_days=10, buckets=args.buckets)
-        cpu, pg_before, started = time.process_time(), children_cpu(postgres_pid), time.monotonic()
         result = await tierer.tier_day(old.date())
         assert result is not None
         seconds, cpu = time.monotonic() - started, time.process_time() - cpu
-        await asyncio.sleep(0.5)
-        pg_cpu = children_cpu(postgres_pid) - pg_before  # backends that exited (not the pool's)
-        print(
-            f"tiered {result.rows:,} rows in {seconds:.1f} s: {result.rows / seconds:,.0f} rows/s;"
-            f" {result.files} files, {result.bytes / 1e6:.0f} MB;"
-            f" cpu s: this process {cpu:.1f}, exited PostgreSQL backends {pg_cpu:.1f}"
-        )
+    finally:
+        await pool.close()  # its backends exit, so their CPU is counted
+    await asyncio.sleep(0.5)
+    pg_cpu = children_cpu(postgres_pid) - pg_before
+    print(
+        f"tiered {result.rows:,} rows in {seconds:.1f} s: {result.rows / seconds:,.0f} rows/s;"
+        f" {result.files} files, {result.bytes / 1e6:.0f} MB;"
+        f" cpu s: this process {cpu:.1f}, PostgreSQL {pg_cpu:.1f}"
+    )
+    pool = await asyncpg.create_pool(dsn, server_settings={"search_path": "ingest"})
+    assert pool is not None
+    try:
         await reads(args, pool, store, old, today)
     finally:
         await pool.close()
@@ -131,8 +138,7 @@ async def reads(
     print(f"tier part, pyarrow on the file: p50 {statistics.median(ms):.1f} ms")
     if not args.duckdb:
         return
-    import duckdb  # type: ignore[import-not-found]  # measured only, not a dependency
-
+    duckdb: Any = importlib.import_module("duckdb")  # measured only, not a dependency
     db = duckdb.connect()
     root = store.root
     for label, sql in (

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import io
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -287,3 +287,49 @@ async def test_an_upload_that_raced_the_tiering_of_its_day_is_refused_not_lost(
     assert [r.status.value for r in result.results] == ["rejected"]
     assert result.results[0].errors[0]["code"] == "day_archived"
     assert published == []
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-protocol server on this machine's loopback (moto's server mode, over TCP)."""
+    server_mod = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket="trial-archive")
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+async def test_a_day_tiers_to_an_s3_compatible_store_and_is_read_back(
+    pool: asyncpg.Pool, s3_endpoint: str
+) -> None:
+    pytest.importorskip("s3fs")
+    store = TierStore(
+        f"s3://trial-archive/tier-{uuid.uuid4().hex}",
+        {
+            "key": "test",
+            "secret": "test",
+            "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+        },
+    )
+    ids = await fill(pool, [0, 12])
+
+    done = await tierer(pool, store).run_all()
+
+    assert [r.rows for r in done] == [72]
+    _, files = await tiering_repository.manifest(pool, OLD.date())
+    for f in files:
+        assert store.fs.info(store.full(f["path"]))["size"] == f["bytes"]
+    rows = await participant_readings(pool, store, "P-4", STUDY, OLD, NOW, None, 100)
+    assert [r["event_id"] for r in rows] == ids["P-4"]  # uploaded in time order

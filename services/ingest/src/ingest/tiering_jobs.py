@@ -167,12 +167,15 @@ class Tierer:
 
     async def _tier(self, claim: repo.Claim, started: float) -> TierResult:
         expected = await repo.checksums(self.pool, claim)
+        phases = {"checksum_s": time.monotonic() - started}
         files = await self._write(claim)
+        phases["write_s"] = time.monotonic() - started - sum(phases.values())
         if self.after_write is not None:
             await self.after_write(self.store, files)
         if not await repo.renew(self.pool, claim.day, self.worker, self.lease_seconds):
             raise TierMismatch(f"day {claim.day}: the lease was lost to another replica")
         checks = await asyncio.to_thread(lambda: [self.store.check(f.path) for f in files])
+        phases["verify_s"] = time.monotonic() - started - sum(phases.values())
         problems = compare(expected, files, checks)
         if problems:
             MISMATCHES.inc()
@@ -206,6 +209,7 @@ class Tierer:
             bytes=size,
             checksum=total,
             seconds=round(seconds, 1),
+            **{k: round(v, 1) for k, v in phases.items()},
         )
         return TierResult(claim.day, rows, len(files), size, seconds)
 
