@@ -216,9 +216,19 @@ class Tierer:
     async def _write(self, claim: repo.Claim) -> list[WrittenFile]:
         out = _GroupedFiles(self.store, claim.day)
         chunks = Chunks(out, self.chunk_bytes)
+        renewed = time.monotonic()
+
+        async def sink(data: bytes) -> None:
+            nonlocal renewed
+            await chunks(data)
+            if time.monotonic() - renewed > self.lease_seconds / 3:  # a big day takes minutes
+                renewed = time.monotonic()
+                if not await repo.renew(self.pool, claim.day, self.worker, self.lease_seconds):
+                    raise TierMismatch(f"day {claim.day}: the lease was lost to another replica")
+
         try:
             async with self.pool.acquire() as conn:
-                await repo.copy_rows(conn, claim, chunks)
+                await repo.copy_rows(conn, claim, sink)
             await chunks.flush(last=True)
             await asyncio.to_thread(out.close)
         except BaseException:
