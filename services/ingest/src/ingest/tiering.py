@@ -76,7 +76,8 @@ def row_hashes(table: pa.Table) -> list[bytes]:
         table["received_at"].cast(pa.int64()).cast(pa.string()),
     ]
     joined = pc.binary_join_element_wise(*parts, "|")
-    return [v.encode() for v in joined.to_pylist()]
+    texts: list[bytes] = joined.cast(pa.binary()).to_pylist()
+    return texts
 
 
 def checksum(tables: Iterable[pa.Table]) -> tuple[int, int]:
@@ -86,9 +87,9 @@ def checksum(tables: Iterable[pa.Table]) -> tuple[int, int]:
     md5 = hashlib.md5
     for table in tables:
         rows += table.num_rows
-        total += sum(
-            int.from_bytes(md5(text).digest()[:8], "big", signed=True) for text in row_hashes(table)
-        )
+        digests = b"".join([md5(text).digest()[:8] for text in row_hashes(table)])
+        # int64 sums wrap around: exactly the sum mod 2^64, without a Python int per row
+        total += int(np.frombuffer(digests, dtype=">i8").astype(np.int64).sum())
     return rows, total & _MASK
 
 
