@@ -13,7 +13,7 @@ from ingest.tiering import (
     bucket_of,
     checksum,
     could_be_tiered,
-    days_between,
+    day_span,
     file_path,
     pg_csv,
     tier_cutoff,
@@ -77,8 +77,8 @@ def test_a_tiered_day_is_exported_as_postgresqls_csv_lines() -> None:
 
 def test_which_days_a_range_touches_and_which_may_be_tiered() -> None:
     start = datetime(2026, 11, 3, 23, tzinfo=UTC)
-    assert days_between(start, start + timedelta(hours=1)) == [date(2026, 11, 3)]
-    assert days_between(start, start + timedelta(hours=2)) == [date(2026, 11, 3), date(2026, 11, 4)]
+    assert day_span(start, start + timedelta(hours=1)) == (date(2026, 11, 3), date(2026, 11, 3))
+    assert day_span(start, start + timedelta(hours=2)) == (date(2026, 11, 3), date(2026, 11, 4))
     now = datetime(2026, 11, 10, 12, tzinfo=UTC)
     assert tier_cutoff(now, 3) == date(2026, 11, 7)
     assert not could_be_tiered(date(2026, 11, 8), now)

@@ -28,8 +28,7 @@ from ingest import exports_repository as repo
 from ingest import tiering_repository as tier_repo
 from ingest.exports import ExportFormat, ExportJob, day_bounds
 from ingest.exports_formats import ChunkWriter, HashingFile, writer
-from ingest.tiering import pg_csv
-from ingest.tiering_reads import DayMoved, export_rows, tiered_day_files
+from ingest.tiering_reads import DayMoved, export_batches, tiered_day_files
 from ingest.tiering_store import TierStore
 
 log = structlog.get_logger(__name__)
@@ -217,8 +216,9 @@ class ExportRunner:
         ids = await repo.participant_ids(self.pool, job)
         with_received = job.format is not ExportFormat.FHIR_NDJSON
         for path in paths:
-            table = await asyncio.to_thread(export_rows, store, path, ids, job.as_of)
-            await chunks(await asyncio.to_thread(pg_csv, table, with_received_at=with_received))
+            lines = export_batches(store, path, ids, job.as_of, with_received_at=with_received)
+            while (data := await asyncio.to_thread(next, lines, None)) is not None:
+                await chunks(data)
 
 
 def _close(chunks: _Chunks, out: HashingFile) -> None:

@@ -50,10 +50,10 @@ def could_be_tiered(day: date, now: datetime) -> bool:
     return day < now.astimezone(UTC).date() - timedelta(days=2)
 
 
-def days_between(start: datetime, end: datetime) -> list[date]:
-    """The UTC days a half-open time range touches."""
-    first, last = start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC)
-    return [first + timedelta(days=n) for n in range((last.date() - first).days + 1)]
+def day_span(start: datetime, end: datetime) -> tuple[date, date]:
+    """The first and last UTC day a half-open time range touches."""
+    last = (end - timedelta(microseconds=1)).astimezone(UTC).date()
+    return start.astimezone(UTC).date(), last
 
 
 def checksum_hex(total: int) -> str:

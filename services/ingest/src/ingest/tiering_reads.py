@@ -11,7 +11,7 @@ and never returned twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -19,15 +19,17 @@ from uuid import UUID
 import asyncpg
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
 import pyarrow.compute as pc  # type: ignore[import-untyped]  # pyarrow ships no type hints
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type hints
 from trialstream.db import DbConnection
 from trialstream.transient import TransientConflict
 
 from ingest import repository
 from ingest import tiering_repository as tier_repo
-from ingest.tiering import days_between
+from ingest.tiering import day_span, pg_csv
 from ingest.tiering_store import TierStore
 
 ATTEMPTS = 3
+EXPORT_BATCH_ROWS = 128 * 1024
 
 _DETACHED_READINGS = """
 SELECT event_id, participant_id, device_id, metric, value, unit, measured_at, received_at
@@ -73,7 +75,7 @@ async def participant_readings(
     answered from PostgreSQL alone)."""
     if end <= start:
         return []
-    days = days_between(start, end)
+    days = day_span(start, end)
     for _ in range(ATTEMPTS):
         try:
             return await _read_once(
@@ -93,7 +95,7 @@ async def _read_once(
     end: datetime,
     metric: str | None,
     limit: int,
-    days: Sequence[date],
+    days: tuple[date, date],
 ) -> list[dict[str, Any]]:
     before = await tier_repo.states(pool, days[0], days[-1])
     rows = [
@@ -165,17 +167,25 @@ async def tiered_day_files(
     return [f["path"] for f in await tier_repo.tier_files(conn, [day], study_id, participant_id)]
 
 
-def export_rows(
+def export_batches(
     store: TierStore,
     path: str,
     participant_ids: Sequence[str] | None,
     received_before: datetime,
-) -> pa.Table:
-    """One tier file's rows for an export: of these participants (None: every one in the
-    file, all of the study's) received before the export was requested."""
-    table = store.read([path], None)
-    if participant_ids is not None:
-        ids = table["participant_id"].cast(pa.string())
-        table = table.filter(pc.is_in(ids, value_set=pa.array(list(participant_ids), pa.string())))
-    when = pa.scalar(received_before, type=table.schema.field("received_at").type)
-    return table.filter(pc.less(table["received_at"], when))
+    *,
+    with_received_at: bool,
+) -> Iterator[bytes]:
+    """One tier file's rows for an export, a batch at a time as PostgreSQL's CSV lines: of
+    these participants (None: every one in the file, all of the study's) received before
+    the export was requested. Memory stays one batch, whatever the file's size."""
+    wanted = pa.array(list(participant_ids), pa.string()) if participant_ids is not None else None
+    with store.fs.open(store.full(path), "rb") as f:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=EXPORT_BATCH_ROWS):
+            table = pa.Table.from_batches([batch])
+            if wanted is not None:
+                ids = table["participant_id"].cast(pa.string())
+                table = table.filter(pc.is_in(ids, value_set=wanted))
+            when = pa.scalar(received_before, type=table.schema.field("received_at").type)
+            table = table.filter(pc.less(table["received_at"], when))
+            if table.num_rows:
+                yield pg_csv(table, with_received_at=with_received_at)
