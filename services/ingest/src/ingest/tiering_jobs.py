@@ -166,10 +166,15 @@ class Tierer:
         return result
 
     async def _tier(self, claim: repo.Claim, started: float) -> TierResult:
-        expected = await repo.checksums(self.pool, claim)
-        phases = {"checksum_s": time.monotonic() - started}
-        files = await self._write(claim)
-        phases["write_s"] = time.monotonic() - started - sum(phases.values())
+        # PostgreSQL's checksum and the files' writing read the same detached table: at once
+        try:
+            async with asyncio.TaskGroup() as group:
+                checksummed = group.create_task(repo.checksums(self.pool, claim))
+                written = group.create_task(self._write(claim))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        expected, files = checksummed.result(), written.result()
+        phases = {"checksum_and_write_s": time.monotonic() - started}
         if self.after_write is not None:
             await self.after_write(self.store, files)
         if not await repo.renew(self.pool, claim.day, self.worker, self.lease_seconds):
