@@ -24,7 +24,7 @@ from ingest import repository, service, tiering_repository
 from ingest.domain import Uploader
 from ingest.service_info import SERVICE
 from ingest.tiering import bucket_of, file_path
-from ingest.tiering_jobs import Tierer, TierMismatch
+from ingest.tiering_jobs import Tierer, TierMismatchError
 from ingest.tiering_reads import participant_readings
 from ingest.tiering_store import TierStore, WrittenFile
 from trialstream.db import create_pool, migrate
@@ -189,7 +189,7 @@ async def test_files_that_do_not_match_postgresql_leave_the_day_in_postgresql(
         with s.fs.open(path, "wb") as fh:
             pq.write_table(table.set_column(4, "value", value), fh)
 
-    with pytest.raises(TierMismatch, match="checksum"):
+    with pytest.raises(TierMismatchError, match="checksum"):
         await tierer(pool, store, after_write=corrupt).tier_day(OLD.date())
 
     tier, files = await tiering_repository.manifest(pool, OLD.date())

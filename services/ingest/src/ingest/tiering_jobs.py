@@ -54,7 +54,7 @@ _ROW_SCHEMA = pa.schema([("study_id", pa.string()), ("bucket", pa.int32()), *TIE
 AfterWrite = Callable[[TierStore, Sequence[WrittenFile]], Awaitable[None]]
 
 
-class TierMismatch(Exception):
+class TierMismatchError(Exception):
     """The files read back do not hold what PostgreSQL holds: nothing was dropped."""
 
 
@@ -143,7 +143,7 @@ class Tierer:
                 break
             try:
                 result = await self.tier_day(day)
-            except TierMismatch:
+            except TierMismatchError:
                 continue  # logged and counted; the day stays in PostgreSQL for the next pass
             if result is not None:
                 done.append(result)
@@ -178,7 +178,7 @@ class Tierer:
         if self.after_write is not None:
             await self.after_write(self.store, files)
         if not await repo.renew(self.pool, claim.day, self.worker, self.lease_seconds):
-            raise TierMismatch(f"day {claim.day}: the lease was lost to another replica")
+            raise TierMismatchError(f"day {claim.day}: the lease was lost to another replica")
         checks = await asyncio.to_thread(lambda: [self.store.check(f.path) for f in files])
         phases["verify_s"] = time.monotonic() - started - sum(phases.values())
         problems = compare(expected, files, checks)
@@ -187,13 +187,13 @@ class Tierer:
             log.error(
                 "archive day kept: its files do not match", day=str(claim.day), problems=problems
             )
-            raise TierMismatch(f"day {claim.day}: " + "; ".join(problems))
+            raise TierMismatchError(f"day {claim.day}: " + "; ".join(problems))
         rows = sum(n for n, _ in expected.values())
         total = checksum_hex(sum(c for _, c in expected.values()))
         size = sum(f.bytes for f in files)
         async with self.pool.acquire() as conn, conn.transaction():
             if not await repo.commit(conn, claim, self.worker, files, expected, rows, total):
-                raise TierMismatch(f"day {claim.day}: the lease was lost to another replica")
+                raise TierMismatchError(f"day {claim.day}: the lease was lost to another replica")
             await audit.record(
                 conn,
                 actor="system:ingest",
@@ -229,7 +229,9 @@ class Tierer:
             if time.monotonic() - renewed > self.lease_seconds / 3:  # a big day takes minutes
                 renewed = time.monotonic()
                 if not await repo.renew(self.pool, claim.day, self.worker, self.lease_seconds):
-                    raise TierMismatch(f"day {claim.day}: the lease was lost to another replica")
+                    raise TierMismatchError(
+                        f"day {claim.day}: the lease was lost to another replica"
+                    )
 
         try:
             async with self.pool.acquire() as conn:
