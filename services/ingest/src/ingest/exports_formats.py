@@ -117,7 +117,11 @@ class CsvWriter:
 def _read(chunk: bytes, schema: pa.Schema) -> pa.Table:
     return pacsv.read_csv(
         io.BytesIO(chunk),
-        read_options=pacsv.ReadOptions(column_names=COLUMNS, block_size=1 << 24),
+        # one thread: a job writes days side by side already, and on two busy cores the
+        # reader's own threads cost more than they saved (0.11 s against 0.06 s a 25 MB chunk)
+        read_options=pacsv.ReadOptions(
+            column_names=COLUMNS, block_size=1 << 24, use_threads=False
+        ),
         convert_options=pacsv.ConvertOptions(
             column_types=schema, strings_can_be_null=False, quoted_strings_can_be_null=False
         ),
@@ -155,9 +159,13 @@ def _json_strings(column: pa.ChunkedArray) -> pa.Array:
 
 
 def _fhir_time(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """`2026-11-04 07:03:00.25+00` -> `2026-11-04T07:03:00.25Z` (a FHIR dateTime)."""
-    with_t = pc.replace_substring(column, " ", "T", max_replacements=1)
-    return pc.replace_substring(with_t, "+00", "Z")
+    """`2026-11-04 07:03:00.25+00` -> `2026-11-04T07:03:00.25` (a FHIR dateTime once `Z`
+    follows). COPY prints every time in UTC (`+00`), so the `T` goes in and the zone comes
+    off at fixed places (a fifth of the cost of searching for them). A time in another
+    zone (never, from the archive or the tier) is an error, not a wrong instant."""
+    if not pc.all(pc.ends_with(column, "+00")).as_py():
+        raise ValueError("export times must be UTC (`+00`)")
+    return pc.utf8_slice_codeunits(pc.binary_replace_slice(column, 10, 11, "T"), 0, -3)
 
 
 def fhir_lines(table: pa.Table) -> list[pa.Array]:
@@ -179,7 +187,7 @@ def fhir_lines(table: pa.Table) -> list[pa.Array]:
             _json_strings(rows["participant_id"]),
             '"},"effectiveDateTime":"',
             _fhir_time(rows["measured_at"]).combine_chunks(),
-            '","valueQuantity":{"value":',
+            'Z","valueQuantity":{"value":',
             rows["value"].combine_chunks(),
             "," + unit + '},"device":{"reference":"Device/',
             _json_strings(rows["device_id"]),

@@ -94,9 +94,10 @@ WHERE export_id = $1 AND worker = $2 AND status = 'running'
 # participants, received before the request.
 # The participants are one array (an init plan) so that the archive's index on
 # (participant_id, measured_at) answers each one's day, whatever the planner guesses.
-# FHIR lines do not show received_at: PostgreSQL need not format it (a tenth of its work).
+# FHIR lines show neither received_at nor the archived unit (the UCUM unit of the metric
+# stands in): PostgreSQL need not format them (received_at is a tenth of its work).
 _PART_READINGS = """
-SELECT r.event_id, r.participant_id, r.device_id, r.metric, r.value, r.unit,
+SELECT r.event_id, r.participant_id, r.device_id, r.metric, r.value, {unit},
        r.measured_at, {received_at}
 FROM readings r
 WHERE r.participant_id = ANY(ARRAY(
@@ -108,8 +109,8 @@ WHERE r.participant_id = ANY(ARRAY(
   AND r.measured_on = ($4::timestamptz AT TIME ZONE 'UTC')::date  -- the day's partition only
   AND r.received_at < $6::timestamptz
 """
-PART_READINGS = _PART_READINGS.format(received_at="r.received_at")
-PART_READINGS_FHIR = _PART_READINGS.format(received_at="NULL")
+PART_READINGS = _PART_READINGS.format(unit="r.unit", received_at="r.received_at")
+PART_READINGS_FHIR = _PART_READINGS.format(unit="NULL", received_at="NULL")
 
 
 def _job(row: asyncpg.Record) -> ExportJob:
