@@ -109,6 +109,7 @@ class ExportJob:
     parts_total: int | None
     error: str | None
     attempts: int = 0
+    expired_at: datetime | None = None  # its files were deleted (INGEST_EXPORT_KEEP_DAYS)
 
 
 def present(job: ExportJob, parts: Sequence[PartView]) -> dict[str, Any]:
@@ -129,6 +130,7 @@ def present(job: ExportJob, parts: Sequence[PartView]) -> dict[str, Any]:
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "error": job.error,
+        "expired_at": job.expired_at.isoformat() if job.expired_at else None,
         "progress": {
             "rows_written": sum(p.rows_written or 0 for p in done),
             "parts_done": len(done),
@@ -144,6 +146,7 @@ def present(job: ExportJob, parts: Sequence[PartView]) -> dict[str, Any]:
                 "sha256": p.sha256,
             }
             for p in done
+            if job.expired_at is None  # the files are gone
         ],
     }
 

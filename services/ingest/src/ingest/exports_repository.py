@@ -21,6 +21,28 @@ VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING *
 """
 _JOB = "SELECT * FROM exports WHERE export_id = $1"
+# A study's jobs, newest first; the caller's scope is applied by the route (within_scope).
+_STUDY_JOBS = """
+SELECT * FROM exports
+WHERE study_id = $1 AND ($2::text IS NULL OR requested_by = $2)
+ORDER BY requested_at DESC, export_id
+LIMIT $3
+"""
+_PARTS_OF = """
+SELECT export_id, part, day, file_name, rows_written, bytes, sha256 FROM export_parts
+WHERE export_id = ANY($1::uuid[]) ORDER BY export_id, part
+"""
+# Finished jobs past their keep time, a few at a time; SKIP LOCKED: replicas expire
+# different ones. Marked in the same transaction that audits it, after the files went.
+_TO_EXPIRE = """
+SELECT * FROM exports
+WHERE expired_at IS NULL AND status IN ('done', 'failed')
+  AND finished_at < now() - make_interval(secs => $1)
+ORDER BY finished_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+_EXPIRED = "UPDATE exports SET expired_at = now() WHERE export_id = $1 RETURNING expired_at"
 _PARTS = """
 SELECT part, day, file_name, rows_written, bytes, sha256 FROM export_parts
 WHERE export_id = $1 ORDER BY part
@@ -129,6 +151,7 @@ def _job(row: asyncpg.Record) -> ExportJob:
         parts_total=row["parts_total"],
         error=row["error"],
         attempts=row["attempts"],
+        expired_at=row["expired_at"],
     )
 
 
@@ -164,6 +187,31 @@ async def parts(conn: DbConnection | asyncpg.Pool, export_id: UUID) -> list[Part
         PartView(r["part"], r["day"], r["file_name"], r["rows_written"], r["bytes"], r["sha256"])
         for r in await conn.fetch(_PARTS, export_id)
     ]
+
+
+async def of_study(
+    pool: asyncpg.Pool, study_id: str, requested_by: str | None, limit: int
+) -> list[tuple[ExportJob, list[PartView]]]:
+    """A study's jobs (only those `requested_by` asked for, when named) with their parts."""
+    jobs = [_job(r) for r in await pool.fetch(_STUDY_JOBS, study_id, requested_by, limit)]
+    by_job: dict[UUID, list[PartView]] = {j.export_id: [] for j in jobs}
+    for r in await pool.fetch(_PARTS_OF, list(by_job)):
+        by_job[r["export_id"]].append(
+            PartView(
+                r["part"], r["day"], r["file_name"], r["rows_written"], r["bytes"], r["sha256"]
+            )
+        )
+    return [(j, by_job[j.export_id]) for j in jobs]
+
+
+async def to_expire(conn: DbConnection, keep_seconds: float, limit: int) -> list[ExportJob]:
+    """Finished jobs older than the keep time, locked until the caller's transaction ends."""
+    return [_job(r) for r in await conn.fetch(_TO_EXPIRE, keep_seconds, limit)]
+
+
+async def mark_expired(conn: DbConnection, export_id: UUID) -> datetime:
+    expired_at: datetime = await conn.fetchval(_EXPIRED, export_id)
+    return expired_at
 
 
 async def claim(pool: asyncpg.Pool, worker: str, lease_seconds: float) -> ExportJob | None:
