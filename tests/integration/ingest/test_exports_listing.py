@@ -56,6 +56,11 @@ async def test_a_study_s_exports_are_listed_to_those_who_may_open_them(ingest: I
     assert await _listed(ingest, manager, study=study) == [mine_x, whole]  # newest first
     assert await _listed(ingest, manager, study=study, mine="true") == [whole]
     assert await _listed(ingest, at_x, study=study) == [mine_x]  # no job of site-y
+    assert await _listed(ingest, manager, study=study, site="site-x") == [mine_x]
+    r = await ingest.client.get(
+        "/v1/exports", params={"study": study, "site": "site-y"}, headers=at_x
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden_site")
     assert elsewhere not in await _listed(ingest, manager, study=study)
     r = await ingest.client.get("/v1/exports", params={"study": study}, headers=manager)
     listed = {e["export_id"]: e for e in r.json()["exports"]}

@@ -14,7 +14,13 @@ from trialstream.errors import Kind, Refused
 from trialstream.events.base import ParticipantId, StudyId
 from trialstream.identity import PERMISSIONS, Action, Principal
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import CurrentPrincipal, allowed, audited_as, forbidden
+from trialstream.staff import (
+    CurrentPrincipal,
+    allowed,
+    audited_as,
+    check_allowed,
+    forbidden,
+)
 
 from ingest import exports_repository as repo
 from ingest import repository
@@ -128,13 +134,20 @@ async def list_exports(
     runtime: CurrentRuntime,
     by: CurrentPrincipal,
     study: Annotated[StudyId, Query(description="The study whose exports are listed")],
+    site: Annotated[
+        str | None, Query(description="Only exports of this site's participants alone")
+    ] = None,
     mine: Annotated[bool, Query(description="Only the exports the caller started")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Every job of the study this person could open with `GET /v1/exports/{export_id}`:
     a role that exports the study, and (for a site-limited role) jobs holding only their
-    sites; their own included. Expired jobs are listed, without files."""
+    sites; their own included. Expired jobs are listed, without files. `site` keeps the
+    jobs of that site alone (403 `forbidden_site` for a site that is not the caller's)."""
     scope = export_scope(by, study)
+    if site is not None:
+        check_allowed(by, Action.EXPORT, site, study)
+        scope = (site,)
     check_study(runtime.studies, study)
     found = await repo.of_study(runtime.pool, study, by.actor if mine else None, limit)
     return {
