@@ -293,7 +293,7 @@ async def test_a_job_taken_over_after_its_replica_stopped_writes_each_reading_on
             day_one = (await repo.parts_to_do(pool, export_id))[0]
             path = tmp_path / str(export_id) / day_one["file_name"]
             path.parent.mkdir(parents=True)
-            done = await first._write_part(job, path, day_one["day"])
+            done = await first._write_part(job, path, [day_one["day"]])
             assert await repo.part_done(pool, export_id, "replica-a", 1, done.rows, 10, "x")
             # replica-a stops here; its lease runs out
             await pool.execute(

@@ -74,6 +74,7 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("POST", "/v1/admin/devices/{device_id}/revoke"): MANAGE,
         ("GET", "/v1/participants/{participant_id}/readings"): READ,
         ("POST", "/v1/exports"): Action.EXPORT,
+        ("GET", "/v1/exports"): Action.EXPORT,
         ("GET", "/v1/exports/{export_id}"): Action.EXPORT,
         ("GET", "/v1/exports/{export_id}/files/{name}"): Action.EXPORT,
     },

@@ -20,9 +20,12 @@ from ingest.exports import (
     ExportJob,
     ExportStatus,
     PartView,
+    PlannedPart,
     day_bounds,
     file_name,
+    part_days,
     plan_days,
+    plan_parts,
     present,
     within_scope,
 )
@@ -240,3 +243,16 @@ async def test_copy_output_reaches_a_writer_in_whole_lines_however_it_arrives() 
     assert all(c.endswith(b"\n") for c in lines.chunks)
     assert b"".join(lines.chunks) == CHUNK
     assert chunks.rows == 5
+
+
+def test_a_participant_s_export_is_one_part_of_all_its_days() -> None:
+    days = [date(2026, 11, d) for d in (1, 2, 3)]
+    (whole,) = plan_parts(days, ExportFormat.FHIR_NDJSON, one_file=True)
+    assert whole == PlannedPart(days[0], days[-1], "Observation-2026-11-01--2026-11-03.ndjson")
+    assert part_days(whole.day, whole.last_day) == days
+    study = plan_parts(days, ExportFormat.CSV, one_file=False)
+    assert [p.file_name for p in study] == [f"readings-2026-11-0{d}.csv" for d in (1, 2, 3)]
+    assert [part_days(p.day, p.last_day) for p in study] == [[d] for d in days]
+    (single,) = plan_parts(days[:1], ExportFormat.CSV, one_file=True)
+    assert single.file_name == "readings-2026-11-01.csv"
+    assert plan_parts([], ExportFormat.CSV, one_file=True) == []

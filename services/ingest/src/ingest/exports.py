@@ -2,8 +2,8 @@
 parts, the files' names, and how a job is shown. No I/O here.
 
 A job exports the readings of a study (or of one participant) received before it was
-requested. It is cut into parts, one UTC day of measured_at each; each part writes one
-file and is committed done with its row count and checksum, so a job taken over by
+requested. It is cut into parts, one UTC day of measured_at each (a participant's job:
+one part of all its days); each part writes one file and is committed done with its row count and checksum, so a job taken over by
 another replica redoes at most the parts that were being written (a part's file is
 replaced, never appended to) and never writes a row twice.
 """
@@ -76,11 +76,38 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def file_name(day: date, fmt: ExportFormat) -> str:
+def file_name(day: date, fmt: ExportFormat, last_day: date | None = None) -> str:
     """`Observation-2026-11-04.ndjson` for FHIR (Bulk Data names files by resource type),
-    `readings-2026-11-04.csv` otherwise."""
+    `readings-2026-11-04.csv` otherwise; `readings-2026-11-01--2026-11-30.csv` for a
+    part of several days."""
     stem = "Observation" if fmt is ExportFormat.FHIR_NDJSON else "readings"
-    return f"{stem}-{day.isoformat()}.{fmt.suffix}"
+    span = day.isoformat() if last_day in (None, day) else f"{day}--{last_day}"
+    return f"{stem}-{span}.{fmt.suffix}"
+
+
+@dataclass(frozen=True)
+class PlannedPart:
+    day: date
+    last_day: date | None  # None: `day` alone
+    file_name: str
+
+
+def plan_parts(days: Sequence[date], fmt: ExportFormat, *, one_file: bool) -> list[PlannedPart]:
+    """A study's export: a part, and a file, per day (a day is about a 30th of a study's
+    readings, written side by side with others). One participant's: one part for all the
+    days, so its receiver gets one file (a participant's month is a few hundred thousand
+    readings at most: redone whole if the job is taken over, in a second or two)."""
+    if not days:
+        return []
+    if one_file:
+        first, last = days[0], days[-1]
+        return [PlannedPart(first, last, file_name(first, fmt, last))]
+    return [PlannedPart(d, None, file_name(d, fmt)) for d in days]
+
+
+def part_days(day: date, last_day: date | None) -> list[date]:
+    """The days a part holds, in order."""
+    return plan_days(day_bounds(day)[0], day_bounds(last_day or day)[0])
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,7 @@ class PartView:
     rows_written: int | None
     bytes: int | None
     sha256: str | None
+    last_day: date | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,7 @@ class ExportJob:
     parts_total: int | None
     error: str | None
     attempts: int = 0
+    expired_at: datetime | None = None  # its files were deleted (INGEST_EXPORT_KEEP_DAYS)
 
 
 def present(job: ExportJob, parts: Sequence[PartView]) -> dict[str, Any]:
@@ -129,6 +158,7 @@ def present(job: ExportJob, parts: Sequence[PartView]) -> dict[str, Any]:
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "error": job.error,
+        "expired_at": job.expired_at.isoformat() if job.expired_at else None,
         "progress": {
             "rows_written": sum(p.rows_written or 0 for p in done),
             "parts_done": len(done),
@@ -138,12 +168,14 @@ def present(job: ExportJob, parts: Sequence[PartView]) -> dict[str, Any]:
             {
                 "name": p.file_name,
                 "day": p.day.isoformat(),
+                "last_day": (p.last_day or p.day).isoformat(),
                 "url": f"{base_url}/files/{p.file_name}",
                 "rows": p.rows_written,
                 "bytes": p.bytes,
                 "sha256": p.sha256,
             }
             for p in done
+            if job.expired_at is None  # the files are gone
         ],
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from trialstream import audit
@@ -14,7 +14,13 @@ from trialstream.errors import Kind, Refused
 from trialstream.events.base import ParticipantId, StudyId
 from trialstream.identity import PERMISSIONS, Action, Principal
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import CurrentPrincipal, allowed, audited_as, forbidden
+from trialstream.staff import (
+    CurrentPrincipal,
+    allowed,
+    audited_as,
+    check_allowed,
+    forbidden,
+)
 
 from ingest import exports_repository as repo
 from ingest import repository
@@ -119,6 +125,40 @@ async def start_export(
 
 
 @router.get(
+    "/v1/exports",
+    summary="A study's export jobs, newest first (those within the caller's sites)",
+    dependencies=[allowed(Action.EXPORT)],
+    responses={403: {}, 422: {}},
+)
+async def list_exports(
+    runtime: CurrentRuntime,
+    by: CurrentPrincipal,
+    study: Annotated[StudyId, Query(description="The study whose exports are listed")],
+    site: Annotated[
+        str | None, Query(description="Only exports of this site's participants alone")
+    ] = None,
+    mine: Annotated[bool, Query(description="Only the exports the caller started")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Every job of the study this person could open with `GET /v1/exports/{export_id}`:
+    a role that exports the study, and (for a site-limited role) jobs holding only their
+    sites; their own included. Expired jobs are listed, without files. `site` keeps the
+    jobs of that site alone (403 `forbidden_site` for a site that is not the caller's)."""
+    scope = export_scope(by, study)
+    if site is not None:
+        check_allowed(by, Action.EXPORT, site, study)
+        scope = (site,)
+    check_study(runtime.studies, study)
+    found = await repo.of_study(runtime.pool, study, by.actor if mine else None, limit)
+    return {
+        "study_id": study,
+        "exports": [
+            present(job, parts) for job, parts in found if within_scope(scope, job.site_ids)
+        ],
+    }
+
+
+@router.get(
     "/v1/exports/{export_id}",
     summary="An export job: status, progress, and its files with download links",
     dependencies=[allowed(Action.EXPORT)],
@@ -136,7 +176,7 @@ async def get_export(
     summary="Download one file of an export (streamed)",
     dependencies=[allowed(Action.EXPORT)],
     response_class=FileResponse,
-    responses={403: {}, 404: {}},
+    responses={403: {}, 404: {}, 410: {}},
 )
 async def download_export_file(
     runtime: CurrentRuntime,
@@ -146,6 +186,14 @@ async def download_export_file(
     by: CurrentPrincipal,
 ) -> FileResponse:
     job = await _visible_job(runtime, by, export_id)
+    if job.expired_at is not None:
+        raise Refused(
+            Kind.GONE,
+            "export_expired",
+            f"export '{export_id}' expired on {job.expired_at.date().isoformat()} and its files "
+            f"were deleted (exports are kept {settings.export_keep_days:g} days): "
+            "start a new export with POST /v1/exports",
+        )
     # the name is looked up among the job's finished parts, never used as a path as given
     part = next((p for p in await repo.parts(runtime.pool, export_id) if p.file_name == name), None)
     if part is None or part.rows_written is None:

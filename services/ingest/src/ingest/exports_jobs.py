@@ -26,7 +26,7 @@ from trialstream.transient import is_transient
 
 from ingest import exports_repository as repo
 from ingest import tiering_repository as tier_repo
-from ingest.exports import ExportFormat, ExportJob, day_bounds
+from ingest.exports import ExportFormat, ExportJob, day_bounds, part_days
 from ingest.exports_formats import ChunkWriter, HashingFile, writer
 from ingest.tiering_reads import DayMoved, export_batches, tiered_day_files
 from ingest.tiering_store import TierStore
@@ -170,7 +170,8 @@ class ExportRunner:
             part = queue.get_nowait()
             if not await repo.renew(self.pool, job.export_id, self.worker, self.lease_seconds):
                 raise _LeaseLost
-            done = await self._write_part(job, directory / part["file_name"], part["day"])
+            days = part_days(part["day"], part["last_day"])
+            done = await self._write_part(job, directory / part["file_name"], days)
             if not await repo.part_done(
                 self.pool,
                 job.export_id,
@@ -182,18 +183,21 @@ class ExportRunner:
             ):
                 raise _LeaseLost
 
-    async def _write_part(self, job: ExportJob, path: Path, day: date) -> PartResult:
-        start, end = day_bounds(day)
+    async def _write_part(self, job: ExportJob, path: Path, days: list[date]) -> PartResult:
+        """The part's days in order, each from its partition or its tier files, into one
+        file."""
         partial = path.with_name(f"{path.name}.{self.worker}.partial")
         out = HashingFile(partial)
         try:
             chunks = _Chunks(writer(job.format, out), self.chunk_bytes)
-            before = await tier_repo.states(self.pool, day, day)
-            async with self.pool.acquire() as conn:
-                await repo.copy_part(conn, job, start, end, chunks)
-            await self._tiered_rows(job, day, chunks)
-            if await tier_repo.states(self.pool, day, day) != before:
-                raise DayMoved(f"day {day} moved tier during the export; done again later")
+            before = await tier_repo.states(self.pool, days[0], days[-1])
+            for day in days:
+                start, end = day_bounds(day)
+                async with self.pool.acquire() as conn:
+                    await repo.copy_part(conn, job, start, end, chunks)
+                await self._tiered_rows(job, day, chunks)
+            if await tier_repo.states(self.pool, days[0], days[-1]) != before:
+                raise DayMoved(f"days {days[0]}..{days[-1]} moved tier during the export")
             await chunks.flush(last=True)
             await asyncio.to_thread(_close, chunks, out)
         except BaseException:

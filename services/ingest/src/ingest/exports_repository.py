@@ -12,7 +12,14 @@ from uuid import UUID
 import asyncpg
 from trialstream.db import DbConnection
 
-from ingest.exports import ExportFormat, ExportJob, ExportStatus, PartView, file_name, plan_days
+from ingest.exports import (
+    ExportFormat,
+    ExportJob,
+    ExportStatus,
+    PartView,
+    plan_days,
+    plan_parts,
+)
 from ingest.tiering_repository import tiered_span
 
 _INSERT = """
@@ -21,8 +28,31 @@ VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING *
 """
 _JOB = "SELECT * FROM exports WHERE export_id = $1"
+# A study's jobs, newest first; the caller's scope is applied by the route (within_scope).
+_STUDY_JOBS = """
+SELECT * FROM exports
+WHERE study_id = $1 AND ($2::text IS NULL OR requested_by = $2)
+ORDER BY requested_at DESC, export_id
+LIMIT $3
+"""
+_PARTS_OF = """
+SELECT export_id, part, day, last_day, file_name, rows_written, bytes, sha256
+FROM export_parts
+WHERE export_id = ANY($1::uuid[]) ORDER BY export_id, part
+"""
+# Finished jobs past their keep time, a few at a time; SKIP LOCKED: replicas expire
+# different ones. Marked in the same transaction that audits it, after the files went.
+_TO_EXPIRE = """
+SELECT * FROM exports
+WHERE expired_at IS NULL AND status IN ('done', 'failed')
+  AND finished_at < now() - make_interval(secs => $1)
+ORDER BY finished_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+_EXPIRED = "UPDATE exports SET expired_at = now() WHERE export_id = $1 RETURNING expired_at"
 _PARTS = """
-SELECT part, day, file_name, rows_written, bytes, sha256 FROM export_parts
+SELECT part, day, last_day, file_name, rows_written, bytes, sha256 FROM export_parts
 WHERE export_id = $1 ORDER BY part
 """
 # The oldest job waiting, or one whose replica stopped renewing its lease (it crashed or
@@ -61,15 +91,15 @@ WHERE study_id = $1 AND ($2::text IS NULL OR participant_id = $2)
   AND ($3::text[] IS NULL OR site_id = ANY($3))
 """
 _INSERT_PARTS = """
-INSERT INTO export_parts (export_id, part, day, file_name)
-SELECT $1, n, d, f FROM unnest($2::int[], $3::date[], $4::text[]) AS t(n, d, f)
+INSERT INTO export_parts (export_id, part, day, last_day, file_name)
+SELECT $1, n, d, l, f FROM unnest($2::int[], $3::date[], $4::date[], $5::text[]) AS t(n, d, l, f)
 ON CONFLICT DO NOTHING
 """
 _PLANNED = """
 UPDATE exports SET parts_total = $3 WHERE export_id = $1 AND worker = $2 AND parts_total IS NULL
 """
 _PARTS_TO_DO = """
-SELECT part, day, file_name FROM export_parts
+SELECT part, day, last_day, file_name FROM export_parts
 WHERE export_id = $1 AND done_at IS NULL ORDER BY part
 """
 # Done only while this replica still holds the job: one that lost its lease (it was slow,
@@ -94,9 +124,10 @@ WHERE export_id = $1 AND worker = $2 AND status = 'running'
 # participants, received before the request.
 # The participants are one array (an init plan) so that the archive's index on
 # (participant_id, measured_at) answers each one's day, whatever the planner guesses.
-# FHIR lines do not show received_at: PostgreSQL need not format it (a tenth of its work).
+# FHIR lines show neither received_at nor the archived unit (the UCUM unit of the metric
+# stands in): PostgreSQL need not format them (received_at is a tenth of its work).
 _PART_READINGS = """
-SELECT r.event_id, r.participant_id, r.device_id, r.metric, r.value, r.unit,
+SELECT r.event_id, r.participant_id, r.device_id, r.metric, r.value, {unit},
        r.measured_at, {received_at}
 FROM readings r
 WHERE r.participant_id = ANY(ARRAY(
@@ -108,8 +139,8 @@ WHERE r.participant_id = ANY(ARRAY(
   AND r.measured_on = ($4::timestamptz AT TIME ZONE 'UTC')::date  -- the day's partition only
   AND r.received_at < $6::timestamptz
 """
-PART_READINGS = _PART_READINGS.format(received_at="r.received_at")
-PART_READINGS_FHIR = _PART_READINGS.format(received_at="NULL")
+PART_READINGS = _PART_READINGS.format(unit="r.unit", received_at="r.received_at")
+PART_READINGS_FHIR = _PART_READINGS.format(unit="NULL", received_at="NULL")
 
 
 def _job(row: asyncpg.Record) -> ExportJob:
@@ -128,6 +159,19 @@ def _job(row: asyncpg.Record) -> ExportJob:
         parts_total=row["parts_total"],
         error=row["error"],
         attempts=row["attempts"],
+        expired_at=row["expired_at"],
+    )
+
+
+def _part(r: asyncpg.Record) -> PartView:
+    return PartView(
+        r["part"],
+        r["day"],
+        r["file_name"],
+        r["rows_written"],
+        r["bytes"],
+        r["sha256"],
+        r["last_day"],
     )
 
 
@@ -159,10 +203,28 @@ async def get(conn: DbConnection | asyncpg.Pool, export_id: UUID) -> ExportJob |
 
 
 async def parts(conn: DbConnection | asyncpg.Pool, export_id: UUID) -> list[PartView]:
-    return [
-        PartView(r["part"], r["day"], r["file_name"], r["rows_written"], r["bytes"], r["sha256"])
-        for r in await conn.fetch(_PARTS, export_id)
-    ]
+    return [_part(r) for r in await conn.fetch(_PARTS, export_id)]
+
+
+async def of_study(
+    pool: asyncpg.Pool, study_id: str, requested_by: str | None, limit: int
+) -> list[tuple[ExportJob, list[PartView]]]:
+    """A study's jobs (only those `requested_by` asked for, when named) with their parts."""
+    jobs = [_job(r) for r in await pool.fetch(_STUDY_JOBS, study_id, requested_by, limit)]
+    by_job: dict[UUID, list[PartView]] = {j.export_id: [] for j in jobs}
+    for r in await pool.fetch(_PARTS_OF, list(by_job)):
+        by_job[r["export_id"]].append(_part(r))
+    return [(j, by_job[j.export_id]) for j in jobs]
+
+
+async def to_expire(conn: DbConnection, keep_seconds: float, limit: int) -> list[ExportJob]:
+    """Finished jobs older than the keep time, locked until the caller's transaction ends."""
+    return [_job(r) for r in await conn.fetch(_TO_EXPIRE, keep_seconds, limit)]
+
+
+async def mark_expired(conn: DbConnection, export_id: UUID) -> datetime:
+    expired_at: datetime = await conn.fetchval(_EXPIRED, export_id)
+    return expired_at
 
 
 async def claim(pool: asyncpg.Pool, worker: str, lease_seconds: float) -> ExportJob | None:
@@ -190,15 +252,18 @@ async def plan(pool: asyncpg.Pool, job: ExportJob, worker: str) -> None:
         if tier_first is not None and tier_last is not None:
             first = min(first or _start(tier_first), _start(tier_first))
             last = max(last or _start(tier_last), _start(tier_last))
-        days = plan_days(first, last)
+        planned = plan_parts(
+            plan_days(first, last), job.format, one_file=job.participant_id is not None
+        )
         await conn.execute(
             _INSERT_PARTS,
             job.export_id,
-            list(range(1, len(days) + 1)),
-            days,
-            [file_name(d, job.format) for d in days],
+            list(range(1, len(planned) + 1)),
+            [p.day for p in planned],
+            [p.last_day for p in planned],
+            [p.file_name for p in planned],
         )
-        await conn.execute(_PLANNED, job.export_id, worker, len(days))
+        await conn.execute(_PLANNED, job.export_id, worker, len(planned))
 
 
 def _start(day: date) -> datetime:

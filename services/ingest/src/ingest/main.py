@@ -14,6 +14,7 @@ from trialstream.runtime import Runtime, running
 from ingest import subscribers
 from ingest.api import router
 from ingest.exports_api import router as exports_router
+from ingest.exports_cleanup import expire_old
 from ingest.exports_jobs import ExportRunner
 from ingest.repository import ArchiveDays
 from ingest.service import maintain_archive
@@ -68,6 +69,11 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     concurrency=settings.export_concurrency,
                 )
                 runtime.loops.every("ingest-exports", settings.export_poll_seconds, exports.run_all)
+            runtime.loops.every(
+                "ingest-exports-expiry",
+                settings.export_expiry_seconds,
+                lambda: expire_old(runtime.pool, settings.export_dir, settings.export_keep_days),
+            )
             try:
                 yield
             finally:

@@ -27,6 +27,12 @@ class IngestSettings(ServiceSettings):
     )
     export_concurrency: int = Field(default=2, ge=1, description="Days of one job written at once.")
     export_jobs: bool = Field(default=True, description="Run export jobs in this replica.")
+    export_keep_days: float = Field(
+        default=7.0, gt=0, description="A finished export's files are deleted after this."
+    )
+    export_expiry_seconds: float = Field(
+        default=3600.0, gt=0, description="How often exports past their keep time are deleted."
+    )
     # The archive's day partitions (decision 0074).
     archive_days_ahead: int = Field(
         default=7, ge=1, description="Days after today whose archive partition is kept ready."
