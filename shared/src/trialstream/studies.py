@@ -32,6 +32,7 @@ from pydantic import (
 from trialstream.events.base import LanguageTag, SiteId, StudyId, Timezone
 from trialstream.events.participants import ParticipantState
 from trialstream.events.visits import VisitType
+from trialstream.eligibility import Eligibility, EnrollmentPlan, plan_problems
 from trialstream.identity import DEFAULT_STUDY
 from trialstream.transient import TransientConflict
 
@@ -176,6 +177,17 @@ class StudyDefinition(_Strict):
     alert_limits: list[AlertLimit] = Field(default_factory=list)
     kri_limits: list[KriLimit] = Field(default_factory=list)
     retention: RetentionRules = Field(default_factory=RetentionRules)
+    # Optional (issue 19, decision 0082): pre-screening criteria and the enrollment target.
+    eligibility: Eligibility | None = None
+    enrollment: EnrollmentPlan | None = None
+
+    @model_validator(mode="after")
+    def _plan_names_own_sites(self) -> StudyDefinition:
+        if self.enrollment is not None:
+            problems = plan_problems(self.enrollment, {s.id for s in self.sites})
+            if problems:
+                raise ValueError("enrollment: " + "; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyDefinition:
@@ -202,7 +214,10 @@ class StudyDefinition(_Strict):
 
     def canonical(self) -> str:
         """The definition as sorted, compact JSON: what is hashed and compared."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # optional blocks left out are not in it: older definitions keep their digest
+        unset = {k for k in ("eligibility", "enrollment") if getattr(self, k) is None}
+        document = self.model_dump(mode="json", exclude=unset)
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()
