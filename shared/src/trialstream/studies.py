@@ -292,6 +292,10 @@ class StudyRegistry:
         found = self._studies.get(study_id)
         return None if found is None else found[1]
 
+    def definitions(self) -> list[StudyDefinition]:
+        """Every study announced so far (their latest versions), by id."""
+        return [d for _, (_, d) in sorted(self._studies.items())]
+
     def known(self, study_id: str) -> bool:
         return study_id == DEFAULT_STUDY or study_id in self._studies
 

@@ -129,14 +129,14 @@ class Evaluation:
 
 
 def _range(x: np.ndarray, lo: float | None, hi: float | None) -> tuple[np.ndarray, np.ndarray]:
-    inside = np.ones(x.shape, dtype=bool)
-    margin = np.full(x.shape, np.inf)
+    inside: np.ndarray = np.ones(x.shape, dtype=bool)
+    margin: np.ndarray = np.full(x.shape, np.inf)
     with np.errstate(invalid="ignore", divide="ignore"):
         if lo is not None:
-            inside &= x >= lo
+            inside = inside & (x >= lo)
             margin = np.minimum(margin, (x - lo) / max(abs(lo), 1.0))
         if hi is not None:
-            inside &= x <= hi
+            inside = inside & (x <= hi)
             margin = np.minimum(margin, (hi - x) / max(abs(hi), 1.0))
     return inside, margin
 
@@ -150,15 +150,12 @@ def _lab(c: LabCriterion, f: Features, v: Vocabulary) -> tuple[np.ndarray, np.nd
     d, value, unit = days[rows, pick], f.lab_value[rows, pick], f.lab_unit[:, cols][rows, pick]
     usable = (d <= c.within_days) & (unit == v.units[c.unit])
     inside, margin = _range(value, c.min, c.max)
-    return np.where(usable, np.where(inside, PASS, FAIL), UNKNOWN), np.where(
-        usable, margin, np.nan
-    )
+    return np.where(usable, np.where(inside, PASS, FAIL), UNKNOWN), np.where(usable, margin, np.nan)
 
 
 def _present(table: np.ndarray, index: dict[Key, int], c: Criterion) -> np.ndarray:
     cols = [index[(k.system, k.code)] for k in getattr(c, "codes", ())]
-    present: np.ndarray = table[:, cols].any(axis=1)
-    return present
+    return np.asarray(table[:, cols].any(axis=1), dtype=bool)
 
 
 def check(c: Criterion, f: Features, v: Vocabulary) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,10 @@ def site_failure_rate(failed: np.ndarray, screened: np.ndarray) -> np.ndarray:
     return rate
 
 
+def site_rate(failed: int, screened: int) -> float:
+    return (failed + PRIOR_FAILURE * PRIOR_SCREENS) / (screened + PRIOR_SCREENS)
+
+
 def features(
     margin: np.ndarray, unknown: np.ndarray, site_rate: np.ndarray, criteria: int
 ) -> np.ndarray:
@@ -45,9 +49,7 @@ def features(
     passed = np.where(np.isnan(margin) | (margin < 0), np.inf, margin)
     closest = np.minimum(passed.min(axis=1, initial=np.inf), MARGIN_CAP)
     n = len(unknown)
-    return np.column_stack(
-        [closest, unknown.astype(float), site_rate, np.full(n, float(criteria))]
-    )
+    return np.column_stack([closest, unknown.astype(float), site_rate, np.full(n, float(criteria))])
 
 
 @dataclass(frozen=True)

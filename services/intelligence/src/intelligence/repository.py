@@ -1,0 +1,212 @@
+"""SQL: candidates (minimised), the criteria decisions were made under, decisions and
+their conversion status, enrolments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from trialstream.db import DbConnection
+
+from intelligence.domain.fhir import Candidate
+from intelligence.domain.matching import Decision
+
+_ELSEWHERE = """
+SELECT candidate_id FROM candidates
+WHERE candidate_id = ANY($1::text[]) AND site_id <> $2 FOR UPDATE
+"""
+_UPSERT_CANDIDATE = """
+INSERT INTO candidates (candidate_id, site_id, record, uploaded_by, received_at)
+VALUES ($1, $2, $3::jsonb, $4, now())
+ON CONFLICT (candidate_id) DO UPDATE
+SET record = EXCLUDED.record, uploaded_by = EXCLUDED.uploaded_by, received_at = now()
+"""
+_CRITERIA = """
+INSERT INTO criteria (study_id, digest, version, criteria) VALUES ($1, $2, $3, $4::jsonb)
+ON CONFLICT (study_id, digest) DO NOTHING
+"""
+# a new decision replaces the old; the candidate's way to enrolment (status) is kept
+_UPSERT_DECISION = """
+INSERT INTO decisions (candidate_id, study_id, site_id, criteria_digest, criteria_version,
+                       decision, explanation, risk, risk_model)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
+ON CONFLICT (candidate_id, study_id) DO UPDATE
+SET site_id = EXCLUDED.site_id, criteria_digest = EXCLUDED.criteria_digest,
+    criteria_version = EXCLUDED.criteria_version, decision = EXCLUDED.decision,
+    explanation = EXCLUDED.explanation, risk = EXCLUDED.risk, risk_model = EXCLUDED.risk_model,
+    evaluated_at = now()
+"""
+_SITE_FAILURES = """
+SELECT study_id,
+       count(*) FILTER (WHERE status = 'screen_failed') AS failed,
+       count(*) FILTER (WHERE status IN ('screened', 'enrolled', 'screen_failed')) AS screened
+FROM decisions WHERE site_id = $1 GROUP BY study_id
+"""
+_RANKED = """
+SELECT candidate_id, decision, risk, risk_model, criteria_version, explanation::text,
+       status, status_reason, status_at, evaluated_at
+FROM decisions
+WHERE study_id = $1 AND site_id = $2 AND decision = ANY($3::text[])
+ORDER BY CASE decision WHEN 'eligible' THEN 0 WHEN 'needs_review' THEN 1 ELSE 2 END,
+         risk ASC NULLS LAST, candidate_id
+LIMIT $4
+"""
+_BY_SITE = """
+SELECT site_id, decision, status, count(*) AS n FROM decisions
+WHERE study_id = $1 AND ($2::text[] IS NULL OR site_id = ANY($2::text[]))
+GROUP BY site_id, decision, status
+"""
+_FAILED_CRITERIA = """
+SELECT c->>'id' AS criterion, c->>'outcome' AS outcome, count(*) AS n
+FROM decisions d, jsonb_array_elements(d.explanation) AS c
+WHERE d.study_id = $1 AND ($2::text[] IS NULL OR d.site_id = ANY($2::text[]))
+  AND c->>'outcome' IN ('fail', 'unknown')
+GROUP BY 1, 2 ORDER BY n DESC, criterion
+"""
+_FAILURE_REASONS = """
+SELECT status_reason AS reason, count(*) AS n FROM decisions
+WHERE study_id = $1 AND ($2::text[] IS NULL OR site_id = ANY($2::text[]))
+  AND status = 'screen_failed'
+GROUP BY 1 ORDER BY n DESC, reason
+"""
+_DECISION = """
+SELECT candidate_id, study_id, site_id, decision, status, status_reason, status_at
+FROM decisions WHERE candidate_id = $1 AND study_id = $2 FOR UPDATE
+"""
+_SET_STATUS = """
+UPDATE decisions SET status = $3, status_reason = $4, status_at = now()
+WHERE candidate_id = $1 AND study_id = $2
+"""
+_ENROL = """
+INSERT INTO enrolments (participant_id, study_id, site_id, enrolled_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+ON CONFLICT (participant_id) DO NOTHING
+"""
+# a referred candidate enrolled under their pseudonym in that study has converted
+_CONVERTED = """
+UPDATE decisions d SET status = 'enrolled', status_reason = NULL, status_at = e.at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS e (participant_id, study_id, at)
+WHERE d.candidate_id = e.participant_id AND d.study_id = e.study_id AND d.status <> 'enrolled'
+RETURNING d.candidate_id
+"""
+_ENROLLED = """
+SELECT site_id, count(*) AS n, min(enrolled_at) AS first_at FROM enrolments
+WHERE study_id = $1 GROUP BY site_id
+"""
+_CANDIDATE = "SELECT candidate_id, site_id, record::text FROM candidates WHERE candidate_id = $1"
+_DECISIONS_OF = """
+SELECT d.study_id, d.site_id, d.decision, d.explanation::text, d.criteria_version,
+       d.criteria_digest, c.criteria::text, d.risk, d.risk_model
+FROM decisions d JOIN criteria c ON (c.study_id, c.digest) = (d.study_id, d.criteria_digest)
+WHERE d.candidate_id = $1 ORDER BY d.study_id
+"""
+
+
+async def elsewhere(conn: DbConnection, candidate_ids: Sequence[str], site_id: str) -> list[str]:
+    """Candidates already on record at another site (locked until the transaction ends)."""
+    return [r["candidate_id"] for r in await conn.fetch(_ELSEWHERE, list(candidate_ids), site_id)]
+
+
+async def store(
+    conn: DbConnection,
+    site_id: str,
+    candidates: Sequence[Candidate],
+    criteria: Sequence[tuple[str, str, int, str]],
+    decisions: Sequence[Decision],
+    uploaded_by: str,
+    risk_model: str,
+) -> None:
+    await conn.executemany(
+        _UPSERT_CANDIDATE,
+        [(c.candidate_id, site_id, c.model_dump_json(), uploaded_by) for c in candidates],
+    )
+    await conn.executemany(_CRITERIA, criteria)
+    await conn.executemany(
+        _UPSERT_DECISION,
+        [
+            (
+                d.candidate_id,
+                d.study_id,
+                site_id,
+                d.criteria_digest,
+                d.criteria_version,
+                d.decision,
+                json.dumps(d.explanation),
+                d.risk,
+                risk_model if d.risk is not None else None,
+            )
+            for d in decisions
+        ],
+    )
+
+
+async def site_failure_rates(conn: DbConnection, site_id: str) -> dict[str, tuple[int, int]]:
+    """Per study: (screen failures, screenings) at the site so far."""
+    rows = await conn.fetch(_SITE_FAILURES, site_id)
+    return {r["study_id"]: (r["failed"], r["screened"]) for r in rows}
+
+
+def _row(r: asyncpg.Record) -> dict[str, Any]:
+    out = dict(r)
+    out["explanation"] = json.loads(out["explanation"])
+    return out
+
+
+async def ranked(
+    pool: asyncpg.Pool, study_id: str, site_id: str, decisions: Sequence[str], limit: int
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(_RANKED, study_id, site_id, list(decisions), limit)
+    return [_row(r) for r in rows]
+
+
+async def aggregates(
+    pool: asyncpg.Pool, study_id: str, sites: Sequence[str] | None
+) -> dict[str, list[asyncpg.Record]]:
+    scope = None if sites is None else list(sites)
+    async with pool.acquire() as conn:
+        return {
+            "by_site": await conn.fetch(_BY_SITE, study_id, scope),
+            "criteria": await conn.fetch(_FAILED_CRITERIA, study_id, scope),
+            "reasons": await conn.fetch(_FAILURE_REASONS, study_id, scope),
+        }
+
+
+async def decision_for_update(
+    conn: DbConnection, candidate_id: str, study_id: str
+) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(_DECISION, candidate_id, study_id)
+    return row
+
+
+async def set_status(
+    conn: DbConnection, candidate_id: str, study_id: str, status: str, reason: str | None
+) -> None:
+    await conn.execute(_SET_STATUS, candidate_id, study_id, status, reason)
+
+
+async def record_enrolments(
+    pool: asyncpg.Pool, rows: Sequence[tuple[str, str, str, datetime]]
+) -> list[str]:
+    """Enrolments (first one per participant wins) and the candidates they convert."""
+    ids, studies, sites, times = (list(c) for c in zip(*rows, strict=True))
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_ENROL, ids, studies, sites, times)
+        converted = await conn.fetch(_CONVERTED, ids, studies, times)
+    return [r["candidate_id"] for r in converted]
+
+
+async def enrolled_by_site(pool: asyncpg.Pool, study_id: str) -> dict[str, tuple[int, datetime]]:
+    rows = await pool.fetch(_ENROLLED, study_id)
+    return {r["site_id"]: (r["n"], r["first_at"]) for r in rows}
+
+
+async def candidate(pool: asyncpg.Pool, candidate_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(_CANDIDATE, candidate_id)
+    return row
+
+
+async def decisions_of(pool: asyncpg.Pool, candidate_id: str) -> list[asyncpg.Record]:
+    return list(await pool.fetch(_DECISIONS_OF, candidate_id))
