@@ -147,7 +147,8 @@ def _lab(c: LabCriterion, f: Features, v: Vocabulary) -> tuple[np.ndarray, np.nd
     days = f.lab_days[:, cols]
     pick = np.argmin(days, axis=1)
     rows = np.arange(len(pick))
-    d, value, unit = days[rows, pick], f.lab_value[rows, pick], f.lab_unit[:, cols][rows, pick]
+    d, value = days[rows, pick], f.lab_value[:, cols][rows, pick]
+    unit = f.lab_unit[:, cols][rows, pick]
     usable = (d <= c.within_days) & (unit == v.units[c.unit])
     inside, margin = _range(value, c.min, c.max)
     return np.where(usable, np.where(inside, PASS, FAIL), UNKNOWN), np.where(usable, margin, np.nan)
