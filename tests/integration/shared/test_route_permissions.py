@@ -147,6 +147,23 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("POST", "/v1/tasks/{task_id}/complete"): MANAGE,
         ("GET", "/v1/participants/{participant_id}/local-inbox"): READ,
     },
+    "intelligence": {
+        **OPS,
+        # uploads and referrals at the candidate's site; the ranked list and re-made
+        # decisions to those who read participant data there; counts and forecasts to
+        # every role of the study (sponsors included)
+        ("POST", "/v1/candidates"): MANAGE,
+        ("POST", "/v1/candidates/batch"): MANAGE,
+        ("GET", "/v1/studies/{study_id}/sites/{site_id}/candidates"): READ,
+        ("POST", "/v1/studies/{study_id}/candidates/{candidate_id}/referral"): MANAGE,
+        ("POST", "/v1/studies/{study_id}/candidates/{candidate_id}/screening"): MANAGE,
+        ("GET", "/v1/candidates/{candidate_id}/verification"): READ,
+        ("GET", "/v1/studies/{study_id}/prescreening"): Action.READ_AGGREGATES,
+        ("GET", "/v1/studies/{study_id}/forecast"): Action.READ_AGGREGATES,
+        ("GET", "/v1/studies/{study_id}/forecast.csv"): Action.READ_AGGREGATES,
+        # the screen-failure model's report: no study's data
+        ("GET", "/v1/screening-model"): ANY_STAFF,
+    },
 }
 
 
@@ -159,6 +176,8 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
     from identity.settings import IdentitySettings
     from ingest.main import create_app as ingest_app
     from ingest.settings import IngestSettings
+    from intelligence.main import create_app as intelligence_app
+    from intelligence.settings import IntelligenceSettings
     from monitoring.main import create_app as monitoring_app
     from monitoring.settings import MonitoringSettings
     from retention.main import create_app as retention_app
@@ -184,6 +203,7 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
         "epro": lambda: epro_app(EproSettings(**common, scheduler_enabled=False)),
         "telehealth": lambda: telehealth_app(TelehealthSettings(**common)),
         "retention": lambda: retention_app(RetentionSettings(**common)),
+        "intelligence": lambda: intelligence_app(IntelligenceSettings(**common)),
     }
 
 
