@@ -107,9 +107,7 @@ def studies(count: int, seed: int) -> list[tuple[str, Eligibility]]:
         criteria: list[dict[str, Any]] = [
             {"id": "age", "kind": "age", "min": 18, "max": int(rng.integers(60, 90)), "text": "Age"}
         ]
-        for k, code in enumerate(
-            rng.choice(DIAGNOSES, size=1)
-        ):
+        for k, code in enumerate(rng.choice(DIAGNOSES, size=1)):
             criteria.append(
                 {"id": f"dx{k}", "kind": "diagnosis", "text": f"Diagnosis {code}",
                  "codes": [{"system": ICD10, "code": str(code)[:3]}]}

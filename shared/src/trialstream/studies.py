@@ -29,10 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from trialstream.eligibility import Eligibility, EnrollmentPlan, plan_problems
 from trialstream.events.base import LanguageTag, SiteId, StudyId, Timezone
 from trialstream.events.participants import ParticipantState
 from trialstream.events.visits import VisitType
-from trialstream.eligibility import Eligibility, EnrollmentPlan, plan_problems
 from trialstream.identity import DEFAULT_STUDY
 from trialstream.transient import TransientConflict
 
