@@ -178,8 +178,9 @@ class StudyDefinition(_Strict):
     kri_limits: list[KriLimit] = Field(default_factory=list)
     retention: RetentionRules = Field(default_factory=RetentionRules)
     # Optional (issue 19, decision 0082): pre-screening criteria and the enrollment target.
-    eligibility: Eligibility | None = None
-    enrollment: EnrollmentPlan | None = None
+    # Left out of every dump when unset, so older definitions keep their digest and diff.
+    eligibility: Eligibility | None = Field(default=None, exclude_if=lambda v: v is None)
+    enrollment: EnrollmentPlan | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _plan_names_own_sites(self) -> StudyDefinition:
@@ -214,10 +215,7 @@ class StudyDefinition(_Strict):
 
     def canonical(self) -> str:
         """The definition as sorted, compact JSON: what is hashed and compared."""
-        # optional blocks left out are not in it: older definitions keep their digest
-        unset = {k for k in ("eligibility", "enrollment") if getattr(self, k) is None}
-        document = self.model_dump(mode="json", exclude=unset)
-        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()

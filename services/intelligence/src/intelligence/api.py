@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 from trialstream.errors import Kind, Refused
 from trialstream.events.base import ParticipantId, SiteId, StudyId
 from trialstream.identity import Action, Principal
@@ -47,7 +48,7 @@ Settings = Annotated[IntelligenceSettings, Depends(_settings)]
 Model = Annotated[RiskModel, Depends(_model)]
 
 
-def _study(runtime: CurrentRuntime, by: Principal, study_id: str, action: Action) -> None:
+def _study(by: Principal, study_id: str, action: Action) -> None:
     if not by.allows(action, study_id):
         # a study without a role of yours is not there for you (its id tells nothing)
         raise Refused(Kind.NOT_FOUND, "unknown_study", f"You have no role in study '{study_id}'.")
@@ -100,7 +101,7 @@ async def upload_candidates(
             "too_many_bundles",
             f"At most {settings.max_bundles_per_upload} bundles per upload.",
         )
-    bundles = service.parse_bundles(lines, "lines")
+    bundles = await run_in_threadpool(service.parse_bundles, lines, "lines")
     answer = await service.screen(
         runtime.pool, runtime.studies, model, site, bundles, by, _today().date()
     )
@@ -122,7 +123,7 @@ async def ranked_candidates(
 ) -> dict[str, Any]:
     """The site's candidates for the study, eligible first, then needs review; each by
     screen-failure risk (lowest first), with the outcome of every criterion."""
-    _study(runtime, by, study_id, READ)
+    _study(by, study_id, READ)
     check_allowed(by, READ, site_id, study_id)
     wanted = decision or ["eligible", "needs_review"]
     rows = await repository.ranked(runtime.pool, study_id, site_id, wanted, limit)
@@ -182,7 +183,7 @@ async def prescreening_summary(
 ) -> dict[str, Any]:
     """Counts only (no candidate): decisions and conversion per site the caller sees,
     the criteria candidates fail or lack data for, screen-failure reasons."""
-    _study(runtime, by, study_id, AGGREGATES)
+    _study(by, study_id, AGGREGATES)
     scope = by.sites(study_id)
     found = await repository.aggregates(
         runtime.pool, study_id, None if scope is None else sorted(scope)
@@ -203,7 +204,7 @@ async def prescreening_summary(
 
 
 def _plan(runtime: CurrentRuntime, by: Principal, study_id: str) -> StudyDefinition:
-    _study(runtime, by, study_id, AGGREGATES)
+    _study(by, study_id, AGGREGATES)
     study = runtime.studies.get(study_id)
     if study is None:
         raise Refused(Kind.NOT_FOUND, "unknown_study", f"No study '{study_id}' is announced.")

@@ -3,6 +3,7 @@ re-make stored decisions, forecast enrollment."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -86,15 +87,25 @@ async def screen(
             "no_screening_study",
             f"No study with eligibility criteria runs at site '{site_id}'.",
         )
-    latest: dict[str, Candidate] = {}
-    for b in bundles:  # a candidate sent twice in one upload: the last one
-        c = minimise(b, today)
-        latest[c.candidate_id] = c
-    candidates = list(latest.values())
     pairs = [(s.study_id, s.eligibility) for s in targets if s.eligibility is not None]
     criteria = [(sid, matching.digest(e), e.version, e.model_dump_json()) for sid, e in pairs]
+    async with pool.acquire() as conn:
+        history = await repository.site_failure_rates(conn, site_id)
+    rates = {sid: risk.site_rate(*history.get(sid, (0, 0))) for sid, _ in pairs}
+
+    def decide() -> tuple[list[Candidate], list[matching.Decision]]:
+        latest: dict[str, Candidate] = {}
+        for b in bundles:  # a candidate sent twice in one upload: the last one
+            c = minimise(b, today)
+            latest[c.candidate_id] = c
+        candidates = list(latest.values())
+        return candidates, matching.decisions(matching.evaluate(candidates, pairs, model, rates))
+
+    # CPU work of up to a few seconds: off the event loop, so /readyz and the enrolment
+    # consumer keep answering meanwhile
+    candidates, made = await asyncio.to_thread(decide)
     async with pool.acquire() as conn, conn.transaction():
-        taken = await repository.elsewhere(conn, list(latest), site_id)
+        taken = await repository.elsewhere(conn, [c.candidate_id for c in candidates], site_id)
         if taken:
             raise Refused(
                 Kind.CONFLICT,
@@ -105,9 +116,6 @@ async def screen(
                     for c in taken
                 ],
             )
-        history = await repository.site_failure_rates(conn, site_id)
-        rates = {sid: risk.site_rate(*history.get(sid, (0, 0))) for sid, _ in pairs}
-        made = matching.decisions(matching.evaluate(candidates, pairs, model, rates))
         await repository.store(conn, site_id, candidates, criteria, made, by.actor, model.version)
         await audit.record(
             conn,
