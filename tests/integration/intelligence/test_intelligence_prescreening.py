@@ -205,6 +205,8 @@ async def test_the_ranked_list_is_for_the_sites_staff_and_sponsors_see_only_coun
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden_site")
     r = await upload(app, berlin, lyon_nurse, candidate("Rank-steal"))
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden_site")
+    r = await upload(app, lyon, lyon_nurse, candidate("Rank-near", bnp=99))  # Berlin's
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "candidate_elsewhere")
     other = staff_auth(None, "site_staff", study=unique_id("S"))
     r = await app.get(f"/v1/studies/{study}/sites/{berlin}/candidates", headers=other)
     assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_study")

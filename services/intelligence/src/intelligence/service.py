@@ -105,6 +105,9 @@ async def screen(
     # consumer keep answering meanwhile
     candidates, made = await asyncio.to_thread(decide)
     async with pool.acquire() as conn, conn.transaction():
+        await repository.store(conn, site_id, candidates, criteria, made, by.actor, model.version)
+        # checked after the upsert: a concurrent upload of the same new candidate at another
+        # site has then either committed (seen here) or waits on our rows (and sees ours)
         taken = await repository.elsewhere(conn, [c.candidate_id for c in candidates], site_id)
         if taken:
             raise Refused(
@@ -116,7 +119,6 @@ async def screen(
                     for c in taken
                 ],
             )
-        await repository.store(conn, site_id, candidates, criteria, made, by.actor, model.version)
         await audit.record(
             conn,
             **audited_as(by),
