@@ -18,9 +18,10 @@ _ELSEWHERE = """
 SELECT candidate_id FROM candidates
 WHERE candidate_id = ANY($1::text[]) AND site_id <> $2 FOR UPDATE
 """
-_UPSERT_CANDIDATE = """
+# one statement per upload (arrays, not a statement per row); ids are unique in an upload
+_UPSERT_CANDIDATES = """
 INSERT INTO candidates (candidate_id, site_id, record, uploaded_by, received_at)
-VALUES ($1, $2, $3::jsonb, $4, now())
+SELECT c, $2, r::jsonb, $4, now() FROM unnest($1::text[], $3::text[]) AS u (c, r)
 ON CONFLICT (candidate_id) DO UPDATE
 SET record = EXCLUDED.record, uploaded_by = EXCLUDED.uploaded_by, received_at = now()
 """
@@ -29,10 +30,12 @@ INSERT INTO criteria (study_id, digest, version, criteria) VALUES ($1, $2, $3, $
 ON CONFLICT (study_id, digest) DO NOTHING
 """
 # a new decision replaces the old; the candidate's way to enrolment (status) is kept
-_UPSERT_DECISION = """
+_UPSERT_DECISIONS = """
 INSERT INTO decisions (candidate_id, study_id, site_id, criteria_digest, criteria_version,
                        decision, explanation, risk, risk_model)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
+SELECT c, s, $3, d, v, k, e::jsonb, r, CASE WHEN r IS NULL THEN NULL ELSE $9 END
+FROM unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[],
+            $8::float8[]) AS u (c, s, d, v, k, e, r)
 ON CONFLICT (candidate_id, study_id) DO UPDATE
 SET site_id = EXCLUDED.site_id, criteria_digest = EXCLUDED.criteria_digest,
     criteria_version = EXCLUDED.criteria_version, decision = EXCLUDED.decision,
@@ -119,27 +122,25 @@ async def store(
     uploaded_by: str,
     risk_model: str,
 ) -> None:
-    await conn.executemany(
-        _UPSERT_CANDIDATE,
-        [(c.candidate_id, site_id, c.model_dump_json(), uploaded_by) for c in candidates],
+    await conn.execute(
+        _UPSERT_CANDIDATES,
+        [c.candidate_id for c in candidates],
+        site_id,
+        [c.model_dump_json() for c in candidates],
+        uploaded_by,
     )
     await conn.executemany(_CRITERIA, criteria)
-    await conn.executemany(
-        _UPSERT_DECISION,
-        [
-            (
-                d.candidate_id,
-                d.study_id,
-                site_id,
-                d.criteria_digest,
-                d.criteria_version,
-                d.decision,
-                json.dumps(d.explanation),
-                d.risk,
-                risk_model if d.risk is not None else None,
-            )
-            for d in decisions
-        ],
+    await conn.execute(
+        _UPSERT_DECISIONS,
+        [d.candidate_id for d in decisions],
+        [d.study_id for d in decisions],
+        site_id,
+        [d.criteria_digest for d in decisions],
+        [d.criteria_version for d in decisions],
+        [d.decision for d in decisions],
+        [json.dumps(d.explanation) for d in decisions],
+        [d.risk for d in decisions],
+        risk_model,
     )
 
 
