@@ -162,6 +162,29 @@ async def test_a_candidate_is_decided_per_study_and_nothing_identifying_is_store
         (d["study_id"], d["stored"], d["remade"], d["same"]) for d in verified["decisions"]
     ] == [(study, "eligible", "eligible", True)]
 
+    # decisions store one outcome code per criterion; the ranked list re-makes the
+    # explanation the upload answered from them, the criteria and the stored record
+    listed = await app.get(
+        f"/v1/studies/{study}/sites/{site}/candidates",
+        params={"decision": "ineligible"},
+        headers=nurse,
+    )
+    [one] = [c for c in listed.json()["candidates"] if c["candidate_id"] == "Cand-one"]
+    assert one["explanation"] == decided["explanation"]
+    # a stored outcome that the record and criteria no longer give is reported as not same
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE intelligence.decisions SET outcomes = set_byte(outcomes, 0, 1)"
+            " WHERE candidate_id = 'Cand-ok'"
+        )
+    finally:
+        await conn.close()
+    verified = (await app.get("/v1/candidates/Cand-ok/verification", headers=nurse)).json()
+    assert [(d["stored"], d["remade"], d["same"]) for d in verified["decisions"]] == [
+        ("eligible", "eligible", False)
+    ]
+
 
 async def test_a_bad_line_of_a_batch_is_named_and_nothing_is_stored(
     app: httpx.AsyncClient, kafka: str
@@ -220,6 +243,10 @@ async def test_the_ranked_list_is_for_the_sites_staff_and_sponsors_see_only_coun
         {"site_id": berlin, "decisions": {"eligible": 2, "needs_review": 1, "ineligible": 1},
          "status": {"evaluated": 4}}
     ]  # fmt: skip
+    assert summary.json()["criteria"] == [
+        {"criterion": "bnp", "outcome": "fail", "n": 1},
+        {"criterion": "bnp", "outcome": "unknown", "n": 1},
+    ]
     assert "Rank-" not in summary.text
     r = await app.get(
         f"/v1/studies/{study}/prescreening", headers=staff_auth(None, "sponsor", study="other")

@@ -172,3 +172,20 @@ def test_the_columnar_evaluation_agrees_with_the_rules_read_one_by_one() -> None
     expected = [reference(c, e) for _, e in targets for c in records]
     assert [d.decision for d in made] == expected
     assert len({d.decision for d in made}) == 3  # the sample reaches every outcome
+
+
+def test_explanations_re_made_from_stored_outcome_codes_equal_those_made_at_upload() -> None:
+    rng = np.random.default_rng(11)
+    records = [minimise(b, date(2026, 11, 1)) for b in parse_bundles(
+        [bundle(rng, i) for i in range(200)], "lines"
+    )]  # fmt: skip
+    targets = studies(4, seed=5)
+    batch = matching.evaluate(records, targets)
+    explained, stored = matching.decisions(batch), matching.decisions(batch, explain=False)
+    assert [d.outcomes for d in explained] == [d.outcomes for d in stored]
+    assert all(d.explanation == [] for d in stored)
+    for study_id, eligibility in targets:
+        mine = [d for d in explained if d.study_id == study_id]
+        assert all(len(d.outcomes) == len(eligibility.criteria) for d in mine)
+        remade = matching.explain_stored(records, eligibility, [d.outcomes for d in mine])
+        assert remade == [d.explanation for d in mine]

@@ -103,7 +103,7 @@ async def upload_candidates(
         )
     bundles = await run_in_threadpool(service.parse_bundles, lines, "lines")
     answer = await service.screen(
-        runtime.pool, runtime.studies, model, site, bundles, by, _today().date()
+        runtime.pool, runtime.studies, model, site, bundles, by, _today().date(), explain=False
     )
     counts: dict[str, int] = {}
     for d in answer.pop("decisions"):
@@ -126,7 +126,7 @@ async def ranked_candidates(
     _study(by, study_id, READ)
     check_allowed(by, READ, site_id, study_id)
     wanted = decision or ["eligible", "needs_review"]
-    rows = await repository.ranked(runtime.pool, study_id, site_id, wanted, limit)
+    rows = await service.ranked(runtime.pool, study_id, site_id, wanted, limit)
     return {"study_id": study_id, "site_id": site_id, "candidates": rows}
 
 

@@ -3,10 +3,8 @@ their conversion status, enrolments."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from trialstream.db import DbConnection
@@ -32,14 +30,14 @@ ON CONFLICT (study_id, digest) DO NOTHING
 # a new decision replaces the old; the candidate's way to enrolment (status) is kept
 _UPSERT_DECISIONS = """
 INSERT INTO decisions (candidate_id, study_id, site_id, criteria_digest, criteria_version,
-                       decision, explanation, risk, risk_model)
-SELECT c, s, $3, d, v, k, e::jsonb, r, CASE WHEN r IS NULL THEN NULL ELSE $9 END
-FROM unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::text[],
-            $8::float8[]) AS u (c, s, d, v, k, e, r)
+                       decision, outcomes, risk, risk_model)
+SELECT c, s, $3, d, v, k, o, r, CASE WHEN r IS NULL THEN NULL ELSE $9 END
+FROM unnest($1::text[], $2::text[], $4::text[], $5::int[], $6::text[], $7::bytea[],
+            $8::float8[]) AS u (c, s, d, v, k, o, r)
 ON CONFLICT (candidate_id, study_id) DO UPDATE
 SET site_id = EXCLUDED.site_id, criteria_digest = EXCLUDED.criteria_digest,
     criteria_version = EXCLUDED.criteria_version, decision = EXCLUDED.decision,
-    explanation = EXCLUDED.explanation, risk = EXCLUDED.risk, risk_model = EXCLUDED.risk_model,
+    outcomes = EXCLUDED.outcomes, risk = EXCLUDED.risk, risk_model = EXCLUDED.risk_model,
     evaluated_at = now()
 """
 _SITE_FAILURES = """
@@ -49,12 +47,13 @@ SELECT study_id,
 FROM decisions WHERE site_id = $1 GROUP BY study_id
 """
 _RANKED = """
-SELECT candidate_id, decision, risk, risk_model, criteria_version, explanation::text,
-       status, status_reason, status_at, evaluated_at
-FROM decisions
-WHERE study_id = $1 AND site_id = $2 AND decision = ANY($3::text[])
-ORDER BY CASE decision WHEN 'eligible' THEN 0 WHEN 'needs_review' THEN 1 ELSE 2 END,
-         risk ASC NULLS LAST, candidate_id
+SELECT d.candidate_id, d.decision, d.risk, d.risk_model, d.criteria_version,
+       d.criteria_digest, d.outcomes, d.status, d.status_reason, d.status_at, d.evaluated_at,
+       k.record::text AS record
+FROM decisions d JOIN candidates k USING (candidate_id)
+WHERE d.study_id = $1 AND d.site_id = $2 AND d.decision = ANY($3::text[])
+ORDER BY CASE d.decision WHEN 'eligible' THEN 0 WHEN 'needs_review' THEN 1 ELSE 2 END,
+         d.risk ASC NULLS LAST, d.candidate_id
 LIMIT $4
 """
 _BY_SITE = """
@@ -63,11 +62,15 @@ WHERE study_id = $1 AND ($2::text[] IS NULL OR site_id = ANY($2::text[]))
 GROUP BY site_id, decision, status
 """
 _FAILED_CRITERIA = """
-SELECT c->>'id' AS criterion, c->>'outcome' AS outcome, count(*) AS n
-FROM decisions d, jsonb_array_elements(d.explanation) AS c
+SELECT k.criteria->'criteria'->(g.i)->>'id' AS criterion,
+       CASE get_byte(d.outcomes, g.i) WHEN 1 THEN 'fail' ELSE 'unknown' END AS outcome,
+       count(*) AS n
+FROM decisions d
+JOIN criteria k ON (k.study_id, k.digest) = (d.study_id, d.criteria_digest)
+CROSS JOIN LATERAL generate_series(0, length(d.outcomes) - 1) AS g (i)
 WHERE d.study_id = $1 AND ($2::text[] IS NULL OR d.site_id = ANY($2::text[]))
-  AND c->>'outcome' IN ('fail', 'unknown')
-GROUP BY 1, 2 ORDER BY n DESC, criterion
+  AND d.decision <> 'eligible' AND get_byte(d.outcomes, g.i) IN (1, 2)
+GROUP BY 1, 2 ORDER BY n DESC, criterion, outcome
 """
 _FAILURE_REASONS = """
 SELECT status_reason AS reason, count(*) AS n FROM decisions
@@ -99,9 +102,12 @@ _ENROLLED = """
 SELECT site_id, count(*) AS n, min(enrolled_at) AS first_at FROM enrolments
 WHERE study_id = $1 GROUP BY site_id
 """
+_CRITERIA_OF = """
+SELECT digest, criteria::text FROM criteria WHERE study_id = $1 AND digest = ANY($2::text[])
+"""
 _CANDIDATE = "SELECT candidate_id, site_id, record::text FROM candidates WHERE candidate_id = $1"
 _DECISIONS_OF = """
-SELECT d.study_id, d.site_id, d.decision, d.explanation::text, d.criteria_version,
+SELECT d.study_id, d.site_id, d.decision, d.outcomes, d.criteria_version,
        d.criteria_digest, c.criteria::text, d.risk, d.risk_model
 FROM decisions d JOIN criteria c ON (c.study_id, c.digest) = (d.study_id, d.criteria_digest)
 WHERE d.candidate_id = $1 ORDER BY d.study_id
@@ -138,7 +144,7 @@ async def store(
         [d.criteria_digest for d in decisions],
         [d.criteria_version for d in decisions],
         [d.decision for d in decisions],
-        [json.dumps(d.explanation) for d in decisions],
+        [d.outcomes for d in decisions],
         [d.risk for d in decisions],
         risk_model,
     )
@@ -150,17 +156,16 @@ async def site_failure_rates(conn: DbConnection, site_id: str) -> dict[str, tupl
     return {r["study_id"]: (r["failed"], r["screened"]) for r in rows}
 
 
-def _row(r: asyncpg.Record) -> dict[str, Any]:
-    out = dict(r)
-    out["explanation"] = json.loads(out["explanation"])
-    return out
-
-
 async def ranked(
     pool: asyncpg.Pool, study_id: str, site_id: str, decisions: Sequence[str], limit: int
-) -> list[dict[str, Any]]:
-    rows = await pool.fetch(_RANKED, study_id, site_id, list(decisions), limit)
-    return [_row(r) for r in rows]
+) -> list[asyncpg.Record]:
+    """The page's decisions with their outcome codes and the candidates' records."""
+    return list(await pool.fetch(_RANKED, study_id, site_id, list(decisions), limit))
+
+
+async def criteria_of(pool: asyncpg.Pool, study_id: str, digests: Sequence[str]) -> dict[str, str]:
+    rows = await pool.fetch(_CRITERIA_OF, study_id, list(digests))
+    return {r["digest"]: r["criteria"] for r in rows}
 
 
 async def aggregates(

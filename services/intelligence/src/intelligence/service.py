@@ -4,7 +4,6 @@ re-make stored decisions, forecast enrollment."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -75,9 +74,11 @@ async def screen(
     bundles: Sequence[Bundle],
     by: Principal,
     today: date,
+    explain: bool = True,
 ) -> dict[str, Any]:
     """Minimise, evaluate against every study with criteria at the site, store the
-    records and decisions (one transaction, one audit entry), answer the decisions."""
+    records and decisions (one transaction, one audit entry), answer the decisions
+    (explained when `explain`; a batch's answer counts them, so it does not)."""
     if not may_upload_at(by, site_id):
         raise Refused(Kind.FORBIDDEN, "forbidden_site", f"you have no role at site '{site_id}'")
     targets = screening_studies(studies, site_id)
@@ -99,7 +100,8 @@ async def screen(
             c = minimise(b, today)
             latest[c.candidate_id] = c
         candidates = list(latest.values())
-        return candidates, matching.decisions(matching.evaluate(candidates, pairs, model, rates))
+        made = matching.evaluate(candidates, pairs, model, rates)
+        return candidates, matching.decisions(made, explain)
 
     # CPU work of up to a few seconds: off the event loop, so /readyz and the enrolment
     # consumer keep answering meanwhile
@@ -224,7 +226,6 @@ async def verify(pool: asyncpg.Pool, candidate_id: str, by: Principal) -> dict[s
     out = []
     for d in mine:
         again = remade[d["study_id"]]
-        explanation = json.loads(d["explanation"])
         out.append(
             {
                 "study_id": d["study_id"],
@@ -232,10 +233,40 @@ async def verify(pool: asyncpg.Pool, candidate_id: str, by: Principal) -> dict[s
                 "criteria_digest": d["criteria_digest"],
                 "stored": d["decision"],
                 "remade": again.decision,
-                "same": again.decision == d["decision"] and again.explanation == explanation,
+                "same": again.decision == d["decision"] and again.outcomes == d["outcomes"],
             }
         )
     return {"candidate_id": candidate_id, "decisions": out}
+
+
+async def ranked(
+    pool: asyncpg.Pool, study_id: str, site_id: str, wanted: Sequence[str], limit: int
+) -> list[dict[str, Any]]:
+    """The ranked page, each decision explained from its stored outcome codes, the
+    criteria it names and the stored record (margins re-made from it)."""
+    rows = await repository.ranked(pool, study_id, site_id, wanted, limit)
+    texts = await repository.criteria_of(
+        pool, study_id, sorted({r["criteria_digest"] for r in rows})
+    )
+
+    def explained() -> list[dict[str, Any]]:
+        out = [dict(r) for r in rows]
+        for made_under, text in texts.items():
+            page = [o for o in out if o["criteria_digest"] == made_under]
+            records = [Candidate.model_validate_json(o.pop("record")) for o in page]
+            eligibility = Eligibility.model_validate_json(text)
+            outcomes = [o["outcomes"] for o in page]
+            for o, e in zip(
+                page, matching.explain_stored(records, eligibility, outcomes), strict=True
+            ):
+                o["explanation"] = e
+        for o in out:
+            o.pop("record", None)
+            o.pop("outcomes")
+            o.pop("criteria_digest")
+        return out
+
+    return await asyncio.to_thread(explained)
 
 
 async def study_forecast(

@@ -30,7 +30,8 @@ class Decision:
     criteria_version: int
     criteria_digest: str
     decision: str  # eligible, ineligible, needs_review
-    explanation: list[dict[str, Any]]
+    outcomes: bytes  # one code per criterion, in the criteria's order (criteria.OUTCOME)
+    explanation: list[dict[str, Any]]  # empty unless asked for (re-made from the above)
     risk: float | None  # screen-failure probability; None for the ineligible
 
 
@@ -70,24 +71,45 @@ def evaluate(
     return Batch(candidates, studies, evaluations, risks)
 
 
-def decisions(batch: Batch) -> list[Decision]:
-    """Each (candidate, study) decision with its explanation, criterion by criterion."""
+def decisions(batch: Batch, explain: bool = True) -> list[Decision]:
+    """Each (candidate, study) decision with its outcome codes, criterion by criterion,
+    and (when `explain`) the explanation for a person."""
     out = []
     for (study_id, eligibility), ev, scores in zip(
         batch.studies, batch.evaluations, batch.risks, strict=True
     ):
         version, made_under = eligibility.version, digest(eligibility)
+        codes = np.ascontiguousarray(ev.outcome, dtype=np.uint8)
+        names = [rules.DECISION[int(k)] for k in ev.decision]
+        rounded = np.round(scores, 6).tolist()
         for row, candidate in enumerate(batch.candidates):
-            score = float(scores[row])
+            score = rounded[row]
             out.append(
                 Decision(
                     candidate_id=candidate.candidate_id,
                     study_id=study_id,
                     criteria_version=version,
                     criteria_digest=made_under,
-                    decision=rules.DECISION[int(ev.decision[row])],
-                    explanation=rules.explain(eligibility, ev, row),
-                    risk=None if np.isnan(score) else round(score, 6),
+                    decision=names[row],
+                    outcomes=codes[row].tobytes(),
+                    explanation=rules.explain(eligibility, ev, row) if explain else [],
+                    risk=None if score != score else score,  # NaN: not scored
                 )
             )
     return out
+
+
+def explain_stored(
+    candidates: Sequence[Candidate], eligibility: Eligibility, outcomes: Sequence[bytes]
+) -> list[list[dict[str, Any]]]:
+    """Explanations of stored decisions made under `eligibility`: the stored outcome
+    codes, with the margins re-made from the stored records (decisions store no text)."""
+    vocabulary = rules.Vocabulary.of([eligibility])
+    again = rules.evaluate(eligibility, rules.extract(candidates, vocabulary), vocabulary)
+    width = len(eligibility.criteria)
+    stored = again.outcome.copy()
+    for row, codes in enumerate(outcomes):
+        if len(codes) == width:  # always, for decisions made under these criteria
+            stored[row] = np.frombuffer(codes, dtype=np.int8)
+    ev = rules.Evaluation(stored, again.margin, again.decision)
+    return [rules.explain(eligibility, ev, row) for row in range(len(outcomes))]

@@ -28,7 +28,9 @@ CREATE TABLE decisions (
     criteria_digest text        NOT NULL,
     criteria_version int        NOT NULL,
     decision        text        NOT NULL CHECK (decision IN ('eligible', 'ineligible', 'needs_review')),
-    explanation     jsonb       NOT NULL,
+    -- one byte per criterion, in the criteria's order: 0 pass, 1 fail, 2 unknown; the
+    -- explanation is re-made from these, the criteria and the record when it is read
+    outcomes        bytea       NOT NULL,
     risk            double precision,
     risk_model      text,
     evaluated_at    timestamptz NOT NULL DEFAULT now(),
