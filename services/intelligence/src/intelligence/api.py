@@ -76,9 +76,11 @@ async def upload_candidate(
     if not isinstance(document, dict):
         raise Refused(Kind.INVALID, "invalid_bundle", "Send one FHIR Bundle (a JSON object).")
     bundles = service.parse_bundles([document], "body")
-    return await service.screen(
+    answer = await service.screen(
         runtime.pool, runtime.studies, model, site, bundles, by, _today().date()
     )
+    answer.pop("counts")
+    return answer
 
 
 @router.post("/v1/candidates/batch", tags=["pre-screening"])
@@ -105,11 +107,9 @@ async def upload_candidates(
     answer = await service.screen(
         runtime.pool, runtime.studies, model, site, bundles, by, _today().date(), explain=False
     )
-    counts: dict[str, int] = {}
-    for d in answer.pop("decisions"):
-        key = f"{d['study_id']}:{d['decision']}"
-        counts[key] = counts.get(key, 0) + 1
-    return {**answer, "decisions": counts}
+    answer.pop("decisions")
+    answer["decisions"] = answer.pop("counts")
+    return answer
 
 
 @router.get("/v1/studies/{study_id}/sites/{site_id}/candidates", tags=["pre-screening"])

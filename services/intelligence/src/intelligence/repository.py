@@ -10,7 +10,7 @@ import asyncpg
 from trialstream.db import DbConnection
 
 from intelligence.domain.fhir import Candidate
-from intelligence.domain.matching import Decision
+from intelligence.domain.matching import Columns
 
 _ELSEWHERE = """
 SELECT candidate_id FROM candidates
@@ -124,7 +124,7 @@ async def store(
     site_id: str,
     candidates: Sequence[Candidate],
     criteria: Sequence[tuple[str, str, int, str]],
-    decisions: Sequence[Decision],
+    decisions: Columns,
     uploaded_by: str,
     risk_model: str,
 ) -> None:
@@ -138,14 +138,14 @@ async def store(
     await conn.executemany(_CRITERIA, criteria)
     await conn.execute(
         _UPSERT_DECISIONS,
-        [d.candidate_id for d in decisions],
-        [d.study_id for d in decisions],
+        decisions.candidate_id,
+        decisions.study_id,
         site_id,
-        [d.criteria_digest for d in decisions],
-        [d.criteria_version for d in decisions],
-        [d.decision for d in decisions],
-        [d.outcomes for d in decisions],
-        [d.risk for d in decisions],
+        decisions.criteria_digest,
+        decisions.criteria_version,
+        decisions.decision,
+        decisions.outcomes,
+        decisions.risk,
         risk_model,
     )
 

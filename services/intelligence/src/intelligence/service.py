@@ -94,20 +94,21 @@ async def screen(
         history = await repository.site_failure_rates(conn, site_id)
     rates = {sid: risk.site_rate(*history.get(sid, (0, 0))) for sid, _ in pairs}
 
-    def decide() -> tuple[list[Candidate], list[matching.Decision]]:
+    def decide() -> tuple[list[Candidate], matching.Columns, list[matching.Decision]]:
         latest: dict[str, Candidate] = {}
         for b in bundles:  # a candidate sent twice in one upload: the last one
             c = minimise(b, today)
             latest[c.candidate_id] = c
         candidates = list(latest.values())
         made = matching.evaluate(candidates, pairs, model, rates)
-        return candidates, matching.decisions(made, explain)
+        answer = matching.decisions(made) if explain else []
+        return candidates, matching.columns(made), answer
 
     # CPU work of up to a few seconds: off the event loop, so /readyz and the enrolment
     # consumer keep answering meanwhile
-    candidates, made = await asyncio.to_thread(decide)
+    candidates, stored, made = await asyncio.to_thread(decide)
     async with pool.acquire() as conn, conn.transaction():
-        await repository.store(conn, site_id, candidates, criteria, made, by.actor, model.version)
+        await repository.store(conn, site_id, candidates, criteria, stored, by.actor, model.version)
         # checked after the upsert: a concurrent upload of the same new candidate at another
         # site has then either committed (seen here) or waits on our rows (and sees ours)
         taken = await repository.elsewhere(conn, [c.candidate_id for c in candidates], site_id)
@@ -133,6 +134,7 @@ async def screen(
         "site_id": site_id,
         "candidates": len(candidates),
         "risk_model": model.version,
+        "counts": stored.counts(),
         "decisions": [
             {
                 "candidate_id": d.candidate_id,

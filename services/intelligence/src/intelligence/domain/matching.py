@@ -99,6 +99,50 @@ def decisions(batch: Batch, explain: bool = True) -> list[Decision]:
     return out
 
 
+@dataclass(frozen=True)
+class Columns:
+    """A batch's decisions as columns, study after study (what is stored): no object
+    per decision, so a batch of 100,000 pairs costs no per-pair Python beyond its bytes."""
+
+    candidate_id: list[str]
+    study_id: list[str]
+    criteria_digest: list[str]
+    criteria_version: list[int]
+    decision: list[str]
+    outcomes: list[bytes]
+    risk: list[float | None]
+
+    def counts(self) -> dict[str, int]:
+        """`study:decision` -> how many."""
+        out: dict[str, int] = {}
+        for s, d in zip(self.study_id, self.decision, strict=True):
+            out[f"{s}:{d}"] = out.get(f"{s}:{d}", 0) + 1
+        return out
+
+
+def columns(batch: Batch) -> Columns:
+    ids = [c.candidate_id for c in batch.candidates]
+    n = len(ids)
+    out = Columns([], [], [], [], [], [], [])
+    for (study_id, eligibility), ev, scores in zip(
+        batch.studies, batch.evaluations, batch.risks, strict=True
+    ):
+        out.candidate_id.extend(ids)
+        out.study_id.extend([study_id] * n)
+        out.criteria_digest.extend([digest(eligibility)] * n)
+        out.criteria_version.extend([eligibility.version] * n)
+        out.decision.extend(rules.DECISION[int(k)] for k in ev.decision)
+        codes = np.ascontiguousarray(ev.outcome, dtype=np.uint8)
+        out.outcomes.extend(row.tobytes() for row in codes)
+        rounded = np.round(scores, 6)
+        out.risk.extend(
+            [None if np.isnan(x) else x for x in rounded.tolist()]
+            if np.isnan(rounded).any()
+            else rounded.tolist()
+        )
+    return out
+
+
 def explain_stored(
     candidates: Sequence[Candidate], eligibility: Eligibility, outcomes: Sequence[bytes]
 ) -> list[list[dict[str, Any]]]:

@@ -22,7 +22,7 @@ CREATE TABLE criteria (
 -- One decision per candidate and study, with the criteria it was made under, and the
 -- candidate's way from referral to enrolment (status).
 CREATE TABLE decisions (
-    candidate_id    text        NOT NULL REFERENCES candidates (candidate_id) ON DELETE CASCADE,
+    candidate_id    text        NOT NULL,
     study_id        text        NOT NULL,
     site_id         text        NOT NULL,
     criteria_digest text        NOT NULL,
@@ -38,9 +38,11 @@ CREATE TABLE decisions (
         CHECK (status IN ('evaluated', 'referred', 'screened', 'enrolled', 'screen_failed')),
     status_reason   text,
     status_at       timestamptz,
-    PRIMARY KEY (candidate_id, study_id),
-    FOREIGN KEY (study_id, criteria_digest) REFERENCES criteria (study_id, digest)
+    PRIMARY KEY (candidate_id, study_id)
 );
+-- No foreign keys to candidates and criteria: an upload writes 100,000 decisions, and the
+-- per-row checks cost more than the rest of the insert (docs/benchmarks.md). Both parents
+-- are written first in the same transaction (repository.store) and nothing deletes them.
 CREATE INDEX decisions_ranked ON decisions (study_id, site_id, decision, risk);
 
 -- Enrolments as the participants topic announces them (the first one per participant):
