@@ -6,7 +6,7 @@ one site announced on the studies topic, then the candidates uploaded as NDJSON 
 5,000 (`POST /v1/candidates/batch`) by a site coordinator, one after another, in process
 (httpx's ASGI transport: no sockets, so the number is the service's, not a client's).
 Each upload is parsed, minimised, evaluated against every study, and stored (candidates,
-every decision with its explanation, one audit entry) in one transaction before it is
+every decision as outcome codes, one audit entry) in one transaction before it is
 answered.
 
     python -m benchmarks.intelligence.service [--candidates 100000] [--studies 20]
