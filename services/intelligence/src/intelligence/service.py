@@ -21,7 +21,7 @@ from trialstream.studies import StudyDefinition, StudyRegistry
 
 from intelligence import repository
 from intelligence.domain import matching, risk
-from intelligence.domain.fhir import Bundle, Candidate, minimise
+from intelligence.domain.fhir import Bundle, Candidate, minimise, problem
 from intelligence.domain.forecast import forecast
 
 MAX_LINE_ERRORS = 50
@@ -33,17 +33,23 @@ def parse_bundles(lines: Sequence[bytes | str | dict[str, Any]], field: str) -> 
     for a batch; at most MAX_LINE_ERRORS of them). The values are never echoed."""
     bundles, details = [], []
     for i, item in enumerate(lines):
+        where = f"{field}[{i}]" if len(lines) > 1 or field == "lines" else field
         try:
-            bundles.append(
+            bundle = (
                 _BUNDLE.validate_python(item)
                 if isinstance(item, dict)
                 else _BUNDLE.validate_json(item)
             )
         except ValidationError as exc:
-            where = f"{field}[{i}]" if len(lines) > 1 or field == "lines" else field
             for d in field_errors(exc.errors(include_input=False)):
                 d["field"] = f"{where}.{d['field']}" if d["field"] else where
                 details.append(d)
+        else:
+            wrong = problem(bundle)
+            if wrong is None:
+                bundles.append(bundle)
+            else:
+                details.append({"field": where, "code": "value_error", "message": wrong})
             if len(details) >= MAX_LINE_ERRORS:
                 break
     if details:

@@ -12,17 +12,11 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from trialstream.events.base import ParticipantId
+from typing_extensions import TypedDict
 
 # The identifier system that carries the candidate's pseudonym (the participant id they
 # are enrolled under if referred); identifiers of any other system are dropped.
@@ -45,64 +39,62 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class FCoding(_In):
-    system: Short | None = None
-    code: Annotated[str, StringConstraints(max_length=64)] | None = None
+# The bundle as read: TypedDicts (pydantic validates them into plain dicts, several times
+# faster than into model instances; keys not named here are dropped as they are read).
 
 
-class FConcept(_In):
-    coding: list[FCoding] = Field(default_factory=list, max_length=20)
-
-    def codes(self) -> list[tuple[str, str]]:
-        return [(c.system or "", c.code) for c in self.coding if c.code]
-
-    def has(self, values: frozenset[str]) -> bool:
-        return any(c.code in values for c in self.coding)
+class FCoding(TypedDict, total=False):
+    system: Short | None
+    code: Annotated[str, StringConstraints(max_length=64)] | None
 
 
-class FIdentifier(_In):
-    system: Short | None = None
-    value: Short | None = None
+class FConcept(TypedDict, total=False):
+    coding: Annotated[list[FCoding], Field(max_length=20)]
 
 
-class FPatient(_In):
+class FIdentifier(TypedDict, total=False):
+    system: Short | None
+    value: Short | None
+
+
+class FPatient(TypedDict):
     resourceType: Literal["Patient"]
-    identifier: list[FIdentifier] = Field(default_factory=list, max_length=20)
-    gender: Literal["male", "female", "other", "unknown"] | None = None
-    birthDate: FhirDate | None = None
+    identifier: NotRequired[Annotated[list[FIdentifier], Field(max_length=20)]]
+    gender: NotRequired[Literal["male", "female", "other", "unknown"] | None]
+    birthDate: NotRequired[FhirDate | None]
 
 
-class FCondition(_In):
+class FCondition(TypedDict):
     resourceType: Literal["Condition"]
     code: FConcept
-    clinicalStatus: FConcept | None = None
-    verificationStatus: FConcept | None = None
+    clinicalStatus: NotRequired[FConcept | None]
+    verificationStatus: NotRequired[FConcept | None]
 
 
-class FQuantity(_In):
-    value: float = Field(allow_inf_nan=False)
-    unit: Short | None = None
-    code: Short | None = None  # UCUM, preferred over the display unit
+class FQuantity(TypedDict):
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    unit: NotRequired[Short | None]
+    code: NotRequired[Short | None]  # UCUM, preferred over the display unit
 
 
-class FObservation(_In):
+class FObservation(TypedDict):
     resourceType: Literal["Observation"]
     status: Literal[
         "registered", "preliminary", "final", "amended", "corrected", "cancelled",
         "entered-in-error", "unknown",
     ]  # fmt: skip
     code: FConcept
-    valueQuantity: FQuantity | None = None
-    effectiveDateTime: FhirDate | None = None
+    valueQuantity: NotRequired[FQuantity | None]
+    effectiveDateTime: NotRequired[FhirDate | None]
 
 
-class FMedicationStatement(_In):
+class FMedicationStatement(TypedDict):
     resourceType: Literal["MedicationStatement"]
     status: Literal[
         "active", "completed", "entered-in-error", "intended", "stopped", "on-hold",
         "unknown", "not-taken",
     ]  # fmt: skip
-    medicationCodeableConcept: FConcept | None = None
+    medicationCodeableConcept: NotRequired[FConcept | None]
 
 
 Resource = Annotated[
@@ -111,31 +103,50 @@ Resource = Annotated[
 ]
 
 
-class FEntry(_In):
+class FEntry(TypedDict):
     resource: Resource
 
 
-class Bundle(_In):
+class Bundle(TypedDict):
     """A FHIR R4 Bundle of one candidate: exactly one Patient with a pseudonymous
-    identifier, and their Conditions, Observations and MedicationStatements."""
+    identifier (`problem`), and their Conditions, Observations and MedicationStatements."""
 
     resourceType: Literal["Bundle"]
     type: Literal["collection", "document", "searchset", "transaction", "batch", "message"]
-    timestamp: AwareDatetime | None = None
-    entry: list[FEntry] = Field(min_length=1, max_length=2000)
+    timestamp: NotRequired[AwareDatetime | None]
+    entry: Annotated[list[FEntry], Field(min_length=1, max_length=2000)]
 
-    @model_validator(mode="after")
-    def _one_pseudonymous_patient(self) -> Bundle:
-        patients = [e.resource for e in self.entry if isinstance(e.resource, FPatient)]
-        if len(patients) != 1:
-            raise ValueError(f"a bundle holds exactly one Patient, not {len(patients)}")
-        pseudonyms = [i for i in patients[0].identifier if i.system == PSEUDONYM_SYSTEM]
-        if len(pseudonyms) != 1 or not PSEUDONYM.fullmatch(pseudonyms[0].value or ""):
-            raise ValueError(
-                f"the Patient needs exactly one identifier of system {PSEUDONYM_SYSTEM} "
-                "whose value is a pseudonym (a letter, then letters, digits, '_', '.', '-')"
-            )
-        return self
+
+def _codes(concept: FConcept | None) -> list[tuple[str, str]]:
+    if not concept:
+        return []
+    return [(c.get("system") or "", k) for c in concept.get("coding", ()) if (k := c.get("code"))]
+
+
+def _has(concept: FConcept | None, values: frozenset[str]) -> bool:
+    if not concept:
+        return False
+    return any(c.get("code") in values for c in concept.get("coding", ()))
+
+
+def _patients(bundle: Bundle) -> list[FPatient]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
+
+
+def problem(bundle: Bundle) -> str | None:
+    """What makes a validated bundle unusable, if anything."""
+    patients = _patients(bundle)
+    if len(patients) != 1:
+        return f"a bundle holds exactly one Patient, not {len(patients)}"
+    pseudonyms = [
+        i for i in patients[0].get("identifier", ()) if i.get("system") == PSEUDONYM_SYSTEM
+    ]
+    if len(pseudonyms) != 1 or not PSEUDONYM.fullmatch(pseudonyms[0].get("value") or ""):
+        return (
+            f"the Patient needs exactly one identifier of system {PSEUDONYM_SYSTEM} "
+            "whose value is a pseudonym (a letter, then letters, digits, '_', '.', '-')"
+        )
+    return None
 
 
 class Coded(_In):
@@ -191,54 +202,62 @@ def age_on(birth: str, on: date) -> int | None:
 
 
 def minimise(bundle: Bundle, received: date) -> Candidate:
-    """The bundle with every identifying field dropped (module docstring)."""
-    as_of = bundle.timestamp.date() if bundle.timestamp is not None else received
-    patient = next(e.resource for e in bundle.entry if isinstance(e.resource, FPatient))
-    pseudonym = next(i.value for i in patient.identifier if i.system == PSEUDONYM_SYSTEM)
+    """The bundle with every identifying field dropped (module docstring); `problem` of
+    it is None."""
+    stamp = bundle.get("timestamp")
+    as_of = stamp.date() if stamp is not None else received
+    patient = _patients(bundle)[0]
+    pseudonym = next(
+        i.get("value") for i in patient.get("identifier", ()) if i.get("system") == PSEUDONYM_SYSTEM
+    )
     conditions, observations, medications = [], [], []
-    for entry in bundle.entry:
-        r = entry.resource
-        if isinstance(r, FCondition):
-            if r.verificationStatus is not None and r.verificationStatus.has(NOT_A_FINDING):
+    kinds = set()
+    for entry in bundle["entry"]:
+        r = entry["resource"]
+        kind = r["resourceType"]
+        kinds.add(kind)
+        if r["resourceType"] == "Condition":
+            if _has(r.get("verificationStatus"), NOT_A_FINDING):
                 continue
-            active = r.clinicalStatus is None or not r.clinicalStatus.has(INACTIVE_CONDITION)
+            active = not _has(r.get("clinicalStatus"), INACTIVE_CONDITION)
             conditions += [
-                Coded.model_construct(system=s, code=c, active=active) for s, c in r.code.codes()
+                Coded.model_construct(system=s, code=c, active=active) for s, c in _codes(r["code"])
             ]
-        elif isinstance(r, FObservation):
-            if r.status in VOID_OBSERVATION or r.valueQuantity is None:
+        elif r["resourceType"] == "Observation":
+            q = r.get("valueQuantity")
+            if r["status"] in VOID_OBSERVATION or q is None:
                 continue
-            q = r.valueQuantity
             days = None
-            if r.effectiveDateTime is not None:
-                days = (as_of - parse_date(r.effectiveDateTime)).days
+            effective = r.get("effectiveDateTime")
+            if effective is not None:
+                days = (as_of - parse_date(effective)).days
+            unit = q.get("code") or q.get("unit")
             observations += [
                 Measurement.model_construct(
-                    system=s, code=c, value=q.value, unit=q.code or q.unit, days_before=days
+                    system=s, code=c, value=q["value"], unit=unit, days_before=days
                 )
-                for s, c in r.code.codes()
+                for s, c in _codes(r["code"])
             ]
-        elif isinstance(r, FMedicationStatement):
-            if r.status == "entered-in-error" or r.medicationCodeableConcept is None:
+        elif r["resourceType"] == "MedicationStatement":
+            concept = r.get("medicationCodeableConcept")
+            if r["status"] == "entered-in-error" or concept is None:
                 continue
-            active = r.status in CURRENT_MEDICATION
+            active = r["status"] in CURRENT_MEDICATION
             medications += [
-                Coded.model_construct(system=s, code=c, active=active)
-                for s, c in r.medicationCodeableConcept.codes()
+                Coded.model_construct(system=s, code=c, active=active) for s, c in _codes(concept)
             ]
-    kinds = {type(e.resource) for e in bundle.entry}
-    birth = patient.birthDate
+    birth = patient.get("birthDate")
     # the values were validated as the bundle was parsed: constructed, not validated again
     # (a batch of 5,000 bundles makes some 100,000 of these)
     return Candidate.model_construct(
-        candidate_id=str(pseudonym),  # the validator made sure there is one
+        candidate_id=str(pseudonym),  # `problem` made sure there is one
         as_of=as_of,
         age=None if birth is None else age_on(birth, as_of),
         birth_year=None if birth is None else int(birth[:4]),
-        sex=_SEX.get(patient.gender or ""),
+        sex=_SEX.get(patient.get("gender") or ""),
         conditions=conditions,
         observations=observations,
         medications=medications,
-        has_conditions=FCondition in kinds,
-        has_medications=FMedicationStatement in kinds,
+        has_conditions="Condition" in kinds,
+        has_medications="MedicationStatement" in kinds,
     )
