@@ -1,6 +1,6 @@
 """Candidates as FHIR R4 Bundles, and the minimised record kept of them (decision 0083).
 
-Only the fields pre-screening needs are read: the models ignore every other field, so a
+Only the fields pre-screening needs are read: the TypedDicts drop every other field, so a
 Patient's name, telecom, address, photo, contacts, its logical id and every identifier
 other than the pseudonymous one are never parsed, stored, logged or published. The
 exact birth date becomes an age (at the bundle's date) and a birth year; clinical dates
