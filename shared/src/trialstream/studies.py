@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from trialstream.eligibility import Eligibility, EnrollmentPlan, plan_problems
 from trialstream.events.base import LanguageTag, SiteId, StudyId, Timezone
 from trialstream.events.participants import ParticipantState
 from trialstream.events.visits import VisitType
@@ -176,6 +177,18 @@ class StudyDefinition(_Strict):
     alert_limits: list[AlertLimit] = Field(default_factory=list)
     kri_limits: list[KriLimit] = Field(default_factory=list)
     retention: RetentionRules = Field(default_factory=RetentionRules)
+    # Optional (issue 19, decision 0082): pre-screening criteria and the enrollment target.
+    # Left out of every dump when unset, so older definitions keep their digest and diff.
+    eligibility: Eligibility | None = Field(default=None, exclude_if=lambda v: v is None)
+    enrollment: EnrollmentPlan | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="after")
+    def _plan_names_own_sites(self) -> StudyDefinition:
+        if self.enrollment is not None:
+            problems = plan_problems(self.enrollment, {s.id for s in self.sites})
+            if problems:
+                raise ValueError("enrollment: " + "; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyDefinition:
@@ -276,6 +289,10 @@ class StudyRegistry:
     def get(self, study_id: str) -> StudyDefinition | None:
         found = self._studies.get(study_id)
         return None if found is None else found[1]
+
+    def definitions(self) -> list[StudyDefinition]:
+        """Every study announced so far (their latest versions), by id."""
+        return [d for _, (_, d) in sorted(self._studies.items())]
 
     def known(self, study_id: str) -> bool:
         return study_id == DEFAULT_STUDY or study_id in self._studies

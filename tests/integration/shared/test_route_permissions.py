@@ -165,6 +165,22 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("POST", "/v1/consent/signatures/{signature_id}/countersign"): Action.SIGN,
         ("GET", "/v1/consent/outstanding"): READ,
         ("GET", "/v1/consent/fhir"): Action.EXPORT,
+    "intelligence": {
+        **OPS,
+        # uploads and referrals at the candidate's site; the ranked list and re-made
+        # decisions to those who read participant data there; counts and forecasts to
+        # every role of the study (sponsors included)
+        ("POST", "/v1/candidates"): MANAGE,
+        ("POST", "/v1/candidates/batch"): MANAGE,
+        ("GET", "/v1/studies/{study_id}/sites/{site_id}/candidates"): READ,
+        ("POST", "/v1/studies/{study_id}/candidates/{candidate_id}/referral"): MANAGE,
+        ("POST", "/v1/studies/{study_id}/candidates/{candidate_id}/screening"): MANAGE,
+        ("GET", "/v1/candidates/{candidate_id}/verification"): READ,
+        ("GET", "/v1/studies/{study_id}/prescreening"): Action.READ_AGGREGATES,
+        ("GET", "/v1/studies/{study_id}/forecast"): Action.READ_AGGREGATES,
+        ("GET", "/v1/studies/{study_id}/forecast.csv"): Action.READ_AGGREGATES,
+        # the screen-failure model's report: no study's data
+        ("GET", "/v1/screening-model"): ANY_STAFF,
     },
 }
 
@@ -180,6 +196,8 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
     from identity.settings import IdentitySettings
     from ingest.main import create_app as ingest_app
     from ingest.settings import IngestSettings
+    from intelligence.main import create_app as intelligence_app
+    from intelligence.settings import IntelligenceSettings
     from monitoring.main import create_app as monitoring_app
     from monitoring.settings import MonitoringSettings
     from retention.main import create_app as retention_app
@@ -206,6 +224,7 @@ def _apps(kafka: str, database_url: str) -> dict[str, Callable[[], FastAPI]]:
         "telehealth": lambda: telehealth_app(TelehealthSettings(**common)),
         "retention": lambda: retention_app(RetentionSettings(**common)),
         "consent": lambda: consent_app(ConsentSettings(**common)),
+        "intelligence": lambda: intelligence_app(IntelligenceSettings(**common)),
     }
 
 

@@ -1,0 +1,1 @@
+"""Trial intelligence: pre-screening and matching, screen-failure risk, enrollment forecasts."""
