@@ -162,6 +162,16 @@ class RetentionRules(_Strict):
     max_per_day: int = Field(default=3, ge=0, le=50)
 
 
+class ErasureRules(_Strict):
+    """What an erasure keeps (GDPR Art. 17(3)(c)/(d), decision 0086): with
+    `keep_collected_data`, data collected under consent for the trial (readings, scores,
+    coded answers, visit times) stays, pseudonymous, for `regulatory_years`; identifying
+    data (free text, contact addresses, notes, feeds, names) goes either way."""
+
+    keep_collected_data: bool = True
+    regulatory_years: int = Field(default=25, ge=1, le=100)
+
+
 class StudyDefinition(_Strict):
     """One study, as its file declares it. Unknown keys are refused (a typo is an error,
     not a silently ignored setting)."""
@@ -176,6 +186,9 @@ class StudyDefinition(_Strict):
     alert_limits: list[AlertLimit] = Field(default_factory=list)
     kri_limits: list[KriLimit] = Field(default_factory=list)
     retention: RetentionRules = Field(default_factory=RetentionRules)
+    # Optional: absent keeps collected data (the regulatory default) and the digest of
+    # study files written before it existed.
+    erasure: ErasureRules | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyDefinition:
@@ -202,7 +215,13 @@ class StudyDefinition(_Strict):
 
     def canonical(self) -> str:
         """The definition as sorted, compact JSON: what is hashed and compared."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        document = self.model_dump(mode="json")
+        if self.erasure is None:
+            del document["erasure"]  # files without the block keep their digest
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+    def erasure_rules(self) -> ErasureRules:
+        return self.erasure or ErasureRules()
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()
