@@ -27,7 +27,7 @@ from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, allowed, check_allowed
 from trialstream.validation import ReadingUpload, parse_valid_body
 
-from ingest import consent, repository, service
+from ingest import consent, repository, service, tiering_reads
 from ingest.domain import Uploader, enrolment_timezone
 from ingest.settings import IngestSettings
 
@@ -264,6 +264,7 @@ async def revoke_device(
     dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
 )
 async def list_readings(
+    request: Request,
     runtime: CurrentRuntime,
     participant_id: str,
     by: CurrentPrincipal,
@@ -277,13 +278,21 @@ async def list_readings(
         raise Refused(
             Kind.NOT_FOUND, "unknown_participant", f"no participant {participant_id} in your sites"
         )
-    rows = await repository.readings_for(
-        runtime.pool, participant_id, start, end or datetime.now(UTC), metric, limit
-    )
-    return {"participant_id": participant_id, "readings": [_row(r) for r in rows]}
-
-
-def _row(record: Any) -> dict[str, Any]:
-    out = dict(record)
-    out["event_id"] = str(out["event_id"])
-    return out
+    try:  # from PostgreSQL and the Parquet tier alike (decision 0077)
+        rows = await tiering_reads.participant_readings(
+            runtime.pool,
+            request.app.state.tier_store,
+            participant_id,
+            found.study_id,
+            start,
+            end or datetime.now(UTC),
+            metric,
+            limit,
+        )
+    except tiering_reads.DayMoved:
+        raise Refused(
+            Kind.UNAVAILABLE,
+            "archive_day_moving",
+            "Days of this range are moving to the archive's Parquet tier; retry shortly.",
+        ) from None
+    return {"participant_id": participant_id, "readings": rows}

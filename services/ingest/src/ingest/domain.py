@@ -75,6 +75,30 @@ EVENT_ID_CONFLICT = {
 }
 
 
+# A reading of a day already moved to the Parquet tier (decision 0077): not archived, not
+# published. If it was uploaded before, it is in the tier; a new one comes too late.
+DAY_ARCHIVED = {
+    "field": "measured_at",
+    "code": "day_archived",
+    "message": "readings of this UTC day were moved to the archive's long-term tier; "
+    "the day takes no new readings (one uploaded before is kept there)",
+}
+
+
+def refuse_days(checked: CheckedBatch, days: set[date]) -> None:
+    """Refuse the valid readings measured on `days` (tiered days) with `day_archived`."""
+    if not days:
+        return
+    keep = []
+    for index, reading in checked.valid:
+        if reading.measured_at.astimezone(UTC).date() in days:
+            checked.results[index].status = Status.REJECTED
+            checked.results[index].errors = [DAY_ARCHIVED]
+        else:
+            keep.append((index, reading))
+    checked.valid = keep
+
+
 def check_batch(
     raw_records: Sequence[ReadingUpload | Any],
     uploader: Uploader,

@@ -25,8 +25,11 @@ import structlog
 from trialstream.transient import is_transient
 
 from ingest import exports_repository as repo
-from ingest.exports import ExportJob, day_bounds
+from ingest import tiering_repository as tier_repo
+from ingest.exports import ExportFormat, ExportJob, day_bounds
 from ingest.exports_formats import ChunkWriter, HashingFile, writer
+from ingest.tiering_reads import DayMoved, export_batches, tiered_day_files
+from ingest.tiering_store import TierStore
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +83,9 @@ class _Chunks:
         self._out.close()
 
 
+Chunks = _Chunks  # tiering streams a day the same way
+
+
 class ExportRunner:
     def __init__(
         self,
@@ -91,6 +97,7 @@ class ExportRunner:
         concurrency: int = 2,
         chunk_bytes: int = 16 << 20,
         max_attempts: int = 3,
+        tier_store: TierStore | None = None,
     ) -> None:
         self.pool = pool
         self.export_dir = export_dir
@@ -99,6 +106,7 @@ class ExportRunner:
         self.concurrency = concurrency
         self.chunk_bytes = chunk_bytes
         self.max_attempts = max_attempts
+        self.tier_store = tier_store  # where tiered days are read from (decision 0077)
         self._stopping = False
 
     def stop(self) -> None:
@@ -180,8 +188,12 @@ class ExportRunner:
         out = HashingFile(partial)
         try:
             chunks = _Chunks(writer(job.format, out), self.chunk_bytes)
+            before = await tier_repo.states(self.pool, day, day)
             async with self.pool.acquire() as conn:
                 await repo.copy_part(conn, job, start, end, chunks)
+            await self._tiered_rows(job, day, chunks)
+            if await tier_repo.states(self.pool, day, day) != before:
+                raise DayMoved(f"day {day} moved tier during the export; done again later")
             await chunks.flush(last=True)
             await asyncio.to_thread(_close, chunks, out)
         except BaseException:
@@ -191,6 +203,22 @@ class ExportRunner:
             raise
         os.replace(partial, path)  # whole or not at all: a reader never sees half a day
         return PartResult(chunks.rows, out.size, out.sha256.hexdigest())
+
+    async def _tiered_rows(self, job: ExportJob, day: date, chunks: _Chunks) -> None:
+        """A tiered day's rows of the job, from its files (decision 0077), through the same
+        writer as rows from PostgreSQL. Nothing for a day in PostgreSQL."""
+        paths = await tiered_day_files(self.pool, job.study_id, day, job.participant_id)
+        if paths is None:
+            return
+        if self.tier_store is None:
+            raise RuntimeError(f"day {day} is tiered and this runner has no tier store")
+        store = self.tier_store
+        ids = await repo.participant_ids(self.pool, job)
+        with_received = job.format is not ExportFormat.FHIR_NDJSON
+        for path in paths:
+            lines = export_batches(store, path, ids, job.as_of, with_received_at=with_received)
+            while (data := await asyncio.to_thread(next, lines, None)) is not None:
+                await chunks(data)
 
 
 def _close(chunks: _Chunks, out: HashingFile) -> None:

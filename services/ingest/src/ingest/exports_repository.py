@@ -5,7 +5,7 @@ partitions or not, is its own)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +13,7 @@ import asyncpg
 from trialstream.db import DbConnection
 
 from ingest.exports import ExportFormat, ExportJob, ExportStatus, PartView, file_name, plan_days
+from ingest.tiering_repository import tiered_span
 
 _INSERT = """
 INSERT INTO exports (export_id, study_id, participant_id, site_ids, format, requested_by)
@@ -53,6 +54,11 @@ FROM participants p,
 WHERE p.study_id = $1
   AND ($2::text IS NULL OR p.participant_id = $2)
   AND ($3::text[] IS NULL OR p.site_id = ANY($3))
+"""
+_PARTICIPANT_IDS = """
+SELECT participant_id FROM participants
+WHERE study_id = $1 AND ($2::text IS NULL OR participant_id = $2)
+  AND ($3::text[] IS NULL OR site_id = ANY($3))
 """
 _INSERT_PARTS = """
 INSERT INTO export_parts (export_id, part, day, file_name)
@@ -178,7 +184,13 @@ async def plan(pool: asyncpg.Pool, job: ExportJob, worker: str) -> None:
             list(job.site_ids) if job.site_ids is not None else None,
         )
         assert span is not None
-        days = plan_days(span["first"], span["last"])
+        first, last = span["first"], span["last"]
+        # tiered days are no longer in the archive's tables (decision 0077)
+        tier_first, tier_last = await tiered_span(conn, job.study_id)
+        if tier_first is not None and tier_last is not None:
+            first = min(first or _start(tier_first), _start(tier_first))
+            last = max(last or _start(tier_last), _start(tier_last))
+        days = plan_days(first, last)
         await conn.execute(
             _INSERT_PARTS,
             job.export_id,
@@ -187,6 +199,24 @@ async def plan(pool: asyncpg.Pool, job: ExportJob, worker: str) -> None:
             [file_name(d, job.format) for d in days],
         )
         await conn.execute(_PLANNED, job.export_id, worker, len(days))
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+async def participant_ids(pool: asyncpg.Pool, job: ExportJob) -> list[str] | None:
+    """The job's participants, to pick from a tiered day's files; None for a whole study
+    without a site limit (every row of the study's files)."""
+    if job.participant_id is None and job.site_ids is None:
+        return None
+    rows = await pool.fetch(
+        _PARTICIPANT_IDS,
+        job.study_id,
+        job.participant_id,
+        list(job.site_ids) if job.site_ids is not None else None,
+    )
+    return [r["participant_id"] for r in rows]
 
 
 async def parts_to_do(pool: asyncpg.Pool, export_id: UUID) -> list[asyncpg.Record]:

@@ -19,6 +19,8 @@ from ingest.repository import ArchiveDays
 from ingest.service import maintain_archive
 from ingest.service_info import SERVICE
 from ingest.settings import IngestSettings
+from ingest.tiering_jobs import Tierer
+from ingest.tiering_store import TierStore
 
 
 def create_app(settings: IngestSettings | None = None) -> FastAPI:
@@ -26,6 +28,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="ingest"))
     archive_days = ArchiveDays()
     subscribers.subscribe(runtime)  # the consents topic (decision 0080)
+    # Reads consult the tier whether or not this replica tiers (decision 0077).
+    tier_store = TierStore(settings.archive_tier_url, settings.archive_tier_storage_options)
+    worker = f"ingest-{settings.replica}-{uuid.uuid4().hex[:8]}"
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -40,11 +45,25 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
                     detach_after_days=settings.archive_detach_after_days,
                 ),
             )
+            tierer = None
+            if settings.archive_tier_after_days is not None:
+                tierer = Tierer(
+                    runtime.pool,
+                    tier_store,
+                    worker=worker,
+                    after_days=settings.archive_tier_after_days,
+                    buckets=settings.archive_tier_buckets,
+                    lease_seconds=settings.archive_tier_lease_seconds,
+                )
+                runtime.loops.every(
+                    "ingest-archive-tiering", settings.archive_maintenance_seconds, tierer.run_all
+                )
             if settings.export_jobs:
                 exports = ExportRunner(
                     runtime.pool,
                     settings.export_dir,
-                    worker=f"ingest-{settings.replica}-{uuid.uuid4().hex[:8]}",
+                    worker=worker,
+                    tier_store=tier_store,
                     lease_seconds=settings.export_lease_seconds,
                     concurrency=settings.export_concurrency,
                 )
@@ -52,6 +71,8 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                if tierer is not None:
+                    tierer.stop()  # after its current day; a day cut short is redone
                 if settings.export_jobs:
                     exports.stop()  # after its current day: the job waits for a replica
 
@@ -69,4 +90,5 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.archive_days = archive_days
+    app.state.tier_store = tier_store
     return app

@@ -30,7 +30,10 @@ from ingest.domain import (
     days_to_prepare,
     detach_cutoff,
     measured_days,
+    refuse_days,
 )
+from ingest.tiering import could_be_tiered
+from ingest.tiering_repository import tiered_days
 
 log = structlog.get_logger(__name__)
 
@@ -76,26 +79,40 @@ async def upload_readings(
     checked: CheckedBatch = check_batch(
         records, uploader, received_at=received_at, max_clock_skew=max_clock_skew
     )
+    await _refuse_tiered_days(pool, checked, received_at)
     if checked.valid:
-        events = received_json(
-            [reading for _, reading in checked.valid], received_at, uploader.study_id
-        )
         days = measured_days(reading for _, reading in checked.valid)
         await archive_days.ensure(pool, days)
         try:
-            await _archive_and_publish(pool, publish, checked, events)
+            await _archive_and_publish(pool, publish, checked, uploader.study_id, received_at)
         except asyncpg.CheckViolationError:
-            # A day this process had seen was detached since (decision 0074): nothing was
-            # written or published; create it again and retry once.
+            # A day this process had seen was detached since (decision 0074), or tiered
+            # (0077): nothing was written or published; create it again and retry once.
             archive_days.forget()
-            await archive_days.ensure(pool, days)
-            await _archive_and_publish(pool, publish, checked, events)
+            await _refuse_tiered_days(pool, checked, received_at)
+            await archive_days.ensure(pool, measured_days(r for _, r in checked.valid))
+            await _archive_and_publish(pool, publish, checked, uploader.study_id, received_at)
     return UploadResult(checked.results)
 
 
+async def _refuse_tiered_days(pool: asyncpg.Pool, checked: CheckedBatch, now: datetime) -> None:
+    """Readings of days moved to the Parquet tier are refused (decision 0077). Asked only
+    for days old enough to have been tiered: live uploads never pay for it."""
+    old = {d for d in measured_days(r for _, r in checked.valid) if could_be_tiered(d, now)}
+    if old:
+        refuse_days(checked, await tiered_days(pool, sorted(old)))
+
+
 async def _archive_and_publish(
-    pool: asyncpg.Pool, publish: PublishReadings, checked: CheckedBatch, events: list[bytes]
+    pool: asyncpg.Pool,
+    publish: PublishReadings,
+    checked: CheckedBatch,
+    study_id: str,
+    received_at: datetime,
 ) -> None:
+    if not checked.valid:
+        return
+    events = received_json([reading for _, reading in checked.valid], received_at, study_id)
     async with pool.acquire() as conn, conn.transaction():
         archived_before = await repository.archive_new(conn, events)
         to_publish = []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -38,4 +39,29 @@ class IngestSettings(ServiceSettings):
         ge=2,
         description="Detach archive partitions of days older than this (for tiering); "
         "unset: never. A reading retried after its day was detached is archived again.",
+    )
+    # Tiering of old days to Parquet (decision 0077). Off unless set: every replica must
+    # see the same tier (a shared volume or an object store), and a reading of a tiered
+    # day arriving later is refused (`day_archived`), so the age must exceed how long a
+    # device may hold readings back.
+    archive_tier_after_days: int | None = Field(
+        default=None,
+        ge=3,
+        description="Move the archive's days older than this to Parquet files; unset: never.",
+    )
+    archive_tier_url: str = Field(
+        default=".trialstream/archive",
+        description="Where tiered days go: a directory, file:///..., s3://bucket/prefix "
+        "(needs s3fs: trialstream-ingest[s3]) or any fsspec URL.",
+    )
+    archive_tier_storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options as JSON, e.g. "
+        '{"endpoint_url": "http://minio:9000"} (keys best come from the store\'s own env).',
+    )
+    archive_tier_buckets: int = Field(
+        default=16, ge=1, le=4096, description="Participant-hash buckets per study and day."
+    )
+    archive_tier_lease_seconds: float = Field(
+        default=900.0, gt=0, description="A day whose replica was silent this long is redone."
     )
