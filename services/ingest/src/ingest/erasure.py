@@ -94,9 +94,6 @@ async def erase_from_archive(
             participant_id,
         )
         rows += int(status.split()[-1])
-    accepted = await conn.execute(
-        "DELETE FROM accepted_readings WHERE participant_id = $1", participant_id
-    )
     files = tier_rows = 0
     if store is not None:
         days: set[Any] = set()
@@ -118,7 +115,6 @@ async def erase_from_archive(
             await conn.execute(_UPDATE_DAY, day, sum(p["rows"] for p in parts), checksum_hex(total))
     return {
         "archive_rows": rows,
-        "dedupe_ledger_rows": int(accepted.split()[-1]),
         "tier_files_rewritten": files,
         "tier_rows": tier_rows,
     }
