@@ -86,12 +86,14 @@ async def test_an_erasure_reaches_consent_and_ingest_and_the_audit_still_verifie
         return r if {"consent", "ingest"} <= done else None
 
     status = await eventually(finished, timeout=30)
-    assert status["legal_basis"] == "art17-1b" and status["requested_by"] == "staff"
+    assert status["legal_basis"] == "art17-1b"
+    assert status["requested_by"] == "staff"
     assert status["services"]["ingest"]["erased"]["archive_rows"] == 2
     assert status["services"]["consent"]["erased"]["credentials"] == 1
     assert status["services"]["consent"]["erased"]["audit_texts"] == 1
     # services not running here are shown as waiting, not done
-    assert status["complete"] is False and status["services"]["epro"] == {"done": False}
+    assert status["complete"] is False
+    assert status["services"]["epro"] == {"done": False}
     # the participant's app credential is gone with the rest
     assert (await ts.consent.get("/v1/consent/me", headers=who.app)).status_code == 401
 
@@ -119,7 +121,8 @@ async def test_an_erasure_reaches_consent_and_ingest_and_the_audit_still_verifie
         digest = await conn.fetchval(
             "SELECT reason FROM consent.audit_trail WHERE action = 'consent.scope_withdrawn'"
         )
-        assert digest.startswith("sha256:") and "Marie" not in digest
+        assert digest.startswith("sha256:")
+        assert "Marie" not in digest
     finally:
         await conn.close()
 
@@ -131,4 +134,5 @@ async def test_an_erasure_reaches_consent_and_ingest_and_the_audit_still_verifie
     requests = await read_topic(
         ts.kafka, Topic.ERASURES, match=lambda v: v.get("participant_id") == who.participant
     )
-    assert requests and requests[-1]["legal_basis"] == "art17-1b"
+    assert requests
+    assert requests[-1]["legal_basis"] == "art17-1b"
