@@ -23,8 +23,8 @@ from helpers import eventually, read_topic, serving, unique_id
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.consents import ConsentScope, ConsentState, ScopeConsent
-from trialstream.events.erasures import ErasureDone, ErasureRequested, LegalBasis
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
+from trialstream.events.erasures import ErasureDone, ErasureRequested, LegalBasis
 from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
