@@ -24,8 +24,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -207,6 +209,15 @@ class StudyDefinition(_Strict):
             raise ValueError(f"'{DEFAULT_STUDY}' is the implicit study of existing data")
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_absent_erasure(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A file without the optional `erasure` block dumps (and hashes, and diffs) as
+        before it existed."""
+        document: dict[str, Any] = handler(self)
+        if document.get("erasure", ...) is None:
+            del document["erasure"]
+        return document
+
     def enables(self, module: Module) -> bool:
         return module in self.modules
 
@@ -215,10 +226,7 @@ class StudyDefinition(_Strict):
 
     def canonical(self) -> str:
         """The definition as sorted, compact JSON: what is hashed and compared."""
-        document = self.model_dump(mode="json")
-        if self.erasure is None:
-            del document["erasure"]  # files without the block keep their digest
-        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def erasure_rules(self) -> ErasureRules:
         return self.erasure or ErasureRules()
