@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -50,6 +51,10 @@ INSERT INTO audit_trail (seq, occurred_at, actor, action, entity, entity_id, old
                          prev_hash, hash, actor_detail)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 """
+_INSERT_TEXT = """
+INSERT INTO audit_erasable_text (seq, subject, salt, text) VALUES ($1, $2, $3, $4)
+"""
+_ERASE_TEXT = "DELETE FROM audit_erasable_text WHERE subject = $1 RETURNING seq"
 COLUMNS = (
     "seq, occurred_at, actor, action, entity, entity_id, old, new, reason, prev_hash, hash,"
     " actor_detail"
@@ -176,9 +181,20 @@ async def record(
     new: Value = None,
     reason: str | None = None,
     actor_detail: Mapping[str, str] | None = None,
+    erasable_reason: str | None = None,
+    subject: str | None = None,
 ) -> AuditEntry:
     """Append one entry to this schema's chain, inside the caller's open transaction.
-    `actor_detail` names a staff actor as their token does (`trialstream.staff.acting`)."""
+    `actor_detail` names a staff actor as their token does (`trialstream.staff.acting`).
+    `erasable_reason`: free text that could identify `subject` (a participant id) goes to
+    the side table `audit_erasable_text`, the chained `reason` keeping only a salted
+    SHA-256 of it, so erasing it (`erase_text_of`) leaves the chain intact (decision 0087)."""
+    salt = None
+    if erasable_reason is not None:
+        if reason is not None or subject is None:
+            raise AuditError("erasable_reason needs a subject and replaces reason")
+        salt = secrets.token_hex(16)
+        reason = "sha256:" + hashlib.sha256((salt + erasable_reason).encode()).hexdigest()
     if not conn.is_in_transaction():
         # Outside a transaction the advisory lock would be released at once and two
         # appenders could both chain onto the same head.
@@ -225,7 +241,24 @@ async def record(
         entry.hash,
         entry.actor_detail,
     )
+    if salt is not None:
+        await conn.execute(_INSERT_TEXT, entry.seq, subject, salt, erasable_reason)
     return entry
+
+
+async def erase_text_of(conn: DbConnection, subject: str) -> int:
+    """Delete the free text audit entries hold about `subject` (erasure): the chained rows
+    keep their salted digests, which nothing can now be checked against."""
+    deleted = await conn.fetch(_ERASE_TEXT, subject)
+    return len(deleted)
+
+
+async def erasable_text(conn: DbConnection | asyncpg.Pool, seq: int) -> str | None:
+    """The free text of entry `seq`, while it has not been erased."""
+    found: str | None = await conn.fetchval(
+        "SELECT text FROM audit_erasable_text WHERE seq = $1", seq
+    )
+    return found
 
 
 async def entries(

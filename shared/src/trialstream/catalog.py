@@ -36,6 +36,7 @@ from trialstream.events import (
 )
 from trialstream.events.audit import AuditHeadPublished
 from trialstream.events.consents import ConsentState
+from trialstream.events.erasures import ErasureDone, ErasureRequested
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
@@ -67,6 +68,8 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.STAFF_ACCESS: (StaffSessionEnded, StaffAccessRevoked),
         Topic.STUDIES: (StudyDefined,),
         Topic.CONSENTS: (ConsentState,),
+        Topic.ERASURES: (ErasureRequested,),
+        Topic.ERASURE_STATUS: (ErasureDone,),
     }
 )
 
@@ -81,6 +84,10 @@ _KEYS: Mapping[Topic, str] = MappingProxyType(
         " service process reads all of it, without a consumer group.",
         Topic.CONSENTS: "Keyed by participant_id; compacted: the latest revision per"
         " participant is their consent. Sent by the consent service.",
+        Topic.ERASURES: "Keyed by participant_id; compacted: the latest erasure request per"
+        " participant. Sent by the consent service; every service holding personal data acts.",
+        Topic.ERASURE_STATUS: "Keyed by <participant_id>|<service>; compacted: which service"
+        " finished erasing whom. Read by the consent service.",
     }
 )
 

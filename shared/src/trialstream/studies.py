@@ -24,8 +24,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -163,6 +165,16 @@ class RetentionRules(_Strict):
     max_per_day: int = Field(default=3, ge=0, le=50)
 
 
+class ErasureRules(_Strict):
+    """What an erasure keeps (GDPR Art. 17(3)(c)/(d), decision 0086): with
+    `keep_collected_data`, data collected under consent for the trial (readings, scores,
+    coded answers, visit times) stays, pseudonymous, for `regulatory_years`; identifying
+    data (free text, contact addresses, notes, feeds, names) goes either way."""
+
+    keep_collected_data: bool = True
+    regulatory_years: int = Field(default=25, ge=1, le=100)
+
+
 class StudyDefinition(_Strict):
     """One study, as its file declares it. Unknown keys are refused (a typo is an error,
     not a silently ignored setting)."""
@@ -181,6 +193,9 @@ class StudyDefinition(_Strict):
     # Left out of every dump when unset, so older definitions keep their digest and diff.
     eligibility: Eligibility | None = Field(default=None, exclude_if=lambda v: v is None)
     enrollment: EnrollmentPlan | None = Field(default=None, exclude_if=lambda v: v is None)
+    # Optional: absent keeps collected data (the regulatory default) and the digest of
+    # study files written before it existed.
+    erasure: ErasureRules | None = None
 
     @model_validator(mode="after")
     def _plan_names_own_sites(self) -> StudyDefinition:
@@ -207,6 +222,15 @@ class StudyDefinition(_Strict):
             raise ValueError(f"'{DEFAULT_STUDY}' is the implicit study of existing data")
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_absent_erasure(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A file without the optional `erasure` block dumps (and hashes, and diffs) as
+        before it existed."""
+        document: dict[str, Any] = handler(self)
+        if document.get("erasure", ...) is None:
+            del document["erasure"]
+        return document
+
     def enables(self, module: Module) -> bool:
         return module in self.modules
 
@@ -216,6 +240,9 @@ class StudyDefinition(_Strict):
     def canonical(self) -> str:
         """The definition as sorted, compact JSON: what is hashed and compared."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def erasure_rules(self) -> ErasureRules:
+        return self.erasure or ErasureRules()
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()

@@ -24,6 +24,7 @@ from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised, Severity
 from trialstream.events.base import Event
 from trialstream.events.consents import ConsentScope, ConsentState, ScopeConsent
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
+from trialstream.events.erasures import ErasureDone, ErasureRequested, LegalBasis
 from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
@@ -118,6 +119,16 @@ def good(topic: Topic, pid: str) -> Event:
             revision=1,
             change="signed",
             scopes=(ScopeConsent(scope=ConsentScope.WEARABLE, since=now),),
+        ),
+        Topic.ERASURES: ErasureRequested(
+            participant_id=pid,
+            request_id=uuid.uuid4(),
+            legal_basis=LegalBasis.CONSENT_WITHDRAWN,
+            requested_by="staff",
+            keep_collected_data=True,
+        ),
+        Topic.ERASURE_STATUS: ErasureDone(
+            participant_id=pid, request_id=uuid.uuid4(), service="ingest"
         ),
     }
     return examples[topic]

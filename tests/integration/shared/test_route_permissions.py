@@ -165,6 +165,10 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("POST", "/v1/consent/signatures/{signature_id}/countersign"): Action.SIGN,
         ("GET", "/v1/consent/outstanding"): READ,
         ("GET", "/v1/consent/fhir"): Action.EXPORT,
+        ("POST", "/v1/consent/erasure"): APP,
+        ("POST", "/v1/participants/{participant_id}/erasure"): MANAGE,
+        ("GET", "/v1/participants/{participant_id}/erasure"): READ,
+    },
     "intelligence": {
         **OPS,
         # uploads and referrals at the candidate's site; the ranked list and re-made

@@ -6,6 +6,7 @@ from trialstream.services import ConsumerGroup, ServiceInfo
 # The consumer groups it joins (their names are offsets on the broker: keep them).
 GROUPS = {
     "readings": ConsumerGroup("anomaly", (Topic.READINGS,)),
+    "erasures": ConsumerGroup("anomaly-erasures", (Topic.ERASURES,)),  # decision 0086
 }
 
 SERVICE = ServiceInfo(
@@ -16,6 +17,6 @@ SERVICE = ServiceInfo(
     base_port=8003,
     env_prefix="ANOMALY_",
     order=20,
-    produces=(Topic.ALERTS, Topic.ALERT_EPISODES_ENDED),
+    produces=(Topic.ALERTS, Topic.ALERT_EPISODES_ENDED, Topic.ERASURE_STATUS),
     groups=tuple(GROUPS.values()),
 )

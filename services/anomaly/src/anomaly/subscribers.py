@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trialstream.erasure import follow_erasures
 from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.runtime import Runtime
 
+from anomaly import erasure
 from anomaly.service import Backlog, score_batch
-from anomaly.service_info import GROUPS
+from anomaly.service_info import GROUPS, SERVICE
 from anomaly.settings import AnomalySettings
 from anomaly.studies import StudyScoring
 
@@ -24,3 +26,4 @@ def subscribe_scoring(
         await score_batch(runtime.pool, readings, scoring)
 
     runtime.subscribe(Topic.READINGS, ReadingReceived, GROUP, score, max_records=settings.max_batch)
+    follow_erasures(runtime, SERVICE.name, GROUPS["erasures"].name, erasure.erase)  # 0086

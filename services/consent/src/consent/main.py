@@ -11,7 +11,7 @@ from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
 from consent import subscribers
-from consent.api import app_router, staff_router
+from consent.api import app_router, erasure_router, staff_router
 from consent.service_info import SERVICE
 from consent.settings import ConsentSettings
 
@@ -39,6 +39,7 @@ def create_app(settings: ConsentSettings | None = None) -> FastAPI:
     )
     app.include_router(app_router)
     app.include_router(staff_router)
+    app.include_router(erasure_router)
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     return app

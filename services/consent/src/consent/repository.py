@@ -332,3 +332,77 @@ async def latest_signatures(
 ) -> list[tuple[Signature, ConsentState | None]]:
     rows = await conn.fetch(_LATEST_SIGNATURES, study_id, site_id, limit)
     return [(_signature(r), _state(r["state"])) for r in rows]
+
+
+# Erasure (decision 0086): requests, per-service progress, and this service's own part.
+_SAVE_REQUEST = """
+INSERT INTO erasure_requests (participant_id, request_id, study_id, legal_basis, requested_by,
+                              actor, keep_collected_data)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (participant_id) DO UPDATE
+SET request_id = EXCLUDED.request_id, legal_basis = EXCLUDED.legal_basis,
+    requested_by = EXCLUDED.requested_by, actor = EXCLUDED.actor,
+    keep_collected_data = EXCLUDED.keep_collected_data, requested_at = now()
+RETURNING requested_at
+"""
+_SAVE_PROGRESS = """
+INSERT INTO erasure_progress (participant_id, service, request_id, erased, done_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[], $5::timestamptz[])
+ON CONFLICT (participant_id, service) DO UPDATE
+SET request_id = EXCLUDED.request_id, erased = EXCLUDED.erased, done_at = EXCLUDED.done_at
+"""
+_ERASE_OWN = """
+WITH credentials AS (DELETE FROM app_credentials WHERE participant_id = $1 RETURNING 1),
+     proofs AS (DELETE FROM reauth_proofs WHERE participant_id = $1 RETURNING 1),
+     representatives AS (
+         UPDATE signatures SET representative = NULL
+         WHERE participant_id = $1 AND representative IS NOT NULL RETURNING 1)
+SELECT (SELECT count(*) FROM credentials) AS credentials,
+       (SELECT count(*) FROM proofs) AS reauth_proofs,
+       (SELECT count(*) FROM representatives) AS representative_names
+"""
+
+
+async def save_erasure_request(conn: Db, request: Any, actor: str) -> datetime:
+    requested: datetime = await conn.fetchval(
+        _SAVE_REQUEST,
+        request.participant_id,
+        request.request_id,
+        request.study_id,
+        str(request.legal_basis),
+        request.requested_by,
+        actor,
+        request.keep_collected_data,
+    )
+    return requested
+
+
+async def erasure_request(conn: Db, participant_id: str) -> Any:
+    return await conn.fetchrow(
+        "SELECT * FROM erasure_requests WHERE participant_id = $1", participant_id
+    )
+
+
+async def erasure_progress(conn: Db, participant_id: str) -> list[Any]:
+    return list(
+        await conn.fetch(
+            "SELECT * FROM erasure_progress WHERE participant_id = $1 ORDER BY service",
+            participant_id,
+        )
+    )
+
+
+async def save_progress(conn: Db, done: Sequence[Any]) -> None:
+    await conn.execute(
+        _SAVE_PROGRESS,
+        [d.participant_id for d in done],
+        [d.service for d in done],
+        [d.request_id for d in done],
+        [json.dumps(d.erased) for d in done],
+        [d.occurred_at for d in done],
+    )
+
+
+async def erase_own(conn: Db, participant_id: str) -> dict[str, int]:
+    row = await conn.fetchrow(_ERASE_OWN, participant_id)
+    return {k: int(v) for k, v in dict(row or {}).items()}

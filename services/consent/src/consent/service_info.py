@@ -4,7 +4,11 @@ from trialstream.events.topics import Topic
 from trialstream.services import ConsumerGroup, ServiceInfo
 
 # The consumer groups it joins (their names are offsets on the broker: keep them).
-GROUPS = {"participants": ConsumerGroup("consent-participants", (Topic.PARTICIPANTS,))}
+GROUPS = {
+    "participants": ConsumerGroup("consent-participants", (Topic.PARTICIPANTS,)),
+    "erasures": ConsumerGroup("consent-erasures", (Topic.ERASURES,)),
+    "erasure-status": ConsumerGroup("consent-erasure-status", (Topic.ERASURE_STATUS,)),
+}
 
 SERVICE = ServiceInfo(
     name="consent",
@@ -14,6 +18,6 @@ SERVICE = ServiceInfo(
     base_port=8009,
     env_prefix="CONSENT_",
     order=20,  # before the services it gates, after ingest (whose enrolments it reads)
-    produces=(Topic.CONSENTS,),
+    produces=(Topic.CONSENTS, Topic.ERASURES, Topic.ERASURE_STATUS),
     groups=tuple(GROUPS.values()),
 )

@@ -8,6 +8,7 @@ GROUPS = {
     "participants": ConsumerGroup("epro-participants-v2", (Topic.PARTICIPANTS,)),
     "visits": ConsumerGroup("epro-visits", (Topic.VISITS,)),
     "consents": ConsumerGroup("epro-consents", (Topic.CONSENTS,)),  # decision 0080
+    "erasures": ConsumerGroup("epro-erasures", (Topic.ERASURES,)),  # decision 0086
 }
 
 SERVICE = ServiceInfo(
@@ -18,6 +19,12 @@ SERVICE = ServiceInfo(
     base_port=8004,
     env_prefix="EPRO_",
     order=40,
-    produces=(Topic.EPRO_DUE, Topic.EPRO_MISSED, Topic.EPRO_RESPONSES, Topic.ALERTS),
+    produces=(
+        Topic.EPRO_DUE,
+        Topic.EPRO_MISSED,
+        Topic.EPRO_RESPONSES,
+        Topic.ALERTS,
+        Topic.ERASURE_STATUS,
+    ),
     groups=tuple(GROUPS.values()),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trialstream.erasure import follow_erasures
 from trialstream.events.consents import ConsentState
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
@@ -12,9 +13,9 @@ from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.runtime import Runtime
 from trialstream.studies import Module
 
-from epro import consent, service
+from epro import consent, erasure, service
 from epro.assignments import ScheduleSource
-from epro.service_info import GROUPS
+from epro.service_info import GROUPS, SERVICE
 
 # v2 since withdrawal is acted on (decision 0014): a new group reads the compacted topic
 # from the start once, so withdrawals published before the upgrade take effect too.
@@ -42,3 +43,4 @@ def subscribe(runtime: Runtime, source: ScheduleSource) -> None:
 
     runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)
     runtime.subscribe(Topic.CONSENTS, ConsentState, GROUPS["consents"].name, on_consents)
+    follow_erasures(runtime, SERVICE.name, GROUPS["erasures"].name, erasure.erase)  # 0086

@@ -28,9 +28,9 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     settings = settings or IngestSettings()
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="ingest"))
     archive_days = ArchiveDays()
-    subscribers.subscribe(runtime)  # the consents topic (decision 0080)
     # Reads consult the tier whether or not this replica tiers (decision 0077).
     tier_store = TierStore(settings.archive_tier_url, settings.archive_tier_storage_options)
+    subscribers.subscribe(runtime, tier_store)  # consents (0080), erasures (0086)
     worker = f"ingest-{settings.replica}-{uuid.uuid4().hex[:8]}"
 
     @asynccontextmanager

@@ -223,7 +223,7 @@ async def withdraw_participant(
             withdrawn_at=done.withdrawn_at,
         )
         await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, event)])
-        await audit.record(  # the reason stays here: it is never published
+        await audit.record(  # the reason stays here, off the chain: it is never published
             conn,
             **audited_as(by, done.study_id),
             action="participant.withdrawn",
@@ -231,7 +231,8 @@ async def withdraw_participant(
             entity_id=done.participant_id,
             old={"status": "enrolled"},
             new={"status": "withdrawn", "withdrawn_at": str(done.withdrawn_at)},
-            reason=reason,
+            erasable_reason=reason,  # erased with the participant (decision 0087)
+            subject=done.participant_id,
         )
         return done
 

@@ -4,7 +4,10 @@ from trialstream.events.topics import Topic
 from trialstream.services import ConsumerGroup, ServiceInfo
 
 # The consumer groups it joins (their names are offsets on the broker: keep them).
-GROUPS = {"consents": ConsumerGroup("ingest-consents", (Topic.CONSENTS,))}
+GROUPS = {
+    "consents": ConsumerGroup("ingest-consents", (Topic.CONSENTS,)),
+    "erasures": ConsumerGroup("ingest-erasures", (Topic.ERASURES,)),
+}
 
 SERVICE = ServiceInfo(
     name="ingest",
@@ -14,6 +17,6 @@ SERVICE = ServiceInfo(
     base_port=8001,
     env_prefix="INGEST_",
     order=10,
-    produces=(Topic.READINGS, Topic.PARTICIPANTS),
+    produces=(Topic.READINGS, Topic.PARTICIPANTS, Topic.ERASURE_STATUS),
     groups=tuple(GROUPS.values()),
 )

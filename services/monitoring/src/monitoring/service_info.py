@@ -22,6 +22,7 @@ GROUPS = {
             Topic.VISITS,
         ),
     ),
+    "erasures": ConsumerGroup("monitoring-erasures", (Topic.ERASURES,)),  # decision 0086
 }
 
 SERVICE = ServiceInfo(
@@ -38,6 +39,7 @@ SERVICE = ServiceInfo(
         Topic.ALERT_ESCALATIONS,
         Topic.KRI_BREACHES,
         Topic.DISCREPANCY_FLAGS,
+        Topic.ERASURE_STATUS,
     ),
     groups=tuple(GROUPS.values()),
 )

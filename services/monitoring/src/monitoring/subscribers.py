@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
+from trialstream.erasure import follow_erasures
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
@@ -17,11 +18,11 @@ from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged
 from trialstream.runtime import Runtime
 
-from monitoring import repository, timeline
+from monitoring import erasure, repository, timeline
 from monitoring.rbm import service as rbm
 from monitoring.rbm.flags import FlagRules
 from monitoring.rbm.service import DEFAULT_RULES, process_readings_for_rbm
-from monitoring.service_info import GROUPS
+from monitoring.service_info import GROUPS, SERVICE
 from monitoring.timeline_readings import record_readings_for_timeline
 
 ALERTS_GROUP = GROUPS["alerts"].name
@@ -90,6 +91,7 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
             await rbm.apply_visits(conn, _of(events, VisitChanged))
 
     runtime.subscribe(STREAMS, Event, STREAMS_GROUP, on_rbm_streams)
+    follow_erasures(runtime, SERVICE.name, GROUPS["erasures"].name, erasure.erase)  # 0086
 
 
 T = TypeVar("T", bound=Event)

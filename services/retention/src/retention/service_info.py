@@ -13,6 +13,7 @@ GROUPS = {
     "participants": ConsumerGroup("retention-participants-v2", (Topic.PARTICIPANTS,)),
     "readings": ConsumerGroup("retention-readings", (Topic.READINGS,)),
     "consents": ConsumerGroup("retention-consents", (Topic.CONSENTS,)),  # decision 0081
+    "erasures": ConsumerGroup("retention-erasures", (Topic.ERASURES,)),  # decision 0086
 }
 
 SERVICE = ServiceInfo(
@@ -23,6 +24,6 @@ SERVICE = ServiceInfo(
     base_port=8006,
     env_prefix="RETENTION_",
     order=40,
-    produces=(Topic.NUDGES, Topic.COORDINATOR_TASKS),
+    produces=(Topic.NUDGES, Topic.COORDINATOR_TASKS, Topic.ERASURE_STATUS),
     groups=tuple(GROUPS.values()),
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from trialstream.erasure import follow_erasures
 from trialstream.events.consents import ConsentState
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantState
@@ -15,9 +16,9 @@ from trialstream.events.visits import VisitChanged, VisitReminderDue
 from trialstream.runtime import Runtime
 from trialstream.studies import Module
 
-from retention import service
+from retention import erasure, service
 from retention.service import Clock, Policy, Step
-from retention.service_info import GROUPS
+from retention.service_info import GROUPS, SERVICE
 from retention.settings import RetentionSettings
 
 # v2 since withdrawal is acted on (decision 0034): a new group reads the compacted topic
@@ -104,3 +105,4 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
         on_readings,
         max_records=settings.readings_max_batch,
     )
+    follow_erasures(runtime, SERVICE.name, GROUPS["erasures"].name, erasure.erase)  # 0086

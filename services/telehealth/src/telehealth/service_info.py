@@ -8,6 +8,7 @@ GROUPS = {
     "alerts": ConsumerGroup("telehealth-alerts", (Topic.ALERTS,)),
     "participants": ConsumerGroup("telehealth-participants-v2", (Topic.PARTICIPANTS,)),
     "consents": ConsumerGroup("telehealth-consents", (Topic.CONSENTS,)),  # decision 0080
+    "erasures": ConsumerGroup("telehealth-erasures", (Topic.ERASURES,)),  # decision 0086
 }
 
 SERVICE = ServiceInfo(
@@ -18,6 +19,6 @@ SERVICE = ServiceInfo(
     base_port=8005,
     env_prefix="TELEHEALTH_",
     order=40,
-    produces=(Topic.VISITS, Topic.VISIT_REMINDERS, Topic.VISIT_PROPOSALS),
+    produces=(Topic.VISITS, Topic.VISIT_REMINDERS, Topic.VISIT_PROPOSALS, Topic.ERASURE_STATUS),
     groups=tuple(GROUPS.values()),
 )

@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from trialstream import consent_gate
+from trialstream.erasure import follow_erasures
 from trialstream.events.alerts import AlertRaised
 from trialstream.events.consents import ConsentState
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.studies import Module
 
+from telehealth import erasure
 from telehealth.context import Context
 from telehealth.service import enrolment, urgent
-from telehealth.service_info import GROUPS
+from telehealth.service_info import GROUPS, SERVICE
 
 ALERTS_GROUP = GROUPS["alerts"].name
 PARTICIPANTS_GROUP = GROUPS["participants"].name  # v2: see enrolment.CONSUMER
@@ -43,3 +45,4 @@ def subscribe(ctx: Context) -> None:
 
     ctx.runtime.subscribe(Topic.PARTICIPANTS, ParticipantState, PARTICIPANTS_GROUP, on_participants)
     ctx.runtime.subscribe(Topic.CONSENTS, ConsentState, GROUPS["consents"].name, on_consents)
+    follow_erasures(ctx.runtime, SERVICE.name, GROUPS["erasures"].name, erasure.erase)  # 0086

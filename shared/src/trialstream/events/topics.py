@@ -34,10 +34,22 @@ class Topic(StrEnum):
     STUDIES = "trialstream.studies.v1"
     # consent: each participant's consent, by scope (ConsentState)
     CONSENTS = "trialstream.consents.v1"
+    # consent: erasure requests, keyed by participant (ErasureRequested, decision 0086)
+    ERASURES = "trialstream.erasures.v1"
+    # every service holding personal data: its erasure finished, keyed by
+    # '<participant>|<service>' (ErasureDone)
+    ERASURE_STATUS = "trialstream.erasure-status.v1"
 
 
 # Topics whose latest value per key is the state (participant -> site, service -> audit
 # chain head, session or person -> ended or revoked, study -> definition): compacted.
 COMPACTED: frozenset[Topic] = frozenset(
-    {Topic.PARTICIPANTS, Topic.AUDIT_HEADS, Topic.STAFF_ACCESS, Topic.CONSENTS}
+    {
+        Topic.PARTICIPANTS,
+        Topic.AUDIT_HEADS,
+        Topic.STAFF_ACCESS,
+        Topic.CONSENTS,
+        Topic.ERASURES,
+        Topic.ERASURE_STATUS,
+    }
 )

@@ -246,7 +246,8 @@ async def withdraw(
             entity_id=participant_id,
             old={"scopes": sorted(str(s) for s in held)},
             new={"scopes": [str(s) for s in scopes.in_force(after)]},
-            reason=body.reason,
+            erasable_reason=body.reason,  # free text: off the chain (decision 0087)
+            subject=participant_id,
         )
     return {
         "scopes": [str(s) for s in scopes.in_force(after)],
