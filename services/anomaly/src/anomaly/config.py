@@ -140,7 +140,7 @@ SAFE_BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
 DEFINITION_LIMITS: tuple[Limit, ...] = (
     Limit(Metric.HEART_RATE, Direction.HIGH, ((131, 3), (120, 2)), suppressed_by_activity=True),
     Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),), personal_margin=10),
-    Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3),)),
+    Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3),), suppressed_by_activity=True),
     Limit(Metric.BODY_TEMPERATURE, Direction.HIGH, ((39.1, 2), (38.0, 1))),
     Limit(Metric.BODY_TEMPERATURE, Direction.LOW, ((35.0, 3),)),
     Limit(Metric.RESPIRATORY_RATE, Direction.HIGH, ((25, 3),), suppressed_by_activity=True),
@@ -210,6 +210,15 @@ class ScoringConfig:
     shift_spread_factor: float = 5  # and at least this many times the usual spread
     shift: Persistence = Persistence(20, 30, 15, 20)
     steps_less_rest: bool = False
+    # Exertion inferred without steps (anomaly.exertion): a participant with no step data
+    # whose mean breathing over the last `exertion_window_minutes` rose this much above
+    # their own mean over the `exertion_baseline_minutes` ending
+    # `exertion_baseline_gap_minutes` earlier is exerting; limits suppressed by activity
+    # then count the reading as in range. None: off.
+    exertion_breath_rise: float | None = None
+    exertion_window_minutes: float = 15
+    exertion_baseline_minutes: float = 240
+    exertion_baseline_gap_minutes: float = 20
     # Multivariate model (windows.py, model.py): an IsolationForest over personal
     # deviations of four vitals in 30-min resting windows, alerting when its score stays
     # at or above the model's threshold for `model_persistence` windows.
@@ -255,7 +264,8 @@ class ScoringConfig:
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
             "shift_below_limit": True,
-            "model_version": "rules-3.0",
+            "exertion_breath_rise": 2.5,
+            "model_version": "rules-3.1",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 
@@ -286,3 +296,8 @@ class ScoringConfig:
             raise ValueError("two limits share a rule name")
         if self.step_history_minutes < self.activity_window_minutes:
             raise ValueError("step_history_minutes must cover the activity window")
+
+    @property
+    def breath_history_minutes(self) -> float:
+        """Breathing history kept behind the newest reading: the baseline window's reach."""
+        return self.exertion_baseline_minutes + self.exertion_baseline_gap_minutes

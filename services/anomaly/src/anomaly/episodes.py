@@ -21,6 +21,7 @@ from trialstream.events.readings import UNITS, Metric
 
 from anomaly.arrays import US_PER_MINUTE, BoolArray, IntArray, consecutive, shift
 from anomaly.config import Direction, Limit, Persistence, ScoringConfig
+from anomaly.exertion import exerting
 from anomaly.explain import (
     ALERT_NAMESPACE,
     Activity,
@@ -50,6 +51,9 @@ class Rows:
     steps: FloatArray  # per row: steps in the activity window
     step_readings: IntArray  # per row: step readings in the activity window
     v_before: FloatArray  # per group: value of the newest reading before this batch (NaN: none)
+    # per row: breathing's rise over the participant's own recent baseline (anomaly.exertion;
+    # None: not judged)
+    breath: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.t)
@@ -69,6 +73,7 @@ class Rows:
         steps: FloatArray,
         step_readings: IntArray,
         v_before: FloatArray,
+        breath: FloatArray | None = None,
     ) -> Rows:
         starts = np.ones(len(rows), dtype=np.bool_)
         starts[1:] = batch_group[1:] != batch_group[:-1]
@@ -87,6 +92,7 @@ class Rows:
             steps[rows],
             step_readings[rows],
             v_before[picked],
+            None if breath is None else breath[rows],
         )
 
 
@@ -245,6 +251,9 @@ def limit_bands(
     band = limit.band_of(rows.v)
     if limit.suppressed_by_activity:
         band[rows.steps >= config.activity_steps] = 0  # exercise, not an alert
+        if rows.breath is not None and limit.metric is not Metric.RESPIRATORY_RATE:
+            # no steps sent, but breathing rose with it: exertion (inferred)
+            band[exerting(rows.breath, rows.step_readings, config.exertion_breath_rise)] = 0
     if limit.personal_margin is not None and baseline is not None:
         sign = 1 if limit.direction is Direction.LOW else -1
         with np.errstate(invalid="ignore"):  # NaN: no baseline yet, the limit stands
@@ -283,7 +292,12 @@ class LimitRule:
     def build(self, hit: Hit) -> AlertRaised:
         rows, i, cfg = hit.rows, hit.i, hit.config
         activity = Activity(
-            float(rows.steps[i]), int(rows.step_readings[i]), cfg.activity_window_minutes
+            float(rows.steps[i]),
+            int(rows.step_readings[i]),
+            cfg.activity_window_minutes,
+            None
+            if rows.breath is None or self.limit.metric is Metric.RESPIRATORY_RATE
+            else float(rows.breath[i]),
         )
         own = None if self.baseline is None else float(self.baseline[i])
         return build_alert(

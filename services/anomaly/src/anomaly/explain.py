@@ -35,6 +35,9 @@ class Activity:
     steps: float
     readings: int
     window_minutes: float
+    # Without steps, breathing's rise over the participant's own recent mean (anomaly.exertion;
+    # None: not judged, NaN: no breathing known)
+    breath_rise: float | None = None
 
 
 def number(value: float) -> str:
@@ -52,8 +55,22 @@ def span(start: datetime, end: datetime) -> str:
 def _context(activity: Activity) -> str:
     window = f"in the previous {number(activity.window_minutes)} min"
     if activity.readings == 0:
-        return f" with no step data {window} (activity unknown)"
+        rise = activity.breath_rise
+        if rise is None:
+            return f" with no step data {window} (activity unknown)"
+        if rise != rise:  # NaN
+            return (
+                f" with no step data {window} and no recent breathing rate (activity unknown)"
+            )
+        return (
+            f" with no step data {window}; breathing {_signed(rise)} breaths/min against "
+            "their own average of the hours before, so not exercise (inferred, not measured)"
+        )
     return f" at rest ({number(activity.steps)} steps {window})"
+
+
+def _signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + number(abs(round(value, 1)))
 
 
 def explain(
