@@ -216,6 +216,11 @@ class ScoringConfig:
     # `exertion_baseline_gap_minutes` earlier is exerting; limits suppressed by activity
     # then count the reading as in range. None: off.
     exertion_breath_rise: float | None = None
+    # Low SpO2 (episodes._brief_dips): a run of readings closer together on average than
+    # `brief_dip_cadence_minutes` must last `brief_dip_minutes` (sleep-apnea-like dips of
+    # 1-3 min are not events; desaturation held >= 10 min is). None: off.
+    brief_dip_minutes: float | None = None
+    brief_dip_cadence_minutes: float = 2.5
     exertion_window_minutes: float = 15
     exertion_baseline_minutes: float = 240
     exertion_baseline_gap_minutes: float = 20
@@ -265,6 +270,7 @@ class ScoringConfig:
             "jumps_per_window": 12,
             "shift_below_limit": True,
             "exertion_breath_rise": 2.5,
+            "brief_dip_minutes": 7,
             "model_version": "rules-3.1",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]

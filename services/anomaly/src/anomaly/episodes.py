@@ -339,6 +339,10 @@ def score_rule(
         run = _runs(band >= level, seg_start, carried, rows, n0, s0)
         ok = run.mask & (run.n >= per.min_readings)
         ok &= t - run.start_us >= round(per.min_minutes * US_PER_MINUTE)
+        if (dip := _brief_dips(spec, config)) is not None:
+            cadence, minutes = dip  # a dense run must outlast a brief dip
+            dense = t - run.start_us < (run.n - 1) * cadence
+            ok &= ~dense | (t - run.start_us >= minutes)
         sustained[ok] = level
         runs[level] = run
     alerted0 = _per_group(carry, held, lambda c: c.alerted)
@@ -357,6 +361,23 @@ def score_rule(
     ]
     _carry_out(found, band == 0, per.recovery_readings, readings)
     return alerts, ended
+
+
+def _brief_dips(spec: BandRule, config: ScoringConfig) -> tuple[int, int] | None:
+    """For low SpO2 (device-mix profile): (cadence, minutes) in microseconds. A run whose
+    readings come on average closer than the cadence (an oximeter reading every minute,
+    at night) must span the minutes: sleep-apnea-like dips of 1-3 min, many a night, are
+    not events, and a run of them chained together rarely lasts 10 min; a desaturation
+    that holds does. Sparser runs keep the limit's own persistence."""
+    if config.brief_dip_minutes is None or not isinstance(spec, LimitRule):
+        return None
+    lim = spec.limit
+    if lim.metric is not Metric.OXYGEN_SATURATION or lim.direction is not Direction.LOW:
+        return None
+    return (
+        round(config.brief_dip_cadence_minutes * US_PER_MINUTE),
+        round(config.brief_dip_minutes * US_PER_MINUTE),
+    )
 
 
 def episode_ended(
