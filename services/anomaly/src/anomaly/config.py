@@ -221,7 +221,8 @@ class ScoringConfig:
     # 1-3 min are not events; desaturation held >= 10 min is). None: off.
     brief_dip_minutes: float | None = None
     brief_dip_cadence_minutes: float = 2.5
-    exertion_window_minutes: float = 15
+    exertion_window_minutes: float = 6
+    exertion_sparse_window_minutes: float = 30  # when none came in the last few minutes
     exertion_baseline_minutes: float = 240
     exertion_baseline_gap_minutes: float = 20
     # Multivariate model (windows.py, model.py): an IsolationForest over personal

@@ -445,6 +445,7 @@ class Scorer:
                     batch.t[query],
                     batch.arrival[query],
                     window_minutes=cfg.exertion_window_minutes,
+                    sparse_window_minutes=cfg.exertion_sparse_window_minutes,
                     baseline_minutes=cfg.exertion_baseline_minutes,
                     gap_minutes=cfg.exertion_baseline_gap_minutes,
                     horizon=horizon,

@@ -111,6 +111,7 @@ def breathing(
     qa: IntArray,
     *,
     window_minutes: float,
+    sparse_window_minutes: float,
     baseline_minutes: float,
     gap_minutes: float,
     horizon: int,
@@ -119,6 +120,12 @@ def breathing(
     gap = round(gap_minutes * US_PER_MINUTE)
     base = round(baseline_minutes * US_PER_MINUTE)
     s, n = stream.known_at(qp, qt, qa, window, horizon)
+    # scaled to cadence: a device that sends breathing every 15-60 min has none in the
+    # last few minutes; then its readings of the longer window count
+    far_s, far_n = stream.known_at(
+        qp, qt, qa, round(sparse_window_minutes * US_PER_MINUTE), horizon
+    )
+    s, n = np.where(n > 0, s, far_s), np.where(n > 0, n, far_n)
     bs, bn = stream.known_at(qp, qt - gap, qa, base, horizon)
     with np.errstate(invalid="ignore", divide="ignore"):
         recent = np.where(n > 0, s / np.maximum(n, 1), np.nan)
@@ -126,9 +133,7 @@ def breathing(
     return Breathing(recent, baseline)
 
 
-def exerting(
-    breath: FloatArray, step_readings: IntArray, rise: float | None
-) -> BoolArray:
+def exerting(breath: FloatArray, step_readings: IntArray, rise: float | None) -> BoolArray:
     """Rows of participants with no step data in the window whose breathing rose by
     `rise` or more: exertion inferred (None: never)."""
     if rise is None:

@@ -59,9 +59,7 @@ def _context(activity: Activity) -> str:
         if rise is None:
             return f" with no step data {window} (activity unknown)"
         if rise != rise:  # NaN
-            return (
-                f" with no step data {window} and no recent breathing rate (activity unknown)"
-            )
+            return f" with no step data {window} and no recent breathing rate (activity unknown)"
         return (
             f" with no step data {window}; breathing {_signed(rise)} breaths/min against "
             "their own average of the hours before, so not exercise (inferred, not measured)"
