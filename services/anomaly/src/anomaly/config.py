@@ -1,5 +1,5 @@
 """Clinical limits and persistence settings: NEWS2 bands (the default, rules-2.0) and the
-device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.0).
+device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.1).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
 is severity high, 2 medium, 1 low; NEWS2's band-1 ranges of heart rate, SpO2 and breathing
@@ -9,7 +9,7 @@ are left out: a wearable sees them daily in healthy participants):
   body-temperature   >= 39.1 -> 2, 38.1-39.0 -> 1, <= 35.0 -> 3
   respiratory-rate   >= 25 -> 3, 21-24 -> 2, <= 8 -> 3
 
-rules-3.0 alerts on the usual trial definitions (tachycardia at rest >= 120, SpO2 <= 91,
+rules-3.x alerts on the usual trial definitions (tachycardia at rest >= 120, SpO2 <= 91,
 fever >= 38.0, breathing >= 25; NEWS2 still sets the severity), movable per study within
 SAFE_BOUNDS (`for_study`), and judges persistence in time, not in reading counts
 (decision 0065): at least 2 readings beyond the limit spanning the rule's minutes, no
@@ -251,7 +251,7 @@ class ScoringConfig:
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.0 profile of issue 21 for fleets that mix devices: trial definitions
+        """The rules-3.1 profile of issue 21 for fleets that mix devices: trial definitions
         as limits, persistence in time, the irregular-rhythm rule, small baseline shifts
         over 90 min, and participants without steps judged at rest. Not yet the default:
         tests pinned to rules-2.0 behaviour are to be reviewed first (see the README)."""

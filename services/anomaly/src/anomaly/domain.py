@@ -32,7 +32,7 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.readings import Metric
 
-from anomaly import evidence, exertion
+from anomaly import dips, evidence, exertion
 from anomaly.arrays import (
     US_PER_MINUTE,
     BoolArray,
@@ -277,6 +277,8 @@ class Scorer:
                 own, _ = baselines(view, held, cfg.baseline_min_hours)
             band = limit_bands(limit, view, cfg, own)
             out.append(score(LimitRule(limit, own), band, view))
+            if cfg.brief_dip_minutes is not None and limit.metric is Metric.OXYGEN_SATURATION:
+                dips.count(limit, view, band, [states[p] for p in view.p[view.first].tolist()])
         irregular = None
         if cfg.irregular_rhythm and len(view := rows.view((batch.m == HEART_RATE) & confirmed)):
             found = rhythm(view, [states[p] for p in view.p[view.first].tolist()], cfg)
@@ -374,6 +376,11 @@ class Scorer:
 
     def _dropout(self, participant_id: str, last_us: int) -> AlertRaised:
         return dropout_alert(participant_id, last_us, self.config, self.model_version)
+
+    def place(self, participant_ids: Iterable[str], study_id: str) -> None:
+        """Remember the study these participants' readings came from."""
+        for pid in participant_ids:
+            self._states.setdefault(pid, ParticipantState()).study_id = study_id
 
     def snapshot(self, participant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """JSON-ready state of each given participant the scorer knows (others are left out)."""

@@ -235,6 +235,10 @@ class ParticipantState:
     # without steps (anomaly.exertion; optional in the JSON).
     breath_us: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
     breath: FloatArray = field(default_factory=lambda: np.empty(0, np.float64))
+    # Brief SpO2 dips per UTC day (epoch day -> count; anomaly.dips), and the study the
+    # participant's readings came from (the night summary's access check). Optional too.
+    dips: dict[int, int] = field(default_factory=dict)
+    study_id: str | None = None
 
     def context(self, name: str) -> tuple[IntArray, FloatArray]:
         """A context stream's history: "step" counts or "breath" (respiratory rate)."""
@@ -267,6 +271,10 @@ class ParticipantState:
             out["rhythm"] = {"t_us": self.rhythm_us, "v": self.rhythm_v}
         if len(self.breath_us):
             out["breathing"] = {"t_us": self.breath_us.tolist(), "v": self.breath.tolist()}
+        if self.dips:
+            out["dips"] = [[day, n] for day, n in sorted(self.dips.items())]
+        if self.study_id is not None:
+            out["study_id"] = self.study_id
         return out
 
     @classmethod
@@ -287,6 +295,8 @@ class ParticipantState:
             breathing = data.get("breathing", {"t_us": [], "v": []})
             breath_us = np.asarray(breathing["t_us"], dtype=np.int64)
             breath = np.asarray(breathing["v"], dtype=np.float64)
+            dips = {int(day): int(n) for day, n in data.get("dips", ())}
+            study = data.get("study_id")
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
         if (
@@ -308,4 +318,6 @@ class ParticipantState:
             rhythm_v,
             breath_us,
             breath,
+            dips,
+            None if study is None else str(study),
         )
