@@ -118,10 +118,11 @@ def _default_persistence() -> Mapping[Metric, Persistence]:
 
 
 def _time_persistence() -> Mapping[Metric, Persistence]:
-    sparse = Persistence(2, 5, 90, 3)
+    # 4 min, not 5: two readings of a 5-minutely device (jitter +/- 10 %) count at once
+    sparse = Persistence(2, 4, 90, 3)
     return MappingProxyType(
         {
-            Metric.HEART_RATE: Persistence(2, 4, 40, 5),
+            Metric.HEART_RATE: Persistence(2, 3, 40, 5),
             Metric.OXYGEN_SATURATION: sparse,
             Metric.BODY_TEMPERATURE: sparse,
             Metric.RESPIRATORY_RATE: sparse,
@@ -221,6 +222,12 @@ class ScoringConfig:
     # 1-3 min are not events; desaturation held >= 10 min is). None: off.
     brief_dip_minutes: float | None = None
     brief_dip_cadence_minutes: float = 2.5
+    # A reading beyond the limit counts on its own when the one before it of the metric
+    # came at least this many minutes earlier (a device that measures it this rarely
+    # cannot show persistence in minutes; episodes._alone). Empty: never.
+    single_reading_minutes: Mapping[Metric, float] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     exertion_window_minutes: float = 6
     exertion_sparse_window_minutes: float = 30  # when none came in the last few minutes
     exertion_baseline_minutes: float = 240
@@ -272,6 +279,9 @@ class ScoringConfig:
             "shift_below_limit": True,
             "exertion_breath_rise": 2.5,
             "brief_dip_minutes": 7,
+            "single_reading_minutes": MappingProxyType(
+                {Metric.BODY_TEMPERATURE: 9.0, Metric.RESPIRATORY_RATE: 15.0}
+            ),
             "model_version": "rules-3.1",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
+from anomaly import evidence
 from anomaly.arrays import US_PER_MINUTE, BoolArray, IntArray, consecutive, shift
 from anomaly.config import Direction, Limit, Persistence, ScoringConfig
 from anomaly.exertion import exerting
@@ -310,6 +311,9 @@ class LimitRule:
             escalated_from=hit.escalated_from,
             model_version=hit.model_version,
             baseline=None if own is None or np.isnan(own) else own,
+            after_minutes=evidence.minutes_since_previous(
+                rows.t, rows.first, rows.group, rows.last_in, i
+            ),
         )
 
 
@@ -334,15 +338,20 @@ def score_rule(
     t = rows.t
     runs: dict[int, _Runs] = {}
     sustained = np.zeros(len(t), dtype=np.int64)
+    limit = spec.limit if isinstance(spec, LimitRule) else None
+    alone = evidence.alone(limit, rows.t, rows.first, rows.group, rows.last_in, config)
+    dip = evidence.brief_dips(limit, config)
     for level in spec.levels:
         n0, s0 = _carried_runs(carry, held, level)
         run = _runs(band >= level, seg_start, carried, rows, n0, s0)
         ok = run.mask & (run.n >= per.min_readings)
         ok &= t - run.start_us >= round(per.min_minutes * US_PER_MINUTE)
-        if (dip := _brief_dips(spec, config)) is not None:
+        if dip is not None:
             cadence, minutes = dip  # a dense run must outlast a brief dip
             dense = t - run.start_us < (run.n - 1) * cadence
             ok &= ~dense | (t - run.start_us >= minutes)
+        if alone is not None:
+            ok |= run.mask & alone
         sustained[ok] = level
         runs[level] = run
     alerted0 = _per_group(carry, held, lambda c: c.alerted)
@@ -361,23 +370,6 @@ def score_rule(
     ]
     _carry_out(found, band == 0, per.recovery_readings, readings)
     return alerts, ended
-
-
-def _brief_dips(spec: BandRule, config: ScoringConfig) -> tuple[int, int] | None:
-    """For low SpO2 (device-mix profile): (cadence, minutes) in microseconds. A run whose
-    readings come on average closer than the cadence (an oximeter reading every minute,
-    at night) must span the minutes: sleep-apnea-like dips of 1-3 min, many a night, are
-    not events, and a run of them chained together rarely lasts 10 min; a desaturation
-    that holds does. Sparser runs keep the limit's own persistence."""
-    if config.brief_dip_minutes is None or not isinstance(spec, LimitRule):
-        return None
-    lim = spec.limit
-    if lim.metric is not Metric.OXYGEN_SATURATION or lim.direction is not Direction.LOW:
-        return None
-    return (
-        round(config.brief_dip_cadence_minutes * US_PER_MINUTE),
-        round(config.brief_dip_minutes * US_PER_MINUTE),
-    )
 
 
 def episode_ended(

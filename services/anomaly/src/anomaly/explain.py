@@ -79,6 +79,7 @@ def explain(
     end: datetime,
     activity: Activity | None,
     escalated_from: int = 0,
+    after_minutes: float | None = None,
 ) -> str:
     unit = UNITS[limit.metric]
     low, high = min(values), max(values)
@@ -86,9 +87,15 @@ def explain(
     minutes = round((end - start).total_seconds() / 60)
     context = _context(activity) if limit.suppressed_by_activity and activity else ""
     side = "at or above" if limit.direction is Direction.HIGH else "at or below"
+    held = f"for {minutes} min ({span(start, end)}, {len(values)} readings)"
+    if len(values) == 1 and after_minutes is not None:  # a rare measurement: episodes._alone
+        held = (
+            f"in a single reading at {end:%Y-%m-%d %H:%M} UTC (this device measures it only "
+            f"now and then: the reading before was {number(round(after_minutes))} min earlier, "
+            "so one reading is the evidence it can give)"
+        )
     sentence = (
-        f"{NAMES[limit.metric]} {observed} {unit} for {minutes} min ({span(start, end)}, "
-        f"{len(values)} readings){context}, {side} the limit of "
+        f"{NAMES[limit.metric]} {observed} {unit} {held}{context}, {side} the limit of "
         f"{number(limit.threshold_for(band))} {unit} (NEWS2 band {band})."
     )
     if escalated_from:
@@ -163,6 +170,7 @@ def build_alert(
     escalated_from: int,
     model_version: str,
     baseline: float | None = None,
+    after_minutes: float | None = None,
 ) -> AlertRaised:
     """The alert for `run` sustaining `band`, detected by the reading at `detected_us`."""
     start, end = to_datetime(run.start_us), to_datetime(detected_us)
@@ -180,7 +188,9 @@ def build_alert(
         threshold=limit.threshold_for(band),
         baseline=baseline,
         model_version=model_version,
-        explanation=explain(limit, band, run.values, start, end, activity, escalated_from)
+        explanation=explain(
+            limit, band, run.values, start, end, activity, escalated_from, after_minutes
+        )
         + (
             ""
             if baseline is None
