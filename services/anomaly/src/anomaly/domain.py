@@ -55,7 +55,7 @@ from anomaly.quality import (
     jump_bands,
 )
 from anomaly.reading import Reading
-from anomaly.rhythm import IrregularRhythmRule, rhythm
+from anomaly.rhythm import IrregularRhythmRule, judged_on_every_row, rhythm
 from anomaly.state import ParticipantState, SeriesState
 from anomaly.windows import VITAL_METRICS, Judged, close_windows, judge
 
@@ -285,9 +285,9 @@ class Scorer:
             out.append(score(IrregularRhythmRule(found), found.bands(cfg), view))
             with np.errstate(invalid="ignore"):
                 judged = found.jump >= cfg.rhythm_median_jump
-            # on every heart-rate row (the jumps rule's view): unconfirmed rows are not
-            irregular = np.zeros(int((batch.m == HEART_RATE).sum()), dtype=np.bool_)
-            irregular[confirmed[batch.m == HEART_RATE]] = judged
+            every = rows.view(batch.m == HEART_RATE)  # the jumps rule's view
+            held = [states[p] for p in every.p[every.first].tolist()]
+            irregular = judged_on_every_row(every, confirmed[batch.m == HEART_RATE], judged, held)
         if cfg.device_quality:
             for metric in cfg.flatline_metrics:
                 if len(view := rows.view(batch.m == METRIC_CODE[metric])):

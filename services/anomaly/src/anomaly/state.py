@@ -239,6 +239,7 @@ class ParticipantState:
     # participant's readings came from (the night summary's access check). Optional too.
     dips: dict[int, int] = field(default_factory=dict)
     study_id: str | None = None
+    rhythm_irregular: bool = False  # the irregular-rhythm verdict at the last judged reading
 
     def context(self, name: str) -> tuple[IntArray, FloatArray]:
         """A context stream's history: "step" counts or "breath" (respiratory rate)."""
@@ -275,6 +276,8 @@ class ParticipantState:
             out["dips"] = [[day, n] for day, n in sorted(self.dips.items())]
         if self.study_id is not None:
             out["study_id"] = self.study_id
+        if self.rhythm_irregular:
+            out["rhythm_irregular"] = True
         return out
 
     @classmethod
@@ -297,6 +300,7 @@ class ParticipantState:
             breath = np.asarray(breathing["v"], dtype=np.float64)
             dips = {int(day): int(n) for day, n in data.get("dips", ())}
             study = data.get("study_id")
+            irregular = bool(data.get("rhythm_irregular", False))
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
         if (
@@ -320,4 +324,5 @@ class ParticipantState:
             breath,
             dips,
             None if study is None else str(study),
+            irregular,
         )
