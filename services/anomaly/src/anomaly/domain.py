@@ -432,7 +432,8 @@ class Scorer:
                 window = round(cfg.activity_window_minutes * US_PER_MINUTE)
                 q = (batch.p[query], batch.t[query], batch.arrival[query])
                 steps[query], readings[query] = stream.known_at(*q, window, horizon)
-            self._keep(stream, batch, STEP, states, horizon, "step")
+            for p, t, v in stream.kept(np.unique(batch.p[batch.m == STEP]), horizon):
+                states[p].keep_context("step", t, v)  # newer than the newest - horizon
         if cfg.exertion_breath_rise is None:
             return steps, readings, None
         rise = np.full(len(batch.t), np.nan)
@@ -443,9 +444,9 @@ class Scorer:
                 own = batch.m == METRIC_CODE[lim.metric]
                 query[own] |= lim.band_of(batch.v[own]) > 0
         query &= readings == 0
-        stream = self._stream(batch, states, BREATH, query, "breath")
-        if stream is not None:
-            if query.any() and len(stream.t):
+        if query.any():  # rare: the breaches of participants without steps
+            stream = self._stream(batch, states, BREATH, query, "breath", only_queried=True)
+            if stream is not None and len(stream.t):
                 found = exertion.breathing(
                     stream,
                     batch.p[query],
@@ -458,15 +459,24 @@ class Scorer:
                     horizon=horizon,
                 )
                 rise[query] = found.rise
-            self._keep(stream, batch, BREATH, states, horizon, "breath")
+        new = np.flatnonzero(batch.m == BREATH)  # by participant, then arrival
+        exertion.append(batch.p[new], batch.t[new], batch.v[new], states, horizon)
         return steps, readings, rise
 
     @staticmethod
     def _stream(
-        batch: _Batch, states: list[ParticipantState], code: int, query: BoolArray, name: str
+        batch: _Batch,
+        states: list[ParticipantState],
+        code: int,
+        query: BoolArray,
+        name: str,
+        only_queried: bool = False,
     ) -> exertion.Stream | None:
-        """The context metric's readings held and new, for the participants concerned."""
+        """The context metric's readings held and new, for the participants concerned
+        (`only_queried`: only those of the queries, the history kept apart)."""
         new = batch.m == code
+        if only_queried:
+            new &= np.isin(batch.p, batch.p[query])
         if not new.any() and not query.any():
             return None
         people = np.unique(batch.p[query | new]).tolist()
@@ -478,16 +488,3 @@ class Scorer:
             batch.v[new],
             batch.arrival[new],
         )
-
-    @staticmethod
-    def _keep(
-        stream: exertion.Stream,
-        batch: _Batch,
-        code: int,
-        states: list[ParticipantState],
-        horizon: int,
-        name: str,
-    ) -> None:
-        """Keep each participant's readings newer than their newest minus the horizon."""
-        for p, t, v in stream.kept(np.unique(batch.p[batch.m == code]), horizon):
-            states[p].keep_context(name, t, v)

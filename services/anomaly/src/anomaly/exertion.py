@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from anomaly.arrays import US_PER_MINUTE, grouped_count_le
+from anomaly.state import ParticipantState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -141,3 +142,20 @@ def exerting(breath: FloatArray, step_readings: IntArray, rise: float | None) ->
     with np.errstate(invalid="ignore"):
         out: BoolArray = (step_readings == 0) & (breath >= rise)
     return out
+
+
+def append(
+    p: IntArray, t: IntArray, v: FloatArray, states: list[ParticipantState], horizon: int
+) -> None:
+    """Add new respiratory-rate readings (sorted by participant, then arrival: times grow)
+    to each participant's history, keeping those newer than the newest minus `horizon`."""
+    if not len(p):
+        return
+    starts = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]]))
+    ends = np.append(starts[1:], len(p))
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        state = states[int(p[a])]
+        times = np.concatenate([state.breath_us, t[a:b]])
+        values = np.concatenate([state.breath, v[a:b]])
+        cut = int(np.searchsorted(times, times[-1] - horizon, side="right"))
+        state.breath_us, state.breath = times[cut:], values[cut:]
