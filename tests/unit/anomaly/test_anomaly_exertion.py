@@ -100,3 +100,15 @@ def test_the_news2_profile_keeps_its_behaviour() -> None:
     data.score(stream(SPO2, [97, 90, 97, 90, 97]))
     assert "dips" not in data.snapshot(["P-0001"])["P-0001"]
     assert config.exertion_breath_rise is None and config.brief_dip_minutes is None
+
+
+def test_a_rarely_measured_reading_counts_alone_and_says_so() -> None:
+    temperature = stream(Metric.BODY_TEMPERATURE, [36.8, 36.9, 38.3], every_min=30)
+    [alert] = Scorer(MIX).score(temperature)
+    assert alert.rule == "clinical-limit/body-temperature-high"
+    assert "in a single reading" in alert.explanation
+    assert "the reading before was 30 min earlier" in alert.explanation
+    # a strap's breathing comes every minute: one reading is not enough there...
+    assert Scorer(MIX).score(stream(RR, [14] * 10 + [27, 14, 14])) == []
+    # ...and a participant's very first reading never counts alone
+    assert Scorer(MIX).score(stream(Metric.BODY_TEMPERATURE, [38.3])) == []

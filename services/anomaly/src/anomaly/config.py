@@ -280,7 +280,7 @@ class ScoringConfig:
             "exertion_breath_rise": 2.5,
             "brief_dip_minutes": 7,
             "single_reading_minutes": MappingProxyType(
-                {Metric.BODY_TEMPERATURE: 9.0, Metric.RESPIRATORY_RATE: 15.0}
+                {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
             ),
             "model_version": "rules-3.1",
         }
