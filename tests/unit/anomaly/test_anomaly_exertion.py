@@ -90,7 +90,9 @@ def test_state_with_breathing_dips_and_study_round_trips() -> None:
     scorer.score(workout(21) + stream(SPO2, [97, 89, 97], start_min=300))
     scorer.place(["P-0001"], "STUDY-A")
     data = scorer.snapshot(["P-0001"])["P-0001"]
-    assert data["study_id"] == "STUDY-A" and data["breathing"]["t_us"] and data["dips"]
+    assert data["study_id"] == "STUDY-A"
+    assert data["breathing"]["t_us"]
+    assert data["dips"]
     assert ParticipantState.from_json(data).to_json() == data
 
 
@@ -99,7 +101,8 @@ def test_the_news2_profile_keeps_its_behaviour() -> None:
     data = Scorer(config)
     data.score(stream(SPO2, [97, 90, 97, 90, 97]))
     assert "dips" not in data.snapshot(["P-0001"])["P-0001"]
-    assert config.exertion_breath_rise is None and config.brief_dip_minutes is None
+    assert config.exertion_breath_rise is None
+    assert config.brief_dip_minutes is None
 
 
 def test_a_rarely_measured_reading_counts_alone_and_says_so() -> None:

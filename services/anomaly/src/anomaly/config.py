@@ -16,6 +16,11 @@ SAFE_BOUNDS (`for_study`), and judges persistence in time, not in reading counts
 silence longer than the sparsest device's interval between them. A 5-second strap then
 shows about 48 readings in 4 minutes, a watch 5, a 15-minute spot check 2 readings 15
 minutes apart; a single-sample artefact never has a twin on any of them.
+
+rules-3.1 (device-mix profile) adds exertion inferred from breathing for participants
+without steps, SpO2 read while walking not counted, dense SpO2 runs that must outlast a
+brief apnea-like dip (counted per day instead), and one reading enough for temperature and
+breathing on devices that measure them every 4.5 min or less often (docs/services/anomaly.md).
 """
 
 from __future__ import annotations
