@@ -68,8 +68,9 @@ async def test_the_night_summary_counts_brief_dips_for_study_wide_roles(
     body = r.json()
     assert body["study_id"] == "default"
     assert body["days"] == [{"day": START.date().isoformat(), "dips": 3}]
-    assert "3 brief oxygen-saturation dips to 91 % or below" in body["explanation"]
-    assert "not alerted" in body["explanation"]
+    said = body["explanation"]
+    assert "3 brief oxygen-saturation dips to 91 % or below on 1 of the last 14 days" in said
+    assert "not alerted" in said
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "study_wide_role_needed"
     assert hidden.status_code == 404

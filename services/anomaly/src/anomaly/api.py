@@ -194,11 +194,11 @@ async def night_summary(
         study_id=study,
         days=[DipDay(day=d, dips=n) for d, n in days],
         explanation=(
-            f"{total} brief oxygen-saturation dips to {limit} or below over the last "
-            f"{len(days)} days with any. Brief dips, often many a night, look like sleep "
-            "apnea: they are counted here, not alerted. A desaturation that holds is alerted "
-            "on its own; a high or rising count is worth raising with the participant's "
-            "doctor (a sleep study)."
+            f"{total} brief oxygen-saturation dips to {limit} or below on {len(days)} of the "
+            f"last {dips.KEPT_DAYS} days (UTC dates). Brief dips, often many a night, look like "
+            "sleep apnea: they are counted here, not alerted. A desaturation that holds is "
+            "alerted on its own; a high or rising count is worth raising with the "
+            "participant's doctor (a sleep study)."
         ),
     )
 
