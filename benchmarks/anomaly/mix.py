@@ -14,7 +14,9 @@ SpO2 <= 91 held for 15-120 min, fever >= 38.0 C, respiratory rate >= 25, irregul
 (mean 100-140, very irregular reading to reading, 30-180 min), baseline shift (+15 to +25
 beats/min for 6-24 h, under every limit; 40 % followed hours later by a fever). An event's
 start is the first minute the signal meets its definition; events only go to participants
-whose device measures the metric.
+whose device measures the metric (a shift's follow-on fever is labelled only where the
+device measures temperature: before 2026-12-04 it was labelled on chest straps too, eight
+misses a seed pair no scorer could avoid).
 """
 
 from __future__ import annotations
@@ -344,6 +346,10 @@ def generate_mix(config: GeneratorConfig) -> Mix:
             if k is not EventKind.DROPOUT
             for lab in _event(rng, g, k, a, b)
         ]
+        # a shift's follow-on fever happens to everyone (heart rate and breathing rise
+        # with it) but is an event only where the device measures temperature, like
+        # every other event of a metric (a chest strap cannot see a fever)
+        made = [lab for lab in made if lab[0] not in NEEDS or traits.device.measures(NEEDS[lab[0]])]
         if traits.apnea and traits.device.measures(SPO2):
             _apnea(rng, g, near)
         dropouts = [(a, b) for k, a, b in placed if k is EventKind.DROPOUT]

@@ -64,7 +64,12 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("PUT", "/v1/studies/{study_id}"): Action.MANAGE_STUDY,
     },
     # the scoring in force is the platform's, no study's data: any signed-in person
-    "anomaly": {**OPS, ("GET", "/v1/scoring"): ANY_STAFF},
+    "anomaly": {
+        **OPS,
+        ("GET", "/v1/scoring"): ANY_STAFF,
+        # brief SpO2 dips per day; study-wide roles only (anomaly knows no sites)
+        ("GET", "/v1/participants/{participant_id}/night-summary"): READ,
+    },
     "ingest": {
         **OPS,
         ("POST", "/v1/readings"): DEVICE,

@@ -75,7 +75,7 @@ async def test_the_default_scoring_is_described_with_its_limits_and_model() -> N
 async def test_a_study_override_and_the_device_mix_profile_show_as_they_score() -> None:
     config = ScoringConfig.device_mix().for_study({"clinical-limit/heart-rate-high": 125})
     body = (await get(config)).json()
-    assert body["model_version"] == "rules-3.0"
+    assert body["model_version"] == "rules-3.1"
     assert body["irregular_rhythm"] is True
     high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
     assert high["bands"][-1]["threshold"] == 125

@@ -1,21 +1,28 @@
-"""Anomaly's one route of its own: what scoring is in force, for operators and auditors
-(which rules, limits, persistence and model version every alert of this process carries,
-in general or for one study's participants)."""
+"""Anomaly's routes: what scoring is in force, for operators and auditors (which rules,
+limits, persistence and model version every alert of this process carries, in general or
+for one study's participants); and one participant's night summary, the brief SpO2 dips
+counted per day instead of paged (anomaly.dips)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from trialstream.errors import Kind, Refused
 from trialstream.events.base import StudyId
+from trialstream.events.readings import Metric
 from trialstream.identity import Action
-from trialstream.staff import allowed
+from trialstream.runtime import CurrentRuntime
+from trialstream.staff import CurrentPrincipal, allowed
 from trialstream.studies import StudyNotKnownYet
 
-from anomaly.config import Persistence, ScoringConfig
+from anomaly import dips, repository
+from anomaly.config import Direction, Persistence, ScoringConfig
+from anomaly.explain import number
 from anomaly.forest import shipped
+from anomaly.state import ParticipantState, StateError
 from anomaly.studies import StudyScoring
 
 router = APIRouter(tags=["scoring"])
@@ -133,3 +140,78 @@ def _of_study(scoring: StudyScoring, study: str) -> ScoringConfig:
             Kind.CONFLICT, "module_not_enabled", f"Study '{study}' does not use anomaly scoring."
         )
     return config
+
+
+class DipDay(BaseModel):
+    day: date = Field(description="UTC date of the dips")
+    dips: int = Field(description="Brief SpO2 dips at or below the limit that started that day")
+
+
+class NightSummary(BaseModel):
+    participant_id: str
+    study_id: str
+    days: list[DipDay] = Field(description=f"Oldest first, the last {dips.KEPT_DAYS} days")
+    explanation: str
+
+
+@router.get(
+    "/v1/participants/{participant_id}/night-summary",
+    dependencies=[allowed(Action.READ_PARTICIPANT_DATA)],
+    summary="Brief SpO2 dips (sleep-apnea-like) per day: counted, not paged",
+)
+async def night_summary(
+    runtime: CurrentRuntime,
+    staff: CurrentPrincipal,
+    scoring: Annotated[StudyScoring, Depends(scoring_config)],
+    participant_id: Annotated[str, Path(min_length=1, max_length=64)],
+) -> NightSummary:
+    """Anomaly knows a participant's study (from their readings) but not their site, so the
+    summary is for roles that cover the whole study; site staff are refused rather than
+    shown participants of other sites. A participant of a study the caller has no role in
+    is not found, as one never scored."""
+    data = await repository.state_of(runtime.pool, participant_id)
+    try:
+        state = None if data is None else ParticipantState.from_json(data)
+    except StateError:
+        state = None
+    study = None if state is None else state.study_id
+    if state is None or study is None or not staff.allows(Action.READ_PARTICIPANT_DATA, study):
+        raise Refused(
+            Kind.NOT_FOUND, "unknown_participant", f"No scored participant '{participant_id}'."
+        )
+    if staff.sites(study) is not None:
+        raise Refused(
+            Kind.FORBIDDEN,
+            "study_wide_role_needed",
+            "The night summary needs a role that covers the whole study: anomaly scoring "
+            "does not know participants' sites.",
+        )
+    days = dips.daily(state.dips)
+    total = sum(n for _, n in days)
+    limit = _spo2_limit(scoring, study)
+    return NightSummary(
+        participant_id=participant_id,
+        study_id=study,
+        days=[DipDay(day=d, dips=n) for d, n in days],
+        explanation=(
+            f"{total} brief oxygen-saturation dips to {limit} or below on {len(days)} of the "
+            f"last {dips.KEPT_DAYS} days (UTC dates). Brief dips, often many a night, look like "
+            "sleep apnea: they are counted here, not alerted. A desaturation that holds is "
+            "alerted on its own; a high or rising count is worth raising with the "
+            "participant's doctor (a sleep study)."
+        ),
+    )
+
+
+def _spo2_limit(scoring: StudyScoring, study: str) -> str:
+    """The study's desaturation limit as the summary states it, e.g. '91 %'."""
+    try:
+        config = scoring.config_for(study) or scoring.base
+    except StudyNotKnownYet:
+        config = scoring.base
+    found = [
+        lim.threshold_for(min(lim.levels))
+        for lim in config.limits
+        if lim.metric is Metric.OXYGEN_SATURATION and lim.direction is Direction.LOW
+    ]
+    return f"{number(found[0])} %" if found else "the limit"

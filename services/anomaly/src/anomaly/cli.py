@@ -34,7 +34,7 @@ def replay(
         bool,
         typer.Option(
             "--device-mix",
-            help="Score with the rules-3.0 device-mix profile (trial definitions, persistence "
+            help="Score with the rules-3.1 device-mix profile (trial definitions, persistence "
             "in time, irregular rhythm, small baseline shifts).",
         ),
     ] = False,

@@ -1,5 +1,5 @@
 """Clinical limits and persistence settings: NEWS2 bands (the default, rules-2.0) and the
-device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.0).
+device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.1).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
 is severity high, 2 medium, 1 low; NEWS2's band-1 ranges of heart rate, SpO2 and breathing
@@ -9,13 +9,18 @@ are left out: a wearable sees them daily in healthy participants):
   body-temperature   >= 39.1 -> 2, 38.1-39.0 -> 1, <= 35.0 -> 3
   respiratory-rate   >= 25 -> 3, 21-24 -> 2, <= 8 -> 3
 
-rules-3.0 alerts on the usual trial definitions (tachycardia at rest >= 120, SpO2 <= 91,
+rules-3.x alerts on the usual trial definitions (tachycardia at rest >= 120, SpO2 <= 91,
 fever >= 38.0, breathing >= 25; NEWS2 still sets the severity), movable per study within
 SAFE_BOUNDS (`for_study`), and judges persistence in time, not in reading counts
 (decision 0065): at least 2 readings beyond the limit spanning the rule's minutes, no
 silence longer than the sparsest device's interval between them. A 5-second strap then
 shows about 48 readings in 4 minutes, a watch 5, a 15-minute spot check 2 readings 15
 minutes apart; a single-sample artefact never has a twin on any of them.
+
+rules-3.1 (device-mix profile) adds exertion inferred from breathing for participants
+without steps, SpO2 read while walking not counted, dense SpO2 runs that must outlast a
+brief apnea-like dip (counted per day instead), and one reading enough for temperature and
+breathing on devices that measure them every 4.5 min or less often (docs/services/anomaly.md).
 """
 
 from __future__ import annotations
@@ -118,10 +123,11 @@ def _default_persistence() -> Mapping[Metric, Persistence]:
 
 
 def _time_persistence() -> Mapping[Metric, Persistence]:
-    sparse = Persistence(2, 5, 90, 3)
+    # 4 min, not 5: two readings of a 5-minutely device (jitter +/- 10 %) count at once
+    sparse = Persistence(2, 4, 90, 3)
     return MappingProxyType(
         {
-            Metric.HEART_RATE: Persistence(2, 4, 40, 5),
+            Metric.HEART_RATE: Persistence(2, 3, 40, 5),
             Metric.OXYGEN_SATURATION: sparse,
             Metric.BODY_TEMPERATURE: sparse,
             Metric.RESPIRATORY_RATE: sparse,
@@ -140,7 +146,7 @@ SAFE_BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
 DEFINITION_LIMITS: tuple[Limit, ...] = (
     Limit(Metric.HEART_RATE, Direction.HIGH, ((131, 3), (120, 2)), suppressed_by_activity=True),
     Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),), personal_margin=10),
-    Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3),)),
+    Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3),), suppressed_by_activity=True),
     Limit(Metric.BODY_TEMPERATURE, Direction.HIGH, ((39.1, 2), (38.0, 1))),
     Limit(Metric.BODY_TEMPERATURE, Direction.LOW, ((35.0, 3),)),
     Limit(Metric.RESPIRATORY_RATE, Direction.HIGH, ((25, 3),), suppressed_by_activity=True),
@@ -210,6 +216,27 @@ class ScoringConfig:
     shift_spread_factor: float = 5  # and at least this many times the usual spread
     shift: Persistence = Persistence(20, 30, 15, 20)
     steps_less_rest: bool = False
+    # Exertion inferred without steps (anomaly.exertion): a participant with no step data
+    # whose mean breathing over the last `exertion_window_minutes` rose this much above
+    # their own mean over the `exertion_baseline_minutes` ending
+    # `exertion_baseline_gap_minutes` earlier is exerting; limits suppressed by activity
+    # then count the reading as in range. None: off.
+    exertion_breath_rise: float | None = None
+    # Low SpO2 (episodes._brief_dips): a run of readings closer together on average than
+    # `brief_dip_cadence_minutes` must last `brief_dip_minutes` (sleep-apnea-like dips of
+    # 1-3 min are not events; desaturation held >= 10 min is). None: off.
+    brief_dip_minutes: float | None = None
+    brief_dip_cadence_minutes: float = 2.5
+    # A reading beyond the limit counts on its own when the one before it of the metric
+    # came at least this many minutes earlier (a device that measures it this rarely
+    # cannot show persistence in minutes; episodes._alone). Empty: never.
+    single_reading_minutes: Mapping[Metric, float] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    exertion_window_minutes: float = 6
+    exertion_sparse_window_minutes: float = 30  # when none came in the last few minutes
+    exertion_baseline_minutes: float = 240
+    exertion_baseline_gap_minutes: float = 20
     # Multivariate model (windows.py, model.py): an IsolationForest over personal
     # deviations of four vitals in 30-min resting windows, alerting when its score stays
     # at or above the model's threshold for `model_persistence` windows.
@@ -236,7 +263,7 @@ class ScoringConfig:
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.0 profile of issue 21 for fleets that mix devices: trial definitions
+        """The rules-3.1 profile of issue 21 for fleets that mix devices: trial definitions
         as limits, persistence in time, the irregular-rhythm rule, small baseline shifts
         over 90 min, and participants without steps judged at rest. Not yet the default:
         tests pinned to rules-2.0 behaviour are to be reviewed first (see the README)."""
@@ -255,7 +282,12 @@ class ScoringConfig:
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
             "shift_below_limit": True,
-            "model_version": "rules-3.0",
+            "exertion_breath_rise": 2.5,
+            "brief_dip_minutes": 7,
+            "single_reading_minutes": MappingProxyType(
+                {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
+            ),
+            "model_version": "rules-3.1",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 
@@ -286,3 +318,8 @@ class ScoringConfig:
             raise ValueError("two limits share a rule name")
         if self.step_history_minutes < self.activity_window_minutes:
             raise ValueError("step_history_minutes must cover the activity window")
+
+    @property
+    def breath_history_minutes(self) -> float:
+        """Breathing history kept behind the newest reading: the baseline window's reach."""
+        return self.exertion_baseline_minutes + self.exertion_baseline_gap_minutes

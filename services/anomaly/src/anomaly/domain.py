@@ -32,12 +32,11 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.readings import Metric
 
-from anomaly import evidence
+from anomaly import dips, evidence, exertion
 from anomaly.arrays import (
     US_PER_MINUTE,
     BoolArray,
     IntArray,
-    grouped_count_le,
     segmented_cummax,
     shift,
 )
@@ -56,7 +55,7 @@ from anomaly.quality import (
     jump_bands,
 )
 from anomaly.reading import Reading
-from anomaly.rhythm import IrregularRhythmRule, rhythm
+from anomaly.rhythm import IrregularRhythmRule, judged_on_every_row, rhythm
 from anomaly.state import ParticipantState, SeriesState
 from anomaly.windows import VITAL_METRICS, Judged, close_windows, judge
 
@@ -66,6 +65,7 @@ FloatArray = npt.NDArray[np.float64]
 NEVER = np.iinfo(np.int64).min
 STEP = METRIC_CODE[Metric.STEP_COUNT]
 HEART_RATE = METRIC_CODE[Metric.HEART_RATE]
+BREATH = METRIC_CODE[Metric.RESPIRATORY_RATE]
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,7 @@ class _RowsOf:
     steps: FloatArray
     step_readings: IntArray
     v_before: FloatArray
+    breath: FloatArray | None
 
     def view(self, mask: BoolArray) -> Rows:
         rows = np.flatnonzero(mask)
@@ -147,6 +148,7 @@ class _RowsOf:
             steps=self.steps,
             step_readings=self.step_readings,
             v_before=self.v_before,
+            breath=self.breath,
         )
 
 
@@ -156,36 +158,6 @@ def _unseen(t: IntArray, group: IntArray, first: IntArray, last_in: IntArray) ->
     prior[first] = NEVER
     result: BoolArray = t > np.maximum(prior, last_in[group])
     return result
-
-
-def _steps_known_at(
-    steps: tuple[IntArray, IntArray, FloatArray, IntArray],
-    qp: IntArray,
-    qt: IntArray,
-    qa: IntArray,
-    window: int,
-    horizon: int,
-) -> tuple[FloatArray, IntArray]:
-    """Sum and count of the step readings each query (participant qp, time qt, arrival qa)
-    may see: same participant, arrived before it, measured in (qt - window, qt], and newer
-    than the newest of them minus `horizon` (what the checkpointed history still holds).
-
-    `steps` = (participant, time, count, arrival; -1 for history), sorted by participant
-    then arrival; within a participant, times grow with arrival (late readings are gone),
-    so every bound is a searchsorted and each answer a contiguous slice."""
-    sp, st, sv, sa = steps
-    width = int(max(sa.max(initial=0), qa.max(initial=0))) + 2
-    arrived = np.searchsorted(sp * width + sa + 1, qp * width + qa + 1)  # one past the last
-    block = np.searchsorted(sp, qp)  # the participant's first step
-    newest = st[np.maximum(arrived - 1, 0)]
-    hi = np.minimum(arrived, grouped_count_le(sp, st, qp, qt))
-    lo = np.maximum(
-        grouped_count_le(sp, st, qp, qt - window),
-        np.where(arrived > block, grouped_count_le(sp, st, qp, newest - horizon), block),
-    )
-    count = np.maximum(hi - lo, 0)
-    csum = np.concatenate([[0.0], np.cumsum(sv)])  # whole step counts: exact in float64
-    return np.where(count > 0, csum[hi] - csum[np.minimum(lo, hi)], 0.0), count
 
 
 class Scorer:
@@ -256,9 +228,9 @@ class Scorer:
             series, v_before = self._advance_series(
                 batch, states, first, [known[g] for g in kept[first]]
             )
-            steps, step_readings = self._activity(batch, states)
+            steps, step_readings, breath = self._activity(batch, states)
             rows = _RowsOf(
-                batch, group, series, last_in[kept[first]], steps, step_readings, v_before
+                batch, group, series, last_in[kept[first]], steps, step_readings, v_before, breath
             )
             confirmed = evidence.confirmed(
                 batch.m, batch.v, first, v_before, self.config.confirm_jumps
@@ -305,15 +277,17 @@ class Scorer:
                 own, _ = baselines(view, held, cfg.baseline_min_hours)
             band = limit_bands(limit, view, cfg, own)
             out.append(score(LimitRule(limit, own), band, view))
+            if cfg.brief_dip_minutes is not None and limit.metric is Metric.OXYGEN_SATURATION:
+                dips.count(limit, view, band, [states[p] for p in view.p[view.first].tolist()])
         irregular = None
         if cfg.irregular_rhythm and len(view := rows.view((batch.m == HEART_RATE) & confirmed)):
             found = rhythm(view, [states[p] for p in view.p[view.first].tolist()], cfg)
             out.append(score(IrregularRhythmRule(found), found.bands(cfg), view))
             with np.errstate(invalid="ignore"):
                 judged = found.jump >= cfg.rhythm_median_jump
-            # on every heart-rate row (the jumps rule's view): unconfirmed rows are not
-            irregular = np.zeros(int((batch.m == HEART_RATE).sum()), dtype=np.bool_)
-            irregular[confirmed[batch.m == HEART_RATE]] = judged
+            every = rows.view(batch.m == HEART_RATE)  # the jumps rule's view
+            held = [states[p] for p in every.p[every.first].tolist()]
+            irregular = judged_on_every_row(every, confirmed[batch.m == HEART_RATE], judged, held)
         if cfg.device_quality:
             for metric in cfg.flatline_metrics:
                 if len(view := rows.view(batch.m == METRIC_CODE[metric])):
@@ -403,6 +377,11 @@ class Scorer:
     def _dropout(self, participant_id: str, last_us: int) -> AlertRaised:
         return dropout_alert(participant_id, last_us, self.config, self.model_version)
 
+    def place(self, participant_ids: Iterable[str], study_id: str) -> None:
+        """Remember the study these participants' readings came from."""
+        for pid in participant_ids:
+            self._states.setdefault(pid, ParticipantState()).study_id = study_id
+
     def snapshot(self, participant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """JSON-ready state of each given participant the scorer knows (others are left out)."""
         return {pid: self._states[pid].to_json() for pid in participant_ids if pid in self._states}
@@ -438,51 +417,74 @@ class Scorer:
 
     def _activity(
         self, batch: _Batch, states: list[ParticipantState]
-    ) -> tuple[FloatArray, IntArray]:
+    ) -> tuple[FloatArray, IntArray, FloatArray | None]:
         """Steps (and step readings) in the trailing window known when each row arrived, for
-        rows of metrics that activity can explain (0 elsewhere); advances step histories."""
+        rows of metrics that activity can explain (0 elsewhere), and with inferred exertion
+        on, breathing's rise over the participant's own baseline (NaN: unknown); advances
+        the step and breathing histories."""
         cfg = self.config
-        horizon = round(cfg.step_history_minutes * US_PER_MINUTE)
         query = np.isin(batch.m, self._activity_codes)
-        new = batch.m == STEP
         steps, readings = np.zeros(len(batch.t)), np.zeros(len(batch.t), dtype=np.int64)
-        if not new.any() and not query.any():
-            return steps, readings
-        people = np.unique(batch.p[query | new]).tolist()
-        held = [(p, states[p]) for p in people if len(states[p].step_us)]
-        sizes = [len(s.step_us) for _, s in held]
-        held_p = np.array([p for p, _ in held], dtype=np.int64)
-        sp = np.concatenate([np.repeat(held_p, sizes), batch.p[new]])
-        st = np.concatenate([s.step_us for _, s in held] + [batch.t[new]])
-        sv = np.concatenate([s.steps for _, s in held] + [batch.v[new]])
-        sa = np.concatenate([np.full(sum(sizes), -1), batch.arrival[new]])
-        order = np.lexsort((sa, sp))  # per participant: history, then new steps as they came
-        sp, st, sv, sa = sp[order], st[order], sv[order], sa[order]
-        if query.any() and len(st):
-            window = round(cfg.activity_window_minutes * US_PER_MINUTE)
-            found = _steps_known_at(
-                (sp, st, sv, sa),
-                batch.p[query],
-                batch.t[query],
-                batch.arrival[query],
-                window,
-                horizon,
-            )
-            steps[query], readings[query] = found
-        self._keep_step_history(np.unique(batch.p[new]), sp, st, sv, states, horizon)
-        return steps, readings
+        horizon = round(cfg.step_history_minutes * US_PER_MINUTE)
+        stream = self._stream(batch, states, STEP, query, "step")
+        if stream is not None:
+            if query.any() and len(stream.t):
+                window = round(cfg.activity_window_minutes * US_PER_MINUTE)
+                q = (batch.p[query], batch.t[query], batch.arrival[query])
+                steps[query], readings[query] = stream.known_at(*q, window, horizon)
+            for p, t, v in stream.kept(np.unique(batch.p[batch.m == STEP]), horizon):
+                states[p].keep_context("step", t, v)  # newer than the newest - horizon
+        if cfg.exertion_breath_rise is None:
+            return steps, readings, None
+        rise = np.full(len(batch.t), np.nan)
+        horizon = round(cfg.breath_history_minutes * US_PER_MINUTE)
+        query = np.zeros(len(batch.t), dtype=np.bool_)  # only breaches exertion may explain
+        for lim in cfg.limits:
+            if lim.suppressed_by_activity and lim.metric is not Metric.RESPIRATORY_RATE:
+                own = batch.m == METRIC_CODE[lim.metric]
+                query[own] |= lim.band_of(batch.v[own]) > 0
+        query &= readings == 0
+        if query.any():  # rare: the breaches of participants without steps
+            stream = self._stream(batch, states, BREATH, query, "breath", only_queried=True)
+            if stream is not None and len(stream.t):
+                found = exertion.breathing(
+                    stream,
+                    batch.p[query],
+                    batch.t[query],
+                    batch.arrival[query],
+                    window_minutes=cfg.exertion_window_minutes,
+                    sparse_window_minutes=cfg.exertion_sparse_window_minutes,
+                    baseline_minutes=cfg.exertion_baseline_minutes,
+                    gap_minutes=cfg.exertion_baseline_gap_minutes,
+                    horizon=horizon,
+                )
+                rise[query] = found.rise
+        new = np.flatnonzero(batch.m == BREATH)  # by participant, then arrival
+        exertion.append(batch.p[new], batch.t[new], batch.v[new], states, horizon)
+        return steps, readings, rise
 
     @staticmethod
-    def _keep_step_history(
-        people: IntArray,
-        sp: IntArray,
-        st: IntArray,
-        sv: FloatArray,
+    def _stream(
+        batch: _Batch,
         states: list[ParticipantState],
-        horizon: int,
-    ) -> None:
-        """Keep each participant's steps newer than their newest step minus the horizon."""
-        ends = np.searchsorted(sp, people, side="right")
-        cuts = grouped_count_le(sp, st, people, st[ends - 1] - horizon)
-        for p, cut, end in zip(people.tolist(), cuts.tolist(), ends.tolist(), strict=True):
-            states[p].step_us, states[p].steps = st[cut:end].copy(), sv[cut:end].copy()
+        code: int,
+        query: BoolArray,
+        name: str,
+        only_queried: bool = False,
+    ) -> exertion.Stream | None:
+        """The context metric's readings held and new, for the participants concerned
+        (`only_queried`: only those of the queries, the history kept apart)."""
+        new = batch.m == code
+        if only_queried:
+            new &= np.isin(batch.p, batch.p[query])
+        if not new.any() and not query.any():
+            return None
+        people = np.unique(batch.p[query | new]).tolist()
+        held = [(p, *states[p].context(name)) for p in people]
+        return exertion.Stream.of(
+            [h for h in held if len(h[1])],
+            batch.p[new],
+            batch.t[new],
+            batch.v[new],
+            batch.arrival[new],
+        )

@@ -19,8 +19,10 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, AlertRaised, Severity
 from trialstream.events.readings import UNITS, Metric
 
+from anomaly import evidence
 from anomaly.arrays import US_PER_MINUTE, BoolArray, IntArray, consecutive, shift
 from anomaly.config import Direction, Limit, Persistence, ScoringConfig
+from anomaly.exertion import exerting
 from anomaly.explain import (
     ALERT_NAMESPACE,
     Activity,
@@ -50,6 +52,9 @@ class Rows:
     steps: FloatArray  # per row: steps in the activity window
     step_readings: IntArray  # per row: step readings in the activity window
     v_before: FloatArray  # per group: value of the newest reading before this batch (NaN: none)
+    # per row: breathing's rise over the participant's own recent baseline (anomaly.exertion;
+    # None: not judged)
+    breath: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.t)
@@ -69,6 +74,7 @@ class Rows:
         steps: FloatArray,
         step_readings: IntArray,
         v_before: FloatArray,
+        breath: FloatArray | None = None,
     ) -> Rows:
         starts = np.ones(len(rows), dtype=np.bool_)
         starts[1:] = batch_group[1:] != batch_group[:-1]
@@ -87,6 +93,7 @@ class Rows:
             steps[rows],
             step_readings[rows],
             v_before[picked],
+            None if breath is None else breath[rows],
         )
 
 
@@ -245,6 +252,9 @@ def limit_bands(
     band = limit.band_of(rows.v)
     if limit.suppressed_by_activity:
         band[rows.steps >= config.activity_steps] = 0  # exercise, not an alert
+        if rows.breath is not None and limit.metric is not Metric.RESPIRATORY_RATE:
+            # no steps sent, but breathing rose with it: exertion (inferred)
+            band[exerting(rows.breath, rows.step_readings, config.exertion_breath_rise)] = 0
     if limit.personal_margin is not None and baseline is not None:
         sign = 1 if limit.direction is Direction.LOW else -1
         with np.errstate(invalid="ignore"):  # NaN: no baseline yet, the limit stands
@@ -283,7 +293,12 @@ class LimitRule:
     def build(self, hit: Hit) -> AlertRaised:
         rows, i, cfg = hit.rows, hit.i, hit.config
         activity = Activity(
-            float(rows.steps[i]), int(rows.step_readings[i]), cfg.activity_window_minutes
+            float(rows.steps[i]),
+            int(rows.step_readings[i]),
+            cfg.activity_window_minutes,
+            None
+            if rows.breath is None or self.limit.metric is Metric.RESPIRATORY_RATE
+            else float(rows.breath[i]),
         )
         own = None if self.baseline is None else float(self.baseline[i])
         return build_alert(
@@ -296,6 +311,9 @@ class LimitRule:
             escalated_from=hit.escalated_from,
             model_version=hit.model_version,
             baseline=None if own is None or np.isnan(own) else own,
+            after_minutes=evidence.minutes_since_previous(
+                rows.t, rows.first, rows.group, rows.last_in, i
+            ),
         )
 
 
@@ -320,11 +338,20 @@ def score_rule(
     t = rows.t
     runs: dict[int, _Runs] = {}
     sustained = np.zeros(len(t), dtype=np.int64)
+    limit = spec.limit if isinstance(spec, LimitRule) else None
+    alone = evidence.alone(limit, rows.t, rows.first, rows.group, rows.last_in, config)
+    dip = evidence.brief_dips(limit, config)
     for level in spec.levels:
         n0, s0 = _carried_runs(carry, held, level)
         run = _runs(band >= level, seg_start, carried, rows, n0, s0)
         ok = run.mask & (run.n >= per.min_readings)
         ok &= t - run.start_us >= round(per.min_minutes * US_PER_MINUTE)
+        if dip is not None:
+            cadence, minutes = dip  # a dense run must outlast a brief dip
+            dense = t - run.start_us < (run.n - 1) * cadence
+            ok &= ~dense | (t - run.start_us >= minutes)
+        if alone is not None:
+            ok |= run.mask & alone
         sustained[ok] = level
         runs[level] = run
     alerted0 = _per_group(carry, held, lambda c: c.alerted)

@@ -35,6 +35,9 @@ class Activity:
     steps: float
     readings: int
     window_minutes: float
+    # Without steps, breathing's rise over the participant's own recent mean (anomaly.exertion;
+    # None: not judged, NaN: no breathing known)
+    breath_rise: float | None = None
 
 
 def number(value: float) -> str:
@@ -52,8 +55,20 @@ def span(start: datetime, end: datetime) -> str:
 def _context(activity: Activity) -> str:
     window = f"in the previous {number(activity.window_minutes)} min"
     if activity.readings == 0:
-        return f" with no step data {window} (activity unknown)"
+        rise = activity.breath_rise
+        if rise is None:
+            return f" with no step data {window} (activity unknown)"
+        if rise != rise:  # NaN
+            return f" with no step data {window} and no recent breathing rate (activity unknown)"
+        return (
+            f" with no step data {window}; breathing {_signed(rise)} breaths/min against "
+            "their own average of the hours before, so not exercise (inferred, not measured)"
+        )
     return f" at rest ({number(activity.steps)} steps {window})"
+
+
+def _signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + number(abs(round(value, 1)))
 
 
 def explain(
@@ -64,6 +79,7 @@ def explain(
     end: datetime,
     activity: Activity | None,
     escalated_from: int = 0,
+    after_minutes: float | None = None,
 ) -> str:
     unit = UNITS[limit.metric]
     low, high = min(values), max(values)
@@ -71,9 +87,15 @@ def explain(
     minutes = round((end - start).total_seconds() / 60)
     context = _context(activity) if limit.suppressed_by_activity and activity else ""
     side = "at or above" if limit.direction is Direction.HIGH else "at or below"
+    held = f"for {minutes} min ({span(start, end)}, {len(values)} readings)"
+    if len(values) == 1 and after_minutes is not None:  # a rare measurement: episodes._alone
+        held = (
+            f"in a single reading at {end:%Y-%m-%d %H:%M} UTC (this device measures it only "
+            f"now and then: the reading before was {number(round(after_minutes))} min earlier, "
+            "so one reading is the evidence it can give)"
+        )
     sentence = (
-        f"{NAMES[limit.metric]} {observed} {unit} for {minutes} min ({span(start, end)}, "
-        f"{len(values)} readings){context}, {side} the limit of "
+        f"{NAMES[limit.metric]} {observed} {unit} {held}{context}, {side} the limit of "
         f"{number(limit.threshold_for(band))} {unit} (NEWS2 band {band})."
     )
     if escalated_from:
@@ -148,6 +170,7 @@ def build_alert(
     escalated_from: int,
     model_version: str,
     baseline: float | None = None,
+    after_minutes: float | None = None,
 ) -> AlertRaised:
     """The alert for `run` sustaining `band`, detected by the reading at `detected_us`."""
     start, end = to_datetime(run.start_us), to_datetime(detected_us)
@@ -165,7 +188,9 @@ def build_alert(
         threshold=limit.threshold_for(band),
         baseline=baseline,
         model_version=model_version,
-        explanation=explain(limit, band, run.values, start, end, activity, escalated_from)
+        explanation=explain(
+            limit, band, run.values, start, end, activity, escalated_from, after_minutes
+        )
         + (
             ""
             if baseline is None

@@ -153,3 +153,9 @@ async def _write(
     new_alerts = [a for a in alerts if a.event_id in fresh]
     await enqueue(conn, Topic.ALERTS, [(a.participant_id, a) for a in new_alerts])
     return len(new_alerts)
+
+
+async def state_of(pool: asyncpg.Pool, participant_id: str) -> dict[str, Any] | None:
+    """One participant's checkpointed scoring state (None: no readings scored yet)."""
+    row = await pool.fetchrow(_LOAD_STATE, [participant_id])
+    return None if row is None else dict(json.loads(row["state"]))

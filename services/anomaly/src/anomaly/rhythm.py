@@ -100,6 +100,29 @@ def rhythm(rows: Rows, held: list[ParticipantState], config: ScoringConfig) -> R
     return Rhythm(jump[own], mean[own], minutes[own], resting)
 
 
+def judged_on_every_row(
+    rows: Rows,
+    confirmed: npt.NDArray[np.bool_],
+    judged: npt.NDArray[np.bool_],
+    held: list[ParticipantState],
+) -> npt.NDArray[np.bool_]:
+    """Per heart-rate row (all of them, `confirmed` marks those the rhythm was judged on,
+    `judged` their verdicts): the rhythm as last judged at or before it. A jump of 40 or
+    more inside an irregular rhythm is unconfirmed (the next reading jumps again) but
+    still the heart's, not a loose sensor's. The last verdict is carried in the state,
+    so the answer does not depend on batch cuts."""
+    n = len(rows.t)
+    verdict = np.zeros(n, dtype=np.bool_)
+    verdict[confirmed] = judged
+    latest = np.maximum.accumulate(np.where(confirmed, np.arange(n), -1))
+    own = latest >= rows.first[rows.group]  # a verdict of this participant in this batch
+    before = np.array([s.rhythm_irregular for s in held], dtype=np.bool_)
+    out: npt.NDArray[np.bool_] = np.where(own, verdict[np.maximum(latest, 0)], before[rows.group])
+    for g, state in enumerate(held):
+        state.rhythm_irregular = bool(out[rows.last[g]])
+    return out
+
+
 @dataclass(frozen=True)
 class IrregularRhythmRule:
     """Heart rate irregular from reading to reading and fast, at any cadence."""

@@ -46,8 +46,9 @@ async def score_batch(
         scorer = Scorer(config, stream_clock=False)  # a batch mixes partitions: see Scorer
         scorer.restore({pid: loaded.states[pid] for pid in ids if pid in loaded.states})
         scored = scorer.score_all(part)
-        states.update(scorer.snapshot(ids))
         study_of = {r.participant_id: r.study_id for r in part}
+        scorer.place(ids, part[0].study_id)  # a part is one study's readings
+        states.update(scorer.snapshot(ids))
         alerts += [
             a.model_copy(update={"study_id": study_of[a.participant_id]}) for a in scored.alerts
         ]

@@ -231,6 +231,25 @@ class ParticipantState:
     # The last heart-rate readings for the irregular-rhythm rule (optional in the JSON too).
     rhythm_us: list[int] = field(default_factory=list)
     rhythm_v: list[float] = field(default_factory=list)
+    # Recent respiratory-rate readings (time, value), oldest first, for exertion inferred
+    # without steps (anomaly.exertion; optional in the JSON).
+    breath_us: IntArray = field(default_factory=lambda: np.empty(0, np.int64))
+    breath: FloatArray = field(default_factory=lambda: np.empty(0, np.float64))
+    # Brief SpO2 dips per UTC day (epoch day -> count; anomaly.dips), and the study the
+    # participant's readings came from (the night summary's access check). Optional too.
+    dips: dict[int, int] = field(default_factory=dict)
+    study_id: str | None = None
+    rhythm_irregular: bool = False  # the irregular-rhythm verdict at the last judged reading
+
+    def context(self, name: str) -> tuple[IntArray, FloatArray]:
+        """A context stream's history: "step" counts or "breath" (respiratory rate)."""
+        return (self.step_us, self.steps) if name == "step" else (self.breath_us, self.breath)
+
+    def keep_context(self, name: str, t: IntArray, v: FloatArray) -> None:
+        if name == "step":
+            self.step_us, self.steps = t, v
+        else:
+            self.breath_us, self.breath = t, v
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -251,6 +270,14 @@ class ParticipantState:
             out["windows"] = self.windows.to_json()
         if self.rhythm_us:
             out["rhythm"] = {"t_us": self.rhythm_us, "v": self.rhythm_v}
+        if len(self.breath_us):
+            out["breathing"] = {"t_us": self.breath_us.tolist(), "v": self.breath.tolist()}
+        if self.dips:
+            out["dips"] = [[day, n] for day, n in sorted(self.dips.items())]
+        if self.study_id is not None:
+            out["study_id"] = self.study_id
+        if self.rhythm_irregular:
+            out["rhythm_irregular"] = True
         return out
 
     @classmethod
@@ -268,9 +295,19 @@ class ParticipantState:
             windows = WindowState.from_json(data["windows"]) if "windows" in data else None
             beat = data.get("rhythm", {"t_us": [], "v": []})
             rhythm_us, rhythm_v = [int(x) for x in beat["t_us"]], [float(x) for x in beat["v"]]
+            breathing = data.get("breathing", {"t_us": [], "v": []})
+            breath_us = np.asarray(breathing["t_us"], dtype=np.int64)
+            breath = np.asarray(breathing["v"], dtype=np.float64)
+            dips = {int(day): int(n) for day, n in data.get("dips", ())}
+            study = data.get("study_id")
+            irregular = bool(data.get("rhythm_irregular", False))
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
-        if step_us.shape != counts.shape or len(rhythm_us) != len(rhythm_v):
+        if (
+            step_us.shape != counts.shape
+            or len(rhythm_us) != len(rhythm_v)
+            or breath_us.shape != breath.shape
+        ):
             raise StateError("malformed scoring state: times and values differ in length")
         return cls(
             series,
@@ -283,4 +320,9 @@ class ParticipantState:
             windows or WindowState(),
             rhythm_us,
             rhythm_v,
+            breath_us,
+            breath,
+            dips,
+            None if study is None else str(study),
+            irregular,
         )

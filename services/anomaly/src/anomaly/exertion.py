@@ -1,0 +1,161 @@
+"""Context streams for activity: step counts (measured exertion) and breathing (exertion
+inferred when no steps are sent; device-mix profile, issue 21).
+
+Both answer the same question for a vital-sign row: what did the participant's other
+readings say about the time just before it, using only readings that had arrived when it
+did (so the answer does not depend on where the stream is cut into batches)?
+
+Inferred exertion: a participant whose device sends no steps still works out (heart rate
++25-65, breathing +4-8). Breathing rising with the heart rate is what tells a workout from
+a tachycardia at rest (breathing +1-2): the mean respiratory rate over the last
+`exertion_window_minutes` against the participant's own mean over the hours before
+(`exertion_baseline_minutes`, ending `exertion_baseline_gap_minutes` before the row, so a
+workout in progress does not become its own baseline). A rise of `exertion_breath_rise`
+or more is exertion, inferred, not measured: the alert's explanation says so when it is
+what made the difference, and a breach is then treated like one while walking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from anomaly.arrays import US_PER_MINUTE, grouped_count_le
+from anomaly.state import ParticipantState
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One context metric's readings: participant, time, value, arrival (-1 for history),
+    sorted by participant then arrival; within a participant, times grow with arrival
+    (late readings are gone), so every bound below is a searchsorted."""
+
+    p: IntArray
+    t: IntArray
+    v: FloatArray
+    a: IntArray
+
+    @classmethod
+    def of(
+        cls,
+        held: list[tuple[int, IntArray, FloatArray]],
+        new_p: IntArray,
+        new_t: IntArray,
+        new_v: FloatArray,
+        new_a: IntArray,
+    ) -> Stream:
+        """`held`: (participant, times, values) kept from earlier batches; then this
+        batch's readings of the metric."""
+        sizes = [len(t) for _, t, _ in held]
+        held_p = np.array([p for p, _, _ in held], dtype=np.int64)
+        sp = np.concatenate([np.repeat(held_p, sizes), new_p])
+        st = np.concatenate([t for _, t, _ in held] + [new_t]).astype(np.int64)
+        sv = np.concatenate([v for _, _, v in held] + [new_v]).astype(np.float64)
+        sa = np.concatenate([np.full(sum(sizes), -1, dtype=np.int64), new_a])
+        order = np.lexsort((sa, sp))  # per participant: history, then new readings as they came
+        return cls(sp[order], st[order], sv[order], sa[order])
+
+    def known_at(
+        self, qp: IntArray, qt: IntArray, qa: IntArray, window: int, horizon: int
+    ) -> tuple[FloatArray, IntArray]:
+        """Sum and count of the readings each query (participant qp, time qt, arrival qa)
+        may see: same participant, arrived before it, measured in (qt - window, qt], and
+        newer than the newest of them minus `horizon` (what the checkpointed history
+        still holds)."""
+        sp, st, sv, sa = self.p, self.t, self.v, self.a
+        width = int(max(sa.max(initial=0), qa.max(initial=0))) + 2
+        arrived = np.searchsorted(sp * width + sa + 1, qp * width + qa + 1)  # one past the last
+        block = np.searchsorted(sp, qp)  # the participant's first reading
+        newest = st[np.maximum(arrived - 1, 0)] if len(st) else np.zeros(len(qp), np.int64)
+        hi = np.minimum(arrived, grouped_count_le(sp, st, qp, qt))
+        lo = np.maximum(
+            grouped_count_le(sp, st, qp, qt - window),
+            np.where(arrived > block, grouped_count_le(sp, st, qp, newest - horizon), block),
+        )
+        count = np.maximum(hi - lo, 0)
+        csum = np.concatenate([[0.0], np.cumsum(sv)])
+        return np.where(count > 0, csum[hi] - csum[np.minimum(lo, hi)], 0.0), count
+
+    def kept(self, people: IntArray, horizon: int) -> list[tuple[int, IntArray, FloatArray]]:
+        """Each given participant's readings newer than their newest minus the horizon."""
+        ends = np.searchsorted(self.p, people, side="right")
+        cuts = grouped_count_le(self.p, self.t, people, self.t[ends - 1] - horizon)
+        return [
+            (p, self.t[cut:end].copy(), self.v[cut:end].copy())
+            for p, cut, end in zip(people.tolist(), cuts.tolist(), ends.tolist(), strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class Breathing:
+    """Per query row: mean respiratory rate in the recent window and in the participant's
+    own baseline window before it (NaN where no reading is known)."""
+
+    recent: FloatArray
+    baseline: FloatArray
+
+    @property
+    def rise(self) -> FloatArray:
+        return self.recent - self.baseline
+
+
+def breathing(
+    stream: Stream,
+    qp: IntArray,
+    qt: IntArray,
+    qa: IntArray,
+    *,
+    window_minutes: float,
+    sparse_window_minutes: float,
+    baseline_minutes: float,
+    gap_minutes: float,
+    horizon: int,
+) -> Breathing:
+    window = round(window_minutes * US_PER_MINUTE)
+    gap = round(gap_minutes * US_PER_MINUTE)
+    base = round(baseline_minutes * US_PER_MINUTE)
+    s, n = stream.known_at(qp, qt, qa, window, horizon)
+    # scaled to cadence: a device that sends breathing every 15-60 min has none in the
+    # last few minutes; then its readings of the longer window count
+    far_s, far_n = stream.known_at(
+        qp, qt, qa, round(sparse_window_minutes * US_PER_MINUTE), horizon
+    )
+    s, n = np.where(n > 0, s, far_s), np.where(n > 0, n, far_n)
+    bs, bn = stream.known_at(qp, qt - gap, qa, base, horizon)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recent = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        baseline = np.where(bn > 0, bs / np.maximum(bn, 1), np.nan)
+    return Breathing(recent, baseline)
+
+
+def exerting(breath: FloatArray, step_readings: IntArray, rise: float | None) -> BoolArray:
+    """Rows of participants with no step data in the window whose breathing rose by
+    `rise` or more: exertion inferred (None: never)."""
+    if rise is None:
+        return np.zeros(len(breath), dtype=np.bool_)
+    with np.errstate(invalid="ignore"):
+        out: BoolArray = (step_readings == 0) & (breath >= rise)
+    return out
+
+
+def append(
+    p: IntArray, t: IntArray, v: FloatArray, states: list[ParticipantState], horizon: int
+) -> None:
+    """Add new respiratory-rate readings (sorted by participant, then arrival: times grow)
+    to each participant's history, keeping those newer than the newest minus `horizon`."""
+    if not len(p):
+        return
+    starts = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]]))
+    ends = np.append(starts[1:], len(p))
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        state = states[int(p[a])]
+        times = np.concatenate([state.breath_us, t[a:b]])
+        values = np.concatenate([state.breath, v[a:b]])
+        cut = int(np.searchsorted(times, times[-1] - horizon, side="right"))
+        state.breath_us, state.breath = times[cut:], values[cut:]
