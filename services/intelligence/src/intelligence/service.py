@@ -4,6 +4,7 @@ re-make stored decisions, forecast enrollment."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -277,6 +278,33 @@ async def ranked(
     return await asyncio.to_thread(explained)
 
 
+# A forecast further out than this is no date (a site with almost no enrolments can give a
+# year 10,000 or an infinite draw, which no calendar holds): the answer says it is beyond.
+HORIZON_DAYS = 3650.0
+
+
+def forecast_interval(now: datetime, i: Any) -> dict[str, Any] | None:
+    """A forecast's interval as dates and days from `now`; a bound past `HORIZON_DAYS`
+    (or not finite) is `null`, with `beyond_horizon` set."""
+    if i is None:
+        return None
+
+    def days(d: float) -> float | None:
+        return round(d, 1) if math.isfinite(d) and d <= HORIZON_DAYS else None
+
+    def when(d: float) -> str | None:
+        return None if days(d) is None else (now + timedelta(days=d)).date().isoformat()
+
+    return {
+        "expected": when(i.median),
+        "lower": when(i.lower),
+        "upper": when(i.upper),
+        "days": {"median": days(i.median), "lower": days(i.lower), "upper": days(i.upper)},
+        "beyond_horizon": days(i.upper) is None,
+        "horizon_days": HORIZON_DAYS,
+    }
+
+
 async def study_forecast(
     pool: asyncpg.Pool, study: StudyDefinition, now: datetime, level: float, draws: int
 ) -> dict[str, Any]:
@@ -322,23 +350,6 @@ async def study_forecast(
         level=level, draws=draws,
     )  # fmt: skip
 
-    def when(days: float) -> str:
-        return (now + timedelta(days=days)).date().isoformat()
-
-    def interval(i: Any) -> dict[str, Any] | None:
-        if i is None:
-            return None
-        return {
-            "expected": when(i.median),
-            "lower": when(i.lower),
-            "upper": when(i.upper),
-            "days": {
-                "median": round(i.median, 1),
-                "lower": round(i.lower, 1),
-                "upper": round(i.upper, 1),
-            },
-        }
-
     return {
         **base,
         "model": {
@@ -347,7 +358,7 @@ async def study_forecast(
             "beta_days": round(made.fit.beta, 4),
             "mean_rate_per_30_days": round(30 * made.fit.mean_rate, 4),
         },
-        "forecast": interval(made.days),
+        "forecast": forecast_interval(now, made.days),
         "reached": made.days is None,
         "sites": [
             {
@@ -356,7 +367,7 @@ async def study_forecast(
                 "target": s.target,
                 "days_open": round(s.exposure_days),
                 "rate_per_30_days": round(s.rate_per_30_days, 3),
-                "forecast": interval(s.days),
+                "forecast": forecast_interval(now, s.days),
             }
             for s in made.sites
         ],
