@@ -18,13 +18,11 @@ import asyncpg
 from trialstream import audit, consent_gate
 from trialstream.db import DbConnection
 from trialstream.events.consents import ConsentScope, ConsentState
-from trialstream.events.participants import ParticipantState
-from trialstream.events.topics import Topic
-from trialstream.outbox import enqueue
 from trialstream.studies import StudyRegistry
 
 from ingest import repository
 from ingest.domain import Uploader
+from ingest.service import announce_withdrawal
 
 ACTOR = "system:consent"
 REASON = "consent withdrawn in the consent service"
@@ -52,15 +50,7 @@ async def _withdraw(conn: DbConnection, event: ConsentState) -> None:
     done = await repository.withdraw(conn, event.participant_id, event.withdrawn_at, REASON)
     if done is None:  # withdrawn already, or not enrolled here
         return
-    state = ParticipantState(
-        participant_id=done.participant_id,
-        study_id=done.study_id,
-        site_id=done.site_id,
-        timezone=done.timezone,
-        status="withdrawn",
-        withdrawn_at=done.withdrawn_at,
-    )
-    await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, state)])
+    await announce_withdrawal(conn, done)
     await audit.record(
         conn,
         actor=ACTOR,

@@ -11,6 +11,7 @@ import asyncpg
 import structlog
 from trialstream import audit
 from trialstream.auth import hash_token, new_token
+from trialstream.db import DbConnection
 from trialstream.errors import Kind, Refused
 from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
@@ -192,6 +193,20 @@ async def enroll_participant(
             )
 
 
+async def announce_withdrawal(conn: DbConnection, done: repository.Participant) -> None:
+    """The participant's new state, withdrawn, on the participants topic (outbox): what
+    every service acts on, whoever withdrew them (staff here, or the consent service)."""
+    event = ParticipantState(
+        participant_id=done.participant_id,
+        study_id=done.study_id,
+        site_id=done.site_id,
+        timezone=done.timezone,
+        status="withdrawn",
+        withdrawn_at=done.withdrawn_at,
+    )
+    await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, event)])
+
+
 async def withdraw_participant(
     pool: asyncpg.Pool,
     by: Principal,
@@ -214,15 +229,7 @@ async def withdraw_participant(
                     f"participant '{participant_id}' is not enrolled",
                 )
             return existing
-        event = ParticipantState(
-            participant_id=done.participant_id,
-            study_id=done.study_id,
-            site_id=done.site_id,
-            timezone=done.timezone,
-            status="withdrawn",
-            withdrawn_at=done.withdrawn_at,
-        )
-        await enqueue(conn, Topic.PARTICIPANTS, [(done.participant_id, event)])
+        await announce_withdrawal(conn, done)
         await audit.record(  # the reason stays here, off the chain: it is never published
             conn,
             **audited_as(by, done.study_id),
