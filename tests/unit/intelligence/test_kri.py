@@ -24,9 +24,9 @@ def test_the_days_open_count_a_late_site_with_few_is_not_below() -> None:
 
 def test_a_lone_site_has_no_light_and_the_thresholds_are_the_interval() -> None:
     assert site_lights([3], [30.5], 0.9) == [None]
-    hoped = Expected(median=10, lower=4, upper=18)
-    assert [below_forecast(n, hoped) for n in (3, 4, 9, 10)] == [
-        Light.RED, Light.AMBER, Light.AMBER, Light.GREEN
+    hoped = Expected(median=10, lower=4, upper=18, quartile=7)
+    assert [below_forecast(n, hoped) for n in (3, 4, 6, 7, 10)] == [
+        Light.RED, Light.AMBER, Light.AMBER, Light.GREEN, Light.GREEN
     ]  # fmt: skip
     assert worst([Light.GREEN, Light.RED, Light.AMBER]) is Light.RED
     assert worst([]) is Light.GREEN

@@ -357,7 +357,8 @@ async def study_forecast(
                 "rate_per_30_days": round(s.rate_per_30_days, 3),
                 "forecast": interval(s.days),
                 "expected_to_date": None if hoped is None else {
-                    "median": hoped.median, "lower": hoped.lower, "upper": hoped.upper
+                    "median": hoped.median, "lower": hoped.lower, "upper": hoped.upper,
+                    "lower_quartile": hoped.quartile,
                 },
                 "below_forecast": None if kri_of is None else str(kri_of[1]),
             }

@@ -5,8 +5,8 @@ study's OTHER open sites says what a site of the study enrols in the days this o
 been open: the count is negative binomial with the fit's shape alpha and success
 probability beta / (beta + days). Left out of its own fit, a site that enrols nothing
 cannot widen the spread that excuses it. Fewer than that distribution's lower bound
-(the interval's tail at the forecast's level) is red; fewer than its median, amber;
-else green. A study with one open site has nothing to compare with: no light. The study
+(the interval's tail at the forecast's level) is red; fewer than its lower quartile,
+amber; else green. A study with one open site has nothing to compare with: no light. The study
 takes its worst site's light. Pure: numpy and scipy.
 """
 
@@ -37,19 +37,20 @@ class Expected:
     median: int
     lower: int
     upper: int
+    quartile: int  # the lower quartile: below it is amber
 
 
 def expected_to_date(alpha: float, beta: float, days: float, level: float) -> Expected:
     p = beta / (beta + max(days, 0.0))
     tail = (1 - level) / 2
-    lower, median, upper = nbinom.ppf([tail, 0.5, 1 - tail], alpha, p)
-    return Expected(int(median), int(lower), int(upper))
+    lower, quartile, median, upper = nbinom.ppf([tail, 0.25, 0.5, 1 - tail], alpha, p)
+    return Expected(int(median), int(lower), int(upper), int(quartile))
 
 
 def below_forecast(enrolled: int, expected: Expected) -> Light:
     if enrolled < expected.lower:
         return Light.RED
-    if enrolled < expected.median:
+    if enrolled < expected.quartile:
         return Light.AMBER
     return Light.GREEN
 
