@@ -10,18 +10,17 @@ import html
 import io
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from helpers import announce_study, eventually, publish_to, serving, unique_id
+from helpers import eventually, serving, unique_id
 from intelligence.main import create_app
 from intelligence.settings import IntelligenceSettings
 from staff_tokens import JWKS, staff_auth
-from trialstream.events.participants import ParticipantState
-from trialstream.events.topics import Topic
 from trialstream.staff import SESSION_COOKIE
+
+from tests.integration.intelligence.enrolments import enrolled_study
 
 pytestmark = pytest.mark.integration
 
@@ -41,27 +40,6 @@ async def app(kafka: str, database_url: str) -> AsyncIterator[httpx.AsyncClient]
 
 async def _ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
-
-
-async def enrolled_study(kafka: str, counts: dict[str, int]) -> tuple[str, list[str]]:
-    """A study open 100 days whose sites enrolled `counts`; returns it and the ids."""
-    study = unique_id("S")
-    opened = (datetime.now(UTC) - timedelta(days=100)).date().isoformat()
-    plan = {"target": 200, "start": opened}
-    await announce_study(kafka, study, ["ingest"], list(counts), enrollment=plan)
-    now = datetime.now(UTC)
-    events, ids = [], []
-    for site, n in counts.items():
-        for i in range(n):
-            pid = unique_id("P")
-            ids.append(pid)
-            state = ParticipantState(
-                participant_id=pid, study_id=study, site_id=site,
-                occurred_at=now - timedelta(days=95 - 4 * i),
-            )  # fmt: skip
-            events.append((pid, state))
-    await publish_to(kafka, Topic.PARTICIPANTS, events)
-    return study, ids
 
 
 async def test_a_lagging_site_is_red_in_json_csv_and_page_and_no_participant_is_named(
