@@ -318,8 +318,9 @@ async def study_forecast(
     }
     if not open_ids:
         return {**base, "forecast": None, "below_forecast": None, "sites": []}
-    made = forecast(
-        open_ids, counts, exposure, targets, plan.target - total + sum(counts),
+    # CPU work (ms to a second for hundreds of sites) off the event loop
+    made = await asyncio.to_thread(
+        forecast, open_ids, counts, exposure, targets, plan.target - total + sum(counts),
         level=level, draws=draws,
     )  # fmt: skip
 
@@ -344,7 +345,7 @@ async def study_forecast(
             },
         }
 
-    lights = kri.site_lights(counts, exposure, level)
+    lights = await asyncio.to_thread(kri.site_lights, counts, exposure, level)
     rows: list[dict[str, Any]] = []
     for s, kri_of in zip(made.sites, lights, strict=True):
         hoped = None if kri_of is None else kri_of[0]
