@@ -187,6 +187,8 @@ ROUTES: dict[str, dict[tuple[str, str], Action | str]] = {
         ("GET", "/v1/candidates/{candidate_id}/verification"): READ,
         ("GET", "/v1/studies/{study_id}/prescreening"): Action.READ_AGGREGATES,
         ("GET", "/v1/studies/{study_id}/forecast"): Action.READ_AGGREGATES,
+        ("GET", "/v1/portfolio"): Action.READ_AGGREGATES,
+        ("GET", "/v1/portfolio.csv"): Action.READ_AGGREGATES,
         ("GET", "/v1/studies/{study_id}/forecast.csv"): Action.READ_AGGREGATES,
         # the screen-failure model's report: no study's data
         ("GET", "/v1/screening-model"): ANY_STAFF,

@@ -11,6 +11,8 @@ from trialstream.kafka import make_broker
 from trialstream.runtime import Runtime, running
 
 from intelligence.api import router
+from intelligence.api.pages import STATIC_PATH, static_files
+from intelligence.api.pages import router as pages
 from intelligence.domain import risk
 from intelligence.service_info import SERVICE
 from intelligence.settings import IntelligenceSettings
@@ -41,6 +43,8 @@ def create_app(settings: IntelligenceSettings | None = None) -> FastAPI:
         app, max_body_bytes=settings.max_upload_bytes, rate_limit=settings.rate_limit()
     )
     app.include_router(router)
+    app.include_router(pages)
+    app.mount(STATIC_PATH, static_files(), name="portfolio-static")
     app.include_router(ops_router(runtime.ready_checks))
     app.state.runtime = runtime
     app.state.model = risk.train()  # seeded: the same model in every replica

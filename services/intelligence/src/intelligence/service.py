@@ -21,7 +21,7 @@ from trialstream.staff import audited_as
 from trialstream.studies import StudyDefinition, StudyRegistry
 
 from intelligence import repository
-from intelligence.domain import matching, risk
+from intelligence.domain import kri, matching, risk
 from intelligence.domain.fhir import Bundle, Candidate, minimise, problem
 from intelligence.domain.forecast import forecast
 
@@ -344,14 +344,35 @@ async def study_forecast(
         "sites_not_open": later,
     }
     if not open_ids:
-        return {**base, "forecast": None, "sites": []}
-    made = forecast(
-        open_ids, counts, exposure, targets, plan.target - total + sum(counts),
+        return {**base, "forecast": None, "below_forecast": None, "sites": []}
+    # CPU work (ms to a second for hundreds of sites) off the event loop
+    made = await asyncio.to_thread(
+        forecast, open_ids, counts, exposure, targets, plan.target - total + sum(counts),
         level=level, draws=draws,
     )  # fmt: skip
 
+    lights = await asyncio.to_thread(kri.site_lights, counts, exposure, level)
+    rows: list[dict[str, Any]] = []
+    for s, kri_of in zip(made.sites, lights, strict=True):
+        hoped = None if kri_of is None else kri_of[0]
+        rows.append(
+            {
+                "site_id": s.site_id,
+                "enrolled": s.enrolled,
+                "target": s.target,
+                "days_open": round(s.exposure_days),
+                "rate_per_30_days": round(s.rate_per_30_days, 3),
+                "forecast": forecast_interval(now, s.days),
+                "expected_to_date": None if hoped is None else {
+                    "median": hoped.median, "lower": hoped.lower, "upper": hoped.upper,
+                    "lower_quartile": hoped.quartile,
+                },
+                "below_forecast": None if kri_of is None else str(kri_of[1]),
+            }
+        )  # fmt: skip
     return {
         **base,
+        "below_forecast": _worst([r["below_forecast"] for r in rows]),
         "model": {
             "kind": "poisson-gamma",
             "alpha": round(made.fit.alpha, 4),
@@ -360,23 +381,13 @@ async def study_forecast(
         },
         "forecast": forecast_interval(now, made.days),
         "reached": made.days is None,
-        "sites": [
-            {
-                "site_id": s.site_id,
-                "enrolled": s.enrolled,
-                "target": s.target,
-                "days_open": round(s.exposure_days),
-                "rate_per_30_days": round(s.rate_per_30_days, 3),
-                "forecast": forecast_interval(now, s.days),
-            }
-            for s in made.sites
-        ],
+        "sites": rows,
     }
 
 
 CSV_COLUMNS = (
     "scope", "site_id", "enrolled", "target", "rate_per_30_days", "expected", "lower", "upper",
-    "level",
+    "level", "expected_to_date", "expected_to_date_lower", "below_forecast",
 )  # fmt: skip
 
 
@@ -385,9 +396,11 @@ def forecast_rows(result: dict[str, Any]) -> list[list[Any]]:
 
     def row(scope: str, site: str, part: dict[str, Any], rate: Any) -> list[Any]:
         f = part.get("forecast") or {}
+        hoped = part.get("expected_to_date") or {}
         return [
             scope, site, part.get("enrolled"), part.get("target"), rate,
             f.get("expected", ""), f.get("lower", ""), f.get("upper", ""), result["level"],
+            hoped.get("median", ""), hoped.get("lower", ""), part.get("below_forecast", ""),
         ]  # fmt: skip
 
     model = result.get("model") or {}
@@ -395,3 +408,49 @@ def forecast_rows(result: dict[str, Any]) -> list[list[Any]]:
     rows += [row("site", s["site_id"], s, s["rate_per_30_days"]) for s in result["sites"]]
     rows += [row("site", s["site_id"], s, "") for s in result["sites_not_open"]]
     return rows
+
+
+def within(result: dict[str, Any], scope: frozenset[str] | None) -> dict[str, Any]:
+    """A study's forecast as a caller of some sites sees it: their sites only (the study's
+    figures stay, as on the forecast route), the study's light the worst of theirs."""
+    if scope is None:
+        return result
+    sites = [s for s in result["sites"] if s["site_id"] in scope]
+    later = [s for s in result["sites_not_open"] if s["site_id"] in scope]
+    light = _worst([s["below_forecast"] for s in sites])
+    return {**result, "sites": sites, "sites_not_open": later, "below_forecast": light}
+
+
+def _worst(lights: list[str | None]) -> str | None:
+    """The worst light of the sites that have one (None: none has)."""
+    known = [kri.Light(x) for x in lights if x is not None]
+    return str(kri.worst(known)) if known else None
+
+
+async def portfolio(
+    pool: asyncpg.Pool,
+    studies: StudyRegistry,
+    by: Principal,
+    now: datetime,
+    level: float,
+    draws: int,
+    only: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every study of the caller's with an enrollment target (or only the one named): its
+    forecast and KRIs, at the sites the caller sees."""
+    out = []
+    for study in sorted(studies.definitions(), key=lambda d: d.study_id):
+        if only is not None and study.study_id != only:
+            continue
+        if study.enrollment is None or not by.allows(Action.READ_AGGREGATES, study.study_id):
+            continue
+        made = await study_forecast(pool, study, now, level, draws)
+        out.append(within(made, by.sites(study.study_id)))
+    return out
+
+
+PORTFOLIO_COLUMNS = ("study_id", *CSV_COLUMNS)
+
+
+def portfolio_rows(studies: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[s["study_id"], *row] for s in studies for row in forecast_rows(s)]

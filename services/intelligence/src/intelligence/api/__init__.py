@@ -18,7 +18,7 @@ from trialstream.errors import Kind, Refused
 from trialstream.events.base import ParticipantId, SiteId, StudyId
 from trialstream.identity import Action, Principal
 from trialstream.runtime import CurrentRuntime
-from trialstream.staff import CurrentPrincipal, allowed, check_allowed
+from trialstream.staff import CurrentPrincipal, allowed, check_allowed, study_for
 from trialstream.studies import StudyDefinition
 
 from intelligence import repository, service
@@ -242,14 +242,72 @@ async def forecast_csv(
     result = await service.study_forecast(
         runtime.pool, study, _today(), level or settings.forecast_level, settings.forecast_draws
     )
+    return _csv(service.CSV_COLUMNS, service.forecast_rows(result), f"{study_id}-forecast")
+
+
+@router.get("/v1/portfolio", tags=["forecasts"])
+async def portfolio(
+    runtime: CurrentRuntime,
+    settings: Settings,
+    by: Annotated[Principal, allowed(AGGREGATES)],
+    level: Level = None,
+    study: Annotated[StudyId | None, Query(description="one study of yours")] = None,
+    site: Annotated[SiteId | None, Query(description="one site of yours (with study)")] = None,
+) -> dict[str, Any]:
+    """Every study of yours with an enrollment target, at the sites you see: enrolled,
+    forecast with its interval, and the early-warning KRIs (below forecast) per site."""
+    studies = await _portfolio(runtime, settings, by, level, study, site)
+    return {"as_of": _today().isoformat(), "studies": studies}
+
+
+@router.get("/v1/portfolio.csv", tags=["forecasts"])
+async def portfolio_csv(
+    runtime: CurrentRuntime,
+    settings: Settings,
+    by: Annotated[Principal, allowed(AGGREGATES)],
+    level: Level = None,
+    study: Annotated[StudyId | None, Query(description="one study of yours")] = None,
+    site: Annotated[SiteId | None, Query(description="one site of yours (with study)")] = None,
+) -> Response:
+    studies = await _portfolio(runtime, settings, by, level, study, site)
+    return _csv(service.PORTFOLIO_COLUMNS, service.portfolio_rows(studies), "portfolio")
+
+
+async def _portfolio(
+    runtime: CurrentRuntime,
+    settings: IntelligenceSettings,
+    by: Principal,
+    level: float | None,
+    study: str | None,
+    site: str | None,
+) -> list[dict[str, Any]]:
+    """The caller's studies, or the one named (404 if not theirs), at the site named (403
+    `forbidden_site` if not theirs; a site is of one study: the one named, else the
+    caller's only study)."""
+    if site is not None:
+        study = study_for(by, study)
+    if study is not None:
+        _study(by, study, AGGREGATES)
+    if site is not None and study is not None:
+        check_allowed(by, AGGREGATES, site, study)
+    found = await service.portfolio(
+        runtime.pool, runtime.studies, by, _today(), level or settings.forecast_level,
+        settings.forecast_draws, only=study,
+    )  # fmt: skip
+    if site is None:
+        return found
+    return [service.within(s, frozenset({site})) for s in found]
+
+
+def _csv(columns: tuple[str, ...], rows: list[list[Any]], name: str) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(service.CSV_COLUMNS)
-    writer.writerows(service.forecast_rows(result))
+    writer.writerow(columns)
+    writer.writerows(rows)
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{study_id}-forecast.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
 
 
