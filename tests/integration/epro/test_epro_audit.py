@@ -3,9 +3,13 @@ corrections (with the answers before and after, and the reason)."""
 
 from __future__ import annotations
 
+import json
+
+import asyncpg
 import pytest
 from audit_helpers import audited, changes
 from epro_support import Epro, phq9_body
+from trialstream import audit
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +35,22 @@ async def test_response_and_corrections_are_audited_with_old_and_new_answers(epr
     nurse_id = r.json()["response"]["author"]
 
     entries = await audited(epro.database_url, "epro", "response", body["response_id"])
-    assert [(e["actor"], e["action"], e["reason"]) for e in entries] == [
-        (f"participant:{participant}", "response.submitted", None),
-        (f"participant:{participant}", "response.corrected", "tapped 8 instead of 3"),
-        (nurse_id, "response.corrected", "participant phoned: meant 2"),
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        (f"participant:{participant}", "response.submitted"),
+        (f"participant:{participant}", "response.corrected"),
+        (nurse_id, "response.corrected"),
+    ]
+    # the reasons are typed text: off the chain, erasable (decision 0087)
+    assert entries[0]["reason"] is None
+    assert all(e["reason"].startswith("sha256:") for e in entries[1:])
+    conn = await asyncpg.connect(epro.database_url, server_settings={"search_path": "epro"})
+    try:
+        typed = [json.loads(await audit.erasable_text(conn, e["seq"]) or "") for e in entries[1:]]
+    finally:
+        await conn.close()
+    assert typed == [
+        {"reason": "tapped 8 instead of 3", "free_text": {}},
+        {"reason": "participant phoned: meant 2", "free_text": {}},
     ]
     answers = [
         (e["old"] and e["old"]["answers"], e["new"]["version"], e["new"]["answers"])

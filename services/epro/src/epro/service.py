@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from trialstream.validation import FieldError
 from epro import repository
 from epro.assignments import audit_assigned
 from epro.domain import withdrawal
-from epro.domain.definitions import Catalog, Questionnaire
+from epro.domain.definitions import Catalog, ItemType, Questionnaire
 from epro.domain.responses import Answers, ResponseVersion, Scores
 from epro.domain.schedules import Schedule
 from epro.domain.scoring import SafetySignal
@@ -303,7 +304,9 @@ async def _submit_new(
             request_digest=request_digest,
         )
         await _store(conn, row, checked, checked.signals)
-        await _audit_version(conn, row, f"participant:{participant_id}", None)
+        await _audit_version(
+            conn, row, f"participant:{participant_id}", None, free_text=_texts(checked)
+        )
     return Stored(True, row)
 
 
@@ -391,15 +394,21 @@ async def _correct(
         )
         await _store(conn, row, checked, [s for s in checked.signals if s.rule.rule not in before])
         actor = f"participant:{participant_id}" if author == "participant" else author
-        await _audit_version(conn, row, actor, latest, author_detail)
+        await _audit_version(conn, row, actor, latest, author_detail, _texts(checked))
     return Stored(True, row)
 
 
-def _version(row: ResponseVersion) -> dict[str, Any]:
+def _texts(checked: Checked) -> frozenset[str]:
+    """The questionnaire's free-text items (what a participant may write anything into)."""
+    return frozenset(i.link_id for i in checked.questionnaire.items if i.type == ItemType.TEXT)
+
+
+def _version(row: ResponseVersion, free_text: frozenset[str]) -> dict[str, Any]:
+    """A version as the chain holds it: free-text answers only as `[free text]`."""
     return {
         "version": row.version,
         "questionnaire": row.questionnaire,
-        "answers": row.answers,
+        "answers": {k: "[free text]" if k in free_text else v for k, v in row.answers.items()},
         "on_time": row.on_time,
         "flags": row.flags,
     }
@@ -411,8 +420,15 @@ async def _audit_version(
     actor: str,
     before: ResponseVersion | None,
     actor_detail: Mapping[str, str] | None = None,
+    free_text: frozenset[str] = frozenset(),
 ) -> None:
-    """A response version in the audit trail: the answers before and after, and why."""
+    """A response version in the audit trail: the answers before and after, and why. What
+    the participant or staff wrote (free-text answers, the correction's reason) is kept
+    off the chain, erasable, the chain holding a salted digest of it (decision 0087)."""
+    written = {k: v for k, v in row.answers.items() if k in free_text}
+    typed = None
+    if written or row.reason is not None:
+        typed = json.dumps({"reason": row.reason, "free_text": written}, sort_keys=True)
     await audit.record(
         conn,
         actor=actor,
@@ -420,7 +436,8 @@ async def _audit_version(
         action="response.submitted" if before is None else "response.corrected",
         entity="response",
         entity_id=str(row.response_id),
-        old=None if before is None else _version(before),
-        new=_version(row),
-        reason=row.reason,
+        old=None if before is None else _version(before, free_text),
+        new=_version(row, free_text),
+        erasable_reason=typed,
+        subject=row.participant_id if typed is not None else None,
     )

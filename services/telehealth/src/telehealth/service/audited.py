@@ -39,6 +39,10 @@ async def booking_changed(
     after: Booking,
     reason: str | None,
 ) -> None:
+    """A booking change. A reason a person typed (reschedule, cancellation, deviation,
+    note: free text about the participant) is erasable, the chain keeping a salted digest
+    (decision 0087); a system's reason (a fixed text with ids) stays in the chain."""
+    typed = reason if isinstance(actor, Actor) else None
     await audit.record(
         conn,
         **_by(actor, after.study_id),
@@ -47,7 +51,9 @@ async def booking_changed(
         entity_id=str(after.booking_id),
         old=None if before is None else before.audited(),
         new=after.audited(),
-        reason=reason,
+        reason=None if typed is not None else reason,
+        erasable_reason=typed,
+        subject=after.participant_id if typed is not None else None,
     )
 
 
