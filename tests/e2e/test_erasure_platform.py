@@ -335,6 +335,8 @@ def test_an_erased_participant_leaves_no_personal_data_in_tables_topics_or_files
             return bool(job["status"] == "done")
 
         wait_for("the export", exported, 60)
+        export_url = f"{INGEST}/v1/exports/{export['export_id']}"
+        export_file = c.ok("GET", export_url, study_admin)["files"][0]["name"]
 
         # Retention: a contact address, no quiet hours.
         c.eventually(
@@ -449,6 +451,11 @@ def test_an_erased_participant_leaves_no_personal_data_in_tables_topics_or_files
         services = set(status["services"])
         assert {"consent", "ingest", "epro", "telehealth", "retention"} <= services, status
         assert all(s["done"] for s in status["services"].values())
+        # The export that held their readings is withdrawn: files deleted, links 410.
+        assert c.ok("GET", export_url, study_admin)["expired_at"] is not None
+        gone = c.call("GET", f"{export_url}/files/{export_file}", study_admin)
+        assert gone.status_code == 410, gone.text
+        assert "erasure" in gone.json()["error"]["message"], gone.text
 
     # After: no marker anywhere, the readings gone from every tier, the audit intact.
     assert asyncio.run(tables_holding(up.database_url, MARK)) == []
@@ -460,6 +467,7 @@ def test_an_erased_participant_leaves_no_personal_data_in_tables_topics_or_files
     # tiered in a test: ingest refuses readings measured before the consent; the tier's
     # own erasure is tests/integration/erasure/test_ingest_archive_erasure.py)
     assert files_holding(files / "archive", pid) == []
+    assert [f for f in files_holding(files, pid) if f.endswith((".parquet", ".csv"))] == []
     readings_left = asyncio.run(tables_holding(up.database_url, readings[0]["event_id"], pid))
     assert readings_left == [], readings_left
     verified = audit_verify(up.database_url, up.workdir)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type hints
@@ -28,6 +30,7 @@ from trialstream.db import DbConnection
 from trialstream.erasure import Eraser
 from trialstream.events.erasures import ErasureRequested
 
+from ingest.exports_jobs import job_dir
 from ingest.tiering import bucket_of, checksum, checksum_hex
 from ingest.tiering_store import ROW_GROUP_ROWS, TIER_SCHEMA, TierStore
 
@@ -58,6 +61,16 @@ _UPDATE_FILE = """
 UPDATE archive_tier_files SET rows = $4, bytes = $5, sha256 = $6, checksum = $7
 WHERE day = $1 AND study_id = $2 AND bucket = $3
 """
+# Finished exports that may hold the participant's readings: the study's, whole or theirs
+# alone. (A job still running reads the archive after the erasure committed, so its
+# remaining days hold nothing of them; days it wrote before are a known gap.)
+_EXPORTS_HOLDING = """
+UPDATE exports SET expired_at = now(), expired_reason = $3
+WHERE study_id = $1 AND (participant_id IS NULL OR participant_id = $2) AND expired_at IS NULL
+  AND status IN ('done', 'failed')
+RETURNING export_id
+"""
+WITHDRAWN = "withdrawn by an erasure: it held readings of an erased participant"
 _DAY_FILES = "SELECT rows, checksum FROM archive_tier_files WHERE day = $1"
 _UPDATE_DAY = "UPDATE archive_tiers SET rows = $2, checksum = $3 WHERE day = $1"
 
@@ -120,7 +133,20 @@ async def erase_from_archive(
     }
 
 
-def eraser(store: TierStore | None) -> Eraser:
+async def withdraw_exports(
+    conn: DbConnection, export_dir: Path, participant_id: str, study_id: str
+) -> int:
+    """Every export of the study that may hold the participant's readings is marked expired
+    with the reason and its files deleted (after the mark, so a rollback leaves a job whose
+    files are gone but which still says so on redelivery)."""
+    rows = await conn.fetch(_EXPORTS_HOLDING, study_id, participant_id, WITHDRAWN)
+    for row in rows:
+        directory = job_dir(export_dir, row["export_id"])
+        await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
+    return len(rows)
+
+
+def eraser(store: TierStore | None, export_dir: Path | None = None) -> Eraser:
     """Ingest's `erase` for trialstream.erasure.follow_erasures."""
 
     async def erase(conn: DbConnection, request: ErasureRequested) -> dict[str, int]:
@@ -130,9 +156,13 @@ def eraser(store: TierStore | None) -> Eraser:
             erased |= await erase_from_archive(
                 conn, store, request.participant_id, request.study_id
             )
+            if export_dir is not None:
+                erased["exports_withdrawn"] = await withdraw_exports(
+                    conn, export_dir, request.participant_id, request.study_id
+                )
         return erased
 
     return erase
 
 
-__all__ = ["erase_from_archive", "eraser"]
+__all__ = ["erase_from_archive", "eraser", "withdraw_exports"]

@@ -138,6 +138,7 @@ class ExportJob:
     error: str | None
     attempts: int = 0
     expired_at: datetime | None = None  # its files were deleted (INGEST_EXPORT_KEEP_DAYS)
+    expired_reason: str | None = None  # set when an erasure withdrew it (decision 0086)
 
 
 def present(job: ExportJob, parts: Sequence[PartView]) -> dict[str, Any]:

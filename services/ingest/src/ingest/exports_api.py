@@ -191,8 +191,9 @@ async def download_export_file(
             Kind.GONE,
             "export_expired",
             f"export '{export_id}' expired on {job.expired_at.date().isoformat()} and its files "
-            f"were deleted (exports are kept {settings.export_keep_days:g} days): "
-            "start a new export with POST /v1/exports",
+            "were deleted ("
+            + (job.expired_reason or f"exports are kept {settings.export_keep_days:g} days")
+            + "): start a new export with POST /v1/exports",
         )
     # the name is looked up among the job's finished parts, never used as a path as given
     part = next((p for p in await repo.parts(runtime.pool, export_id) if p.file_name == name), None)

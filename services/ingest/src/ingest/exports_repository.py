@@ -160,6 +160,7 @@ def _job(row: asyncpg.Record) -> ExportJob:
         error=row["error"],
         attempts=row["attempts"],
         expired_at=row["expired_at"],
+        expired_reason=row.get("expired_reason"),
     )
 
 

@@ -30,7 +30,7 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
     archive_days = ArchiveDays()
     # Reads consult the tier whether or not this replica tiers (decision 0077).
     tier_store = TierStore(settings.archive_tier_url, settings.archive_tier_storage_options)
-    subscribers.subscribe(runtime, tier_store)  # consents (0080), erasures (0086)
+    subscribers.subscribe(runtime, tier_store, settings.export_dir)  # consents, erasures
     worker = f"ingest-{settings.replica}-{uuid.uuid4().hex[:8]}"
 
     @asynccontextmanager
