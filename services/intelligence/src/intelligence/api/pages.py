@@ -35,7 +35,8 @@ router = APIRouter(include_in_schema=False)
 
 
 def static_files() -> StaticFiles:
-    return StaticFiles(directory=_PACKAGE / "static")
+    # the staff pages' shared stylesheet (staff.css) comes from the trialstream package
+    return StaticFiles(directory=_PACKAGE / "static", packages=[("trialstream", "static")])
 
 
 def chart(sites: list[dict[str, Any]]) -> dict[str, Any]:
