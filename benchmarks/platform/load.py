@@ -145,6 +145,13 @@ async def archived(database_url: str, participants: Sequence[str]) -> int:
         await conn.close()
 
 
+def _limits(connections: int) -> httpx.Limits:
+    # A connection idle for uvicorn's keep-alive (5 s) is closed by the server; reusing it
+    # as that happens fails the request (ReadError, seen on a loaded machine in the paced
+    # phase). Idle connections are dropped here first.
+    return httpx.Limits(max_connections=connections, keepalive_expiry=2.0)
+
+
 async def post(client: httpx.AsyncClient, url: str, token: str, payload: bytes) -> int:
     r = await client.post(
         f"{url}/v1/readings",
@@ -168,9 +175,7 @@ async def flat_out(
     queue = list(enumerate(requests))
     queue.reverse()
     accepted, latencies = 0, []
-    async with httpx.AsyncClient(
-        timeout=120, limits=httpx.Limits(max_connections=concurrency)
-    ) as client:
+    async with httpx.AsyncClient(timeout=120, limits=_limits(concurrency)) as client:
         before = await anomaly_processed(client, anomaly_metrics)
         archived_before = await archived(database_url, participants)
 
@@ -237,7 +242,7 @@ async def paced(
 
     sent: dict[str, float] = {}
     accepted = 0
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as client:
+    async with httpx.AsyncClient(timeout=60, limits=_limits(64)) as client:
         watcher = asyncio.create_task(watch())
         t0 = time.perf_counter()
 
