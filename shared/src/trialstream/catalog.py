@@ -40,6 +40,7 @@ from trialstream.events.erasures import ErasureDone, ErasureRequested
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
 from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
+from trialstream.events.readings import ReadingsSummarised
 from trialstream.events.studies import StudyDefined
 from trialstream.services import ServiceInfo
 
@@ -47,6 +48,7 @@ from trialstream.services import ServiceInfo
 CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
     {
         Topic.READINGS: (ReadingReceived,),
+        Topic.READING_SUMMARIES: (ReadingsSummarised,),
         Topic.ALERTS: (AlertRaised,),
         Topic.ALERT_ACKNOWLEDGEMENTS: (AlertAcknowledged,),
         Topic.ALERT_EPISODES_ENDED: (AlertEpisodeEnded,),
@@ -75,6 +77,8 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
 
 _KEYS: Mapping[Topic, str] = MappingProxyType(
     {
+        Topic.READING_SUMMARIES: "Keyed by participant_id. One per participant per upload,"
+        " sent by ingest with the readings; for services that need only that data came.",
         Topic.DEAD_LETTER: "Records no consumer could decode or process, with the reason.",
         Topic.KRI_BREACHES: "Keyed by participant_id (site-level KRIs: by site_id).",
         Topic.AUDIT_HEADS: "Keyed by service; compacted. Every service sends its chain head.",

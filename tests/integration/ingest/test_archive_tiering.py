@@ -28,6 +28,7 @@ from ingest.tiering_jobs import Tierer, TierMismatchError
 from ingest.tiering_reads import participant_readings
 from ingest.tiering_store import TierStore, WrittenFile
 from trialstream.db import create_pool, migrate
+from trialstream.producer import KeyedRecord
 
 pytestmark = pytest.mark.integration
 STUDY = "S-tier"
@@ -63,8 +64,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> TierStore:
 async def upload(pool: asyncpg.Pool, participant: str, records: list[dict[str, Any]]) -> list[str]:
     published: list[tuple[str, bytes]] = []
 
-    async def publish(batch: list[tuple[str, bytes]]) -> None:
-        published.extend(batch)
+    async def publish(batch: list[KeyedRecord]) -> None:
+        published.extend((r.key or "", r.payload) for r in batch)
 
     result = await service.upload_readings(
         pool,
@@ -272,8 +273,8 @@ async def test_an_upload_that_raced_the_tiering_of_its_day_is_refused_not_lost(
 
     published: list[tuple[str, bytes]] = []
 
-    async def publish(batch: list[tuple[str, bytes]]) -> None:
-        published.extend(batch)
+    async def publish(batch: list[KeyedRecord]) -> None:
+        published.extend((r.key or "", r.payload) for r in batch)
 
     late = reading("P-1", "dev-P-1", measured_at=OLD + timedelta(hours=3))
     result = await service.upload_readings(

@@ -19,6 +19,8 @@ from ingest import repository, service
 from ingest.domain import Uploader
 from ingest.service_info import SERVICE
 from trialstream.db import create_pool, migrate
+from trialstream.events.topics import Topic
+from trialstream.producer import KeyedRecord
 
 pytestmark = pytest.mark.integration
 UPLOADER = Uploader("dev-1", "P-1")
@@ -45,8 +47,9 @@ async def upload(
     days: repository.ArchiveDays | None = None,
     published: list[tuple[str, bytes]] | None = None,
 ) -> list[str]:
-    async def publish(batch: list[tuple[str, bytes]]) -> None:
-        (published if published is not None else []).extend(batch)
+    async def publish(batch: list[KeyedRecord]) -> None:
+        readings = [(r.key or "", r.payload) for r in batch if r.topic == Topic.READINGS]
+        (published if published is not None else []).extend(readings)
 
     result = await service.upload_readings(
         pool,

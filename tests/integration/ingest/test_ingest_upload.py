@@ -89,6 +89,35 @@ async def test_uploaded_readings_are_published_and_archived(
         )
 
 
+async def test_an_upload_is_summarised_once_per_participant_and_a_retry_adds_nothing(
+    ingest: httpx.AsyncClient, kafka: str
+) -> None:
+    """Retention reads these instead of every reading (decision 0092): one record per
+    upload with the count, the span and the hours with data; an upload retried whole is
+    all duplicates, so it publishes neither readings nor another summary."""
+    participant, device, token = await enrol(ingest)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    batch = [
+        reading(participant, device, measured_at=start + timedelta(minutes=25 * i))
+        for i in range(6)  # 0, 25, ... 125 min: three clock hours
+    ]
+    auth = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):
+        r = await ingest.post("/v1/readings", json={"readings": batch}, headers=auth)
+        assert r.status_code == 200, r.text
+    summaries = await read_topic(
+        kafka, Topic.READING_SUMMARIES, match=lambda v: v.get("participant_id") == participant
+    )
+    assert len(summaries) == 1, summaries
+    [summary] = summaries
+    assert summary["readings"] == 6
+    assert summary["devices"] == [device]
+    assert [datetime.fromisoformat(h) for h in summary["hours"]] == [
+        start + timedelta(hours=h) for h in range(3)
+    ]
+    assert datetime.fromisoformat(summary["last_measured_at"]) == start + timedelta(minutes=125)
+
+
 async def test_the_archive_row_and_the_event_agree_on_every_field(
     ingest: httpx.AsyncClient, kafka: str, database_url: str
 ) -> None:

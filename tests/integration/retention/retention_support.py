@@ -16,7 +16,9 @@ from staff_tokens import JWKS, staff_auth
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed
 from trialstream.events.participants import ParticipantState
+from trialstream.events.readings import ReadingReceived
 from trialstream.events.topics import Topic
+from trialstream.reading_summaries import summarise
 
 ADMIN = "retention-admin"
 # A platform admin signed in (the admin token only bootstraps the identity service).
@@ -53,6 +55,11 @@ class Retention:
         await publish_to(
             self.kafka, topic, [(getattr(e, "participant_id", None), e) for e in events]
         )
+
+    async def readings(self, readings: Sequence[ReadingReceived]) -> None:
+        """What retention reads of readings: ingest's summaries of them (decision 0092)."""
+        study = readings[0].study_id
+        await self.publish(Topic.READING_SUMMARIES, summarise(readings, study, datetime.now(UTC)))
 
     async def participant(
         self, site: str | None = None, study: str = "default", **prefs: Any

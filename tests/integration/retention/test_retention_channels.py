@@ -104,7 +104,7 @@ async def test_silent_device_is_nudged_once_then_escalated_and_a_new_reading_clo
     event = ReadingReceived.model_validate(
         {**reading(pid, "watch-1", measured_at=last), "event_id": uuid4()}
     )
-    await retention.publish(Topic.READINGS, [event])
+    await retention.readings([event])
 
     async def seen() -> bool:
         return bool(
@@ -134,7 +134,7 @@ async def test_silent_device_is_nudged_once_then_escalated_and_a_new_reading_clo
     assert [t["task_id"] for t in tasks] == [nudges[0]["nudge_id"]], (site, rows, nudges)
 
     fresh = ReadingReceived.model_validate({**reading(pid, "watch-1"), "event_id": uuid4()})
-    await retention.publish(Topic.READINGS, [fresh])
+    await retention.readings([fresh])
 
     # The nudge was either sent already (then the reading marks it acted on) or still
     # queued, for quiet hours or a busy dispatcher (then it is never sent at all).
@@ -160,8 +160,7 @@ async def test_outreach_list_ranks_the_site_participants_by_dropout_risk(
         await retention.participant(site=site),
     )
     now = datetime.now(UTC)
-    await retention.publish(
-        Topic.READINGS,
+    await retention.readings(
         [
             ReadingReceived.model_validate(
                 {

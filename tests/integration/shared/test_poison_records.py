@@ -26,7 +26,7 @@ from trialstream.events.consents import ConsentScope, ConsentState, ScopeConsent
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.erasures import ErasureDone, ErasureRequested, LegalBasis
 from trialstream.events.participants import ParticipantState
-from trialstream.events.readings import ReadingReceived
+from trialstream.events.readings import ReadingReceived, ReadingsSummarised
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus, VisitType
 from trialstream.services import ServiceInfo, discover_services
@@ -49,6 +49,14 @@ def good(topic: Topic, pid: str) -> Event:
             value=72,
             unit="beats/min",
             measured_at=now - timedelta(seconds=30),
+        ),
+        Topic.READING_SUMMARIES: ReadingsSummarised(
+            participant_id=pid,
+            readings=1,
+            first_measured_at=now - timedelta(seconds=30),
+            last_measured_at=now - timedelta(seconds=30),
+            hours=[now.replace(minute=0, second=0, microsecond=0)],
+            devices=["dev-p"],
         ),
         Topic.ALERTS: AlertRaised(
             participant_id=pid,

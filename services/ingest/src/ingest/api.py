@@ -20,9 +20,7 @@ from trialstream.events.base import (
     TrialDatetime,
 )
 from trialstream.events.readings import Metric
-from trialstream.events.topics import Topic
 from trialstream.identity import DEFAULT_STUDY, Action, Principal
-from trialstream.producer import KeyedRecord
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, allowed, check_allowed
 from trialstream.validation import ReadingUpload, parse_valid_body
@@ -140,15 +138,11 @@ async def upload(
             f"{len(records)} readings in one request; at most {settings.max_readings_per_request}.",
         )
 
-    async def publish(readings: list[tuple[str, bytes]]) -> None:
-        topic = str(Topic.READINGS)
-        await runtime.producer.send([KeyedRecord(topic, key, value) for key, value in readings])
-
     skew = timedelta(seconds=settings.max_clock_skew_seconds)
     try:
         result = await service.upload_readings(
             runtime.pool,
-            publish,
+            runtime.producer.send,
             who,
             records,
             max_clock_skew=skew,

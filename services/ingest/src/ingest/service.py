@@ -17,6 +17,8 @@ from trialstream.events.participants import ParticipantState
 from trialstream.events.topics import Topic
 from trialstream.identity import Principal
 from trialstream.outbox import enqueue
+from trialstream.producer import KeyedRecord
+from trialstream.reading_summaries import summarise
 from trialstream.staff import audited_as
 from trialstream.validation import ReadingUpload, received_json
 
@@ -38,8 +40,10 @@ from ingest.tiering_repository import tiered_days
 
 log = structlog.get_logger(__name__)
 
-# Publishes readings as (participant id, ReadingReceived JSON), keyed by participant.
-PublishReadings = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
+# Publishes an upload's records (readings keyed by participant, and their summaries) in
+# one send, returning once the broker acknowledged every one.
+PublishReadings = Callable[[list[KeyedRecord]], Awaitable[None]]
+_READINGS, _SUMMARIES = str(Topic.READINGS), str(Topic.READING_SUMMARIES)
 
 
 @dataclass
@@ -116,7 +120,7 @@ async def _archive_and_publish(
     events = received_json([reading for _, reading in checked.valid], received_at, study_id)
     async with pool.acquire() as conn, conn.transaction():
         archived_before = await repository.archive_new(conn, events)
-        to_publish = []
+        to_publish, new = [], []
         for (index, reading), event in zip(checked.valid, events, strict=True):
             same = archived_before.get(reading.event_id)
             if same is True:
@@ -125,7 +129,13 @@ async def _archive_and_publish(
                 checked.results[index].status = Status.REJECTED
                 checked.results[index].errors = [EVENT_ID_CONFLICT]
             else:
-                to_publish.append((reading.participant_id, event))
+                to_publish.append(KeyedRecord(_READINGS, reading.participant_id, event))
+                new.append(reading)
+        # the summaries go in the same send: acknowledged with the readings or not at all
+        to_publish += [
+            KeyedRecord(_SUMMARIES, s.participant_id, s.model_dump_json().encode())
+            for s in summarise(new, study_id, received_at)
+        ]
         await publish(to_publish)
 
 

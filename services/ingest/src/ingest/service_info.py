@@ -17,6 +17,6 @@ SERVICE = ServiceInfo(
     base_port=8001,
     env_prefix="INGEST_",
     order=10,
-    produces=(Topic.READINGS, Topic.PARTICIPANTS, Topic.ERASURE_STATUS),
+    produces=(Topic.READINGS, Topic.READING_SUMMARIES, Topic.PARTICIPANTS, Topic.ERASURE_STATUS),
     groups=tuple(GROUPS.values()),
 )

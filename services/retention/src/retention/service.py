@@ -18,7 +18,7 @@ from trialstream.events.consents import ConsentState
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.nudges import CoordinatorTaskCreated
 from trialstream.events.participants import ParticipantState
-from trialstream.events.readings import ReadingReceived
+from trialstream.events.readings import ReadingsSummarised
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus
 from trialstream.inbox import claim_new
@@ -295,18 +295,20 @@ async def record_enrolments(
 
 
 async def record_readings(
-    pool: asyncpg.Pool, readings: Sequence[ReadingReceived], clock: Clock
+    pool: asyncpg.Pool, summaries: Sequence[ReadingsSummarised], clock: Clock
 ) -> None:
-    """Per batch: the last reading and the hours with data per participant, and any
-    silence nudge now acted on. Idempotent, so no inbox row per reading is needed."""
+    """Per batch of upload summaries (decision 0092): the last reading and the hours with
+    data per participant, and any silence nudge now acted on. Idempotent (a maximum and a
+    set), so no inbox row is needed."""
     now = clock()
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
     last: dict[str, datetime] = {}
     hours: set[tuple[str, datetime]] = set()
-    for r in readings:
-        at = min(r.measured_at, now)  # a device clock ahead must not hide a later silence
-        if at > last.get(r.participant_id, at - timedelta(seconds=1)):
-            last[r.participant_id] = at
-        hours.add((r.participant_id, at.replace(minute=0, second=0, microsecond=0)))
+    for s in summaries:
+        at = min(s.last_measured_at, now)  # a device clock ahead must not hide a later silence
+        if at > last.get(s.participant_id, at - timedelta(seconds=1)):
+            last[s.participant_id] = at
+        hours.update((s.participant_id, min(h, this_hour)) for h in s.hours)
     async with pool.acquire() as conn, conn.transaction():
         await repository.record_activity(conn, last, hours)
         await repository.acted_on(conn, [f"device:{p}" for p in last], now)

@@ -11,7 +11,8 @@ GROUPS = {
     "visits": ConsumerGroup("retention-visits", (Topic.VISITS,)),
     "visit_reminders": ConsumerGroup("retention-visit-reminders", (Topic.VISIT_REMINDERS,)),
     "participants": ConsumerGroup("retention-participants-v2", (Topic.PARTICIPANTS,)),
-    "readings": ConsumerGroup("retention-readings", (Topic.READINGS,)),
+    # one summary per upload, not every reading (decision 0092)
+    "readings": ConsumerGroup("retention-reading-summaries", (Topic.READING_SUMMARIES,)),
     "consents": ConsumerGroup("retention-consents", (Topic.CONSENTS,)),  # decision 0081
     "erasures": ConsumerGroup("retention-erasures", (Topic.ERASURES,)),  # decision 0086
 }

@@ -10,7 +10,7 @@ from trialstream.erasure import follow_erasures
 from trialstream.events.consents import ConsentState
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantState
-from trialstream.events.readings import ReadingReceived
+from trialstream.events.readings import ReadingsSummarised
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue
 from trialstream.runtime import Runtime
@@ -63,18 +63,15 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
         await service.record_elsewhere(runtime.pool, theirs)
         await service.record_enrolments(runtime.pool, ours, clock)
 
-    async def on_readings(readings: Sequence[ReadingReceived]) -> None:
-        # readings carry their study: a study without retention is not watched for silence
-        # (judged once per study in the batch, not per reading: this is the busy topic)
+    async def on_readings(summaries: Sequence[ReadingsSummarised]) -> None:
+        # summaries carry their study: a study without retention is not watched for silence
         studies = runtime.studies
-        skipped = {
+        summaries = [
             s
-            for s in {r.study_id for r in readings}
-            if studies.known(s) and not studies.enables(s, Module.RETENTION)
-        }
-        if skipped:
-            readings = [r for r in readings if r.study_id not in skipped]
-        await service.record_readings(runtime.pool, readings, clock)
+            for s in summaries
+            if not studies.known(s.study_id) or studies.enables(s.study_id, Module.RETENTION)
+        ]
+        await service.record_readings(runtime.pool, summaries, clock)
 
     reconsent = service.reconsent_step(policy)
 
@@ -99,8 +96,8 @@ def subscribe(runtime: Runtime, settings: RetentionSettings, policy: Policy, clo
         max_records=500,
     )
     runtime.subscribe(
-        Topic.READINGS,
-        ReadingReceived,
+        Topic.READING_SUMMARIES,
+        ReadingsSummarised,
         READINGS_GROUP,
         on_readings,
         max_records=settings.readings_max_batch,

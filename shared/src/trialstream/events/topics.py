@@ -5,6 +5,8 @@ from enum import StrEnum
 
 class Topic(StrEnum):
     READINGS = "trialstream.readings.v1"
+    # ingest: per participant per upload, that data came (ReadingsSummarised, decision 0092)
+    READING_SUMMARIES = "trialstream.reading-summaries.v1"
     ALERTS = "trialstream.alerts.v1"
     ALERT_ACKNOWLEDGEMENTS = "trialstream.alert-acknowledgements.v1"
     ALERT_EPISODES_ENDED = "trialstream.alert-episodes-ended.v1"  # AlertEpisodeEnded
