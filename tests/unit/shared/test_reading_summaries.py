@@ -29,13 +29,13 @@ def test_one_summary_per_participant_with_its_hours_span_and_devices() -> None:
     ]
     p1, p2 = summarise(batch, "CARDIO-HF", RECEIVED)
     assert (p1.participant_id, p2.participant_id) == ("P-1", "P-2")
-    assert p1.readings == 3 and p2.readings == 1
+    assert (p1.readings, p2.readings) == (3, 1)
     assert p1.first_measured_at == T0
     assert p1.last_measured_at == T0 + timedelta(minutes=65)
     hour = T0.replace(minute=0, second=0)
     assert p1.hours == [hour, hour + timedelta(hours=1), hour + timedelta(hours=2)]
     assert p1.devices == ["strap-9", "w-1"]
-    assert p1.study_id == "CARDIO-HF" and p1.occurred_at == RECEIVED
+    assert (p1.study_id, p1.occurred_at) == ("CARDIO-HF", RECEIVED)
 
 
 def test_hours_are_utc_hours_whatever_offset_the_device_reported() -> None:
