@@ -175,6 +175,15 @@ class ErasureRules(_Strict):
     regulatory_years: int = Field(default=25, ge=1, le=100)
 
 
+class ConsentRules(_Strict):
+    """What the consent module does beyond gating by scope (decision 0088): once a
+    re-consent deadline has passed without the new signature, `continue` collects under the
+    earlier consent (the default, as before), `pause` collects nothing measured after the
+    deadline day (UTC) until the participant signs."""
+
+    after_reconsent_deadline: Literal["continue", "pause"] = "continue"
+
+
 class StudyDefinition(_Strict):
     """One study, as its file declares it. Unknown keys are refused (a typo is an error,
     not a silently ignored setting)."""
@@ -196,6 +205,8 @@ class StudyDefinition(_Strict):
     # Optional: absent keeps collected data (the regulatory default) and the digest of
     # study files written before it existed.
     erasure: ErasureRules | None = None
+    # Optional (decision 0088): absent keeps today's behaviour and older files' digests.
+    consent: ConsentRules | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _plan_names_own_sites(self) -> StudyDefinition:
@@ -243,6 +254,9 @@ class StudyDefinition(_Strict):
 
     def erasure_rules(self) -> ErasureRules:
         return self.erasure or ErasureRules()
+
+    def consent_rules(self) -> ConsentRules:
+        return self.consent or ConsentRules()
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()

@@ -136,9 +136,10 @@ class Platform:
 
 
 @asynccontextmanager
-async def platform(kafka: str, database_url: str) -> AsyncIterator[Platform]:
+async def platform(kafka: str, database_url: str, **declared: Any) -> AsyncIterator[Platform]:
+    """`declared`: more of the study file (e.g. `consent={...}`)."""
     study = unique_id("CONSENT")
-    await announce_study(kafka, study, MODULES, [SITE])
+    await announce_study(kafka, study, MODULES, [SITE], **declared)
     common: dict[str, Any] = {
         "kafka_bootstrap_servers": kafka,
         "database_url": database_url,

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from consent_support import SITE, Platform
+from consent_support import SITE, Platform, platform
 from helpers import eventually, read_topic
 from trialstream.db import migrate
 from trialstream.events.topics import Topic
@@ -86,6 +86,65 @@ async def test_an_amendment_lists_who_must_reconsent_until_they_sign_the_new_ver
     # data keeps flowing under the first consent meanwhile (decision 0081)
     kept = await ts.upload(second, datetime.now(UTC))
     assert [r["status"] for r in kept["results"]] == ["accepted"]
+
+
+@pytest.mark.parametrize("after_deadline", ["pause", "continue"])
+async def test_after_a_missed_deadline_data_flows_only_where_the_study_says_it_may(
+    kafka: str, database_url: str, after_deadline: str
+) -> None:
+    """Decision 0088: a study that pauses refuses, per reading, what was measured after the
+    deadline day until the new version is signed; one that continues keeps collecting."""
+    rules = {"after_reconsent_deadline": after_deadline}
+    async with platform(kafka, database_url, consent=rules) as ts:
+        assert (await ts.publish(questions=[])).status_code == 201
+        who = await ts.enrol()
+        assert (await ts.sign(who.app, ["wearable"])).status_code == 201
+
+        async def flowing() -> dict[str, Any] | None:  # once ingest has the signature
+            r = await ts.upload(who, datetime.now(UTC))
+            return r if r["status"] == 200 else None
+
+        assert [r["status"] for r in (await eventually(flowing))["results"]] == ["accepted"]
+
+        missed = datetime.now(UTC).date() - timedelta(days=1)  # the deadline was yesterday
+        amended = await ts.publish(
+            2, questions=[], requires_reconsent=True, reconsent_by=str(missed)
+        )
+        assert amended.status_code == 201, amended.text
+        [row] = await outstanding(ts)
+        paused = after_deadline == "pause"
+        assert (row["participant_id"], row["overdue"], row["data_paused"]) == (
+            who.participant,
+            True,
+            paused,
+        )
+
+        async def judged() -> dict[str, Any] | None:
+            # once ingest has the reconsent_due state, a paused study refuses
+            r = await ts.upload(who, datetime.now(UTC))
+            return r if r["results"][0]["status"] == "rejected" else None
+
+        if after_deadline == "pause":
+            refused = await eventually(judged)
+            [error] = refused["results"][0]["errors"]
+            assert (error["field"], error["code"]) == ("measured_at", "reconsent_overdue")
+            assert (await ts.sign(who.app, ["wearable"])).status_code == 201  # version 2
+
+            async def lifted() -> dict[str, Any] | None:
+                r = await ts.upload(who, datetime.now(UTC))
+                return r if r["results"][0]["status"] == "accepted" else None
+
+            await eventually(lifted)
+        else:
+            await read_topic(  # ingest has had time to learn of the amendment
+                ts.kafka,
+                Topic.CONSENTS,
+                match=lambda v: v.get("participant_id") == who.participant,
+            )
+            for _ in range(3):
+                kept = await ts.upload(who, datetime.now(UTC))
+                assert [r["status"] for r in kept["results"]] == ["accepted"]
+                await asyncio.sleep(0.5)
 
 
 async def audit_verify(database_url: str) -> tuple[int, str]:

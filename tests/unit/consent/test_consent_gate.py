@@ -3,8 +3,9 @@ rule, pure."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from ingest.domain import Status, Uploader, check_batch
 from trialstream import consent_gate
 from trialstream.events.consents import ConsentScope, ConsentState, ScopeConsent
@@ -84,3 +85,51 @@ def test_ingest_refuses_readings_measured_before_consent_or_after_its_withdrawal
     ]
     assert checked.results[0].errors[0]["code"] == "before_consent"
     assert checked.results[2].errors[0]["code"] == "consent_withdrawn"
+
+
+def test_a_study_pauses_after_a_missed_deadline_only_where_its_file_says_so() -> None:
+    studies = registry()
+    base = {"title": "t", "sponsor": "s", "sites": [{"id": "site-a", "timezone": "UTC"}]}
+    for study_id, rules in (("PAUSE", {"after_reconsent_deadline": "pause"}), ("GO", {})):
+        studies.apply(
+            1,
+            StudyDefinition.model_validate(
+                {**base, "study_id": study_id, "modules": ["consent"], "consent": rules}
+            ),
+        )
+    assert consent_gate.pauses(studies, "PAUSE")
+    assert not consent_gate.pauses(studies, "GO")  # the default: continue
+    assert not consent_gate.pauses(studies, "WITH")  # no consent block at all
+    assert not consent_gate.pauses(studies, "NOT-ANNOUNCED")
+
+
+def test_a_wrong_rule_is_a_field_level_error() -> None:
+    with pytest.raises(ValueError, match=r"consent\.after_reconsent_deadline"):
+        StudyDefinition.model_validate(
+            {
+                "study_id": "S",
+                "title": "t",
+                "sponsor": "s",
+                "sites": [{"id": "site-a", "timezone": "UTC"}],
+                "modules": ["consent"],
+                "consent": {"after_reconsent_deadline": "stop"},
+            }
+        )
+
+
+def test_the_pause_starts_when_the_deadline_day_ends_in_utc() -> None:
+    consent = ScopeConsent(scope=ConsentScope.WEARABLE, since=NOW - timedelta(days=30))
+    due = consent_gate.Standing(consent, reconsent_version=2, reconsent_by=date(2026, 11, 30))
+    assert due.paused_from(True) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert due.paused_from(False) is None  # a study that continues
+    assert consent_gate.Standing(consent).paused_from(True) is None  # nothing asked
+
+
+def test_ingest_refuses_readings_measured_once_the_pause_began() -> None:
+    paused = NOW - timedelta(minutes=30)
+    who = Uploader("dev-1", "P-1", consented_from=NOW - timedelta(days=30), paused_from=paused)
+    records = [reading(paused - timedelta(seconds=1)), reading(paused)]
+    checked = check_batch(records, who, received_at=NOW, max_clock_skew=timedelta(minutes=5))
+    assert [r.status for r in checked.results] == [Status.ACCEPTED, Status.REJECTED]
+    [error] = checked.results[1].errors
+    assert (error["field"], error["code"]) == ("measured_at", "reconsent_overdue")

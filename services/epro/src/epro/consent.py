@@ -21,7 +21,10 @@ async def require(
 ) -> None:
     where = await compliance.where_is(pool, participant_id)
     if where is not None and consent_gate.gated(studies, where[0]):
-        await consent_gate.require(pool, participant_id, ConsentScope.EPRO, authored_at)
+        pause = consent_gate.pauses(studies, where[0])  # after a missed re-consent (0088)
+        await consent_gate.require(
+            pool, participant_id, ConsentScope.EPRO, authored_at, pause_after_deadline=pause
+        )
 
 
 async def consents_changed(pool: asyncpg.Pool, events: Sequence[ConsentState]) -> None:

@@ -3,7 +3,8 @@
 - `gate`: for a study that enables the consent module, the participant's wearable consent
   from ingest's own `consents` table (one lookup per batch): none is 403
   `consent_required`; readings measured before it or after its withdrawal are refused
-  one by one (`before_consent`, `consent_withdrawn`).
+  one by one (`before_consent`, `consent_withdrawn`), and where the study pauses after a
+  missed re-consent deadline, readings measured after it (`reconsent_overdue`, 0088).
 - `consents_changed`: the consents topic, kept in that table; a full withdrawal signed in
   the consent service becomes ingest's own withdrawal (the participants topic), so every
   service acts on it as on any other (README, *Withdrawal, in one place*).
@@ -31,10 +32,15 @@ REASON = "consent withdrawn in the consent service"
 async def gate(pool: asyncpg.Pool, studies: StudyRegistry, who: Uploader) -> Uploader:
     if not consent_gate.gated(studies, who.study_id):
         return who
-    consent = await consent_gate.scope_of(pool, who.participant_id, ConsentScope.WEARABLE)
-    if consent is None:
+    found = await consent_gate.standing(pool, who.participant_id, ConsentScope.WEARABLE)
+    if found is None:
         raise consent_gate.consent_required(ConsentScope.WEARABLE)
-    return dataclasses.replace(who, consented_from=consent.since, consent_until=consent.until)
+    return dataclasses.replace(
+        who,
+        consented_from=found.consent.since,
+        consent_until=found.consent.until,
+        paused_from=found.paused_from(consent_gate.pauses(studies, who.study_id)),
+    )
 
 
 async def consents_changed(pool: asyncpg.Pool, events: Sequence[ConsentState]) -> None:

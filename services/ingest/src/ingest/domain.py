@@ -32,6 +32,9 @@ class Uploader:
     # readings measured before it, or after it was withdrawn, are refused.
     consented_from: datetime | None = None
     consent_until: datetime | None = None
+    # A study that pauses after a missed re-consent deadline (decision 0088): readings
+    # measured from this instant on are refused until the participant signs.
+    paused_from: datetime | None = None
 
 
 @dataclass
@@ -165,6 +168,13 @@ def _check_consent(uploader: Uploader, measured_at: datetime) -> None:
             "measured_at",
             "consent_withdrawn",
             "measured after the participant withdrew consent to wearable data",
+        )
+    if uploader.paused_from is not None and measured_at >= uploader.paused_from:
+        raise RecordRejected.one(
+            "measured_at",
+            "reconsent_overdue",
+            "measured after the re-consent deadline; the study pauses wearable data until "
+            "the participant signs the amended consent",
         )
 
 

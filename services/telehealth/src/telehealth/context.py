@@ -40,6 +40,7 @@ class Context:
             self.settings.video_base_url,
             self.site_zones,
             lambda study_id: consent_gate.gated(self.runtime.studies, study_id),
+            lambda study_id: consent_gate.pauses(self.runtime.studies, study_id),
         )
 
     def site_zones(self, study_id: str, site_id: str) -> str | None:

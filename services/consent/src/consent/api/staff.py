@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from trialstream import consent_gate
 from trialstream.identity import Action, Principal
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import (
@@ -132,7 +133,8 @@ async def outstanding(
 ) -> dict[str, Any]:
     study_id = study_for(by, study)
     site_id = site_scope(by, Action.READ_PARTICIPANT_DATA, site, study_id)
-    return await reports.outstanding(runtime.pool, study_id, site_id)
+    pauses = consent_gate.pauses(runtime.studies, study_id)
+    return await reports.outstanding(runtime.pool, study_id, site_id, pauses=pauses)
 
 
 @router.get("/v1/consent/fhir", summary="FHIR R4 Consent resources (a Bundle)")

@@ -25,10 +25,13 @@ async def consent_of(pool: asyncpg.Pool, participant_id: str) -> dict[str, Any]:
     }
 
 
-async def outstanding(pool: asyncpg.Pool, study_id: str, site_id: str | None) -> dict[str, Any]:
+async def outstanding(
+    pool: asyncpg.Pool, study_id: str, site_id: str | None, *, pauses: bool = False
+) -> dict[str, Any]:
     """Participants still in the study whose latest signature is older than the newest
     version that requires re-consent at their site (or who never signed), with the
-    deadline and whether it has passed."""
+    deadline, whether it has passed, and whether their data is paused for it (`pauses`:
+    the study's file says so, decision 0088)."""
     today = datetime.now(UTC).date()
     out = []
     required_at: dict[str, Any] = {}
@@ -40,6 +43,7 @@ async def outstanding(pool: asyncpg.Pool, study_id: str, site_id: str | None) ->
         signed = row["signed_version"]
         if signed is not None and (required is None or signed >= required["version"]):
             continue
+        late = required is not None and overdue(required["reconsent_by"], today)
         out.append(
             {
                 "participant_id": row["participant_id"],
@@ -49,10 +53,17 @@ async def outstanding(pool: asyncpg.Pool, study_id: str, site_id: str | None) ->
                 "reconsent_by": None
                 if required is None or required["reconsent_by"] is None
                 else required["reconsent_by"].isoformat(),
-                "overdue": required is not None and overdue(required["reconsent_by"], today),
+                "overdue": late,
+                "data_paused": late and signed is not None and pauses,
             }
         )
-    return {"study_id": study_id, "site_id": site_id, "outstanding": out}
+    after = "pause" if pauses else "continue"
+    return {
+        "study_id": study_id,
+        "site_id": site_id,
+        "after_reconsent_deadline": after,
+        "outstanding": out,
+    }
 
 
 async def fhir_export(pool: asyncpg.Pool, study_id: str, site_id: str | None) -> dict[str, Any]:

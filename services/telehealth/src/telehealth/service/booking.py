@@ -46,6 +46,8 @@ class Policy:
     # Whether a study gates video visits on the participant's telehealth consent (its
     # file enables the consent module; decision 0080).
     consent_gated: Callable[[str], bool] = lambda _study: False
+    # Whether it pauses them once a re-consent deadline has passed unsigned (0088).
+    consent_pauses: Callable[[str], bool] = lambda _study: False
 
     def room_url(self, token: str | None) -> str | None:
         return None if token is None else f"{self.video_base_url.rstrip('/')}/{token}"
@@ -182,7 +184,13 @@ async def book(
                 )
             if visit["visit_type"] == VisitType.VIDEO and policy.consent_gated(visit["study_id"]):
                 participant = visit["participant_id"]
-                await consent_gate.require(conn, participant, ConsentScope.TELEHEALTH, starts_at)
+                await consent_gate.require(
+                    conn,
+                    participant,
+                    ConsentScope.TELEHEALTH,
+                    starts_at,
+                    pause_after_deadline=policy.consent_pauses(visit["study_id"]),
+                )
             member = await _bookable_staff(conn, staff_id, visit["site_id"])
             window = Visit(
                 visit["site_id"],
