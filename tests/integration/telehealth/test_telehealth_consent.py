@@ -69,3 +69,50 @@ async def test_a_video_visit_needs_the_telehealth_consent(telehealth: Telehealth
         return r.status_code if r.status_code == 201 else None
 
     assert await eventually(booked) == 201
+
+
+async def test_a_pausing_study_books_no_video_visit_after_a_missed_reconsent(
+    telehealth: Telehealth,
+) -> None:
+    """Decision 0088: a visit that would happen after the re-consent deadline day is 403
+    `reconsent_overdue` in a study whose file says pause; the new signature lifts it."""
+    study = unique_id("PAUSE")
+    await announce_study(
+        telehealth.kafka,
+        study,
+        ["ingest", "telehealth", "consent"],
+        [telehealth.site],
+        timezone="Europe/Berlin",
+        visits=[{"name": "Week 1", "day": 7, "type": "video"}],
+        consent={"after_reconsent_deadline": "pause"},
+    )
+    (participant,) = await telehealth.enrol(study=study)
+    staff_id, _ = await telehealth.staff()
+    auth = staff_auth(telehealth.site, "site_staff", study=study)
+    visit = await telehealth.visit(participant, auth, "Week 1")
+    video = consent(participant, study, telehealth.site, 1, ConsentScope.TELEHEALTH)
+    missed = SUNDAY_0900_BERLIN.date() - timedelta(days=1)  # the day before the visit
+    due = video.model_copy(
+        update={
+            "revision": 2,
+            "change": "reconsent_due",
+            "reconsent_version": 2,
+            "reconsent_by": missed,
+        }
+    )
+    await telehealth.publish(Topic.CONSENTS, [(participant, due)])
+
+    async def paused() -> str | None:
+        r = await telehealth.book(auth, visit["visit_id"], staff_id, SUNDAY_0900_BERLIN)
+        code = r.json().get("error", {}).get("code")
+        return code if code == "reconsent_overdue" else None
+
+    assert await eventually(paused) == "reconsent_overdue"
+    signed = video.model_copy(update={"revision": 3})  # version 2 signed
+    await telehealth.publish(Topic.CONSENTS, [(participant, signed)])
+
+    async def booked() -> int | None:
+        r = await telehealth.book(auth, visit["visit_id"], staff_id, SUNDAY_0900_BERLIN)
+        return r.status_code if r.status_code == 201 else None
+
+    assert await eventually(booked) == 201
