@@ -50,7 +50,7 @@ def summaries(
 
 
 async def score_all(
-    pool: asyncpg.Pool, model: RiskModel, now: datetime, high_cutoff: float = 0.3
+    pool: asyncpg.Pool, model: RiskModel, now: datetime, high_cutoff: float = 0.5
 ) -> int:
     rows = await repository.engagement_features(pool, now)
     if not rows:

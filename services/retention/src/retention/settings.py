@@ -28,7 +28,7 @@ class RetentionSettings(ServiceSettings):
     sweep_interval_seconds: float = Field(default=300.0, gt=0)
     risk_interval_seconds: float = Field(default=3600.0, gt=0)
     risk_high_cutoff: float = Field(
-        default=0.3,
+        default=0.5,
         gt=0,
         lt=1,
         description="Dropout probability at or above which a participant counts as high risk "
