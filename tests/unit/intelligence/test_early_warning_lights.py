@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from intelligence.api.pages import TEMPLATES
 from intelligence.domain.lights import LIGHTS, Limits, site_lights, study_lights, worst
 from intelligence.early_warning import CSV_COLUMNS, csv_cells
 
@@ -128,3 +129,17 @@ def test_csv_cells_line_up_with_the_columns() -> None:
     row = dict(zip(CSV_COLUMNS, csv_cells({"early_warning": study}), strict=True))
     assert (row["alert_load"], row["retention_risk"], row["open_alerts"]) == ("amber", "red", "")
     assert csv_cells({}) == [""] * len(CSV_COLUMNS)
+
+
+def test_the_page_says_since_when_a_light_is_stale() -> None:
+    old = NOW - timedelta(minutes=40)
+    lights = site_lights(snapshot(7, 10), None, (old, None), NOW, LIMITS)
+    macros = TEMPLATES.env.get_template("_lights.html").module
+    cell = str(macros.light_cell("data_completeness", lights["data_completeness"]))  # type: ignore[attr-defined]
+    assert 'data-status="unknown"' in cell
+    assert "stale since 2026-12-04 11:35" in cell  # 11:20 + 15 min
+    row = str(macros.light_row("retention_risk", lights["retention_risk"]))  # type: ignore[attr-defined]
+    assert "no snapshot yet" in row
+    row = str(macros.light_row("alert_load", lights["alert_load"]))  # type: ignore[attr-defined]
+    assert "2 open alerts, 1 open flags" in row
+    assert "(last 2026-12-04 11:20)" in row
