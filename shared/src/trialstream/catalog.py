@@ -38,9 +38,15 @@ from trialstream.events.audit import AuditHeadPublished
 from trialstream.events.consents import ConsentState
 from trialstream.events.erasures import ErasureDone, ErasureRequested
 from trialstream.events.identity import StaffAccessRevoked, StaffSessionEnded
-from trialstream.events.monitoring import DiscrepancyFlagRaised, KriBreached, KriRecovered
+from trialstream.events.monitoring import (
+    DiscrepancyFlagRaised,
+    KriBreached,
+    KriRecovered,
+    SiteKriSnapshot,
+)
 from trialstream.events.nudges import CoordinatorTaskCreated, NudgeSent
 from trialstream.events.readings import ReadingsSummarised
+from trialstream.events.retention_risk import RetentionRiskSummary
 from trialstream.events.studies import StudyDefined
 from trialstream.services import ServiceInfo
 
@@ -66,6 +72,8 @@ CONTRACTS: Mapping[Topic, tuple[type[Event], ...]] = MappingProxyType(
         Topic.COORDINATOR_TASKS: (CoordinatorTaskCreated,),
         Topic.KRI_BREACHES: (KriBreached, KriRecovered),
         Topic.DISCREPANCY_FLAGS: (DiscrepancyFlagRaised,),
+        Topic.KRI_SNAPSHOTS: (SiteKriSnapshot,),
+        Topic.RETENTION_RISK: (RetentionRiskSummary,),
         Topic.AUDIT_HEADS: (AuditHeadPublished,),
         Topic.STAFF_ACCESS: (StaffSessionEnded, StaffAccessRevoked),
         Topic.STUDIES: (StudyDefined,),
@@ -81,6 +89,10 @@ _KEYS: Mapping[Topic, str] = MappingProxyType(
         " sent by ingest with the readings; for services that need only that data came.",
         Topic.DEAD_LETTER: "Records no consumer could decode or process, with the reason.",
         Topic.KRI_BREACHES: "Keyed by participant_id (site-level KRIs: by site_id).",
+        Topic.KRI_SNAPSHOTS: "Keyed by <study_id>|<site_id>; compacted: a site's KRIs and open"
+        " alerts and flags after monitoring's latest evaluation. Aggregates only.",
+        Topic.RETENTION_RISK: "Keyed by <study_id>|<site_id>; compacted: a site's dropout risk"
+        " after retention's latest scoring. Aggregates only.",
         Topic.AUDIT_HEADS: "Keyed by service; compacted. Every service sends its chain head.",
         Topic.STAFF_ACCESS: "Keyed by session:<id> or subject:<id>; compacted. Sent by the"
         " identity issuer; every service process reads all of it, without a consumer group.",

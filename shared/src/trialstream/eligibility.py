@@ -96,7 +96,10 @@ class MedicationCriterion(_Rule):
 class LabCriterion(_Range):
     kind: Literal["lab"]
     codes: list[Coding] = Field(min_length=1, max_length=10, description="equivalent codes")
-    unit: Unit = Field(description="UCUM unit the limits are in; another unit needs review")
+    unit: Unit = Field(
+        description="UCUM unit the limits are in; a result in another unit is converted where "
+        "the code's row of the conversion table knows both units, else needs review"
+    )
     within_days: int = Field(default=365, ge=1, le=3650)
 
 

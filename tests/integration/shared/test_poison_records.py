@@ -25,8 +25,10 @@ from trialstream.events.base import Event
 from trialstream.events.consents import ConsentScope, ConsentState, ScopeConsent
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.erasures import ErasureDone, ErasureRequested, LegalBasis
+from trialstream.events.monitoring import KriReading, KriThreshold, SiteKriSnapshot
 from trialstream.events.participants import ParticipantState
 from trialstream.events.readings import ReadingReceived, ReadingsSummarised
+from trialstream.events.retention_risk import RetentionRiskSummary
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitReminderDue, VisitStatus, VisitType
 from trialstream.services import ServiceInfo, discover_services
@@ -137,6 +139,39 @@ def good(topic: Topic, pid: str) -> Event:
         ),
         Topic.ERASURE_STATUS: ErasureDone(
             participant_id=pid, request_id=uuid.uuid4(), service="ingest"
+        ),
+        # per-site aggregates (no participant): the key is the only trace of `pid`
+        Topic.KRI_SNAPSHOTS: SiteKriSnapshot(
+            study_id="study-p",
+            site_id="site-p",
+            evaluated_at=now,
+            window_days=7,
+            participants=1,
+            kris=(
+                KriReading(
+                    kri="wear_time",
+                    label="Wear time",
+                    value=90.0,
+                    unit="%",
+                    threshold=KriThreshold(amber=80.0, red=60.0, direction="below"),
+                    status="green",
+                ),
+            ),
+            open_alerts=0,
+            open_flags=0,
+            alerts_in_window=0,
+            participant_days=7.0,
+        ),
+        Topic.RETENTION_RISK: RetentionRiskSummary(
+            study_id="study-p",
+            site_id="site-p",
+            scored_at=now,
+            model_version="test",
+            participants_scored=1,
+            high_risk=0,
+            high_risk_cutoff=0.5,
+            high_risk_share=0.0,
+            mean_risk=0.1,
         ),
     }
     return examples[topic]

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from intelligence.domain import matching
-from intelligence.domain.fhir import Candidate, minimise
+from intelligence.domain.fhir import Candidate, Measurement, minimise
+from intelligence.domain.units import factor
 from intelligence.service import parse_bundles
 from trialstream.eligibility import Eligibility
 
@@ -123,6 +124,10 @@ def test_the_latest_result_in_the_window_counts() -> None:
     assert outcomes(d)["bnp"] == "fail"
 
 
+def latest_key(o: Measurement) -> tuple[str, str, str]:
+    return o.system, o.code, o.unit or ""
+
+
 def reference(c: Candidate, eligibility: Eligibility) -> str:
     """The rules read one candidate at a time, plainly: what the columns must agree with."""
     results = []
@@ -149,12 +154,12 @@ def reference(c: Candidate, eligibility: Eligibility) -> str:
                 if (o.system, o.code) in codes and o.days_before is not None and o.days_before >= 0
             ]  # fmt: skip
             latest = min(dated, key=lambda o: o.days_before or 0, default=None)
-            if latest is None or latest.unit != r.unit or (latest.days_before or 0) > r.within_days:
+            scale = None if latest is None else factor(*latest_key(latest), r.unit)
+            if latest is None or scale is None or (latest.days_before or 0) > r.within_days:
                 got = None
             else:
-                got = (r.min is None or latest.value >= r.min) and (
-                    r.max is None or latest.value <= r.max
-                )
+                value = latest.value * scale
+                got = (r.min is None or value >= r.min) and (r.max is None or value <= r.max)
         if got is not None and r.exclusion:
             got = not got
         results.append(got)

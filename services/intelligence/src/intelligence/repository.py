@@ -216,3 +216,50 @@ async def candidate(pool: asyncpg.Pool, candidate_id: str) -> asyncpg.Record | N
 
 async def decisions_of(pool: asyncpg.Pool, candidate_id: str) -> list[asyncpg.Record]:
     return list(await pool.fetch(_DECISIONS_OF, candidate_id))
+
+
+# the latest per (study, site) wins: a snapshot re-read after a newer one changes nothing
+_KRI_SNAPSHOTS = """
+INSERT INTO site_kri_snapshots AS s (study_id, site_id, evaluated_at, snapshot)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+ON CONFLICT (study_id, site_id) DO UPDATE
+SET evaluated_at = EXCLUDED.evaluated_at, snapshot = EXCLUDED.snapshot, received_at = now()
+WHERE EXCLUDED.evaluated_at >= s.evaluated_at
+"""
+_RETENTION_RISK = """
+INSERT INTO site_retention_risk AS s (study_id, site_id, scored_at, summary)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+ON CONFLICT (study_id, site_id) DO UPDATE
+SET scored_at = EXCLUDED.scored_at, summary = EXCLUDED.summary, received_at = now()
+WHERE EXCLUDED.scored_at >= s.scored_at
+"""
+_SNAPSHOTS_OF = """
+SELECT study_id, site_id, evaluated_at AS at, snapshot::text AS payload
+FROM site_kri_snapshots WHERE study_id = ANY($1::text[])
+"""
+_RISK_OF = """
+SELECT study_id, site_id, scored_at AS at, summary::text AS payload
+FROM site_retention_risk WHERE study_id = ANY($1::text[])
+"""
+Latest = dict[tuple[str, str], tuple[datetime, str]]
+
+
+async def store_latest(
+    pool: asyncpg.Pool, source: str, rows: Sequence[tuple[str, str, datetime, str]]
+) -> None:
+    """(study, site, time, payload JSON) rows of one source ("kri" or "risk"), one per key."""
+    if rows:
+        studies, sites, times, payloads = (list(c) for c in zip(*rows, strict=True))
+        sql = _KRI_SNAPSHOTS if source == "kri" else _RETENTION_RISK
+        await pool.execute(sql, studies, sites, times, payloads)
+
+
+async def latest(pool: asyncpg.Pool, study_ids: Sequence[str]) -> tuple[Latest, Latest]:
+    """The stored KRI snapshots and retention summaries of these studies, by (study, site)."""
+    async with pool.acquire() as conn:
+        kris = await conn.fetch(_SNAPSHOTS_OF, list(study_ids))
+        risks = await conn.fetch(_RISK_OF, list(study_ids))
+    return (
+        {(r["study_id"], r["site_id"]): (r["at"], r["payload"]) for r in kris},
+        {(r["study_id"], r["site_id"]): (r["at"], r["payload"]) for r in risks},
+    )

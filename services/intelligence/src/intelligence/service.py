@@ -20,10 +20,11 @@ from trialstream.identity import Action, Principal
 from trialstream.staff import audited_as
 from trialstream.studies import StudyDefinition, StudyRegistry
 
-from intelligence import repository
+from intelligence import early_warning, repository
 from intelligence.domain import kri, matching, risk
 from intelligence.domain.fhir import Bundle, Candidate, minimise, problem
 from intelligence.domain.forecast import forecast
+from intelligence.domain.lights import Limits
 
 MAX_LINE_ERRORS = 50
 _BUNDLE: TypeAdapter[Bundle] = TypeAdapter(Bundle)
@@ -418,7 +419,10 @@ def within(result: dict[str, Any], scope: frozenset[str] | None) -> dict[str, An
     sites = [s for s in result["sites"] if s["site_id"] in scope]
     later = [s for s in result["sites_not_open"] if s["site_id"] in scope]
     light = _worst([s["below_forecast"] for s in sites])
-    return {**result, "sites": sites, "sites_not_open": later, "below_forecast": light}
+    narrowed = {**result, "sites": sites, "sites_not_open": later, "below_forecast": light}
+    if "early_warning" in result:
+        early_warning.restudy(narrowed)
+    return narrowed
 
 
 def _worst(lights: list[str | None]) -> str | None:
@@ -434,23 +438,31 @@ async def portfolio(
     now: datetime,
     level: float,
     draws: int,
+    limits: Limits,
     only: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every study of the caller's with an enrollment target (or only the one named): its
-    forecast and KRIs, at the sites the caller sees."""
-    out = []
+    forecast and KRIs (below forecast, and the early-warning lights of decision 0090), at
+    the sites the caller sees."""
+    made_all = []
     for study in sorted(studies.definitions(), key=lambda d: d.study_id):
         if only is not None and study.study_id != only:
             continue
         if study.enrollment is None or not by.allows(Action.READ_AGGREGATES, study.study_id):
             continue
-        made = await study_forecast(pool, study, now, level, draws)
-        out.append(within(made, by.sites(study.study_id)))
-    return out
+        made_all.append(await study_forecast(pool, study, now, level, draws))
+    await early_warning.light(pool, made_all, now, limits)
+    return [within(made, by.sites(made["study_id"])) for made in made_all]
 
 
-PORTFOLIO_COLUMNS = ("study_id", *CSV_COLUMNS)
+PORTFOLIO_COLUMNS = ("study_id", *CSV_COLUMNS, *early_warning.CSV_COLUMNS)
 
 
 def portfolio_rows(studies: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[s["study_id"], *row] for s in studies for row in forecast_rows(s)]
+    """Per study, its row and its sites' (as forecast_rows), with the early-warning lights."""
+    out = []
+    for s in studies:
+        parts = [s, *s["sites"], *s["sites_not_open"]]
+        for row, part in zip(forecast_rows(s), parts, strict=True):
+            out.append([s["study_id"], *row, *early_warning.csv_cells(part)])
+    return out

@@ -7,6 +7,9 @@ from trialstream.services import ConsumerGroup, ServiceInfo
 GROUPS = {
     # enrolments: the forecasts' counts and the conversion of referred candidates
     "participants": ConsumerGroup("intelligence-participants", (Topic.PARTICIPANTS,)),
+    # the portfolio's early-warning lights (decision 0090)
+    "kri_snapshots": ConsumerGroup("intelligence-kri-snapshots", (Topic.KRI_SNAPSHOTS,)),
+    "retention_risk": ConsumerGroup("intelligence-retention-risk", (Topic.RETENTION_RISK,)),
 }
 
 SERVICE = ServiceInfo(

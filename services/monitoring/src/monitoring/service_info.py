@@ -38,6 +38,7 @@ SERVICE = ServiceInfo(
         Topic.ALERT_RESOLUTIONS,
         Topic.ALERT_ESCALATIONS,
         Topic.KRI_BREACHES,
+        Topic.KRI_SNAPSHOTS,
         Topic.DISCREPANCY_FLAGS,
         Topic.ERASURE_STATUS,
     ),

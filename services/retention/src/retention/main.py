@@ -72,7 +72,9 @@ def create_app(settings: RetentionSettings | None = None, clock: Clock = service
                 return await service.sweep_silence(runtime.pool, policy, clock(), runtime.studies)
 
             async def rescore() -> int:
-                return await scoring.score_all(runtime.pool, model, clock())
+                return await scoring.score_all(
+                    runtime.pool, model, clock(), settings.risk_high_cutoff
+                )
 
             loops = runtime.loops
             loops.every("retention-dispatch", settings.dispatch_interval_seconds, dispatcher.drain)

@@ -25,6 +25,6 @@ SERVICE = ServiceInfo(
     base_port=8006,
     env_prefix="RETENTION_",
     order=40,
-    produces=(Topic.NUDGES, Topic.COORDINATOR_TASKS, Topic.ERASURE_STATUS),
+    produces=(Topic.NUDGES, Topic.COORDINATOR_TASKS, Topic.ERASURE_STATUS, Topic.RETENTION_RISK),
     groups=tuple(GROUPS.values()),
 )

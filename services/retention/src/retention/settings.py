@@ -27,6 +27,13 @@ class RetentionSettings(ServiceSettings):
     dispatch_interval_seconds: float = Field(default=0.5, gt=0)
     sweep_interval_seconds: float = Field(default=300.0, gt=0)
     risk_interval_seconds: float = Field(default=3600.0, gt=0)
+    risk_high_cutoff: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Dropout probability at or above which a participant counts as high risk "
+        "in each site's summary on the retention-risk topic",
+    )
     max_nudges_per_day: int = Field(default=3, ge=0, description="Default frequency cap")
     escalate_after_epro_misses: int = Field(default=3, ge=1)
     escalate_after_visit_misses: int = Field(default=2, ge=1)

@@ -63,3 +63,37 @@ class DiscrepancyFlagRaised(Event):
     reason: str
     evidence: dict[str, Any] = Field(description="The values behind the flag")
     raised_at: AwareDatetime
+
+
+class KriReading(BaseModel):
+    """One KRI of a site as the last evaluation judged it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kri: str = Field(description="Machine name, e.g. 'wear_time'")
+    label: str
+    value: float | None = Field(description="None: too little data to judge")
+    unit: str
+    threshold: KriThreshold
+    status: Literal["green", "amber", "red", "unknown"]
+
+
+class SiteKriSnapshot(Event):
+    """A site's key risk indicators after a periodic evaluation, with its open work: one
+    per (study, site) and evaluation, keyed '<study_id>|<site_id>' on a compacted topic
+    (the latest is the state; decision 0090).
+
+    Aggregates only: no participant id, no value of one participant, no free text. It
+    holds no personal data, so an erasure request leaves it as it is."""
+
+    schema_version: Literal[1] = 1
+    study_id: StudyId
+    site_id: SiteId
+    evaluated_at: AwareDatetime
+    window_days: int = Field(ge=1, description="The trailing window the KRIs look at")
+    participants: int = Field(ge=0, description="Participants pooled into the values")
+    kris: tuple[KriReading, ...]
+    open_alerts: int = Field(ge=0, description="Alerts nobody acknowledged yet")
+    open_flags: int = Field(ge=0, description="Discrepancy flags not closed yet")
+    alerts_in_window: int = Field(ge=0, description="Alerts received in the window")
+    participant_days: float = Field(ge=0, description="Days in the study within the window")

@@ -28,6 +28,11 @@ class Topic(StrEnum):
     # monitoring, risk-based monitoring (KriBreached, KriRecovered; DiscrepancyFlagRaised)
     KRI_BREACHES = "trialstream.kri-breaches.v1"
     DISCREPANCY_FLAGS = "trialstream.discrepancy-flags.v1"
+    # monitoring: each (study, site)'s KRIs and open work after an evaluation (SiteKriSnapshot),
+    # keyed '<study>|<site>'
+    KRI_SNAPSHOTS = "trialstream.kri-snapshots.v1"
+    # retention: each (study, site)'s dropout risk (RetentionRiskSummary), keyed '<study>|<site>'
+    RETENTION_RISK = "trialstream.retention-risk.v1"
     # every service: the head of its audit chain (AuditHeadPublished), keyed by service
     AUDIT_HEADS = "trialstream.audit-heads.v1"
     # identity: ended staff sessions and revoked access (StaffSessionEnded, StaffAccessRevoked)
@@ -44,7 +49,8 @@ class Topic(StrEnum):
 
 
 # Topics whose latest value per key is the state (participant -> site, service -> audit
-# chain head, session or person -> ended or revoked, study -> definition): compacted.
+# chain head, session or person -> ended or revoked, study -> definition, study and site
+# -> KRIs or dropout risk): compacted.
 COMPACTED: frozenset[Topic] = frozenset(
     {
         Topic.PARTICIPANTS,
@@ -53,5 +59,7 @@ COMPACTED: frozenset[Topic] = frozenset(
         Topic.CONSENTS,
         Topic.ERASURES,
         Topic.ERASURE_STATUS,
+        Topic.KRI_SNAPSHOTS,
+        Topic.RETENTION_RISK,
     }
 )

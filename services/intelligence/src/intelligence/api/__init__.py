@@ -255,7 +255,9 @@ async def portfolio(
     site: Annotated[SiteId | None, Query(description="one site of yours (with study)")] = None,
 ) -> dict[str, Any]:
     """Every study of yours with an enrollment target, at the sites you see: enrolled,
-    forecast with its interval, and the early-warning KRIs (below forecast) per site."""
+    forecast with its interval, and the early-warning KRIs per site (below forecast; data
+    completeness, alert load, time to acknowledge and retention risk from monitoring's
+    and retention's latest snapshots, 'unknown' when none arrived or it is stale)."""
     studies = await _portfolio(runtime, settings, by, level, study, site)
     return {"as_of": _today().isoformat(), "studies": studies}
 
@@ -292,7 +294,7 @@ async def _portfolio(
         check_allowed(by, AGGREGATES, site, study)
     found = await service.portfolio(
         runtime.pool, runtime.studies, by, _today(), level or settings.forecast_level,
-        settings.forecast_draws, only=study,
+        settings.forecast_draws, settings.limits(), only=study,
     )  # fmt: skip
     if site is None:
         return found

@@ -25,7 +25,7 @@ from trialstream.identity import Action, Principal
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import current_principal, staff_access
 
-from intelligence import repository, service
+from intelligence import early_warning, repository, service
 from intelligence.api import Settings, _today
 
 _PACKAGE = Path(str(files("intelligence")))
@@ -89,8 +89,9 @@ async def portfolio_page(
         return _page(request, "not_found.html", {"principal": by, "message": message}, 403)
     level = settings.forecast_level
     studies = await service.portfolio(
-        runtime.pool, runtime.studies, by, _today(), level, settings.forecast_draws
-    )
+        runtime.pool, runtime.studies, by, _today(), level, settings.forecast_draws,
+        settings.limits(),
+    )  # fmt: skip
     for s in studies:
         s["chart"] = chart(s["sites"])
     context = {"principal": by, "studies": studies, "level": level, "as_of": _today().date()}
@@ -122,6 +123,7 @@ async def site_page(
     made = await service.study_forecast(
         runtime.pool, study, _today(), level, settings.forecast_draws
     )
+    await early_warning.light(runtime.pool, [made], _today(), settings.limits())
     site = next((s for s in made["sites"] if s["site_id"] == site_id), None)
     if site is None:
         message = f"Site '{site_id}' of study '{study_id}' is not open yet."

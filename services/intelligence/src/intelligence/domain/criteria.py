@@ -5,7 +5,8 @@ medication and lab code any study of the batch names. Every criterion of every s
 then a few numpy operations over those columns, giving one outcome per candidate: PASS,
 FAIL or UNKNOWN (data missing). A study's decision per candidate: ineligible if any
 criterion fails, else needs review if any is unknown, else eligible. Explanations are
-built afterwards, only for the rows that are kept (`explain`).
+built afterwards, only for the rows that are kept (`explain`). A lab result in another
+unit than its criterion's is converted when the code's row of `units.TABLE` knows both.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from trialstream.eligibility import (
     SexCriterion,
 )
 
+from intelligence.domain import units as lab_units
 from intelligence.domain.fhir import Candidate
 
 PASS, FAIL, UNKNOWN = np.int8(0), np.int8(1), np.int8(2)
@@ -57,6 +59,9 @@ class Vocabulary:
                     table.setdefault((coding.system, coding.code), len(table))
                 if isinstance(c, LabCriterion):
                     units.setdefault(c.unit, len(units))
+                    for k in c.codes:  # a result in a unit convertible to it needs a column
+                        for u in lab_units.units_of(k.system, k.code):
+                            units.setdefault(u, len(units))
         return cls(dx, med, lab, units)
 
 
@@ -141,15 +146,30 @@ def _range(x: np.ndarray, lo: float | None, hi: float | None) -> tuple[np.ndarra
     return inside, margin
 
 
+def conversions(c: LabCriterion, v: Vocabulary) -> np.ndarray:
+    """Per code of the criterion (rows) and unit of the vocabulary (columns, and a last one
+    for a unit outside it), the factor to the criterion's unit; NaN: not convertible."""
+    table = np.full((len(c.codes), len(v.units) + 1), np.nan)
+    for i, k in enumerate(c.codes):
+        for u, j in v.units.items():
+            found = lab_units.factor(k.system, k.code, u, c.unit)
+            if found is not None:
+                table[i, j] = found
+    return table
+
+
 def _lab(c: LabCriterion, f: Features, v: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
-    """The latest result among the criterion's equivalent codes, within its window."""
+    """The latest result among the criterion's equivalent codes, within its window, in the
+    criterion's unit (converted where the code's table row knows both units)."""
     cols = [v.labs[(k.system, k.code)] for k in c.codes]
     days = f.lab_days[:, cols]
     pick = np.argmin(days, axis=1)
     rows = np.arange(len(pick))
     d, value = days[rows, pick], f.lab_value[:, cols][rows, pick]
-    unit = f.lab_unit[:, cols][rows, pick]
-    usable = (d <= c.within_days) & (unit == v.units[c.unit])
+    unit = f.lab_unit[:, cols][rows, pick]  # -1 (another unit) is the table's last column
+    scale = conversions(c, v)[pick, unit]
+    usable = (d <= c.within_days) & ~np.isnan(scale)
+    value = value * np.where(usable, scale, 1.0)
     inside, margin = _range(value, c.min, c.max)
     return np.where(usable, np.where(inside, PASS, FAIL), UNKNOWN), np.where(usable, margin, np.nan)
 
@@ -221,4 +241,4 @@ def _missing(c: Criterion) -> str:
         return "no conditions in the record"
     if isinstance(c, MedicationCriterion):
         return "no medication statements in the record"
-    return f"no result in {c.unit} in the last {c.within_days} days"
+    return f"no result in {c.unit} (or a unit convertible to it) in the last {c.within_days} days"

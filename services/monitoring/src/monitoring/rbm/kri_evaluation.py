@@ -1,5 +1,6 @@
-"""KRI use cases: values for the API, and the periodic evaluation that publishes breaches.
-Each study's participants are pooled and judged apart, by that study's thresholds.
+"""KRI use cases: values for the API, and the periodic evaluation that publishes breaches
+and each (study, site)'s snapshot (rbm/snapshots.py). Each study's participants are
+pooled and judged apart, by that study's thresholds.
 
 The evaluation runs on every replica; a transaction-scoped advisory lock lets one of them
 work per tick, and the KRI state rows are locked while a transition is decided, so a
@@ -33,6 +34,7 @@ from monitoring.rbm.kri import (
     transition,
 )
 from monitoring.rbm.service import check_diaries
+from monitoring.rbm.snapshots import snapshots
 from monitoring.rbm.study_limits import configs_to_evaluate
 from monitoring.timeline_readings import forget_rollups_before
 
@@ -157,8 +159,9 @@ async def evaluate(
 ) -> int | None:
     """One evaluation tick: KRI states and breach/recovery events per (study, site) and
     participant, each study judged by its own thresholds (study_limits), plus the periodic
-    re-check of recent diaries. Returns the number of events, or None if another replica
-    holds the tick."""
+    re-check of recent diaries, and a snapshot per (study, site) on the kri-snapshots topic.
+    Returns the number of breach and recovery events, or None if another replica holds
+    the tick."""
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         if not await repository.try_kri_lock(conn):
@@ -176,6 +179,9 @@ async def evaluate(
                 for kri, value in inputs.values().items():
                     current[(study, "participant", participant, kri)] = (site, participant, value)
         events = await _transitions(conn, configs, current, now)
+        work = await repository.open_work(conn)
+        made = snapshots(pooled.sites, pooled.people, configs, work, now)
+        await enqueue(conn, Topic.KRI_SNAPSHOTS, made)
         await check_diaries(conn, rules, since=now - timedelta(days=3))
         await repository.purge(conn, now - timedelta(days=max(cfg.window_days, 3) + 2))
         await forget_rollups_before(conn, now - timedelta(days=cfg.rollup_days))

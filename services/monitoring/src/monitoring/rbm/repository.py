@@ -195,6 +195,19 @@ WHERE ($1::text IS NULL OR p.site_id = $1) AND ($2::text IS NULL OR p.participan
   AND ($7::text IS NULL OR COALESCE(m.study_id, 'default') = $7)
 ORDER BY study_id, p.site_id, p.participant_id
 """
+# per (study, site): alerts nobody acknowledged, discrepancy flags not closed
+_OPEN_WORK = """
+SELECT study_id, site_id, sum(open_alerts)::int AS open_alerts, sum(open_flags)::int AS open_flags
+FROM (
+  SELECT COALESCE(m.study_id, 'default') AS study_id, p.site_id,
+    (SELECT count(*) FROM alerts a
+      WHERE a.participant_id = p.participant_id AND a.status = 'open') AS open_alerts,
+    (SELECT count(*) FROM rbm_flags f
+      WHERE f.participant_id = p.participant_id AND f.status = 'open') AS open_flags
+  FROM rbm_participants p LEFT JOIN participants m ON m.participant_id = p.participant_id
+) per_participant
+GROUP BY study_id, site_id
+"""
 _SITE_OF = "SELECT site_id FROM rbm_participants WHERE participant_id = $1"
 _TRY_KRI_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('monitoring-rbm-kri'))"
 _ENSURE_KRI_STATE = """
@@ -384,6 +397,12 @@ async def facts(
             _FACTS, site, participant, now, window_start, epro_start, visit_start, study
         )
     )
+
+
+async def open_work(conn: Db) -> dict[tuple[str, str], tuple[int, int]]:
+    """(open alerts, open flags) per (study, site)."""
+    rows = await conn.fetch(_OPEN_WORK)
+    return {(r["study_id"], r["site_id"]): (r["open_alerts"], r["open_flags"]) for r in rows}
 
 
 async def site_of(conn: Db, participant: str) -> str | None:

@@ -148,7 +148,7 @@ async def local_mailbox(pool: asyncpg.Pool, participant_id: str) -> list[dict[st
 
 
 _FEATURES = """
-SELECT p.participant_id,
+SELECT p.participant_id, p.study_id, p.site_id,
        (SELECT count(*) FROM active_hours h
          WHERE h.participant_id = p.participant_id AND h.hour > $1::timestamptz - interval '7 days') / 168.0
            AS wear_fraction,
@@ -180,7 +180,7 @@ async def engagement_features(pool: asyncpg.Pool, now: datetime) -> list[asyncpg
 
 
 async def insert_scores(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | DbConnection,
     ids: list[str],
     at: datetime,
     scores: list[float],
