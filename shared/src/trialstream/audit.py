@@ -253,6 +253,19 @@ async def erase_text_of(conn: DbConnection, subject: str) -> int:
     return len(deleted)
 
 
+def is_digest(reason: str | None) -> bool:
+    """Whether a chained `reason` is the digest of text kept off the chain."""
+    return reason is not None and reason.startswith("sha256:")
+
+
+async def erasable_texts(conn: DbConnection | asyncpg.Pool, seqs: Sequence[int]) -> dict[int, str]:
+    """The free text of these entries still held (erased ones are missing)."""
+    rows = await conn.fetch(
+        "SELECT seq, text FROM audit_erasable_text WHERE seq = ANY($1::bigint[])", list(seqs)
+    )
+    return {r["seq"]: r["text"] for r in rows}
+
+
 async def erasable_text(conn: DbConnection | asyncpg.Pool, seq: int) -> str | None:
     """The free text of entry `seq`, while it has not been erased."""
     found: str | None = await conn.fetchval(

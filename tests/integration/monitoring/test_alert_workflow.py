@@ -3,13 +3,15 @@ episodes, roles and site scoping."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
-from helpers import eventually, read_topic, unique_id
+from helpers import eventually, fetchval, read_topic, unique_id
 from monitoring_support import ADMIN, Monitoring, alert_for, publish
 from staff_tokens import staff_auth
 from trialstream.events.alerts import AlertEpisodeEnded, AlertKind, Severity
+from trialstream.events.erasures import ErasureRequested, LegalBasis
 from trialstream.events.readings import Metric
 from trialstream.events.topics import Topic
 from trialstream.identity import Grant, Role, SigningKey
@@ -268,3 +270,50 @@ async def test_staff_of_one_study_see_nothing_of_another_at_a_site_of_the_same_n
     assert [a["participant_id"] for a in r.json()["alerts"]] == [in_b]
     # The default study's staff at that site see neither.
     assert await monitoring.alerts(staff_auth(site), status="all") == []
+
+
+async def test_staff_notes_stay_off_the_audit_chain_and_an_erasure_removes_them(
+    monitoring: Monitoring,
+) -> None:
+    """Decision 0087 for monitoring: what staff type about a participant's alert is in the
+    side table, the chained row holds its salted digest; the audit route still shows it
+    until the participant is erased, then `[erased]`, and no table holds it."""
+    site = unique_id("site")
+    nurse = await monitoring.staff(site)
+    participant = await monitoring.enrolled(site)
+    alert = alert_for(participant)
+    await publish(monitoring.kafka, Topic.ALERTS, [(participant, alert)])
+    await eventually(lambda: monitoring.alerts(nurse))
+    secret = f"spoke to Marie Durand {unique_id('x')}"
+    ack = await monitoring.act(nurse, alert.event_id, "acknowledge", {"note": secret})
+    assert ack.status_code == 200, ack.text
+    done = await monitoring.act(nurse, alert.event_id, "resolve", {"reason": f"{secret}, fine"})
+    assert done.status_code == 200, done.text
+
+    chained = "SELECT string_agg(reason, ' ') FROM monitoring.audit_trail WHERE entity_id = $1"
+    reasons = await fetchval(monitoring.database_url, chained, str(alert.event_id))
+    assert secret not in reasons
+    assert reasons.count("sha256:") == 2
+    url = f"/v1/alerts/{alert.event_id}/audit"
+    notes = [e["note"] for e in (await monitoring.client.get(url, headers=nurse)).json()["entries"]]
+    assert notes[1:] == [secret, f"{secret}, fine"]
+
+    request = ErasureRequested(
+        participant_id=participant,
+        request_id=uuid.uuid4(),
+        legal_basis=LegalBasis.CONSENT_WITHDRAWN,
+        requested_by="staff",
+        keep_collected_data=True,
+    )
+    await publish(monitoring.kafka, Topic.ERASURES, [(participant, request)])
+
+    async def erased() -> list[object] | None:
+        r = await monitoring.client.get(url, headers=nurse)
+        found = [e["note"] for e in r.json()["entries"]][1:]
+        return found if found == ["[erased]", "[erased]"] else None
+
+    await eventually(erased)
+    anywhere = "SELECT count(*) FROM monitoring.audit_erasable_text WHERE text LIKE $1"
+    assert await fetchval(monitoring.database_url, anywhere, f"%{secret}%") == 0
+    stored = "SELECT ack_note || resolution_reason FROM monitoring.alerts WHERE alert_id = $1"
+    assert await fetchval(monitoring.database_url, stored, alert.event_id) == "[erased][erased]"

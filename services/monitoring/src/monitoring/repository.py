@@ -16,6 +16,7 @@ from trialstream.events.participants import ParticipantState
 from trialstream.identity import DEFAULT_STUDY
 
 from monitoring.domain import Alert, AlertStatus
+from monitoring.erasure import ERASED
 
 _UPSERT_PARTICIPANTS = """
 INSERT INTO participants (participant_id, site_id, timezone, study_id, updated_at)
@@ -265,9 +266,13 @@ async def audit(
     new_status: str | None,
     note: str | None,
     actor_detail: Mapping[str, str] | None = None,
+    typed_about: str | None = None,
 ) -> None:
     """One entry in the schema's hash-chained audit trail (trialstream.audit), inside the
-    caller's transaction; call it as the transaction's last write (it takes the chain lock)."""
+    caller's transaction; call it as the transaction's last write (it takes the chain lock).
+    `typed_about`: the participant a staff-typed `note` is about; the note then stays off
+    the chain, in the side table an erasure empties (decision 0087)."""
+    typed = note is not None and typed_about is not None
     await audit_trail.record(
         conn,
         actor=actor,
@@ -277,12 +282,17 @@ async def audit(
         entity_id=entity_id,
         old=old_status,
         new=new_status,
-        reason=note,
+        reason=None if typed else note,
+        erasable_reason=note if typed else None,
+        subject=typed_about if typed else None,
     )
 
 
 async def audit_for(pool: asyncpg.Pool, entity: str, entity_id: str) -> list[dict[str, Any]]:
-    """An entity's entries, oldest first, in this module's original shape (id = chain seq)."""
+    """An entity's entries, oldest first, in this module's original shape (id = chain seq);
+    a note kept off the chain is read from the side table, `[erased]` once erased."""
+    found = await audit_trail.entries(pool, entity=entity, entity_id=entity_id)
+    texts = await audit_trail.erasable_texts(pool, [e.seq for e in found])
     return [
         {
             "id": e.seq,
@@ -294,9 +304,9 @@ async def audit_for(pool: asyncpg.Pool, entity: str, entity_id: str) -> list[dic
             "entity_id": e.entity_id,
             "old_status": e.as_dict()["old"],
             "new_status": e.as_dict()["new"],
-            "note": e.reason,
+            "note": texts.get(e.seq, ERASED) if audit_trail.is_digest(e.reason) else e.reason,
         }
-        for e in await audit_trail.entries(pool, entity=entity, entity_id=entity_id)
+        for e in found
     ]
 
 

@@ -67,6 +67,7 @@ async def acknowledge_alert(
             old_status=alert.status,
             new_status=AlertStatus.ACKNOWLEDGED,
             note=note,
+            typed_about=alert.participant_id,
         )
         event = AlertAcknowledged(
             alert_id=alert_id,
@@ -104,6 +105,7 @@ async def resolve_alert(
             old_status=alert.status,
             new_status=AlertStatus.RESOLVED,
             note=reason,
+            typed_about=alert.participant_id,
         )
         event = AlertResolved(
             alert_id=alert_id,

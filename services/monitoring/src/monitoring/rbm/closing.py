@@ -48,6 +48,7 @@ async def close_flag(
             old_status=flag["status"],
             new_status="closed",
             note=note,
+            typed_about=flag["participant_id"],
         )
         closed = await repository.lock_flag(conn, flag_id)
     assert closed is not None
