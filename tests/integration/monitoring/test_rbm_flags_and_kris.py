@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from audit_helpers import audited
-from helpers import eventually, read_topic, unique_id
+from helpers import eventually, fetchval, read_topic, unique_id
 from monitoring.rbm import kri_evaluation
 from prometheus_client import REGISTRY
 from rbm_support import Rbm, now, rbm_service, reading, second_pool
@@ -234,7 +234,10 @@ async def test_closing_a_flag_needs_site_staff_and_a_note_and_is_audited(rbm: Rb
         ("flag.closed", "open", "closed"),
     ]
     assert entries[0]["actor"] == "system:rbm"
-    assert entries[1]["reason"] == "device clock reset"
+    # the note is staff's free text about a participant: off the chain (decision 0087)
+    assert entries[1]["reason"].startswith("sha256:")
+    text = "SELECT text FROM monitoring.audit_erasable_text WHERE seq = $1"
+    assert await fetchval(rbm.database_url, text, entries[1]["seq"]) == "device clock reset"
 
 
 async def test_site_kris_are_scoped_to_the_staff_site(rbm: Rbm) -> None:
