@@ -21,6 +21,7 @@ import pytest
 from audit_helpers import audited, changes
 from helpers import announce_study, eventually, serving, unique_id
 from ingest import exports_repository as repo
+from ingest.erasure import withdraw_exports
 from ingest.exports_jobs import ExportRunner
 from ingest.main import create_app
 from ingest.settings import IngestSettings
@@ -315,6 +316,52 @@ async def test_a_job_taken_over_after_its_replica_stopped_writes_each_reading_on
         for file in job_shown["files"]:
             seen += _event_ids("csv", (await client.get(file["url"], headers=manager)).content)
         assert sorted(seen) == sorted(expected)
+
+
+async def test_an_export_running_when_a_participant_is_erased_keeps_no_file(
+    kafka: str, database_url: str, tmp_path: Path
+) -> None:
+    """Issue 18: days written before the erasure may hold the participant; the running job
+    is withdrawn with the finished ones, and deletes its files when it ends."""
+    app = create_app(_settings(kafka, database_url, tmp_path, jobs=False))
+    async with serving(app) as client:
+        ing = Ingest(client, database_url, kafka, tmp_path)
+        study, participants = await _study(ing, ["ingest"], {"site-x": 2})
+        await _archive(database_url, participants, days=3)
+        manager = staff_auth(None, "data_manager", study=study)
+        r = await client.post(
+            "/v1/exports", json={"study_id": study, "format": "csv"}, headers=manager
+        )
+        export_id = uuid.UUID(r.json()["export_id"])
+        queued = await client.post(  # asked for after: left to run, it reads the archive later
+            "/v1/exports", json={"study_id": study, "format": "csv"}, headers=manager
+        )
+        pool = await asyncpg.create_pool(database_url, server_settings={"search_path": "ingest"})
+        try:
+            runner = ExportRunner(pool, tmp_path, worker="replica-a", concurrency=1)
+            job = await repo.claim(pool, "replica-a", 60)
+            assert job is not None
+            assert job.export_id == export_id
+            await repo.plan(pool, job, "replica-a")
+            day_one = (await repo.parts_to_do(pool, export_id))[0]
+            path = tmp_path / str(export_id) / day_one["file_name"]
+            path.parent.mkdir(parents=True)
+            done = await runner._write_part(job, path, [day_one["day"]])
+            assert await repo.part_done(pool, export_id, "replica-a", 1, done.rows, 10, "x")
+            assert participants[0] in path.read_text()  # the day holds the participant
+            async with pool.acquire() as conn, conn.transaction():
+                withdrawn = await withdraw_exports(conn, tmp_path, participants[0], study)
+            assert withdrawn == 1  # the running one; the queued one is not touched
+            await runner._run(job)  # the job goes on to its end ...
+        finally:
+            await pool.close()
+        assert not (tmp_path / str(export_id)).exists()  # ... and keeps no file
+        shown = (await client.get(f"/v1/exports/{export_id}", headers=manager)).json()
+        assert shown["expired_at"] is not None, shown
+        gone = await client.get(f"/v1/exports/{export_id}/files/1", headers=manager)
+        assert gone.status_code in (404, 410), gone.text
+        later = await client.get(f"/v1/exports/{queued.json()['export_id']}", headers=manager)
+        assert later.json()["expired_at"] is None
 
 
 async def test_readings_and_exports_of_tiered_days_come_from_their_parquet_files(

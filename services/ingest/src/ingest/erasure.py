@@ -61,13 +61,14 @@ _UPDATE_FILE = """
 UPDATE archive_tier_files SET rows = $4, bytes = $5, sha256 = $6, checksum = $7
 WHERE day = $1 AND study_id = $2 AND bucket = $3
 """
-# Finished exports that may hold the participant's readings: the study's, whole or theirs
-# alone. (A job still running reads the archive after the erasure committed, so its
-# remaining days hold nothing of them; days it wrote before are a known gap.)
+# Exports that may hold the participant's readings: the study's, whole or theirs alone,
+# finished or running (a running job may have written days before the erasure; it deletes
+# its files when it ends, exports_jobs). A queued job has read nothing yet: it will read
+# the archive after the erasure and is left to run.
 _EXPORTS_HOLDING = """
 UPDATE exports SET expired_at = now(), expired_reason = $3
 WHERE study_id = $1 AND (participant_id IS NULL OR participant_id = $2) AND expired_at IS NULL
-  AND status IN ('done', 'failed')
+  AND status <> 'queued'
 RETURNING export_id
 """
 WITHDRAWN = "withdrawn by an erasure: it held readings of an erased participant"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -159,6 +160,12 @@ class ExportRunner:
             for _ in range(max(1, min(self.concurrency, len(todo)))):
                 group.create_task(self._parts(job, directory, queue))
         await repo.finish(self.pool, job.export_id, self.worker)
+        if await repo.withdrawn(self.pool, job.export_id):
+            # an erasure withdrew it while it ran: days written before it may hold the
+            # erased participant (ingest.erasure.withdraw_exports)
+            await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
+            log.info("export withdrawn while it ran: files deleted", export_id=str(job.export_id))
+            return
         log.info("export done", export_id=str(job.export_id))
 
     async def _parts(

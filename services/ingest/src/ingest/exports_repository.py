@@ -309,6 +309,14 @@ async def finish(
     await pool.execute(_FINISH, export_id, worker, status, error)
 
 
+async def withdrawn(pool: asyncpg.Pool, export_id: UUID) -> bool:
+    """Whether the export was withdrawn or expired (its files are not to be kept)."""
+    found = await pool.fetchval(
+        "SELECT expired_at IS NOT NULL FROM exports WHERE export_id = $1", export_id
+    )
+    return bool(found)
+
+
 async def release(pool: asyncpg.Pool, export_id: UUID, worker: str) -> None:
     await pool.execute(_RELEASE, export_id, worker)
 
