@@ -1,5 +1,7 @@
-"""Clinical limits and persistence settings: NEWS2 bands (the default, rules-2.0) and the
-device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.1).
+"""Clinical limits and persistence settings, in two profiles a study chooses between
+(`scoring_profile` in its study file, decision 0089): the device-mix profile of issue 21
+(`ScoringConfig.device_mix()`, rules-3.1), the platform's default, and the classic NEWS2
+profile (`ScoringConfig.classic()`, rules-2.0; the dataclass's own field defaults).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
 is severity high, 2 medium, 1 low; NEWS2's band-1 ranges of heart rate, SpO2 and breathing
@@ -35,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.alerts import Severity
 from trialstream.events.readings import Metric
-from trialstream.studies import SAFE_LIMITS
+from trialstream.studies import SAFE_LIMITS, ScoringProfile
 
 SEVERITY_OF_BAND: Mapping[int, Severity] = MappingProxyType(
     {1: Severity.LOW, 2: Severity.MEDIUM, 3: Severity.HIGH}
@@ -154,6 +156,11 @@ DEFINITION_LIMITS: tuple[Limit, ...] = (
 )
 
 
+# What a study that does not choose, the service and `trialstream replay` score with
+# (decision 0089; 0078 kept it opt-in until a study could choose).
+DEFAULT_PROFILE = ScoringProfile.DEVICE_MIX
+
+
 class UnsafeLimitError(ValueError):
     """A study asked for a limit outside SAFE_BOUNDS (or for a rule that has none)."""
 
@@ -259,14 +266,33 @@ class ScoringConfig:
     rhythm_median_jump: float = 6  # beats/min; a regular heart at rest: about 1
     rhythm_min_mean: float = 90  # AF-like: irregular and fast
     rhythm: Persistence = Persistence(2, 2, 40, 9)
-    model_version: str = "rules-2.0"  # bump whenever a threshold or rule changes
+    profile: ScoringProfile = ScoringProfile.CLASSIC
+    # Names the profile and its rules; bump whenever a threshold or rule changes.
+    model_version: str = "classic/rules-2.0"
+
+    @classmethod
+    def default(cls, **overrides: object) -> ScoringConfig:
+        """The platform's default profile (DEFAULT_PROFILE): what the live service and
+        `trialstream replay` score with unless a study or the caller chooses."""
+        return cls.of_profile(DEFAULT_PROFILE, **overrides)
+
+    @classmethod
+    def of_profile(cls, profile: ScoringProfile, **overrides: object) -> ScoringConfig:
+        if profile is ScoringProfile.DEVICE_MIX:
+            return cls.device_mix(**overrides)
+        return cls.classic(**overrides)
+
+    @classmethod
+    def classic(cls, **overrides: object) -> ScoringConfig:
+        """The rules-2.0 profile: NEWS2 bands, persistence in reading counts, activity from
+        steps; tuned for minute-cadence watches that send steps."""
+        return cls(**overrides)  # type: ignore[arg-type]
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.1 profile of issue 21 for fleets that mix devices: trial definitions
-        as limits, persistence in time, the irregular-rhythm rule, small baseline shifts
-        over 90 min, and participants without steps judged at rest. Not yet the default:
-        tests pinned to rules-2.0 behaviour are to be reviewed first (see the README)."""
+        """The rules-3.1 profile of issue 21 for fleets that mix devices, the default:
+        trial definitions as limits, persistence in time, the irregular-rhythm rule, small
+        baseline shifts over 90 min, and participants without steps judged at rest."""
         settings: dict[str, object] = {
             "limits": DEFINITION_LIMITS,
             "persistence": _time_persistence(),
@@ -287,7 +313,8 @@ class ScoringConfig:
             "single_reading_minutes": MappingProxyType(
                 {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
             ),
-            "model_version": "rules-3.1",
+            "profile": ScoringProfile.DEVICE_MIX,
+            "model_version": "device-mix/rules-3.1",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 
