@@ -23,6 +23,8 @@ steps-less exercise, beta-blockers, irregular rhythm, apnea dips, small baseline
                                  [--json out.json] [--keep DIR]
 
 tuned on seeds 21,22 (`--seeds tuning`), reported on 2101,2102 (the default, held out).
+Any other seed is a new held-out fleet (`--seeds 4242 --keep DIR` keeps its readings
+mix-4242.jsonl for `trialstream replay` and its labels labels-4242.json).
 
 --keep leaves readings.jsonl, labels.json, alerts.jsonl (and alerts-rules-only.jsonl) in DIR, e.g. to tune on seed 7
 with `trialstream replay` and benchmarks.anomaly.evaluate without regenerating.
@@ -149,6 +151,9 @@ def main() -> None:
     if args.mix == "realistic":
         named = {"tuning": realistic.TUNING_SEEDS, "held-out": realistic.HELD_OUT_SEEDS}
         seeds = named.get(args.seeds) or tuple(int(x) for x in args.seeds.split(","))
+        tuned = sorted(set(seeds) & set(realistic.TUNING_SEEDS))
+        if tuned and args.seeds != "tuning":
+            print(f"note: seed(s) {tuned} are the tuning seeds: these numbers are not held out")
         with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
             workdir = args.keep or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
