@@ -265,6 +265,9 @@ class ScoringConfig:
     rhythm_window_minutes: float = 150
     rhythm_median_jump: float = 6  # beats/min; a regular heart at rest: about 1
     rhythm_min_mean: float = 90  # AF-like: irregular and fast
+    # and fast throughout: the lower third of the readings at least this (None: off); a
+    # window straddling a workout holds resting readings among its fast ones
+    rhythm_min_low: float | None = None
     rhythm: Persistence = Persistence(2, 2, 40, 9)
     profile: ScoringProfile = ScoringProfile.CLASSIC
     # Names the profile and its rules; bump whenever a threshold or rule changes.
@@ -307,6 +310,7 @@ class ScoringConfig:
             # a workout's motion spikes come in handfuls (each makes two jumps); a loose or
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
+            "rhythm_min_low": 85,
             "shift_below_limit": True,
             "exertion_breath_rise": 2.5,
             "brief_dip_minutes": 7,
@@ -314,7 +318,7 @@ class ScoringConfig:
                 {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
             ),
             "profile": ScoringProfile.DEVICE_MIX,
-            "model_version": "device-mix/rules-3.1",
+            "model_version": "device-mix/rules-3.2",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 
