@@ -1,6 +1,6 @@
 """Clinical limits and persistence settings, in two profiles a study chooses between
 (`scoring_profile` in its study file, decision 0089): the device-mix profile of issue 21
-(`ScoringConfig.device_mix()`, rules-3.1), the platform's default, and the classic NEWS2
+(`ScoringConfig.device_mix()`, rules-3.2), the platform's default, and the classic NEWS2
 profile (`ScoringConfig.classic()`, rules-2.0; the dataclass's own field defaults).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
@@ -23,6 +23,8 @@ rules-3.1 (device-mix profile) adds exertion inferred from breathing for partici
 without steps, SpO2 read while walking not counted, dense SpO2 runs that must outlast a
 brief apnea-like dip (counted per day instead), and one reading enough for temperature and
 breathing on devices that measure them every 4.5 min or less often (docs/services/anomaly.md).
+rules-3.2: an irregular rhythm must be fast throughout (`rhythm_min_low`), not a sparse
+device's window of readings straddling a workout.
 """
 
 from __future__ import annotations
@@ -293,7 +295,7 @@ class ScoringConfig:
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.1 profile of issue 21 for fleets that mix devices, the default:
+        """The rules-3.2 profile of issue 21 for fleets that mix devices, the default:
         trial definitions as limits, persistence in time, the irregular-rhythm rule, small
         baseline shifts over 90 min, and participants without steps judged at rest."""
         settings: dict[str, object] = {

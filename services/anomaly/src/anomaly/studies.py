@@ -1,7 +1,8 @@
 """Each study's scoring: the profile its study file chooses (`scoring_profile`; the
 platform's configuration when it does not) with the study's alert limits (`alert_limits`,
-within `trialstream.studies.SAFE_LIMITS`), read from the studies topic. Readings carry their participant's study (stamped by ingest), so a
-batch is split by study and each part scored with its study's configuration."""
+within `trialstream.studies.SAFE_LIMITS`), read from the studies topic. Readings carry
+their participant's study (stamped by ingest), so a batch is split by study and each part
+scored with its study's configuration."""
 
 from __future__ import annotations
 
