@@ -6,22 +6,25 @@ throughput: readings/s including JSON parsing and validation, alerts written as 
 scores its alerts and those of two simple baselines (baselines.py) with the same evaluator
 (evaluate.py), and prints markdown tables next to the issue's goals. The stream is replayed
 twice: with the multivariate model (the service's default) and with the rules alone
-(ScoringConfig(multivariate=False)), to show what the model adds and what it costs.
+(multivariate=False), to show what the model adds and what it costs; both with the
+platform's default profile (device-mix) unless `--profile classic`.
 
 Seeds: tune the scorer on seed 7 (GeneratorConfig's default); report on seed 2026 (this
 command's default), a stream the scorer was not tuned on. Publish only seed-2026 numbers.
 
     python -m benchmarks.anomaly [--seed 2026] [--participants 100] [--days 5]
-                                 [--json out.json] [--keep DIR]
+                                 [--profile device-mix|classic] [--json out.json] [--keep DIR]
 
 Issue 21's realistic device mix (realistic.py; straps, watches, spot-check devices,
 steps-less exercise, beta-blockers, irregular rhythm, apnea dips, small baseline shifts):
 
     python -m benchmarks.anomaly --mix realistic [--seeds 2101,2102] [--participants 100]
-                                 [--days 5] [--profile device-mix|news2]
+                                 [--days 5] [--profile device-mix|classic]
                                  [--json out.json] [--keep DIR]
 
 tuned on seeds 21,22 (`--seeds tuning`), reported on 2101,2102 (the default, held out).
+Any other seed is a new held-out fleet (`--seeds 4242 --keep DIR` keeps its readings
+mix-4242.jsonl for `trialstream replay` and its labels labels-4242.json).
 
 --keep leaves readings.jsonl, labels.json, alerts.jsonl (and alerts-rules-only.jsonl) in DIR, e.g. to tune on seed 7
 with `trialstream replay` and benchmarks.anomaly.evaluate without regenerating.
@@ -33,12 +36,14 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from anomaly.config import ScoringConfig
+from anomaly.config import DEFAULT_PROFILE, ScoringConfig
 from anomaly.replay import replay_file
 from trialstream.events.alerts import AlertRaised
+from trialstream.studies import ScoringProfile
 
 from benchmarks.anomaly import realistic
 from benchmarks.anomaly.baselines import persistence_alerts, threshold_alerts
@@ -56,7 +61,10 @@ def read_alerts(path: Path) -> list[AlertRaised]:
         return [AlertRaised.model_validate_json(line) for line in lines if line.strip()]
 
 
-def run(config: GeneratorConfig, workdir: Path) -> dict[str, Any]:
+def run(
+    config: GeneratorConfig, workdir: Path, scoring: ScoringConfig | None = None
+) -> dict[str, Any]:
+    scoring = scoring or ScoringConfig.default()
     started = time.perf_counter()
     data = generate(config)
     readings, alerts_path = workdir / "readings.jsonl", workdir / "alerts.jsonl"
@@ -68,10 +76,10 @@ def run(config: GeneratorConfig, workdir: Path) -> dict[str, Any]:
         f"({config.participants} participants x {config.days} days, seed {config.seed}) "
         f"in {generated:.1f} s"
     )
-    stats = replay_file(readings, alerts_path)
-    print(f"replay: {stats.summary()}")
+    stats = replay_file(readings, alerts_path, config=scoring)
+    print(f"replay ({scoring.model_version}): {stats.summary()}")
     rules_path = workdir / "alerts-rules-only.jsonl"
-    rules = replay_file(readings, rules_path, config=ScoringConfig(multivariate=False))
+    rules = replay_file(readings, rules_path, config=replace(scoring, multivariate=False))
     print(f"replay without the model: {rules.summary()}")
     results: dict[str, Evaluation] = {
         "trialstream": evaluate(read_alerts(alerts_path), data.labels),
@@ -96,6 +104,7 @@ def run(config: GeneratorConfig, workdir: Path) -> dict[str, Any]:
     )
     return {
         "config": {"seed": config.seed, "participants": config.participants, "days": config.days},
+        "model_version": scoring.model_version,
         "readings": lines,
         "events": len(data.labels.labels),
         "generate_seconds": generated,
@@ -131,18 +140,23 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile",
-        choices=("news2", "device-mix"),
-        default="device-mix",
-        help="realistic mix: the scorer's profile (news2: the service default, rules-2.0)",
+        choices=(*(str(p) for p in ScoringProfile), "news2"),
+        default=str(DEFAULT_PROFILE),
+        help="the scorer's profile (default: the platform's, device-mix; news2 is classic)",
     )
     args = parser.parse_args()
+    profile = ScoringConfig.of_profile(
+        ScoringProfile.CLASSIC if args.profile == "news2" else ScoringProfile(args.profile)
+    )
     if args.mix == "realistic":
         named = {"tuning": realistic.TUNING_SEEDS, "held-out": realistic.HELD_OUT_SEEDS}
         seeds = named.get(args.seeds) or tuple(int(x) for x in args.seeds.split(","))
+        tuned = sorted(set(seeds) & set(realistic.TUNING_SEEDS))
+        if tuned and args.seeds != "tuning":
+            print(f"note: seed(s) {tuned} are the tuning seeds: these numbers are not held out")
         with tempfile.TemporaryDirectory(prefix="bench-mix-") as tmp:
             workdir = args.keep or Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
-            profile = ScoringConfig.device_mix() if args.profile == "device-mix" else None
             result = realistic.run(seeds, args.participants, args.days, workdir, profile)
         if args.json is not None:
             args.json.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
@@ -150,10 +164,10 @@ def main() -> None:
     config = GeneratorConfig(participants=args.participants, days=args.days, seed=args.seed)
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        result = run(config, args.keep)
+        result = run(config, args.keep, profile)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-anomaly-") as tmp:
-            result = run(config, Path(tmp))
+            result = run(config, Path(tmp), profile)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
 

@@ -13,7 +13,12 @@ Labelled events use the trial definitions: tachycardia at rest >= 120, bradycard
 SpO2 <= 91 held for 15-120 min, fever >= 38.0 C, respiratory rate >= 25, irregular rhythm
 (mean 100-140, very irregular reading to reading, 30-180 min), baseline shift (+15 to +25
 beats/min for 6-24 h, under every limit; 40 % followed hours later by a fever). An event's
-start is the first minute the signal meets its definition; events only go to participants
+start is when the signal first meets its definition: for the limit kinds the first second
+at which a reading (without its measurement noise, at the device's resolution) would meet
+it, which lies inside the minute before the event's first whole minute, since readings
+between minutes interpolate the signal (decision 0089: until 2026-12-04 the label said the
+whole minute, and a sparse device's reading of 38.0 C 15 s earlier raised an alert the
+evaluator counted as false and the fever as missed). Events only go to participants
 whose device measures the metric (a shift's follow-on fever is labelled only where the
 device measures temperature: before 2026-12-04 it was labelled on chest straps too, eight
 misses a seed pair no scorer could avoid).
@@ -68,6 +73,14 @@ DURATION_MIN = {
 }
 NEEDS = {EventKind.DESATURATION: SPO2, EventKind.FEVER: TEMP, EventKind.TACHYPNEA: RR}
 KINDS = tuple(DURATION_MIN)
+# The limit kinds' definitions: metric, threshold, and whether a high value meets it.
+DEFINITION = {
+    EventKind.TACHYCARDIA_AT_REST: (HR, 120.0, True),
+    EventKind.BRADYCARDIA: (HR, 40.0, False),
+    EventKind.DESATURATION: (SPO2, 91.0, False),
+    EventKind.FEVER: (TEMP, 38.0, True),
+    EventKind.TACHYPNEA: (RR, 25.0, True),
+}
 GAP_MIN = 120
 FEVER_TAIL_MIN = 600  # room after a baseline shift for the fever that may follow
 
@@ -264,6 +277,34 @@ def _apnea(rng: np.random.Generator, g: _Grid, near: BoolArray) -> None:
         g.spo2[s : s + d] = rng.uniform(88, 91.4)
 
 
+def _reported(metric: Metric, v: FloatArray) -> FloatArray:
+    """Values at the resolution and range the devices report them."""
+    if metric is HR:
+        return np.clip(np.rint(v), 25, 220)
+    if metric is SPO2:
+        return np.clip(np.rint(v), 50, 100)
+    if metric is TEMP:
+        return np.round(v, 2)
+    if metric is RR:
+        return np.clip(np.round(v, 1), 4, 60)
+    return np.rint(v)
+
+
+def onset_s(g: _Grid, kind: EventKind, a: int) -> int:
+    """The second the signal first meets `kind`'s definition for an event from minute `a`:
+    readings interpolate the minute grid, so in the minute before `a` a reading (without
+    its measurement noise, as the device reports it) already meets it once the line has
+    crossed the threshold."""
+    if kind not in DEFINITION or a == 0:
+        return 60 * a
+    metric, threshold, high = DEFINITION[kind]
+    grid = {HR: g.hr, SPO2: g.spo2, TEMP: g.temp, RR: g.rr}[metric]
+    seconds = np.arange(60 * (a - 1), 60 * a + 1)
+    v = _reported(metric, np.interp(seconds / 60.0, [a - 1, a], grid[a - 1 : a + 1]))
+    meets = np.flatnonzero(v >= threshold if high else v <= threshold)
+    return int(seconds[meets[0]]) if len(meets) else 60 * a
+
+
 Cols = tuple[IntArray, IntArray, IntArray, FloatArray]
 
 
@@ -290,18 +331,12 @@ def _sample(
             moving = np.flatnonzero(g.moving[minute])
             hit = rng.choice(moving, size=min(len(moving), 4 * (span_s // 86_400)), replace=False)
             v[hit] = rng.integers(160, 211, len(hit))
-            v = np.clip(np.rint(v), 25, 220)
         elif metric is SPO2:
             v = v + rng.normal(0, 0.3, len(t))
             moving = np.flatnonzero(g.moving[minute])
             hit = rng.choice(moving, size=min(len(moving), 2 * (span_s // 86_400)), replace=False)
             v[hit] = rng.integers(80, 89, len(hit))
-            v = np.clip(np.rint(v), 50, 100)
-        elif metric is TEMP:
-            v = np.round(v, 2)
-        elif metric is RR:
-            v = np.clip(np.round(v, 1), 4, 60)
-        out.append((t, np.full(len(t), METRICS.index(metric)), v))
+        out.append((t, np.full(len(t), METRICS.index(metric)), _reported(metric, v)))
     t = np.concatenate([o[0] for o in out])
     return (
         np.full(len(t), person),
@@ -359,7 +394,7 @@ def generate_mix(config: GeneratorConfig) -> Mix:
             Label(
                 part.participant_id,
                 k,
-                config.start + timedelta(minutes=a),
+                config.start + timedelta(seconds=onset_s(g, k, a)),
                 config.start + timedelta(minutes=b),
             )
             for k, a, b in made

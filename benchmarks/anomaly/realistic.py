@@ -234,3 +234,34 @@ def run(
         config = GeneratorConfig(participants=participants, days=days, seed=seed)
         run_seed(config, workdir, results, scoring)
     return report(results)
+
+
+def score_file(alerts: Path, labels: Path) -> dict[str, float | None]:
+    """Score an alerts file (e.g. `trialstream replay`'s output on a kept mix-SEED.jsonl)
+    against the mix's labels-SEED.json with the issue's rule; prints the overall and per
+    kind tables."""
+    pool = Pool()
+    pool.add(evaluate(_read(alerts), LabelSet.load(labels), GRACE, match_metric=False))
+    summary = pool.summary()
+    keys = list(GOALS)
+    print(_table(keys, [[_cell(summary[k], 1 if "latency" in k else 3) for k in keys]]))
+    print()
+    print(_table(["kind", "events", "detected", "recall", "median latency min"], pool.kind_rows()))
+    return summary
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Score alerts (JSONL, as trialstream replay writes them) against a "
+        "realistic mix's labels (labels-SEED.json from `--mix realistic --keep DIR`)."
+    )
+    parser.add_argument("--alerts", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, required=True)
+    args = parser.parse_args()
+    score_file(args.alerts, args.labels)
+
+
+if __name__ == "__main__":
+    main()

@@ -125,7 +125,7 @@ def test_two_studies_one_identity_every_service(trial: Trial) -> None:
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden_site")
 
     # 110 beats/min at rest: an alert under CARDIO-HF's limit (110), none under the
-    # athletes' (130) or the platform's (111).
+    # athletes' (130) or the platform's (120, the default device-mix profile).
     resting_110 = [70.0, 71.0] + [110.0] * 10
     t.upload(berlin, berlin_watch, resting_110)
     t.upload(boulder, boulder_watch, resting_110)

@@ -86,6 +86,19 @@ KRI_UNITS: Mapping[str, tuple[str, Literal["above", "below"]]] = {
     "ack_median": ("minutes to acknowledge an alert", "above"),
     "dq_flag_rate": ("data-quality flags per participant-day", "above"),
 }
+
+
+class ScoringProfile(StrEnum):
+    """How the anomaly service judges a study's readings (`scoring_profile` in the study
+    file; decision 0089). device-mix (the default): trial definitions as limits, persistence
+    in time scaled to each device's cadence, exertion inferred without steps, irregular
+    rhythm, small resting shifts. classic: NEWS2 bands, persistence in reading counts,
+    tuned for one-reading-a-minute watches that send steps."""
+
+    DEVICE_MIX = "device-mix"
+    CLASSIC = "classic"
+
+
 KriName = Literal["wear_time", "epro_on_time", "visit_window", "ack_median", "dq_flag_rate"]
 
 
@@ -196,6 +209,9 @@ class StudyDefinition(_Strict):
     visits: list[StudyVisit] = Field(default_factory=list, max_length=200)
     questionnaires: list[QuestionnaireSchedule] = Field(default_factory=list, max_length=200)
     alert_limits: list[AlertLimit] = Field(default_factory=list)
+    # Optional (decision 0089): absent scores with the platform's default profile and keeps
+    # the digest of study files written before it existed.
+    scoring_profile: ScoringProfile | None = Field(default=None, exclude_if=lambda v: v is None)
     kri_limits: list[KriLimit] = Field(default_factory=list)
     retention: RetentionRules = Field(default_factory=RetentionRules)
     # Optional (issue 19, decision 0082): pre-screening criteria and the enrollment target.

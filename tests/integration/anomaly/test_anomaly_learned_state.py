@@ -1,5 +1,7 @@
 """What the anomaly service learns survives a restart, and silences are found on the wall
-clock: real broker, real PostgreSQL."""
+clock: real broker, real PostgreSQL. The restart tests choose the classic profile (its
+30-min resting shift and the model's windows fit a short stream); the dropout test runs
+the platform's default."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from trialstream.events.readings import UNITS, Metric, ReadingReceived
 
 pytestmark = pytest.mark.integration
 DAY = 24 * 60
+CLASSIC = ScoringConfig.classic()
 
 
 def minutes(
@@ -64,7 +67,7 @@ async def test_restarted_consumer_keeps_the_learned_resting_baseline(
     async def consumed_all() -> bool:
         return await state_seen_us(database_url, participant) == last_us
 
-    async with serving(create_app(settings(kafka, database_url))):
+    async with serving(create_app(settings(kafka, database_url), CLASSIC)):
         await publish(kafka, history)
         await eventually(consumed_all, timeout=60)
     assert await emitted(database_url, participant) == 0
@@ -72,7 +75,7 @@ async def test_restarted_consumer_keeps_the_learned_resting_baseline(
     # the restart there is no baseline to deviate from (see the unit tests), so an alert
     # proves the baseline came back from the checkpoint.
     raised = resting(participant, [92 + (i % 3) for i in range(90)], start + timedelta(days=3))
-    async with serving(create_app(settings(kafka, database_url))):
+    async with serving(create_app(settings(kafka, database_url), CLASSIC)):
         await publish(kafka, raised)
         found = await eventually(lambda: alerts_for(kafka, participant), timeout=60)
     assert [a["rule"] for a in found] == ["personal-baseline/heart-rate-resting-high"]
@@ -90,7 +93,7 @@ async def test_a_participant_silent_on_the_wall_clock_gets_one_dropout_alert(
         await publish(kafka, readings)
         await eventually(lambda: state_seen_us(database_url, participant))
         pool = app.state.runtime.pool
-        config = ScoringConfig()
+        config = ScoringConfig.default()
         now = datetime.now(UTC)
         assert await check_silences(pool, config, now) == 0  # 6 min of quiet is no dropout
         later = now + timedelta(hours=1)
@@ -145,14 +148,14 @@ async def test_restarted_consumer_keeps_what_the_model_learned(
     async def consumed_all() -> bool:
         return await state_seen_us(database_url, participant) == last_us
 
-    async with serving(create_app(settings(kafka, database_url))):
+    async with serving(create_app(settings(kafka, database_url), CLASSIC)):
         await publish(kafka, history)
         await eventually(consumed_all, timeout=60)
     assert await emitted(database_url, participant) == 0
     # Without the day of hourly means checkpointed before the restart the model has no
     # baseline to judge a window against, so its alert proves they came back.
     drifting = vitals(participant, DAY + 60, DAY + 180, start, drift=True)
-    async with serving(create_app(settings(kafka, database_url))):
+    async with serving(create_app(settings(kafka, database_url), CLASSIC)):
         await publish(kafka, drifting)
 
         async def model_alerts() -> list[dict[str, object]]:
@@ -160,6 +163,6 @@ async def test_restarted_consumer_keeps_what_the_model_learned(
             return [a for a in found if a["rule"] == "model/multivariate-deterioration"]
 
         (alert,) = await eventually(model_alerts, timeout=60)
-    assert alert["model_version"] == "iforest-1.0+rules-2.0"
+    assert alert["model_version"] == "iforest-1.0+classic/rules-2.0"
     assert alert["metric"] is None
     assert "heart rate 80 beats/min vs own 65 " in str(alert["explanation"])

@@ -1,6 +1,7 @@
-"""A study's alert limits (its study file's alert_limits) score its participants' readings;
-other studies and the default study keep the platform's limits; a study that does not use
-anomaly scoring is not scored at all."""
+"""A study's scoring profile and alert limits (its study file's scoring_profile and
+alert_limits) score its participants' readings; other studies and the default study keep
+the platform's profile (device-mix) and limits; a study that does not use anomaly scoring
+is not scored at all."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ pytestmark = pytest.mark.integration
 START = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
 
 
-def raised_heart_rate(participant: str, study_id: str) -> list[tuple[str, ReadingReceived]]:
-    """108 beats/min for 12 minutes: above a limit of 105, below the platform's 111."""
+def raised_heart_rate(
+    participant: str, study_id: str, value: float = 108.0
+) -> list[tuple[str, ReadingReceived]]:
+    """108 beats/min for 12 minutes: above a limit of 105, below the platform's 120."""
     return [
         (
             participant,
@@ -29,7 +32,7 @@ def raised_heart_rate(participant: str, study_id: str) -> list[tuple[str, Readin
                 study_id=study_id,
                 device_id="wear-1",
                 metric=Metric.HEART_RATE,
-                value=108.0,
+                value=value,
                 unit="beats/min",
                 measured_at=START + timedelta(minutes=i),
             ),
@@ -72,11 +75,44 @@ async def test_each_study_is_scored_with_its_own_alert_limits(
     assert alert["study_id"] == strict
     assert alert["rule"] == "clinical-limit/heart-rate-high"
     assert alert["threshold"] == 105
-    assert alert["model_version"] == f"rules-2.0+{strict}"
+    assert alert["model_version"] == f"device-mix/rules-3.2+{strict}"
     assert "limit of 105" in str(alert["explanation"])
-    # the same readings are normal under the platform's limits (111)...
+    # the same readings are normal under the platform's limits (120)...
     sql = "SELECT count(*) FROM anomaly.alerts WHERE participant_id = $1"
     assert await fetchval(database_url, sql, in_default) == 0
     # ...and a study without the anomaly module is not scored (no state, no alert)
     assert not await checkpointed(database_url, in_unscored)
     assert await fetchval(database_url, sql, in_unscored) == 0
+
+
+async def test_a_study_that_chooses_the_classic_profile_is_scored_with_it(
+    kafka: str, database_url: str
+) -> None:
+    """115 beats/min at rest for 12 min: over the classic profile's NEWS2 limit (111), under
+    the trial definition the default device-mix profile alerts on (120)."""
+    classic = unique_id("CLASSIC")
+    await announce_study(
+        kafka, classic, ["ingest", "anomaly"], ["site-a"], scoring_profile="classic"
+    )
+    in_classic, in_default = unique_id("P"), unique_id("P")
+    settings = AnomalySettings(
+        kafka_bootstrap_servers=kafka, database_url=database_url, kafka_session_timeout_ms=2000
+    )
+    async with serving(create_app(settings)):
+        await publish_to(
+            kafka,
+            Topic.READINGS,
+            raised_heart_rate(in_default, "default", 115.0)
+            + raised_heart_rate(in_classic, classic, 115.0),
+        )
+        alerts = await eventually(
+            lambda: read_topic(
+                kafka, Topic.ALERTS, match=lambda v: v.get("participant_id") == in_classic
+            )
+        )
+        await eventually(lambda: checkpointed(database_url, in_default))
+    [alert] = alerts
+    assert (alert["study_id"], alert["rule"]) == (classic, "clinical-limit/heart-rate-high")
+    assert (alert["threshold"], alert["model_version"]) == (111, "classic/rules-2.0")
+    sql = "SELECT count(*) FROM anomaly.alerts WHERE participant_id = $1"
+    assert await fetchval(database_url, sql, in_default) == 0

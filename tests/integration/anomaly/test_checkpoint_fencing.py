@@ -45,7 +45,7 @@ async def checkpoint(pool: asyncpg.Pool, participant: str) -> tuple[Any, int]:
 async def test_a_paused_replica_cannot_overwrite_the_new_owners_checkpoint(
     pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = StudyScoring(ScoringConfig(), StudyRegistry())  # the default study's
+    config = StudyScoring(ScoringConfig.default(), StudyRegistry())  # the default study's
     participant = unique_id("P")
     quiet = heart_rates(participant, [70.0 + i % 4 for i in range(40)])
     episode = heart_rates(participant, [142.0] * 12 + [72.0] * 8, first_minute=40)

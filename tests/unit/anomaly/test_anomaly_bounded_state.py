@@ -9,6 +9,7 @@ from typing import Any
 from anomaly.domain import Scorer
 from anomaly.state import FORMAT, RESTING_SLOTS
 from anomaly_streams import fleet_day
+from trialstream.studies import ScoringProfile
 
 PARTICIPANTS = 3
 
@@ -71,3 +72,26 @@ def test_a_format_1_checkpoint_loads_and_scores_as_the_scorer_that_wrote_it() ->
     assert expected  # the days after the restore raise alerts to compare
     assert [a for batch in later for a in old.score(batch)] == expected
     assert [a for batch in later for a in new.score(batch)] == expected
+
+
+def test_a_checkpoint_written_under_one_profile_scores_on_under_the_other() -> None:
+    """A study may change its scoring_profile between versions (decision 0089): the
+    checkpoint has one format, so its participants' learned state carries over."""
+    from anomaly.config import ScoringConfig
+
+    names = [f"P-{p + 1:05d}" for p in range(PARTICIPANTS)]
+    for first, then in (("classic", "device-mix"), ("device-mix", "classic")):
+        before = Scorer(ScoringConfig.of_profile(ScoringProfile(first)))
+        for day in range(4):
+            before.score(fleet_day(PARTICIPANTS, day))
+        after = Scorer(ScoringConfig.of_profile(ScoringProfile(then)))
+        after.restore(json.loads(json.dumps(before.snapshot(names))))
+        fresh = Scorer(ScoringConfig.of_profile(ScoringProfile(then)))
+        for scorer in (after, fresh):
+            scorer.score(fleet_day(PARTICIPANTS, 4))
+
+        def learned(scorer: Scorer) -> int:
+            hours = scorer.snapshot(names)[names[0]]["resting"]["hours"]
+            return sum(h is not None for h in hours)
+
+        assert learned(after) > learned(fresh) > 0  # the days learned before came along

@@ -1,4 +1,9 @@
-"""Device data quality (flatline, dropout) and personal resting baselines, on crafted streams."""
+"""Device data quality (flatline, dropout) and personal resting baselines, on crafted streams.
+
+These pin the classic profile's settings (rules-2.0: a 30-min resting mean 20 beats/min
+above the baseline, 6 jumps an hour), chosen explicitly since the platform's default is the
+device-mix profile (decision 0089); the device-mix profile's own are in
+test_anomaly_device_mix.py and at the end of this file."""
 
 from __future__ import annotations
 
@@ -9,13 +14,19 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from anomaly.domain import Scorer
+from anomaly.config import ScoringConfig
+from anomaly.domain import Scorer as Scorer_
 from anomaly_streams import T0, interleave, stream
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric, ReadingReceived
 
 HR, STEPS = Metric.HEART_RATE, Metric.STEP_COUNT
 DAY = 24 * 60
+CLASSIC = ScoringConfig.classic()
+
+
+def Scorer(config: ScoringConfig = CLASSIC, *, stream_clock: bool = True) -> Scorer_:
+    return Scorer_(config, stream_clock=stream_clock)
 
 
 def noisy(level: float, minutes: int, seed: int = 1, spread: float = 2.0) -> list[float]:
@@ -265,8 +276,6 @@ def test_jump_counting_does_not_depend_on_batch_cuts() -> None:
 def test_with_the_device_mix_profile_a_tachycardia_is_the_limit_rules_episode_only() -> None:
     """Readings beyond the heart-rate-high limit are the limit rule's: the resting-shift
     rule does not also alert 90 min into the same episode (issue 21)."""
-    from anomaly.config import ScoringConfig
-
     tachycardia = interleave(
         stream(HR, noisy(130, 150, seed=9), start_min=3 * DAY),
         stream(STEPS, [0] * 150, start_min=3 * DAY + 0.5),

@@ -77,6 +77,20 @@ def test_a_regular_fast_rate_and_lone_artefacts_are_not_an_irregular_rhythm() ->
     assert "irregular-rhythm/heart-rate" not in rules(stream(HR, steady))
 
 
+def test_a_sparse_window_straddling_a_workout_is_not_an_irregular_rhythm() -> None:
+    """A spot-check device (one heart rate every 13 min): resting readings and a workout's
+    fast ones in the same 8 make large changes and a fast mean, but an AF-like rhythm is
+    fast throughout (`rhythm_min_low`: the lower third of the readings >= 85)."""
+    workout = [66, 64, 67, 65, 84, 112, 138, 121, 95, 72, 66, 65, 67]
+    unset = ScoringConfig.device_mix(
+        device_quality=False, personal_baselines=False, multivariate=False, rhythm_min_low=None
+    )
+    rule = "irregular-rhythm/heart-rate"
+    assert rule in [a.rule for a in Scorer(unset).score(stream(HR, workout, every_min=13))]
+    assert rule not in rules(stream(HR, workout, every_min=13))
+    assert rule in rules(stream(HR, irregular(30, 100, 14), every_min=13))  # AF, sparse
+
+
 def test_the_irregular_rhythm_rule_does_not_depend_on_batch_cuts() -> None:
     readings = stream(HR, irregular(60, 120, 18, seed=4))
     whole = Scorer(MIX).score(readings)

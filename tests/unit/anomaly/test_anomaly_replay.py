@@ -61,6 +61,30 @@ def test_replay_cli_writes_alerts_and_reports_bad_lines(tmp_path: Path) -> None:
     ]
 
 
+def test_replay_scores_with_the_device_mix_profile_unless_told_otherwise(tmp_path: Path) -> None:
+    """115 beats/min at rest for 12 min: over the classic profile's NEWS2 limit (111),
+    under the trial definition (120) the default device-mix profile alerts on."""
+    source = tmp_path / "in.jsonl"
+    write_lines(source, [record(i, v) for i, v in enumerate([70, 71] + [115] * 12)])
+
+    def versions(*options: str) -> list[tuple[str, float]]:
+        sink = tmp_path / "out.jsonl"
+        code, _, err = run("--input", str(source), "--output", str(sink), *options)
+        assert code == 0, err
+        alerts = [json.loads(line) for line in sink.read_text().splitlines()]
+        return [(a["model_version"], a["threshold"]) for a in alerts]
+
+    assert versions() == []
+    assert versions("--profile", "device-mix") == []
+    assert versions("--profile", "classic") == [("classic/rules-2.0", 111)]
+    tachycardia = [record(i, v) for i, v in enumerate([70, 71] + [125] * 8)]
+    write_lines(source, tachycardia)
+    assert versions() == versions("--device-mix") == [("device-mix/rules-3.2", 120)]
+    code, _, err = run("--input", str(source), "--output", str(tmp_path / "o"), "--profile", "x")
+    assert code == 2
+    assert "device-mix" in err
+
+
 def test_replay_reports_each_invalid_field(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     write_lines(source, [record(0, 70, metric="pulse", participant_id="jane@example.com")])

@@ -60,7 +60,7 @@ def test_alert_fills_every_field_deterministically() -> None:
     assert alert.metric is HR
     assert alert.threshold == 131
     assert alert.baseline is None
-    assert alert.model_version == "rules-2.0"
+    assert alert.model_version == "classic/rules-2.0"
     assert alert.occurred_at == alert.detected_at  # not the wall clock
 
 

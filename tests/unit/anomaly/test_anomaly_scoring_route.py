@@ -20,7 +20,12 @@ ACCESS = StaffAccess(ServiceSettings(admin_token=ADMIN, oidc_jwks=JWKS))
 def studies() -> StudyRegistry:
     registry = StudyRegistry()
     site = [{"id": "site-a", "timezone": "UTC"}]
-    for study_id, modules in (("HF", ["ingest", "anomaly"]), ("NOSCORE", ["ingest"])):
+    chosen: dict[str, dict[str, str]] = {"OLD": {"scoring_profile": "classic"}}
+    for study_id, modules in (
+        ("HF", ["ingest", "anomaly"]),
+        ("NOSCORE", ["ingest"]),
+        ("OLD", ["ingest", "anomaly"]),
+    ):
         registry.apply(
             1,
             StudyDefinition.model_validate(
@@ -32,6 +37,7 @@ def studies() -> StudyRegistry:
                     "modules": modules,
                     "alert_limits": [{"rule": "heart-rate-high", "value": 105}],
                 }
+                | chosen.get(study_id, {})
             ),
         )
     registry.caught_up = True
@@ -61,9 +67,18 @@ async def get(
         return await client.get("/v1/scoring", headers=headers, params=params)
 
 
-async def test_the_default_scoring_is_described_with_its_limits_and_model() -> None:
-    body = (await get(ScoringConfig())).json()
-    assert body["model_version"] == "rules-2.0"
+async def test_the_default_is_the_device_mix_profile() -> None:
+    body = (await get(ScoringConfig.default())).json()
+    assert (body["profile"], body["model_version"]) == ("device-mix", "device-mix/rules-3.2")
+    high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
+    assert high["bands"] == [{"threshold": 131, "band": 3}, {"threshold": 120, "band": 2}]
+    assert body["persistence"]["heart-rate"]["min_minutes"] == 3
+    assert body["irregular_rhythm"] is True
+
+
+async def test_the_classic_profile_is_described_with_its_limits_and_model() -> None:
+    body = (await get(ScoringConfig.classic())).json()
+    assert (body["profile"], body["model_version"]) == ("classic", "classic/rules-2.0")
     high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
     assert high["bands"] == [{"threshold": 131, "band": 3}, {"threshold": 111, "band": 2}]
     assert high["suppressed_by_activity"] is True
@@ -75,7 +90,7 @@ async def test_the_default_scoring_is_described_with_its_limits_and_model() -> N
 async def test_a_study_override_and_the_device_mix_profile_show_as_they_score() -> None:
     config = ScoringConfig.device_mix().for_study({"clinical-limit/heart-rate-high": 125})
     body = (await get(config)).json()
-    assert body["model_version"] == "rules-3.1"
+    assert body["model_version"] == "device-mix/rules-3.2"
     assert body["irregular_rhythm"] is True
     high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
     assert high["bands"][-1]["threshold"] == 125
@@ -93,8 +108,8 @@ async def test_it_is_for_signed_in_staff_only() -> None:
 
 
 async def test_a_study_shows_the_limits_its_participants_are_scored_with() -> None:
-    body = (await get(ScoringConfig(), study="HF")).json()
-    assert body["model_version"] == "rules-2.0+HF"
+    body = (await get(ScoringConfig.default(), study="HF")).json()
+    assert (body["profile"], body["model_version"]) == ("device-mix", "device-mix/rules-3.2+HF")
     high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
     # the alerting threshold moved to 105; the high band (131) stays above it
     assert high["bands"] == [{"threshold": 131, "band": 3}, {"threshold": 105, "band": 2}]
@@ -102,3 +117,15 @@ async def test_a_study_shows_the_limits_its_participants_are_scored_with() -> No
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "unknown_study")
     off = await get(ScoringConfig(), study="NOSCORE")
     assert (off.status_code, off.json()["error"]["code"]) == (409, "module_not_enabled")
+
+
+async def test_a_study_that_chooses_the_classic_profile_is_scored_and_shown_with_it() -> None:
+    body = (await get(ScoringConfig.default(), study="OLD")).json()
+    assert (body["profile"], body["model_version"]) == ("classic", "classic/rules-2.0+OLD")
+    assert body["persistence"]["heart-rate"]["min_readings"] == 5  # classic: reading counts
+    assert body["irregular_rhythm"] is False
+    high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
+    assert high["bands"] == [{"threshold": 131, "band": 3}, {"threshold": 105, "band": 2}]
+    # a platform started with the classic profile scores a study that does not choose with it
+    classic = (await get(ScoringConfig.classic(), study="HF")).json()
+    assert classic["model_version"] == "classic/rules-2.0+HF"

@@ -16,7 +16,7 @@ from trialstream.events.readings import Metric
 from trialstream.identity import Action
 from trialstream.runtime import CurrentRuntime
 from trialstream.staff import CurrentPrincipal, allowed
-from trialstream.studies import StudyNotKnownYet
+from trialstream.studies import ScoringProfile, StudyNotKnownYet
 
 from anomaly import dips, repository
 from anomaly.config import Direction, Persistence, ScoringConfig
@@ -72,7 +72,13 @@ class ModelOut(BaseModel):
 
 
 class Scoring(BaseModel):
-    model_version: str = Field(description="What every rule alert carries, e.g. rules-2.0")
+    profile: ScoringProfile = Field(
+        description="The scoring profile: the study file's scoring_profile, or the platform's"
+    )
+    model_version: str = Field(
+        description="What every rule alert carries: the profile and its rules, e.g. "
+        "device-mix/rules-3.2 (+<study> when the study moves a limit)"
+    )
     limits: list[LimitOut]
     persistence: dict[str, PersistenceOut] = Field(description="Per metric")
     device_quality: bool
@@ -91,7 +97,10 @@ async def scoring(
     scoring: Annotated[StudyScoring, Depends(scoring_config)],
     study: Annotated[
         StudyId | None,
-        Query(description="A study: its participants' limits (the study file's alert_limits)"),
+        Query(
+            description="A study: its participants' profile and limits (the study file's "
+            "scoring_profile and alert_limits)"
+        ),
     ] = None,
 ) -> Scoring:
     config = scoring.base if study is None else _of_study(scoring, study)
@@ -105,6 +114,7 @@ async def scoring(
             persistence=PersistenceOut.of(config.model_persistence),
         )
     return Scoring(
+        profile=config.profile,
         model_version=config.model_version,
         limits=[
             LimitOut(

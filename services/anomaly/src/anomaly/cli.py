@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from trialstream.studies import ScoringProfile
 
-from anomaly.config import ScoringConfig
+from anomaly.config import DEFAULT_PROFILE, ScoringConfig
 from anomaly.replay import ReplayError, describe, replay_file
 
 
@@ -30,18 +31,24 @@ def replay(
         bool,
         typer.Option("--strict", help="Stop at the first invalid line instead of skipping it."),
     ] = False,
+    profile: Annotated[
+        ScoringProfile,
+        typer.Option(
+            "--profile",
+            help="The scoring profile: device-mix (the default: trial definitions, "
+            "persistence in time scaled to each device's cadence, exertion inferred without "
+            "steps, irregular rhythm, small baseline shifts) or classic (NEWS2 bands, "
+            "persistence in reading counts, for minute-cadence watches that send steps).",
+        ),
+    ] = DEFAULT_PROFILE,
     device_mix: Annotated[
         bool,
-        typer.Option(
-            "--device-mix",
-            help="Score with the rules-3.1 device-mix profile (trial definitions, persistence "
-            "in time, irregular rhythm, small baseline shifts).",
-        ),
+        typer.Option("--device-mix", help="The same as --profile device-mix.", hidden=True),
     ] = False,
 ) -> None:
     """Score a JSONL file of readings offline with the live scoring code; write alerts as JSONL."""
     try:
-        config = ScoringConfig.device_mix() if device_mix else None
+        config = ScoringConfig.of_profile(ScoringProfile.DEVICE_MIX if device_mix else profile)
         stats = replay_file(input, output, strict=strict, config=config)
     except ReplayError as exc:
         for message in describe(exc.line, exc.rejected):

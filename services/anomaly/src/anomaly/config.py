@@ -1,5 +1,7 @@
-"""Clinical limits and persistence settings: NEWS2 bands (the default, rules-2.0) and the
-device-mix profile of issue 21 (`ScoringConfig.device_mix()`, rules-3.1).
+"""Clinical limits and persistence settings, in two profiles a study chooses between
+(`scoring_profile` in its study file, decision 0089): the device-mix profile of issue 21
+(`ScoringConfig.device_mix()`, rules-3.2), the platform's default, and the classic NEWS2
+profile (`ScoringConfig.classic()`, rules-2.0; the dataclass's own field defaults).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
 is severity high, 2 medium, 1 low; NEWS2's band-1 ranges of heart rate, SpO2 and breathing
@@ -21,6 +23,8 @@ rules-3.1 (device-mix profile) adds exertion inferred from breathing for partici
 without steps, SpO2 read while walking not counted, dense SpO2 runs that must outlast a
 brief apnea-like dip (counted per day instead), and one reading enough for temperature and
 breathing on devices that measure them every 4.5 min or less often (docs/services/anomaly.md).
+rules-3.2: an irregular rhythm must be fast throughout (`rhythm_min_low`), not a sparse
+device's window of readings straddling a workout.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from trialstream.events.alerts import Severity
 from trialstream.events.readings import Metric
-from trialstream.studies import SAFE_LIMITS
+from trialstream.studies import SAFE_LIMITS, ScoringProfile
 
 SEVERITY_OF_BAND: Mapping[int, Severity] = MappingProxyType(
     {1: Severity.LOW, 2: Severity.MEDIUM, 3: Severity.HIGH}
@@ -154,6 +158,11 @@ DEFINITION_LIMITS: tuple[Limit, ...] = (
 )
 
 
+# What a study that does not choose, the service and `trialstream replay` score with
+# (decision 0089; 0078 kept it opt-in until a study could choose).
+DEFAULT_PROFILE = ScoringProfile.DEVICE_MIX
+
+
 class UnsafeLimitError(ValueError):
     """A study asked for a limit outside SAFE_BOUNDS (or for a rule that has none)."""
 
@@ -258,15 +267,37 @@ class ScoringConfig:
     rhythm_window_minutes: float = 150
     rhythm_median_jump: float = 6  # beats/min; a regular heart at rest: about 1
     rhythm_min_mean: float = 90  # AF-like: irregular and fast
+    # and fast throughout: the lower third of the readings at least this (None: off); a
+    # window straddling a workout holds resting readings among its fast ones
+    rhythm_min_low: float | None = None
     rhythm: Persistence = Persistence(2, 2, 40, 9)
-    model_version: str = "rules-2.0"  # bump whenever a threshold or rule changes
+    profile: ScoringProfile = ScoringProfile.CLASSIC
+    # Names the profile and its rules; bump whenever a threshold or rule changes.
+    model_version: str = "classic/rules-2.0"
+
+    @classmethod
+    def default(cls, **overrides: object) -> ScoringConfig:
+        """The platform's default profile (DEFAULT_PROFILE): what the live service and
+        `trialstream replay` score with unless a study or the caller chooses."""
+        return cls.of_profile(DEFAULT_PROFILE, **overrides)
+
+    @classmethod
+    def of_profile(cls, profile: ScoringProfile, **overrides: object) -> ScoringConfig:
+        if profile is ScoringProfile.DEVICE_MIX:
+            return cls.device_mix(**overrides)
+        return cls.classic(**overrides)
+
+    @classmethod
+    def classic(cls, **overrides: object) -> ScoringConfig:
+        """The rules-2.0 profile: NEWS2 bands, persistence in reading counts, activity from
+        steps; tuned for minute-cadence watches that send steps."""
+        return cls(**overrides)  # type: ignore[arg-type]
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.1 profile of issue 21 for fleets that mix devices: trial definitions
-        as limits, persistence in time, the irregular-rhythm rule, small baseline shifts
-        over 90 min, and participants without steps judged at rest. Not yet the default:
-        tests pinned to rules-2.0 behaviour are to be reviewed first (see the README)."""
+        """The rules-3.2 profile of issue 21 for fleets that mix devices, the default:
+        trial definitions as limits, persistence in time, the irregular-rhythm rule, small
+        baseline shifts over 90 min, and participants without steps judged at rest."""
         settings: dict[str, object] = {
             "limits": DEFINITION_LIMITS,
             "persistence": _time_persistence(),
@@ -281,13 +312,15 @@ class ScoringConfig:
             # a workout's motion spikes come in handfuls (each makes two jumps); a loose or
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
+            "rhythm_min_low": 85,
             "shift_below_limit": True,
             "exertion_breath_rise": 2.5,
             "brief_dip_minutes": 7,
             "single_reading_minutes": MappingProxyType(
                 {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
             ),
-            "model_version": "rules-3.1",
+            "profile": ScoringProfile.DEVICE_MIX,
+            "model_version": "device-mix/rules-3.2",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 

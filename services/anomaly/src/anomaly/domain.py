@@ -184,7 +184,7 @@ class Scorer:
         `on_windows` sees every batch's judged windows (training collects them there; with
         it and no `forest`, windows are judged but not scored)."""
         self.stream_clock = stream_clock
-        self.config = config or ScoringConfig()
+        self.config = config or ScoringConfig.default()
         self.model_version = self.config.model_version
         if forest is None and self.config.multivariate and on_windows is None:
             forest = shipped()

@@ -40,7 +40,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or AnomalySettings()
     runtime = Runtime(settings, make_broker(settings.kafka_bootstrap_servers, client_id="anomaly"))
-    config = config or ScoringConfig()
+    config = config or ScoringConfig.default()
     backlog = Backlog(settings.max_batch)
     scoring = StudyScoring(config, runtime.studies)
     subscribe_scoring(runtime, settings, scoring, backlog)

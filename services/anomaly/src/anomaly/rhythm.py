@@ -42,6 +42,7 @@ class Rhythm:
     mean: FloatArray
     minutes: FloatArray
     resting: npt.NDArray[np.bool_]
+    low: FloatArray | None = None  # the readings' own 1/3 quantile (rhythm_min_low set)
 
     def irregular(self, config: ScoringConfig) -> npt.NDArray[np.bool_]:
         with np.errstate(invalid="ignore"):
@@ -51,6 +52,8 @@ class Rhythm:
                 & (self.minutes <= config.rhythm_window_minutes)
                 & self.resting
             )
+            if self.low is not None and config.rhythm_min_low is not None:
+                result &= self.low >= config.rhythm_min_low
         return result
 
     def bands(self, config: ScoringConfig) -> npt.NDArray[np.int8]:
@@ -82,6 +85,7 @@ def rhythm(rows: Rows, held: list[ParticipantState], config: ScoringConfig) -> R
     jump = np.full(len(v), np.nan)
     mean = np.full(len(v), np.nan)
     minutes = np.full(len(v), np.nan)
+    low = None if config.rhythm_min_low is None else np.full(len(v), np.nan)
     if len(v) >= k:
         diffs = np.abs(np.diff(v, prepend=v[0]))
         full = np.flatnonzero(pos >= k - 1)
@@ -90,6 +94,8 @@ def rhythm(rows: Rows, held: list[ParticipantState], config: ScoringConfig) -> R
         csum = np.concatenate([[0.0], np.cumsum(v)])
         mean[full] = (csum[full + 1] - csum[full + 1 - k]) / k
         minutes[full] = (t[full] - t[full - k + 1]) / US_PER_MINUTE
+        if low is not None:  # fast throughout, not a workout's fast readings among resting ones
+            low[full] = np.quantile(sliding_window_view(v, k)[full - k + 1], 1 / 3, axis=1)
     own = pos >= np.repeat(np.array(carried, dtype=np.int64), sizes)  # this batch's rows
     ends = np.cumsum(sizes)
     for s, lo, hi in zip(
@@ -97,7 +103,7 @@ def rhythm(rows: Rows, held: list[ParticipantState], config: ScoringConfig) -> R
     ):
         s.rhythm_v, s.rhythm_us = v[lo:hi].tolist(), t[lo:hi].tolist()
     resting = (rows.step_readings == 0) | (rows.steps <= config.rest_steps)
-    return Rhythm(jump[own], mean[own], minutes[own], resting)
+    return Rhythm(jump[own], mean[own], minutes[own], resting, None if low is None else low[own])
 
 
 def judged_on_every_row(

@@ -1,7 +1,8 @@
-"""Each study's scoring: the platform's configuration with the study's alert limits
-(`alert_limits` in its study file, within `trialstream.studies.SAFE_LIMITS`), read from
-the studies topic. Readings carry their participant's study (stamped by ingest), so a
-batch is split by study and each part scored with its study's configuration."""
+"""Each study's scoring: the profile its study file chooses (`scoring_profile`; the
+platform's configuration when it does not) with the study's alert limits (`alert_limits`,
+within `trialstream.studies.SAFE_LIMITS`), read from the studies topic. Readings carry
+their participant's study (stamped by ingest), so a batch is split by study and each part
+scored with its study's configuration."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import replace
 import structlog
 from trialstream.events.base import DEFAULT_STUDY
 from trialstream.events.readings import ReadingReceived
-from trialstream.studies import Module, StudyNotKnownYet, StudyRegistry
+from trialstream.studies import Module, ScoringProfile, StudyNotKnownYet, StudyRegistry
 
 from anomaly.config import ScoringConfig, UnsafeLimitError
 
@@ -41,22 +42,31 @@ class StudyScoring:
         if built is not None and built[0] == digest:
             return built[1]
         limits = {f"clinical-limit/{a.rule}": a.value for a in study.alert_limits}
-        config = self._build(study_id, limits)
+        config = self._build(study_id, self._profile(study.scoring_profile), limits)
         self._built[study_id] = (digest, config)
         return config
 
-    def _build(self, study_id: str, limits: dict[str, float]) -> ScoringConfig:
-        if not limits:
+    def _profile(self, chosen: ScoringProfile | None) -> ScoringConfig:
+        """The platform's configuration, or the profile the study chose when it differs
+        (the platform's keeps any settings the service was started with)."""
+        if chosen is None or chosen is self.base.profile:
             return self.base
+        return ScoringConfig.of_profile(chosen)
+
+    def _build(
+        self, study_id: str, profile: ScoringConfig, limits: dict[str, float]
+    ) -> ScoringConfig:
+        if not limits:
+            return profile
         try:
-            config = self.base.for_study(limits)
+            config = profile.for_study(limits)
         except UnsafeLimitError as exc:
             # The study file is checked against the same bounds, so only a profile without
-            # one of the named rules gets here: score with the platform's limits, loudly.
+            # one of the named rules gets here: score with the profile's limits, loudly.
             log.error("study alert limits not applied", study_id=study_id, reason=str(exc))
-            return self.base
-        # Alerts say which limits judged them: the platform's version and the study's.
-        return replace(config, model_version=f"{self.base.model_version}+{study_id}")
+            return profile
+        # Alerts say which profile and limits judged them: the profile's version and the study's.
+        return replace(config, model_version=f"{profile.model_version}+{study_id}")
 
     def by_config(
         self, readings: Sequence[ReadingReceived]
