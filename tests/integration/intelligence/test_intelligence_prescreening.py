@@ -354,6 +354,14 @@ async def test_the_forecast_follows_enrolments_with_an_interval_as_json_and_csv(
     )
     assert r.status_code == 404
 
+    # a role of one site sees the study's figures and that site only, in both forms
+    nurse = staff_auth(slow, "site_staff", study=study)
+    mine = (await app.get(f"/v1/studies/{study}/forecast", headers=nurse)).json()
+    assert [s["site_id"] for s in mine["sites"]] == [slow]
+    assert (mine["target"], mine["enrolled"]) == (60, 24)
+    r = await app.get(f"/v1/studies/{study}/forecast.csv", headers=nurse)
+    assert fast not in r.text
+
 
 async def test_a_study_without_a_target_has_no_forecast_and_a_site_without_a_study_no_screening(
     app: httpx.AsyncClient, kafka: str

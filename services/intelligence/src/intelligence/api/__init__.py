@@ -223,11 +223,13 @@ async def forecast(
     level: Level = None,
 ) -> dict[str, Any]:
     """When the study, and each site with its own target, reaches its enrollment target:
-    the Poisson-gamma model fitted to the sites' enrolments so far, with its interval."""
+    the Poisson-gamma model fitted to the sites' enrolments so far, with its interval. A
+    role limited to some sites sees the study's figures and its own sites only."""
     study = _plan(runtime, by, study_id)
-    return await service.study_forecast(
+    result = await service.study_forecast(
         runtime.pool, study, _today(), level or settings.forecast_level, settings.forecast_draws
     )
+    return service.within(result, by.sites(study_id))
 
 
 @router.get("/v1/studies/{study_id}/forecast.csv", tags=["forecasts"])
@@ -242,7 +244,8 @@ async def forecast_csv(
     result = await service.study_forecast(
         runtime.pool, study, _today(), level or settings.forecast_level, settings.forecast_draws
     )
-    return _csv(service.CSV_COLUMNS, service.forecast_rows(result), f"{study_id}-forecast")
+    mine = service.within(result, by.sites(study_id))
+    return _csv(service.CSV_COLUMNS, service.forecast_rows(mine), f"{study_id}-forecast")
 
 
 @router.get("/v1/portfolio", tags=["forecasts"])
