@@ -352,7 +352,7 @@ async def test_an_export_running_when_a_participant_is_erased_keeps_no_file(
             async with pool.acquire() as conn, conn.transaction():
                 withdrawn = await withdraw_exports(conn, tmp_path, participants[0], study)
             assert withdrawn == 1  # the running one; the queued one is not touched
-            await runner._run(job)  # the job goes on to its end ...
+            await runner.run(job)  # the job runs on (here: claimed again) ...
         finally:
             await pool.close()
         assert not (tmp_path / str(export_id)).exists()  # ... and keeps no file

@@ -134,6 +134,9 @@ class ExportRunner:
             await repo.finish(self.pool, job.export_id, self.worker, error)
             return
         try:
+            if await repo.withdrawn(self.pool, job.export_id):  # by an erasure, before it ran
+                await repo.finish(self.pool, job.export_id, self.worker)
+                return
             await self._run(job)
         except* _LeaseLost:
             log.warning("export taken over by another replica", export_id=str(job.export_id))
@@ -146,6 +149,22 @@ class ExportRunner:
                 raise  # the loop logs it; the job is claimed again on a later pass
             log.exception("export failed", export_id=str(job.export_id))
             await repo.finish(self.pool, job.export_id, self.worker, f"{type(exc).__name__}: {exc}")
+        finally:
+            await self._drop_if_withdrawn(job)
+
+    async def _drop_if_withdrawn(self, job: ExportJob) -> None:
+        """An erasure withdrew the job while it ran (ingest.erasure.withdraw_exports): days
+        written before it may hold the erased participant, so whatever way the run ended
+        (done, failed, stopped, taken over) no file of it stays."""
+        try:
+            if not await repo.withdrawn(self.pool, job.export_id):
+                return
+        except Exception:  # the database is gone: the next run of the job drops them
+            log.warning("could not check an export for withdrawal", export_id=str(job.export_id))
+            return
+        directory = job_dir(self.export_dir, job.export_id)
+        await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
+        log.info("export withdrawn: its files deleted", export_id=str(job.export_id))
 
     async def _run(self, job: ExportJob) -> None:
         if job.parts_total is None:
@@ -160,12 +179,6 @@ class ExportRunner:
             for _ in range(max(1, min(self.concurrency, len(todo)))):
                 group.create_task(self._parts(job, directory, queue))
         await repo.finish(self.pool, job.export_id, self.worker)
-        if await repo.withdrawn(self.pool, job.export_id):
-            # an erasure withdrew it while it ran: days written before it may hold the
-            # erased participant (ingest.erasure.withdraw_exports)
-            await asyncio.to_thread(shutil.rmtree, directory, ignore_errors=True)
-            log.info("export withdrawn while it ran: files deleted", export_id=str(job.export_id))
-            return
         log.info("export done", export_id=str(job.export_id))
 
     async def _parts(
