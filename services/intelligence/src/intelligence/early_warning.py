@@ -5,9 +5,9 @@ the portfolio's sites from them. Aggregates only, like the events."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from trialstream.events.monitoring import SiteKriSnapshot
@@ -16,25 +16,30 @@ from trialstream.events.retention_risk import RetentionRiskSummary
 from intelligence import repository
 from intelligence.domain.lights import LIGHTS, Limits, site_lights, study_lights
 
+_Site = TypeVar("_Site", SiteKriSnapshot, RetentionRiskSummary)
+
+
+def _newest_per_site(
+    events: Sequence[_Site], at: Callable[[_Site], datetime]
+) -> list[tuple[str, str, datetime, str]]:
+    """(study, site, time, payload JSON) of the newest event per site: a batch may hold
+    several of one site."""
+    latest: dict[tuple[str, str], _Site] = {}
+    for e in events:
+        old = latest.get((e.study_id, e.site_id))
+        if old is None or at(e) >= at(old):
+            latest[(e.study_id, e.site_id)] = e
+    return [(s, t, at(e), e.model_dump_json()) for (s, t), e in latest.items()]
+
 
 async def record_snapshots(pool: asyncpg.Pool, events: Sequence[SiteKriSnapshot]) -> int:
-    latest: dict[tuple[str, str], SiteKriSnapshot] = {}
-    for e in events:  # a batch may hold several of one site: the newest
-        old = latest.get((e.study_id, e.site_id))
-        if old is None or e.evaluated_at >= old.evaluated_at:
-            latest[(e.study_id, e.site_id)] = e
-    rows = [(s, t, e.evaluated_at, e.model_dump_json()) for (s, t), e in latest.items()]
+    rows = _newest_per_site(events, lambda e: e.evaluated_at)
     await repository.store_latest(pool, "kri", rows)
     return len(rows)
 
 
 async def record_risk(pool: asyncpg.Pool, events: Sequence[RetentionRiskSummary]) -> int:
-    latest: dict[tuple[str, str], RetentionRiskSummary] = {}
-    for e in events:
-        old = latest.get((e.study_id, e.site_id))
-        if old is None or e.scored_at >= old.scored_at:
-            latest[(e.study_id, e.site_id)] = e
-    rows = [(s, t, e.scored_at, e.model_dump_json()) for (s, t), e in latest.items()]
+    rows = _newest_per_site(events, lambda e: e.scored_at)
     await repository.store_latest(pool, "risk", rows)
     return len(rows)
 

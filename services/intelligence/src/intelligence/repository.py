@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 from trialstream.db import DbConnection
@@ -245,12 +246,14 @@ Latest = dict[tuple[str, str], tuple[datetime, str]]
 
 
 async def store_latest(
-    pool: asyncpg.Pool, source: str, rows: Sequence[tuple[str, str, datetime, str]]
+    pool: asyncpg.Pool,
+    source: Literal["kri", "risk"],
+    rows: Sequence[tuple[str, str, datetime, str]],
 ) -> None:
-    """(study, site, time, payload JSON) rows of one source ("kri" or "risk"), one per key."""
+    """(study, site, time, payload JSON) rows of one source, one per key."""
     if rows:
         studies, sites, times, payloads = (list(c) for c in zip(*rows, strict=True))
-        sql = _KRI_SNAPSHOTS if source == "kri" else _RETENTION_RISK
+        sql = {"kri": _KRI_SNAPSHOTS, "risk": _RETENTION_RISK}[source]
         await pool.execute(sql, studies, sites, times, payloads)
 
 

@@ -225,11 +225,7 @@ async def forecast(
     """When the study, and each site with its own target, reaches its enrollment target:
     the Poisson-gamma model fitted to the sites' enrolments so far, with its interval. A
     role limited to some sites sees the study's figures and its own sites only."""
-    study = _plan(runtime, by, study_id)
-    result = await service.study_forecast(
-        runtime.pool, study, _today(), level or settings.forecast_level, settings.forecast_draws
-    )
-    return service.within(result, by.sites(study_id))
+    return await _forecast_for(runtime, settings, by, study_id, level)
 
 
 @router.get("/v1/studies/{study_id}/forecast.csv", tags=["forecasts"])
@@ -240,12 +236,23 @@ async def forecast_csv(
     by: Annotated[Principal, allowed(AGGREGATES)],
     level: Level = None,
 ) -> Response:
+    mine = await _forecast_for(runtime, settings, by, study_id, level)
+    return _csv(service.CSV_COLUMNS, service.forecast_rows(mine), f"{study_id}-forecast")
+
+
+async def _forecast_for(
+    runtime: CurrentRuntime,
+    settings: IntelligenceSettings,
+    by: Principal,
+    study_id: str,
+    level: float | None,
+) -> dict[str, Any]:
+    """The study's forecast as the caller sees it: the study's figures, their sites only."""
     study = _plan(runtime, by, study_id)
     result = await service.study_forecast(
         runtime.pool, study, _today(), level or settings.forecast_level, settings.forecast_draws
     )
-    mine = service.within(result, by.sites(study_id))
-    return _csv(service.CSV_COLUMNS, service.forecast_rows(mine), f"{study_id}-forecast")
+    return service.within(result, by.sites(study_id))
 
 
 @router.get("/v1/portfolio", tags=["forecasts"])
