@@ -1,11 +1,12 @@
-"""`python -m benchmarks.monitoring_timeline`: how fast monitoring folds the readings stream
+"""`python -m benchmarks.monitoring_timeline`: how fast monitoring folds reading summaries
 into its 5-minute timeline rollups (monitoring.timeline_readings), on the embedded
 PostgreSQL (or DATABASE_URL).
 
-Batches of `--batch` ReadingReceived events (built before timing) go through
-record_readings_for_timeline, one transaction each, as the consumer calls it. Measured:
-fresh readings/s, then the same batches again (an at-least-once redelivery: everything a
-duplicate) and a check that the rollups counted every reading exactly once.
+Readings are summarised as ingest does (one summary per participant per upload of
+`--batch` readings, built before timing) and go through record_rollups_for_timeline, one
+transaction per upload's summaries, as the consumer calls it. Measured: fresh readings/s,
+then the same summaries again (an at-least-once redelivery: everything a duplicate) and a
+check that the rollups counted every reading exactly once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from trialstream.db import create_pool, migrate
 from trialstream.embedded import EmbeddedPostgres
-from trialstream.events.readings import UNITS, Metric, ReadingReceived
+from trialstream.events.readings import UNITS, Metric, ReadingReceived, ReadingsSummarised
+from trialstream.reading_summaries import summarise
 
 
 def readings(total: int, participants: int) -> list[ReadingReceived]:
@@ -44,13 +46,13 @@ def readings(total: int, participants: int) -> list[ReadingReceived]:
     return out
 
 
-async def fold_all(pool: asyncpg.Pool, batches: list[list[ReadingReceived]]) -> float:
-    from monitoring.timeline_readings import record_readings_for_timeline
+async def fold_all(pool: asyncpg.Pool, batches: list[list[ReadingsSummarised]]) -> float:
+    from monitoring.timeline_readings import record_rollups_for_timeline
 
     started = time.perf_counter()
     for batch in batches:
         async with pool.acquire() as conn, conn.transaction():
-            await record_readings_for_timeline(conn, batch)
+            await record_rollups_for_timeline(conn, batch)
     return time.perf_counter() - started
 
 
@@ -62,7 +64,10 @@ async def run(dsn: str, total: int, batch: int, participants: int) -> None:
     try:
         await pool.execute("TRUNCATE reading_rollups, reading_rollup_seen")
         data = readings(total, participants)
-        batches = [data[i : i + batch] for i in range(0, total, batch)]
+        received = datetime.now(UTC)
+        batches = [
+            summarise(data[i : i + batch], "bench", received) for i in range(0, total, batch)
+        ]
         fresh = await fold_all(pool, batches)
         again = await fold_all(pool, batches)
         counted = await pool.fetchval("SELECT sum(n) FROM reading_rollups")

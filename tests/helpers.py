@@ -21,9 +21,11 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from trialstream.db import migrate
 from trialstream.events.base import Event
+from trialstream.events.readings import ReadingReceived, ReadingsSummarised
 from trialstream.events.topics import Topic
 from trialstream.kafka import make_broker
 from trialstream.publishing import publish_events
+from trialstream.reading_summaries import summarise
 
 T = TypeVar("T")
 
@@ -116,6 +118,15 @@ async def publish_to(kafka: str, topic: Topic, events: Sequence[tuple[str | None
         await publish_events(broker, topic, list(events))
     finally:
         await broker.stop()
+
+
+def as_uploads(readings: Sequence[ReadingReceived]) -> list[ReadingsSummarised]:
+    """The summaries ingest would send with `readings`: readings received at the same time
+    (`occurred_at`) are one upload, summarised per participant (decision 0093)."""
+    uploads: dict[tuple[str, datetime], list[ReadingReceived]] = {}
+    for r in readings:
+        uploads.setdefault((r.study_id, r.occurred_at), []).append(r)
+    return [s for (study, at), rs in uploads.items() for s in summarise(rs, study, at)]
 
 
 def reading(

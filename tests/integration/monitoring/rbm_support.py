@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from helpers import eventually, publish_to, serving, unique_id
+from helpers import as_uploads, eventually, publish_to, serving, unique_id
 from monitoring.main import create_app
 from monitoring.settings import MonitoringSettings
 from monitoring_support import ADMIN, create_staff
@@ -60,7 +60,10 @@ class Rbm:
         return bool(row)
 
     async def readings(self, readings: Sequence[ReadingReceived]) -> None:
-        await self.publish(Topic.READINGS, [(r.participant_id, r) for r in readings])
+        """As ingest sends them to monitoring: summarised per upload (decision 0093)."""
+        await self.publish(
+            Topic.READING_SUMMARIES, [(s.participant_id, s) for s in as_uploads(readings)]
+        )
 
     async def flags(self, auth: dict[str, str], **params: str) -> list[dict[str, Any]]:
         r = await self.client.get("/v1/flags", params=params, headers=auth)

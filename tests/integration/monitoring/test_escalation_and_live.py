@@ -14,11 +14,11 @@ import httpx
 import pytest
 from audit_helpers import audited
 from fastapi import FastAPI
-from helpers import eventually, fetchval, read_topic, serving, unique_id
+from helpers import as_uploads, eventually, fetchval, read_topic, serving, unique_id
 from monitoring.domain import AckDeadlines
 from monitoring.main import create_app
 from monitoring.service import escalate_overdue
-from monitoring.timeline_readings import forget_seen_readings, record_readings_for_timeline
+from monitoring.timeline_readings import forget_seen_readings, record_rollups_for_timeline
 from monitoring_support import Monitoring, alert_for, monitoring_settings, publish
 from servers import tcp_server
 from trialstream.db import create_pool
@@ -27,6 +27,7 @@ from trialstream.events.epro import QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.readings import Metric, ReadingReceived
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus, VisitType
+from trialstream.reading_summaries import summarise
 
 pytestmark = pytest.mark.integration
 
@@ -193,9 +194,10 @@ async def test_timeline_rolls_readings_up_once_and_shows_epro_and_visits(
         )
         for i, v in enumerate([60.0, 70.0, 80.0, 90.0])  # 0, 2, 4 min | 6 min: next bucket
     ]
-    keyed = [(participant, r) for r in readings]
-    await publish(monitoring.kafka, Topic.READINGS, keyed + keyed[:2])  # a redelivery
-    await publish(monitoring.kafka, Topic.READINGS, keyed[1:3])  # and another, later
+    [summary] = summarise(readings, "default", datetime.now(UTC))  # one upload
+    keyed = [(participant, summary)]
+    await publish(monitoring.kafka, Topic.READING_SUMMARIES, keyed * 2)  # a redelivery
+    await publish(monitoring.kafka, Topic.READING_SUMMARIES, keyed)  # and another, later
     missed = QuestionnaireMissed(
         participant_id=participant,
         occurrence_id=uuid.uuid4(),
@@ -236,7 +238,8 @@ async def test_timeline_rolls_readings_up_once_and_shows_epro_and_visits(
         unit="%",
         measured_at=bucket,
     )
-    await publish(monitoring.kafka, Topic.READINGS, [(participant, marker), *keyed[2:]])
+    [marked] = as_uploads([marker])
+    await publish(monitoring.kafka, Topic.READING_SUMMARIES, [(participant, marked), *keyed])
 
     async def complete() -> dict[str, Any] | None:
         r = await monitoring.client.get(
@@ -277,7 +280,7 @@ def missed_title(e: QuestionnaireMissed) -> str:
     return f"phq-9 missed (due {e.due_at:%Y-%m-%d %H:%M} UTC)"
 
 
-async def test_reading_ids_are_forgotten_after_the_dedupe_horizon(
+async def test_summary_ids_are_forgotten_after_the_dedupe_horizon(
     monitoring: Monitoring, database_url: str
 ) -> None:
     participant = unique_id("P")
@@ -292,7 +295,7 @@ async def test_reading_ids_are_forgotten_after_the_dedupe_horizon(
     conn = await asyncpg.connect(database_url, server_settings={"search_path": "monitoring"})
     try:
         async with conn.transaction():
-            await record_readings_for_timeline(conn, [reading, reading])
+            await record_rollups_for_timeline(conn, as_uploads([reading]) * 2)
         assert await forget_seen_readings(conn, 3600) == "DELETE 0"
         assert await forget_seen_readings(conn, 0) == "DELETE 1"
         n = await conn.fetchval(

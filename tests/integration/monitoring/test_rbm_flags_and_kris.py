@@ -187,7 +187,9 @@ async def test_diary_reporting_no_activity_on_a_day_of_many_steps_is_flagged(rbm
 
     async def counted() -> bool:
         total = await rbm.pools[0].fetchval(
-            "SELECT sum(steps) FROM rbm_steps WHERE participant_id = $1", participant
+            "SELECT sum(sum) FROM reading_rollups WHERE participant_id = $1"
+            " AND metric = 'step-count'",
+            participant,
         )
         return bool(total == 6000)
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from helpers import unique_id
+from helpers import as_uploads, unique_id
 from monitoring.rbm import kri_evaluation
 from monitoring.rbm.kri import KriConfig
-from monitoring.timeline_readings import forget_rollups_before, record_readings_for_timeline
+from monitoring.timeline_readings import forget_rollups_before, record_rollups_for_timeline
 from rbm_support import Rbm, now, rbm_service, reading
 
 pytestmark = pytest.mark.integration
@@ -46,8 +46,8 @@ async def test_kri_tick_deletes_rollups_past_the_setting_and_keeps_recent_ones(r
     at = now()
     ages = (40, 31, 29, 1)  # days; the setting keeps 30
     async with rbm.pools[0].acquire() as conn, conn.transaction():
-        await record_readings_for_timeline(
-            conn, [reading(participant, at - timedelta(days=d)) for d in ages]
+        await record_rollups_for_timeline(
+            conn, as_uploads([reading(participant, at - timedelta(days=d)) for d in ages])
         )
     assert await buckets(rbm, participant) == 4
     cfg = rbm.settings.kri_config()
@@ -68,8 +68,9 @@ async def test_a_large_backlog_of_rollups_goes_a_slice_at_a_time(rbm: Rbm) -> No
     # moment: only the calls below delete these
     old = now() - timedelta(days=10)
     async with rbm.pools[0].acquire() as conn, conn.transaction():
-        await record_readings_for_timeline(
-            conn, [reading(participant, old + timedelta(minutes=5 * i)) for i in range(7)]
+        await record_rollups_for_timeline(
+            conn,
+            as_uploads([reading(participant, old + timedelta(minutes=5 * i)) for i in range(7)]),
         )
     async with rbm.pools[0].acquire() as conn:
         before = now() - timedelta(days=5)

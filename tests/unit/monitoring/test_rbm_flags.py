@@ -1,13 +1,15 @@
-"""Discrepancy flag rules, as pure functions over a batch of readings."""
+"""Discrepancy flag rules, as pure functions over a batch of reading summaries (built from
+readings exactly as ingest builds them, one per participant per upload)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from monitoring.rbm.flags import (
     FlagKind,
     FlagRules,
-    ReadingBatch,
+    SummaryBatch,
     after_withdrawal,
     clock_skew,
     epro_contradicts_wearable,
@@ -15,7 +17,10 @@ from monitoring.rbm.flags import (
     shared_device,
     slots,
 )
+from monitoring.settings import MonitoringSettings
+from pydantic import ValidationError
 from trialstream.events.readings import Metric, ReadingReceived
+from trialstream.reading_summaries import summarise
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 RULES = FlagRules()
@@ -42,8 +47,14 @@ def reading(
     )
 
 
-def batch(*readings: ReadingReceived) -> ReadingBatch:
-    return ReadingBatch.of(list(readings))
+def batch(*readings: ReadingReceived) -> SummaryBatch:
+    """Readings received at the same time are one upload."""
+    uploads: dict[datetime, list[ReadingReceived]] = {}
+    for r in readings:
+        uploads.setdefault(r.occurred_at, []).append(r)
+    return SummaryBatch.of(
+        [s for received, upload in uploads.items() for s in summarise(upload, "s", received)]
+    )
 
 
 def test_reading_stamped_after_it_was_received_is_a_clock_ahead() -> None:
@@ -88,7 +99,7 @@ def test_readings_measured_after_withdrawal_raise_one_flag_per_participant() -> 
     )
     flags = after_withdrawal(b, {"P-1": withdrawn})
     assert [(f.participant_id, f.kind) for f in flags] == [("P-1", FlagKind.AFTER_WITHDRAWAL)]
-    assert flags[0].evidence["readings"] == 2
+    assert flags[0].evidence["readings"] is None  # a summary has each series' ends, no count
     assert flags[0].evidence["device_ids"] == ["dev-1", "dev-2"]
     assert flags[0].evidence["measured_at"] == (T0 + timedelta(minutes=5)).isoformat()
 
@@ -116,6 +127,31 @@ def test_heart_rate_jump_within_a_minute_is_found_across_batches() -> None:
     assert [(j.delta, j.seconds) for j in found] == [(50.0, 30.0)]
     previous = {("P-1", "dev-1", "heart-rate"): ((T0 - timedelta(seconds=20)).timestamp(), 140.0)}
     assert [j.delta for j in jumps(b, RULES, previous)] == [-70.0, 50.0]
+
+
+def test_jumps_within_one_upload_come_from_its_steep_changes() -> None:
+    upload = [
+        reading(T0 + timedelta(seconds=20 * i), v, received=T0 + timedelta(minutes=5))
+        for i, v in enumerate([70, 120, 72, 100, 140])  # +50, -48, +28 (under 40), +40
+    ]
+    assert [j.delta for j in jumps(batch(*upload), RULES, {})] == [50.0, -48.0]
+
+
+def test_an_older_upload_is_not_compared_with_a_newer_reading() -> None:
+    backfill = batch(
+        reading(T0, 70),
+        reading(T0 + timedelta(seconds=10), 75, received=T0 + timedelta(seconds=15)),
+    )
+    newer = {("P-1", "dev-1", "heart-rate"): ((T0 + timedelta(hours=1)).timestamp(), 150.0)}
+    assert jumps(backfill, RULES, newer) == []
+
+
+def test_a_jump_rule_looser_than_the_summaries_floor_is_refused() -> None:
+    with pytest.raises(ValidationError) as refused:
+        MonitoringSettings(flag_hr_jump_bpm=20)
+    assert "flag_hr_jump_bpm" in str(refused.value)
+    with pytest.raises(ValidationError, match="multiple of 5"):
+        MonitoringSettings(kri_wear_slot_minutes=4)
 
 
 def test_jumps_are_per_device() -> None:

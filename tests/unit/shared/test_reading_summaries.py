@@ -57,3 +57,54 @@ def test_the_same_readings_give_the_same_summary_id_in_any_order_and_others_anot
 
 def test_nothing_new_gives_no_summary() -> None:
     assert summarise([], "s", RECEIVED) == []
+
+
+def measured(
+    participant: str, at: datetime, value: float, metric: str = "heart-rate", device: str = "w-1"
+) -> ReadingReceived:
+    unit = {"heart-rate": "beats/min", "body-temperature": "C", "step-count": "steps"}[metric]
+    return ReadingReceived.model_validate(
+        {
+            **reading(participant, device, metric, value, unit, measured_at=at),
+            "event_id": uuid4(),
+        }
+    )
+
+
+def test_rollups_fold_each_metric_into_5_minute_utc_buckets_across_devices() -> None:
+    start = datetime(2026, 11, 4, 8, 3, tzinfo=UTC)
+    batch = [
+        measured("P-1", start, 60),
+        measured("P-1", start + timedelta(minutes=1), 80, device="strap-9"),  # same bucket
+        measured("P-1", start + timedelta(minutes=2), 70),  # 08:05: the next bucket
+        measured("P-1", start, 120, metric="step-count"),
+    ]
+    [summary] = summarise(batch, "s", RECEIVED)
+    r = summary.rollups
+    rollups = list(
+        zip(r.metric, [b.minute for b in r.bucket], r.n, r.sum, r.min, r.max, strict=True)
+    )
+    assert rollups == [
+        ("heart-rate", 0, 2, 140.0, 60.0, 80.0),
+        ("heart-rate", 5, 1, 70.0, 70.0, 70.0),
+        ("step-count", 0, 1, 120.0, 120.0, 120.0),
+    ]
+
+
+def test_series_keep_each_devices_ends_and_the_steep_changes_between_its_readings() -> None:
+    start = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
+    hr = [70, 72, 130, 71, 75]  # +58 then -59 within 30 s: steep; +4 is not
+    batch = [measured("P-1", start + timedelta(seconds=30 * i), v) for i, v in enumerate(hr)]
+    batch.append(measured("P-1", start + timedelta(seconds=600), 140))  # +65, but 8.5 min on
+    batch.append(measured("P-1", start, 36.6, "body-temperature", "patch-2"))
+    batch.append(
+        measured("P-1", start + timedelta(minutes=10), 38.1, "body-temperature", "patch-2")
+    )
+    [summary] = summarise(list(reversed(batch)), "s", RECEIVED)  # any order in
+    temperature, heart = sorted(summary.series, key=lambda s: s.metric)
+    assert (heart.device_id, heart.first_value, heart.last_value) == ("w-1", 70, 140)
+    assert (heart.first_at, heart.last_at) == (start, start + timedelta(seconds=600))
+    assert [(s.delta, s.seconds) for s in heart.steep] == [(58, 30), (-59, 30)]
+    assert heart.steep[0].at == start + timedelta(seconds=60)
+    assert temperature.device_id == "patch-2"
+    assert [round(s.delta, 1) for s in temperature.steep] == [1.5]  # 1.0 C floor, 15 min

@@ -22,7 +22,6 @@ _DERIVED = (
     "timeline_events",
     "reading_rollups",
     "rbm_wear_slots",
-    "rbm_steps",
     "rbm_devices",
     "rbm_last_readings",
 )

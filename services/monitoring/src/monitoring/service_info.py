@@ -8,7 +8,8 @@ GROUPS = {
     "alerts": ConsumerGroup("monitoring-alerts", (Topic.ALERTS,)),
     "episodes_ended": ConsumerGroup("monitoring-episodes-ended", (Topic.ALERT_EPISODES_ENDED,)),
     "participants": ConsumerGroup("monitoring-participants", (Topic.PARTICIPANTS,)),
-    "readings": ConsumerGroup("monitoring-readings", (Topic.READINGS,)),
+    # decision 0093: the summaries, not each reading (the old group monitoring-readings can go)
+    "reading_summaries": ConsumerGroup("monitoring-reading-summaries", (Topic.READING_SUMMARIES,)),
     "epro_responses": ConsumerGroup("monitoring-epro-responses", (Topic.EPRO_RESPONSES,)),
     "epro_missed": ConsumerGroup("monitoring-epro-missed", (Topic.EPRO_MISSED,)),
     "visits": ConsumerGroup("monitoring-visits", (Topic.VISITS,)),

@@ -1,7 +1,9 @@
-"""The subscribers: alerts, episode ends and enrolments for the inbox; readings, ePRO and
-visits for the participant timeline; and the low-volume streams risk-based monitoring
-(rbm/) needs, in one group. The hot readings stream is read once: each batch feeds the
-timeline rollups and the risk-based monitoring flags."""
+"""The subscribers: alerts, episode ends and enrolments for the inbox; reading summaries,
+ePRO and visits for the participant timeline; and the low-volume streams risk-based
+monitoring (rbm/) needs, in one group. Monitoring never reads each reading: ingest's
+summaries (one per participant per upload, decision 0093) carry the 5-minute rollups and
+each device's series ends and steep changes, and each batch of them feeds the timeline
+rollups and the risk-based monitoring flags."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from trialstream.events.alerts import AlertEpisodeEnded, AlertRaised
 from trialstream.events.base import Event
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.participants import ParticipantState
-from trialstream.events.readings import ReadingReceived
+from trialstream.events.readings import ReadingsSummarised
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged
 from trialstream.runtime import Runtime
@@ -21,14 +23,14 @@ from trialstream.runtime import Runtime
 from monitoring import erasure, repository, timeline
 from monitoring.rbm import service as rbm
 from monitoring.rbm.flags import FlagRules
-from monitoring.rbm.service import DEFAULT_RULES, process_readings_for_rbm
+from monitoring.rbm.service import DEFAULT_RULES, process_summaries_for_rbm
 from monitoring.service_info import GROUPS, SERVICE
-from monitoring.timeline_readings import record_readings_for_timeline
+from monitoring.timeline_readings import record_rollups_for_timeline
 
 ALERTS_GROUP = GROUPS["alerts"].name
 PARTICIPANTS_GROUP = GROUPS["participants"].name
 EPISODES_GROUP = GROUPS["episodes_ended"].name
-READINGS_GROUP = GROUPS["readings"].name
+SUMMARIES_GROUP = GROUPS["reading_summaries"].name
 EPRO_RESPONSES_GROUP = GROUPS["epro_responses"].name
 EPRO_MISSED_GROUP = GROUPS["epro_missed"].name
 VISITS_GROUP = GROUPS["visits"].name
@@ -53,13 +55,13 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
     async def on_participants(events: Sequence[ParticipantState]) -> None:
         await repository.upsert_participants(runtime.pool, events)
 
-    async def on_readings(readings: Sequence[ReadingReceived]) -> None:
+    async def on_summaries(summaries: Sequence[ReadingsSummarised]) -> None:
         # Two transactions, each idempotent on redelivery: a retry after the first
         # committed changes nothing there and completes the second.
         async with runtime.pool.acquire() as conn:
             async with conn.transaction():
-                await record_readings_for_timeline(conn, readings)
-            await process_readings_for_rbm(conn, readings, rbm_rules)
+                await record_rollups_for_timeline(conn, summaries)
+            await process_summaries_for_rbm(conn, summaries, rbm_rules)
 
     async def on_responses(events: Sequence[ResponseSubmitted]) -> None:
         await timeline.record_events(runtime.pool, [timeline.response_row(e) for e in events])
@@ -75,7 +77,7 @@ def subscribe(runtime: Runtime, rbm_rules: FlagRules = DEFAULT_RULES) -> None:
         Topic.ALERT_EPISODES_ENDED, AlertEpisodeEnded, EPISODES_GROUP, on_episodes_ended
     )
     runtime.subscribe(Topic.PARTICIPANTS, ParticipantState, PARTICIPANTS_GROUP, on_participants)
-    runtime.subscribe(Topic.READINGS, ReadingReceived, READINGS_GROUP, on_readings)
+    runtime.subscribe(Topic.READING_SUMMARIES, ReadingsSummarised, SUMMARIES_GROUP, on_summaries)
     runtime.subscribe(Topic.EPRO_RESPONSES, ResponseSubmitted, EPRO_RESPONSES_GROUP, on_responses)
     runtime.subscribe(Topic.EPRO_MISSED, QuestionnaireMissed, EPRO_MISSED_GROUP, on_missed)
     runtime.subscribe(Topic.VISITS, VisitChanged, VISITS_GROUP, on_visits)

@@ -12,8 +12,7 @@ from typing import Any
 import asyncpg
 from trialstream.events.epro import QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.visits import VisitChanged
-
-from monitoring.timeline_readings import BUCKET_SECONDS
+from trialstream.reading_summaries import ROLLUP_SECONDS as BUCKET_SECONDS
 
 _INSERT_EVENTS = """
 INSERT INTO timeline_events (event_id, participant_id, at, kind, title, detail)

@@ -1,4 +1,5 @@
-"""Discrepancy flag rules. Pure: numpy over a batch of readings, no database.
+"""Discrepancy flag rules. Pure: numpy over a batch of reading summaries (one row per
+device series of an upload, decision 0093), no database.
 
 Each rule returns FlagCandidates. A candidate's `dedupe_key` names its episode: while a flag
 with that key is open, more evidence raises nothing new; after staff close it, only
@@ -7,14 +8,15 @@ evidence newer than the closing raises a new flag (a redelivered old reading doe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from trialstream.events.readings import ReadingReceived
+from trialstream.events.readings import ReadingsSummarised, SteepChange
+from trialstream.reading_summaries import ROLLUP_SECONDS
 
 
 class FlagKind(StrEnum):
@@ -85,82 +87,92 @@ def _iso(seconds: float) -> str:
 
 
 @dataclass
-class ReadingBatch:
-    """A batch of readings as columns, built once and shared by every rule."""
+class SummaryBatch:
+    """A batch of reading summaries as columns, built once and shared by every rule: one row
+    per device series (a device's readings of one metric in one upload), and one row per
+    5-minute rollup bucket."""
 
     participant: NDArray[np.str_]
     device: NDArray[np.str_]
     metric: NDArray[np.str_]
-    value: NDArray[np.float64]
-    measured: NDArray[np.float64]  # epoch seconds
-    received: NDArray[np.float64]  # epoch seconds (ingest's occurred_at)
-    event_ids: list[Any] = field(default_factory=list)
+    first: NDArray[np.float64]  # epoch seconds of the series' first reading ...
+    first_value: NDArray[np.float64]
+    last: NDArray[np.float64]  # ... and of its last
+    last_value: NDArray[np.float64]
+    received: NDArray[np.float64]  # epoch seconds (ingest's occurred_at of the upload)
+    steep: list[list[SteepChange]]
+    bucket_participant: NDArray[np.str_]
+    bucket: NDArray[np.float64]  # epoch seconds of the bucket's start
 
     @classmethod
-    def of(cls, readings: Sequence[ReadingReceived]) -> ReadingBatch:
+    def of(cls, summaries: Sequence[ReadingsSummarised]) -> SummaryBatch:
+        rows = [(s, x) for s in summaries for x in s.series]
+        buckets = [(s.participant_id, b) for s in summaries for b in s.rollups.bucket]
+
+        def floats(values: Any) -> NDArray[np.float64]:
+            return np.fromiter(values, np.float64, len(rows))
+
         return cls(
-            participant=np.array([r.participant_id for r in readings], dtype=np.str_),
-            device=np.array([r.device_id for r in readings], dtype=np.str_),
-            metric=np.array([str(r.metric) for r in readings], dtype=np.str_),
-            value=np.fromiter((r.value for r in readings), np.float64, len(readings)),
-            measured=np.fromiter(
-                (r.measured_at.timestamp() for r in readings), np.float64, len(readings)
-            ),
-            received=np.fromiter(
-                (r.occurred_at.timestamp() for r in readings), np.float64, len(readings)
-            ),
-            event_ids=[r.event_id for r in readings],
+            participant=np.array([s.participant_id for s, _ in rows], dtype=np.str_),
+            device=np.array([x.device_id for _, x in rows], dtype=np.str_),
+            metric=np.array([str(x.metric) for _, x in rows], dtype=np.str_),
+            first=floats(x.first_at.timestamp() for _, x in rows),
+            first_value=floats(x.first_value for _, x in rows),
+            last=floats(x.last_at.timestamp() for _, x in rows),
+            last_value=floats(x.last_value for _, x in rows),
+            received=floats(s.occurred_at.timestamp() for s, _ in rows),
+            steep=[x.steep for _, x in rows],
+            bucket_participant=np.array([p for p, _ in buckets], dtype=np.str_),
+            bucket=np.fromiter((b.timestamp() for _, b in buckets), np.float64, len(buckets)),
         )
 
     def __len__(self) -> int:
-        return len(self.measured)
+        return len(self.last)
 
 
-def clock_skew(batch: ReadingBatch, rules: FlagRules) -> list[FlagCandidate]:
-    """Ahead: a reading measured after it was received is impossible without a fast clock.
-    Behind: ingest stamps one received time per upload, so (device, received) is one upload;
-    an offline backlog has old readings but its newest one is recent, whereas a slow clock
-    makes even the newest reading of the upload old. Only the newest one is judged."""
-    out: list[FlagCandidate] = []
+def clock_skew(batch: SummaryBatch, rules: FlagRules) -> list[FlagCandidate]:
+    """Judged on the newest reading of each upload and device. Ahead: measured after it was
+    received is impossible without a fast clock. Behind: an offline backlog has old
+    readings but its newest one is recent, whereas a slow clock makes even the newest
+    reading of the upload old."""
+    out: dict[str, FlagCandidate] = {}
     if not len(batch):
-        return out
-    ahead = batch.measured - batch.received > rules.clock_ahead_seconds
-    for i in np.flatnonzero(ahead):
-        key = f"{FlagKind.CLOCK_SKEW}:{batch.participant[i]}:{batch.device[i]}:ahead"
-        if any(c.dedupe_key == key for c in out):
-            continue
-        seconds = float(batch.measured[i] - batch.received[i])
-        out.append(
-            FlagCandidate(
-                key,
-                str(batch.participant[i]),
-                FlagKind.CLOCK_SKEW,
-                f"Device {batch.device[i]} stamped a reading {seconds / 60:.0f} min after it "
-                "was received: its clock is ahead.",
-                {
-                    "device_id": str(batch.device[i]),
-                    "direction": "ahead",
-                    "measured_at": _iso(batch.measured[i]),
-                    "received_at": _iso(batch.received[i]),
-                    "skew_seconds": round(seconds, 1),
-                    "limit_seconds": rules.clock_ahead_seconds,
-                },
-                _ts(batch.received[i]),
-            )
-        )
+        return []
     uploads, upload_of = unique_rows(
         records("p,d,r", batch.participant, batch.device, batch.received)
     )
     newest = np.full(len(uploads), -np.inf)
-    np.maximum.at(newest, upload_of, batch.measured)
-    lags = uploads["r"] - newest
-    for g in np.flatnonzero(lags > rules.clock_behind_seconds):
+    np.maximum.at(newest, upload_of, batch.last)
+    skew = newest - uploads["r"]
+    for g in np.flatnonzero(skew > rules.clock_ahead_seconds):
         participant, device = str(uploads["p"][g]), str(uploads["d"][g])
-        received, lag = float(uploads["r"][g]), float(lags[g])
+        key = f"{FlagKind.CLOCK_SKEW}:{participant}:{device}:ahead"
+        seconds = float(skew[g])
+        out.setdefault(
+            key,
+            FlagCandidate(
+                key,
+                participant,
+                FlagKind.CLOCK_SKEW,
+                f"Device {device} stamped a reading {seconds / 60:.0f} min after it "
+                "was received: its clock is ahead.",
+                {
+                    "device_id": device,
+                    "direction": "ahead",
+                    "measured_at": _iso(newest[g]),
+                    "received_at": _iso(uploads["r"][g]),
+                    "skew_seconds": round(seconds, 1),
+                    "limit_seconds": rules.clock_ahead_seconds,
+                },
+                _ts(uploads["r"][g]),
+            ),
+        )
+    for g in np.flatnonzero(-skew > rules.clock_behind_seconds):
+        participant, device = str(uploads["p"][g]), str(uploads["d"][g])
+        received, lag = float(uploads["r"][g]), float(-skew[g])
         key = f"{FlagKind.CLOCK_SKEW}:{participant}:{device}:behind"
-        if any(c.dedupe_key == key for c in out):
-            continue
-        out.append(
+        out.setdefault(
+            key,
             FlagCandidate(
                 key,
                 participant,
@@ -177,32 +189,32 @@ def clock_skew(batch: ReadingBatch, rules: FlagRules) -> list[FlagCandidate]:
                     "limit_hours": rules.clock_behind_seconds / 3600,
                 },
                 _ts(received),
-            )
+            ),
         )
-    return out
+    return list(out.values())
 
 
-def after_withdrawal(batch: ReadingBatch, withdrawn_at: dict[str, datetime]) -> list[FlagCandidate]:
-    """Readings measured after the participant withdrew (whatever ingest did with them)."""
+def after_withdrawal(batch: SummaryBatch, withdrawn_at: dict[str, datetime]) -> list[FlagCandidate]:
+    """Readings measured after the participant withdrew (whatever ingest did with them). A
+    summary gives each device series' ends, not every reading, so the evidence names the
+    earliest reading known to be after the withdrawal and no count."""
     if not withdrawn_at or not len(batch):
         return []
     limit = np.array(
         [withdrawn_at[p].timestamp() if p in withdrawn_at else np.inf for p in batch.participant]
     )
-    late = np.flatnonzero(batch.measured > limit)
+    late = np.flatnonzero(batch.last > limit)
+    # a series that began after the withdrawal shows its first reading, else its last
+    known = np.where(batch.first > limit, batch.first, batch.last)
     out: dict[str, FlagCandidate] = {}
-    for i in late:
-        participant = str(batch.participant[i])
-        if participant in out:
-            continue
+    for participant in dict.fromkeys(str(p) for p in batch.participant[late]):
         rows = late[batch.participant[late] == participant]
-        first = rows[np.argmin(batch.measured[rows])]
         out[participant] = withdrawal_flag(
             participant,
             withdrawn_at[participant],
-            measured_at=_ts(batch.measured[first]),
+            measured_at=_ts(known[rows].min()),
             device_ids=sorted({str(d) for d in batch.device[rows]}),
-            readings=len(rows),
+            readings=None,
             evidence_at=_ts(batch.received[rows].max()),
         )
     return list(out.values())
@@ -263,37 +275,34 @@ class Jump:
 
 
 def jumps(
-    batch: ReadingBatch,
+    batch: SummaryBatch,
     rules: FlagRules,
     previous: dict[tuple[str, str, str], tuple[float, float]],
 ) -> list[Jump]:
     """Consecutive readings of one device and metric that changed by more than the rule's
-    delta within its time. `previous` (key -> (measured epoch, value)) is the last reading
-    before this batch, so a jump across two batches counts too."""
+    delta within its time: the steep changes within each upload, and the change from the
+    reading before an upload to its first. `previous` (key -> (measured epoch, value)) is
+    the last reading before this batch; within the batch, the series before."""
     out: list[Jump] = []
-    for rule in rules.jumps:
-        idx = np.flatnonzero(batch.metric == rule.metric)
-        if not len(idx):
+    by_metric = {r.metric: r for r in rules.jumps}
+    last = dict(previous)
+    for i in np.lexsort((batch.first, batch.device, batch.participant)):
+        rule = by_metric.get(str(batch.metric[i]))
+        if rule is None:
             continue
-        part, dev = batch.participant[idx], batch.device[idx]
-        t, v = batch.measured[idx], batch.value[idx]
-        keys = np.char.add(np.char.add(part, "\x1f"), dev)
-        order = np.lexsort((t, keys))
-        keys, part, dev, t, v = keys[order], part[order], dev[order], t[order], v[order]
-        prev_t, prev_v = np.empty_like(t), np.empty_like(v)
-        prev_t[1:], prev_v[1:] = t[:-1], v[:-1]
-        first = np.ones(len(t), dtype=bool)
-        first[1:] = keys[1:] != keys[:-1]
-        for i in np.flatnonzero(first):
-            last = previous.get((str(part[i]), str(dev[i]), rule.metric))
-            prev_t[i], prev_v[i] = last if last and last[0] < t[i] else (np.nan, np.nan)
-        dt, dv = t - prev_t, v - prev_v
-        with np.errstate(invalid="ignore"):
-            hit = (dt > 0) & (dt <= rule.within_seconds) & (np.abs(dv) > rule.max_delta)
-        for i in np.flatnonzero(hit):
-            out.append(
-                Jump(str(part[i]), str(dev[i]), rule.metric, _ts(t[i]), float(dv[i]), float(dt[i]))
-            )
+        key = (str(batch.participant[i]), str(batch.device[i]), rule.metric)
+        before = last.get(key)
+        if before is not None and before[0] < batch.first[i]:
+            dt, dv = batch.first[i] - before[0], batch.first_value[i] - before[1]
+            if dt <= rule.within_seconds and abs(dv) > rule.max_delta:
+                out.append(Jump(*key, _ts(batch.first[i]), float(dv), float(dt)))
+        out += [
+            Jump(*key, change.at, change.delta, change.seconds)
+            for change in batch.steep[i]
+            if change.seconds <= rule.within_seconds and abs(change.delta) > rule.max_delta
+        ]
+        if before is None or batch.last[i] > before[0]:
+            last[key] = (float(batch.last[i]), float(batch.last_value[i]))
     return out
 
 
@@ -357,10 +366,13 @@ def epro_contradicts_wearable(
     )
 
 
-def slots(batch: ReadingBatch, slot_seconds: int) -> tuple[list[str], list[datetime]]:
-    """Distinct (participant, slot start) pairs with data: wear time, idempotent by nature."""
-    if not len(batch):
+def slots(batch: SummaryBatch, slot_seconds: int) -> tuple[list[str], list[datetime]]:
+    """Distinct (participant, slot start) pairs with data, from the 5-minute rollup buckets
+    (a slot is a whole number of buckets): wear time, idempotent by nature."""
+    if slot_seconds % ROLLUP_SECONDS:
+        raise ValueError(f"a wear slot must be a multiple of {ROLLUP_SECONDS} s")
+    if not len(batch.bucket):
         return [], []
-    start = np.floor(batch.measured / slot_seconds).astype(np.int64) * slot_seconds
-    pairs, _ = unique_rows(records("p,s", batch.participant, start))
+    start = np.floor(batch.bucket / slot_seconds).astype(np.int64) * slot_seconds
+    pairs, _ = unique_rows(records("p,s", batch.bucket_participant, start))
     return [str(p) for p in pairs["p"]], [_ts(s) for s in pairs["s"]]

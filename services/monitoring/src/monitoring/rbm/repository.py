@@ -34,32 +34,28 @@ _WRITE_READING_STATE = """
 WITH slots AS (
     INSERT INTO rbm_wear_slots (participant_id, slot_start)
     SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT DO NOTHING
-), steps AS (
-    INSERT INTO rbm_steps (event_id, participant_id, measured_at, steps)
-    SELECT * FROM unnest($3::uuid[], $4::text[], $5::timestamptz[], $6::float8[])
-    ON CONFLICT DO NOTHING
 ), last AS (
     INSERT INTO rbm_last_readings AS l (participant_id, device_id, metric, measured_at, value)
-    SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::float8[])
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::float8[])
     ON CONFLICT (participant_id, device_id, metric) DO UPDATE
     SET measured_at = EXCLUDED.measured_at, value = EXCLUDED.value
     WHERE EXCLUDED.measured_at > l.measured_at
 ), jumps AS (
     INSERT INTO rbm_jumps (participant_id, device_id, metric, at, delta, seconds)
-    SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::timestamptz[],
-                         $16::float8[], $17::float8[])
+    SELECT * FROM unnest($8::text[], $9::text[], $10::text[], $11::timestamptz[],
+                         $12::float8[], $13::float8[])
     ON CONFLICT DO NOTHING
 ), devices AS (
     INSERT INTO rbm_devices AS d (device_id, participant_id, first_measured, last_measured)
-    SELECT * FROM unnest($18::text[], $19::text[], $20::timestamptz[], $21::timestamptz[])
+    SELECT * FROM unnest($14::text[], $15::text[], $16::timestamptz[], $17::timestamptz[])
     ON CONFLICT (device_id, participant_id) DO UPDATE
     SET first_measured = least(d.first_measured, EXCLUDED.first_measured),
         last_measured = greatest(d.last_measured, EXCLUDED.last_measured)
 )
 SELECT device_id, array_agg(DISTINCT participant_id ORDER BY participant_id) AS participants
 FROM (
-    SELECT device_id, participant_id FROM rbm_devices WHERE device_id = ANY($18::text[])
-    UNION SELECT * FROM unnest($18::text[], $19::text[])
+    SELECT device_id, participant_id FROM rbm_devices WHERE device_id = ANY($14::text[])
+    UNION SELECT * FROM unnest($14::text[], $15::text[])
 ) pairs
 GROUP BY device_id HAVING count(DISTINCT participant_id) > 1
 """
@@ -128,16 +124,18 @@ ON CONFLICT (response_id) DO UPDATE
 SET activity = EXCLUDED.activity, version = EXCLUDED.version
 WHERE EXCLUDED.version > d.version
 """
-# Diary days reporting no activity, with the wearable's steps on that local day.
+# Diary days reporting no activity, with the wearable's steps on that local day: the
+# timeline's 5-minute step-count rollups (every real time zone's offset is a whole number of
+# buckets, so a bucket lies within one local day).
 _DIARY_STEPS = """
 SELECT d.response_id, d.participant_id, d.local_day, d.activity, d.submitted_at,
-       coalesce(sum(s.steps), 0) AS steps
+       coalesce(sum(s.sum), 0) AS steps
 FROM rbm_diary_activity d
 LEFT JOIN rbm_participants p USING (participant_id)
-LEFT JOIN rbm_steps s ON s.participant_id = d.participant_id
-    AND s.measured_at >= (d.local_day - 1)::timestamp AT TIME ZONE 'UTC'
-    AND s.measured_at < (d.local_day + 2)::timestamp AT TIME ZONE 'UTC'
-    AND (s.measured_at AT TIME ZONE coalesce(p.timezone, 'UTC'))::date = d.local_day
+LEFT JOIN reading_rollups s ON s.participant_id = d.participant_id AND s.metric = 'step-count'
+    AND s.bucket >= (d.local_day - 1)::timestamp AT TIME ZONE 'UTC'
+    AND s.bucket < (d.local_day + 2)::timestamp AT TIME ZONE 'UTC'
+    AND (s.bucket AT TIME ZONE coalesce(p.timezone, 'UTC'))::date = d.local_day
 WHERE d.activity <= $1 AND d.submitted_at >= $2
   AND ($3::uuid[] IS NULL OR d.response_id = ANY($3::uuid[]))
 GROUP BY d.response_id, d.participant_id, d.local_day, d.activity, d.submitted_at
@@ -260,7 +258,6 @@ WHERE flag_id = $1
 """
 _PURGE = """
 WITH a AS (DELETE FROM rbm_wear_slots WHERE slot_start < $1),
-     b AS (DELETE FROM rbm_steps WHERE measured_at < $1),
      c AS (DELETE FROM rbm_jumps WHERE at < $1)
 SELECT 1
 """
@@ -286,15 +283,11 @@ async def last_readings(
 @dataclass(frozen=True)
 class ReadingState:
     """What one batch of readings changes, as column arrays, one group per table. The
-    fields are in the order of _WRITE_READING_STATE's parameters ($1..$21): the order is
+    fields are in the order of _WRITE_READING_STATE's parameters ($1..$17): the order is
     this class's concern alone, callers name the fields."""
 
     slot_participants: Sequence[str]  # rbm_wear_slots
     slot_starts: Sequence[datetime]
-    step_event_ids: Sequence[UUID]  # rbm_steps
-    step_participants: Sequence[str]
-    step_measured_at: Sequence[datetime]
-    step_values: Sequence[float]
     last_participants: Sequence[str]  # rbm_last_readings
     last_devices: Sequence[str]
     last_metrics: Sequence[str]

@@ -13,7 +13,7 @@ from trialstream.db import DbConnection
 from trialstream.events.epro import QuestionnaireDue, QuestionnaireMissed, ResponseSubmitted
 from trialstream.events.monitoring import DiscrepancyFlagRaised
 from trialstream.events.participants import ParticipantState
-from trialstream.events.readings import ReadingReceived
+from trialstream.events.readings import ReadingsSummarised
 from trialstream.events.topics import Topic
 from trialstream.events.visits import VisitChanged, VisitStatus
 from trialstream.outbox import enqueue
@@ -21,7 +21,7 @@ from trialstream.outbox import enqueue
 from monitoring import repository as monitoring_repository
 from monitoring.rbm import flags as rules_
 from monitoring.rbm import repository
-from monitoring.rbm.flags import FlagCandidate, FlagRules, ReadingBatch
+from monitoring.rbm.flags import FlagCandidate, FlagRules, SummaryBatch
 
 DEFAULT_RULES = FlagRules()
 
@@ -66,16 +66,14 @@ async def raise_flags(conn: DbConnection, candidates: Sequence[FlagCandidate]) -
 
 
 def _reading_state(
-    batch: ReadingBatch, rules: FlagRules, found: list[rules_.Jump]
+    batch: SummaryBatch, rules: FlagRules, found: list[rules_.Jump]
 ) -> repository.ReadingState:
     """What the batch writes, deduplicated per key with numpy."""
     slot_p, slot_s = rules_.slots(batch, rules.slot_seconds)
-    steps = np.flatnonzero(batch.metric == "step-count")
-    jump_metrics = np.isin(batch.metric, [r.metric for r in rules.jumps])
-    # newest reading per (participant, device, metric) among the jump metrics
-    j = np.flatnonzero(jump_metrics)
+    # the newest series end per (participant, device, metric) among the jump metrics
+    j = np.flatnonzero(np.isin(batch.metric, [r.metric for r in rules.jumps]))
     last_keys = rules_.records("p,d,m", batch.participant[j], batch.device[j], batch.metric[j])
-    order = np.lexsort((batch.measured[j], last_keys["m"], last_keys["d"], last_keys["p"]))
+    order = np.lexsort((batch.last[j], last_keys["m"], last_keys["d"], last_keys["p"]))
     ordered = last_keys[order]
     is_last = np.ones(len(order), dtype=bool)
     if len(order) > 1:
@@ -85,21 +83,17 @@ def _reading_state(
     pairs, pair_of = rules_.unique_rows(rules_.records("d,p", batch.device, batch.participant))
     first_t = np.full(len(pairs), np.inf)
     last_t = np.full(len(pairs), -np.inf)
-    np.minimum.at(first_t, pair_of, batch.measured)
-    np.maximum.at(last_t, pair_of, batch.measured)
+    np.minimum.at(first_t, pair_of, batch.first)
+    np.maximum.at(last_t, pair_of, batch.last)
     ts = rules_._ts
     return repository.ReadingState(
         slot_participants=slot_p,
         slot_starts=slot_s,
-        step_event_ids=[batch.event_ids[i] for i in steps],
-        step_participants=batch.participant[steps].tolist(),
-        step_measured_at=[ts(t) for t in batch.measured[steps]],
-        step_values=batch.value[steps].tolist(),
         last_participants=batch.participant[last].tolist(),
         last_devices=batch.device[last].tolist(),
         last_metrics=batch.metric[last].tolist(),
-        last_measured_at=[ts(t) for t in batch.measured[last]],
-        last_values=batch.value[last].tolist(),
+        last_measured_at=[ts(t) for t in batch.last[last]],
+        last_values=batch.last_value[last].tolist(),
         jump_participants=[x.participant for x in found],
         jump_devices=[x.device for x in found],
         jump_metrics=[x.metric for x in found],
@@ -113,16 +107,16 @@ def _reading_state(
     )
 
 
-async def process_readings_for_rbm(
-    conn: DbConnection, readings: Sequence[ReadingReceived], rules: FlagRules = DEFAULT_RULES
+async def process_summaries_for_rbm(
+    conn: DbConnection, summaries: Sequence[ReadingsSummarised], rules: FlagRules = DEFAULT_RULES
 ) -> int:
-    """Wear slots, step counts, device pairs and jumps from one batch of readings, and the
+    """Wear slots, device pairs and jumps from one batch of reading summaries, and the
     discrepancy flags they raise (clock skew, shared device, after withdrawal, implausible
-    jumps), in one transaction. Idempotent: redelivered readings change no state and raise
+    jumps), in one transaction. Idempotent: redelivered summaries change no state and raise
     nothing new. Returns the number of flags raised."""
-    if not readings:
+    batch = SummaryBatch.of(summaries)
+    if not len(batch):
         return 0
-    batch = ReadingBatch.of(readings)
     participants = np.unique(batch.participant).tolist()
     async with conn.transaction():
         state = await repository.participant_state(conn, participants)

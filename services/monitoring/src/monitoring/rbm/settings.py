@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
+from trialstream.events.readings import Metric
+from trialstream.reading_summaries import STEEP_CHANGES
 
 from monitoring.rbm.flags import FlagRules, JumpRule
 from monitoring.rbm.kri import KRIS, KriConfig, Threshold
+
+_HR_FLOOR = STEEP_CHANGES[Metric.HEART_RATE]
+_TEMP_FLOOR = STEEP_CHANGES[Metric.BODY_TEMPERATURE]
 
 
 class RbmSettings(BaseSettings):
@@ -32,7 +37,9 @@ class RbmSettings(BaseSettings):
     kri_visit_window_days: int = Field(default=180, ge=1, le=3650)
     kri_wake_hour: int = Field(default=7, ge=0, le=23)
     kri_sleep_hour: int = Field(default=22, ge=1, le=24)
-    kri_wear_slot_minutes: int = Field(default=15, description="must divide 60")
+    kri_wear_slot_minutes: int = Field(
+        default=15, description="must divide 60 and be a multiple of 5 (the rollup bucket)"
+    )
     kri_wear_min_waking_hours: float = Field(
         default=4.0, ge=0, description="observed waking time below which wear time is unknown"
     )
@@ -47,12 +54,14 @@ class RbmSettings(BaseSettings):
     # Discrepancy flag rules.
     flag_clock_ahead_seconds: float = Field(default=600.0, gt=0)
     flag_clock_behind_hours: float = Field(default=48.0, gt=0)
-    flag_hr_jump_bpm: float = 40.0
-    flag_hr_jump_within_seconds: float = 60.0
+    # Jumps are found among the steep changes ingest's summaries carry (decision 0093): a
+    # rule can be stricter than the summaries' floor, never looser.
+    flag_hr_jump_bpm: float = Field(default=40.0, ge=_HR_FLOOR.delta)
+    flag_hr_jump_within_seconds: float = Field(default=60.0, gt=0, le=_HR_FLOOR.within_seconds)
     flag_hr_jump_repeats: int = Field(default=3, ge=1)
     flag_hr_jump_window_minutes: float = 60.0
-    flag_temp_jump_c: float = 2.0
-    flag_temp_jump_within_seconds: float = 300.0
+    flag_temp_jump_c: float = Field(default=2.0, ge=_TEMP_FLOOR.delta)
+    flag_temp_jump_within_seconds: float = Field(default=300.0, gt=0, le=_TEMP_FLOOR.within_seconds)
     flag_temp_jump_repeats: int = Field(default=1, ge=1)
     flag_diary_questionnaire: str = "daily-diary"
     flag_diary_activity_score: str = Field(
@@ -63,8 +72,8 @@ class RbmSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _limits_are_ordered(self) -> RbmSettings:
-        if 60 % self.kri_wear_slot_minutes:
-            raise ValueError("kri_wear_slot_minutes must divide 60")
+        if 60 % self.kri_wear_slot_minutes or self.kri_wear_slot_minutes % 5:
+            raise ValueError("kri_wear_slot_minutes must divide 60 and be a multiple of 5")
         if self.kri_wake_hour >= self.kri_sleep_hour:
             raise ValueError("kri_wake_hour must be before kri_sleep_hour")
         for name, threshold in self.kri_config().thresholds.items():
