@@ -153,13 +153,22 @@ def _limits(connections: int) -> httpx.Limits:
 
 
 async def post(client: httpx.AsyncClient, url: str, token: str, payload: bytes) -> int:
-    r = await client.post(
-        f"{url}/v1/readings",
-        content=payload,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    r.raise_for_status()
-    return int(r.json()["accepted"])
+    """Post an upload; on a broken connection post it again, as a device does (its readings
+    keep their ids: ingest stores each once, and a repeat is not counted as accepted)."""
+    for attempt in range(3):
+        try:
+            r = await client.post(
+                f"{url}/v1/readings",
+                content=payload,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+            if attempt == 2:
+                raise
+            continue
+        r.raise_for_status()
+        return int(r.json()["accepted"])
+    raise AssertionError("unreachable")
 
 
 async def flat_out(
@@ -242,7 +251,10 @@ async def paced(
 
     sent: dict[str, float] = {}
     accepted = 0
-    async with httpx.AsyncClient(timeout=60, limits=_limits(64)) as client:
+    # no pool timeout: a request waits for a free connection as long as it takes, and the
+    # achieved rate says how far behind the platform fell
+    timeout = httpx.Timeout(60, pool=None)
+    async with httpx.AsyncClient(timeout=timeout, limits=_limits(64)) as client:
         watcher = asyncio.create_task(watch())
         t0 = time.perf_counter()
 

@@ -220,10 +220,16 @@ def subscribe_batches(
     session_timeout_ms: int,
     max_records: int = 5000,
     batch_timeout_ms: int = 50,
+    fetch_max_wait_ms: int = 500,
 ) -> BatchSubscriber:
     """Register `consumer` on `topic`: earliest offsets for a new group, manual commits
     after processing, and a rewind of every partition in the batch if processing is
-    interrupted (shutdown, rebalance), so the batch is read again rather than skipped."""
+    interrupted (shutdown, rebalance), so the batch is read again rather than skipped.
+
+    `batch_timeout_ms` is how long a poll waits for records (an empty poll then sleeps as
+    long again) and `fetch_max_wait_ms` how long the broker may hold a fetch with nothing
+    to return: an idle consumer costs its process and the broker in proportion to how
+    often it asks (decision 0095)."""
 
     # Several low-volume topics may share one group (one join at start-up instead of one
     # per topic); the consumer then decodes each record by its topic.
@@ -239,8 +245,11 @@ def subscribe_batches(
         listener=AssignmentMetrics(consumer.group, topics),
         decoder=_raw_decoder,
         max_poll_interval_ms=600_000,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(100, session_timeout_ms // 5),
+        # a third of the session, as Kafka's own defaults: each heartbeat is a request the
+        # broker serves for every consumer of every group
+        heartbeat_interval_ms=max(100, session_timeout_ms // 3),
     )
 
     async def on_batch(body: Any, message: KafkaMessage) -> None:

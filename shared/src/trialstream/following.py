@@ -19,6 +19,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+QUIET_FETCH_WAIT_MS = 2000
+
+
 class TopicFollower(Generic[T]):
     """`poll()` (from a periodic loop) applies every record that arrived since the last
     poll; a record that does not decode is logged and skipped. `caught_up` turns true once
@@ -66,6 +69,8 @@ class TopicFollower(Generic[T]):
             bootstrap_servers=self.bootstrap_servers,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # a quiet topic: the broker may hold an empty fetch this long (decision 0095)
+            fetch_max_wait_ms=QUIET_FETCH_WAIT_MS,
             **KafkaSecurity().client_options(),
         )
         await consumer.start()

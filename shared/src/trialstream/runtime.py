@@ -114,13 +114,18 @@ class Runtime:
         *,
         max_records: int = 5000,
         consumer: type[BatchConsumer[Any]] = BatchConsumer,
+        latency_critical: bool = False,
     ) -> None:
         """Consume `topic` in consumer group `group` in batches, each event decoded into
         `model` and the batch given to `handle`: the delivery policy of consumer.py
         (dead letters, retries, commits after processing, lag) with the service's session
         timeout. Where one group reads several topics with a contract each, `topic` maps
         each topic to its contract (`model` is then their common base, for `handle`).
-        The group must be one the service declares in its ServiceInfo."""
+        The group must be one the service declares in its ServiceInfo.
+
+        Most groups are quiet (a record now and then, or one per upload) and poll at the
+        settings' quiet pace; `latency_critical` (the readings on their way to an alert)
+        polls every 50 ms (decision 0095)."""
         contracts = dict(topic) if isinstance(topic, Mapping) else {}
         topics = (
             tuple(contracts) if contracts else (topic,) if isinstance(topic, str) else tuple(topic)
@@ -141,6 +146,14 @@ class Runtime:
             batches,
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
             max_records=max_records,
+            **(
+                {"batch_timeout_ms": 50, "fetch_max_wait_ms": 500}
+                if latency_critical
+                else {
+                    "batch_timeout_ms": self.settings.kafka_quiet_poll_ms,
+                    "fetch_max_wait_ms": self.settings.kafka_quiet_fetch_wait_ms,
+                }
+            ),
         )
 
     @property

@@ -55,6 +55,24 @@ class CommonSettings(BaseSettings):
         description="Consumer group session timeout. Apache Kafka accepts >= 6000 by default; "
         "the embedded broker holds a group join for about half of it, so dev and tests use less.",
     )
+    kafka_quiet_poll_ms: int = Field(
+        default=250,
+        ge=10,
+        le=5000,
+        validation_alias=_common("KAFKA_QUIET_POLL_MS"),
+        description="How long a quiet consumer group's poll waits for records (an empty "
+        "poll sleeps as long again). Every group but the readings on their way to an alert "
+        "is quiet (decision 0095).",
+    )
+    kafka_quiet_fetch_wait_ms: int = Field(
+        default=2000,
+        ge=10,
+        le=30_000,
+        validation_alias=_common("KAFKA_QUIET_FETCH_WAIT_MS"),
+        description="How long the broker may hold a quiet group's fetch that has nothing to "
+        "return. Apache Kafka answers as soon as data comes; the embedded broker may take up "
+        "to about a quarter of this longer (decision 0095).",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("TRIALSTREAM_ADMIN_TOKEN", "ADMIN_TOKEN"),

@@ -25,5 +25,12 @@ def subscribe_scoring(
         backlog.note_batch(len(readings))
         await score_batch(runtime.pool, readings, scoring)
 
-    runtime.subscribe(Topic.READINGS, ReadingReceived, GROUP, score, max_records=settings.max_batch)
+    runtime.subscribe(
+        Topic.READINGS,
+        ReadingReceived,
+        GROUP,
+        score,
+        max_records=settings.max_batch,
+        latency_critical=True,  # alert latency
+    )
     follow_erasures(runtime, SERVICE.name, GROUPS["erasures"].name, erasure.erase)  # 0086
