@@ -1,13 +1,13 @@
 """`python -m benchmarks.monitoring_rbm`: readings/s of monitoring's per-batch RBM processor.
 
-Measures `process_readings_for_rbm` alone (decoded ReadingReceived batches in, wear slots,
-steps, device pairs, last values, jumps and flags written to PostgreSQL, one transaction
-per batch), on the embedded PostgreSQL unless DATABASE_URL is set. The broker and JSON
-decoding are not part of it (they are the shared consumer's, measured by the anomaly
-benchmark). The stream: `--participants` wearers, a heart-rate reading every 10 s and a
-step count every minute each, in arrival order, cut into batches of `--batch` (the
-consumer's max_records); a few devices carry artefacts so the flag paths run too. Run a
-second pass over the same batches (`--redeliver`) to time the idempotent redelivery path.
+Measures `process_summaries_for_rbm` alone (decoded reading summaries in, as ingest builds
+them, one per participant per upload (decision 0093); wear slots, device pairs, last
+values, jumps and flags written to PostgreSQL, one transaction per batch), on the embedded
+PostgreSQL unless DATABASE_URL is set. The broker, JSON decoding and building the summaries
+are not part of it. The stream: `--participants` wearers, a heart-rate reading every 10 s
+and a step count every minute each, uploaded every minute, cut into batches of about
+`--batch` readings; a few devices carry artefacts so the flag paths run too. Run a second
+pass over the same batches (`--redeliver`) to time the idempotent redelivery path.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from monitoring.rbm.service import process_readings_for_rbm
+from monitoring.rbm.service import process_summaries_for_rbm
 from monitoring.service_info import SERVICE
 from trialstream.db import create_pool, migrate
 from trialstream.embedded import EmbeddedPostgres
-from trialstream.events.readings import Metric, ReadingReceived
+from trialstream.events.readings import Metric, ReadingReceived, ReadingsSummarised
+from trialstream.reading_summaries import summarise
 
 
 def stream(participants: int, minutes: int, seed: int) -> list[ReadingReceived]:
@@ -65,6 +66,23 @@ def stream(participants: int, minutes: int, seed: int) -> list[ReadingReceived]:
     return out
 
 
+def _batches(readings: list[ReadingReceived], size: int) -> list[list[ReadingsSummarised]]:
+    """Each (participant, received) upload summarised as ingest does, the summaries cut into
+    batches covering about `size` readings."""
+    uploads: dict[tuple[str, datetime], list[ReadingReceived]] = {}
+    for r in readings:
+        uploads.setdefault((r.participant_id, r.occurred_at), []).append(r)
+    out: list[list[ReadingsSummarised]] = [[]]
+    covered = 0
+    for (_, received), upload in uploads.items():
+        if covered >= size:
+            out.append([])
+            covered = 0
+        out[-1] += summarise(upload, "default", received)
+        covered += len(upload)
+    return out
+
+
 async def run(args: argparse.Namespace) -> None:
     embedded = None
     url = os.environ.get("DATABASE_URL")
@@ -76,14 +94,14 @@ async def run(args: argparse.Namespace) -> None:
         await migrate(url, schema=schema, directories=[SERVICE.migrations])
         pool = await create_pool(url, schema=schema, max_size=2)
         readings = stream(args.participants, args.minutes, args.seed)
-        batches = [readings[i : i + args.batch] for i in range(0, len(readings), args.batch)]
-        print(f"{len(readings):,} readings in {len(batches)} batches of <= {args.batch}")
+        batches = _batches(readings, args.batch)
+        print(f"{len(readings):,} readings in {len(batches)} batches of ~{args.batch}")
         for label in ("first delivery", "redelivery")[: 2 if args.redeliver else 1]:
             flags = 0
             started = time.perf_counter()
             async with pool.acquire() as conn:
                 for batch in batches:
-                    flags += await process_readings_for_rbm(conn, batch)
+                    flags += await process_summaries_for_rbm(conn, batch)
             seconds = time.perf_counter() - started
             print(
                 f"{label}: {len(readings) / seconds:,.0f} readings/s "
