@@ -243,6 +243,14 @@ class ScoringConfig:
         default_factory=lambda: MappingProxyType({})
     )
     exertion_window_minutes: float = 6
+    # Movement seen in heart rate (anomaly.exertion.moved): a participant with no step data
+    # whose heart rate fell by `motion_fall_bpm` or more from one reading to the next (at
+    # most `motion_max_gap_minutes` apart) in the last `motion_window_minutes` was moving
+    # (a motion artefact coming back, or recovery from exertion); limits suppressed by
+    # activity then count the reading as in range. None: off.
+    motion_fall_bpm: float | None = None
+    motion_window_minutes: float = 30
+    motion_max_gap_minutes: float = 20
     exertion_sparse_window_minutes: float = 30  # when none came in the last few minutes
     exertion_baseline_minutes: float = 240
     exertion_baseline_gap_minutes: float = 20

@@ -132,6 +132,7 @@ class _RowsOf:
     step_readings: IntArray
     v_before: FloatArray
     breath: FloatArray | None
+    moved: BoolArray | None = None
 
     def view(self, mask: BoolArray) -> Rows:
         rows = np.flatnonzero(mask)
@@ -149,6 +150,7 @@ class _RowsOf:
             step_readings=self.step_readings,
             v_before=self.v_before,
             breath=self.breath,
+            moved=self.moved,
         )
 
 
@@ -229,8 +231,18 @@ class Scorer:
                 batch, states, first, [known[g] for g in kept[first]]
             )
             steps, step_readings, breath = self._activity(batch, states)
+            before = (last_in[kept[first]], v_before)
+            moved = self._moved(batch, states, group, first, before, step_readings)
             rows = _RowsOf(
-                batch, group, series, last_in[kept[first]], steps, step_readings, v_before, breath
+                batch,
+                group,
+                series,
+                last_in[kept[first]],
+                steps,
+                step_readings,
+                v_before,
+                breath,
+                moved,
             )
             confirmed = evidence.confirmed(
                 batch.m, batch.v, first, v_before, self.config.confirm_jumps
@@ -462,6 +474,52 @@ class Scorer:
         new = np.flatnonzero(batch.m == BREATH)  # by participant, then arrival
         exertion.append(batch.p[new], batch.t[new], batch.v[new], states, horizon)
         return steps, readings, rise
+
+    def _moved(
+        self,
+        batch: _Batch,
+        states: list[ParticipantState],
+        group: IntArray,
+        first: IntArray,
+        before: tuple[IntArray, FloatArray],
+        step_readings: IntArray,
+    ) -> BoolArray | None:
+        """With `motion_fall_bpm` set: per row, whether the breach of a limit activity may
+        explain, by a participant without steps, came within `motion_window_minutes` of a
+        heart-rate fall (anomaly.exertion.falls); keeps each participant's newest fall."""
+        cfg = self.config
+        if cfg.motion_fall_bpm is None:
+            return None
+        hr = np.flatnonzero(batch.m == HEART_RATE)
+        g = group[hr]
+        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]])) if len(g) else hr
+        fell = exertion.falls(
+            batch.t[hr],
+            batch.v[hr],
+            starts,
+            g,
+            (before[0][g[starts]], before[1][g[starts]]),
+            fall_bpm=cfg.motion_fall_bpm,
+            max_gap_us=round(cfg.motion_max_gap_minutes * US_PER_MINUTE),
+        )
+        fp, ft, fa = batch.p[hr][fell], batch.t[hr][fell], batch.arrival[hr][fell]
+        query = np.zeros(len(batch.t), dtype=np.bool_)
+        for lim in cfg.limits:
+            if lim.suppressed_by_activity:
+                own = batch.m == METRIC_CODE[lim.metric]
+                query[own] |= lim.band_of(batch.v[own]) > 0
+        query &= step_readings == 0
+        out = np.zeros(len(batch.t), dtype=np.bool_)
+        if query.any():
+            held = np.array(
+                [NEVER if s.fall_us is None else s.fall_us for s in states], dtype=np.int64
+            )
+            q = (batch.p[query], batch.t[query], batch.arrival[query])
+            window = round(cfg.motion_window_minutes * US_PER_MINUTE)
+            out[query] = exertion.moved(fp, ft, fa, held, q, window)
+        for p, t in zip(fp.tolist(), ft.tolist(), strict=True):  # sorted: the newest last
+            states[p].fall_us = t
+        return out
 
     @staticmethod
     def _stream(

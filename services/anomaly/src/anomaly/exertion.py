@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from anomaly.arrays import US_PER_MINUTE, grouped_count_le
+from anomaly.arrays import US_PER_MINUTE, grouped_count_le, shift
 from anomaly.state import ParticipantState
 
 FloatArray = npt.NDArray[np.float64]
@@ -159,3 +159,42 @@ def append(
         values = np.concatenate([state.breath, v[a:b]])
         cut = int(np.searchsorted(times, times[-1] - horizon, side="right"))
         state.breath_us, state.breath = times[cut:], values[cut:]
+
+
+def falls(
+    t: IntArray, v: FloatArray, first: IntArray, group: IntArray, before: tuple[IntArray, FloatArray],
+    *, fall_bpm: float, max_gap_us: int,
+) -> BoolArray:
+    """Per heart-rate row (grouped by participant, arrival order; `before` per group the
+    time and value of the newest reading before this batch): heart rate fell by `fall_bpm`
+    or more from the reading before it, at most `max_gap_us` earlier. At rest a heart does
+    not fall that far that fast: it is a motion artefact coming back, or a heart
+    recovering from exertion, so the participant was moving either way."""
+    prev_t, prev_v = shift(t, 0), np.empty_like(v)
+    prev_v[1:] = v[:-1]
+    prev_t[first], prev_v[first] = before[0], before[1]
+    with np.errstate(invalid="ignore"):  # NaN: nothing before
+        out: BoolArray = (prev_v - v >= fall_bpm) & (t - prev_t <= max_gap_us)
+    return out
+
+
+def moved(
+    fall_p: IntArray,
+    fall_t: IntArray,
+    fall_a: IntArray,
+    held: IntArray,
+    q: tuple[IntArray, IntArray, IntArray],
+    window_us: int,
+) -> BoolArray:
+    """Per query (participant, time, arrival): a heart-rate fall (`fall_*`, sorted by
+    participant then arrival; `held` per participant the newest fall before this batch,
+    int64 min if none) arrived no later than the query and measured within the window
+    before it."""
+    qp, qt, qa = q
+    width = int(max(fall_a.max(initial=0), qa.max(initial=0))) + 2
+    at = np.searchsorted(fall_p * width + fall_a, qp * width + qa, side="right") - 1
+    own = (at >= 0) & (fall_p[np.maximum(at, 0)] == qp) if len(fall_p) else np.zeros(len(qp), bool)
+    when = np.where(own, fall_t[np.maximum(at, 0)] if len(fall_t) else 0, held[qp])
+    known = when != np.iinfo(np.int64).min
+    out: BoolArray = known & (when <= qt) & (qt - np.where(known, when, qt) <= window_us)
+    return out
