@@ -224,6 +224,9 @@ class ScoringConfig:
     shift_min_bpm: float = 20
     shift_spread_factor: float = 5  # and at least this many times the usual spread
     shift: Persistence = Persistence(20, 30, 15, 20)
+    # and at least this share of the window's resting readings that high (the window's
+    # median, for a share of 0.5), not a workout inside the window (None: the mean alone)
+    shift_majority: float | None = None
     steps_less_rest: bool = False
     # Exertion inferred without steps (anomaly.exertion): a participant with no step data
     # whose mean breathing over the last `exertion_window_minutes` rose this much above
