@@ -201,6 +201,7 @@ class ScoringConfig:
     jumps_window_minutes: float = 60
     jumps_per_window: int = 6
     jumps: Persistence = Persistence(1, 0, 60, 30)
+    jumps_at_rest_only: bool = False  # jumps while walking (steps measured) do not count
     # A reading this far from the one before it is not evidence for the clinical rules
     # until the next reading agrees (device-mix profile: single-sample motion spikes of
     # heart rate 160-210 and SpO2 80-88 otherwise make limit runs, baseline means and
