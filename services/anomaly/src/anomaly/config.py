@@ -1,6 +1,6 @@
 """Clinical limits and persistence settings, in two profiles a study chooses between
 (`scoring_profile` in its study file, decision 0089): the device-mix profile of issue 21
-(`ScoringConfig.device_mix()`, rules-3.2), the platform's default, and the classic NEWS2
+(`ScoringConfig.device_mix()`, rules-3.3), the platform's default, and the classic NEWS2
 profile (`ScoringConfig.classic()`, rules-2.0; the dataclass's own field defaults).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
@@ -25,6 +25,11 @@ brief apnea-like dip (counted per day instead), and one reading enough for tempe
 breathing on devices that measure them every 4.5 min or less often (docs/services/anomaly.md).
 rules-3.2: an irregular rhythm must be fast throughout (`rhythm_min_low`), not a sparse
 device's window of readings straddling a workout.
+rules-3.3: movement seen in heart rate for participants without steps (a fall of 40+
+between readings: a motion artefact coming back or recovery from exertion,
+`motion_fall_bpm`), a resting shift held by most of the window's readings, not a
+workout's share of its mean (`shift_majority`), and implausible jumps counted at rest
+only (`jumps_at_rest_only`; decision 0094).
 """
 
 from __future__ import annotations
@@ -307,7 +312,7 @@ class ScoringConfig:
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.2 profile of issue 21 for fleets that mix devices, the default:
+        """The rules-3.3 profile of issue 21 for fleets that mix devices, the default:
         trial definitions as limits, persistence in time, the irregular-rhythm rule, small
         baseline shifts over 90 min, and participants without steps judged at rest."""
         settings: dict[str, object] = {
@@ -325,6 +330,9 @@ class ScoringConfig:
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
             "rhythm_min_low": 85,
+            "motion_fall_bpm": 40,
+            "shift_majority": 0.5,
+            "jumps_at_rest_only": True,
             "shift_below_limit": True,
             "exertion_breath_rise": 2.5,
             "brief_dip_minutes": 7,
@@ -332,7 +340,7 @@ class ScoringConfig:
                 {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
             ),
             "profile": ScoringProfile.DEVICE_MIX,
-            "model_version": "device-mix/rules-3.2",
+            "model_version": "device-mix/rules-3.3",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 

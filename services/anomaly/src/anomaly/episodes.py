@@ -306,6 +306,9 @@ class LimitRule:
             None
             if rows.breath is None or self.limit.metric is Metric.RESPIRATORY_RATE
             else float(rows.breath[i]),
+            None
+            if rows.moved is None or cfg.motion_fall_bpm is None
+            else (cfg.motion_fall_bpm, cfg.motion_window_minutes),
         )
         own = None if self.baseline is None else float(self.baseline[i])
         return build_alert(
