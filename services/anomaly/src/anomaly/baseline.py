@@ -163,7 +163,9 @@ class Deviation:
 
     def bands(self, config: ScoringConfig) -> npt.NDArray[np.int8]:
         high = self.high(config)
-        if self.share is not None:  # and most of its readings, not a workout's share
+        if (
+            self.share is not None and config.shift_majority is not None
+        ):  # and most of its readings, not a workout's share
             high &= self.share >= config.shift_majority
         band: npt.NDArray[np.int8] = np.where(high, 2, 0).astype(np.int8)
         return band
@@ -179,8 +181,8 @@ def deviations(rows: Rows, states: list[RestingBaseline], config: ScoringConfig)
         lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
         t, v = rows.t[lo:hi], rows.v[lo:hi]
         _fold_hours(state, t, v)
-        mean[lo:hi], count[lo:hi], found = _trailing_mean(state, t, v, window)
-        windows.append(found)
+        mean[lo:hi], count[lo:hi], held = _trailing_mean(state, t, v, window)
+        windows.append(held)
     baseline, spread = baselines(rows, states, config.baseline_min_hours)
     found = Deviation(baseline, spread, mean, count)
     if config.shift_majority is None:

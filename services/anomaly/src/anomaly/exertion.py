@@ -162,8 +162,14 @@ def append(
 
 
 def falls(
-    t: IntArray, v: FloatArray, first: IntArray, group: IntArray, before: tuple[IntArray, FloatArray],
-    *, fall_bpm: float, max_gap_us: int,
+    t: IntArray,
+    v: FloatArray,
+    first: IntArray,
+    group: IntArray,
+    before: tuple[IntArray, FloatArray],
+    *,
+    fall_bpm: float,
+    max_gap_us: int,
 ) -> BoolArray:
     """Per heart-rate row (grouped by participant, arrival order; `before` per group the
     time and value of the newest reading before this batch): heart rate fell by `fall_bpm`
