@@ -116,3 +116,12 @@ def test_jumps_while_walking_are_not_a_loose_sensor_the_same_at_rest_are() -> No
     assert "device-quality/implausible-jumps-heart-rate" in {
         a.rule for a in Scorer(cfg).score(resting)
     }
+
+
+def test_a_spike_back_to_rest_then_a_fast_heart_at_rest_still_alerts() -> None:
+    # the fall 185 -> 73 lands at rest: not "fast while moving", so the 142s that follow
+    # are a tachycardia, not exercise; a fall landing at 130 is
+    at_rest = stream(HR, [72, 74, 185, 73] + [142] * 8)
+    assert [a.rule for a in Scorer(MIX).score(at_rest)] == ["clinical-limit/heart-rate-high"]
+    moving = stream(HR, [72, 74, 185, 130] + [142] * 8)
+    assert Scorer(MIX).score(moving) == []

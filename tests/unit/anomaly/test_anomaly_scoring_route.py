@@ -72,7 +72,7 @@ async def test_the_default_is_the_device_mix_profile() -> None:
     assert (body["profile"], body["model_version"]) == ("device-mix", "device-mix/rules-3.3")
     high = next(x for x in body["limits"] if x["rule"] == "clinical-limit/heart-rate-high")
     assert high["bands"] == [{"threshold": 131, "band": 3}, {"threshold": 120, "band": 2}]
-    assert body["persistence"]["heart-rate"]["min_minutes"] == 3
+    assert body["persistence"]["heart-rate"]["min_minutes"] == 2
     assert body["irregular_rhythm"] is True
 
 

@@ -29,7 +29,7 @@ rules-3.3: movement seen in heart rate for participants without steps (a fall of
 between readings: a motion artefact coming back or recovery from exertion,
 `motion_fall_bpm`), a resting shift held by most of the window's readings, not a
 workout's share of its mean (`shift_majority`), and implausible jumps counted at rest
-only (`jumps_at_rest_only`; decision 0094).
+only (`jumps_at_rest_only`), heart rate held 2 min, not 3 (decision 0094).
 """
 
 from __future__ import annotations
@@ -136,7 +136,9 @@ def _time_persistence() -> Mapping[Metric, Persistence]:
     sparse = Persistence(2, 4, 90, 3)
     return MappingProxyType(
         {
-            Metric.HEART_RATE: Persistence(2, 3, 40, 5),
+            # 2 min: a watch shows 3 readings, a strap about 24; a lone spike never has a
+            # twin (confirm_jumps), a workout is judged by its context, not by waiting
+            Metric.HEART_RATE: Persistence(2, 2, 40, 5),
             Metric.OXYGEN_SATURATION: sparse,
             Metric.BODY_TEMPERATURE: sparse,
             Metric.RESPIRATORY_RATE: sparse,

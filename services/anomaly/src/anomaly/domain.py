@@ -486,7 +486,9 @@ class Scorer:
     ) -> BoolArray | None:
         """With `motion_fall_bpm` set: per row, whether the breach of a limit activity may
         explain, by a participant without steps, came within `motion_window_minutes` of a
-        heart-rate fall (anomaly.exertion.falls); keeps each participant's newest fall."""
+        heart-rate fall (anomaly.exertion.falls); for a fast heart, a fall that left it
+        still beyond the limit (fast while moving, not a spike before a tachycardia at
+        rest). Keeps each participant's newest falls."""
         cfg = self.config
         if cfg.motion_fall_bpm is None:
             return None
@@ -502,7 +504,6 @@ class Scorer:
             fall_bpm=cfg.motion_fall_bpm,
             max_gap_us=round(cfg.motion_max_gap_minutes * US_PER_MINUTE),
         )
-        fp, ft, fa = batch.p[hr][fell], batch.t[hr][fell], batch.arrival[hr][fell]
         query = np.zeros(len(batch.t), dtype=np.bool_)
         for lim in cfg.limits:
             if lim.suppressed_by_activity:
@@ -510,15 +511,24 @@ class Scorer:
                 query[own] |= lim.band_of(batch.v[own]) > 0
         query &= step_readings == 0
         out = np.zeros(len(batch.t), dtype=np.bool_)
-        if query.any():
-            held = np.array(
-                [NEVER if s.fall_us is None else s.fall_us for s in states], dtype=np.int64
-            )
-            q = (batch.p[query], batch.t[query], batch.arrival[query])
-            window = round(cfg.motion_window_minutes * US_PER_MINUTE)
-            out[query] = exertion.moved(fp, ft, fa, held, q, window)
-        for p, t in zip(fp.tolist(), ft.tolist(), strict=True):  # sorted: the newest last
-            states[p].fall_us = t
+        fast = fell & (batch.v[hr] >= self._hr_high)
+        for name, falls, rows in (
+            ("fall_us", fell, query & (batch.m != HEART_RATE)),
+            ("fast_fall_us", fast, query & (batch.m == HEART_RATE)),
+        ):
+            at = hr[falls]
+            if rows.any():
+                held = np.array(
+                    [NEVER if getattr(s, name) is None else getattr(s, name) for s in states],
+                    dtype=np.int64,
+                )
+                q = (batch.p[rows], batch.t[rows], batch.arrival[rows])
+                window = round(cfg.motion_window_minutes * US_PER_MINUTE)
+                out[rows] = exertion.moved(
+                    batch.p[at], batch.t[at], batch.arrival[at], held, q, window
+                )
+            for p, t in zip(batch.p[at].tolist(), batch.t[at].tolist(), strict=True):
+                setattr(states[p], name, t)  # sorted: the newest last
         return out
 
     @staticmethod

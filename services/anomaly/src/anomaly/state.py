@@ -243,6 +243,7 @@ class ParticipantState:
     # When heart rate last fell by `fall_bpm` or more from one reading to the next
     # (anomaly.exertion.moved; optional in the JSON).
     fall_us: int | None = None
+    fast_fall_us: int | None = None  # a fall that left it at or above the heart-rate limit
 
     def context(self, name: str) -> tuple[IntArray, FloatArray]:
         """A context stream's history: "step" counts or "breath" (respiratory rate)."""
@@ -283,6 +284,8 @@ class ParticipantState:
             out["rhythm_irregular"] = True
         if self.fall_us is not None:
             out["fall_us"] = self.fall_us
+        if self.fast_fall_us is not None:
+            out["fast_fall_us"] = self.fast_fall_us
         return out
 
     @classmethod
@@ -306,7 +309,7 @@ class ParticipantState:
             dips = {int(day): int(n) for day, n in data.get("dips", ())}
             study = data.get("study_id")
             irregular = bool(data.get("rhythm_irregular", False))
-            fall = data.get("fall_us")
+            fall, fast = data.get("fall_us"), data.get("fast_fall_us")
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
         if (
@@ -332,4 +335,5 @@ class ParticipantState:
             None if study is None else str(study),
             irregular,
             None if fall is None else int(fall),
+            None if fast is None else int(fast),
         )
