@@ -231,19 +231,15 @@ class Scorer:
                 batch, states, first, [known[g] for g in kept[first]]
             )
             steps, step_readings, breath = self._activity(batch, states)
-            before = (last_in[kept[first]], v_before)
-            moved = self._moved(batch, states, group, first, before, step_readings)
-            rows = _RowsOf(
-                batch,
-                group,
-                series,
-                last_in[kept[first]],
-                steps,
-                step_readings,
-                v_before,
-                breath,
-                moved,
-            )
+            moved = None
+            if self.config.motion_fall_bpm is not None:  # movement seen in heart rate
+                b = exertion.BatchRows(batch.p, batch.m, batch.t, batch.v, batch.arrival, group)
+                before = (last_in[kept[first]], v_before)
+                moved = exertion.movement(
+                    b, before, step_readings, states, self.config, self._hr_high
+                )
+            rows = _RowsOf(batch, group, series, last_in[kept[first]], steps, step_readings,
+                           v_before, breath, moved)  # fmt: skip
             confirmed = evidence.confirmed(
                 batch.m, batch.v, first, v_before, self.config.confirm_jumps
             )
@@ -474,62 +470,6 @@ class Scorer:
         new = np.flatnonzero(batch.m == BREATH)  # by participant, then arrival
         exertion.append(batch.p[new], batch.t[new], batch.v[new], states, horizon)
         return steps, readings, rise
-
-    def _moved(
-        self,
-        batch: _Batch,
-        states: list[ParticipantState],
-        group: IntArray,
-        first: IntArray,
-        before: tuple[IntArray, FloatArray],
-        step_readings: IntArray,
-    ) -> BoolArray | None:
-        """With `motion_fall_bpm` set: per row, whether the breach of a limit activity may
-        explain, by a participant without steps, came within `motion_window_minutes` of a
-        heart-rate fall (anomaly.exertion.falls); for a fast heart, a fall that left it
-        still beyond the limit (fast while moving, not a spike before a tachycardia at
-        rest). Keeps each participant's newest falls."""
-        cfg = self.config
-        if cfg.motion_fall_bpm is None:
-            return None
-        hr = np.flatnonzero(batch.m == HEART_RATE)
-        g = group[hr]
-        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]])) if len(g) else hr
-        fell = exertion.falls(
-            batch.t[hr],
-            batch.v[hr],
-            starts,
-            g,
-            (before[0][g[starts]], before[1][g[starts]]),
-            fall_bpm=cfg.motion_fall_bpm,
-            max_gap_us=round(cfg.motion_max_gap_minutes * US_PER_MINUTE),
-        )
-        query = np.zeros(len(batch.t), dtype=np.bool_)
-        for lim in cfg.limits:
-            if lim.suppressed_by_activity:
-                own = batch.m == METRIC_CODE[lim.metric]
-                query[own] |= lim.band_of(batch.v[own]) > 0
-        query &= step_readings == 0
-        out = np.zeros(len(batch.t), dtype=np.bool_)
-        fast = fell & (batch.v[hr] >= self._hr_high)
-        for name, falls, rows in (
-            ("fall_us", fell, query & (batch.m != HEART_RATE)),
-            ("fast_fall_us", fast, query & (batch.m == HEART_RATE)),
-        ):
-            at = hr[falls]
-            if rows.any():
-                held = np.array(
-                    [NEVER if getattr(s, name) is None else getattr(s, name) for s in states],
-                    dtype=np.int64,
-                )
-                q = (batch.p[rows], batch.t[rows], batch.arrival[rows])
-                window = round(cfg.motion_window_minutes * US_PER_MINUTE)
-                out[rows] = exertion.moved(
-                    batch.p[at], batch.t[at], batch.arrival[at], held, q, window
-                )
-            for p, t in zip(batch.p[at].tolist(), batch.t[at].tolist(), strict=True):
-                setattr(states[p], name, t)  # sorted: the newest last
-        return out
 
     @staticmethod
     def _stream(
