@@ -104,7 +104,7 @@ async def test_restarted_consumer_continues_from_checkpointed_state(
     participant = unique_id("P")
     run = [142.0] * 8
     async with serving(create_app(settings(kafka, database_url))):
-        await publish(kafka, heart_rates(participant, run[:3]))
+        await publish(kafka, heart_rates(participant, run[:2]))
 
         async def checkpointed() -> bool:
             sql = "SELECT count(*) FROM anomaly.participant_state WHERE participant_id = $1"
@@ -113,8 +113,8 @@ async def test_restarted_consumer_continues_from_checkpointed_state(
         await eventually(checkpointed)
     assert await emitted(database_url, participant) == 0
     # A new process gets only the reading that completes persistence (the default
-    # device-mix profile: held 3 min): alone it proves nothing, so an alert means the first
-    # three came from the checkpoint.
+    # device-mix profile: held 2 min): alone it proves nothing, so an alert means the first
+    # two came from the checkpoint.
     async with serving(create_app(settings(kafka, database_url))):
-        await publish(kafka, heart_rates(participant, run[3:4], first_minute=3))
+        await publish(kafka, heart_rates(participant, run[2:3], first_minute=2))
         assert await eventually(lambda: emitted(database_url, participant)) == 1

@@ -73,9 +73,10 @@ def _baseline_at(hours: dict[int, float], hour: int, min_hours: int) -> tuple[fl
 
 def _trailing_mean(
     state: RestingBaseline, t: IntArray, v: FloatArray, window_us: int
-) -> tuple[FloatArray, IntArray]:
+) -> tuple[FloatArray, IntArray, _Window]:
     """Mean and count of the resting readings in (t - window, t] for each reading, the
-    carried ones included; keeps the window's readings for the next batch."""
+    carried ones included, and the window's readings; keeps the window's readings for the
+    next batch."""
     all_t = np.concatenate([np.asarray(state.recent_us, dtype=np.int64), t])
     all_v = np.concatenate([np.asarray(state.recent, dtype=np.float64), v])
     # Sums in integer thousandths are exact, so a window's mean does not depend on how
@@ -87,7 +88,27 @@ def _trailing_mean(
     count = hi - lo
     keep = all_t > all_t[-1] - window_us
     state.recent_us, state.recent = all_t[keep].tolist(), all_v[keep].tolist()
-    return (csum[hi] - csum[lo]) / 1000 / np.maximum(count, 1), count
+    return (csum[hi] - csum[lo]) / 1000 / np.maximum(count, 1), count, _Window(all_v, lo, hi)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One participant's resting readings (carried and new) and each new row's window
+    [lo, hi) into them."""
+
+    v: FloatArray
+    lo: IntArray
+    hi: IntArray
+
+    def share_at_least(self, threshold: FloatArray) -> FloatArray:
+        """Per row: the share of its window's readings at or above its threshold."""
+        out = np.zeros(len(self.lo))
+        for value in np.unique(threshold[np.isfinite(threshold)]).tolist():
+            rows = threshold == value  # usually one or two thresholds (hours) a batch
+            csum = np.concatenate([[0], np.cumsum(self.v >= value)])
+            lo, hi = self.lo[rows], self.hi[rows]
+            out[rows] = (csum[hi] - csum[lo]) / np.maximum(hi - lo, 1)
+        return out
 
 
 def _baseline_cached(state: RestingBaseline, hour: int, min_hours: int) -> tuple[float, float]:
@@ -122,12 +143,30 @@ class Deviation:
     mean: FloatArray
     count: IntArray
 
-    def bands(self, config: ScoringConfig) -> npt.NDArray[np.int8]:
-        margin = np.maximum(config.shift_min_bpm, config.shift_spread_factor * self.spread)
+    # per row: the share of the window's readings at or above baseline + margin (None:
+    # not judged, `shift_majority` off)
+    share: FloatArray | None = None
+
+    def margin(self, config: ScoringConfig) -> FloatArray:
+        margin: FloatArray = np.maximum(
+            config.shift_min_bpm, config.shift_spread_factor * self.spread
+        )
+        return margin
+
+    def high(self, config: ScoringConfig) -> npt.NDArray[np.bool_]:
+        """Rows whose window's mean is beyond the margin."""
         with np.errstate(invalid="ignore"):
-            high = (self.count >= config.baseline_min_readings) & (
-                self.mean - self.baseline >= margin
+            high: npt.NDArray[np.bool_] = (self.count >= config.baseline_min_readings) & (
+                self.mean - self.baseline >= self.margin(config)
             )
+        return high
+
+    def bands(self, config: ScoringConfig) -> npt.NDArray[np.int8]:
+        high = self.high(config)
+        if (
+            self.share is not None and config.shift_majority is not None
+        ):  # and most of its readings, not a workout's share
+            high &= self.share >= config.shift_majority
         band: npt.NDArray[np.int8] = np.where(high, 2, 0).astype(np.int8)
         return band
 
@@ -137,13 +176,27 @@ def deviations(rows: Rows, states: list[RestingBaseline], config: ScoringConfig)
     are the groups' baselines)."""
     mean, count = np.zeros(len(rows.t)), np.zeros(len(rows.t), dtype=np.int64)
     window = round(config.baseline_window_minutes * US_PER_MINUTE)
+    windows = []
     for g, state in enumerate(states):
         lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
         t, v = rows.t[lo:hi], rows.v[lo:hi]
         _fold_hours(state, t, v)
-        mean[lo:hi], count[lo:hi] = _trailing_mean(state, t, v, window)
+        mean[lo:hi], count[lo:hi], held = _trailing_mean(state, t, v, window)
+        windows.append(held)
     baseline, spread = baselines(rows, states, config.baseline_min_hours)
-    return Deviation(baseline, spread, mean, count)
+    found = Deviation(baseline, spread, mean, count)
+    if config.shift_majority is None:
+        return found
+    # A mean can be raised by a workout inside the window (steps-less participants count
+    # as resting); the median cannot unless the workout fills half of it. Judged only
+    # where the mean is beyond the margin (rare), the share at or above it.
+    share = np.zeros(len(rows.t))
+    high, threshold = found.high(config), baseline + found.margin(config)
+    for g, win in enumerate(windows):
+        lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
+        if high[lo:hi].any():
+            share[lo:hi] = win.share_at_least(np.where(high[lo:hi], threshold[lo:hi], np.nan))
+    return Deviation(baseline, spread, mean, count, share)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Clinical limits and persistence settings, in two profiles a study chooses between
 (`scoring_profile` in its study file, decision 0089): the device-mix profile of issue 21
-(`ScoringConfig.device_mix()`, rules-3.2), the platform's default, and the classic NEWS2
+(`ScoringConfig.device_mix()`, rules-3.3), the platform's default, and the classic NEWS2
 profile (`ScoringConfig.classic()`, rules-2.0; the dataclass's own field defaults).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
@@ -25,6 +25,11 @@ brief apnea-like dip (counted per day instead), and one reading enough for tempe
 breathing on devices that measure them every 4.5 min or less often (docs/services/anomaly.md).
 rules-3.2: an irregular rhythm must be fast throughout (`rhythm_min_low`), not a sparse
 device's window of readings straddling a workout.
+rules-3.3: movement seen in heart rate for participants without steps (a fall of 40+
+between readings: a motion artefact coming back or recovery from exertion,
+`motion_fall_bpm`), a resting shift held by most of the window's readings, not a
+workout's share of its mean (`shift_majority`), and implausible jumps counted at rest
+only (`jumps_at_rest_only`), heart rate held 2 min, not 3 (decision 0094).
 """
 
 from __future__ import annotations
@@ -131,7 +136,9 @@ def _time_persistence() -> Mapping[Metric, Persistence]:
     sparse = Persistence(2, 4, 90, 3)
     return MappingProxyType(
         {
-            Metric.HEART_RATE: Persistence(2, 3, 40, 5),
+            # 2 min: a watch shows 3 readings, a strap about 24; a lone spike never has a
+            # twin (confirm_jumps), a workout is judged by its context, not by waiting
+            Metric.HEART_RATE: Persistence(2, 2, 40, 5),
             Metric.OXYGEN_SATURATION: sparse,
             Metric.BODY_TEMPERATURE: sparse,
             Metric.RESPIRATORY_RATE: sparse,
@@ -201,6 +208,7 @@ class ScoringConfig:
     jumps_window_minutes: float = 60
     jumps_per_window: int = 6
     jumps: Persistence = Persistence(1, 0, 60, 30)
+    jumps_at_rest_only: bool = False  # jumps while walking (steps measured) do not count
     # A reading this far from the one before it is not evidence for the clinical rules
     # until the next reading agrees (device-mix profile: single-sample motion spikes of
     # heart rate 160-210 and SpO2 80-88 otherwise make limit runs, baseline means and
@@ -224,6 +232,9 @@ class ScoringConfig:
     shift_min_bpm: float = 20
     shift_spread_factor: float = 5  # and at least this many times the usual spread
     shift: Persistence = Persistence(20, 30, 15, 20)
+    # and at least this share of the window's resting readings that high (the window's
+    # median, for a share of 0.5), not a workout inside the window (None: the mean alone)
+    shift_majority: float | None = None
     steps_less_rest: bool = False
     # Exertion inferred without steps (anomaly.exertion): a participant with no step data
     # whose mean breathing over the last `exertion_window_minutes` rose this much above
@@ -243,6 +254,14 @@ class ScoringConfig:
         default_factory=lambda: MappingProxyType({})
     )
     exertion_window_minutes: float = 6
+    # Movement seen in heart rate (anomaly.exertion.moved): a participant with no step data
+    # whose heart rate fell by `motion_fall_bpm` or more from one reading to the next (at
+    # most `motion_max_gap_minutes` apart) in the last `motion_window_minutes` was moving
+    # (a motion artefact coming back, or recovery from exertion); limits suppressed by
+    # activity then count the reading as in range. None: off.
+    motion_fall_bpm: float | None = None
+    motion_window_minutes: float = 30
+    motion_max_gap_minutes: float = 20
     exertion_sparse_window_minutes: float = 30  # when none came in the last few minutes
     exertion_baseline_minutes: float = 240
     exertion_baseline_gap_minutes: float = 20
@@ -295,7 +314,7 @@ class ScoringConfig:
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.2 profile of issue 21 for fleets that mix devices, the default:
+        """The rules-3.3 profile of issue 21 for fleets that mix devices, the default:
         trial definitions as limits, persistence in time, the irregular-rhythm rule, small
         baseline shifts over 90 min, and participants without steps judged at rest."""
         settings: dict[str, object] = {
@@ -313,6 +332,9 @@ class ScoringConfig:
             # failing sensor gives dozens an hour
             "jumps_per_window": 12,
             "rhythm_min_low": 85,
+            "motion_fall_bpm": 40,
+            "shift_majority": 0.5,
+            "jumps_at_rest_only": True,
             "shift_below_limit": True,
             "exertion_breath_rise": 2.5,
             "brief_dip_minutes": 7,
@@ -320,7 +342,7 @@ class ScoringConfig:
                 {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
             ),
             "profile": ScoringProfile.DEVICE_MIX,
-            "model_version": "device-mix/rules-3.2",
+            "model_version": "device-mix/rules-3.3",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 

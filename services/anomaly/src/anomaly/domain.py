@@ -132,6 +132,7 @@ class _RowsOf:
     step_readings: IntArray
     v_before: FloatArray
     breath: FloatArray | None
+    moved: BoolArray | None = None
 
     def view(self, mask: BoolArray) -> Rows:
         rows = np.flatnonzero(mask)
@@ -149,6 +150,7 @@ class _RowsOf:
             step_readings=self.step_readings,
             v_before=self.v_before,
             breath=self.breath,
+            moved=self.moved,
         )
 
 
@@ -229,9 +231,15 @@ class Scorer:
                 batch, states, first, [known[g] for g in kept[first]]
             )
             steps, step_readings, breath = self._activity(batch, states)
-            rows = _RowsOf(
-                batch, group, series, last_in[kept[first]], steps, step_readings, v_before, breath
-            )
+            moved = None
+            if self.config.motion_fall_bpm is not None:  # movement seen in heart rate
+                b = exertion.BatchRows(batch.p, batch.m, batch.t, batch.v, batch.arrival, group)
+                before = (last_in[kept[first]], v_before)
+                moved = exertion.movement(
+                    b, before, step_readings, states, self.config, self._hr_high
+                )
+            rows = _RowsOf(batch, group, series, last_in[kept[first]], steps, step_readings,
+                           v_before, breath, moved)  # fmt: skip
             confirmed = evidence.confirmed(
                 batch.m, batch.v, first, v_before, self.config.confirm_jumps
             )

@@ -55,6 +55,9 @@ class Rows:
     # per row: breathing's rise over the participant's own recent baseline (anomaly.exertion;
     # None: not judged)
     breath: FloatArray | None = None
+    # per row: a breach by a participant without steps soon after a heart-rate fall
+    # (anomaly.exertion.moved; None: not judged)
+    moved: BoolArray | None = None
 
     def __len__(self) -> int:
         return len(self.t)
@@ -75,6 +78,7 @@ class Rows:
         step_readings: IntArray,
         v_before: FloatArray,
         breath: FloatArray | None = None,
+        moved: BoolArray | None = None,
     ) -> Rows:
         starts = np.ones(len(rows), dtype=np.bool_)
         starts[1:] = batch_group[1:] != batch_group[:-1]
@@ -94,6 +98,7 @@ class Rows:
             step_readings[rows],
             v_before[picked],
             None if breath is None else breath[rows],
+            None if moved is None else moved[rows],
         )
 
 
@@ -255,6 +260,8 @@ def limit_bands(
         if rows.breath is not None and limit.metric is not Metric.RESPIRATORY_RATE:
             # no steps sent, but breathing rose with it: exertion (inferred)
             band[exerting(rows.breath, rows.step_readings, config.exertion_breath_rise)] = 0
+        if rows.moved is not None:  # no steps sent, but heart rate showed movement
+            band[rows.moved] = 0
     if limit.personal_margin is not None and baseline is not None:
         sign = 1 if limit.direction is Direction.LOW else -1
         with np.errstate(invalid="ignore"):  # NaN: no baseline yet, the limit stands
@@ -299,6 +306,9 @@ class LimitRule:
             None
             if rows.breath is None or self.limit.metric is Metric.RESPIRATORY_RATE
             else float(rows.breath[i]),
+            None
+            if rows.moved is None or cfg.motion_fall_bpm is None
+            else (cfg.motion_fall_bpm, cfg.motion_window_minutes),
         )
         own = None if self.baseline is None else float(self.baseline[i])
         return build_alert(

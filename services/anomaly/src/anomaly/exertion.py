@@ -21,13 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from trialstream.events.readings import Metric
 
-from anomaly.arrays import US_PER_MINUTE, grouped_count_le
+from anomaly.arrays import US_PER_MINUTE, grouped_count_le, shift
+from anomaly.config import METRIC_CODE, ScoringConfig
 from anomaly.state import ParticipantState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+NEVER = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True)
@@ -159,3 +162,115 @@ def append(
         values = np.concatenate([state.breath, v[a:b]])
         cut = int(np.searchsorted(times, times[-1] - horizon, side="right"))
         state.breath_us, state.breath = times[cut:], values[cut:]
+
+
+def falls(
+    t: IntArray,
+    v: FloatArray,
+    first: IntArray,
+    group: IntArray,
+    before: tuple[IntArray, FloatArray],
+    *,
+    fall_bpm: float,
+    max_gap_us: int,
+) -> BoolArray:
+    """Per heart-rate row (grouped by participant, arrival order; `before` per group the
+    time and value of the newest reading before this batch): heart rate fell by `fall_bpm`
+    or more from the reading before it, at most `max_gap_us` earlier. At rest a heart does
+    not fall that far that fast: it is a motion artefact coming back, or a heart
+    recovering from exertion, so the participant was moving either way."""
+    prev_t, prev_v = shift(t, 0), np.empty_like(v)
+    prev_v[1:] = v[:-1]
+    prev_t[first], prev_v[first] = before[0], before[1]
+    with np.errstate(invalid="ignore"):  # NaN: nothing before
+        out: BoolArray = (prev_v - v >= fall_bpm) & (t - prev_t <= max_gap_us)
+    return out
+
+
+def moved(
+    fall_p: IntArray,
+    fall_t: IntArray,
+    fall_a: IntArray,
+    held: IntArray,
+    q: tuple[IntArray, IntArray, IntArray],
+    window_us: int,
+) -> BoolArray:
+    """Per query (participant, time, arrival): a heart-rate fall (`fall_*`, sorted by
+    participant then arrival; `held` per participant the newest fall before this batch,
+    int64 min if none) arrived no later than the query and measured within the window
+    before it."""
+    qp, qt, qa = q
+    width = int(max(fall_a.max(initial=0), qa.max(initial=0))) + 2
+    at = np.searchsorted(fall_p * width + fall_a, qp * width + qa, side="right") - 1
+    own = (at >= 0) & (fall_p[np.maximum(at, 0)] == qp) if len(fall_p) else np.zeros(len(qp), bool)
+    when = np.where(own, fall_t[np.maximum(at, 0)] if len(fall_t) else 0, held[qp])
+    known = when != NEVER
+    out: BoolArray = known & (when <= qt) & (qt - np.where(known, when, qt) <= window_us)
+    return out
+
+
+@dataclass(frozen=True)
+class BatchRows:
+    """A batch's rows as the scorer holds them: sorted by participant and metric, within
+    that in arrival order; `group` numbers each (participant, metric)."""
+
+    p: IntArray
+    m: IntArray
+    t: IntArray
+    v: FloatArray
+    arrival: IntArray
+    group: IntArray
+
+
+def movement(
+    b: BatchRows,
+    before: tuple[IntArray, FloatArray],
+    step_readings: IntArray,
+    states: list[ParticipantState],
+    config: ScoringConfig,
+    hr_high: float,
+) -> BoolArray:
+    """Per row: whether the breach of a limit activity may explain, by a participant
+    without steps, came within `motion_window_minutes` of a heart-rate fall (`falls`;
+    `before` per group the time and value of its newest reading before the batch); for a
+    fast heart, a fall that left it at or above `hr_high` (fast while moving, not a spike
+    before a tachycardia at rest). Keeps each participant's newest falls."""
+    fall_bpm = config.motion_fall_bpm
+    if fall_bpm is None:
+        return np.zeros(len(b.t), dtype=np.bool_)
+    hr_code = METRIC_CODE[Metric.HEART_RATE]
+    hr = np.flatnonzero(b.m == hr_code)
+    g = b.group[hr]
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]])) if len(g) else hr
+    fell = falls(
+        b.t[hr],
+        b.v[hr],
+        starts,
+        g,
+        (before[0][g[starts]], before[1][g[starts]]),
+        fall_bpm=fall_bpm,
+        max_gap_us=round(config.motion_max_gap_minutes * US_PER_MINUTE),
+    )
+    query = np.zeros(len(b.t), dtype=np.bool_)
+    for lim in config.limits:
+        if lim.suppressed_by_activity:
+            own = b.m == METRIC_CODE[lim.metric]
+            query[own] |= lim.band_of(b.v[own]) > 0
+    query &= step_readings == 0
+    out = np.zeros(len(b.t), dtype=np.bool_)
+    window = round(config.motion_window_minutes * US_PER_MINUTE)
+    for name, found, rows in (
+        ("fall_us", fell, query & (b.m != hr_code)),
+        ("fast_fall_us", fell & (b.v[hr] >= hr_high), query & (b.m == hr_code)),
+    ):
+        at = hr[found]
+        if rows.any():
+            held = np.array(
+                [NEVER if getattr(s, name) is None else getattr(s, name) for s in states],
+                dtype=np.int64,
+            )
+            q = (b.p[rows], b.t[rows], b.arrival[rows])
+            out[rows] = moved(b.p[at], b.t[at], b.arrival[at], held, q, window)
+        for p, t in zip(b.p[at].tolist(), b.t[at].tolist(), strict=True):
+            setattr(states[p], name, t)  # sorted: the newest last
+    return out

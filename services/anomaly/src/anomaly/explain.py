@@ -38,6 +38,10 @@ class Activity:
     # Without steps, breathing's rise over the participant's own recent mean (anomaly.exertion;
     # None: not judged, NaN: no breathing known)
     breath_rise: float | None = None
+    # Without steps, movement was looked for in heart rate (a fall of at least this many
+    # beats/min between readings in the last so many minutes; anomaly.exertion.moved) and
+    # not seen (None: not judged)
+    motion: tuple[float, float] | None = None
 
 
 def number(value: float) -> str:
@@ -55,16 +59,34 @@ def span(start: datetime, end: datetime) -> str:
 def _context(activity: Activity) -> str:
     window = f"in the previous {number(activity.window_minutes)} min"
     if activity.readings == 0:
-        rise = activity.breath_rise
+        rise, heart = activity.breath_rise, _motion(activity.motion)
         if rise is None:
+            if heart:
+                return f" with no step data {window}{heart}, so at rest (inferred, not measured)"
             return f" with no step data {window} (activity unknown)"
         if rise != rise:  # NaN
+            if heart:
+                return (
+                    f" with no step data {window} and no recent breathing rate{heart}, so "
+                    "at rest (inferred, not measured)"
+                )
             return f" with no step data {window} and no recent breathing rate (activity unknown)"
         return (
             f" with no step data {window}; breathing {_signed(rise)} breaths/min against "
-            "their own average of the hours before, so not exercise (inferred, not measured)"
+            f"their own average of the hours before{heart}, so not exercise (inferred, not "
+            "measured)"
         )
     return f" at rest ({number(activity.steps)} steps {window})"
+
+
+def _motion(motion: tuple[float, float] | None) -> str:
+    if motion is None:
+        return ""
+    fall, minutes = motion
+    return (
+        f"; heart rate did not fall by {number(fall)} beats/min or more between readings in "
+        f"the previous {number(minutes)} min (no sign of movement)"
+    )
 
 
 def _signed(value: float) -> str:

@@ -74,7 +74,9 @@ def jump_bands(
     """1 where the trailing window holds at least `jumps_per_window` implausible jumps
     (the carried ones included); also each row's count. Keeps each participant's recent
     jump times for the next batch. Jumps inside an irregular rhythm (`irregular` per row)
-    are the heart's, not the sensor's: they do not count."""
+    are the heart's, not the sensor's: they do not count; nor, with `jumps_at_rest_only`,
+    do those while the participant walked (steps measured): a loose sensor shows them at
+    rest too."""
     prev_v, prev_t = np.empty_like(rows.v), np.empty_like(rows.t)
     prev_v[1:], prev_t[1:] = rows.v[:-1], rows.t[:-1]
     prev_v[rows.first], prev_t[rows.first] = rows.v_before, rows.last_in
@@ -83,6 +85,8 @@ def jump_bands(
         jump = (np.abs(rows.v - prev_v) >= config.jump_bpm) & (rows.t - prev_t <= gap)
     if irregular is not None:
         jump &= ~irregular
+    if config.jumps_at_rest_only:  # motion artefacts while walking are expected
+        jump &= rows.steps <= config.rest_steps
     count = np.zeros(len(rows.t), dtype=np.int64)
     window = round(config.jumps_window_minutes * US_PER_MINUTE)
     for g, state in enumerate(held):

@@ -240,6 +240,10 @@ class ParticipantState:
     dips: dict[int, int] = field(default_factory=dict)
     study_id: str | None = None
     rhythm_irregular: bool = False  # the irregular-rhythm verdict at the last judged reading
+    # When heart rate last fell by `fall_bpm` or more from one reading to the next
+    # (anomaly.exertion.moved; optional in the JSON).
+    fall_us: int | None = None
+    fast_fall_us: int | None = None  # a fall that left it at or above the heart-rate limit
 
     def context(self, name: str) -> tuple[IntArray, FloatArray]:
         """A context stream's history: "step" counts or "breath" (respiratory rate)."""
@@ -278,6 +282,10 @@ class ParticipantState:
             out["study_id"] = self.study_id
         if self.rhythm_irregular:
             out["rhythm_irregular"] = True
+        if self.fall_us is not None:
+            out["fall_us"] = self.fall_us
+        if self.fast_fall_us is not None:
+            out["fast_fall_us"] = self.fast_fall_us
         return out
 
     @classmethod
@@ -301,6 +309,7 @@ class ParticipantState:
             dips = {int(day): int(n) for day, n in data.get("dips", ())}
             study = data.get("study_id")
             irregular = bool(data.get("rhythm_irregular", False))
+            fall, fast = data.get("fall_us"), data.get("fast_fall_us")
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"malformed scoring state: {exc!r}") from exc
         if (
@@ -325,4 +334,6 @@ class ParticipantState:
             dips,
             None if study is None else str(study),
             irregular,
+            None if fall is None else int(fall),
+            None if fast is None else int(fast),
         )
