@@ -14,25 +14,11 @@ import os
 import time
 from pathlib import Path
 
-import psutil
 from trialstream.services import discover_services
 from trialstream.supervisor import Infrastructure, Supervisor, child_env, run_prepare
 
 from benchmarks.platform.load import ADMIN, staff_env
-
-
-def _cpu_seconds(pid: int, with_children: bool) -> float:
-    process = psutil.Process(pid)
-    times = process.cpu_times()
-    total = times.user + times.system
-    if with_children:  # PostgreSQL: a backend per connection
-        for child in process.children(recursive=True):
-            try:
-                t = child.cpu_times()
-            except psutil.Error:
-                continue
-            total += t.user + t.system
-    return total
+from benchmarks.platform.resources import ResourceSampler
 
 
 def main() -> None:
@@ -58,14 +44,14 @@ def main() -> None:
             supervisor.spawn_service(info, 0)
         supervisor.wait_ready()
         time.sleep(10)
-        pids = {c.name: (c.process.pid, False) for c in supervisor.children}
+        pids = {c.name: c.process.pid for c in supervisor.children}
         if infra.embedded_kafka and infra.embedded_kafka.process:
-            pids["broker (Tansu)"] = (infra.embedded_kafka.process.pid, False)
+            pids["broker (Tansu)"] = infra.embedded_kafka.process.pid
         if infra.embedded_postgres and infra.embedded_postgres.process:
-            pids["PostgreSQL"] = (infra.embedded_postgres.process.pid, True)
-        before = {name: _cpu_seconds(*p) for name, p in pids.items()}
-        time.sleep(args.seconds)
-        used = {name: (_cpu_seconds(*p) - before[name]) / args.seconds for name, p in pids.items()}
+            pids["PostgreSQL"] = infra.embedded_postgres.process.pid  # with its backends
+        with ResourceSampler(pids) as sampler:
+            time.sleep(args.seconds)
+        used = sampler.cores()
         supervisor.check_alive()
     finally:
         supervisor.stop_all()

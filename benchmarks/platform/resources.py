@@ -49,12 +49,17 @@ class ResourceSampler:
         for name, pid in self.pids.items():
             self._usage[name].cpu_seconds = self._cpu(name, pid) - self._start[name]
 
-    def report(self) -> dict[str, dict[str, float]]:
+    def cores(self) -> dict[str, float]:
+        """CPU used per process tree, in cores, unrounded."""
         return {
-            name: {
-                "cpu_cores": round(u.cpu_seconds / self.seconds, 2) if self.seconds else 0.0,
-                "peak_rss_mb": round(u.peak_rss_mb, 1),
-            }
+            name: u.cpu_seconds / self.seconds if self.seconds else 0.0
+            for name, u in self._usage.items()
+        }
+
+    def report(self) -> dict[str, dict[str, float]]:
+        cores = self.cores()
+        return {
+            name: {"cpu_cores": round(cores[name], 2), "peak_rss_mb": round(u.peak_rss_mb, 1)}
             for name, u in self._usage.items()
         }
 
