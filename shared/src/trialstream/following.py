@@ -19,9 +19,6 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-QUIET_FETCH_WAIT_MS = 2000
-
-
 class TopicFollower(Generic[T]):
     """`poll()` (from a periodic loop) applies every record that arrived since the last
     poll; a record that does not decode is logged and skipped. `caught_up` turns true once
@@ -34,8 +31,11 @@ class TopicFollower(Generic[T]):
         topic: Topic,
         contract: TypeAdapter[T],
         apply: Callable[[T], None],
+        *,
+        fetch_max_wait_ms: int,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.topic = topic
         self.contract = contract
         self.apply = apply
@@ -70,7 +70,7 @@ class TopicFollower(Generic[T]):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             # a quiet topic: the broker may hold an empty fetch this long (decision 0095)
-            fetch_max_wait_ms=QUIET_FETCH_WAIT_MS,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
             **KafkaSecurity().client_options(),
         )
         await consumer.start()

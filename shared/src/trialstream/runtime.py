@@ -74,7 +74,11 @@ class Runtime:
     def __post_init__(self) -> None:
         self.staff = StaffAccess(self.settings)
         self._studies = TopicFollower(
-            self.settings.kafka_bootstrap_servers, Topic.STUDIES, _STUDY, self._study_defined
+            self.settings.kafka_bootstrap_servers,
+            Topic.STUDIES,
+            _STUDY,
+            self._study_defined,
+            fetch_max_wait_ms=self.settings.kafka_quiet_fetch_wait_ms,
         )
 
     def _study_defined(self, event: StudyDefined) -> None:
@@ -147,7 +151,7 @@ class Runtime:
             session_timeout_ms=self.settings.kafka_session_timeout_ms,
             max_records=max_records,
             **(
-                {"batch_timeout_ms": 50, "fetch_max_wait_ms": 500}
+                {}  # subscribe_batches' own pace: 50 ms polls, 500 ms broker holds
                 if latency_critical
                 else {
                     "batch_timeout_ms": self.settings.kafka_quiet_poll_ms,

@@ -78,7 +78,11 @@ class StaffAccess:
         if settings.oidc_jwks is not None:
             self.verifier.set_keys(json.loads(settings.oidc_jwks))
         self._revocations = TopicFollower(
-            settings.kafka_bootstrap_servers, Topic.STAFF_ACCESS, _EVENT, self.revocations.apply
+            settings.kafka_bootstrap_servers,
+            Topic.STAFF_ACCESS,
+            _EVENT,
+            self.revocations.apply,
+            fetch_max_wait_ms=settings.kafka_quiet_fetch_wait_ms,
         )
         self._next_refresh, self._backoff = 0.0, 1.0
         # Whether this service takes the platform admin token (the identity service only).

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 from trialstream.events.readings import Metric
-from trialstream.reading_summaries import STEEP_CHANGES
+from trialstream.reading_summaries import ROLLUP_SECONDS, STEEP_CHANGES
 
 from monitoring.rbm.flags import FlagRules, JumpRule
 from monitoring.rbm.kri import KRIS, KriConfig, Threshold
@@ -72,8 +72,11 @@ class RbmSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _limits_are_ordered(self) -> RbmSettings:
-        if 60 % self.kri_wear_slot_minutes or self.kri_wear_slot_minutes % 5:
-            raise ValueError("kri_wear_slot_minutes must divide 60 and be a multiple of 5")
+        if 60 % self.kri_wear_slot_minutes or self.kri_wear_slot_minutes * 60 % ROLLUP_SECONDS:
+            raise ValueError(
+                "kri_wear_slot_minutes must divide 60 and be a multiple of "
+                f"{ROLLUP_SECONDS // 60} (the rollup bucket)"
+            )
         if self.kri_wake_hour >= self.kri_sleep_hour:
             raise ValueError("kri_wake_hour must be before kri_sleep_hour")
         for name, threshold in self.kri_config().thresholds.items():
