@@ -24,7 +24,13 @@ import numpy.typing as npt
 from trialstream.events.alerts import AlertKind, AlertRaised, Severity
 from trialstream.events.readings import Metric
 
-from anomaly.arrays import US_PER_HOUR, US_PER_MINUTE, cached_by_hour, median_and_spread
+from anomaly.arrays import (
+    US_PER_HOUR,
+    US_PER_MINUTE,
+    cached_by_hour,
+    grouped_count_le,
+    median_and_spread,
+)
 from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
 from anomaly.explain import number, span, to_datetime
@@ -71,30 +77,64 @@ def _baseline_at(hours: dict[int, float], hour: int, min_hours: int) -> tuple[fl
     return median_and_spread(picked, MIN_SPREAD)
 
 
-def _trailing_mean(
-    state: RestingBaseline, t: IntArray, v: FloatArray, window_us: int
+def _trailing_means(
+    rows: Rows, states: list[RestingBaseline], window_us: int
 ) -> tuple[FloatArray, IntArray, _Window]:
-    """Mean and count of the resting readings in (t - window, t] for each reading, the
-    carried ones included, and the window's readings; keeps the window's readings for the
+    """Per row: the mean and count of its participant's resting readings in (t - window, t],
+    the carried ones included; every participant at once. Keeps each one's window for the
     next batch."""
-    all_t = np.concatenate([np.asarray(state.recent_us, dtype=np.int64), t])
-    all_v = np.concatenate([np.asarray(state.recent, dtype=np.float64), v])
+    ends = (rows.last + 1).tolist()
+    parts_t: list[IntArray] = []
+    parts_v: list[FloatArray] = []
+    for state, lo, hi in zip(states, rows.first.tolist(), ends, strict=True):
+        parts_t += (state.recent_us, rows.t[lo:hi])
+        parts_v += (state.recent, rows.v[lo:hi])
+    all_t, all_v = np.concatenate(parts_t), np.concatenate(parts_v)
+    size = np.array([len(x) for x in parts_t], dtype=np.int64).reshape(-1, 2).sum(axis=1)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])  # each participant's first element
+    end = start + size
+    carried = size - (rows.last - rows.first + 1)
+    # Row i sits after its participant's carried readings.
+    hi = start[rows.group] + carried[rows.group] + np.arange(len(rows.t)) - rows.first[rows.group]
+    hi += 1
+    lo = _window_starts(all_t, start, end, rows.group, rows.t - window_us)
     # Sums in integer thousandths are exact, so a window's mean does not depend on how
     # much history precedes it in this call (float prefix sums would, in the last digit).
-    milli = np.rint(all_v * 1000).astype(np.int64)
-    csum = np.concatenate([[0], np.cumsum(milli)])
-    hi = np.arange(len(state.recent_us) + 1, len(all_t) + 1)
-    lo = np.searchsorted(all_t, t - window_us, side="right")
+    csum = np.concatenate([[0], np.cumsum(np.rint(all_v * 1000).astype(np.int64))])
     count = hi - lo
-    keep = all_t > all_t[-1] - window_us
-    state.recent_us, state.recent = all_t[keep].tolist(), all_v[keep].tolist()
-    return (csum[hi] - csum[lo]) / 1000 / np.maximum(count, 1), count, _Window(all_v, lo, hi)
+    # What each participant keeps: the readings within a window of its newest.
+    keep_from = _window_starts(
+        all_t, start, end, np.arange(len(states)), all_t[end - 1] - window_us
+    )
+    for state, a, b in zip(states, keep_from.tolist(), end.tolist(), strict=True):
+        state.recent_us, state.recent = all_t[a:b].copy(), all_v[a:b].copy()
+    mean = (csum[hi] - csum[lo]) / 1000 / np.maximum(count, 1)
+    return mean, count, _Window(all_v, lo, hi)
+
+
+def _window_starts(
+    t: IntArray, start: IntArray, end: IntArray, group: IntArray, after: IntArray
+) -> IntArray:
+    """For each query (group, after): the index of the group's first element with
+    t > after, where t[start[g]:end[g]] is group g's times in order. One searchsorted for
+    all groups: each group's times are shifted onto a line of its own, past the previous
+    group's; with times too far apart for int64, the rank-based grouped_count_le."""
+    first = t[start]
+    span = t[end - 1] - first + 1
+    if int(span.astype(object).sum()) >= 1 << 62:
+        element_group = np.repeat(np.arange(len(start), dtype=np.int64), end - start)
+        return grouped_count_le(element_group, t, group, after)
+    offset = np.concatenate([[0], np.cumsum(span)[:-1]]) - first
+    line = t + np.repeat(offset, end - start)
+    found = np.searchsorted(line, np.maximum(after, first[group] - 1) + offset[group], "right")
+    result: IntArray = np.maximum(found, start[group])
+    return result
 
 
 @dataclass(frozen=True)
 class _Window:
-    """One participant's resting readings (carried and new) and each new row's window
-    [lo, hi) into them."""
+    """Every participant's resting readings (carried and new, participant after
+    participant) and each row's window [lo, hi) into them."""
 
     v: FloatArray
     lo: IntArray
@@ -174,15 +214,11 @@ class Deviation:
 def deviations(rows: Rows, states: list[RestingBaseline], config: ScoringConfig) -> Deviation:
     """Learn from and judge resting heart-rate rows (one group per participant; `states`
     are the groups' baselines)."""
-    mean, count = np.zeros(len(rows.t)), np.zeros(len(rows.t), dtype=np.int64)
     window = round(config.baseline_window_minutes * US_PER_MINUTE)
-    windows = []
     for g, state in enumerate(states):
         lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
-        t, v = rows.t[lo:hi], rows.v[lo:hi]
-        _fold_hours(state, t, v)
-        mean[lo:hi], count[lo:hi], held = _trailing_mean(state, t, v, window)
-        windows.append(held)
+        _fold_hours(state, rows.t[lo:hi], rows.v[lo:hi])
+    mean, count, held = _trailing_means(rows, states, window)
     baseline, spread = baselines(rows, states, config.baseline_min_hours)
     found = Deviation(baseline, spread, mean, count)
     if config.shift_majority is None:
@@ -190,12 +226,8 @@ def deviations(rows: Rows, states: list[RestingBaseline], config: ScoringConfig)
     # A mean can be raised by a workout inside the window (steps-less participants count
     # as resting); the median cannot unless the workout fills half of it. Judged only
     # where the mean is beyond the margin (rare), the share at or above it.
-    share = np.zeros(len(rows.t))
     high, threshold = found.high(config), baseline + found.margin(config)
-    for g, win in enumerate(windows):
-        lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
-        if high[lo:hi].any():
-            share[lo:hi] = win.share_at_least(np.where(high[lo:hi], threshold[lo:hi], np.nan))
+    share = held.share_at_least(np.where(high, threshold, np.nan))
     return Deviation(baseline, spread, mean, count, share)
 
 

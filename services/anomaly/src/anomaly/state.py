@@ -107,14 +107,20 @@ class RestingBaseline:
     hours: dict[int, float] = field(default_factory=dict)  # UTC hour index -> median
     pending_hour: int = -1
     pending: list[float] = field(default_factory=list)
-    recent_us: list[int] = field(default_factory=list)
-    recent: list[float] = field(default_factory=list)
+    # The trailing window's readings, as arrays: every batch joins them to its new rows.
+    recent_us: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    recent: FloatArray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
     # Not checkpointed: the baseline at an hour uses only hours >= 22 h older, which are
     # final, so once computed it never changes.
     known: dict[int, tuple[float, float]] = field(default_factory=dict, compare=False)
 
+    def __eq__(self, other: object) -> bool:  # arrays compare by value, not elementwise
+        if not isinstance(other, RestingBaseline):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
     def is_empty(self) -> bool:
-        return not (self.hours or self.pending or self.recent)
+        return not (self.hours or self.pending or len(self.recent))
 
     def to_json(self) -> dict[str, Any]:
         # A fixed run of slots ending before the hour in progress (earlier only while a
@@ -126,8 +132,8 @@ class RestingBaseline:
             "hours": [self.hours.get(h) for h in range(first, last)],
             "pending_hour": self.pending_hour,
             "pending": self.pending,
-            "recent_us": self.recent_us,
-            "recent": self.recent,
+            "recent_us": self.recent_us.tolist(),
+            "recent": self.recent.tolist(),
         }
 
     @classmethod
@@ -141,8 +147,8 @@ class RestingBaseline:
             hours,
             int(data["pending_hour"]),
             [float(x) for x in data["pending"]],
-            [int(x) for x in data["recent_us"]],
-            [float(x) for x in data["recent"]],
+            np.array([int(x) for x in data["recent_us"]], dtype=np.int64),
+            np.array([float(x) for x in data["recent"]], dtype=np.float64),
         )
 
 
