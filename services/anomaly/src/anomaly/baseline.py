@@ -44,24 +44,41 @@ if RESTING_SLOTS != WEEK_HOURS + 1:  # state.py checkpoints the hours a baseline
     raise RuntimeError("anomaly.state.RESTING_SLOTS must be baseline.WEEK_HOURS + 1")
 
 
-def _fold_hours(state: RestingBaseline, t: IntArray, v: FloatArray) -> None:
-    """Add resting readings (time order) to the hour in progress; each hour that completes
-    becomes one hourly median."""
-    hours = t // US_PER_HOUR
-    if hours[-1] == state.pending_hour:  # the common case: still the same hour
-        state.pending += v.tolist()
+def _fold_hours(rows: Rows, states: list[RestingBaseline]) -> None:
+    """Add each participant's resting readings (time order) to their hour in progress; each
+    hour that completes becomes one hourly median. The medians of every participant's
+    completed hours are taken at once."""
+    hours, values = (rows.t // US_PER_HOUR).tolist(), rows.v.tolist()
+    owner: list[int] = []  # per value to fold: its hour
+    folded: list[float] = []
+    turning: list[tuple[RestingBaseline, int, int]] = []  # state, first new hour, values
+    for state, lo, hi in zip(states, rows.first.tolist(), (rows.last + 1).tolist(), strict=True):
+        if hours[hi - 1] == state.pending_hour:  # the common case: still the same hour
+            state.pending += values[lo:hi]
+            continue
+        owner += [state.pending_hour] * len(state.pending) + hours[lo:hi]
+        folded += state.pending + values[lo:hi]
+        turning.append((state, hours[lo], len(state.pending) + hi - lo))
+    if not turning:
         return
-    values = np.concatenate([state.pending, v]) if state.pending else v
-    owner = np.concatenate([np.full(len(state.pending), state.pending_hour), hours])
-    edges = np.flatnonzero(np.diff(owner)) + 1
-    for chunk_hours, chunk in zip(np.split(owner, edges), np.split(values, edges), strict=True):
-        state.hours[int(chunk_hours[0])] = float(np.median(chunk))
-    last = int(owner[-1])
-    del state.hours[last]  # still in progress
-    state.pending_hour, state.pending = last, values[owner == last].tolist()
-    # Pruned from this call's first hour, so its earliest readings still find their week.
-    for old in [h for h in state.hours if h < int(hours[0]) - WEEK_HOURS - 1]:
-        del state.hours[old]
+    who = np.repeat(np.arange(len(turning)), [n for _, _, n in turning])
+    hour = np.array(owner, dtype=np.int64)
+    v = np.array(folded, dtype=np.float64)
+    starts = np.flatnonzero(np.diff(who, prepend=-1) | np.diff(hour, prepend=hour[0] - 1))
+    n = np.diff(starts, append=len(v))
+    ordered = v[np.lexsort((v, np.repeat(np.arange(len(starts)), n)))]
+    upper = ordered[starts + n // 2]
+    medians = np.where(n % 2 == 1, upper, (ordered[starts + (n - 1) // 2] + upper) / 2)
+    runs = zip(who[starts].tolist(), hour[starts].tolist(), medians.tolist(), strict=True)
+    for (k, h, median), begin, size in zip(runs, starts.tolist(), n.tolist(), strict=True):
+        state = turning[k][0]
+        state.hours[h] = median
+        state.pending_hour, state.pending = h, folded[begin : begin + size]
+    for state, first_hour, _ in turning:
+        del state.hours[state.pending_hour]  # the last hour is still in progress
+        # Pruned from this call's first hour, so its earliest readings still find their week.
+        for old in [h for h in state.hours if h < first_hour - WEEK_HOURS - 1]:
+            del state.hours[old]
 
 
 def _baseline_at(hours: dict[int, float], hour: int, min_hours: int) -> tuple[float, float]:
@@ -215,9 +232,7 @@ def deviations(rows: Rows, states: list[RestingBaseline], config: ScoringConfig)
     """Learn from and judge resting heart-rate rows (one group per participant; `states`
     are the groups' baselines)."""
     window = round(config.baseline_window_minutes * US_PER_MINUTE)
-    for g, state in enumerate(states):
-        lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
-        _fold_hours(state, rows.t[lo:hi], rows.v[lo:hi])
+    _fold_hours(rows, states)
     mean, count, held = _trailing_means(rows, states, window)
     baseline, spread = baselines(rows, states, config.baseline_min_hours)
     found = Deviation(baseline, spread, mean, count)
