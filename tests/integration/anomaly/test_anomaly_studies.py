@@ -75,7 +75,7 @@ async def test_each_study_is_scored_with_its_own_alert_limits(
     assert alert["study_id"] == strict
     assert alert["rule"] == "clinical-limit/heart-rate-high"
     assert alert["threshold"] == 105
-    assert alert["model_version"] == f"device-mix/rules-3.3+{strict}"
+    assert alert["model_version"] == f"device-mix/rules-3.4+{strict}"
     assert "limit of 105" in str(alert["explanation"])
     # the same readings are normal under the platform's limits (120)...
     sql = "SELECT count(*) FROM anomaly.alerts WHERE participant_id = $1"

@@ -285,3 +285,34 @@ def test_with_the_device_mix_profile_a_tachycardia_is_the_limit_rules_episode_on
     assert sorted(set(rules(Scorer(profile).score(readings)))) == ["clinical-limit/heart-rate-high"]
     both = ScoringConfig.device_mix(multivariate=False, shift_below_limit=False)
     assert "personal-baseline/heart-rate-resting-high" in rules(Scorer(both).score(readings))
+
+
+@pytest.mark.parametrize(
+    ("level", "alerts_with"),
+    [
+        (37.5, {"device-mix"}),  # 8.5 under a resting 46: bradycardia, not their normal
+        (34.0, {"device-mix", "classic"}),  # 12 under: every profile
+        (40.0, set()),  # 6 under, at the limit: the participant's own normal asleep
+    ],
+)
+def test_bradycardia_is_judged_against_the_participants_own_resting_rate(
+    level: float, alerts_with: set[str]
+) -> None:
+    """A heart rate at or below 40 within the personal margin of the participant's own
+    resting rate at that time of day is their normal: 10 beats/min in the classic profile,
+    7 in the device-mix profile (rules-3.4), where a fall from 46 to 37 is a bradycardia."""
+    low = interleave(
+        stream(HR, noisy(level, 20, seed=9, spread=0.5), start_min=3 * DAY),
+        stream(STEPS, [0] * 20, start_min=3 * DAY + 0.5),
+    )
+    readings = resting_days(46, 3, seed=5) + low
+    profiles = {
+        "device-mix": ScoringConfig.device_mix(multivariate=False),
+        "classic": ScoringConfig.classic(multivariate=False),
+    }
+    alerting = {
+        name
+        for name, profile in profiles.items()
+        if "clinical-limit/heart-rate-low" in rules(Scorer(profile).score(readings))
+    }
+    assert alerting == alerts_with

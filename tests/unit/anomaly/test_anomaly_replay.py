@@ -79,7 +79,7 @@ def test_replay_scores_with_the_device_mix_profile_unless_told_otherwise(tmp_pat
     assert versions("--profile", "classic") == [("classic/rules-2.0", 111)]
     tachycardia = [record(i, v) for i, v in enumerate([70, 71] + [125] * 8)]
     write_lines(source, tachycardia)
-    assert versions() == versions("--device-mix") == [("device-mix/rules-3.3", 120)]
+    assert versions() == versions("--device-mix") == [("device-mix/rules-3.4", 120)]
     code, _, err = run("--input", str(source), "--output", str(tmp_path / "o"), "--profile", "x")
     assert code == 2
     assert "device-mix" in err

@@ -77,7 +77,7 @@ class Scoring(BaseModel):
     )
     model_version: str = Field(
         description="What every rule alert carries: the profile and its rules, e.g. "
-        "device-mix/rules-3.3 (+<study> when the study moves a limit)"
+        "device-mix/rules-3.4 (+<study> when the study moves a limit)"
     )
     limits: list[LimitOut]
     persistence: dict[str, PersistenceOut] = Field(description="Per metric")

@@ -1,6 +1,6 @@
 """Clinical limits and persistence settings, in two profiles a study chooses between
 (`scoring_profile` in its study file, decision 0089): the device-mix profile of issue 21
-(`ScoringConfig.device_mix()`, rules-3.3), the platform's default, and the classic NEWS2
+(`ScoringConfig.device_mix()`, rules-3.4), the platform's default, and the classic NEWS2
 profile (`ScoringConfig.classic()`, rules-2.0; the dataclass's own field defaults).
 
 rules-2.0 alerts on sustained readings in these NEWS2 bands (thresholds inclusive; band 3
@@ -30,6 +30,9 @@ between readings: a motion artefact coming back or recovery from exertion,
 `motion_fall_bpm`), a resting shift held by most of the window's readings, not a
 workout's share of its mean (`shift_majority`), and implausible jumps counted at rest
 only (`jumps_at_rest_only`), heart rate held 2 min, not 3 (decision 0094).
+rules-3.4: a heart rate at or below 40 is the participant's own normal only within 7
+beats/min of their resting rate at that time of day, not 10: a fall from a sleeping 46 to
+37 is a bradycardia (decision 0096).
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ SAFE_BOUNDS: Mapping[str, tuple[float, float]] = MappingProxyType(
 
 DEFINITION_LIMITS: tuple[Limit, ...] = (
     Limit(Metric.HEART_RATE, Direction.HIGH, ((131, 3), (120, 2)), suppressed_by_activity=True),
-    Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),), personal_margin=10),
+    # rules-3.4: a sleeping 46 falling to 37 is a bradycardia; 40 is still their normal
+    Limit(Metric.HEART_RATE, Direction.LOW, ((40, 3),), personal_margin=7),
     Limit(Metric.OXYGEN_SATURATION, Direction.LOW, ((91, 3),), suppressed_by_activity=True),
     Limit(Metric.BODY_TEMPERATURE, Direction.HIGH, ((39.1, 2), (38.0, 1))),
     Limit(Metric.BODY_TEMPERATURE, Direction.LOW, ((35.0, 3),)),
@@ -314,7 +318,7 @@ class ScoringConfig:
 
     @classmethod
     def device_mix(cls, **overrides: object) -> ScoringConfig:
-        """The rules-3.3 profile of issue 21 for fleets that mix devices, the default:
+        """The rules-3.4 profile of issue 21 for fleets that mix devices, the default:
         trial definitions as limits, persistence in time, the irregular-rhythm rule, small
         baseline shifts over 90 min, and participants without steps judged at rest."""
         settings: dict[str, object] = {
@@ -342,7 +346,7 @@ class ScoringConfig:
                 {Metric.BODY_TEMPERATURE: 4.5, Metric.RESPIRATORY_RATE: 4.5}
             ),
             "profile": ScoringProfile.DEVICE_MIX,
-            "model_version": "device-mix/rules-3.3",
+            "model_version": "device-mix/rules-3.4",
         }
         return cls(**(settings | overrides))  # type: ignore[arg-type]
 
