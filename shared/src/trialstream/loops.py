@@ -93,13 +93,27 @@ class Loops:
 
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _interruptible: set[str] = field(default_factory=set)
 
-    def every(self, name: str, seconds: float, work: Work, *, first_after: float = 0.0) -> None:
-        """Start `every(...)` until `stop()`; names are unique within a process."""
+    def every(
+        self,
+        name: str,
+        seconds: float,
+        work: Work,
+        *,
+        first_after: float = 0.0,
+        interruptible: bool = False,
+    ) -> None:
+        """Start `every(...)` until `stop()`; names are unique within a process.
+        `interruptible`: a pass that only reads into memory (following a topic, fetching
+        keys) is cancelled at `stop()` instead of awaited: a follower's pass can sit behind
+        a fetch the broker holds for seconds (decision 0095), and nothing is lost."""
         if name in self._tasks:
             raise ValueError(f"a loop named {name!r} is already running")
         loop = every(name, seconds, work, self._stop, first_after=first_after)
         self._tasks[name] = asyncio.create_task(loop, name=name)
+        if interruptible:
+            self._interruptible.add(name)
 
     async def check(self) -> None:
         """A readiness check: raises `LoopStopped` naming every loop that ended early."""
@@ -113,8 +127,12 @@ class Loops:
             raise LoopStopped("periodic loops stopped: " + ", ".join(stopped))
 
     async def stop(self) -> None:
-        """Let each loop finish its current pass, then return."""
+        """Let each loop finish its current pass (cancel the interruptible ones), then
+        return."""
         self._stop.set()
+        for name in self._interruptible:
+            self._tasks[name].cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+        self._interruptible.clear()
         self._stop = asyncio.Event()  # the service may be started again (tests restart apps)

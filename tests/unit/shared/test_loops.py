@@ -91,6 +91,31 @@ async def test_stop_waits_for_the_pass_under_way_and_the_loops_can_start_again()
     await loops.stop()
 
 
+async def test_stop_cancels_an_interruptible_pass_and_still_awaits_the_others() -> None:
+    """A follower's pass can wait seconds on a fetch the broker holds; stopping cancels
+    it, while a pass that writes is still let finish."""
+    loops, finished = Loops(), []
+    following, writing = asyncio.Event(), asyncio.Event()
+
+    async def follow() -> None:
+        following.set()
+        await asyncio.sleep(3600)  # a held fetch, as long as you like
+
+    async def write() -> None:
+        writing.set()
+        await asyncio.sleep(0.05)
+        finished.append("write")
+
+    loops.every("follow", 3600, follow, interruptible=True)
+    loops.every("write", 3600, write)
+    await following.wait()
+    await writing.wait()
+    async with asyncio.timeout(5):
+        await loops.stop()
+    assert finished == ["write"]
+    await loops.check()  # a stopped service's cancelled follower is not a failure
+
+
 async def test_first_after_delays_the_first_pass() -> None:
     loops, work = Loops(), Passes()
     loops.every("later", 0.001, work, first_after=3600)
