@@ -227,7 +227,8 @@ async def running(
         heads = HeadPublisher(info.name, lambda: runtime.pool, producer.send)
         runtime.loops.every(f"{info.name}-audit-head", settings.audit_head_seconds, heads.publish)
         staff = runtime.staff
-        # when due: see refresh_keys
+        # Followers and the key refresh only read into memory: cancelled at stop.
+        # (The keys are fetched only when due: see refresh_keys.)
         runtime.loops.every("staff-keys", 1.0, staff.refresh_keys, interruptible=True)
         runtime.loops.every("staff-revocations", 0.5, staff.follow_revocations, interruptible=True)
         runtime.loops.every("studies", 1.0, runtime._follow_studies, interruptible=True)
