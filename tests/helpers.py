@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from trialstream.db import migrate
 from trialstream.events.base import Event
@@ -175,6 +175,47 @@ async def read_topic(
     finally:
         await consumer.stop()
     return found
+
+
+async def topics_holding(kafka: str, needle: str) -> dict[str, int]:
+    """Every topic on the broker (all partitions, from the start to the end offsets when
+    called, so absence is proven without waiting for idle polls): how many records hold
+    `needle` in their key, value or headers; and how many records were read in all."""
+    raw = needle.encode()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: dict[str, int] = {}
+    try:
+        topics = sorted(await consumer.topics())
+        assert any(".erasures." in t for t in topics), topics
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        read = 0
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+        while await behind():
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batch.items():
+                for rec in records:
+                    read += 1
+                    blob = b"".join(
+                        [rec.key or b"", rec.value or b""]
+                        + [k.encode() + (v or b"") for k, v in rec.headers]
+                    )
+                    if raw in blob:
+                        found[tp.topic] = found.get(tp.topic, 0) + 1
+        found["(records read)"] = read
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def announce_study(

@@ -31,8 +31,7 @@ import asyncpg
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from aiokafka import AIOKafkaConsumer
-from helpers import heart_rate_minutes, publish_to
+from helpers import heart_rate_minutes, publish_to, topics_holding
 from platform_up import INGEST, signed_in, up_platform, wait_for
 from trialstream.events.epro import QuestionnaireDue
 from trialstream.events.topics import Topic
@@ -168,48 +167,6 @@ async def tables_holding(database_url: str, needle: str, *also: str) -> list[str
         return found
     finally:
         await conn.close()
-
-
-async def topics_holding(kafka: str, needle: str) -> dict[str, int]:
-    """Every topic on the broker (all partitions, from the start): how many records hold
-    `needle` in their key, value or headers; and how many records were read in all."""
-    raw = needle.encode()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    found: dict[str, int] = {}
-    try:
-        topics = sorted(await consumer.topics())
-        assert any(".erasures." in t for t in topics), topics
-        from aiokafka import TopicPartition
-
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        read = 0
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < end for tp, end in ends.items()])
-
-        while await behind():
-            batch = await consumer.getmany(timeout_ms=1000)
-            for tp, records in batch.items():
-                for rec in records:
-                    read += 1
-                    blob = b"".join(
-                        [rec.key or b"", rec.value or b""]
-                        + [k.encode() + (v or b"") for k, v in rec.headers]
-                    )
-                    if raw in blob:
-                        found[tp.topic] = found.get(tp.topic, 0) + 1
-        found["(records read)"] = read
-        return found
-    finally:
-        await consumer.stop()
 
 
 def files_holding(root: Path, needle: str) -> list[str]:
