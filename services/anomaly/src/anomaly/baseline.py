@@ -175,20 +175,22 @@ def _baseline_cached(state: RestingBaseline, hour: int, min_hours: int) -> tuple
 def baselines(
     rows: Rows, states: list[RestingBaseline], min_hours: int
 ) -> tuple[FloatArray, FloatArray]:
-    """The baseline (median, spread) at each row's hour (NaN where not yet known)."""
-    median, spread = np.full(len(rows.t), np.nan), np.full(len(rows.t), np.nan)
+    """The baseline (median, spread) at each row's hour (NaN where not yet known): looked
+    up once per run of a participant's rows in one hour."""
+    if not len(rows.t):
+        return np.full(0, np.nan), np.full(0, np.nan)
     hours = rows.t // US_PER_HOUR
-    for g, state in enumerate(states):
-        if not state.hours:
-            continue
-        lo, hi = int(rows.first[g]), int(rows.last[g]) + 1
-        if hours[lo] == hours[hi - 1]:  # the common case: one hour
-            median[lo:hi], spread[lo:hi] = _baseline_cached(state, int(hours[lo]), min_hours)
-            continue
-        for hour in np.unique(hours[lo:hi]).tolist():
-            at = np.flatnonzero(hours[lo:hi] == hour) + lo
-            median[at], spread[at] = _baseline_cached(state, hour, min_hours)
-    return median, spread
+    starts = np.flatnonzero(np.diff(rows.group, prepend=-1) | np.diff(hours, prepend=-1))
+    nan = (float("nan"), float("nan"))
+    found = [
+        _baseline_cached(state, hour, min_hours) if state.hours else nan
+        for state, hour in zip(
+            [states[g] for g in rows.group[starts].tolist()], hours[starts].tolist(), strict=True
+        )
+    ]
+    n = np.diff(starts, append=len(rows.t))
+    median, spread = np.array(found, dtype=np.float64).reshape(-1, 2).T
+    return np.repeat(median, n), np.repeat(spread, n)
 
 
 @dataclass(frozen=True)
