@@ -49,6 +49,17 @@ def cached_by_hour(known: dict[int, T], hour: int, compute: Callable[[], T]) -> 
     return found
 
 
+def run_starts(*keys: IntArray) -> IntArray:
+    """Indices where a run of rows with equal keys begins (row 0 always), for rows sorted
+    so that equal keys are adjacent."""
+    changed = np.zeros(len(keys[0]), dtype=np.bool_)
+    changed[:1] = True
+    for key in keys:
+        changed[1:] |= key[1:] != key[:-1]
+    result: IntArray = np.flatnonzero(changed)
+    return result
+
+
 def shift(values: IntArray, fill: int) -> IntArray:
     """values[i - 1] at i; `fill` at 0."""
     out = np.empty_like(values)

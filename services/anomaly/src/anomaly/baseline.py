@@ -30,6 +30,7 @@ from anomaly.arrays import (
     cached_by_hour,
     grouped_count_le,
     median_and_spread,
+    run_starts,
 )
 from anomaly.config import Persistence, ScoringConfig
 from anomaly.episodes import Hit, Rows
@@ -64,7 +65,7 @@ def _fold_hours(rows: Rows, states: list[RestingBaseline]) -> None:
     who = np.repeat(np.arange(len(turning)), [n for _, _, n in turning])
     hour = np.array(owner, dtype=np.int64)
     v = np.array(folded, dtype=np.float64)
-    starts = np.flatnonzero(np.diff(who, prepend=-1) | np.diff(hour, prepend=hour[0] - 1))
+    starts = run_starts(who, hour)
     n = np.diff(starts, append=len(v))
     ordered = v[np.lexsort((v, np.repeat(np.arange(len(starts)), n)))]
     upper = ordered[starts + n // 2]
@@ -180,7 +181,7 @@ def baselines(
     if not len(rows.t):
         return np.full(0, np.nan), np.full(0, np.nan)
     hours = rows.t // US_PER_HOUR
-    starts = np.flatnonzero(np.diff(rows.group, prepend=-1) | np.diff(hours, prepend=-1))
+    starts = run_starts(rows.group, hours)
     nan = (float("nan"), float("nan"))
     found = [
         _baseline_cached(state, hour, min_hours) if state.hours else nan
